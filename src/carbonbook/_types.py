@@ -1,0 +1,102 @@
+"""Vocabulary shared by every layer: sides, order types, reasons and integer bounds.
+
+Prices are integers in the instrument's minor currency unit per tonne (yen, euro
+cents); quantities are integers in tonnes of CO2-equivalent. Every enum is a
+``StrEnum`` whose value is the spelling used in the order log.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from msgspec import Meta
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+OrderId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+"""An order id: a non-negative integer below 2**63."""
+
+Int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
+"""A price, quantity or timestamp: any integer that fits in 64 bits (range checks are the engine's)."""
+
+Name = Annotated[str, Meta(min_length=1)]
+"""A non-empty account or symbol."""
+
+
+class Side(StrEnum):
+    """The side of an order."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    """A limit order has a price; a market order takes what the book offers and never rests."""
+
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+class TimeInForce(StrEnum):
+    """GTC rests until cancelled; IOC cancels what it cannot fill at once; FOK fills entirely or not at all."""
+
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class SelfTradePrevention(StrEnum):
+    """What happens when an incoming order meets a resting order of the same account."""
+
+    CANCEL_INCOMING = "cancel_incoming"
+    CANCEL_RESTING = "cancel_resting"
+    CANCEL_BOTH = "cancel_both"
+
+
+class UnitType(StrEnum):
+    """Carbon units an instrument can trade (one tonne of CO2-equivalent each)."""
+
+    # allowances
+    JPA = "JPA"  # Japan JVETS allowance
+    EUA = "EUA"  # EU ETS allowance
+    UKA = "UKA"  # UK ETS allowance
+    NZU = "NZU"  # New Zealand unit
+    RGA = "RGA"  # RGGI CO2 allowance
+    CCA = "CCA"  # California carbon allowance
+    TKA = "TKA"  # Tokyo cap-and-trade excess reduction
+    # Kyoto units
+    AAU = "AAU"
+    RMU = "RMU"
+    ERU = "ERU"
+    CER = "CER"
+    TCER = "tCER"
+    LCER = "lCER"
+    # Japanese credits
+    JVER = "JVER"  # J-VER offset credit
+    JCR = "JCR"  # domestic credit / J-Credit
+    GXC = "GXC"  # GX League excess-reduction credit
+
+
+class RejectReason(StrEnum):
+    """Stable codes of a ``rejected`` event."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    DUPLICATE_SYMBOL = "duplicate_symbol"
+    BAD_PRICE = "bad_price"
+    BAD_QTY = "bad_qty"
+    DUPLICATE_ID = "duplicate_id"
+    UNKNOWN_ORDER = "unknown_order"
+    POST_ONLY = "post_only"
+
+
+class CancelReason(StrEnum):
+    """Why a ``cancelled`` event took quantity off the book or left it unexecuted."""
+
+    USER = "user"
+    IOC = "ioc"
+    FOK = "fok"
+    MARKET = "market"
+    SELF_TRADE = "self_trade"

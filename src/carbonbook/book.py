@@ -1,0 +1,454 @@
+"""The order book of one instrument: price levels, price-time matching, self-trade prevention.
+
+Layout
+    Each side is a :class:`BookSide`: a dict from *key* to :class:`PriceLevel` and a
+    sorted list of those keys whose **last** element is the best level. The key is
+    ``price`` on the bid side and ``-price`` on the ask side, so on both sides a larger
+    key is a better price and one code path serves both. An incoming order with limit
+    price ``p`` crosses the opposite side while ``best key >= opposite.sign * p``.
+
+Priority
+    A level is a FIFO deque of :class:`Order`. Orders trade at the maker's (level's)
+    price, best level first, oldest order first. Partial fills keep priority.
+
+Cancels
+    A cancelled order is not searched for in its deque: its ``qty`` becomes 0 and it
+    stays there, *dead*, until matching pops it or the level is compacted (when dead
+    entries outnumber live ones). ``PriceLevel.qty`` and ``PriceLevel.count`` count
+    live orders only, and a level with no live order is removed at once.
+
+Index
+    One dict, shared by all books of an engine, maps every accepted order id to its
+    resting :class:`Order`, or to :data:`FILLED` / :data:`CANCELLED` once it has left
+    the book, so ids stay unique for the life of the engine.
+
+Cost
+    Resting an order: a dict lookup, plus ``bisect.insort`` into the key list when it
+    opens a level (a short memmove near the touch). Cancel: O(1) amortised, plus a
+    bisect when it empties a level. Each fill: O(1).
+
+Determinism
+    No clocks, no randomness, no iteration over unordered containers: the same
+    commands give the same events.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterator
+from itertools import count
+
+import msgspec
+
+from carbonbook._types import (
+    CancelReason,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    UnitType,
+)
+from carbonbook.errors import BookIntegrityError
+from carbonbook.events import Accepted, Cancelled, Event, Modified, Rejected, Trade
+
+FILLED = "filled"
+"""Index status of an order that left the book fully executed."""
+CANCELLED = "cancelled"
+"""Index status of an order whose remainder was cancelled (by the user, its time in force or STP)."""
+
+_NO_LIMIT = -(2**64)  # a key below every real key: a market order crosses any level
+_COMPACT_MIN = 32  # a level is compacted only when it holds at least this many dead orders
+
+_BUY = Side.BUY
+_CANCEL_INCOMING = SelfTradePrevention.CANCEL_INCOMING
+_CANCEL_RESTING = SelfTradePrevention.CANCEL_RESTING
+_CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
+_GTC = TimeInForce.GTC
+_FOK = TimeInForce.FOK
+_SELF_TRADE = CancelReason.SELF_TRADE
+_USER = CancelReason.USER
+
+
+class Order(msgspec.Struct, gc=False):
+    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in a level's deque."""
+
+    id: int
+    account: str
+    symbol: str
+    side: Side
+    price: int
+    qty: int
+    post_only: bool
+    stp: SelfTradePrevention
+
+
+Index = dict[int, "Order | str"]
+"""Order id -> resting order, or its final status (:data:`FILLED`, :data:`CANCELLED`)."""
+
+
+class PriceLevel:
+    """The orders resting at one price, oldest first, with their live total and count."""
+
+    __slots__ = ("count", "orders", "price", "qty")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.orders: deque[Order] = deque()
+        self.qty = 0
+        self.count = 0
+
+    def live(self) -> Iterator[Order]:
+        """The live orders in priority order. O(entries)."""
+        return (o for o in self.orders if o.qty)
+
+
+class BookSide:
+    """One side of a book: levels by key (``sign * price``) and the sorted keys, best last."""
+
+    __slots__ = ("keys", "levels", "sign")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.levels: dict[int, PriceLevel] = {}
+        self.keys: list[int] = []
+
+    def best(self) -> PriceLevel | None:
+        """The best level, or None when the side is empty. O(1)."""
+        return self.levels[self.keys[-1]] if self.keys else None
+
+    def in_priority(self) -> Iterator[PriceLevel]:
+        """The levels, best first. O(levels)."""
+        levels = self.levels
+        return (levels[k] for k in reversed(self.keys))
+
+    def remove_level(self, key: int) -> None:
+        """Drop the (empty) level at ``key``. O(log L) search plus the list shift."""
+        keys = self.keys
+        if keys[-1] == key:
+            keys.pop()
+        else:
+            del keys[bisect_left(keys, key)]
+        del self.levels[key]
+
+
+class OrderBook:
+    """The book of one instrument.
+
+    ``index`` and ``seq`` are shared with the engine: every accepted id is recorded in
+    ``index``, and every event takes the next number from ``seq``. Methods append
+    events to the list they are given and return nothing; a refused command appends
+    one :class:`Rejected` and changes nothing else.
+    """
+
+    __slots__ = ("_index", "_seq", "asks", "bids", "lot", "symbol", "tick", "unit")
+
+    def __init__(
+        self,
+        symbol: str,
+        unit: UnitType,
+        tick: int,
+        lot: int,
+        index: Index,
+        seq: count[int],
+    ) -> None:
+        self.symbol = symbol
+        self.unit = unit
+        self.tick = tick
+        self.lot = lot
+        self.bids = BookSide(1)
+        self.asks = BookSide(-1)
+        self._index = index
+        self._seq = seq
+
+    # -- commands ---------------------------------------------------------------
+
+    def submit(
+        self,
+        oid: int,
+        account: str,
+        side: Side,
+        price: int | None,
+        qty: int,
+        tif: TimeInForce,
+        post_only: bool,
+        stp: SelfTradePrevention,
+        events: list[Event],
+    ) -> None:
+        """Enter a new order (``price`` None for a market order), already checked for malformedness.
+
+        Checks, in order: bad_price, bad_qty, duplicate_id, post_only. Then appends
+        ``accepted``, the trades, and a ``cancelled`` for a remainder that may not rest.
+        """
+        seq = self._seq
+        if price is not None and (price <= 0 or price % self.tick):
+            events.append(Rejected(next(seq), oid, RejectReason.BAD_PRICE, _bad_price(price, self.tick)))
+            return
+        if qty <= 0 or qty % self.lot:
+            events.append(Rejected(next(seq), oid, RejectReason.BAD_QTY, _bad_qty(qty, self.lot)))
+            return
+        index = self._index
+        if oid in index:
+            events.append(Rejected(next(seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used"))
+            return
+        is_buy = side is _BUY
+        opp = self.asks if is_buy else self.bids
+        limit_key = _NO_LIMIT if price is None else opp.sign * price
+        keys = opp.keys
+        crosses = bool(keys) and keys[-1] >= limit_key
+        if crosses and post_only:
+            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY, "post-only order would cross"))
+            return
+        events.append(Accepted(next(seq), oid, self.symbol))
+        if crosses:
+            if tif is _FOK and not self._fillable(opp, account, limit_key, qty, stp):
+                index[oid] = CANCELLED
+                events.append(Cancelled(next(seq), oid, qty, CancelReason.FOK))
+                return
+            qty, stopped = self._match(opp, oid, account, is_buy, limit_key, qty, stp, events)
+            if not qty:
+                index[oid] = FILLED
+                return
+            if stopped:
+                index[oid] = CANCELLED
+                events.append(Cancelled(next(seq), oid, qty, _SELF_TRADE))
+                return
+        if price is None:
+            index[oid] = CANCELLED
+            reason = CancelReason.FOK if tif is _FOK else CancelReason.MARKET
+            events.append(Cancelled(next(seq), oid, qty, reason))
+        elif tif is _GTC:
+            index[oid] = self._rest(oid, account, side, price, qty, post_only, stp)
+        else:
+            index[oid] = CANCELLED
+            reason = CancelReason.FOK if tif is _FOK else CancelReason.IOC
+            events.append(Cancelled(next(seq), oid, qty, reason))
+
+    def cancel(self, order: Order, events: list[Event]) -> None:
+        """Cancel a resting order's open remainder (reason ``user``). O(1) amortised."""
+        events.append(Cancelled(next(self._seq), order.id, order.qty, _USER))
+        self._take_off(order)
+        self._index[order.id] = CANCELLED
+
+    def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
+        """Change a resting order's price and/or open quantity.
+
+        Checks, in order: bad_price, bad_qty, post_only. A lower quantity at the same
+        price keeps time priority; anything else re-queues the order at the back of its
+        (new) level, trading first as the taker if the new price crosses.
+        """
+        seq = self._seq
+        oid = order.id
+        if price is None:
+            price = order.price
+        elif price <= 0 or price % self.tick:
+            events.append(Rejected(next(seq), oid, RejectReason.BAD_PRICE, _bad_price(price, self.tick)))
+            return
+        if qty is None:
+            qty = order.qty
+        elif qty <= 0 or qty % self.lot:
+            events.append(Rejected(next(seq), oid, RejectReason.BAD_QTY, _bad_qty(qty, self.lot)))
+            return
+        if price == order.price and qty <= order.qty:
+            events.append(Modified(next(seq), oid, price, qty))
+            side = self.bids if order.side is _BUY else self.asks
+            side.levels[side.sign * price].qty -= order.qty - qty
+            order.qty = qty
+            return
+        is_buy = order.side is _BUY
+        opp = self.asks if is_buy else self.bids
+        limit_key = opp.sign * price
+        keys = opp.keys
+        crosses = bool(keys) and keys[-1] >= limit_key
+        if crosses and order.post_only:
+            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY, "post-only order would cross"))
+            return
+        events.append(Modified(next(seq), oid, price, qty))
+        self._take_off(order)
+        if crosses:
+            qty, stopped = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp, events)
+            if not qty:
+                self._index[oid] = FILLED
+                return
+            if stopped:
+                self._index[oid] = CANCELLED
+                events.append(Cancelled(next(seq), oid, qty, _SELF_TRADE))
+                return
+        self._index[oid] = self._rest(
+            oid, order.account, order.side, price, qty, order.post_only, order.stp
+        )
+
+    # -- internals -------------------------------------------------------------
+
+    def _rest(
+        self,
+        oid: int,
+        account: str,
+        side: Side,
+        price: int,
+        qty: int,
+        post_only: bool,
+        stp: SelfTradePrevention,
+    ) -> Order:
+        own = self.bids if side is _BUY else self.asks
+        key = own.sign * price
+        level = own.levels.get(key)
+        if level is None:
+            level = own.levels[key] = PriceLevel(price)
+            insort(own.keys, key)
+        else:
+            price = level.price  # share one int object per level
+        order = Order(oid, account, self.symbol, side, price, qty, post_only, stp)
+        level.orders.append(order)
+        level.qty += qty
+        level.count += 1
+        return order
+
+    def _take_off(self, order: Order) -> None:
+        """Mark a resting order dead and drop or compact its level."""
+        own = self.bids if order.side is _BUY else self.asks
+        key = own.sign * order.price
+        level = own.levels[key]
+        level.qty -= order.qty
+        level.count -= 1
+        order.qty = 0
+        if not level.count:
+            own.remove_level(key)
+        elif len(level.orders) - level.count > max(level.count, _COMPACT_MIN):
+            level.orders = deque(level.live())
+
+    def _fillable(
+        self, opp: BookSide, account: str, limit_key: int, qty: int, stp: SelfTradePrevention
+    ) -> bool:
+        """Can ``qty`` trade at once? Counts only what lies before an own order, unless STP
+        cancels resting orders, in which case own orders are skipped."""
+        skip_own = stp is _CANCEL_RESTING
+        levels = opp.levels
+        for key in reversed(opp.keys):
+            if key < limit_key:
+                return False
+            for o in levels[key].orders:
+                if not o.qty:
+                    continue
+                if o.account == account:
+                    if skip_own:
+                        continue
+                    return False
+                qty -= o.qty
+                if qty <= 0:
+                    return True
+        return False
+
+    def _match(
+        self,
+        opp: BookSide,
+        taker_id: int,
+        account: str,
+        is_buy: bool,
+        limit_key: int,
+        qty: int,
+        stp: SelfTradePrevention,
+        events: list[Event],
+    ) -> tuple[int, bool]:
+        """Trade ``qty`` against ``opp`` down to ``limit_key``.
+
+        Returns the unexecuted quantity and whether self-trade prevention stopped it.
+        """
+        keys = opp.keys
+        levels = opp.levels
+        index = self._index
+        seq = self._seq
+        symbol = self.symbol
+        append = events.append
+        while keys:
+            key = keys[-1]
+            if key < limit_key:
+                break
+            level = levels[key]
+            orders = level.orders
+            price = level.price
+            while True:
+                maker = orders[0]
+                mq = maker.qty
+                if not mq:
+                    orders.popleft()
+                    continue
+                if maker.account == account:
+                    if stp is _CANCEL_INCOMING:
+                        return qty, True
+                    orders.popleft()
+                    maker.qty = 0
+                    level.qty -= mq
+                    level.count -= 1
+                    index[maker.id] = CANCELLED
+                    append(Cancelled(next(seq), maker.id, mq, _SELF_TRADE))
+                    if stp is _CANCEL_BOTH:
+                        if not level.count:
+                            keys.pop()
+                            del levels[key]
+                        return qty, True
+                else:
+                    if mq <= qty:
+                        fill = mq
+                        orders.popleft()
+                        maker.qty = 0
+                        level.count -= 1
+                        index[maker.id] = FILLED
+                    else:
+                        fill = qty
+                        maker.qty = mq - qty
+                    level.qty -= fill
+                    qty -= fill
+                    if is_buy:
+                        append(Trade(next(seq), symbol, price, fill, maker.id, taker_id,
+                                     taker_id, maker.id, account, maker.account))
+                    else:
+                        append(Trade(next(seq), symbol, price, fill, maker.id, taker_id,
+                                     maker.id, taker_id, maker.account, account))
+                if not level.count:
+                    keys.pop()
+                    del levels[key]
+                    break
+                if not qty:
+                    return 0, False
+            if not qty:
+                return 0, False
+        return qty, False
+
+    # -- inspection ------------------------------------------------------------
+
+    def check(self) -> None:
+        """Assert every invariant of the book; raise :class:`BookIntegrityError` on the first broken one.
+
+        Keys sorted and matching their levels, no empty level, level totals and counts
+        equal to their live orders, each live order indexed and on its level's side and
+        price, and the book not crossed. O(orders).
+        """
+        for side, is_buy in ((self.bids, True), (self.asks, False)):
+            if side.keys != sorted(side.levels) or len(set(side.keys)) != len(side.keys):
+                raise BookIntegrityError(f"{self.symbol}: keys out of order or out of step with levels")
+            for key, level in side.levels.items():
+                live = list(level.live())
+                if not live or level.count != len(live) or level.qty != sum(o.qty for o in live):
+                    raise BookIntegrityError(f"{self.symbol}: level {level.price} totals are wrong")
+                if key != side.sign * level.price:
+                    raise BookIntegrityError(f"{self.symbol}: level {level.price} under key {key}")
+                for o in live:
+                    if (self._index.get(o.id) is not o or (o.side is _BUY) != is_buy
+                            or o.price != level.price or o.symbol != self.symbol):
+                        raise BookIntegrityError(f"{self.symbol}: order {o.id} misplaced or not indexed")
+        bid, ask = self.bids.best(), self.asks.best()
+        if bid is not None and ask is not None and bid.price >= ask.price:
+            raise BookIntegrityError(f"{self.symbol}: crossed at rest, bid {bid.price} >= ask {ask.price}")
+
+
+def _bad_price(price: int, tick: int) -> str:
+    if price <= 0:
+        return f"price {price} is not positive"
+    return f"price {price} is not a multiple of the tick {tick}"
+
+
+def _bad_qty(qty: int, lot: int) -> str:
+    if qty <= 0:
+        return f"qty {qty} is not positive"
+    return f"qty {qty} is not a multiple of the lot {lot}"

@@ -1,0 +1,313 @@
+"""The engine: one book per instrument, one gapless event sequence, one id space.
+
+:class:`Engine` routes each command to its book, refuses malformed commands, returns
+the events of each command and hands them to subscribers (a settlement adapter, a
+market-data feed). It also answers market-data queries. It never reads the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from itertools import count
+from typing import Any
+
+import msgspec
+
+from carbonbook._types import (
+    INT64_MAX,
+    INT64_MIN,
+    OrderType,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    UnitType,
+)
+from carbonbook.book import CANCELLED, FILLED, Index, Order, OrderBook
+from carbonbook.commands import CancelOrder, Command, ListInstrument, ModifyOrder, NewOrder
+from carbonbook.events import Event, InstrumentListed, Rejected
+
+Subscriber = Callable[[list[Event]], None]
+"""Called with the events of each command, in order, after the command is applied."""
+
+_MALFORMED = RejectReason.MALFORMED
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_GTC = TimeInForce.GTC
+_SIDES = frozenset(Side)
+_TIFS = frozenset(TimeInForce)
+_STPS = frozenset(SelfTradePrevention)
+_UNITS = frozenset(UnitType)
+
+
+class Level(msgspec.Struct, frozen=True):
+    """One aggregated price level: total open quantity and number of orders."""
+
+    price: int
+    qty: int
+    count: int
+
+
+class Depth(msgspec.Struct, frozen=True):
+    """The top levels of a book, best first on each side."""
+
+    symbol: str
+    bids: list[Level]
+    asks: list[Level]
+
+
+class OrderState(msgspec.Struct, frozen=True):
+    """What the engine knows of an order: ``status`` is ``open``, ``filled`` or ``cancelled``.
+
+    The other fields are set only while the order is open.
+    """
+
+    id: int
+    status: str
+    symbol: str | None = None
+    account: str | None = None
+    side: Side | None = None
+    price: int | None = None
+    qty: int | None = None
+
+
+class Engine:
+    """A matching engine for any number of instruments.
+
+    >>> from carbonbook import Engine, ListInstrument, NewOrder, Side, UnitType
+    >>> eng = Engine()
+    >>> _ = eng.apply(ListInstrument("JPA-2010", UnitType.JPA))
+    >>> _ = eng.apply(NewOrder(1, "alice", "JPA-2010", Side.SELL, 100, price=1500))
+    >>> [e.qty for e in eng.apply(NewOrder(2, "bob", "JPA-2010", Side.BUY, 60, price=1600))][1:]
+    [60]
+    >>> eng.best_ask("JPA-2010")
+    1500
+    """
+
+    def __init__(self) -> None:
+        self._seq = count(1)
+        self._index: Index = {}
+        self._books: dict[str, OrderBook] = {}
+        self._subscribers: list[Subscriber] = []
+        self._handlers: dict[type[Any], Callable[[Any, list[Event]], None]] = {
+            NewOrder: self._new,
+            CancelOrder: self._cancel,
+            ModifyOrder: self._modify,
+            ListInstrument: self._list,
+        }
+
+    # -- commands ---------------------------------------------------------------
+
+    def apply(self, command: Command) -> list[Event]:
+        """Apply one command; return its events (also given to every subscriber)."""
+        events: list[Event] = []
+        handler = self._handlers.get(command.__class__)
+        if handler is None:
+            events.append(Rejected(next(self._seq), None, _MALFORMED, f"not a command: {command!r}"))
+        else:
+            handler(command, events)
+        for subscriber in self._subscribers:
+            subscriber(events)
+        return events
+
+    def apply_all(self, commands: Iterable[Command]) -> list[Event]:
+        """Apply commands in order; return all their events."""
+        out: list[Event] = []
+        apply = self.apply
+        for command in commands:
+            out += apply(command)
+        return out
+
+    def reject(self, reason: RejectReason, detail: str, id: int | None = None,
+               line: int | None = None) -> list[Event]:
+        """Record a refusal decided outside the engine (an undecodable input line) in the sequence."""
+        events: list[Event] = [Rejected(next(self._seq), id, reason, detail, line)]
+        for subscriber in self._subscribers:
+            subscriber(events)
+        return events
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call ``subscriber`` with the events of every later command."""
+        self._subscribers.append(subscriber)
+
+    def _list(self, cmd: ListInstrument, events: list[Event]) -> None:
+        fault = _instrument_fault(cmd)
+        if fault is not None:
+            events.append(Rejected(next(self._seq), None, _MALFORMED, fault))
+        elif cmd.symbol in self._books:
+            events.append(Rejected(next(self._seq), None, RejectReason.DUPLICATE_SYMBOL,
+                                   f"instrument {cmd.symbol} is already listed"))
+        else:
+            self._books[cmd.symbol] = OrderBook(cmd.symbol, cmd.unit, cmd.tick, cmd.lot,
+                                                self._index, self._seq)
+            events.append(InstrumentListed(next(self._seq), cmd.symbol, cmd.unit, cmd.tick, cmd.lot))
+
+    def _new(self, cmd: NewOrder, events: list[Event]) -> None:
+        fault = _order_fault(cmd)
+        if fault is not None:
+            oid = cmd.id if _is_id(cmd.id) else None
+            events.append(Rejected(next(self._seq), oid, _MALFORMED, fault))
+            return
+        book = self._books.get(cmd.symbol)
+        if book is None:
+            events.append(Rejected(next(self._seq), cmd.id, RejectReason.UNKNOWN_SYMBOL,
+                                   f"no instrument {cmd.symbol}"))
+            return
+        book.submit(cmd.id, cmd.account, cmd.side, cmd.price, cmd.qty, cmd.tif, cmd.post_only,
+                    cmd.stp, events)
+
+    def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
+        oid = cmd.id
+        if not _is_id(oid):
+            events.append(Rejected(next(self._seq), None, _MALFORMED, f"bad order id {oid!r}"))
+            return
+        order = self._index.get(oid)
+        if order is None or order.__class__ is str:
+            events.append(Rejected(next(self._seq), oid, RejectReason.UNKNOWN_ORDER,
+                                   f"order {oid} is not open"))
+            return
+        self._books[order.symbol].cancel(order, events)  # type: ignore[union-attr, arg-type]
+
+    def _modify(self, cmd: ModifyOrder, events: list[Event]) -> None:
+        oid, price, qty = cmd.id, cmd.price, cmd.qty
+        fault = None
+        if not _is_id(oid):
+            fault = f"bad order id {oid!r}"
+        elif price is None and qty is None:
+            fault = "modify needs a price or a qty"
+        elif not (price is None or _is_int64(price)) or not (qty is None or _is_int64(qty)):
+            fault = "price and qty must be 64-bit integers"
+        if fault is not None:
+            events.append(Rejected(next(self._seq), oid if _is_id(oid) else None, _MALFORMED, fault))
+            return
+        order = self._index.get(oid)
+        if order is None or order.__class__ is str:
+            events.append(Rejected(next(self._seq), oid, RejectReason.UNKNOWN_ORDER,
+                                   f"order {oid} is not open"))
+            return
+        self._books[order.symbol].modify(order, price, qty, events)  # type: ignore[union-attr, arg-type]
+
+    # -- queries -----------------------------------------------------------------
+
+    @property
+    def symbols(self) -> list[str]:
+        """The listed instruments, in listing order."""
+        return list(self._books)
+
+    def book(self, symbol: str) -> OrderBook:
+        """The book of ``symbol``; KeyError if it is not listed."""
+        return self._books[symbol]
+
+    def best_bid(self, symbol: str) -> int | None:
+        """The best bid price of ``symbol``, or None. O(1)."""
+        level = self._books[symbol].bids.best()
+        return None if level is None else level.price
+
+    def best_ask(self, symbol: str) -> int | None:
+        """The best ask price of ``symbol``, or None. O(1)."""
+        level = self._books[symbol].asks.best()
+        return None if level is None else level.price
+
+    def depth(self, symbol: str, levels: int = 5) -> Depth:
+        """The top ``levels`` price levels per side, aggregated. O(levels)."""
+        book = self._books[symbol]
+        sides = []
+        for side in (book.bids, book.asks):
+            out = []
+            for level in side.in_priority():
+                if len(out) == levels:
+                    break
+                out.append(Level(level.price, level.qty, level.count))
+            sides.append(out)
+        return Depth(symbol, sides[0], sides[1])
+
+    def queue(self, symbol: str, side: Side, price: int) -> list[OrderState]:
+        """The open orders at one price level, in time priority. O(orders at the level)."""
+        book = self._books[symbol]
+        book_side = book.bids if side is Side.BUY else book.asks
+        level = book_side.levels.get(book_side.sign * price)
+        return [] if level is None else [_open_state(o) for o in level.live()]
+
+    def order(self, oid: int) -> OrderState | None:
+        """The state of order ``oid``, or None if no order with that id was accepted. O(1)."""
+        entry = self._index.get(oid)
+        if entry is None:
+            return None
+        if isinstance(entry, str):
+            return OrderState(oid, entry)
+        return _open_state(entry)
+
+    def snapshot(self) -> dict[str, dict[str, list[list[int]]]]:
+        """Every book's resting orders as ``{symbol: {"bids": [[price, id, qty], ...], "asks": ...}}``,
+        each side in priority order. O(orders)."""
+        return {
+            symbol: {
+                name: [[o.price, o.id, o.qty] for lvl in side.in_priority() for o in lvl.live()]
+                for name, side in (("bids", book.bids), ("asks", book.asks))
+            }
+            for symbol, book in self._books.items()
+        }
+
+    def check(self) -> None:
+        """Assert every book's invariants and the id index; raise BookIntegrityError."""
+        for book in self._books.values():
+            book.check()
+        resting = sum(lvl.count for b in self._books.values() for s in (b.bids, b.asks)
+                      for lvl in s.levels.values())
+        live = sum(1 for v in self._index.values() if isinstance(v, Order))
+        if resting != live:
+            from carbonbook.errors import BookIntegrityError
+
+            raise BookIntegrityError(f"index holds {live} open orders, the books {resting}")
+
+
+def _open_state(order: Order) -> OrderState:
+    return OrderState(order.id, "open", order.symbol, order.account, order.side, order.price, order.qty)
+
+
+def _is_id(value: object) -> bool:
+    return value.__class__ is int and 0 <= value <= INT64_MAX  # type: ignore[operator]
+
+
+def _is_int64(value: object) -> bool:
+    return value.__class__ is int and INT64_MIN <= value <= INT64_MAX  # type: ignore[operator]
+
+
+def _is_name(value: object) -> bool:
+    return value.__class__ is str and value != ""
+
+
+def _order_fault(cmd: NewOrder) -> str | None:
+    """Why a new order is malformed, or None. Decoded commands pass; this guards hand-built ones."""
+    price = cmd.price
+    if not _is_id(cmd.id):
+        return f"bad order id {cmd.id!r}"
+    if not (_is_name(cmd.account) and _is_name(cmd.symbol)):
+        return "account and symbol must be non-empty strings"
+    if cmd.side not in _SIDES or cmd.tif not in _TIFS or cmd.stp not in _STPS:
+        return "side, tif or stp outside its set"
+    if not _is_int64(cmd.qty) or not (price is None or _is_int64(price)):
+        return "price and qty must be 64-bit integers"
+    if cmd.post_only.__class__ is not bool:
+        return "post_only must be a boolean"
+    if cmd.order_type is _LIMIT:
+        if price is None:
+            return "a limit order needs a price"
+    elif cmd.order_type is _MARKET:
+        if price is not None:
+            return "a market order takes no price"
+        if cmd.post_only:
+            return "a market order cannot be post-only"
+    else:
+        return "order_type outside its set"
+    if cmd.post_only and cmd.tif is not _GTC:
+        return "a post-only order must be gtc"
+    return None
+
+
+def _instrument_fault(cmd: ListInstrument) -> str | None:
+    if not _is_name(cmd.symbol) or cmd.unit not in _UNITS:
+        return "instrument needs a symbol and a known unit"
+    if not (_is_int64(cmd.tick) and _is_int64(cmd.lot)) or cmd.tick <= 0 or cmd.lot <= 0:
+        return "tick and lot must be positive integers"
+    return None

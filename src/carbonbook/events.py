@@ -1,0 +1,75 @@
+"""Events: everything the engine does, as tagged msgspec Structs.
+
+Every event carries ``seq``, one engine-wide counter (1, 2, 3, ...) with no gaps.
+Field names and tags are the order-log contract's; the JSON encoding of an event is
+one line of a replay's output.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from carbonbook._types import CancelReason, RejectReason, UnitType
+
+
+class _Event(msgspec.Struct, tag_field="type", frozen=True, gc=False, omit_defaults=True):
+    seq: int
+
+
+class InstrumentListed(_Event, tag="listed"):
+    """A book was opened."""
+
+    symbol: str
+    unit: UnitType
+    tick: int
+    lot: int
+
+
+class Accepted(_Event, tag="accepted"):
+    """An order was accepted; its trades and any cancelled remainder follow."""
+
+    id: int
+    symbol: str
+
+
+class Rejected(_Event, tag="rejected"):
+    """A command was refused and changed nothing. ``line`` is set for an undecodable input line."""
+
+    id: int | None
+    reason: RejectReason
+    detail: str
+    line: int | None = None
+
+
+class Trade(_Event, tag="trade"):
+    """``qty`` tonnes changed hands at the maker's ``price``. ``seq`` is the trade's unique id."""
+
+    symbol: str
+    price: int
+    qty: int
+    maker_id: int
+    taker_id: int
+    buy_id: int
+    sell_id: int
+    buy_account: str
+    sell_account: str
+
+
+class Cancelled(_Event, tag="cancelled"):
+    """``qty`` of order ``id`` was taken off the book or left unexecuted."""
+
+    id: int
+    qty: int
+    reason: CancelReason
+
+
+class Modified(_Event, tag="modified"):
+    """Order ``id`` now has ``price`` and open quantity ``qty``."""
+
+    id: int
+    price: int
+    qty: int
+
+
+Event = InstrumentListed | Accepted | Rejected | Trade | Cancelled | Modified
+"""Any engine event."""
