@@ -13,9 +13,9 @@ Priority
 
 Cancels
     A cancelled order is not searched for in its deque: its ``qty`` becomes 0 and it
-    stays there, *dead*, until matching pops it or the level is compacted (when dead
-    entries outnumber live ones). ``PriceLevel.qty`` and ``PriceLevel.count`` count
-    live orders only, and a level with no live order is removed at once.
+    stays there, *dead*, until matching pops it or the level is compacted (when its
+    deque has doubled since the last compaction). ``PriceLevel.qty`` counts live
+    orders only, and a level whose quantity reaches 0 is removed at once.
 
 Index
     One dict, shared by all books of an engine, maps every accepted order id to its
@@ -50,6 +50,7 @@ from carbonbook._types import (
     UnitType,
 )
 from carbonbook.errors import BookIntegrityError
+from carbonbook.commands import NewOrder
 from carbonbook.events import Accepted, Cancelled, Event, Modified, Rejected, Trade
 
 FILLED = "filled"
@@ -58,7 +59,7 @@ CANCELLED = "cancelled"
 """Index status of an order whose remainder was cancelled (by the user, its time in force or STP)."""
 
 _NO_LIMIT = -(2**64)  # a key below every real key: a market order crosses any level
-_COMPACT_MIN = 32  # a level is compacted only when it holds at least this many dead orders
+_COMPACT_MIN = 32  # a level's deque is first compacted when it reaches this many entries
 
 _BUY = Side.BUY
 _CANCEL_INCOMING = SelfTradePrevention.CANCEL_INCOMING
@@ -68,6 +69,9 @@ _GTC = TimeInForce.GTC
 _FOK = TimeInForce.FOK
 _SELF_TRADE = CancelReason.SELF_TRADE
 _USER = CancelReason.USER
+_FOK_REASON = CancelReason.FOK
+_BAD_PRICE = RejectReason.BAD_PRICE
+_BAD_QTY = RejectReason.BAD_QTY
 
 
 class Order(msgspec.Struct, gc=False):
@@ -88,15 +92,19 @@ Index = dict[int, "Order | str"]
 
 
 class PriceLevel:
-    """The orders resting at one price, oldest first, with their live total and count."""
+    """The orders resting at one price, oldest first, and their live total quantity.
 
-    __slots__ = ("count", "orders", "price", "qty")
+    Dead entries (qty 0) may sit in ``orders``; the level is compacted when its deque
+    grows to ``compact_at`` entries, which keeps cancels O(1) amortised.
+    """
+
+    __slots__ = ("compact_at", "orders", "price", "qty")
 
     def __init__(self, price: int) -> None:
         self.price = price
         self.orders: deque[Order] = deque()
         self.qty = 0
-        self.count = 0
+        self.compact_at = _COMPACT_MIN
 
     def live(self) -> Iterator[Order]:
         """The live orders in priority order. O(entries)."""
@@ -121,15 +129,6 @@ class BookSide:
         """The levels, best first. O(levels)."""
         levels = self.levels
         return (levels[k] for k in reversed(self.keys))
-
-    def remove_level(self, key: int) -> None:
-        """Drop the (empty) level at ``key``. O(log L) search plus the list shift."""
-        keys = self.keys
-        if keys[-1] == key:
-            keys.pop()
-        else:
-            del keys[bisect_left(keys, key)]
-        del self.levels[key]
 
 
 class OrderBook:
@@ -163,66 +162,62 @@ class OrderBook:
 
     # -- commands ---------------------------------------------------------------
 
-    def submit(
-        self,
-        oid: int,
-        account: str,
-        side: Side,
-        price: int | None,
-        qty: int,
-        tif: TimeInForce,
-        post_only: bool,
-        stp: SelfTradePrevention,
-        events: list[Event],
-    ) -> None:
-        """Enter a new order (``price`` None for a market order), already checked for malformedness.
+    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+        """Enter a new order that the engine found well formed.
 
         Checks, in order: bad_price, bad_qty, duplicate_id, post_only. Then appends
         ``accepted``, the trades, and a ``cancelled`` for a remainder that may not rest.
         """
         seq = self._seq
+        oid = cmd.id
+        price = cmd.price
+        qty = cmd.qty
         if price is not None and (price <= 0 or price % self.tick):
-            events.append(Rejected(next(seq), oid, RejectReason.BAD_PRICE, _bad_price(price, self.tick)))
+            events.append(Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price, self.tick)))
             return
         if qty <= 0 or qty % self.lot:
-            events.append(Rejected(next(seq), oid, RejectReason.BAD_QTY, _bad_qty(qty, self.lot)))
+            events.append(Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty, self.lot)))
             return
         index = self._index
         if oid in index:
-            events.append(Rejected(next(seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used"))
+            events.append(Rejected(next(seq), oid, RejectReason.DUPLICATE_ID,
+                                   f"order id {oid} already used"))
             return
-        is_buy = side is _BUY
+        is_buy = cmd.side == _BUY
         opp = self.asks if is_buy else self.bids
         limit_key = _NO_LIMIT if price is None else opp.sign * price
         keys = opp.keys
-        crosses = bool(keys) and keys[-1] >= limit_key
-        if crosses and post_only:
-            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY, "post-only order would cross"))
+        if not keys or keys[-1] < limit_key:  # nothing to trade against
+            events.append(Accepted(next(seq), oid, self.symbol))
+            if price is not None and cmd.tif is _GTC:
+                index[oid] = self._rest(oid, cmd.account, cmd.side, price, qty, cmd.post_only,
+                                        cmd.stp, is_buy)
+            else:
+                index[oid] = CANCELLED
+                events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
+            return
+        if cmd.post_only:
+            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY,
+                                   "post-only order would cross"))
             return
         events.append(Accepted(next(seq), oid, self.symbol))
-        if crosses:
-            if tif is _FOK and not self._fillable(opp, account, limit_key, qty, stp):
-                index[oid] = CANCELLED
-                events.append(Cancelled(next(seq), oid, qty, CancelReason.FOK))
-                return
-            qty, stopped = self._match(opp, oid, account, is_buy, limit_key, qty, stp, events)
-            if not qty:
-                index[oid] = FILLED
-                return
-            if stopped:
-                index[oid] = CANCELLED
-                events.append(Cancelled(next(seq), oid, qty, _SELF_TRADE))
-                return
-        if price is None:
+        account = cmd.account
+        stp = cmd.stp
+        if cmd.tif is _FOK and not self._fillable(opp, account, limit_key, qty, stp):
             index[oid] = CANCELLED
-            reason = CancelReason.FOK if tif is _FOK else CancelReason.MARKET
-            events.append(Cancelled(next(seq), oid, qty, reason))
-        elif tif is _GTC:
-            index[oid] = self._rest(oid, account, side, price, qty, post_only, stp)
+            events.append(Cancelled(next(seq), oid, qty, _FOK_REASON))
+            return
+        qty = self._match(opp, oid, account, is_buy, limit_key, qty, stp, events)
+        if not qty:
+            index[oid] = FILLED
+        elif qty < 0:
+            index[oid] = CANCELLED
+            events.append(Cancelled(next(seq), oid, -qty, _SELF_TRADE))
+        elif price is not None and cmd.tif is _GTC:
+            index[oid] = self._rest(oid, account, cmd.side, price, qty, False, stp, is_buy)
         else:
             index[oid] = CANCELLED
-            reason = CancelReason.FOK if tif is _FOK else CancelReason.IOC
-            events.append(Cancelled(next(seq), oid, qty, reason))
+            events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
 
     def cancel(self, order: Order, events: list[Event]) -> None:
         """Cancel a resting order's open remainder (reason ``user``). O(1) amortised."""
@@ -242,41 +237,41 @@ class OrderBook:
         if price is None:
             price = order.price
         elif price <= 0 or price % self.tick:
-            events.append(Rejected(next(seq), oid, RejectReason.BAD_PRICE, _bad_price(price, self.tick)))
+            events.append(Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price, self.tick)))
             return
         if qty is None:
             qty = order.qty
         elif qty <= 0 or qty % self.lot:
-            events.append(Rejected(next(seq), oid, RejectReason.BAD_QTY, _bad_qty(qty, self.lot)))
+            events.append(Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty, self.lot)))
             return
+        is_buy = order.side == _BUY
         if price == order.price and qty <= order.qty:
             events.append(Modified(next(seq), oid, price, qty))
-            side = self.bids if order.side is _BUY else self.asks
-            side.levels[side.sign * price].qty -= order.qty - qty
+            own = self.bids if is_buy else self.asks
+            own.levels[own.sign * price].qty -= order.qty - qty
             order.qty = qty
             return
-        is_buy = order.side is _BUY
         opp = self.asks if is_buy else self.bids
         limit_key = opp.sign * price
         keys = opp.keys
         crosses = bool(keys) and keys[-1] >= limit_key
         if crosses and order.post_only:
-            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY, "post-only order would cross"))
+            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY,
+                                   "post-only order would cross"))
             return
         events.append(Modified(next(seq), oid, price, qty))
         self._take_off(order)
         if crosses:
-            qty, stopped = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp, events)
+            qty = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp, events)
             if not qty:
                 self._index[oid] = FILLED
                 return
-            if stopped:
+            if qty < 0:
                 self._index[oid] = CANCELLED
-                events.append(Cancelled(next(seq), oid, qty, _SELF_TRADE))
+                events.append(Cancelled(next(seq), oid, -qty, _SELF_TRADE))
                 return
-        self._index[oid] = self._rest(
-            oid, order.account, order.side, price, qty, order.post_only, order.stp
-        )
+        self._index[oid] = self._rest(oid, order.account, order.side, price, qty,
+                                      order.post_only, order.stp, is_buy)
 
     # -- internals -------------------------------------------------------------
 
@@ -289,33 +284,38 @@ class OrderBook:
         qty: int,
         post_only: bool,
         stp: SelfTradePrevention,
+        is_buy: bool,
     ) -> Order:
-        own = self.bids if side is _BUY else self.asks
-        key = own.sign * price
+        own = self.bids if is_buy else self.asks
+        key = price if is_buy else -price
         level = own.levels.get(key)
         if level is None:
             level = own.levels[key] = PriceLevel(price)
             insort(own.keys, key)
         else:
-            price = level.price  # share one int object per level
+            price = level.price  # one int object per level, not one per order
         order = Order(oid, account, self.symbol, side, price, qty, post_only, stp)
         level.orders.append(order)
         level.qty += qty
-        level.count += 1
         return order
 
     def _take_off(self, order: Order) -> None:
-        """Mark a resting order dead and drop or compact its level."""
-        own = self.bids if order.side is _BUY else self.asks
+        """Mark a resting order dead; drop its level if it empties, compact it if it is mostly dead."""
+        own = self.bids if order.side == _BUY else self.asks
         key = own.sign * order.price
         level = own.levels[key]
         level.qty -= order.qty
-        level.count -= 1
         order.qty = 0
-        if not level.count:
-            own.remove_level(key)
-        elif len(level.orders) - level.count > max(level.count, _COMPACT_MIN):
+        if not level.qty:
+            keys = own.keys
+            if keys[-1] == key:
+                keys.pop()
+            else:
+                del keys[bisect_left(keys, key)]
+            del own.levels[key]
+        elif len(level.orders) >= level.compact_at:
             level.orders = deque(level.live())
+            level.compact_at = 2 * len(level.orders) + _COMPACT_MIN
 
     def _fillable(
         self, opp: BookSide, account: str, limit_key: int, qty: int, stp: SelfTradePrevention
@@ -349,10 +349,11 @@ class OrderBook:
         qty: int,
         stp: SelfTradePrevention,
         events: list[Event],
-    ) -> tuple[int, bool]:
+    ) -> int:
         """Trade ``qty`` against ``opp`` down to ``limit_key``.
 
-        Returns the unexecuted quantity and whether self-trade prevention stopped it.
+        Returns the unexecuted quantity, negated when self-trade prevention stopped the
+        order (its remainder must then be cancelled).
         """
         keys = opp.keys
         levels = opp.levels
@@ -375,24 +376,22 @@ class OrderBook:
                     continue
                 if maker.account == account:
                     if stp is _CANCEL_INCOMING:
-                        return qty, True
+                        return -qty
                     orders.popleft()
                     maker.qty = 0
                     level.qty -= mq
-                    level.count -= 1
                     index[maker.id] = CANCELLED
                     append(Cancelled(next(seq), maker.id, mq, _SELF_TRADE))
                     if stp is _CANCEL_BOTH:
-                        if not level.count:
+                        if not level.qty:
                             keys.pop()
                             del levels[key]
-                        return qty, True
+                        return -qty
                 else:
                     if mq <= qty:
                         fill = mq
                         orders.popleft()
                         maker.qty = 0
-                        level.count -= 1
                         index[maker.id] = FILLED
                     else:
                         fill = qty
@@ -405,23 +404,23 @@ class OrderBook:
                     else:
                         append(Trade(next(seq), symbol, price, fill, maker.id, taker_id,
                                      maker.id, taker_id, maker.account, account))
-                if not level.count:
+                if not level.qty:
                     keys.pop()
                     del levels[key]
                     break
                 if not qty:
-                    return 0, False
+                    return 0
             if not qty:
-                return 0, False
-        return qty, False
+                return 0
+        return qty
 
     # -- inspection ------------------------------------------------------------
 
     def check(self) -> None:
         """Assert every invariant of the book; raise :class:`BookIntegrityError` on the first broken one.
 
-        Keys sorted and matching their levels, no empty level, level totals and counts
-        equal to their live orders, each live order indexed and on its level's side and
+        Keys sorted and matching their levels, no empty level, level totals equal
+        to their live orders, each live order indexed and on its level's side and
         price, and the book not crossed. O(orders).
         """
         for side, is_buy in ((self.bids, True), (self.asks, False)):
@@ -429,7 +428,7 @@ class OrderBook:
                 raise BookIntegrityError(f"{self.symbol}: keys out of order or out of step with levels")
             for key, level in side.levels.items():
                 live = list(level.live())
-                if not live or level.count != len(live) or level.qty != sum(o.qty for o in live):
+                if not live or level.qty != sum(o.qty for o in live):
                     raise BookIntegrityError(f"{self.symbol}: level {level.price} totals are wrong")
                 if key != side.sign * level.price:
                     raise BookIntegrityError(f"{self.symbol}: level {level.price} under key {key}")
@@ -440,6 +439,13 @@ class OrderBook:
         bid, ask = self.bids.best(), self.asks.best()
         if bid is not None and ask is not None and bid.price >= ask.price:
             raise BookIntegrityError(f"{self.symbol}: crossed at rest, bid {bid.price} >= ask {ask.price}")
+
+
+def _unfilled_reason(cmd: NewOrder) -> CancelReason:
+    """Why the remainder of an order that may not rest is cancelled."""
+    if cmd.tif is _FOK:
+        return _FOK_REASON
+    return CancelReason.MARKET if cmd.price is None else CancelReason.IOC
 
 
 def _bad_price(price: int, tick: int) -> str:

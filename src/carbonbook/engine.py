@@ -25,6 +25,7 @@ from carbonbook._types import (
 )
 from carbonbook.book import CANCELLED, FILLED, Index, Order, OrderBook
 from carbonbook.commands import CancelOrder, Command, ListInstrument, ModifyOrder, NewOrder
+from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Event, InstrumentListed, Rejected
 
 Subscriber = Callable[[list[Event]], None]
@@ -34,9 +35,6 @@ _MALFORMED = RejectReason.MALFORMED
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
 _GTC = TimeInForce.GTC
-_SIDES = frozenset(Side)
-_TIFS = frozenset(TimeInForce)
-_STPS = frozenset(SelfTradePrevention)
 _UNITS = frozenset(UnitType)
 
 
@@ -143,18 +141,32 @@ class Engine:
             events.append(InstrumentListed(next(self._seq), cmd.symbol, cmd.unit, cmd.tick, cmd.lot))
 
     def _new(self, cmd: NewOrder, events: list[Event]) -> None:
-        fault = _order_fault(cmd)
-        if fault is not None:
-            oid = cmd.id if _is_id(cmd.id) else None
-            events.append(Rejected(next(self._seq), oid, _MALFORMED, fault))
+        oid, qty, price = cmd.id, cmd.qty, cmd.price
+        # One conjunction proves a well-formed order; only a failure pays for the reason.
+        if not (
+            oid.__class__ is int and 0 <= oid <= INT64_MAX
+            and qty.__class__ is int and INT64_MIN <= qty <= INT64_MAX
+            and cmd.account.__class__ is str and cmd.account
+            and cmd.symbol.__class__ is str and cmd.symbol
+            and cmd.side.__class__ is Side and cmd.tif.__class__ is TimeInForce
+            and cmd.stp.__class__ is SelfTradePrevention
+            and cmd.post_only.__class__ is bool
+            and (
+                (cmd.order_type is _LIMIT and price.__class__ is int
+                 and INT64_MIN <= price <= INT64_MAX  # type: ignore[operator]
+                 and (not cmd.post_only or cmd.tif is _GTC))
+                or (cmd.order_type is _MARKET and price is None and not cmd.post_only)
+            )
+        ):
+            events.append(Rejected(next(self._seq), oid if _is_id(oid) else None, _MALFORMED,
+                                   _order_fault(cmd)))
             return
         book = self._books.get(cmd.symbol)
         if book is None:
-            events.append(Rejected(next(self._seq), cmd.id, RejectReason.UNKNOWN_SYMBOL,
-                                   f"no instrument {cmd.symbol}"))
+            events.append(Rejected(next(self._seq), oid, RejectReason.UNKNOWN_SYMBOL,
+                                   f"no instrument {cmd.symbol!r}"))
             return
-        book.submit(cmd.id, cmd.account, cmd.side, cmd.price, cmd.qty, cmd.tif, cmd.post_only,
-                    cmd.stp, events)
+        book.submit(cmd, events)
 
     def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
         oid = cmd.id
@@ -217,7 +229,7 @@ class Engine:
             for level in side.in_priority():
                 if len(out) == levels:
                     break
-                out.append(Level(level.price, level.qty, level.count))
+                out.append(Level(level.price, level.qty, sum(1 for _ in level.live())))
             sides.append(out)
         return Depth(symbol, sides[0], sides[1])
 
@@ -252,12 +264,10 @@ class Engine:
         """Assert every book's invariants and the id index; raise BookIntegrityError."""
         for book in self._books.values():
             book.check()
-        resting = sum(lvl.count for b in self._books.values() for s in (b.bids, b.asks)
-                      for lvl in s.levels.values())
+        resting = sum(1 for b in self._books.values() for s in (b.bids, b.asks)
+                      for lvl in s.levels.values() for _ in lvl.live())
         live = sum(1 for v in self._index.values() if isinstance(v, Order))
         if resting != live:
-            from carbonbook.errors import BookIntegrityError
-
             raise BookIntegrityError(f"index holds {live} open orders, the books {resting}")
 
 
@@ -277,14 +287,16 @@ def _is_name(value: object) -> bool:
     return value.__class__ is str and value != ""
 
 
-def _order_fault(cmd: NewOrder) -> str | None:
-    """Why a new order is malformed, or None. Decoded commands pass; this guards hand-built ones."""
+def _order_fault(cmd: NewOrder) -> str:
+    """Why a new order is malformed. Decoded commands are never; this explains hand-built ones."""
     price = cmd.price
     if not _is_id(cmd.id):
         return f"bad order id {cmd.id!r}"
     if not (_is_name(cmd.account) and _is_name(cmd.symbol)):
         return "account and symbol must be non-empty strings"
-    if cmd.side not in _SIDES or cmd.tif not in _TIFS or cmd.stp not in _STPS:
+    # enum members only: a plain "buy" would compare equal but fail the engine's `is` tests
+    if (cmd.side.__class__ is not Side or cmd.tif.__class__ is not TimeInForce
+            or cmd.stp.__class__ is not SelfTradePrevention):
         return "side, tif or stp outside its set"
     if not _is_int64(cmd.qty) or not (price is None or _is_int64(price)):
         return "price and qty must be 64-bit integers"
@@ -300,9 +312,7 @@ def _order_fault(cmd: NewOrder) -> str | None:
             return "a market order cannot be post-only"
     else:
         return "order_type outside its set"
-    if cmd.post_only and cmd.tif is not _GTC:
-        return "a post-only order must be gtc"
-    return None
+    return "a post-only order must be gtc"
 
 
 def _instrument_fault(cmd: ListInstrument) -> str | None:

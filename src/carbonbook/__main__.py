@@ -1,0 +1,7 @@
+"""``python -m carbonbook``."""
+
+import sys
+
+from carbonbook.cli import main
+
+sys.exit(main())

@@ -1,0 +1,104 @@
+"""The ``carbonbook`` command line. The only module that prints or picks exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import msgspec
+
+from carbonbook.codec import is_msgpack
+from carbonbook.engine import Engine
+from carbonbook.replay import ReplayTally, replay
+
+EXIT_OK = 0
+EXIT_IO = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = argparse.ArgumentParser(prog="carbonbook", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("replay", help="replay an order log and write its events")
+    p.add_argument("log", help="order log (JSON Lines or MessagePack); '-' for standard input")
+    p.add_argument("--out", help="events file (JSON Lines); standard output when absent")
+    p.add_argument("--snapshot", help="write the books that remain to this JSON file")
+    p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
+                   help="input format; auto looks at the extension, then the first byte")
+    p.add_argument("--quiet", action="store_true", help="no summary on standard error")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    try:
+        return _replay(args)
+    except OSError as exc:
+        print(f"carbonbook: {exc}", file=sys.stderr)
+        return EXIT_IO
+
+
+def _replay(args: argparse.Namespace) -> int:
+    engine = Engine()
+    started = time.perf_counter()
+    with _open_in(args.log) as source:
+        msgpack = _wants_msgpack(args.format, args.log, source)
+        if args.out is None:
+            tally = replay(source, engine, sys.stdout.buffer.write, msgpack)
+            sys.stdout.buffer.flush()
+        else:
+            with open(args.out, "wb") as out:
+                tally = replay(source, engine, out.write, msgpack)
+    elapsed = time.perf_counter() - started
+    if args.snapshot:
+        with open(args.snapshot, "wb") as f:
+            f.write(msgspec.json.encode(engine.snapshot()))
+            f.write(b"\n")
+    if not args.quiet:
+        print(_summary(tally, engine, elapsed), file=sys.stderr)
+    return EXIT_OK
+
+
+def _open_in(path: str) -> BinaryIO:
+    if path == "-":
+        return open(sys.stdin.fileno(), "rb", closefd=False)
+    return open(path, "rb")
+
+
+def _wants_msgpack(fmt: str, path: str, source: BinaryIO) -> bool:
+    if fmt != "auto":
+        return fmt == "msgpack"
+    if path.endswith((".msgpack", ".mpk")):
+        return True
+    if path.endswith((".jsonl", ".json", ".ndjson")) or not source.seekable():
+        return False
+    head = source.read(64)
+    source.seek(0)
+    return is_msgpack(head)
+
+
+def _summary(tally: ReplayTally, engine: Engine, elapsed: float) -> str:
+    events = sum(tally.events.values())
+    rate = tally.records / elapsed if elapsed > 0 else 0.0
+    lines = [
+        f"replayed {tally.records:,} records into {events:,} events in {elapsed:.3f} s "
+        f"({rate:,.0f} records/s)",
+        "  " + ", ".join(f"{name} {n:,}" for name, n in sorted(tally.events.items())),
+    ]
+    if tally.rejections:
+        lines.append("  rejections: " + ", ".join(
+            f"{reason} {n:,}" for reason, n in sorted(tally.rejections.items())))
+    for symbol in engine.symbols:
+        t = tally.symbols.get(symbol)
+        depth = engine.depth(symbol, 1)
+        bid = depth.bids[0].price if depth.bids else "-"
+        ask = depth.asks[0].price if depth.asks else "-"
+        if t is None:
+            lines.append(f"  {symbol:<14} no trades; bid {bid} / ask {ask}")
+        else:
+            lines.append(f"  {symbol:<14} {t.trades:,} trades, {t.volume:,} t, vwap {t.vwap:,}, "
+                         f"last {t.last:,}; bid {bid} / ask {ask}")
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Order-log encoding: msgspec decoders for commands, encoders for events, record framing.
+
+One Decoder and one Encoder per format are built once and reused (msgspec's own
+advice). A record that cannot be decoded into a command is described by
+:func:`describe_fault`, so replay can turn it into a ``rejected`` event with reason
+``malformed`` and never stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import msgspec
+
+from carbonbook._types import INT64_MAX
+from carbonbook.commands import Command
+
+json_decoder = msgspec.json.Decoder(Command)
+"""Decodes one JSON order-log line into a command (types and bounds validated)."""
+msgpack_decoder = msgspec.msgpack.Decoder(Command)
+"""Decodes one MessagePack object into a command."""
+json_encoder = msgspec.json.Encoder()
+"""Encodes events; ``json_encoder.encode_lines(events)`` gives JSON Lines."""
+
+DecodeFailure = (msgspec.DecodeError, msgspec.ValidationError)
+"""The exceptions a decoder raises for a bad record."""
+
+_CHUNK = 1 << 22
+
+
+def jsonl_records(stream: BinaryIO) -> Iterator[list[bytes]]:
+    """Split a JSON Lines stream into lists of lines, read in chunks of 4 MiB.
+
+    Every line of the input appears once, in order, blank lines included, so the
+    caller's running count is the 1-based line number. A final line without a
+    newline is kept.
+    """
+    tail = b""
+    while chunk := stream.read(_CHUNK):
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        yield lines
+    if tail:
+        yield [tail]
+
+
+def msgpack_records(data: bytes) -> Iterator[bytes | memoryview]:
+    """Split a stream of concatenated MessagePack objects into one buffer per object.
+
+    An invalid byte (0xc1) becomes a one-byte record; a truncated last object becomes
+    one record holding the rest. Both then fail to decode and are reported.
+    """
+    view = memoryview(data)
+    pos, end = 0, len(data)
+    while pos < end:
+        try:
+            stop = _msgpack_end(data, pos)
+        except ValueError as exc:
+            stop = pos + 1 if str(exc) == "invalid" else end
+        yield view[pos:stop]
+        pos = stop
+
+
+def is_msgpack(head: bytes) -> bool:
+    """Guess the format from the first bytes: a MessagePack map header, not JSON text."""
+    stripped = head.lstrip()
+    return bool(stripped) and (0x80 <= stripped[0] <= 0x8F or stripped[0] in (0xDE, 0xDF))
+
+
+def describe_fault(record: bytes | memoryview, exc: Exception, msgpack: bool) -> tuple[int | None, str]:
+    """The order id of a bad record, when it has a valid one, and a short reason."""
+    try:
+        obj = msgspec.msgpack.decode(record) if msgpack else msgspec.json.decode(record)
+    except DecodeFailure:
+        obj = None
+    oid = obj.get("id") if isinstance(obj, dict) else None
+    if not (oid.__class__ is int and 0 <= oid <= INT64_MAX):
+        oid = None
+    return oid, str(exc)
+
+
+# MessagePack framing: bytes that follow a type byte, and how many objects follow it.
+_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+          0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+# type byte -> (width of its length field, extra bytes after it, objects per unit of length)
+_SIZED = {0xC4: (1, 0, 0), 0xC5: (2, 0, 0), 0xC6: (4, 0, 0), 0xC7: (1, 1, 0), 0xC8: (2, 1, 0),
+          0xC9: (4, 1, 0), 0xD9: (1, 0, 0), 0xDA: (2, 0, 0), 0xDB: (4, 0, 0),
+          0xDC: (2, 0, 1), 0xDD: (4, 0, 1), 0xDE: (2, 0, 2), 0xDF: (4, 0, 2)}
+
+
+def _msgpack_end(buf: bytes, pos: int) -> int:
+    """The offset just past the MessagePack object at ``pos``.
+
+    Raises ValueError("invalid") on the never-used byte 0xc1 and ValueError("truncated")
+    when the buffer ends inside the object.
+    """
+    end = len(buf)
+    pending = 1
+    while pending:
+        if pos >= end:
+            raise ValueError("truncated")
+        b = buf[pos]
+        pos += 1
+        pending -= 1
+        if b <= 0x7F or b >= 0xE0:
+            continue
+        if b <= 0x8F:
+            pending += 2 * (b & 0x0F)
+        elif b <= 0x9F:
+            pending += b & 0x0F
+        elif b <= 0xBF:
+            pos += b & 0x1F
+        elif b in _FIXED:
+            pos += _FIXED[b]
+        elif b in _SIZED:
+            width, extra, objects = _SIZED[b]
+            if pos + width > end:
+                raise ValueError("truncated")
+            length = int.from_bytes(buf[pos:pos + width], "big")
+            pos += width
+            if objects:
+                pending += objects * length
+            else:
+                pos += extra + length
+        else:
+            raise ValueError("invalid")
+    if pos > end:
+        raise ValueError("truncated")
+    return pos
