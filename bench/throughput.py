@@ -1,0 +1,306 @@
+"""In-process throughput and latency of carbonbook's engine on the bench workloads.
+
+    python bench/throughput.py [--workload busy|deep|all] [--messages N] [--seed S]
+                               [--resting R] [--runs K] [--profile]
+
+The workload is built first (not timed). Then, for each workload:
+
+* throughput: every command goes through ``Engine().apply`` (its events are built as
+  usual and dropped), timed as a whole with ``time.perf_counter_ns``; the best of
+  ``--runs`` runs, each on a fresh Engine;
+* latency: one more pass on a fresh Engine with ``perf_counter_ns`` read before and
+  after each ``apply``; p50/p99/p99.9 include the timer's own overhead, printed too;
+* a tally pass (untimed): events by type and the average number of resting orders
+  after each message;
+* deep only: memory per resting order once the resting phase is in (tracemalloc's
+  traced bytes, and separately the growth of the process's RSS, divided by the
+  resting orders), and the resting and mix phases timed separately, so the mix's
+  rate can be set against the busy workload's (the same flow on a ~70-order book).
+
+``--profile`` instead runs one pass under cProfile and prints the top functions by
+own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import os
+import pstats
+import subprocess
+import sys
+import tracemalloc
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter, perf_counter_ns
+
+import workloads
+from carbonbook import Cancelled, Command, Engine
+
+BUSY_MESSAGES = 1_000_000
+DEEP_RESTING = 1_000_000
+DEEP_MIX = 200_000
+
+
+@dataclass
+class Phase:
+    """A named run of commands, timed on its own; phases of one workload share an engine."""
+
+    name: str
+    commands: Sequence[Command]
+
+
+# -- measurements -----------------------------------------------------------------
+
+
+def _replay_ns(engine: Engine, commands: Sequence[Command]) -> int:
+    apply = engine.apply
+    start = perf_counter_ns()
+    for command in commands:
+        apply(command)
+    return perf_counter_ns() - start
+
+
+def best_times(phases: Sequence[Phase], runs: int) -> list[int]:
+    """The best wall time (ns) of each phase over ``runs`` runs, each on a fresh Engine."""
+    best = [sys.maxsize] * len(phases)
+    for _ in range(runs):
+        engine = Engine()
+        for i, phase in enumerate(phases):
+            best[i] = min(best[i], _replay_ns(engine, phase.commands))
+        del engine
+        gc.collect()
+    return best
+
+
+def latencies(phases: Sequence[Phase]) -> list[array[int]]:
+    """Per-apply latency (ns, timer overhead included) of each phase, sorted; one fresh Engine."""
+    engine = Engine()
+    apply = engine.apply
+    now = perf_counter_ns
+    out = []
+    for phase in phases:
+        lat = array("q", bytes(8 * len(phase.commands)))
+        for i, command in enumerate(phase.commands):
+            t0 = now()
+            apply(command)
+            t1 = now()
+            lat[i] = t1 - t0
+        out.append(array("q", sorted(lat)))
+    return out
+
+
+def timer_overhead_ns(samples: int = 100_000) -> int:
+    """The median of two back-to-back ``perf_counter_ns`` reads."""
+    now = perf_counter_ns
+    lat = []
+    for _ in range(samples):
+        t0 = now()
+        t1 = now()
+        lat.append(t1 - t0)
+    lat.sort()
+    return lat[samples // 2]
+
+
+def percentile(ordered: Sequence[int], q: float) -> int:
+    """Nearest-rank percentile ``q`` (0..100) of a sorted sequence."""
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+@dataclass
+class Tally:
+    """What a phase did: events by type (cancels by reason), resting orders at its end and
+    on average after each message."""
+
+    events: Counter[str]
+    resting_avg: float
+    resting_end: int
+
+
+def tally(phases: Sequence[Phase]) -> list[Tally]:
+    """Replay once more (untimed), counting events and the resting orders after each message."""
+    engine = Engine()
+    live = workloads.Live(engine)
+    out = []
+    for phase in phases:
+        counts: Counter[str] = Counter()
+        resting_sum = 0
+        for command in phase.commands:
+            events = engine.apply(command)
+            for event in events:
+                tag = event.__struct_config__.tag
+                counts[f"{tag}/{event.reason}" if isinstance(event, Cancelled) else str(tag)] += 1
+            live.follow(command, events)
+            resting_sum += len(live)
+        out.append(Tally(counts, resting_sum / max(len(phase.commands), 1), len(live)))
+    return out
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def traced_per_order(commands: Sequence[Command]) -> tuple[float, int]:
+    """tracemalloc's traced bytes after replaying ``commands`` into a fresh Engine, per
+    resting order; and the number of resting orders.
+
+    The commands exist before tracing starts, so objects an order shares with its
+    command (the id int, the account and symbol strings) are not counted.
+    """
+    gc.collect()
+    tracemalloc.start()
+    engine = Engine()
+    for command in commands:
+        engine.apply(command)
+    gc.collect()
+    traced, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    resting = _resting(engine)
+    return traced / resting, resting
+
+
+def rss_per_order(n_resting: int, seed: int) -> float:
+    """The growth of RSS per resting order while a fresh Engine takes the deep resting
+    phase, measured in a new process (this one's heap already holds freed engines)."""
+    probe = [sys.executable, __file__, "--rss-probe", "--resting", str(n_resting),
+             "--seed", str(seed)]
+    grown, resting = map(int, subprocess.run(probe, check=True, capture_output=True,
+                                             text=True).stdout.split())
+    return grown / resting
+
+
+def _rss_probe(n_resting: int, seed: int) -> None:
+    commands = workloads.deep_resting(n_resting, seed)
+    gc.collect()
+    before = _rss_bytes()
+    engine = Engine()
+    for command in commands:
+        engine.apply(command)
+    gc.collect()
+    print(_rss_bytes() - before, _resting(engine))
+
+
+def _resting(engine: Engine) -> int:
+    return sum(len(orders) for book in engine.snapshot().values() for orders in book.values())
+
+
+def profile(commands: Sequence[Command], top: int) -> None:
+    """One replay under cProfile; print the ``top`` functions by own time."""
+    engine = Engine()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for command in commands:
+        engine.apply(command)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
+# -- reporting ----------------------------------------------------------------------
+
+
+def _rate(count: int, ns: int) -> str:
+    return f"{count / ns * 1e9:>12,.0f} msgs/s  ({count:,} messages in {ns / 1e9:.3f} s)"
+
+
+def _print_latency(name: str, lat: Sequence[int], overhead: int) -> None:
+    p50, p99, p999 = (percentile(lat, q) for q in (50, 99, 99.9))
+    print(f"  latency {name:<5} p50 {p50 / 1e3:7.2f} us   p99 {p99 / 1e3:7.2f} us   "
+          f"p99.9 {p999 / 1e3:7.2f} us   max {lat[-1] / 1e3:9.1f} us  "
+          f"(timer overhead ~{overhead} ns included)")
+
+
+def _print_tally(name: str, t: Tally) -> None:
+    counts = "  ".join(f"{k} {v:,}" for k, v in sorted(t.events.items()))
+    print(f"  events  {name:<5} {counts}")
+    print(f"  resting {name:<5} average {t.resting_avg:,.1f} orders after each message, "
+          f"{t.resting_end:,} at the end")
+
+
+def run(name: str, phases: Sequence[Phase], runs: int) -> dict[str, float]:
+    """Measure and print one workload; return msgs/s by phase."""
+    print(f"\n== {name}: " + ", ".join(f"{p.name} {len(p.commands):,}" for p in phases)
+          + f" commands; throughput best of {runs}, each on a fresh Engine")
+    rates = {}
+    for phase, ns in zip(phases, best_times(phases, runs), strict=True):
+        rates[phase.name] = len(phase.commands) / ns * 1e9
+        print(f"  throughput {phase.name:<5} {_rate(len(phase.commands), ns)}")
+    if len(phases) > 1:
+        total = sum(len(p.commands) for p in phases)
+        total_ns = sum(len(p.commands) / rates[p.name] * 1e9 for p in phases)
+        print(f"  throughput all   {_rate(total, int(total_ns))}")
+    overhead = timer_overhead_ns()
+    for phase, lat in zip(phases, latencies(phases), strict=True):
+        _print_latency(phase.name, lat, overhead)
+    for phase, t in zip(phases, tally(phases), strict=True):
+        _print_tally(phase.name, t)
+    return rates
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", choices=("busy", "deep", "all"), default="all")
+    parser.add_argument("--messages", type=int,
+                        help=f"busy messages (default {BUSY_MESSAGES:,}) "
+                             f"and deep mix messages (default {DEEP_MIX:,})")
+    parser.add_argument("--resting", type=int, default=DEEP_RESTING,
+                        help="deep: resting orders before the mix (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3, help="throughput runs (default 3)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one pass instead (the busy workload unless --workload deep)")
+    parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_probe:
+        _rss_probe(args.resting, args.seed)
+        return 0
+
+    import carbonbook
+
+    where = os.path.dirname(carbonbook.__file__)
+    print(f"carbonbook from {where}, Python {sys.version.split()[0]}")
+    rates: dict[str, float] = {}
+    if args.workload in ("busy", "all"):
+        n = args.messages or BUSY_MESSAGES
+        started = perf_counter()
+        commands, avg = workloads.busy_with_stats(n, args.seed)
+        print(f"built busy({n:,}, seed={args.seed}) in {perf_counter() - started:.1f} s "
+              f"(untimed; average resting orders while generating {avg:.1f})")
+        if args.profile:
+            profile(commands, 15)
+            return 0
+        rates["busy"] = run("busy", [Phase("mix", commands)], args.runs)["mix"]
+        del commands
+        gc.collect()
+    if args.workload in ("deep", "all"):
+        n = args.messages or DEEP_MIX
+        started = perf_counter()
+        commands = workloads.deep(args.resting, n, args.seed)
+        print(f"\nbuilt deep({args.resting:,}, {n:,}, seed={args.seed}) "
+              f"in {perf_counter() - started:.1f} s (untimed)")
+        gc.collect()
+        rest = Phase("rest", commands[: 1 + args.resting])
+        mix = Phase("mix", commands[1 + args.resting:])
+        if args.profile:
+            profile(commands, 15)
+            return 0
+        traced, resting = traced_per_order(rest.commands)
+        rss = rss_per_order(args.resting, args.seed)
+        print(f"  memory  at {resting:,} resting orders: {traced:.0f} B/order by tracemalloc "
+              f"(bytes traced after the rest phase / resting orders; excludes the id ints "
+              f"and strings shared with the commands); {rss:.0f} B/order by RSS growth "
+              f"(/proc/self/statm before and after the rest phase, fresh process and Engine)")
+        rates.update({f"deep {k}": v for k, v in run("deep", [rest, mix], args.runs).items()})
+    if "busy" in rates and "deep mix" in rates:
+        print(f"\nthe same mix: {rates['busy']:,.0f} msgs/s on the busy ~70-order book, "
+              f"{rates['deep mix']:,.0f} msgs/s on the deep book "
+              f"(deep/busy {rates['deep mix'] / rates['busy']:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
