@@ -42,6 +42,8 @@ from itertools import count
 import msgspec
 
 from carbonbook._types import (
+    INT64_MAX,
+    INT64_MIN,
     CancelReason,
     RejectReason,
     SelfTradePrevention,
@@ -50,7 +52,7 @@ from carbonbook._types import (
     UnitType,
 )
 from carbonbook.errors import BookIntegrityError
-from carbonbook.commands import NewOrder
+from carbonbook.commands import WELL_FORMED_SHAPES, NewOrder, new_order_fault
 from carbonbook.events import Accepted, Cancelled, Event, Modified, Rejected, Trade
 
 FILLED = "filled"
@@ -72,6 +74,7 @@ _USER = CancelReason.USER
 _FOK_REASON = CancelReason.FOK
 _BAD_PRICE = RejectReason.BAD_PRICE
 _BAD_QTY = RejectReason.BAD_QTY
+_MALFORMED = RejectReason.MALFORMED
 
 
 class Order(msgspec.Struct, gc=False):
@@ -163,15 +166,30 @@ class OrderBook:
     # -- commands ---------------------------------------------------------------
 
     def submit(self, cmd: NewOrder, events: list[Event]) -> None:
-        """Enter a new order that the engine found well formed.
+        """Enter a new order for this book.
 
-        Checks, in order: bad_price, bad_qty, duplicate_id, post_only. Then appends
-        ``accepted``, the trades, and a ``cancelled`` for a remainder that may not rest.
+        Checks, in order: malformed, bad_price, bad_qty, duplicate_id, post_only. Then
+        appends ``accepted``, the trades, and a ``cancelled`` for a remainder that may
+        not rest.
         """
         seq = self._seq
         oid = cmd.id
         price = cmd.price
         qty = cmd.qty
+        account = cmd.account
+        side = cmd.side
+        tif = cmd.tif
+        stp = cmd.stp
+        if not (  # the rules of new_order_fault, as cheap tests
+            oid.__class__ is int and 0 <= oid <= INT64_MAX
+            and qty.__class__ is int and INT64_MIN <= qty <= INT64_MAX
+            and (price is None or (price.__class__ is int and INT64_MIN <= price <= INT64_MAX))
+            and account.__class__ is str and account
+            and (side, cmd.order_type, tif, stp, cmd.post_only, price is None) in WELL_FORMED_SHAPES
+        ):
+            fault = new_order_fault(cmd) or "malformed"
+            events.append(Rejected(next(seq), oid if _is_id(oid) else None, _MALFORMED, fault))
+            return
         if price is not None and (price <= 0 or price % self.tick):
             events.append(Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price, self.tick)))
             return
@@ -183,38 +201,36 @@ class OrderBook:
             events.append(Rejected(next(seq), oid, RejectReason.DUPLICATE_ID,
                                    f"order id {oid} already used"))
             return
-        is_buy = cmd.side == _BUY
-        opp = self.asks if is_buy else self.bids
-        limit_key = _NO_LIMIT if price is None else opp.sign * price
+        is_buy = side == _BUY
+        if is_buy:
+            opp = self.asks
+            limit_key = _NO_LIMIT if price is None else -price
+        else:
+            opp = self.bids
+            limit_key = _NO_LIMIT if price is None else price
         keys = opp.keys
-        if not keys or keys[-1] < limit_key:  # nothing to trade against
+        if keys and keys[-1] >= limit_key:
+            if cmd.post_only:
+                events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY,
+                                       "post-only order would cross"))
+                return
             events.append(Accepted(next(seq), oid, self.symbol))
-            if price is not None and cmd.tif is _GTC:
-                index[oid] = self._rest(oid, cmd.account, cmd.side, price, qty, cmd.post_only,
-                                        cmd.stp, is_buy)
-            else:
+            if tif == _FOK and not self._fillable(opp, account, limit_key, qty, stp):
                 index[oid] = CANCELLED
-                events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
-            return
-        if cmd.post_only:
-            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY,
-                                   "post-only order would cross"))
-            return
-        events.append(Accepted(next(seq), oid, self.symbol))
-        account = cmd.account
-        stp = cmd.stp
-        if cmd.tif is _FOK and not self._fillable(opp, account, limit_key, qty, stp):
-            index[oid] = CANCELLED
-            events.append(Cancelled(next(seq), oid, qty, _FOK_REASON))
-            return
-        qty = self._match(opp, oid, account, is_buy, limit_key, qty, stp, events)
-        if not qty:
-            index[oid] = FILLED
-        elif qty < 0:
-            index[oid] = CANCELLED
-            events.append(Cancelled(next(seq), oid, -qty, _SELF_TRADE))
-        elif price is not None and cmd.tif is _GTC:
-            index[oid] = self._rest(oid, account, cmd.side, price, qty, False, stp, is_buy)
+                events.append(Cancelled(next(seq), oid, qty, _FOK_REASON))
+                return
+            qty = self._match(opp, oid, account, is_buy, limit_key, qty, stp, events)
+            if not qty:
+                index[oid] = FILLED
+                return
+            if qty < 0:
+                index[oid] = CANCELLED
+                events.append(Cancelled(next(seq), oid, -qty, _SELF_TRADE))
+                return
+        else:
+            events.append(Accepted(next(seq), oid, self.symbol))
+        if tif == _GTC and price is not None:
+            index[oid] = self._rest(oid, account, side, price, qty, cmd.post_only, stp, is_buy)
         else:
             index[oid] = CANCELLED
             events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
@@ -322,7 +338,7 @@ class OrderBook:
     ) -> bool:
         """Can ``qty`` trade at once? Counts only what lies before an own order, unless STP
         cancels resting orders, in which case own orders are skipped."""
-        skip_own = stp is _CANCEL_RESTING
+        skip_own = stp == _CANCEL_RESTING
         levels = opp.levels
         for key in reversed(opp.keys):
             if key < limit_key:
@@ -375,14 +391,14 @@ class OrderBook:
                     orders.popleft()
                     continue
                 if maker.account == account:
-                    if stp is _CANCEL_INCOMING:
+                    if stp == _CANCEL_INCOMING:
                         return -qty
                     orders.popleft()
                     maker.qty = 0
                     level.qty -= mq
                     index[maker.id] = CANCELLED
                     append(Cancelled(next(seq), maker.id, mq, _SELF_TRADE))
-                    if stp is _CANCEL_BOTH:
+                    if stp == _CANCEL_BOTH:
                         if not level.qty:
                             keys.pop()
                             del levels[key]
@@ -433,7 +449,7 @@ class OrderBook:
                 if key != side.sign * level.price:
                     raise BookIntegrityError(f"{self.symbol}: level {level.price} under key {key}")
                 for o in live:
-                    if (self._index.get(o.id) is not o or (o.side is _BUY) != is_buy
+                    if (self._index.get(o.id) is not o or (o.side == _BUY) != is_buy
                             or o.price != level.price or o.symbol != self.symbol):
                         raise BookIntegrityError(f"{self.symbol}: order {o.id} misplaced or not indexed")
         bid, ask = self.bids.best(), self.asks.best()
@@ -443,9 +459,13 @@ class OrderBook:
 
 def _unfilled_reason(cmd: NewOrder) -> CancelReason:
     """Why the remainder of an order that may not rest is cancelled."""
-    if cmd.tif is _FOK:
+    if cmd.tif == _FOK:
         return _FOK_REASON
     return CancelReason.MARKET if cmd.price is None else CancelReason.IOC
+
+
+def _is_id(value: object) -> bool:
+    return value.__class__ is int and 0 <= value <= INT64_MAX  # type: ignore[operator]
 
 
 def _bad_price(price: int, tick: int) -> str:

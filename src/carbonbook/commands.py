@@ -10,6 +10,8 @@ from __future__ import annotations
 import msgspec
 
 from carbonbook._types import (
+    INT64_MAX,
+    INT64_MIN,
     Int64,
     Name,
     OrderId,
@@ -69,3 +71,54 @@ class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, g
 
 Command = ListInstrument | NewOrder | CancelOrder | ModifyOrder
 """Any order-log command."""
+
+
+WELL_FORMED_SHAPES = frozenset(
+    (side, order_type, tif, stp, post_only, order_type is OrderType.MARKET)
+    for side in Side
+    for order_type in OrderType
+    for tif in TimeInForce
+    for stp in SelfTradePrevention
+    for post_only in (False, True)
+    if not post_only or (order_type is OrderType.LIMIT and tif is TimeInForce.GTC)
+)
+"""Every well-formed ``(side, order_type, tif, stp, post_only, price is None)`` of a new order:
+a limit order has a price, a market order has none, and only a GTC limit order may be post-only."""
+
+
+def new_order_fault(cmd: NewOrder) -> str | None:
+    """Why ``cmd`` is malformed, or None.
+
+    Decoding already guarantees the types and 64-bit bounds; this also catches
+    hand-built commands. The book runs a cheaper test of the same rules first and
+    calls this only to explain a failure.
+    """
+    oid, price = cmd.id, cmd.price
+    if not (oid.__class__ is int and 0 <= oid <= INT64_MAX):
+        return f"bad order id {oid!r}"
+    if not (_is_int64(cmd.qty) and (price is None or _is_int64(price))):
+        return "price and qty must be 64-bit integers"
+    for name in ("account", "symbol"):
+        value = getattr(cmd, name)
+        if value.__class__ is not str or not value:
+            return f"{name} must be a non-empty string"
+    shape = (cmd.side, cmd.order_type, cmd.tif, cmd.stp, cmd.post_only, price is None)
+    if shape in WELL_FORMED_SHAPES:
+        return None
+    if cmd.side not in _SIDES or cmd.order_type not in _ORDER_TYPES:
+        return "side or order_type outside its set"
+    if cmd.tif not in _TIFS or cmd.stp not in _STPS or cmd.post_only not in (False, True):
+        return "tif, stp or post_only outside its set"
+    if (price is None) != (cmd.order_type == OrderType.MARKET):
+        return "a limit order needs a price and a market order takes none"
+    return "only a gtc limit order can be post-only"
+
+
+_SIDES = frozenset(Side)
+_ORDER_TYPES = frozenset(OrderType)
+_TIFS = frozenset(TimeInForce)
+_STPS = frozenset(SelfTradePrevention)
+
+
+def _is_int64(value: object) -> bool:
+    return value.__class__ is int and INT64_MIN <= value <= INT64_MAX  # type: ignore[operator]

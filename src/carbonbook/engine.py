@@ -9,22 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from itertools import count
-from typing import Any
 
 import msgspec
 
 from carbonbook._types import (
     INT64_MAX,
     INT64_MIN,
-    OrderType,
     RejectReason,
-    SelfTradePrevention,
     Side,
-    TimeInForce,
     UnitType,
 )
-from carbonbook.book import CANCELLED, FILLED, Index, Order, OrderBook
-from carbonbook.commands import CancelOrder, Command, ListInstrument, ModifyOrder, NewOrder
+from carbonbook.book import Index, Order, OrderBook
+from carbonbook.commands import (
+    CancelOrder,
+    Command,
+    ListInstrument,
+    ModifyOrder,
+    NewOrder,
+    new_order_fault,
+)
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Event, InstrumentListed, Rejected
 
@@ -32,9 +35,6 @@ Subscriber = Callable[[list[Event]], None]
 """Called with the events of each command, in order, after the command is applied."""
 
 _MALFORMED = RejectReason.MALFORMED
-_LIMIT = OrderType.LIMIT
-_MARKET = OrderType.MARKET
-_GTC = TimeInForce.GTC
 _UNITS = frozenset(UnitType)
 
 
@@ -87,23 +87,32 @@ class Engine:
         self._index: Index = {}
         self._books: dict[str, OrderBook] = {}
         self._subscribers: list[Subscriber] = []
-        self._handlers: dict[type[Any], Callable[[Any, list[Event]], None]] = {
-            NewOrder: self._new,
-            CancelOrder: self._cancel,
-            ModifyOrder: self._modify,
-            ListInstrument: self._list,
-        }
 
     # -- commands ---------------------------------------------------------------
 
     def apply(self, command: Command) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
-        handler = self._handlers.get(command.__class__)
-        if handler is None:
-            events.append(Rejected(next(self._seq), None, _MALFORMED, f"not a command: {command!r}"))
+        cls = command.__class__
+        if cls is NewOrder:
+            book = self._books.get(command.symbol)  # type: ignore[union-attr]
+            if book is None:
+                self._unlisted(command, events)  # type: ignore[arg-type]
+            else:
+                book.submit(command, events)  # type: ignore[arg-type]
+        elif cls is CancelOrder:
+            oid = command.id  # type: ignore[union-attr]
+            order = self._index.get(oid) if oid.__class__ is int else None
+            if order.__class__ is Order:
+                self._books[order.symbol].cancel(order, events)  # type: ignore[union-attr, arg-type]
+            else:
+                self._cancel_refused(command, events)  # type: ignore[arg-type]
+        elif cls is ModifyOrder:
+            self._modify(command, events)  # type: ignore[arg-type]
+        elif cls is ListInstrument:
+            self._list(command, events)  # type: ignore[arg-type]
         else:
-            handler(command, events)
+            events.append(Rejected(next(self._seq), None, _MALFORMED, f"not a command: {command!r}"))
         for subscriber in self._subscribers:
             subscriber(events)
         return events
@@ -140,45 +149,22 @@ class Engine:
                                                 self._index, self._seq)
             events.append(InstrumentListed(next(self._seq), cmd.symbol, cmd.unit, cmd.tick, cmd.lot))
 
-    def _new(self, cmd: NewOrder, events: list[Event]) -> None:
-        oid, qty, price = cmd.id, cmd.qty, cmd.price
-        # One conjunction proves a well-formed order; only a failure pays for the reason.
-        if not (
-            oid.__class__ is int and 0 <= oid <= INT64_MAX
-            and qty.__class__ is int and INT64_MIN <= qty <= INT64_MAX
-            and cmd.account.__class__ is str and cmd.account
-            and cmd.symbol.__class__ is str and cmd.symbol
-            and cmd.side.__class__ is Side and cmd.tif.__class__ is TimeInForce
-            and cmd.stp.__class__ is SelfTradePrevention
-            and cmd.post_only.__class__ is bool
-            and (
-                (cmd.order_type is _LIMIT and price.__class__ is int
-                 and INT64_MIN <= price <= INT64_MAX  # type: ignore[operator]
-                 and (not cmd.post_only or cmd.tif is _GTC))
-                or (cmd.order_type is _MARKET and price is None and not cmd.post_only)
-            )
-        ):
-            events.append(Rejected(next(self._seq), oid if _is_id(oid) else None, _MALFORMED,
-                                   _order_fault(cmd)))
-            return
-        book = self._books.get(cmd.symbol)
-        if book is None:
-            events.append(Rejected(next(self._seq), oid, RejectReason.UNKNOWN_SYMBOL,
-                                   f"no instrument {cmd.symbol!r}"))
-            return
-        book.submit(cmd, events)
+    def _unlisted(self, cmd: NewOrder, events: list[Event]) -> None:
+        fault = new_order_fault(cmd)
+        if fault is not None:
+            oid = cmd.id if _is_id(cmd.id) else None
+            events.append(Rejected(next(self._seq), oid, _MALFORMED, fault))
+        else:
+            events.append(Rejected(next(self._seq), cmd.id, RejectReason.UNKNOWN_SYMBOL,
+                                   f"no instrument {cmd.symbol}"))
 
-    def _cancel(self, cmd: CancelOrder, events: list[Event]) -> None:
+    def _cancel_refused(self, cmd: CancelOrder, events: list[Event]) -> None:
         oid = cmd.id
-        if not _is_id(oid):
-            events.append(Rejected(next(self._seq), None, _MALFORMED, f"bad order id {oid!r}"))
-            return
-        order = self._index.get(oid)
-        if order is None or order.__class__ is str:
+        if _is_id(oid):
             events.append(Rejected(next(self._seq), oid, RejectReason.UNKNOWN_ORDER,
                                    f"order {oid} is not open"))
-            return
-        self._books[order.symbol].cancel(order, events)  # type: ignore[union-attr, arg-type]
+        else:
+            events.append(Rejected(next(self._seq), None, _MALFORMED, f"bad order id {oid!r}"))
 
     def _modify(self, cmd: ModifyOrder, events: list[Event]) -> None:
         oid, price, qty = cmd.id, cmd.price, cmd.qty
@@ -285,34 +271,6 @@ def _is_int64(value: object) -> bool:
 
 def _is_name(value: object) -> bool:
     return value.__class__ is str and value != ""
-
-
-def _order_fault(cmd: NewOrder) -> str:
-    """Why a new order is malformed. Decoded commands are never; this explains hand-built ones."""
-    price = cmd.price
-    if not _is_id(cmd.id):
-        return f"bad order id {cmd.id!r}"
-    if not (_is_name(cmd.account) and _is_name(cmd.symbol)):
-        return "account and symbol must be non-empty strings"
-    # enum members only: a plain "buy" would compare equal but fail the engine's `is` tests
-    if (cmd.side.__class__ is not Side or cmd.tif.__class__ is not TimeInForce
-            or cmd.stp.__class__ is not SelfTradePrevention):
-        return "side, tif or stp outside its set"
-    if not _is_int64(cmd.qty) or not (price is None or _is_int64(price)):
-        return "price and qty must be 64-bit integers"
-    if cmd.post_only.__class__ is not bool:
-        return "post_only must be a boolean"
-    if cmd.order_type is _LIMIT:
-        if price is None:
-            return "a limit order needs a price"
-    elif cmd.order_type is _MARKET:
-        if price is not None:
-            return "a market order takes no price"
-        if cmd.post_only:
-            return "a market order cannot be post-only"
-    else:
-        return "order_type outside its set"
-    return "a post-only order must be gtc"
 
 
 def _instrument_fault(cmd: ListInstrument) -> str | None:
