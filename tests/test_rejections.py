@@ -184,6 +184,8 @@ def test_values_equal_to_the_enum_members_are_accepted(
 ) -> None:
     """The enums are StrEnums: a plain value equal to a member is that member."""
     assert eng.apply(new(**overrides)) == [Accepted(2, 7, SYM)]
+    assert eng.snapshot() == book(bids=[[100, 7, 10]])  # a resting buy, as the value says
+    assert eng.order(7) == OrderState(7, "open", SYM, "acc", Side.BUY, 100, 10)
     eng.check()
 
 

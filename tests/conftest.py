@@ -1,0 +1,152 @@
+"""Shared fixtures for the worked-example tests.
+
+``eng`` is an engine with one instrument (``SYM``, tick 1, lot 1) already listed as
+seq 1, so every test's first command gets seq 2. Every engine made through the
+fixtures is checked at teardown: ``engine.check()`` passes, the events its
+subscriber saw are numbered 1, 2, 3, ... without a gap, and every ``rejected``
+event carries a non-empty ``detail``.
+
+``Mirror`` lets one scenario run for a buy taker against asks and for a sell taker
+against bids. ``m.px(k)`` is the price ``k`` ticks *into* the maker side from the
+reference price ``BASE`` (``k = 0`` is the touch, larger ``k`` is a worse price for
+the taker, ``k = -1`` is one tick on the taker's side of it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from carbonbook import (
+    Engine,
+    Event,
+    InstrumentListed,
+    ListInstrument,
+    NewOrder,
+    Rejected,
+    Side,
+    Trade,
+    UnitType,
+)
+
+SYM = "JPA-2030"
+BASE = 1000
+
+Row = list[int]
+"""One snapshot row: [price, id, qty]."""
+Snapshot = dict[str, dict[str, list[list[int]]]]
+
+
+class Recorder:
+    """A subscriber that keeps every events list it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Event]] = []
+
+    def __call__(self, events: list[Event]) -> None:
+        self.batches.append(list(events))
+
+    @property
+    def events(self) -> list[Event]:
+        return [e for batch in self.batches for e in batch]
+
+
+def _verify(engine: Engine, recorder: Recorder) -> None:
+    engine.check()
+    events = recorder.events
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    for e in events:
+        if isinstance(e, Rejected):
+            assert isinstance(e.detail, str) and e.detail
+
+
+@pytest.fixture
+def make_engine() -> Iterator[Callable[[], Engine]]:
+    """A factory of empty engines, each verified at teardown."""
+    made: list[tuple[Engine, Recorder]] = []
+
+    def make() -> Engine:
+        engine = Engine()
+        recorder = Recorder()
+        engine.subscribe(recorder)
+        made.append((engine, recorder))
+        return engine
+
+    yield make
+    for engine, recorder in made:
+        _verify(engine, recorder)
+
+
+@pytest.fixture
+def eng(make_engine: Callable[[], Engine]) -> Engine:
+    """An engine with ``SYM`` (JPA, tick 1, lot 1) listed as event seq 1."""
+    engine = make_engine()
+    assert engine.apply(ListInstrument(SYM, UnitType.JPA)) == [
+        InstrumentListed(1, SYM, UnitType.JPA, 1, 1)
+    ]
+    return engine
+
+
+def book(bids: Sequence[Row] = (), asks: Sequence[Row] = (), symbol: str = SYM) -> Snapshot:
+    """The snapshot of an engine holding one instrument."""
+    return {symbol: {"bids": [list(r) for r in bids], "asks": [list(r) for r in asks]}}
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One side of a mirrored scenario: ``side`` is the incoming (taker) side."""
+
+    side: Side
+
+    def __str__(self) -> str:
+        return str(self.side)
+
+    @property
+    def other(self) -> Side:
+        return Side.SELL if self.side is Side.BUY else Side.BUY
+
+    def px(self, k: int) -> int:
+        """The price ``k`` ticks into the maker side (worse for the taker as ``k`` grows)."""
+        return BASE + k if self.side is Side.BUY else BASE - k
+
+    def taker(self, oid: int, qty: int, k: int | None, account: str = "tak", **kw: Any) -> NewOrder:
+        """An order on the taker side at ``px(k)`` (market when ``k`` is None)."""
+        price = None if k is None else self.px(k)
+        return NewOrder(oid, account, SYM, self.side, qty, price=price, **kw)
+
+    def maker(self, oid: int, qty: int, k: int, account: str = "mak", **kw: Any) -> NewOrder:
+        """An order on the maker side at ``px(k)``."""
+        return NewOrder(oid, account, SYM, self.other, qty, price=self.px(k), **kw)
+
+    def trade(
+        self,
+        seq: int,
+        k: int,
+        qty: int,
+        maker_id: int,
+        taker_id: int,
+        maker_account: str = "mak",
+        taker_account: str = "tak",
+    ) -> Trade:
+        """The trade of a taker on this side with a maker resting at ``px(k)``."""
+        if self.side is Side.BUY:
+            return Trade(seq, SYM, self.px(k), qty, maker_id, taker_id,
+                         taker_id, maker_id, taker_account, maker_account)
+        return Trade(seq, SYM, self.px(k), qty, maker_id, taker_id,
+                     maker_id, taker_id, maker_account, taker_account)
+
+    def book(self, taker: Sequence[tuple[int, int, int]] = (),
+             maker: Sequence[tuple[int, int, int]] = ()) -> Snapshot:
+        """The snapshot from rows ``(k, id, qty)`` per side, each given in priority order."""
+        t = [[self.px(k), oid, qty] for k, oid, qty in taker]
+        m = [[self.px(k), oid, qty] for k, oid, qty in maker]
+        return book(bids=t, asks=m) if self.side is Side.BUY else book(bids=m, asks=t)
+
+
+@pytest.fixture(params=[Side.BUY, Side.SELL], ids=["buy", "sell"])
+def m(request: pytest.FixtureRequest) -> Mirror:
+    """The taker side of a mirrored scenario."""
+    return Mirror(request.param)
