@@ -168,38 +168,29 @@ class OrderBook:
     def submit(self, cmd: NewOrder, events: list[Event]) -> None:
         """Enter a new order for this book.
 
-        Checks, in order: malformed, bad_price, bad_qty, duplicate_id, post_only. Then
-        appends ``accepted``, the trades, and a ``cancelled`` for a remainder that may
-        not rest.
+        Refusals, first that applies: malformed, bad_price, bad_qty, duplicate_id,
+        post_only. Then appends ``accepted``, the trades, and a ``cancelled`` for a
+        remainder that may not rest.
         """
         seq = self._seq
+        index = self._index
         oid = cmd.id
         price = cmd.price
         qty = cmd.qty
-        account = cmd.account
         side = cmd.side
         tif = cmd.tif
         stp = cmd.stp
-        if not (  # the rules of new_order_fault, as cheap tests
+        account = cmd.account
+        if not (  # one pass over every refusal but post_only; _refusal finds which one
             oid.__class__ is int and 0 <= oid <= INT64_MAX
-            and qty.__class__ is int and INT64_MIN <= qty <= INT64_MAX
-            and (price is None or (price.__class__ is int and INT64_MIN <= price <= INT64_MAX))
+            and qty.__class__ is int and 0 < qty <= INT64_MAX and not qty % self.lot
+            and (price is None or (price.__class__ is int and 0 < price <= INT64_MAX
+                                   and not price % self.tick))
             and account.__class__ is str and account
             and (side, cmd.order_type, tif, stp, cmd.post_only, price is None) in WELL_FORMED_SHAPES
+            and oid not in index
         ):
-            fault = new_order_fault(cmd) or "malformed"
-            events.append(Rejected(next(seq), oid if _is_id(oid) else None, _MALFORMED, fault))
-            return
-        if price is not None and (price <= 0 or price % self.tick):
-            events.append(Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price, self.tick)))
-            return
-        if qty <= 0 or qty % self.lot:
-            events.append(Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty, self.lot)))
-            return
-        index = self._index
-        if oid in index:
-            events.append(Rejected(next(seq), oid, RejectReason.DUPLICATE_ID,
-                                   f"order id {oid} already used"))
+            events.append(self._refusal(cmd))
             return
         is_buy = side == _BUY
         if is_buy:
@@ -230,10 +221,34 @@ class OrderBook:
         else:
             events.append(Accepted(next(seq), oid, self.symbol))
         if tif == _GTC and price is not None:
-            index[oid] = self._rest(oid, account, side, price, qty, cmd.post_only, stp, is_buy)
+            # self._rest inlined: this is the most common outcome of the hot path
+            own = self.bids if is_buy else self.asks
+            key = price if is_buy else -price
+            level = own.levels.get(key)
+            if level is None:
+                level = own.levels[key] = PriceLevel(price)
+                insort(own.keys, key)
+            else:
+                price = level.price
+            order = index[oid] = Order(oid, account, self.symbol, side, price, qty,
+                                       cmd.post_only, stp)
+            level.orders.append(order)
+            level.qty += qty
         else:
             index[oid] = CANCELLED
             events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
+
+    def _refusal(self, cmd: NewOrder) -> Rejected:
+        """The rejection of a new order that failed submit's test, by the contract's order."""
+        oid = cmd.id
+        fault = new_order_fault(cmd)
+        if fault is not None:
+            return Rejected(next(self._seq), oid if _is_id(oid) else None, _MALFORMED, fault)
+        if cmd.price is not None and (cmd.price <= 0 or cmd.price % self.tick):
+            return Rejected(next(self._seq), oid, _BAD_PRICE, _bad_price(cmd.price, self.tick))
+        if cmd.qty <= 0 or cmd.qty % self.lot:
+            return Rejected(next(self._seq), oid, _BAD_QTY, _bad_qty(cmd.qty, self.lot))
+        return Rejected(next(self._seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used")
 
     def cancel(self, order: Order, events: list[Event]) -> None:
         """Cancel a resting order's open remainder (reason ``user``). O(1) amortised."""

@@ -222,7 +222,7 @@ class Engine:
     def queue(self, symbol: str, side: Side, price: int) -> list[OrderState]:
         """The open orders at one price level, in time priority. O(orders at the level)."""
         book = self._books[symbol]
-        book_side = book.bids if side is Side.BUY else book.asks
+        book_side = book.bids if side == Side.BUY else book.asks
         level = book_side.levels.get(book_side.sign * price)
         return [] if level is None else [_open_state(o) for o in level.live()]
 
