@@ -25,6 +25,16 @@ Name = Annotated[str, Meta(min_length=1)]
 """A non-empty account or symbol."""
 
 
+def is_order_id(value: object) -> bool:
+    """Is ``value`` a valid order id (an int, not a bool, in 0..2**63-1)?"""
+    return type(value) is int and 0 <= value <= INT64_MAX
+
+
+def is_int64(value: object) -> bool:
+    """Is ``value`` an int (not a bool) that fits in 64 bits?"""
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
 class Side(StrEnum):
     """The side of an order."""
 

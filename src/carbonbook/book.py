@@ -43,16 +43,16 @@ import msgspec
 
 from carbonbook._types import (
     INT64_MAX,
-    INT64_MIN,
     CancelReason,
     RejectReason,
     SelfTradePrevention,
     Side,
     TimeInForce,
     UnitType,
+    is_order_id,
 )
-from carbonbook.errors import BookIntegrityError
 from carbonbook.commands import WELL_FORMED_SHAPES, NewOrder, new_order_fault
+from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Accepted, Cancelled, Event, Modified, Rejected, Trade
 
 FILLED = "filled"
@@ -243,7 +243,7 @@ class OrderBook:
         oid = cmd.id
         fault = new_order_fault(cmd)
         if fault is not None:
-            return Rejected(next(self._seq), oid if _is_id(oid) else None, _MALFORMED, fault)
+            return Rejected(next(self._seq), oid if is_order_id(oid) else None, _MALFORMED, fault)
         if cmd.price is not None and (cmd.price <= 0 or cmd.price % self.tick):
             return Rejected(next(self._seq), oid, _BAD_PRICE, _bad_price(cmd.price, self.tick))
         if cmd.qty <= 0 or cmd.qty % self.lot:
@@ -478,9 +478,6 @@ def _unfilled_reason(cmd: NewOrder) -> CancelReason:
         return _FOK_REASON
     return CancelReason.MARKET if cmd.price is None else CancelReason.IOC
 
-
-def _is_id(value: object) -> bool:
-    return value.__class__ is int and 0 <= value <= INT64_MAX  # type: ignore[operator]
 
 
 def _bad_price(price: int, tick: int) -> str:

@@ -11,7 +11,6 @@ import msgspec
 
 from carbonbook._types import (
     INT64_MAX,
-    INT64_MIN,
     Int64,
     Name,
     OrderId,
@@ -20,6 +19,7 @@ from carbonbook._types import (
     Side,
     TimeInForce,
     UnitType,
+    is_int64,
 )
 
 
@@ -96,7 +96,7 @@ def new_order_fault(cmd: NewOrder) -> str | None:
     oid, price = cmd.id, cmd.price
     if not (oid.__class__ is int and 0 <= oid <= INT64_MAX):
         return f"bad order id {oid!r}"
-    if not (_is_int64(cmd.qty) and (price is None or _is_int64(price))):
+    if not (is_int64(cmd.qty) and (price is None or is_int64(price))):
         return "price and qty must be 64-bit integers"
     for name in ("account", "symbol"):
         value = getattr(cmd, name)
@@ -119,6 +119,3 @@ _ORDER_TYPES = frozenset(OrderType)
 _TIFS = frozenset(TimeInForce)
 _STPS = frozenset(SelfTradePrevention)
 
-
-def _is_int64(value: object) -> bool:
-    return value.__class__ is int and INT64_MIN <= value <= INT64_MAX  # type: ignore[operator]

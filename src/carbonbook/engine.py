@@ -13,11 +13,11 @@ from itertools import count
 import msgspec
 
 from carbonbook._types import (
-    INT64_MAX,
-    INT64_MIN,
     RejectReason,
     Side,
     UnitType,
+    is_int64,
+    is_order_id,
 )
 from carbonbook.book import Index, Order, OrderBook
 from carbonbook.commands import (
@@ -104,7 +104,7 @@ class Engine:
             oid = command.id  # type: ignore[union-attr]
             order = self._index.get(oid) if oid.__class__ is int else None
             if order.__class__ is Order:
-                self._books[order.symbol].cancel(order, events)  # type: ignore[union-attr, arg-type]
+                self._books[order.symbol].cancel(order, events)
             else:
                 self._cancel_refused(command, events)  # type: ignore[arg-type]
         elif cls is ModifyOrder:
@@ -152,7 +152,7 @@ class Engine:
     def _unlisted(self, cmd: NewOrder, events: list[Event]) -> None:
         fault = new_order_fault(cmd)
         if fault is not None:
-            oid = cmd.id if _is_id(cmd.id) else None
+            oid = cmd.id if is_order_id(cmd.id) else None
             events.append(Rejected(next(self._seq), oid, _MALFORMED, fault))
         else:
             events.append(Rejected(next(self._seq), cmd.id, RejectReason.UNKNOWN_SYMBOL,
@@ -160,7 +160,7 @@ class Engine:
 
     def _cancel_refused(self, cmd: CancelOrder, events: list[Event]) -> None:
         oid = cmd.id
-        if _is_id(oid):
+        if is_order_id(oid):
             events.append(Rejected(next(self._seq), oid, RejectReason.UNKNOWN_ORDER,
                                    f"order {oid} is not open"))
         else:
@@ -169,14 +169,14 @@ class Engine:
     def _modify(self, cmd: ModifyOrder, events: list[Event]) -> None:
         oid, price, qty = cmd.id, cmd.price, cmd.qty
         fault = None
-        if not _is_id(oid):
+        if not is_order_id(oid):
             fault = f"bad order id {oid!r}"
         elif price is None and qty is None:
             fault = "modify needs a price or a qty"
-        elif not (price is None or _is_int64(price)) or not (qty is None or _is_int64(qty)):
+        elif not (price is None or is_int64(price)) or not (qty is None or is_int64(qty)):
             fault = "price and qty must be 64-bit integers"
         if fault is not None:
-            events.append(Rejected(next(self._seq), oid if _is_id(oid) else None, _MALFORMED, fault))
+            events.append(Rejected(next(self._seq), oid if is_order_id(oid) else None, _MALFORMED, fault))
             return
         order = self._index.get(oid)
         if order is None or order.__class__ is str:
@@ -211,7 +211,7 @@ class Engine:
         book = self._books[symbol]
         sides = []
         for side in (book.bids, book.asks):
-            out = []
+            out: list[Level] = []
             for level in side.in_priority():
                 if len(out) == levels:
                     break
@@ -261,12 +261,6 @@ def _open_state(order: Order) -> OrderState:
     return OrderState(order.id, "open", order.symbol, order.account, order.side, order.price, order.qty)
 
 
-def _is_id(value: object) -> bool:
-    return value.__class__ is int and 0 <= value <= INT64_MAX  # type: ignore[operator]
-
-
-def _is_int64(value: object) -> bool:
-    return value.__class__ is int and INT64_MIN <= value <= INT64_MAX  # type: ignore[operator]
 
 
 def _is_name(value: object) -> bool:
@@ -276,6 +270,6 @@ def _is_name(value: object) -> bool:
 def _instrument_fault(cmd: ListInstrument) -> str | None:
     if not _is_name(cmd.symbol) or cmd.unit not in _UNITS:
         return "instrument needs a symbol and a known unit"
-    if not (_is_int64(cmd.tick) and _is_int64(cmd.lot)) or cmd.tick <= 0 or cmd.lot <= 0:
+    if not (is_int64(cmd.tick) and is_int64(cmd.lot)) or cmd.tick <= 0 or cmd.lot <= 0:
         return "tick and lot must be positive integers"
     return None

@@ -16,7 +16,7 @@ class _Event(msgspec.Struct, tag_field="type", frozen=True, gc=False, omit_defau
     seq: int
 
 
-class InstrumentListed(_Event, tag="listed"):
+class InstrumentListed(_Event, tag="listed", frozen=True):
     """A book was opened."""
 
     symbol: str
@@ -25,14 +25,14 @@ class InstrumentListed(_Event, tag="listed"):
     lot: int
 
 
-class Accepted(_Event, tag="accepted"):
+class Accepted(_Event, tag="accepted", frozen=True):
     """An order was accepted; its trades and any cancelled remainder follow."""
 
     id: int
     symbol: str
 
 
-class Rejected(_Event, tag="rejected"):
+class Rejected(_Event, tag="rejected", frozen=True):
     """A command was refused and changed nothing. ``line`` is set for an undecodable input line."""
 
     id: int | None
@@ -41,7 +41,7 @@ class Rejected(_Event, tag="rejected"):
     line: int | None = None
 
 
-class Trade(_Event, tag="trade"):
+class Trade(_Event, tag="trade", frozen=True):
     """``qty`` tonnes changed hands at the maker's ``price``. ``seq`` is the trade's unique id."""
 
     symbol: str
@@ -55,7 +55,7 @@ class Trade(_Event, tag="trade"):
     sell_account: str
 
 
-class Cancelled(_Event, tag="cancelled"):
+class Cancelled(_Event, tag="cancelled", frozen=True):
     """``qty`` of order ``id`` was taken off the book or left unexecuted."""
 
     id: int
@@ -63,7 +63,7 @@ class Cancelled(_Event, tag="cancelled"):
     reason: CancelReason
 
 
-class Modified(_Event, tag="modified"):
+class Modified(_Event, tag="modified", frozen=True):
     """Order ``id`` now has ``price`` and open quantity ``qty``."""
 
     id: int
