@@ -13,8 +13,8 @@ Priority
 
 Cancels
     A cancelled order is not searched for in its deque: its ``qty`` becomes 0 and it
-    stays there, *dead*, until matching pops it or the level is compacted (when its
-    deque has doubled since the last compaction). ``PriceLevel.qty`` counts live
+    stays there, *dead*, until matching pops it or the level is compacted (when dead
+    entries outnumber live ones). ``PriceLevel.qty`` counts live
     orders only, and a level whose quantity reaches 0 is removed at once.
 
 Index
@@ -61,7 +61,7 @@ CANCELLED = "cancelled"
 """Index status of an order whose remainder was cancelled (by the user, its time in force or STP)."""
 
 _NO_LIMIT = -(2**64)  # a key below every real key: a market order crosses any level
-_COMPACT_MIN = 32  # a level's deque is first compacted when it reaches this many entries
+_COMPACT_MIN = 32  # a level is compacted only when it holds more dead entries than this...
 
 _BUY = Side.BUY
 _CANCEL_INCOMING = SelfTradePrevention.CANCEL_INCOMING
@@ -97,17 +97,18 @@ Index = dict[int, "Order | str"]
 class PriceLevel:
     """The orders resting at one price, oldest first, and their live total quantity.
 
-    Dead entries (qty 0) may sit in ``orders``; the level is compacted when its deque
-    grows to ``compact_at`` entries, which keeps cancels O(1) amortised.
+    ``dead`` counts the cancelled entries (qty 0) still in ``orders``; the level is
+    compacted when they outnumber the live ones (and exceed ``_COMPACT_MIN``), which
+    keeps cancels O(1) amortised.
     """
 
-    __slots__ = ("compact_at", "orders", "price", "qty")
+    __slots__ = ("dead", "orders", "price", "qty")
 
     def __init__(self, price: int) -> None:
         self.price = price
         self.orders: deque[Order] = deque()
         self.qty = 0
-        self.compact_at = _COMPACT_MIN
+        self.dead = 0
 
     def live(self) -> Iterator[Order]:
         """The live orders in priority order. O(entries)."""
@@ -344,9 +345,12 @@ class OrderBook:
             else:
                 del keys[bisect_left(keys, key)]
             del own.levels[key]
-        elif len(level.orders) >= level.compact_at:
-            level.orders = deque(level.live())
-            level.compact_at = 2 * len(level.orders) + _COMPACT_MIN
+        else:
+            dead = level.dead + 1
+            if dead > _COMPACT_MIN and 2 * dead > len(level.orders):  # ...and than live ones
+                level.orders = deque(level.live())
+                dead = 0
+            level.dead = dead
 
     def _fillable(
         self, opp: BookSide, account: str, limit_key: int, qty: int, stp: SelfTradePrevention
@@ -404,6 +408,7 @@ class OrderBook:
                 mq = maker.qty
                 if not mq:
                     orders.popleft()
+                    level.dead -= 1
                     continue
                 if maker.account == account:
                     if stp == _CANCEL_INCOMING:
@@ -459,7 +464,8 @@ class OrderBook:
                 raise BookIntegrityError(f"{self.symbol}: keys out of order or out of step with levels")
             for key, level in side.levels.items():
                 live = list(level.live())
-                if not live or level.qty != sum(o.qty for o in live):
+                if (not live or level.qty != sum(o.qty for o in live)
+                        or level.dead != len(level.orders) - len(live)):
                     raise BookIntegrityError(f"{self.symbol}: level {level.price} totals are wrong")
                 if key != side.sign * level.price:
                     raise BookIntegrityError(f"{self.symbol}: level {level.price} under key {key}")
