@@ -208,11 +208,8 @@ def test_msgpack_records_split_msgspec_encoded_values() -> None:
     assert [msgspec.msgpack.decode(r) for r in records] == values
 
 
-def test_msgpack_records_are_views_into_the_stream() -> None:
-    data = b"\x80\x90"
-    records = list(msgpack_records(data))
-    assert all(isinstance(r, memoryview) for r in records)
-    assert [bytes(r) for r in records] == [b"\x80", b"\x90"]
+def test_msgpack_records_are_bytes() -> None:
+    assert list(msgpack_records(b"\x80\x90")) == [b"\x80", b"\x90"]
 
 
 def test_msgpack_records_empty_stream() -> None:

@@ -35,6 +35,7 @@ from carbonbook import (
     SelfTradePrevention,
     Side,
     TimeInForce,
+    Undecodable,
     UnitType,
 )
 from conftest import SYM, book
@@ -194,13 +195,9 @@ def test_not_a_command(eng: Engine) -> None:
     assert_rejected(eng, Accepted(1, 1, SYM), 3, None, MALFORMED)
 
 
-def test_outside_rejection_takes_a_seq(eng: Engine) -> None:
-    assert eng.reject(MALFORMED, "not JSON", line=3) == [
-        Rejected(2, None, MALFORMED, "not JSON", 3)
-    ]
-    assert eng.reject(MALFORMED, "missing qty", id=9, line=4) == [
-        Rejected(3, 9, MALFORMED, "missing qty", 4)
-    ]
+def test_undecodable_record_takes_a_seq(eng: Engine) -> None:
+    assert eng.apply(Undecodable(3, "not JSON")) == [Rejected(2, None, MALFORMED, "not JSON", 3)]
+    assert eng.apply(Undecodable(4, "missing qty", 9)) == [Rejected(3, 9, MALFORMED, "missing qty", 4)]
     assert eng.apply(new()) == [Accepted(4, 7, SYM)]
     assert eng.order(9) is None
 

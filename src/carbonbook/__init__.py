@@ -16,7 +16,7 @@ from carbonbook._types import (
     UnitType,
 )
 from carbonbook.book import OrderBook
-from carbonbook.commands import CancelOrder, Command, ListInstrument, ModifyOrder, NewOrder
+from carbonbook.commands import CancelOrder, Command, ListInstrument, ModifyOrder, NewOrder, Undecodable
 from carbonbook.engine import Depth, Engine, Level, OrderState
 from carbonbook.errors import BookIntegrityError, CarbonbookError
 from carbonbook.events import (
@@ -55,5 +55,6 @@ __all__ = [
     "Side",
     "TimeInForce",
     "Trade",
+    "Undecodable",
     "UnitType",
 ]

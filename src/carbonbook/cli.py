@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from collections.abc import Sequence
-from typing import BinaryIO
 
 import msgspec
 
@@ -62,22 +62,20 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_in(path: str) -> BinaryIO:
+def _open_in(path: str) -> io.BufferedReader:
     if path == "-":
         return open(sys.stdin.fileno(), "rb", closefd=False)
     return open(path, "rb")
 
 
-def _wants_msgpack(fmt: str, path: str, source: BinaryIO) -> bool:
+def _wants_msgpack(fmt: str, path: str, source: io.BufferedReader) -> bool:
     if fmt != "auto":
         return fmt == "msgpack"
     if path.endswith((".msgpack", ".mpk")):
         return True
-    if path.endswith((".jsonl", ".json", ".ndjson")) or not source.seekable():
+    if path.endswith((".jsonl", ".json", ".ndjson")):
         return False
-    head = source.read(64)
-    source.seek(0)
-    return is_msgpack(head)
+    return is_msgpack(source.peek(64)[:64])  # peek: standard input may be a pipe
 
 
 def _summary(tally: ReplayTally, engine: Engine, elapsed: float) -> str:

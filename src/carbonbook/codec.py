@@ -23,8 +23,9 @@ msgpack_decoder = msgspec.msgpack.Decoder(Command)
 json_encoder = msgspec.json.Encoder()
 """Encodes events; ``json_encoder.encode_lines(events)`` gives JSON Lines."""
 
-DecodeFailure = (msgspec.DecodeError, msgspec.ValidationError)
-"""The exceptions a decoder raises for a bad record."""
+DecodeFailure = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+"""The exceptions a decoder raises for a bad record (msgspec raises UnicodeDecodeError for
+invalid UTF-8 in a string it reads, RecursionError for very deeply nested input)."""
 
 _CHUNK = 1 << 22
 
@@ -45,20 +46,19 @@ def jsonl_records(stream: BinaryIO) -> Iterator[list[bytes]]:
         yield [tail]
 
 
-def msgpack_records(data: bytes) -> Iterator[bytes | memoryview]:
+def msgpack_records(data: bytes) -> Iterator[bytes]:
     """Split a stream of concatenated MessagePack objects into one buffer per object.
 
     An invalid byte (0xc1) becomes a one-byte record; a truncated last object becomes
     one record holding the rest. Both then fail to decode and are reported.
     """
-    view = memoryview(data)
     pos, end = 0, len(data)
     while pos < end:
         try:
             stop = _msgpack_end(data, pos)
         except ValueError as exc:
             stop = pos + 1 if str(exc) == "invalid" else end
-        yield view[pos:stop]
+        yield data[pos:stop]
         pos = stop
 
 

@@ -73,6 +73,15 @@ Command = ListInstrument | NewOrder | CancelOrder | ModifyOrder
 """Any order-log command."""
 
 
+class Undecodable(msgspec.Struct, frozen=True, gc=False):
+    """An order-log record that is not a command: the engine answers it with a ``malformed``
+    rejection at its place in the sequence. ``line`` is its 1-based position in the log."""
+
+    line: int
+    detail: str
+    id: int | None = None
+
+
 WELL_FORMED_SHAPES = frozenset(
     (side, order_type, tif, stp, post_only, order_type is OrderType.MARKET)
     for side in Side

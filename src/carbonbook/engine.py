@@ -26,13 +26,14 @@ from carbonbook.commands import (
     ListInstrument,
     ModifyOrder,
     NewOrder,
+    Undecodable,
     new_order_fault,
 )
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Event, InstrumentListed, Rejected
 
 Subscriber = Callable[[list[Event]], None]
-"""Called with the events of each command, in order, after the command is applied."""
+"""Called with the events of each ``apply`` (or ``apply_all``) call, in order, once applied."""
 
 _MALFORMED = RejectReason.MALFORMED
 _UNITS = frozenset(UnitType)
@@ -90,9 +91,29 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------
 
-    def apply(self, command: Command) -> list[Event]:
+    def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
+        self._dispatch(command, events)
+        for subscriber in self._subscribers:
+            subscriber(events)
+        return events
+
+    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
+        """Apply commands in order; return their events, which subscribers also get as one list.
+
+        An :class:`Undecodable` record (or any object that is not a command) becomes a
+        ``rejected`` event with reason ``malformed`` in its place in the sequence.
+        """
+        events: list[Event] = []
+        dispatch = self._dispatch
+        for command in commands:
+            dispatch(command, events)
+        for subscriber in self._subscribers:
+            subscriber(events)
+        return events
+
+    def _dispatch(self, command: Command | Undecodable, events: list[Event]) -> None:
         cls = command.__class__
         if cls is NewOrder:
             book = self._books.get(command.symbol)  # type: ignore[union-attr]
@@ -111,30 +132,14 @@ class Engine:
             self._modify(command, events)  # type: ignore[arg-type]
         elif cls is ListInstrument:
             self._list(command, events)  # type: ignore[arg-type]
+        elif cls is Undecodable:
+            events.append(Rejected(next(self._seq), command.id, _MALFORMED,  # type: ignore[union-attr]
+                                   command.detail, command.line))  # type: ignore[union-attr]
         else:
             events.append(Rejected(next(self._seq), None, _MALFORMED, f"not a command: {command!r}"))
-        for subscriber in self._subscribers:
-            subscriber(events)
-        return events
-
-    def apply_all(self, commands: Iterable[Command]) -> list[Event]:
-        """Apply commands in order; return all their events."""
-        out: list[Event] = []
-        apply = self.apply
-        for command in commands:
-            out += apply(command)
-        return out
-
-    def reject(self, reason: RejectReason, detail: str, id: int | None = None,
-               line: int | None = None) -> list[Event]:
-        """Record a refusal decided outside the engine (an undecodable input line) in the sequence."""
-        events: list[Event] = [Rejected(next(self._seq), id, reason, detail, line)]
-        for subscriber in self._subscribers:
-            subscriber(events)
-        return events
 
     def subscribe(self, subscriber: Subscriber) -> None:
-        """Call ``subscriber`` with the events of every later command."""
+        """Call ``subscriber`` with the events of every later ``apply`` or ``apply_all``."""
         self._subscribers.append(subscriber)
 
     def _list(self, cmd: ListInstrument, events: list[Event]) -> None:
