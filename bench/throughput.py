@@ -8,7 +8,8 @@ The workload is built first (not timed). Then, for each workload:
 * throughput: every command goes through ``Engine().apply`` (its events are built as
   usual and dropped), timed as a whole with ``time.perf_counter_ns``; the best of
   ``--runs`` runs, each on a fresh Engine (also by the process's CPU time, which a
-  busy machine inflates less);
+  busy machine inflates less); then the same in batches through ``Engine.apply_all``,
+  as ``carbonbook replay`` applies its input;
 * latency: one more pass on a fresh Engine with ``perf_counter_ns`` read before and
   after each ``apply``; p50/p99/p99.9 include the timer's own overhead, printed too;
 * a tally pass (untimed): events by type and the average number of resting orders
@@ -57,17 +58,26 @@ class Phase:
 # -- measurements -----------------------------------------------------------------
 
 
-def _replay_ns(engine: Engine, commands: Sequence[Command]) -> tuple[int, int]:
-    """Apply ``commands``; return the wall time and this process's CPU time (ns)."""
-    apply = engine.apply
+BATCH = 4096  # commands per Engine.apply_all call in the batch measurement
+
+
+def _replay_ns(engine: Engine, commands: Sequence[Command], batch: bool) -> tuple[int, int]:
+    """Apply ``commands`` one ``apply`` at a time, or ``BATCH`` per ``apply_all`` (as
+    ``carbonbook replay`` does); return the wall time and this process's CPU time (ns)."""
     cpu = process_time_ns()
     start = perf_counter_ns()
-    for command in commands:
-        apply(command)
+    if batch:
+        apply_all = engine.apply_all
+        for i in range(0, len(commands), BATCH):
+            apply_all(commands[i:i + BATCH])
+    else:
+        apply = engine.apply
+        for command in commands:
+            apply(command)
     return perf_counter_ns() - start, process_time_ns() - cpu
 
 
-def best_times(phases: Sequence[Phase], runs: int) -> list[tuple[int, int]]:
+def best_times(phases: Sequence[Phase], runs: int, batch: bool = False) -> list[tuple[int, int]]:
     """The best wall time and the best CPU time (ns) of each phase over ``runs`` runs,
     each on a fresh Engine. On a busy machine the CPU time leaves out the time the
     process waited for a core (but not the cache misses other processes cause)."""
@@ -75,7 +85,7 @@ def best_times(phases: Sequence[Phase], runs: int) -> list[tuple[int, int]]:
     for _ in range(runs):
         engine = Engine()
         for i, phase in enumerate(phases):
-            wall, cpu = _replay_ns(engine, phase.commands)
+            wall, cpu = _replay_ns(engine, phase.commands, batch)
             best[i] = (min(best[i][0], wall), min(best[i][1], cpu))
         del engine
         gc.collect()
@@ -239,6 +249,10 @@ def run(name: str, phases: Sequence[Phase], runs: int) -> dict[str, float]:
         rates[phase.name] = len(phase.commands) / ns * 1e9
         print(f"  throughput {phase.name:<5} {_rate(len(phase.commands), ns)}; "
               f"by CPU time {len(phase.commands) / cpu * 1e9:,.0f} msgs/s")
+    for phase, (ns, cpu) in zip(phases, best_times(phases, runs, batch=True), strict=True):
+        print(f"  batched    {phase.name:<5} {_rate(len(phase.commands), ns)}; "
+              f"by CPU time {len(phase.commands) / cpu * 1e9:,.0f} msgs/s "
+              f"(apply_all, {BATCH:,} commands a call)")
     if len(phases) > 1:
         total = sum(len(p.commands) for p in phases)
         total_ns = sum(len(p.commands) / rates[p.name] * 1e9 for p in phases)
