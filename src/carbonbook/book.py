@@ -222,19 +222,7 @@ class OrderBook:
         else:
             events.append(Accepted(next(seq), oid, self.symbol))
         if tif == _GTC and price is not None:
-            # self._rest inlined: this is the most common outcome of the hot path
-            own = self.bids if is_buy else self.asks
-            key = price if is_buy else -price
-            level = own.levels.get(key)
-            if level is None:
-                level = own.levels[key] = PriceLevel(price)
-                insort(own.keys, key)
-            else:
-                price = level.price
-            order = index[oid] = Order(oid, account, self.symbol, side, price, qty,
-                                       cmd.post_only, stp)
-            level.orders.append(order)
-            level.qty += qty
+            index[oid] = self._rest(oid, account, side, price, qty, cmd.post_only, stp, is_buy)
         else:
             index[oid] = CANCELLED
             events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
