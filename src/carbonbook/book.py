@@ -22,10 +22,29 @@ Index
     resting :class:`Order`, or to :data:`FILLED` / :data:`CANCELLED` once it has left
     the book, so ids stay unique for the life of the engine.
 
+Commands
+    ``submit`` refuses, the first that applies: malformed, bad_price, bad_qty,
+    duplicate_id, post_only; otherwise ``accepted``, the trades, and a ``cancelled``
+    for a remainder that may not rest (``ioc``, ``fok``, ``market``, ``self_trade``).
+    A FOK order first checks, without touching the book, that enough lies within its
+    limit ahead of its own account's first order. ``cancel`` takes the open remainder
+    off. ``modify`` keeps priority for a lower (or equal) quantity at the same price;
+    otherwise the order is re-queued at the back of its new level, trading first as
+    the taker if it crosses.
+
+Self-trade prevention
+    Matching stops at a resting order of the taker's own account. The taker's ``stp``
+    decides: ``cancel_incoming`` cancels the taker's remainder, ``cancel_resting``
+    cancels the resting order and goes on, ``cancel_both`` does both.
+
 Cost
     Resting an order: a dict lookup, plus ``bisect.insort`` into the key list when it
-    opens a level (a short memmove near the touch). Cancel: O(1) amortised, plus a
-    bisect when it empties a level. Each fill: O(1).
+    opens a level. Cancel: O(1) amortised, plus a bisect and a list deletion when it
+    empties a level. Each fill: O(1). The key list keeps the best level at its end, so
+    opening or closing a level near the touch moves only a few pointers (0.2-0.6 us
+    with 25 to 100,000 levels here, where ``sortedcontainers.SortedList`` takes 1.0-1.3
+    us); a level far from the touch of a very deep side costs a memmove of the whole
+    list (2.5 us at 5,000 levels, 49 us at 100,000, against SortedList's 1.6 us).
 
 Determinism
     No clocks, no randomness, no iteration over unordered containers: the same
