@@ -1,9 +1,21 @@
 """carbonbook: a double-auction trading engine for carbon markets.
 
->>> from carbonbook import Engine, ListInstrument, NewOrder, Side, UnitType
->>> eng = Engine()
->>> [e.type for e in []]
-[]
+An :class:`Engine` holds one order book per instrument, applies order-log commands
+(msgspec Structs) and answers with events that share one gapless sequence:
+
+>>> from carbonbook import CancelOrder, Engine, ListInstrument, NewOrder, Side, UnitType
+>>> engine = Engine()
+>>> engine.apply(ListInstrument("JPA-2010", UnitType.JPA))[0].seq
+1
+>>> engine.apply(NewOrder(1, "tepco-01", "JPA-2010", Side.SELL, 500, price=1450))
+[Accepted(seq=2, id=1, symbol='JPA-2010')]
+>>> trade = engine.apply(NewOrder(2, "marubeni", "JPA-2010", Side.BUY, 200, price=1460))[1]
+>>> (trade.price, trade.qty, trade.buy_account, trade.sell_account)
+(1450, 200, 'marubeni', 'tepco-01')
+>>> engine.apply(CancelOrder(1))
+[Cancelled(seq=5, id=1, qty=300, reason=<CancelReason.USER: 'user'>)]
+>>> engine.snapshot()
+{'JPA-2010': {'bids': [], 'asks': []}}
 """
 
 from carbonbook._types import (

@@ -77,10 +77,11 @@ class Engine:
     >>> eng = Engine()
     >>> _ = eng.apply(ListInstrument("JPA-2010", UnitType.JPA))
     >>> _ = eng.apply(NewOrder(1, "alice", "JPA-2010", Side.SELL, 100, price=1500))
-    >>> [e.qty for e in eng.apply(NewOrder(2, "bob", "JPA-2010", Side.BUY, 60, price=1600))][1:]
-    [60]
-    >>> eng.best_ask("JPA-2010")
-    1500
+    >>> accepted, trade = eng.apply(NewOrder(2, "bob", "JPA-2010", Side.BUY, 60, price=1600))
+    >>> trade.price, trade.qty
+    (1500, 60)
+    >>> eng.best_ask("JPA-2010"), eng.depth("JPA-2010").asks
+    (1500, [Level(price=1500, qty=40, count=1)])
     """
 
     def __init__(self) -> None:
