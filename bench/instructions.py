@@ -1,0 +1,81 @@
+"""Machine instructions per message on the busy workload, counted by valgrind's callgrind.
+
+    python bench/instructions.py [--messages N] [--seed S]
+
+Wall-clock rates on a shared 2-core machine swing by a factor of two with the load;
+instruction counts do not: the same code and input give the same count to within a
+few parts in a thousand, whatever else runs. Each mode replays the first 4,000 and then
+the first 4,000 + N busy messages in a fresh process under callgrind; the difference
+divided by N is the cost of one message, free of start-up and import costs. Compare
+two versions of the engine by these numbers, then confirm with bench/throughput.py.
+
+Modes: ``apply`` (one ``Engine.apply`` per command) and ``batch`` (``Engine.apply_all``
+on 4,096 commands at a time, as ``carbonbook replay`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import workloads
+from carbonbook import Engine
+
+BASE = 4_000
+BATCH = 4_096
+
+
+def _replay(path: str, n: int, mode: str) -> None:
+    with open(path, "rb") as f:
+        commands = pickle.load(f)[:n]
+    engine = Engine()
+    if mode == "apply":
+        apply = engine.apply
+        for command in commands:
+            apply(command)
+    else:
+        for i in range(0, len(commands), BATCH):
+            engine.apply_all(commands[i:i + BATCH])
+
+
+def _count(path: str, n: int, mode: str) -> int:
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, __file__, "--replay", path, str(n), mode],
+        capture_output=True, text=True, check=True,
+    )
+    match = re.search(r"Collected : (\d+)", proc.stderr)
+    if match is None:
+        raise RuntimeError(proc.stderr)
+    return int(match.group(1))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--replay", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.replay:
+        path, n, mode = args.replay
+        _replay(path, int(n), mode)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "busy.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(workloads.busy(BASE + args.messages, args.seed), f)
+        for mode in ("apply", "batch"):
+            extra = _count(path, BASE + args.messages, mode) - _count(path, BASE, mode)
+            print(f"{mode:<6} {extra / args.messages:,.0f} instructions per message "
+                  f"(busy, messages {BASE:,}..{BASE + args.messages:,}, seed {args.seed})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
