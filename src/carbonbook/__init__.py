@@ -21,6 +21,7 @@ An :class:`Engine` holds one order book per instrument, applies order-log comman
 from carbonbook._types import (
     CancelReason,
     OrderType,
+    Phase,
     RejectReason,
     SelfTradePrevention,
     Side,
@@ -28,17 +29,28 @@ from carbonbook._types import (
     UnitType,
 )
 from carbonbook.book import OrderBook
-from carbonbook.commands import CancelOrder, Command, ListInstrument, ModifyOrder, NewOrder, Undecodable
+from carbonbook.commands import (
+    CancelOrder,
+    Command,
+    ListInstrument,
+    ModifyOrder,
+    NewOrder,
+    SetPhase,
+    Undecodable,
+)
 from carbonbook.engine import Depth, Engine, Level, OrderState
 from carbonbook.errors import BookIntegrityError, CarbonbookError
 from carbonbook.events import (
     Accepted,
     Cancelled,
     Event,
+    Indicative,
     InstrumentListed,
     Modified,
+    PhaseChanged,
     Rejected,
     Trade,
+    Uncrossed,
 )
 
 __all__ = [
@@ -52,6 +64,7 @@ __all__ = [
     "Depth",
     "Engine",
     "Event",
+    "Indicative",
     "InstrumentListed",
     "Level",
     "ListInstrument",
@@ -61,12 +74,16 @@ __all__ = [
     "OrderBook",
     "OrderState",
     "OrderType",
+    "Phase",
+    "PhaseChanged",
     "RejectReason",
     "Rejected",
     "SelfTradePrevention",
+    "SetPhase",
     "Side",
     "TimeInForce",
     "Trade",
+    "Uncrossed",
     "Undecodable",
     "UnitType",
 ]

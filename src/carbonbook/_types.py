@@ -100,6 +100,8 @@ class RejectReason(StrEnum):
     DUPLICATE_ID = "duplicate_id"
     UNKNOWN_ORDER = "unknown_order"
     POST_ONLY = "post_only"
+    PHASE = "phase"
+    PRICE_BAND = "price_band"
 
 
 class CancelReason(StrEnum):
@@ -110,3 +112,17 @@ class CancelReason(StrEnum):
     FOK = "fok"
     MARKET = "market"
     SELF_TRADE = "self_trade"
+
+
+class Phase(StrEnum):
+    """The trading phase of an instrument.
+
+    ``continuous`` matches each order on arrival; ``call`` collects orders without
+    matching and uncrosses them at one price when it ends; ``closed`` and ``halted``
+    refuse new orders and modifies but accept cancels.
+    """
+
+    CLOSED = "closed"
+    CALL = "call"
+    CONTINUOUS = "continuous"
+    HALTED = "halted"

@@ -63,6 +63,7 @@ import msgspec
 from carbonbook._types import (
     INT64_MAX,
     CancelReason,
+    Phase,
     RejectReason,
     SelfTradePrevention,
     Side,
@@ -163,7 +164,9 @@ class OrderBook:
     one :class:`Rejected` and changes nothing else.
     """
 
-    __slots__ = ("_index", "_seq", "asks", "bids", "lot", "symbol", "tick", "unit")
+    __slots__ = ("_arrival", "_clock", "_expiring", "_index", "_seq", "asks", "band", "bids",
+                 "call_only", "lot", "market_asks", "market_bids", "pending", "phase",
+                 "reference", "symbol", "tick", "unit")
 
     def __init__(
         self,
@@ -182,6 +185,20 @@ class OrderBook:
         self.asks = BookSide(-1)
         self._index = index
         self._seq = seq
+        # Phases and bands (see carbonbook.phases); a plain OrderBook is continuous, unbanded.
+        self.phase = Phase.CONTINUOUS
+        self.call_only = False
+        self.band: int | None = None
+        # the last trade or uncross price, or the reference most recently given
+        self.reference: int | None = None
+        # True while orders of a call await the uncross (the book may be crossed)
+        self.pending = False
+        # market orders entered in a call (price 0), in time priority; empty otherwise
+        self.market_bids: deque[Order] = deque()
+        self.market_asks: deque[Order] = deque()
+        self._arrival: dict[int, int] = {}
+        self._clock = count(1)
+        self._expiring: dict[int, CancelReason] = {}
 
     # -- commands ---------------------------------------------------------------
 
@@ -441,6 +458,7 @@ class OrderBook:
                         maker.qty = mq - qty
                     level.qty -= fill
                     qty -= fill
+                    self.reference = price
                     if is_buy:
                         append(Trade(next(seq), symbol, price, fill, maker.id, taker_id,
                                      taker_id, maker.id, account, maker.account))
@@ -480,7 +498,14 @@ class OrderBook:
                     if (self._index.get(o.id) is not o or (o.side == _BUY) != is_buy
                             or o.price != level.price or o.symbol != self.symbol):
                         raise BookIntegrityError(f"{self.symbol}: order {o.id} misplaced or not indexed")
+        for queue, is_buy in ((self.market_bids, True), (self.market_asks, False)):
+            for o in queue:
+                if (not o.qty or o.price or self._index.get(o.id) is not o
+                        or (o.side == _BUY) != is_buy or not self.pending):
+                    raise BookIntegrityError(f"{self.symbol}: market order {o.id} misplaced")
         bid, ask = self.bids.best(), self.asks.best()
+        if self.pending:
+            return
         if bid is not None and ask is not None and bid.price >= ask.price:
             raise BookIntegrityError(f"{self.symbol}: crossed at rest, bid {bid.price} >= ask {ask.price}")
 

@@ -15,6 +15,7 @@ from carbonbook._types import (
     Name,
     OrderId,
     OrderType,
+    Phase,
     SelfTradePrevention,
     Side,
     TimeInForce,
@@ -24,13 +25,23 @@ from carbonbook._types import (
 
 
 class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False):
-    """Open a book for ``symbol`` trading ``unit``; prices in multiples of ``tick``, quantities of ``lot``."""
+    """Open a book for ``symbol`` trading ``unit``; prices in multiples of ``tick``, quantities of ``lot``.
+
+    ``phase`` is the starting phase (``continuous``, or ``call`` for a ``call_only``
+    instrument, which trades by call auction only and takes limit orders only).
+    ``band`` is a price band in basis points around the ``reference`` price (then
+    around the last trade or uncross price): 9000 is JPX's plus or minus 90%.
+    """
 
     symbol: Name
     unit: UnitType
     tick: Int64 = 1
     lot: Int64 = 1
     ts: Int64 | None = None
+    phase: Phase | None = None
+    call_only: bool = False
+    band: Int64 | None = None
+    reference: Int64 | None = None
 
 
 class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=False):
@@ -69,7 +80,19 @@ class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, g
     ts: Int64 | None = None
 
 
-Command = ListInstrument | NewOrder | CancelOrder | ModifyOrder
+class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=False):
+    """Switch ``symbol`` to ``phase``; ``reference`` (optional) becomes its reference price.
+
+    Leaving a call for ``continuous`` or ``closed`` uncrosses the book.
+    """
+
+    symbol: Name
+    phase: Phase
+    reference: Int64 | None = None
+    ts: Int64 | None = None
+
+
+Command = ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase
 """Any order-log command."""
 
 

@@ -12,7 +12,9 @@ from itertools import count
 
 import msgspec
 
+from carbonbook import phases
 from carbonbook._types import (
+    Phase,
     RejectReason,
     Side,
     UnitType,
@@ -26,6 +28,7 @@ from carbonbook.commands import (
     ListInstrument,
     ModifyOrder,
     NewOrder,
+    SetPhase,
     Undecodable,
     new_order_fault,
 )
@@ -37,6 +40,7 @@ Subscriber = Callable[[list[Event]], None]
 
 _MALFORMED = RejectReason.MALFORMED
 _UNITS = frozenset(UnitType)
+_PHASES = frozenset(Phase)
 
 
 class Level(msgspec.Struct, frozen=True):
@@ -133,6 +137,8 @@ class Engine:
             self._modify(command, events)  # type: ignore[arg-type]
         elif cls is ListInstrument:
             self._list(command, events)  # type: ignore[arg-type]
+        elif cls is SetPhase:
+            self._set_phase(command, events)  # type: ignore[arg-type]
         elif cls is Undecodable:
             events.append(Rejected(next(self._seq), command.id, _MALFORMED,  # type: ignore[union-attr]
                                    command.detail, command.line))  # type: ignore[union-attr]
@@ -151,9 +157,37 @@ class Engine:
             events.append(Rejected(next(self._seq), None, RejectReason.DUPLICATE_SYMBOL,
                                    f"instrument {cmd.symbol} is already listed"))
         else:
-            self._books[cmd.symbol] = OrderBook(cmd.symbol, cmd.unit, cmd.tick, cmd.lot,
-                                                self._index, self._seq)
-            events.append(InstrumentListed(next(self._seq), cmd.symbol, cmd.unit, cmd.tick, cmd.lot))
+            book = OrderBook(cmd.symbol, cmd.unit, cmd.tick, cmd.lot, self._index, self._seq)
+            book.call_only = cmd.call_only
+            book.band = cmd.band
+            book.reference = cmd.reference
+            phase = cmd.phase
+            if phase is None:
+                phase = Phase.CALL if cmd.call_only else Phase.CONTINUOUS
+            phase = Phase(phase)
+            phases.enter(book, phase)
+            self._books[cmd.symbol] = book
+            events.append(InstrumentListed(next(self._seq), cmd.symbol, cmd.unit, cmd.tick, cmd.lot,
+                                           phase, cmd.call_only, cmd.band, cmd.reference))
+
+    def _set_phase(self, cmd: SetPhase, events: list[Event]) -> None:
+        symbol, phase, ref = cmd.symbol, cmd.phase, cmd.reference
+        if not _is_name(symbol) or phase not in _PHASES or not (ref is None or is_int64(ref)):
+            events.append(Rejected(next(self._seq), None, _MALFORMED,
+                                   "phase needs a symbol, a known phase and an integer reference"))
+            return
+        book = self._books.get(symbol)
+        if book is None:
+            events.append(Rejected(next(self._seq), None, RejectReason.UNKNOWN_SYMBOL,
+                                   f"no instrument {symbol}"))
+        elif phase == Phase.CONTINUOUS and book.call_only:
+            events.append(Rejected(next(self._seq), None, RejectReason.PHASE,
+                                   f"{symbol} is call-only: no continuous phase"))
+        elif ref is not None and (ref <= 0 or ref % book.tick):
+            events.append(Rejected(next(self._seq), None, RejectReason.BAD_PRICE,
+                                   f"reference {ref} is not positive or not a multiple of the tick"))
+        else:
+            phases.switch(book, Phase(phase), ref, events)
 
     def _unlisted(self, cmd: NewOrder, events: list[Event]) -> None:
         fault = new_order_fault(cmd)
@@ -225,6 +259,15 @@ class Engine:
             sides.append(out)
         return Depth(symbol, sides[0], sides[1])
 
+    def phase(self, symbol: str) -> Phase:
+        """The trading phase of ``symbol``. O(1)."""
+        return self._books[symbol].phase
+
+    def indicative(self, symbol: str) -> tuple[int | None, int, int]:
+        """Where ``symbol`` would uncross now: price (None when nothing trades), volume, and
+        surplus (positive on the buy side). O(levels that cross)."""
+        return phases.auction_price(self._books[symbol])
+
     def queue(self, symbol: str, side: Side, price: int) -> list[OrderState]:
         """The open orders at one price level, in time priority. O(orders at the level)."""
         book = self._books[symbol]
@@ -241,13 +284,15 @@ class Engine:
             return OrderState(oid, entry)
         return _open_state(entry)
 
-    def snapshot(self) -> dict[str, dict[str, list[list[int]]]]:
+    def snapshot(self) -> dict[str, dict[str, list[list[int | None]]]]:
         """Every book's resting orders as ``{symbol: {"bids": [[price, id, qty], ...], "asks": ...}}``,
-        each side in priority order. O(orders)."""
+        each side in priority order (market orders of a call first, price None). O(orders)."""
         return {
             symbol: {
-                name: [[o.price, o.id, o.qty] for lvl in side.in_priority() for o in lvl.live()]
-                for name, side in (("bids", book.bids), ("asks", book.asks))
+                name: [[None, o.id, o.qty] for o in market]
+                + [[o.price, o.id, o.qty] for lvl in side.in_priority() for o in lvl.live()]
+                for name, side, market in (("bids", book.bids, book.market_bids),
+                                           ("asks", book.asks, book.market_asks))
             }
             for symbol, book in self._books.items()
         }
@@ -258,13 +303,15 @@ class Engine:
             book.check()
         resting = sum(1 for b in self._books.values() for s in (b.bids, b.asks)
                       for lvl in s.levels.values() for _ in lvl.live())
+        resting += sum(len(b.market_bids) + len(b.market_asks) for b in self._books.values())
         live = sum(1 for v in self._index.values() if isinstance(v, Order))
         if resting != live:
             raise BookIntegrityError(f"index holds {live} open orders, the books {resting}")
 
 
 def _open_state(order: Order) -> OrderState:
-    return OrderState(order.id, "open", order.symbol, order.account, order.side, order.price, order.qty)
+    return OrderState(order.id, "open", order.symbol, order.account, order.side,
+                      order.price or None, order.qty)
 
 
 
@@ -278,4 +325,13 @@ def _instrument_fault(cmd: ListInstrument) -> str | None:
         return "instrument needs a symbol and a known unit"
     if not (is_int64(cmd.tick) and is_int64(cmd.lot)) or cmd.tick <= 0 or cmd.lot <= 0:
         return "tick and lot must be positive integers"
+    if (cmd.phase is not None and cmd.phase not in _PHASES) or cmd.call_only not in (False, True):
+        return "phase outside its set or call_only not a boolean"
+    if cmd.call_only and cmd.phase == Phase.CONTINUOUS:
+        return "a call-only instrument cannot start continuous"
+    if cmd.band is not None and not (is_int64(cmd.band) and cmd.band >= 0):
+        return "band must be a non-negative integer (basis points)"
+    ref = cmd.reference
+    if ref is not None and not (is_int64(ref) and ref > 0 and not ref % cmd.tick):
+        return "reference must be a positive multiple of the tick"
     return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from carbonbook._types import CancelReason, RejectReason, UnitType
+from carbonbook._types import CancelReason, Phase, RejectReason, Side, UnitType
 
 
 class _Event(msgspec.Struct, tag_field="type", frozen=True, gc=False, omit_defaults=True):
@@ -23,6 +23,10 @@ class InstrumentListed(_Event, tag="listed", frozen=True):
     unit: UnitType
     tick: int
     lot: int
+    phase: Phase = Phase.CONTINUOUS
+    call_only: bool = False
+    band: int | None = None
+    reference: int | None = None
 
 
 class Accepted(_Event, tag="accepted", frozen=True):
@@ -71,5 +75,35 @@ class Modified(_Event, tag="modified", frozen=True):
     qty: int
 
 
-Event = InstrumentListed | Accepted | Rejected | Trade | Cancelled | Modified
+class PhaseChanged(_Event, tag="phase_changed", frozen=True):
+    """``symbol`` is now in ``phase``; ``reference`` is its reference price (null when none)."""
+
+    symbol: str
+    phase: Phase
+    reference: int | None
+
+
+class Indicative(_Event, tag="indicative", frozen=True):
+    """The price a call would uncross at now, the ``volume`` it would trade, and the
+    unmatched ``surplus`` at that price on ``side`` (null when there is none).
+    ``price`` is null when nothing would trade."""
+
+    symbol: str
+    price: int | None
+    volume: int
+    surplus: int
+    side: Side | None
+
+
+class Uncrossed(_Event, tag="uncrossed", frozen=True):
+    """A call ended: ``volume`` traded at the single ``price`` (null when nothing traded);
+    the trades follow."""
+
+    symbol: str
+    price: int | None
+    volume: int
+
+
+Event = (InstrumentListed | Accepted | Rejected | Trade | Cancelled | Modified | PhaseChanged
+         | Indicative | Uncrossed)
 """Any engine event."""

@@ -1,0 +1,483 @@
+"""Trading phases, call-auction uncrossing and price bands.
+
+A plain :class:`~carbonbook.book.OrderBook` trades continuously and has no band; its
+hot path knows nothing of phases. Every other state is a subclass with the same
+slots that overrides ``submit``, ``cancel`` and ``modify``, and a phase change swaps
+the book's class (``book.__class__ = CallBook``), so a continuous, unbanded book
+pays nothing for the features below.
+
+Phases
+    ``continuous`` (:class:`OrderBook`, or :class:`BandedBook` with a band): orders
+    match on arrival. ``call`` (:class:`CallBook`): orders are collected and nothing
+    matches; every accepted order, cancel and modify is followed by an
+    ``indicative`` event (the price, volume and surplus the book would uncross at
+    now). ``closed`` and ``halted`` (:class:`ClosedBook`): new orders and modifies
+    are refused (``phase``), cancels are accepted, as exchanges do in a halt.
+    A ``call_only`` instrument refuses the continuous phase and market orders.
+
+Uncrossing
+    Leaving a call for ``continuous`` or ``closed`` (directly, or after a halt that
+    interrupted the call) uncrosses the book at one price ``P``, chosen among the
+    limit prices of the book by, in order: the largest executable volume
+    ``min(D(P), S(P))`` (``D``: market buys plus bids at ``P`` or above; ``S``:
+    market sells plus asks at ``P`` or below); the least surplus ``|D - S|``;
+    market pressure (surplus on the buy side at every remaining price: the highest;
+    on the sell side: the lowest); then the reference price (the last trade or
+    uncross price, or the one given by an ``instrument`` or ``phase`` command) when
+    it lies within the remaining prices, else the remaining price nearest it; with
+    no reference, the middle of the remaining range rounded down to the tick.
+    With market orders on both sides and no limit price at all, ``P`` is the
+    reference (nothing trades without one).
+
+    Buy orders are filled in priority order (market orders first, then best price,
+    then time) against sell orders in the same order, all at ``P``. The maker of
+    each trade is the order that entered the book first (orders resting from the
+    continuous phase before any order of the call). Self-trade prevention: when the
+    next buy and sell belong to one account, the later of the two applies its
+    ``stp`` (``cancel_incoming`` cancels itself, ``cancel_resting`` the earlier
+    order, ``cancel_both`` both, reason ``self_trade``) and the price is chosen
+    again. A FOK order that the allocation would not fill entirely is cancelled
+    (``fok``) and the price chosen again, so FOK is all-or-nothing at the uncross.
+    Afterwards the unexecuted remainders of market, IOC and FOK orders are
+    cancelled (``market``, ``ioc``, ``fok``); GTC limit remainders rest. With the
+    largest volume traded in price priority, what rests is never crossed.
+
+Bands
+    ``band`` is in basis points around the reference price ``R``: a limit price
+    ``p`` is inside when ``|p - R| * 10000 <= R * band`` (exact integers). ``R``
+    follows every trade and uncross (JPX's base price is the last execution price).
+    No band applies before there is a reference. Market orders have no price and
+    are never outside the band.
+
+Cost
+    ``indicative`` and the price choice scan the levels that can trade: bids at or
+    above the lowest ask and asks at or below the highest bid (every level when
+    there are market orders), O(L log L) for L such levels. The uncross is
+    O(levels + orders filled), times one per self-trade or FOK re-choice.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterator
+
+from carbonbook._types import (
+    INT64_MAX,
+    CancelReason,
+    Phase,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from carbonbook.book import CANCELLED, FILLED, Order, OrderBook
+from carbonbook.commands import WELL_FORMED_SHAPES, NewOrder
+from carbonbook.events import (
+    Accepted,
+    Cancelled,
+    Event,
+    Indicative,
+    Modified,
+    PhaseChanged,
+    Rejected,
+    Trade,
+    Uncrossed,
+)
+
+_BUY = Side.BUY
+_SELL = Side.SELL
+_PHASE = RejectReason.PHASE
+_BAND = RejectReason.PRICE_BAND
+_CALL = Phase.CALL
+_HALTED = Phase.HALTED
+_CLOSED = Phase.CLOSED
+_EXPIRY = {TimeInForce.IOC: CancelReason.IOC, TimeInForce.FOK: CancelReason.FOK}
+
+
+# -- checks shared by the phase books ---------------------------------------------
+
+
+def _new_refusal(book: OrderBook, cmd: NewOrder) -> Rejected | None:
+    """The rejection of a new order for malformed, bad_price, bad_qty or duplicate_id, or None."""
+    oid, price, qty, account = cmd.id, cmd.price, cmd.qty, cmd.account
+    if (oid.__class__ is int and 0 <= oid <= INT64_MAX
+            and qty.__class__ is int and 0 < qty <= INT64_MAX and not qty % book.lot
+            and (price is None or (price.__class__ is int and 0 < price <= INT64_MAX
+                                   and not price % book.tick))
+            and account.__class__ is str and account
+            and (cmd.side, cmd.order_type, cmd.tif, cmd.stp, cmd.post_only,
+                 price is None) in WELL_FORMED_SHAPES
+            and oid not in book._index):
+        return None
+    return book._refusal(cmd)
+
+
+def _modify_refusal(book: OrderBook, oid: int, price: int | None, qty: int | None) -> Rejected | None:
+    """The rejection of a modify for bad_price or bad_qty, or None."""
+    if price is not None and (price <= 0 or price % book.tick):
+        return Rejected(next(book._seq), oid, RejectReason.BAD_PRICE,
+                        f"price {price} is not positive or not a multiple of the tick {book.tick}")
+    if qty is not None and (qty <= 0 or qty % book.lot):
+        return Rejected(next(book._seq), oid, RejectReason.BAD_QTY,
+                        f"qty {qty} is not positive or not a multiple of the lot {book.lot}")
+    return None
+
+
+def outside_band(book: OrderBook, price: int) -> bool:
+    """Is ``price`` outside the book's band around its reference? False without a band or reference."""
+    band, ref = book.band, book.reference
+    return band is not None and ref is not None and abs(price - ref) * 10000 > ref * band
+
+
+def _band_rejection(book: OrderBook, oid: int, price: int) -> Rejected:
+    return Rejected(next(book._seq), oid, _BAND,
+                    f"price {price} is outside the band of {book.band} bp around {book.reference}")
+
+
+def _phase_rejection(book: OrderBook, oid: int | None, detail: str) -> Rejected:
+    return Rejected(next(book._seq), oid, _PHASE, detail)
+
+
+def _remove(book: OrderBook, order: Order, reason: CancelReason, events: list[Event],
+            dequeue: bool = True) -> None:
+    """Cancel an open order of a book in any phase (market orders of a call included;
+    ``dequeue=False`` leaves a market order in its queue for the caller to clear)."""
+    events.append(Cancelled(next(book._seq), order.id, order.qty, reason))
+    _drop(book, order, dequeue)
+
+
+def _drop(book: OrderBook, order: Order, dequeue: bool = True) -> None:
+    if order.price:
+        book._take_off(order)
+    else:
+        if dequeue:
+            (book.market_bids if order.side == _BUY else book.market_asks).remove(order)
+        order.qty = 0
+    book._index[order.id] = CANCELLED
+    book._expiring.pop(order.id, None)
+
+
+# -- the phase books ----------------------------------------------------------------
+
+
+class BandedBook(OrderBook):
+    """A continuous book with a price band: refuses limit prices outside it (``price_band``)."""
+
+    __slots__ = ()
+
+    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+        price = cmd.price
+        if price.__class__ is int and outside_band(self, price):
+            refusal = _new_refusal(self, cmd)
+            events.append(refusal if refusal is not None
+                          else _band_rejection(self, cmd.id, price))
+            return
+        OrderBook.submit(self, cmd, events)
+
+    def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
+        if price is not None and outside_band(self, price):
+            refusal = _modify_refusal(self, order.id, price, qty)
+            events.append(refusal if refusal is not None else _band_rejection(self, order.id, price))
+            return
+        OrderBook.modify(self, order, price, qty, events)
+
+
+class ClosedBook(OrderBook):
+    """A closed or halted book: new orders and modifies are refused (``phase``), cancels accepted."""
+
+    __slots__ = ()
+
+    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+        refusal = _new_refusal(self, cmd)
+        events.append(refusal if refusal is not None else _phase_rejection(
+            self, cmd.id, f"{self.symbol} is {self.phase}: no new orders"))
+
+    def cancel(self, order: Order, events: list[Event]) -> None:
+        _remove(self, order, CancelReason.USER, events)
+
+    def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
+        refusal = _modify_refusal(self, order.id, price, qty)
+        events.append(refusal if refusal is not None else _phase_rejection(
+            self, order.id, f"{self.symbol} is {self.phase}: no modifies"))
+
+
+class CallBook(OrderBook):
+    """A book in the call phase: orders rest without matching; each change publishes ``indicative``."""
+
+    __slots__ = ()
+
+    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+        refusal = _new_refusal(self, cmd)
+        price = cmd.price
+        if refusal is None:
+            if price is None and self.call_only:
+                refusal = _phase_rejection(self, cmd.id, f"{self.symbol} is call-only: limit orders only")
+            elif price is not None and outside_band(self, price):
+                refusal = _band_rejection(self, cmd.id, price)
+            elif cmd.post_only:
+                refusal = Rejected(next(self._seq), cmd.id, RejectReason.POST_ONLY,
+                                   "post-only orders are refused in a call")
+        if refusal is not None:
+            events.append(refusal)
+            return
+        oid = cmd.id
+        events.append(Accepted(next(self._seq), oid, self.symbol))
+        self._arrival[oid] = next(self._clock)
+        if price is None:
+            order = Order(oid, cmd.account, self.symbol, cmd.side, 0, cmd.qty, False, cmd.stp)
+            (self.market_bids if cmd.side == _BUY else self.market_asks).append(order)
+            self._index[oid] = order
+            self._expiring[oid] = CancelReason.MARKET
+        else:
+            self._index[oid] = self._rest(oid, cmd.account, cmd.side, price, cmd.qty, False,
+                                          cmd.stp, cmd.side == _BUY)
+            if cmd.tif in _EXPIRY:
+                self._expiring[oid] = _EXPIRY[cmd.tif]
+        events.append(indicative(self))
+
+    def cancel(self, order: Order, events: list[Event]) -> None:
+        _remove(self, order, CancelReason.USER, events)
+        events.append(indicative(self))
+
+    def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
+        oid = order.id
+        refusal = _modify_refusal(self, oid, price, qty)
+        if refusal is None:
+            if not order.price:
+                refusal = _phase_rejection(self, oid, "a market order in a call can only be cancelled")
+            elif price is not None and outside_band(self, price):
+                refusal = _band_rejection(self, oid, price)
+        if refusal is not None:
+            events.append(refusal)
+            return
+        new_price = order.price if price is None else price
+        new_qty = order.qty if qty is None else qty
+        events.append(Modified(next(self._seq), oid, new_price, new_qty))
+        is_buy = order.side == _BUY
+        if new_price == order.price and new_qty <= order.qty:
+            own = self.bids if is_buy else self.asks
+            own.levels[own.sign * new_price].qty -= order.qty - new_qty
+            order.qty = new_qty
+        else:
+            self._take_off(order)
+            self._arrival[oid] = next(self._clock)
+            self._index[oid] = self._rest(oid, order.account, order.side, new_price, new_qty,
+                                          order.post_only, order.stp, is_buy)
+        events.append(indicative(self))
+
+
+# -- phase changes --------------------------------------------------------------------
+
+
+def enter(book: OrderBook, phase: Phase) -> None:
+    """Put ``book`` in ``phase`` without events (a newly listed book)."""
+    book.phase = phase
+    if phase is _CALL:
+        book.pending = True
+        book.__class__ = CallBook
+    elif phase is _HALTED or phase is _CLOSED:
+        book.__class__ = ClosedBook
+    else:
+        book.__class__ = OrderBook if book.band is None else BandedBook
+
+
+def switch(book: OrderBook, phase: Phase, reference: int | None, events: list[Event]) -> None:
+    """Switch ``book`` to ``phase`` (checked by the caller), uncrossing a pending call when
+    the new phase is ``continuous`` or ``closed``; appends ``phase_changed`` and what follows."""
+    if reference is not None:
+        book.reference = reference
+    events.append(PhaseChanged(next(book._seq), book.symbol, phase, book.reference))
+    if book.pending and phase is not _CALL and phase is not _HALTED:
+        uncross(book, events)
+    enter(book, phase)
+    if phase is _CALL:
+        events.append(indicative(book))
+
+
+# -- the uncross ----------------------------------------------------------------------
+
+
+def indicative(book: OrderBook) -> Indicative:
+    """The ``indicative`` event of a call book as it stands."""
+    price, volume, surplus = auction_price(book)
+    side = _BUY if surplus > 0 else _SELL if surplus < 0 else None
+    return Indicative(next(book._seq), book.symbol, price, volume, abs(surplus), side)
+
+
+def auction_price(book: OrderBook) -> tuple[int | None, int, int]:
+    """The uncrossing price, the volume it executes and the surplus ``D - S`` there
+    (positive: on the buy side); ``(None, 0, 0)`` when nothing would trade."""
+    mb = sum(o.qty for o in book.market_bids)
+    ms = sum(o.qty for o in book.market_asks)
+    bk, ak = book.bids.keys, book.asks.keys  # bid keys are prices; ask keys are -price
+    bl, al = book.bids.levels, book.asks.levels
+    ref = book.reference
+    prices = [*(bk[:1]), *(bk[-1:]), *(-k for k in ak[:1]), *(-k for k in ak[-1:])]
+    if not prices:
+        if mb and ms and ref is not None:
+            return ref, min(mb, ms), mb - ms
+        return None, 0, 0
+    hi = max(prices) if mb else (bk[-1] if bk else None)
+    lo = min(prices) if ms else (-ak[-1] if ak else None)
+    if hi is None or lo is None or lo > hi:
+        return None, 0, 0
+    bp = bk[bisect_left(bk, lo):]  # bids at lo or above, ascending
+    bq = [bl[p].qty for p in bp]
+    ap = [-k for k in reversed(ak[bisect_left(ak, -hi):])]  # asks at hi or below, ascending
+    aq = [al[-p].qty for p in ap]
+    cands = sorted({*bp, *ap})
+    demand, supply = mb + sum(bq), ms
+    i = j = 0
+    nb, na = len(bp), len(ap)
+    rows: list[tuple[int, int, int]] = []
+    for p in cands:
+        while i < nb and bp[i] < p:
+            demand -= bq[i]
+            i += 1
+        while j < na and ap[j] <= p:
+            supply += aq[j]
+            j += 1
+        rows.append((p, demand if demand < supply else supply, demand - supply))
+    volume = max(r[1] for r in rows)
+    if not volume:
+        return None, 0, 0
+    tied = [r for r in rows if r[1] == volume]
+    least = min(abs(r[2]) for r in tied)
+    tied = [r for r in tied if abs(r[2]) == least]
+    if least and all(r[2] > 0 for r in tied):
+        return tied[-1][0], volume, tied[-1][2]
+    if least and all(r[2] < 0 for r in tied):
+        return tied[0][0], volume, tied[0][2]
+    low, high = tied[0][0], tied[-1][0]
+    if ref is None:
+        price = (low + high) // 2
+        price -= (price - low) % book.tick
+    else:
+        price = low if ref < low else high if ref > high else ref
+    for r in tied:
+        if r[0] == price:
+            return price, volume, r[2]
+    demand = mb + sum(q for p, q in zip(bp, bq, strict=True) if p >= price)
+    supply = ms + sum(q for p, q in zip(ap, aq, strict=True) if p <= price)
+    return price, min(demand, supply), demand - supply
+
+
+def _executable(book: OrderBook, is_buy: bool, price: int) -> Iterator[Order]:
+    """The open orders of one side that can trade at ``price``, in priority order."""
+    yield from (o for o in (book.market_bids if is_buy else book.market_asks) if o.qty)
+    for level in (book.bids if is_buy else book.asks).in_priority():
+        if (level.price < price) if is_buy else (level.price > price):
+            return
+        yield from level.live()
+
+
+Fill = tuple[Order, Order, int]
+
+
+def _allocate(book: OrderBook, price: int, volume: int
+              ) -> tuple[list[Fill], list[Order], CancelReason]:
+    """Pair ``volume`` of buys and sells in priority order at ``price``.
+
+    Returns the fills and no orders to cancel, or stops at the first obstacle and
+    returns the orders to cancel first: the self-trade prevention victims of a
+    same-account pair, or a FOK order the fills would not fill entirely.
+    """
+    buys, sells = _executable(book, True, price), _executable(book, False, price)
+    fills: list[Fill] = []
+    b, s = next(buys), next(sells)
+    bq, sq = b.qty, s.qty
+    while True:
+        if b.account == s.account:
+            return fills, _stp_victims(book, b, s), CancelReason.SELF_TRADE
+        q = min(bq, sq, volume)
+        fills.append((b, s, q))
+        volume -= q
+        if not volume:
+            break
+        bq -= q
+        sq -= q
+        if not bq:
+            b = next(buys)
+            bq = b.qty
+        if not sq:
+            s = next(sells)
+            sq = s.qty
+    fok = [oid for oid, reason in book._expiring.items() if reason is CancelReason.FOK]
+    if fok:
+        filled: Counter[int] = Counter()
+        for b, s, q in fills:
+            filled[b.id] += q
+            filled[s.id] += q
+        for oid in fok:
+            entry = book._index[oid]
+            if isinstance(entry, Order) and filled[oid] < entry.qty:
+                return fills, [entry], CancelReason.FOK
+    return fills, [], CancelReason.FOK
+
+
+def _stp_victims(book: OrderBook, b: Order, s: Order) -> list[Order]:
+    arrival = book._arrival
+    earlier, later = (b, s) if arrival.get(b.id, 0) <= arrival.get(s.id, 0) else (s, b)
+    stp = later.stp
+    if stp is SelfTradePrevention.CANCEL_INCOMING:
+        return [later]
+    if stp is SelfTradePrevention.CANCEL_RESTING:
+        return [earlier]
+    return [earlier, later]
+
+
+def uncross(book: OrderBook, events: list[Event]) -> None:
+    """End a call: trade at one price, cancel the remainders that may not rest."""
+    seq, symbol, index, arrival = book._seq, book.symbol, book._index, book._arrival
+    dropped: list[tuple[int, int, CancelReason]] = []
+    while True:
+        price, volume, _ = auction_price(book)
+        if price is None or not volume:
+            fills: list[Fill] = []
+            break
+        fills, victims, reason = _allocate(book, price, volume)
+        if not victims:
+            break
+        for order in victims:
+            dropped.append((order.id, order.qty, reason))
+            _drop(book, order)
+    events.append(Uncrossed(next(seq), symbol, price if fills else None, volume if fills else 0))
+    for oid, qty, reason in dropped:
+        events.append(Cancelled(next(seq), oid, qty, reason))
+    for b, s, q in fills:
+        if arrival.get(b.id, 0) <= arrival.get(s.id, 0):
+            maker, taker = b, s
+        else:
+            maker, taker = s, b
+        events.append(Trade(next(seq), symbol, price, q, maker.id, taker.id,  # type: ignore[arg-type]
+                            b.id, s.id, b.account, s.account))
+        for o, own in ((b, book.bids), (s, book.asks)):
+            o.qty -= q
+            if o.price:
+                level = own.levels[own.sign * o.price]
+                level.qty -= q
+                if not o.qty:
+                    level.dead += 1
+            if not o.qty:
+                index[o.id] = FILLED
+    if fills:
+        book.reference = price
+        for own in (book.bids, book.asks):
+            keys, levels = own.keys, own.levels
+            while keys and not levels[keys[-1]].qty:
+                del levels[keys.pop()]
+            if keys:
+                level = levels[keys[-1]]
+                while not level.orders[0].qty:
+                    level.orders.popleft()
+                    level.dead -= 1
+    for oid, reason in list(book._expiring.items()):
+        entry = index[oid]
+        if isinstance(entry, Order):
+            _remove(book, entry, reason, events, dequeue=False)
+    book.market_bids.clear()
+    book.market_asks.clear()
+    book._expiring.clear()
+    arrival.clear()
+    book.pending = False
