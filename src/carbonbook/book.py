@@ -46,6 +46,13 @@ Cost
     us); a level far from the touch of a very deep side costs a memmove of the whole
     list (2.5 us at 5,000 levels, 49 us at 100,000, against SortedList's 1.6 us).
 
+Phases
+    This class is the continuous, unbanded book. Other phases and price bands are
+    subclasses in :mod:`carbonbook.phases` that a book switches to by changing its
+    class; they share these slots (phase, band, reference, the market orders of a
+    call) and leave this hot path as it was, but for one store per fill that keeps
+    ``reference``, the last trade price.
+
 Determinism
     No clocks, no randomness, no iteration over unordered containers: the same
     commands give the same events.
