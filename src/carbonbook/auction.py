@@ -103,7 +103,8 @@ Cost
     running total (``itertools.accumulate``), bisections for the marginal bid and the
     tied run, and O(w) to build the allocations of ``w`` winning bids; the WCI share
     is O(t) for ``t`` tied bids. No per-bid work is more than constant apart from the
-    sort. 100,000 bids clear in about 0.25 s of CPU here (``bench/auction_clear.py``).
+    sort. 100,000 bids clear in 0.2-0.5 s of CPU on this shared two-core machine
+    (``bench/auction_clear.py``; the spread is the machine's load).
 
 >>> spec = AuctionSpec(volume=5_000, lot=1_000, seed=7, tie_rule=TieRule.EU)
 >>> bids = [Bid(1, "a", 1500, 3_000), Bid(2, "b", 1400, 2_000), Bid(3, "c", 1400, 2_000)]
