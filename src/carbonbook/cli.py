@@ -7,9 +7,12 @@ import io
 import sys
 import time
 from collections.abc import Sequence
+from datetime import date
 
 import msgspec
 
+from carbonbook import lobster
+from carbonbook._types import UnitType
 from carbonbook.codec import is_msgpack
 from carbonbook.engine import Engine
 from carbonbook.replay import ReplayTally, replay
@@ -30,11 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
                    help="input format; auto looks at the extension, then the first byte")
     p.add_argument("--quiet", action="store_true", help="no summary on standard error")
+    _add_import_lobster(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
     try:
+        if args.command == "import-lobster":
+            return _import_lobster(args)
         return _replay(args)
     except OSError as exc:
         print(f"carbonbook: {exc}", file=sys.stderr)
@@ -100,3 +106,60 @@ def _summary(tally: ReplayTally, engine: Engine, elapsed: float) -> str:
             lines.append(f"  {symbol:<14} {t.trades:,} trades, {t.volume:,} t, vwap {t.vwap:,}, "
                          f"last {t.last:,}; bid {bid} / ask {ask}")
     return "\n".join(lines)
+
+
+# -- import-lobster ------------------------------------------------------------------
+
+
+def _add_import_lobster(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "import-lobster", help="turn LOBSTER message (and orderbook) files into an order log",
+        description="Turn a LOBSTER message file, and its orderbook file, into an order log that "
+                    "replays to the orderbook file's levels (see carbonbook.lobster).")
+    p.add_argument("messages", help="LOBSTER message file (.csv or .csv.gz)")
+    p.add_argument("orderbook", nargs="?",
+                   help="its orderbook file: seeds the orders resting at the start and the levels "
+                        "that come into view later; without it only the messages are converted")
+    p.add_argument("-o", "--out", required=True, help="the order log to write; '-' for standard output")
+    p.add_argument("--symbol", help="instrument symbol (default: the ticker in the file name)")
+    p.add_argument("--date", type=date.fromisoformat,
+                   help="trading day YYYY-MM-DD for ts (default: the date in the file name)")
+    p.add_argument("--unit", choices=[u.value for u in UnitType], default=lobster.DEFAULT_UNIT.value,
+                   help="the instrument's unit, a label only (default %(default)s)")
+    p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
+                   help="log format; auto: msgpack for a .msgpack or .mpk name, else JSON Lines")
+    p.add_argument("--quiet", action="store_true", help="no summary on standard error")
+
+
+def _import_lobster(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    name = lobster.parse_name(args.messages)
+    symbol = args.symbol or (name.ticker if name else None)
+    day = args.date or (name.day if name else None)
+    if symbol is None or day is None:
+        print(f"carbonbook: {args.messages} is not named as LOBSTER names its files; "
+              "pass --symbol and --date", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        messages = lobster.read_messages(args.messages)
+        orderbook = lobster.read_orderbook(args.orderbook) if args.orderbook else None
+        result = lobster.convert(messages, orderbook, symbol=symbol, unit=UnitType(args.unit),
+                                 midnight=lobster.midnight_ns(day))
+    except lobster.LobsterFormatError as exc:
+        print(f"carbonbook: {exc}", file=sys.stderr)
+        return EXIT_IO
+    msgpack = args.format == "msgpack" or (
+        args.format == "auto" and args.out.endswith((".msgpack", ".mpk")))
+    if args.out == "-":
+        lobster.write_log(result.commands, sys.stdout.buffer, msgpack)
+        sys.stdout.buffer.flush()
+    else:
+        with open(args.out, "wb") as out:
+            lobster.write_log(result.commands, out, msgpack)
+    if not args.quiet:
+        elapsed = time.perf_counter() - started
+        print(f"imported {len(messages):,} LOBSTER messages into {len(result.commands):,} commands "
+              f"in {elapsed:.3f} s", file=sys.stderr)
+        for what, n in result.stats.items():
+            print(f"  {what}: {n:,}", file=sys.stderr)
+    return EXIT_OK
