@@ -9,3 +9,149 @@ class CarbonbookError(Exception):
 
 class BookIntegrityError(CarbonbookError, AssertionError):
     """Raised when a book invariant is broken: the book can no longer be trusted."""
+
+
+class RegistryError(CarbonbookError):
+    """Root of the registry's refusals and failures. ``code`` is a stable snake_case reason."""
+
+    code = "registry_error"
+
+
+class InvalidQuantity(RegistryError, ValueError):
+    """Raised when a quantity or amount is not a positive integer (a float, a bool, zero, negative, too big)."""
+
+    code = "bad_qty"
+
+
+class UnknownAccount(RegistryError, LookupError):
+    """Raised when an account does not exist."""
+
+    code = "unknown_account"
+
+
+class DuplicateAccount(RegistryError):
+    """Raised when an account id is already taken."""
+
+    code = "duplicate_account"
+
+
+class AccountBlocked(RegistryError):
+    """Raised when a blocked account would send or receive."""
+
+    code = "account_blocked"
+
+
+class AccountClosed(RegistryError):
+    """Raised when a closed account would send, receive or change status (closing is final)."""
+
+    code = "account_closed"
+
+
+class SameAccount(RegistryError):
+    """Raised when the sending and receiving accounts are the same."""
+
+    code = "same_account"
+
+
+class UnitNotAllowed(RegistryError):
+    """Raised when an account may not hold (or a scheme may not use) a unit type, or an account kind
+    may not take part in an operation."""
+
+    code = "unit_not_allowed"
+
+
+class InsufficientUnits(RegistryError):
+    """Raised when an account does not hold enough active, unreserved units (or the named serials)."""
+
+    code = "insufficient_units"
+
+
+class TerminalUnits(InsufficientUnits):
+    """Raised when named serials are surrendered, retired, cancelled or expired: they never move again."""
+
+    code = "terminal_units"
+
+
+class InsufficientFunds(RegistryError):
+    """Raised when an account does not have enough unreserved cash."""
+
+    code = "insufficient_funds"
+
+
+class DuplicateSerial(RegistryError):
+    """Raised when an issuance would reuse a serial number."""
+
+    code = "duplicate_serial"
+
+
+class CapExceeded(RegistryError):
+    """Raised when an issuance would exceed a scheme's cap for a period (or no cap is set)."""
+
+    code = "cap_exceeded"
+
+
+class UnknownScheme(RegistryError, LookupError):
+    """Raised when a scheme does not exist."""
+
+    code = "unknown_scheme"
+
+
+class DuplicateScheme(RegistryError):
+    """Raised when a scheme name is already taken."""
+
+    code = "duplicate_scheme"
+
+
+class OffsetLimitExceeded(RegistryError):
+    """Raised when a surrender would use more credits than the scheme's offset limit allows."""
+
+    code = "offset_limit"
+
+
+class OperationRefused(RegistryError):
+    """Raised when an operation is refused for a rule not covered by a narrower type
+    (banking not allowed, missing project id, emissions already recorded, ...)."""
+
+    code = "refused"
+
+
+class DuplicateHold(RegistryError):
+    """Raised when a hold id is already in use."""
+
+    code = "duplicate_hold"
+
+
+class UnknownHold(RegistryError, LookupError):
+    """Raised when a hold id does not exist."""
+
+    code = "unknown_hold"
+
+
+class DuplicateTrade(RegistryError):
+    """Raised when a trade id was already settled (or failed) with different terms."""
+
+    code = "duplicate_trade"
+
+
+class UnknownTrade(RegistryError, LookupError):
+    """Raised when settling a trade id that was never received."""
+
+    code = "unknown_trade"
+
+
+class RegistryUnavailable(RegistryError):
+    """Raised when the database cannot be reached or a driver call fails (the cause is chained)."""
+
+    code = "unavailable"
+
+
+class ConcurrentModification(RegistryError):
+    """Raised when another writer changed the database since this registry loaded it; call ``reload()``."""
+
+    code = "concurrent_modification"
+
+
+class RegistryIntegrityError(RegistryError, AssertionError):
+    """Raised by ``check()`` when a registry invariant is broken: the registry can no longer be trusted."""
+
+    code = "integrity"

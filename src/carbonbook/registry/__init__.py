@@ -1,0 +1,48 @@
+"""Carbon registries: accounts, serial blocks, cash, compliance and settlement.
+
+:class:`Registry` is the contract (see :mod:`carbonbook.registry.base`);
+:class:`MemoryRegistry`, :class:`SQLiteRegistry` (the embedded default) and
+``carbonbook.registry.postgres.PostgresRegistry`` (needs the ``postgres`` extra) implement it.
+"""
+
+from carbonbook.registry.base import (
+    EXPIRING_UNITS,
+    PROJECT_UNITS,
+    Account,
+    AccountKind,
+    AccountStatus,
+    Block,
+    BlockState,
+    Compliance,
+    ComplianceStatus,
+    Entry,
+    Registry,
+    Scheme,
+    Serials,
+    Settled,
+    SettlementFailed,
+    SettlementRecord,
+)
+from carbonbook.registry.memory import MemoryRegistry
+from carbonbook.registry.sqlite import SQLiteRegistry
+
+__all__ = [
+    "EXPIRING_UNITS",
+    "PROJECT_UNITS",
+    "Account",
+    "AccountKind",
+    "AccountStatus",
+    "Block",
+    "BlockState",
+    "Compliance",
+    "ComplianceStatus",
+    "Entry",
+    "MemoryRegistry",
+    "Registry",
+    "SQLiteRegistry",
+    "Scheme",
+    "Serials",
+    "Settled",
+    "SettlementFailed",
+    "SettlementRecord",
+]

@@ -1,0 +1,237 @@
+"""What the SQL backends share: the schema, row conversions and the write-through commit.
+
+An SQL registry is a single writer with a write-through cache. It loads the database
+into the in-memory state when it opens (``reload()``), applies the rules there, and at
+the end of each outermost transaction writes every touched row (upserts and deletes)
+and the new journal rows in **one** database transaction. If the write fails, the
+cached state is rolled back too, so cache and database never disagree.
+
+Concurrency is optimistic: a ``version`` row in ``meta`` counts commits. A commit locks
+it (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE``) and refuses with
+:class:`~carbonbook.errors.ConcurrentModification` if another writer moved it since this
+registry loaded; ``reload()`` and retry. The journal is not cached: ``journal()`` reads
+the database.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
+
+from carbonbook._types import UnitType
+from carbonbook.errors import RegistryIntegrityError
+from carbonbook.registry._state import _MISSING, Log, StateRegistry
+from carbonbook.registry.base import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    Block,
+    BlockState,
+    Entry,
+    Scheme,
+    Settled,
+    SettlementFailed,
+)
+
+Row = tuple[Any, ...]
+
+_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # table: (key columns, value columns)
+    "accounts": (("account",), ("kind", "status", "units", "scheme")),
+    "schemes": (("name",), ("allowances", "credits", "offset_percent", "banking")),
+    "caps": (("scheme", "period"), ("cap", "issued")),
+    "issuances": (("origin", "first"), ("last", "unit", "scheme", "period")),
+    "blocks": (("id",), ("origin", "unit", "first", "last", "holder", "state", "period", "scheme",
+                         "project", "expiry")),
+    "cash": (("account", "currency"), ("amount",)),
+    "holds": (("id",), ("account", "kind", "asset", "amount")),
+    "compliance": (("account", "period"), ("verified", "surrendered", "offsets")),
+    "settlements": (("trade_id",), ("status", "txid", "seller", "buyer", "unit", "qty", "currency",
+                                    "amount", "reason", "detail")),
+    "meta": (("k",), ("v",)),
+}
+_INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
+                "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref"}
+_JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
+
+
+def ddl() -> list[str]:
+    """CREATE TABLE statements valid in both SQLite and PostgreSQL."""
+    out = []
+    for table, (keys, values) in _TABLES.items():
+        cols = ", ".join(f"{c} {'BIGINT' if c in _INT_COLUMNS else 'TEXT'}" for c in keys + values)
+        out.append(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({', '.join(keys)}))")
+    cols = ", ".join(f"{c} {'BIGINT' if c in _INT_COLUMNS else 'TEXT'}" for c in _JOURNAL)
+    out.append(f"CREATE TABLE IF NOT EXISTS journal ({cols}, PRIMARY KEY (txid))")
+    return out
+
+
+def _units(units: frozenset[UnitType] | None) -> str | None:
+    return None if units is None else ",".join(sorted(str(u) for u in units))
+
+
+def _unit_set(text: str | None) -> frozenset[UnitType] | None:
+    return None if text is None else frozenset(UnitType(u) for u in text.split(",") if u)
+
+
+def _to_row(table: str, k: Any, v: Any) -> Row:
+    if table == "accounts":
+        return (k, str(v.kind), str(v.status), _units(v.units), v.scheme)
+    if table == "schemes":
+        return (k, _units(v.allowances), _units(v.credits), v.offset_percent, int(v.banking))
+    if table == "blocks":
+        return (v.id, v.origin, str(v.unit), v.start, v.end, v.holder, str(v.state), v.period, v.scheme,
+                v.project, v.expiry)
+    if table == "holds":
+        return (k, *v)
+    if table == "settlements":
+        if isinstance(v, Settled):
+            return (k, "settled", v.txid, v.seller, v.buyer, str(v.unit), v.qty, v.currency, v.amount,
+                    None, None)
+        return (k, "failed", None, v.seller, v.buyer, v.unit, v.qty, v.currency, v.amount, v.reason,
+                v.detail)
+    key = k if isinstance(k, tuple) else (k,)
+    value = v if isinstance(v, tuple) else (v,)
+    return (*key, *value)
+
+
+def _from_row(table: str, r: Row) -> tuple[Any, Any]:
+    if table == "accounts":
+        return r[0], Account(r[0], AccountKind(r[1]), AccountStatus(r[2]), _unit_set(r[3]), r[4])
+    if table == "schemes":
+        return r[0], Scheme(r[0], _unit_set(r[1]) or frozenset(), _unit_set(r[2]) or frozenset(), r[3],
+                            bool(r[4]))
+    if table == "blocks":
+        return r[0], Block(r[0], r[1], UnitType(r[2]), r[3], r[4], r[5], BlockState(r[6]), r[7], r[8],
+                           r[9], r[10])
+    if table == "holds":
+        return r[0], tuple(r[1:])
+    if table == "settlements":
+        if r[1] == "settled":
+            return r[0], Settled(r[0], r[2], r[3], r[4], UnitType(r[5]), r[6], r[7], r[8])
+        return r[0], SettlementFailed(r[0], r[9], r[10], r[3], r[4], r[5], r[6], r[7], r[8])
+    nkeys = len(_TABLES[table][0])
+    key = r[0] if nkeys == 1 else tuple(r[:nkeys])
+    rest = r[nkeys:]
+    return key, (rest[0] if len(rest) == 1 else tuple(rest))
+
+
+def _journal_row(e: Entry) -> Row:
+    return (e.txid, e.kind, e.account, e.counterparty, None if e.unit is None else str(e.unit), e.qty,
+            e.currency, e.amount, e.ref, e.detail)
+
+
+class SqlRegistry(StateRegistry):
+    """A registry persisted in an SQL database (see the module docstring)."""
+
+    _ph = "?"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._version = 0
+        p = self._ph
+        self._upsert: dict[str, str] = {}
+        self._delete: dict[str, str] = {}
+        for table, (keys, values) in _TABLES.items():
+            cols = keys + values
+            self._upsert[table] = (
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(p for _ in cols)}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f"{c} = excluded.{c}" for c in values))
+            self._delete[table] = f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = {p}" for k in keys)
+        self._insert_journal = (f"INSERT INTO journal ({', '.join(_JOURNAL)}) "
+                                f"VALUES ({', '.join(p for _ in _JOURNAL)})")
+
+    # -- driver hooks ----------------------------------------------------------------
+
+    @abstractmethod
+    def _write(self, ops: list[tuple[str, list[Row]]], version: int) -> None:
+        """In one database transaction: lock and compare the version row with ``version``
+        (ConcurrentModification if it differs), run every (sql, rows) with executemany, set the
+        version to ``version + 1``, commit."""
+
+    @abstractmethod
+    def _read(self, sql: str) -> list[Row]:
+        """Run a query and return its rows."""
+
+    # -- loading -------------------------------------------------------------------
+
+    def _load_into(self, target: StateRegistry) -> int:
+        target._reset()
+        tables = target._persisted()
+        version = 0
+        for table in _TABLES:
+            keys = _TABLES[table][0]
+            rows = self._read(f"SELECT * FROM {table} ORDER BY {', '.join(keys)}")
+            d = tables[table]
+            for r in rows:
+                k, v = _from_row(table, tuple(r))
+                if table == "meta" and k == "version":
+                    version = v
+                    continue
+                d[k] = v
+        target._meta.setdefault("txid", 0)
+        target._meta.setdefault("block", 0)
+        target._derive()
+        return version
+
+    def reload(self) -> None:
+        """Drop the cache and load the database again (after ConcurrentModification)."""
+        if self._log is not None:
+            raise RuntimeError("reload() inside a transaction")
+        self._version = self._load_into(self)
+
+    # -- commit --------------------------------------------------------------------
+
+    def _commit(self, log: Log) -> None:
+        tables = self._persisted()
+        names = {id(d): name for name, d in tables.items()}
+        touched: dict[str, dict[Any, None]] = {}
+        for d, k, _ in log:
+            name = names.get(id(d))
+            if name is not None:
+                touched.setdefault(name, {})[k] = None
+        ops: list[tuple[str, list[Row]]] = []
+        for name, keys in touched.items():
+            d = tables[name]
+            ups: list[Row] = []
+            dels: list[Row] = []
+            for k in keys:
+                v = d.get(k, _MISSING)
+                if v is _MISSING:
+                    dels.append(k if isinstance(k, tuple) else (k,))
+                else:
+                    ups.append(_to_row(name, k, v))
+            if dels:
+                ops.append((self._delete[name], dels))
+            if ups:
+                ops.append((self._upsert[name], ups))
+        entries = self._journal[self._journal_mark:]
+        if entries:
+            ops.append((self._insert_journal, [_journal_row(e) for e in entries]))
+        self._write(ops, self._version)
+        self._version += 1
+        del self._journal[:]
+
+    # -- queries and checks ------------------------------------------------------------
+
+    def journal(self, since: int = 0) -> Iterator[Entry]:
+        if type(since) is not int:
+            raise TypeError("since must be an int")
+        rows = self._read(f"SELECT {', '.join(_JOURNAL)} FROM journal WHERE txid > {since} ORDER BY txid")
+        cached = [e for e in self._journal if e.txid > since]  # an open transaction's own rows
+        dec: Callable[[Row], Entry] = lambda r: msgspec.convert(list(r), Entry)  # noqa: E731
+        return iter([dec(r) for r in rows] + cached)
+
+    def check(self) -> None:
+        super().check()
+        stored = StateRegistry()
+        self._load_into(stored)
+        for name, d in stored._persisted().items():
+            if d != self._persisted()[name]:
+                raise RegistryIntegrityError(f"table {name} differs from the registry's state")
+        stored._journal = list(self.journal())
+        self._check_state(stored)

@@ -1,0 +1,376 @@
+"""The registry contract: accounts, serial blocks, cash, compliance and the journal.
+
+A registry holds carbon units as **serial blocks** (originating registry, unit type,
+first and last serial, applicable period, scheme, project id, expiry) in **accounts**,
+and cash as integer balances in minor currency units per account and currency. Every
+state change is one **transaction** with a fresh, increasing ``txid`` and one row in
+an append-only journal.
+
+Rules every backend enforces (the contract suite in ``tests/registry_contract.py``
+checks them against each):
+
+- Quantities and amounts are positive ``int`` (never ``bool`` or ``float``) below 2**63.
+- Issuance never passes a scheme's cap for the period and never reuses a serial of the
+  same originating registry; serial ranges never overlap and never appear twice.
+- A transfer needs both accounts to exist, be open and differ; the receiving account
+  must be allowed to hold the unit type; the units must be active, held by the sender
+  and not reserved. A partial transfer splits a block into parts that cover exactly the
+  original range.
+- Surrender, retirement and cancellation move units into a retirement or cancellation
+  account; they and expiry are terminal: such units never move again.
+- Per unit type: issued - terminal == the sum of active holdings (``check()``).
+
+Refusals are exceptions: every refused operation raises a specific
+:class:`~carbonbook.errors.RegistryError` subclass (its ``code`` is a stable reason) and
+leaves the registry unchanged. Driver failures raise
+:class:`~carbonbook.errors.RegistryUnavailable` with the driver's error chained.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from enum import StrEnum
+
+import msgspec
+
+from carbonbook._types import UnitType
+
+
+class AccountKind(StrEnum):
+    """What an account is for.
+
+    ``holding``: a participant's account (operator, person or party holding).
+    ``issuance``: a scheme's issuance/allocation account, where new units may be created.
+    ``retirement``: receives surrendered and retired units (terminal).
+    ``cancellation``: receives voluntarily cancelled units (J-Credit 無効化; terminal).
+    """
+
+    HOLDING = "holding"
+    ISSUANCE = "issuance"
+    RETIREMENT = "retirement"
+    CANCELLATION = "cancellation"
+
+
+class AccountStatus(StrEnum):
+    """``open`` accounts send and receive; ``blocked`` ones neither (reversible); ``closed`` is final."""
+
+    OPEN = "open"
+    BLOCKED = "blocked"
+    CLOSED = "closed"
+
+
+class BlockState(StrEnum):
+    """An ``active`` block can move; every other state is terminal."""
+
+    ACTIVE = "active"
+    SURRENDERED = "surrendered"
+    RETIRED = "retired"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class ComplianceStatus(StrEnum):
+    """EUTL-style compliance code of an account for a period."""
+
+    A = "A"  # surrendered at least the obligation
+    B = "B"  # surrendered less than the obligation
+    C = "C"  # no verified emissions recorded
+
+
+PROJECT_UNITS: frozenset[UnitType] = frozenset(
+    {UnitType.ERU, UnitType.CER, UnitType.TCER, UnitType.LCER, UnitType.JVER, UnitType.JCR}
+)
+"""Unit types whose blocks must carry a project id."""
+
+EXPIRING_UNITS: frozenset[UnitType] = frozenset({UnitType.TCER, UnitType.LCER})
+"""Unit types whose blocks must carry an expiry period."""
+
+
+class Account(msgspec.Struct, frozen=True, gc=False):
+    """An account. ``units`` is the set of unit types it may hold (``None``: any);
+    ``scheme`` names the compliance scheme of an operator account (``None``: none)."""
+
+    id: str
+    kind: AccountKind
+    status: AccountStatus
+    units: frozenset[UnitType] | None = None
+    scheme: str | None = None
+
+
+class Scheme(msgspec.Struct, frozen=True, gc=False):
+    """A compliance scheme: the unit types it issues (``allowances``) and accepts as
+    ``credits`` (offsets); surrendered credits may cover at most ``offset_percent`` % of an
+    obligation; ``banking`` allows carry-over of its allowances into the next period."""
+
+    name: str
+    allowances: frozenset[UnitType]
+    credits: frozenset[UnitType] = frozenset()
+    offset_percent: int = 0
+    banking: bool = True
+
+
+class Block(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """Serials ``start``..``end`` (inclusive) of ``origin`` held by ``holder``.
+
+    ``period`` is the applicable period (vintage or commitment period), ``scheme`` the
+    scheme it was issued under, ``expiry`` the last period it is valid in (``None``: no
+    expiry). ``id`` is the registry's internal block number (oldest first)."""
+
+    id: int
+    origin: str
+    unit: UnitType
+    start: int
+    end: int
+    holder: str
+    state: BlockState
+    period: int
+    scheme: str
+    project: str | None = None
+    expiry: int | None = None
+
+    @property
+    def qty(self) -> int:
+        """The number of units (tonnes) in the block."""
+        return self.end - self.start + 1
+
+
+class Serials(msgspec.Struct, frozen=True, gc=False):
+    """A serial range ``start``..``end`` (inclusive) of one originating registry."""
+
+    origin: str
+    start: int
+    end: int
+
+
+class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One journal row: transaction ``txid`` of ``kind`` by ``account`` (towards
+    ``counterparty``), moving ``qty`` units of ``unit`` and ``amount`` of ``currency``.
+    ``ref`` is the trade id of a settlement, the period of a compliance transaction, or the
+    hold id; ``detail`` is free text."""
+
+    txid: int
+    kind: str
+    account: str
+    counterparty: str | None = None
+    unit: str | None = None
+    qty: int = 0
+    currency: str | None = None
+    amount: int = 0
+    ref: int | None = None
+    detail: str = ""
+
+
+class Compliance(msgspec.Struct, frozen=True, gc=False):
+    """An account's compliance for a period. ``obligation`` is ``verified`` plus the
+    shortfall carried from the previous period; ``offsets`` counts surrendered credits."""
+
+    account: str
+    period: int
+    verified: int | None
+    obligation: int
+    surrendered: int
+    offsets: int
+    shortfall: int
+    status: ComplianceStatus
+
+
+class Settled(msgspec.Struct, frozen=True, gc=False, tag="settled", tag_field="type"):
+    """Trade ``trade_id`` settled by transaction ``txid``: ``qty`` units of ``unit`` moved
+    ``seller`` → ``buyer`` and ``amount`` of ``currency`` moved ``buyer`` → ``seller``."""
+
+    trade_id: int
+    txid: int
+    seller: str
+    buyer: str
+    unit: UnitType
+    qty: int
+    currency: str
+    amount: int
+
+
+class SettlementFailed(msgspec.Struct, frozen=True, gc=False, tag="settlement_failed", tag_field="type"):
+    """Trade ``trade_id`` could not settle and nothing moved. ``reason`` is a
+    :class:`~carbonbook.errors.RegistryError` code, ``detail`` says why."""
+
+    trade_id: int
+    reason: str
+    detail: str
+    seller: str
+    buyer: str
+    unit: str
+    qty: int
+    currency: str
+    amount: int
+
+
+SettlementRecord = Settled | SettlementFailed
+"""The recorded outcome of a trade id."""
+
+
+class Registry(ABC):
+    """A carbon registry: see the module docstring for the rules every backend enforces.
+
+    Every mutating method is atomic and raises a :class:`~carbonbook.errors.RegistryError`
+    subclass when it refuses, leaving the registry unchanged. Methods that return an
+    ``int`` txid journal exactly one transaction.
+    """
+
+    # -- transactions --------------------------------------------------------------
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group operations into one atomic unit (one database transaction): all are kept or,
+        if the block raises, none. Nested use joins the outer transaction (a savepoint)."""
+
+    # -- accounts and schemes ------------------------------------------------------
+
+    @abstractmethod
+    def open_account(self, account: str, kind: AccountKind = AccountKind.HOLDING, *,
+                     units: Iterable[UnitType] | None = None, scheme: str | None = None) -> int:
+        """Open an account that may hold ``units`` (``None``: any type). ``scheme`` makes it an
+        operator account with compliance obligations under that scheme."""
+
+    @abstractmethod
+    def set_status(self, account: str, status: AccountStatus) -> int:
+        """Block, unblock or close an account. A closed account never reopens."""
+
+    @abstractmethod
+    def account(self, account: str) -> Account:
+        """The account (:class:`~carbonbook.errors.UnknownAccount` if missing)."""
+
+    @abstractmethod
+    def create_scheme(self, scheme: Scheme) -> int:
+        """Define a compliance scheme."""
+
+    @abstractmethod
+    def set_cap(self, scheme: str, period: int, cap: int) -> int:
+        """Set the most units ``scheme`` may ever issue for ``period`` (not below what it has issued)."""
+
+    # -- units ---------------------------------------------------------------------
+
+    @abstractmethod
+    def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
+              origin: str = "JP", start: int | None = None, project: str | None = None,
+              expiry: int | None = None) -> Block:
+        """Issue (or allocate) ``qty`` new units into an issuance or holding account, under
+        ``scheme``'s cap for ``period``. Serials start at ``start``, by default after the
+        highest serial ``origin`` ever issued."""
+
+    @abstractmethod
+    def transfer(self, sender: str, receiver: str, unit: UnitType, qty: int, *,
+                 serials: Serials | None = None) -> int:
+        """Move ``qty`` active, unreserved units (the given serials, or the oldest blocks first)."""
+
+    @abstractmethod
+    def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str) -> int:
+        """Surrender units against ``account``'s obligation for ``period`` into retirement account
+        ``to``. Credits count against the scheme's offset limit. Terminal."""
+
+    @abstractmethod
+    def retire(self, account: str, unit: UnitType, qty: int, *, to: str,
+               serials: Serials | None = None) -> int:
+        """Retire (into a retirement account) or voluntarily cancel (into a cancellation account,
+        J-Credit 無効化) units. Terminal."""
+
+    @abstractmethod
+    def carry_over(self, account: str, unit: UnitType, period: int) -> int:
+        """Bank every active ``unit`` of ``period`` held by ``account`` into ``period + 1``
+        (the scheme must allow banking). Returns the number of units carried over."""
+
+    @abstractmethod
+    def expire(self, unit: UnitType, period: int) -> int:
+        """Expire every active ``unit`` whose period or expiry is ``period`` or earlier, in
+        every account. Returns the number of units expired (0 journals nothing)."""
+
+    @abstractmethod
+    def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
+        """Reserve ``qty`` units under hold id ``hold`` (e.g. a sell order's id)."""
+
+    @abstractmethod
+    def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
+        """Reserve ``amount`` of cash under hold id ``hold`` (e.g. a buy order's id)."""
+
+    @abstractmethod
+    def release(self, hold: int) -> int:
+        """Release what is left of a hold."""
+
+    # -- cash ----------------------------------------------------------------------
+
+    @abstractmethod
+    def deposit(self, account: str, currency: str, amount: int) -> int:
+        """Credit ``amount`` minor units of ``currency`` to ``account``."""
+
+    # -- compliance ----------------------------------------------------------------
+
+    @abstractmethod
+    def record_emissions(self, account: str, period: int, tonnes: int) -> int:
+        """Record verified emissions (once) for an operator account and period."""
+
+    @abstractmethod
+    def compliance(self, account: str, period: int) -> Compliance:
+        """The account's obligation, surrendered units and status A/B/C for ``period``."""
+
+    # -- settlement ----------------------------------------------------------------
+
+    @abstractmethod
+    def settle(self, trade_id: int, *, seller: str, buyer: str, unit: UnitType, qty: int,
+               currency: str, amount: int, unit_hold: int | None = None,
+               cash_hold: int | None = None) -> SettlementRecord:
+        """Delivery versus payment: ``qty`` units seller → buyer and ``amount`` cash buyer →
+        seller in one transaction, both legs or neither. If ``unit_hold`` (``cash_hold``) names
+        a hold of the seller's units (the buyer's cash), up to ``qty`` (``amount``) of it is
+        consumed by the same transaction.
+
+        A trade id, ``qty`` or ``amount`` that is not a positive integer is refused with
+        :class:`~carbonbook.errors.InvalidQuantity` and not recorded.
+
+        Idempotent by ``trade_id``: the outcome (``Settled`` or ``SettlementFailed``) is
+        recorded once; settling the same trade again returns the record and changes nothing;
+        different terms under a recorded id raise
+        :class:`~carbonbook.errors.DuplicateTrade`."""
+
+    @abstractmethod
+    def settlement(self, trade_id: int) -> SettlementRecord | None:
+        """The recorded outcome of a trade id, if any."""
+
+    # -- queries -------------------------------------------------------------------
+
+    @abstractmethod
+    def holding(self, account: str, unit: UnitType) -> int:
+        """Active units of ``unit`` held by ``account`` (reserved ones included)."""
+
+    @abstractmethod
+    def available(self, account: str, unit: UnitType) -> int:
+        """Active, unreserved units of ``unit`` held by ``account``."""
+
+    @abstractmethod
+    def balance(self, account: str, currency: str) -> int:
+        """Cash of ``account`` in ``currency`` (reserved included)."""
+
+    @abstractmethod
+    def available_cash(self, account: str, currency: str) -> int:
+        """Unreserved cash of ``account`` in ``currency``."""
+
+    @abstractmethod
+    def blocks(self, account: str | None = None, unit: UnitType | None = None) -> list[Block]:
+        """Every block (active or terminal), optionally of one holder and unit type, by origin
+        and first serial."""
+
+    @abstractmethod
+    def issued(self, unit: UnitType) -> int:
+        """Units of ``unit`` ever issued."""
+
+    @abstractmethod
+    def journal(self, since: int = 0) -> Iterator[Entry]:
+        """Journal rows with ``txid > since`` in txid order."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Assert every invariant (conservation per unit type, no overlap, no negative
+        holdings or cash, holds covered) against the stored state;
+        :class:`~carbonbook.errors.RegistryIntegrityError` if one is broken."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the backend's resources (a no-op in memory)."""

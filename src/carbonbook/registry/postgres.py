@@ -1,0 +1,78 @@
+"""The PostgreSQL registry (psycopg 3; install the ``postgres`` extra).
+
+All tables live in one schema (``carbonbook`` by default; created if missing), so
+several registries can share a database. See :mod:`carbonbook.registry._sql` for how
+the cache and the database stay in step. Driver errors are raised as
+:class:`~carbonbook.errors.RegistryUnavailable` (or
+:class:`~carbonbook.errors.RegistryIntegrityError` for a constraint violation) with the
+psycopg error chained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from carbonbook.errors import ConcurrentModification, RegistryError, RegistryIntegrityError, RegistryUnavailable
+from carbonbook.registry._sql import Row, SqlRegistry, ddl
+
+try:
+    import psycopg
+    from psycopg import sql as _sql
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("PostgresRegistry needs psycopg 3: pip install 'carbonbook[postgres]'") from e
+
+
+def _translate(e: Exception) -> RegistryError:
+    if isinstance(e, psycopg.IntegrityError):
+        return RegistryIntegrityError(f"postgres: {e}")
+    return RegistryUnavailable(f"postgres: {e}")
+
+
+class PostgresRegistry(SqlRegistry):
+    """A registry stored in schema ``schema`` of the PostgreSQL database at ``dsn``
+    (a libpq connection string or ``postgresql://`` URL)."""
+
+    _ph = "%s"
+
+    def __init__(self, dsn: str, *, schema: str = "carbonbook", connect_timeout: int = 5) -> None:
+        super().__init__()
+        self.schema = schema
+        try:
+            self._conn: psycopg.Connection[Any] = psycopg.connect(
+                dsn, autocommit=True, connect_timeout=connect_timeout)
+            with self._conn.transaction():
+                self._conn.execute(_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(_sql.Identifier(schema)))
+                self._conn.execute(_sql.SQL("SET search_path TO {}").format(_sql.Identifier(schema)))
+                for stmt in ddl():
+                    self._conn.execute(stmt.encode())
+        except psycopg.Error as e:
+            raise _translate(e) from e
+        self.reload()
+
+    def _read(self, sql: str) -> list[Row]:
+        try:
+            return self._conn.execute(sql.encode()).fetchall()
+        except psycopg.Error as e:
+            raise _translate(e) from e
+
+    def _write(self, ops: list[tuple[str, list[Row]]], version: int) -> None:
+        conn = self._conn
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                row = cur.execute(b"SELECT v FROM meta WHERE k = 'version' FOR UPDATE").fetchone()
+                if (row[0] if row else 0) != version:
+                    raise ConcurrentModification(
+                        f"schema {self.schema} was changed by another writer (version "
+                        f"{row[0] if row else 0}, expected {version}); reload() and retry")
+                for stmt, rows in ops:
+                    cur.executemany(stmt.encode(), rows)
+                cur.execute(b"INSERT INTO meta (k, v) VALUES ('version', %s) "
+                            b"ON CONFLICT (k) DO UPDATE SET v = excluded.v", (version + 1,))
+        except psycopg.Error as e:
+            raise _translate(e) from e
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except psycopg.Error as e:  # pragma: no cover - close rarely fails
+            raise _translate(e) from e

@@ -1,0 +1,527 @@
+"""The registry contract: one abstract suite that every backend's test module subclasses.
+
+A subclass provides the ``make_registry`` fixture: a factory of fresh, empty registries
+(each call a new one), and may override ``reopen`` to load the same store again from
+scratch (persistence). Every refusal test asserts the specific error, its reason, that
+the registry's observable state is unchanged and that ``check()`` passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carbonbook import UnitType
+from carbonbook.errors import (
+    AccountBlocked,
+    AccountClosed,
+    CapExceeded,
+    DuplicateAccount,
+    DuplicateHold,
+    DuplicateSerial,
+    DuplicateTrade,
+    InsufficientFunds,
+    InsufficientUnits,
+    InvalidQuantity,
+    OffsetLimitExceeded,
+    OperationRefused,
+    RegistryError,
+    SameAccount,
+    TerminalUnits,
+    UnitNotAllowed,
+    UnknownAccount,
+    UnknownHold,
+)
+from carbonbook.registry import (
+    AccountKind,
+    AccountStatus,
+    BlockState,
+    ComplianceStatus,
+    Registry,
+    Scheme,
+    Serials,
+    Settled,
+    SettlementFailed,
+)
+
+JPA, JVER, EUA = UnitType.JPA, UnitType.JVER, UnitType.EUA
+ACCOUNTS = ("iss", "a", "b", "c", "ret", "can", "blk", "cls", "jpa-only")
+CURRENCIES = ("JPY", "EUR")
+UNITS = (JPA, JVER, EUA)
+
+Factory = Callable[[], Registry]
+
+
+def world(reg: Registry) -> Registry:
+    """Scheme JVETS (JPA; JVER credits up to 10 %; cap 100,000 for 2010 and 2011), accounts,
+    1,000 JPA (serials 1..1000) and 500 JVER (serials 1001..1500) in ``a``, cash in ``b``."""
+    reg.create_scheme(Scheme("JVETS", frozenset({JPA}), frozenset({JVER}), offset_percent=10))
+    reg.create_scheme(Scheme("EUETS", frozenset({EUA}), banking=False))
+    for period in (2010, 2011):
+        reg.set_cap("JVETS", period, 100_000)
+    reg.set_cap("EUETS", 2010, 1_000)
+    reg.open_account("iss", AccountKind.ISSUANCE)
+    for name in ("a", "b", "c"):
+        reg.open_account(name, scheme="JVETS")
+    reg.open_account("ret", AccountKind.RETIREMENT)
+    reg.open_account("can", AccountKind.CANCELLATION)
+    reg.open_account("blk")
+    reg.set_status("blk", AccountStatus.BLOCKED)
+    reg.open_account("cls")
+    reg.set_status("cls", AccountStatus.CLOSED)
+    reg.open_account("jpa-only", units=[JPA])
+    reg.issue("a", JPA, 1000, scheme="JVETS", period=2010)
+    reg.issue("a", JVER, 500, scheme="JVETS", period=2010, project="JV-001")
+    reg.deposit("b", "JPY", 10_000_000)
+    reg.deposit("a", "JPY", 1_000)
+    reg.check()
+    return reg
+
+
+def fingerprint(reg: Registry) -> Any:
+    """Everything observable about ``reg``."""
+    return (
+        [(b.origin, b.unit, b.start, b.end, b.holder, b.state, b.period) for b in reg.blocks()],
+        list(reg.journal()),
+        [(a, u, reg.holding(a, u), reg.available(a, u)) for a in ACCOUNTS for u in UNITS],
+        [(a, c, reg.balance(a, c), reg.available_cash(a, c)) for a in ACCOUNTS for c in CURRENCIES],
+        [reg.issued(u) for u in UNITS],
+        [reg.compliance(a, p) for a in ("a", "b", "c") for p in (2010, 2011)],
+        [reg.account(a) for a in ACCOUNTS],
+    )
+
+
+def refused(reg: Registry, exc: type[RegistryError], match: str, fn: Callable[..., Any],
+            *args: Any, **kw: Any) -> None:
+    """``fn(*args, **kw)`` raises ``exc`` matching ``match`` and changes nothing."""
+    before = fingerprint(reg)
+    with pytest.raises(exc, match=match):
+        fn(*args, **kw)
+    assert fingerprint(reg) == before
+    reg.check()
+
+
+BAD_QTYS = [0, -1, -(2**63), 1.5, 2.0, True, "5", None, 2**63, 10**30]
+
+
+class RegistryContract:
+    """Subclass with a ``make_registry`` fixture."""
+
+    @pytest.fixture
+    def make_registry(self) -> Factory:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def reopen(self) -> Callable[[Registry], Registry]:
+        return lambda reg: reg
+
+    @pytest.fixture
+    def reg(self, make_registry: Factory) -> Registry:
+        return world(make_registry())
+
+    # -- issuance ----------------------------------------------------------------------
+
+    def test_world(self, reg: Registry) -> None:
+        assert reg.holding("a", JPA) == 1000 and reg.issued(JPA) == 1000
+        assert [(b.start, b.end) for b in reg.blocks("a")] == [(1, 1000), (1001, 1500)]
+        assert reg.balance("b", "JPY") == 10_000_000
+        txids = [e.txid for e in reg.journal()]
+        assert txids == sorted(set(txids)) and txids[0] == 1
+
+    def test_issue_into_issuance_account_then_allocate(self, reg: Registry) -> None:
+        block = reg.issue("iss", JPA, 300, scheme="JVETS", period=2011)
+        assert (block.start, block.end) == (1501, 1800)
+        reg.transfer("iss", "c", JPA, 300)
+        assert reg.holding("c", JPA) == 300
+        reg.check()
+
+    @pytest.mark.parametrize("qty", BAD_QTYS)
+    def test_issue_bad_qty(self, reg: Registry, qty: Any) -> None:
+        refused(reg, InvalidQuantity, "positive integer", reg.issue, "a", JPA, qty, scheme="JVETS", period=2010)
+
+    def test_issue_past_cap(self, reg: Registry) -> None:
+        refused(reg, CapExceeded, "may issue 98500 more", reg.issue, "iss", JPA, 98_501,
+                scheme="JVETS", period=2010)
+        reg.issue("iss", JPA, 98_500, scheme="JVETS", period=2010)
+        refused(reg, CapExceeded, "may issue 0 more", reg.issue, "iss", JPA, 1, scheme="JVETS", period=2010)
+
+    def test_issue_without_cap(self, reg: Registry) -> None:
+        refused(reg, CapExceeded, "may issue 0 more", reg.issue, "iss", JPA, 1, scheme="JVETS", period=2012)
+
+    def test_cap_below_issued(self, reg: Registry) -> None:
+        refused(reg, CapExceeded, "below", reg.set_cap, "JVETS", 2010, 999)
+
+    @pytest.mark.parametrize("start", [1, 500, 1000, 1500])
+    def test_double_issuance_of_a_serial(self, reg: Registry, start: int) -> None:
+        refused(reg, DuplicateSerial, "overlap", reg.issue, "iss", JPA, 10, scheme="JVETS", period=2010,
+                start=start)
+
+    def test_issue_explicit_serials_elsewhere(self, reg: Registry) -> None:
+        reg.issue("iss", JPA, 10, scheme="JVETS", period=2010, start=5000)
+        refused(reg, DuplicateSerial, "overlap", reg.issue, "iss", JPA, 10, scheme="JVETS", period=2010,
+                start=4995)
+        reg.issue("iss", JPA, 10, scheme="JVETS", period=2010, origin="EU", start=5000)
+        reg.check()
+
+    def test_issue_rules(self, reg: Registry) -> None:
+        refused(reg, OperationRefused, "project id", reg.issue, "a", JVER, 5, scheme="JVETS", period=2010)
+        refused(reg, UnitNotAllowed, "does not issue", reg.issue, "a", EUA, 5, scheme="JVETS", period=2010)
+        refused(reg, UnitNotAllowed, "may not hold", reg.issue, "jpa-only", JVER, 5, scheme="JVETS",
+                period=2010, project="P")
+        refused(reg, UnitNotAllowed, "cannot issue into", reg.issue, "ret", JPA, 5, scheme="JVETS",
+                period=2010)
+        refused(reg, AccountBlocked, "blocked", reg.issue, "blk", JPA, 5, scheme="JVETS", period=2010)
+        refused(reg, UnknownAccount, "does not exist", reg.issue, "zz", JPA, 5, scheme="JVETS", period=2010)
+
+    # -- transfer ----------------------------------------------------------------------
+
+    def test_partial_transfer_splits_block(self, reg: Registry) -> None:
+        reg.transfer("a", "b", JPA, 300)
+        reg.transfer("a", "c", JPA, 1)
+        assert [(b.holder, b.start, b.end) for b in reg.blocks(unit=JPA)] == [
+            ("b", 1, 300), ("c", 301, 301), ("a", 302, 1000)]
+        assert reg.holding("a", JPA) == 699
+        reg.check()
+
+    def test_transfer_by_serials(self, reg: Registry) -> None:
+        reg.transfer("a", "b", JPA, 11, serials=Serials("JP", 100, 110))
+        assert [(b.holder, b.start, b.end) for b in reg.blocks(unit=JPA)] == [
+            ("a", 1, 99), ("b", 100, 110), ("a", 111, 1000)]
+        reg.transfer("b", "c", JPA, 5, serials=Serials("JP", 103, 107))
+        reg.check()
+
+    @pytest.mark.parametrize("qty", BAD_QTYS)
+    def test_transfer_bad_qty(self, reg: Registry, qty: Any) -> None:
+        refused(reg, InvalidQuantity, "positive integer", reg.transfer, "a", "b", JPA, qty)
+
+    def test_transfer_not_held(self, reg: Registry) -> None:
+        refused(reg, InsufficientUnits, "holds 1000 active JPA; 1001 needed", reg.transfer, "a", "b", JPA, 1001)
+        refused(reg, InsufficientUnits, "holds 0 active JPA", reg.transfer, "b", "a", JPA, 1)
+        refused(reg, InsufficientUnits, "not JPA held by 'b'", reg.transfer, "b", "a", JPA, 10,
+                serials=Serials("JP", 1, 10))
+        refused(reg, InsufficientUnits, "were not all issued", reg.transfer, "a", "b", JPA, 10,
+                serials=Serials("JP", 1496, 1505))
+        refused(reg, InvalidQuantity, "do not make", reg.transfer, "a", "b", JPA, 10,
+                serials=Serials("JP", 1, 5))
+
+    def test_transfer_reserved(self, reg: Registry) -> None:
+        reg.reserve(1, "a", JPA, 950)
+        refused(reg, InsufficientUnits, "950 are reserved", reg.transfer, "a", "b", JPA, 51)
+        refused(reg, InsufficientUnits, "50 unreserved", reg.transfer, "a", "b", JPA, 51,
+                serials=Serials("JP", 1, 51))
+        reg.transfer("a", "b", JPA, 50)
+        reg.release(1)
+        reg.transfer("a", "b", JPA, 950)
+        reg.check()
+
+    @pytest.mark.parametrize("how", ["retired", "cancelled", "surrendered", "expired"])
+    def test_transfer_terminal_units(self, reg: Registry, how: str) -> None:
+        if how == "retired":
+            reg.retire("a", JPA, 10, to="ret")
+        elif how == "cancelled":
+            reg.retire("a", JPA, 10, to="can")
+        elif how == "surrendered":
+            reg.surrender("a", 2010, JPA, 10, to="ret")
+        else:
+            reg.expire(JPA, 2010)
+        refused(reg, TerminalUnits, f"are {how}", reg.transfer, "a", "b", JPA, 10,
+                serials=Serials("JP", 1, 10))
+        if how == "expired":
+            refused(reg, InsufficientUnits, "holds 0 active", reg.transfer, "a", "b", JPA, 1)
+        else:
+            holder = "can" if how == "cancelled" else "ret"
+            refused(reg, TerminalUnits, "never move again", reg.transfer, holder, "b", JPA, 10)
+            refused(reg, TerminalUnits, "never move again", reg.retire, holder, JPA, 10, to="can")
+            assert reg.holding("a", JPA) == 990
+
+    @pytest.mark.parametrize(("dst", "exc", "match"), [
+        ("zz", UnknownAccount, "'zz' does not exist"),
+        ("cls", AccountClosed, "receiving account 'cls' is closed"),
+        ("blk", AccountBlocked, "receiving account 'blk' is blocked"),
+        ("a", SameAccount, "to itself"),
+        ("ret", UnitNotAllowed, "cannot hold transferable units"),
+        ("can", UnitNotAllowed, "cannot hold transferable units"),
+    ])
+    def test_transfer_bad_target(self, reg: Registry, dst: str, exc: type[RegistryError], match: str) -> None:
+        refused(reg, exc, match, reg.transfer, "a", dst, JPA, 10)
+
+    def test_transfer_unit_type_not_allowed(self, reg: Registry) -> None:
+        refused(reg, UnitNotAllowed, "may not hold JVER", reg.transfer, "a", "jpa-only", JVER, 10)
+        reg.transfer("a", "jpa-only", JPA, 10)
+        refused(reg, UnitNotAllowed, "unknown unit type", reg.transfer, "a", "b", "XYZ", 10)
+
+    def test_transfer_from_blocked_or_closed(self, reg: Registry) -> None:
+        reg.transfer("a", "c", JPA, 10)
+        reg.set_status("c", AccountStatus.BLOCKED)
+        refused(reg, AccountBlocked, "sending account 'c' is blocked", reg.transfer, "c", "a", JPA, 1)
+        reg.set_status("c", AccountStatus.OPEN)
+        reg.set_status("c", AccountStatus.CLOSED)
+        refused(reg, AccountClosed, "closed", reg.transfer, "c", "a", JPA, 1)
+        refused(reg, AccountClosed, "closing is final", reg.set_status, "c", AccountStatus.OPEN)
+
+    def test_duplicate_account(self, reg: Registry) -> None:
+        refused(reg, DuplicateAccount, "already exists", reg.open_account, "a")
+
+    # -- holds and cash ------------------------------------------------------------
+
+    def test_holds(self, reg: Registry) -> None:
+        reg.reserve_cash(7, "b", "JPY", 9_000_000)
+        assert reg.available_cash("b", "JPY") == 1_000_000
+        refused(reg, DuplicateHold, "already exists", reg.reserve, 7, "a", JPA, 1)
+        refused(reg, InsufficientFunds, "1000000 unreserved", reg.reserve_cash, 8, "b", "JPY", 1_000_001)
+        refused(reg, InsufficientUnits, "1000 unreserved", reg.reserve, 9, "a", JPA, 1001)
+        refused(reg, UnknownHold, "does not exist", reg.release, 99)
+        reg.release(7)
+        assert reg.available_cash("b", "JPY") == 10_000_000
+
+    @pytest.mark.parametrize("amount", BAD_QTYS)
+    def test_deposit_bad_amount(self, reg: Registry, amount: Any) -> None:
+        refused(reg, InvalidQuantity, "amount must be", reg.deposit, "a", "JPY", amount)
+
+    def test_deposit_refusals(self, reg: Registry) -> None:
+        refused(reg, AccountClosed, "closed", reg.deposit, "cls", "JPY", 5)
+        refused(reg, UnknownAccount, "does not exist", reg.deposit, "zz", "JPY", 5)
+        refused(reg, InvalidQuantity, "would pass", reg.deposit, "b", "JPY", 2**63 - 1)
+
+    # -- settlement ----------------------------------------------------------------
+
+    def test_settle_moves_both_legs(self, reg: Registry) -> None:
+        rec = reg.settle(42, seller="a", buyer="b", unit=JPA, qty=100, currency="JPY", amount=150_000)
+        assert isinstance(rec, Settled) and rec.trade_id == 42
+        assert reg.holding("b", JPA) == 100 and reg.holding("a", JPA) == 900
+        assert reg.balance("a", "JPY") == 151_000 and reg.balance("b", "JPY") == 9_850_000
+        assert list(reg.journal())[-1].ref == 42
+        reg.check()
+
+    def test_settle_is_idempotent(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        terms: dict[str, Any] = dict(seller="a", buyer="b", unit=JPA, qty=100, currency="JPY", amount=150_000)
+        first = reg.settle(42, **terms)
+        before = fingerprint(reg)
+        assert reg.settle(42, **terms) == first
+        assert fingerprint(reg) == before
+        again = reopen(reg)
+        assert again.settle(42, **terms) == first
+        assert fingerprint(again) == before
+
+    def test_duplicate_trade_id_other_terms(self, reg: Registry) -> None:
+        reg.settle(42, seller="a", buyer="b", unit=JPA, qty=100, currency="JPY", amount=150_000)
+        refused(reg, DuplicateTrade, "other terms", reg.settle, 42, seller="a", buyer="b", unit=JPA, qty=101,
+                currency="JPY", amount=150_000)
+
+    @pytest.mark.parametrize(("terms", "reason"), [
+        (dict(seller="a", buyer="b", unit=JPA, qty=1001, amount=1), "insufficient_units"),
+        (dict(seller="a", buyer="b", unit=JPA, qty=1, amount=10_000_001), "insufficient_funds"),
+        (dict(seller="a", buyer="a", unit=JPA, qty=1, amount=1), "same_account"),
+        (dict(seller="a", buyer="zz", unit=JPA, qty=1, amount=1), "unknown_account"),
+        (dict(seller="a", buyer="blk", unit=JPA, qty=1, amount=1), "account_blocked"),
+        (dict(seller="a", buyer="cls", unit=JPA, qty=1, amount=1), "account_closed"),
+        (dict(seller="b", buyer="jpa-only", unit=JVER, qty=1, amount=1), "unit_not_allowed"),
+        (dict(seller="ret", buyer="b", unit=JPA, qty=1, amount=1), "terminal_units"),
+    ])
+    def test_settlement_failure_is_recorded(self, reg: Registry, terms: dict[str, Any], reason: str) -> None:
+        before = fingerprint(reg)
+        rec = reg.settle(9, currency="JPY", **terms)
+        assert isinstance(rec, SettlementFailed) and rec.reason == reason and rec.detail
+        assert fingerprint(reg) == before
+        assert reg.settlement(9) == rec
+        assert reg.settle(9, currency="JPY", **terms) == rec  # final: no retry under the same id
+        reg.check()
+
+    @pytest.mark.parametrize("qty", BAD_QTYS)
+    def test_settle_bad_qty(self, reg: Registry, qty: Any) -> None:
+        refused(reg, InvalidQuantity, "positive integer", reg.settle, 9, seller="a", buyer="b", unit=JPA,
+                qty=qty, currency="JPY", amount=100)
+        refused(reg, InvalidQuantity, "positive integer", reg.settle, 9, seller="a", buyer="b", unit=JPA,
+                qty=1, currency="JPY", amount=qty)
+        refused(reg, InvalidQuantity, "trade id", reg.settle, -1 if qty == 0 else qty, seller="a", buyer="b",
+                unit=JPA, qty=1, currency="JPY", amount=100)
+        assert reg.settlement(9) is None
+
+    def test_settle_consumes_holds(self, reg: Registry) -> None:
+        reg.reserve(1, "a", JPA, 100)
+        reg.reserve_cash(2, "b", "JPY", 200_000)
+        reg.settle(5, seller="a", buyer="b", unit=JPA, qty=60, currency="JPY", amount=90_000,
+                   unit_hold=1, cash_hold=2)
+        assert reg.available("a", JPA) == 900 and reg.holding("a", JPA) == 940
+        assert reg.available_cash("b", "JPY") == 10_000_000 - 90_000 - 110_000
+        reg.check()
+
+    def test_exception_between_legs_applies_nothing(self, reg: Registry, reopen: Callable[[Registry], Registry],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+        before = fingerprint(reg)
+        calls = []
+
+        def boom() -> None:
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("killed between the legs")
+
+        monkeypatch.setattr(reg, "_between_legs", boom)
+        with pytest.raises(RuntimeError, match="killed"), reg.transaction():
+            for tid in range(1, 5):
+                reg.settle(tid, seller="a", buyer="b", unit=JPA, qty=10, currency="JPY", amount=100)
+        assert len(calls) == 3
+        assert fingerprint(reg) == before
+        assert reg.settlement(1) is None
+        reg.check()
+        again = reopen(reg)
+        assert fingerprint(again) == before
+        again.check()
+        monkeypatch.undo()
+        with pytest.raises(RuntimeError, match="killed"):
+            monkeypatch.setattr(again, "_between_legs", lambda: (_ for _ in ()).throw(RuntimeError("killed")))
+            again.settle(1, seller="a", buyer="b", unit=JPA, qty=10, currency="JPY", amount=100)
+        assert fingerprint(again) == before
+
+    def test_refused_operation_in_transaction_rolls_back_all(self, reg: Registry) -> None:
+        before = fingerprint(reg)
+        with pytest.raises(InsufficientUnits), reg.transaction():
+            reg.transfer("a", "b", JPA, 10)
+            reg.deposit("c", "JPY", 5)
+            reg.transfer("a", "b", JPA, 10_000)
+        assert fingerprint(reg) == before
+        reg.check()
+
+    def test_persistence(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        reg.transfer("a", "b", JPA, 123)
+        reg.reserve(3, "a", JPA, 5)
+        reg.record_emissions("a", 2010, 400)
+        before = fingerprint(reg)
+        again = reopen(reg)
+        assert fingerprint(again) == before
+        again.transfer("b", "c", JPA, 3)
+        again.check()
+
+    # -- terminal operations and compliance ----------------------------------------
+
+    def test_compliance_status_and_shortfall(self, reg: Registry) -> None:
+        assert reg.compliance("a", 2010).status is ComplianceStatus.C
+        reg.record_emissions("a", 2010, 600)
+        reg.surrender("a", 2010, JPA, 500, to="ret")
+        c = reg.compliance("a", 2010)
+        assert (c.status, c.obligation, c.surrendered, c.shortfall) == (ComplianceStatus.B, 600, 500, 100)
+        reg.record_emissions("a", 2011, 300)
+        c = reg.compliance("a", 2011)
+        assert (c.obligation, c.status) == (400, ComplianceStatus.B)  # 300 + 100 carried
+        reg.surrender("a", 2011, JPA, 400, to="ret")
+        assert reg.compliance("a", 2011).status is ComplianceStatus.A
+        refused(reg, OperationRefused, "already recorded", reg.record_emissions, "a", 2011, 5)
+        assert reg.holding("a", JPA) == 100
+        assert all(b.state is BlockState.SURRENDERED for b in reg.blocks("ret"))
+        reg.check()
+
+    def test_offset_limit(self, reg: Registry) -> None:
+        reg.record_emissions("a", 2010, 1000)
+        refused(reg, OffsetLimitExceeded, "allows 100 credits", reg.surrender, "a", 2010, JVER, 101, to="ret")
+        reg.surrender("a", 2010, JVER, 100, to="ret")
+        refused(reg, OffsetLimitExceeded, "100 used", reg.surrender, "a", 2010, JVER, 1, to="ret")
+        assert reg.compliance("a", 2010).offsets == 100
+
+    def test_surrender_refusals(self, reg: Registry) -> None:
+        refused(reg, UnitNotAllowed, "not retirement", reg.surrender, "a", 2010, JPA, 1, to="can")
+        refused(reg, UnitNotAllowed, "not retirement", reg.surrender, "a", 2010, JPA, 1, to="b")
+        refused(reg, OperationRefused, "no compliance scheme", reg.surrender, "jpa-only", 2010, JPA, 1,
+                to="ret")
+        refused(reg, InsufficientUnits, "needed", reg.surrender, "a", 2010, JPA, 1001, to="ret")
+
+    def test_voluntary_cancellation_by_serial(self, reg: Registry) -> None:
+        reg.retire("a", JVER, 10, to="can", serials=Serials("JP", 1001, 1010))
+        assert [b.state for b in reg.blocks("can")] == [BlockState.CANCELLED]
+        assert reg.holding("a", JVER) == 490 and reg.issued(JVER) == 500
+        refused(reg, TerminalUnits, "are cancelled", reg.retire, "a", JVER, 10, to="can",
+                serials=Serials("JP", 1001, 1010))
+        refused(reg, UnitNotAllowed, "not retirement/cancellation", reg.retire, "a", JVER, 1, to="b")
+
+    def test_carry_over_and_expiry(self, reg: Registry) -> None:
+        reg.transfer("a", "b", JPA, 400)
+        assert reg.carry_over("b", JPA, 2010) == 400
+        assert reg.expire(JPA, 2010) == 600
+        assert reg.holding("a", JPA) == 0 and reg.holding("b", JPA) == 400
+        assert reg.issued(JPA) == 1000
+        refused(reg, InsufficientUnits, "holds 0 active", reg.transfer, "a", "c", JPA, 1)
+        assert reg.expire(JPA, 2011) == 400
+        reg.check()
+
+    def test_carry_over_refused(self, reg: Registry) -> None:
+        reg.set_cap("EUETS", 2010, 1000)
+        reg.issue("c", EUA, 10, scheme="EUETS", period=2010, origin="EU")
+        refused(reg, OperationRefused, "does not allow banking", reg.carry_over, "c", EUA, 2010)
+        refused(reg, OperationRefused, "cannot be carried over", reg.carry_over, "c", UnitType.TCER, 2010)
+
+    def test_expiry_shrinks_uncovered_holds(self, reg: Registry) -> None:
+        reg.reserve(1, "a", JPA, 700)
+        reg.transfer("a", "b", JPA, 300)
+        reg.carry_over("a", JPA, 2010)
+        assert reg.expire(JPA, 2010) == 300
+        assert reg.available("a", JPA) == 0
+        reg.check()
+
+    # -- random sequences ----------------------------------------------------------
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.too_slow, HealthCheck.differing_executors])
+    @given(data=st.data())
+    def test_random_operations_conserve_units(self, make_registry: Factory, data: st.DataObject) -> None:
+        reg = world(make_registry())
+        names = st.sampled_from((*ACCOUNTS, "zz"))
+        units = st.sampled_from(UNITS)
+        qtys = st.one_of(st.integers(-5, 1200), st.sampled_from([0.5, 2.0, True]))
+        ops = st.one_of(
+            st.tuples(st.just("transfer"), names, names, units, qtys),
+            st.tuples(st.just("settle"), st.integers(0, 30), names, names, units, qtys, st.integers(-1, 10**6)),
+            st.tuples(st.just("issue"), names, units, qtys),
+            st.tuples(st.just("retire"), names, st.sampled_from(["ret", "can", "b"]), units, qtys),
+            st.tuples(st.just("surrender"), names, units, qtys),
+            st.tuples(st.just("reserve"), st.integers(0, 5), names, units, qtys),
+            st.tuples(st.just("release"), st.integers(0, 5)),
+            st.tuples(st.just("expire"), units, st.sampled_from([2010, 2011])),
+            st.tuples(st.just("carry"), names, units),
+            st.tuples(st.just("deposit"), names, qtys),
+            st.tuples(st.just("status"), names, st.sampled_from(list(AccountStatus))),
+        )
+        for op in data.draw(st.lists(ops, max_size=25)):
+            before = fingerprint(reg)
+            try:
+                with reg.transaction():
+                    self._apply(reg, op)
+            except RegistryError:
+                assert fingerprint(reg) == before
+            reg.check()
+            for a in ACCOUNTS:
+                for u in UNITS:
+                    assert 0 <= reg.available(a, u) <= reg.holding(a, u)
+                for c in CURRENCIES:
+                    assert 0 <= reg.available_cash(a, c) <= reg.balance(a, c)
+            active = sum(b.qty for b in reg.blocks() if b.state is BlockState.ACTIVE)
+            assert active == sum(reg.holding(a, u) for a in ACCOUNTS for u in UNITS)
+
+    @staticmethod
+    def _apply(reg: Registry, op: tuple[Any, ...]) -> None:
+        kind = op[0]
+        if kind == "transfer":
+            reg.transfer(op[1], op[2], op[3], op[4])
+        elif kind == "settle":
+            reg.settle(op[1], seller=op[2], buyer=op[3], unit=op[4], qty=op[5], currency="JPY", amount=op[6])
+        elif kind == "issue":
+            reg.issue(op[1], op[2], op[3], scheme="EUETS" if op[2] is EUA else "JVETS", period=2010,
+                      project="P1")
+        elif kind == "retire":
+            reg.retire(op[1], op[3], op[4], to=op[2])
+        elif kind == "surrender":
+            reg.surrender(op[1], 2010, op[2], op[3], to="ret")
+        elif kind == "reserve":
+            reg.reserve(op[1], op[2], op[3], op[4])
+        elif kind == "release":
+            reg.release(op[1])
+        elif kind == "expire":
+            reg.expire(op[1], op[2])
+        elif kind == "carry":
+            reg.carry_over(op[1], op[2], 2010)
+        elif kind == "deposit":
+            reg.deposit(op[1], "JPY", op[2])
+        else:
+            reg.set_status(op[1], op[2])

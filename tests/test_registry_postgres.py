@@ -1,0 +1,88 @@
+"""The registry contract against PostgreSQL.
+
+Uses ``CARBONBOOK_PG_DSN`` (default ``postgresql://postgres@127.0.0.1:5432/test``); each
+registry gets its own schema, dropped at teardown. When the server is unreachable these
+tests FAIL; set ``CARBONBOOK_PG_SKIP=1`` to skip them explicitly instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from carbonbook import UnitType
+from carbonbook.errors import ConcurrentModification, RegistryUnavailable
+from carbonbook.registry import Registry
+from registry_contract import Factory, RegistryContract, world
+
+if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
+    pytest.skip("CARBONBOOK_PG_SKIP=1", allow_module_level=True)
+
+import psycopg
+
+from carbonbook.registry.postgres import PostgresRegistry
+
+DSN = os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _drop(schemas: list[str]) -> None:
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        for schema in schemas:
+            drop = psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+            conn.execute(drop.format(psycopg.sql.Identifier(schema)))
+
+
+@pytest.fixture
+def pg_factory() -> Iterator[Callable[[], PostgresRegistry]]:
+    run = uuid.uuid4().hex[:8]
+    counter = itertools.count()
+    made: list[PostgresRegistry] = []
+
+    def make() -> PostgresRegistry:
+        reg = PostgresRegistry(DSN, schema=f"cbtest_{run}_{next(counter)}")
+        made.append(reg)
+        return reg
+
+    yield make
+    for reg in made:
+        reg.close()
+    _drop([reg.schema for reg in made])
+
+
+class TestPostgresRegistry(RegistryContract):
+    @pytest.fixture
+    def make_registry(self, pg_factory: Callable[[], PostgresRegistry]) -> Factory:
+        return pg_factory
+
+    @pytest.fixture
+    def reopen(self) -> Callable[[Registry], Registry]:
+        def again(reg: Registry) -> Registry:
+            assert isinstance(reg, PostgresRegistry)
+            fresh = PostgresRegistry(DSN, schema=reg.schema)
+            return fresh
+
+        return again
+
+
+def test_unreachable_server_is_registry_unavailable() -> None:
+    with pytest.raises(RegistryUnavailable, match="postgres") as info:
+        PostgresRegistry("postgresql://postgres@127.0.0.1:1/test", connect_timeout=2)
+    assert isinstance(info.value.__cause__, psycopg.Error)
+
+
+def test_second_writer_is_detected(pg_factory: Callable[[], PostgresRegistry]) -> None:
+    one = world(pg_factory())
+    two = PostgresRegistry(DSN, schema=one.schema)
+    try:
+        two.transfer("a", "b", UnitType.JPA, 5)
+        with pytest.raises(ConcurrentModification, match="reload"):
+            one.transfer("a", "c", UnitType.JPA, 5)
+        one.reload()
+        one.transfer("a", "c", UnitType.JPA, 5)
+        one.check()
+    finally:
+        two.close()

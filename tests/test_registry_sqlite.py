@@ -1,0 +1,70 @@
+"""The registry contract against SQLite (a WAL-mode file per registry), plus driver errors."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from carbonbook import UnitType
+from carbonbook.errors import ConcurrentModification, RegistryUnavailable
+from carbonbook.registry import Registry, SQLiteRegistry
+from registry_contract import Factory, RegistryContract, fingerprint, world
+
+
+class TestSQLiteRegistry(RegistryContract):
+    @pytest.fixture
+    def make_registry(self, tmp_path: Path) -> Iterator[Factory]:
+        made: list[SQLiteRegistry] = []
+        counter = itertools.count()
+
+        def make() -> Registry:
+            reg = SQLiteRegistry(tmp_path / f"reg{next(counter)}.db")
+            made.append(reg)
+            return reg
+
+        yield make
+        for reg in made:
+            reg.close()
+
+    @pytest.fixture
+    def reopen(self) -> Callable[[Registry], Registry]:
+        def again(reg: Registry) -> Registry:
+            assert isinstance(reg, SQLiteRegistry)
+            return SQLiteRegistry(reg.path)
+
+        return again
+
+
+def test_wal_mode(tmp_path: Path) -> None:
+    reg = SQLiteRegistry(tmp_path / "r.db")
+    assert reg._read("PRAGMA journal_mode") == [("wal",)]
+    reg.close()
+
+
+def test_driver_errors_are_registry_errors(tmp_path: Path) -> None:
+    with pytest.raises(RegistryUnavailable, match="sqlite") as info:
+        SQLiteRegistry(tmp_path / "missing-dir" / "r.db")
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    reg = world(SQLiteRegistry(tmp_path / "r.db"))
+    reg._conn.execute("DROP TABLE cash")
+    before = fingerprint(reg)[0]
+    with pytest.raises(RegistryUnavailable, match="no such table"):
+        reg.deposit("a", "JPY", 5)
+    assert reg.balance("a", "JPY") == 1_000 and fingerprint(reg)[0] == before
+
+
+def test_second_writer_is_detected(tmp_path: Path) -> None:
+    one = world(SQLiteRegistry(tmp_path / "r.db"))
+    two = SQLiteRegistry(tmp_path / "r.db")
+    two.transfer("a", "b", UnitType.JPA, 5)
+    with pytest.raises(ConcurrentModification, match="reload"):
+        one.transfer("a", "c", UnitType.JPA, 5)
+    assert one.holding("a", UnitType.JPA) == 1000  # rolled back in the cache too
+    one.reload()
+    one.transfer("a", "c", UnitType.JPA, 5)
+    one.check()
+    assert one.holding("a", UnitType.JPA) == 990
