@@ -7,7 +7,7 @@ market-data feed). It also answers market-data queries. It never reads the clock
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import count
 
 import msgspec
@@ -34,6 +34,7 @@ from carbonbook.commands import (
 )
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Event, InstrumentListed, Rejected
+from carbonbook.snapshot import EngineState, export_state, peek, restore_parts, state_hash
 
 Subscriber = Callable[[list[Event]], None]
 """Called with the events of each ``apply`` (or ``apply_all``) call, in order, once applied."""
@@ -224,6 +225,47 @@ class Engine:
                                    f"order {oid} is not open"))
             return
         self._books[order.symbol].modify(order, price, qty, events)  # type: ignore[union-attr, arg-type]
+
+    # -- state, snapshots and journaling (carbonbook.snapshot, carbonbook.journal) -----
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next event will take. O(1)."""
+        return peek(self._seq)
+
+    def export_state(self) -> EngineState:
+        """The whole state of the engine as data (see :mod:`carbonbook.snapshot`). O(orders + ids)."""
+        return export_state(self._seq, self._books, self._index)
+
+    def state_hash(self) -> str:
+        """SHA-256 (hex) of the canonical encoding of :meth:`export_state`: equal for engines that
+        applied the same commands, and for an engine and its restored copy. O(orders + ids)."""
+        return state_hash(self.export_state())
+
+    @classmethod
+    def from_state(cls, state: EngineState) -> Engine:
+        """An engine equal to the one ``state`` was exported from (without its subscribers);
+        raises :class:`~carbonbook.errors.SnapshotError` if ``state`` is inconsistent."""
+        engine = cls()
+        engine._seq, engine._books, engine._index = restore_parts(state)
+        return engine
+
+    def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
+        """Apply ``commands`` as :meth:`apply_all` does but without calling subscribers, and append
+        to ``starts`` the position in the result of each command's first event (every command
+        has at least one). The journal calls this, writes, then :meth:`publish`."""
+        events: list[Event] = []
+        dispatch = self._dispatch
+        mark = starts.append
+        for command in commands:
+            mark(len(events))
+            dispatch(command, events)
+        return events
+
+    def publish(self, events: list[Event]) -> None:
+        """Hand ``events`` to every subscriber, as :meth:`apply_all` does once applied."""
+        for subscriber in self._subscribers:
+            subscriber(events)
 
     # -- queries -----------------------------------------------------------------
 

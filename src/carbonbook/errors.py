@@ -155,3 +155,31 @@ class RegistryIntegrityError(RegistryError, AssertionError):
     """Raised by ``check()`` when a registry invariant is broken: the registry can no longer be trusted."""
 
     code = "integrity"
+
+
+class PersistenceError(CarbonbookError):
+    """Root of the journal's and snapshots' failures: what is on disk cannot be used as it is."""
+
+
+class SnapshotError(PersistenceError, ValueError):
+    """Raised when a snapshot file or an exported state is invalid (bad magic, checksum, or contents)."""
+
+
+class JournalCorrupted(PersistenceError):
+    """Raised when a journal record before the last one is damaged; ``offset`` is its byte offset."""
+
+    def __init__(self, path: str, offset: int, detail: str) -> None:
+        super().__init__(f"{path}: corrupted journal record at byte offset {offset}: {detail}")
+        self.path = path
+        self.offset = offset
+        self.detail = detail
+
+
+class JournalMismatch(PersistenceError):
+    """Raised when a journal does not continue its snapshot or engine (a record's ``seq`` is not the
+    engine's next), or a journal directory holds a journal of another format."""
+
+
+class TornRecordWarning(UserWarning):
+    """Warned when a journal's last record is incomplete or damaged (the writer was killed mid-write,
+    or power was lost): the record is dropped and the journal truncated before it."""

@@ -1,0 +1,611 @@
+"""The journal: every command an engine applied, on disk, and recovery from it.
+
+A :class:`Journal` wraps an :class:`~carbonbook.engine.Engine`: its ``apply`` and
+``apply_all`` apply commands as the engine's do, write them to an append-only file,
+and only then hand the events to the engine's subscribers, so nothing downstream
+sees an event whose command is not in the journal. An engine with no journal attached
+runs exactly as before: the journal is a wrapper, not a hook in the engine's hot path.
+
+What is journaled
+    Every command applied, accepted or rejected, and every :class:`Undecodable` record
+    (and any other object, which the engine answers with a ``malformed`` rejection):
+    each takes at least one ``seq``, so replaying the journal gives the same sequence
+    and the same events. A record carries its command's ``seq``, the number of its
+    first event (every command has at least one), which recovery checks against the
+    engine as it replays.
+
+File format (``journal.cbj`` in the journal directory)
+    The file starts with the 8 bytes ``CBJRNL01``. Then records, each::
+
+        <I length> <I body_crc> <I head_crc>   little-endian; head_crc = CRC-32 of the first 8 bytes
+        body: <Q seq> payload                   length bytes; body_crc = CRC-32 of the body
+
+    The payload is the command as one MessagePack map of the order log (``type`` and the
+    command's fields; an ``Undecodable`` record is ``{"type": "undecodable", "line", "detail",
+    "id"}``, anything else ``{"type": "not_a_command", "detail": repr}``). A hand-built
+    command's value that MessagePack cannot hold (an integer outside -2**63 .. 2**64-1)
+    is written as extension type 1 holding its decimal digits, and values the order log
+    would refuse are kept as they were, so the engine sees the same command again.
+
+Reading
+    A record that runs past the end of the file (the writer was killed mid-write), or whose
+    body checksum fails while it ends exactly at the end of the file (a torn write after a
+    power loss), or a tail of zero bytes, is *torn*: it is dropped with a
+    :class:`~carbonbook.errors.TornRecordWarning`, and the file is truncated there before
+    new records are appended. A damaged header, or a body checksum that fails with more
+    records after it, is corruption: :class:`~carbonbook.errors.JournalCorrupted` names the
+    byte offset and recovery stops.
+
+Flushing
+    Each ``apply`` or ``apply_all`` call is one batch, written with one ``write``. The
+    :class:`FsyncPolicy` says when ``fsync`` follows: never (the OS decides), after every
+    batch, or once at least N bytes or N records were written since the last one.
+    A snapshot always fsyncs the journal first, so a snapshot never covers records that
+    are not durable.
+
+Snapshots and recovery
+    ``Journal.snapshot()`` writes ``snapshot-<records>.cbs`` (see :mod:`carbonbook.snapshot`):
+    the engine state after the first ``records`` commands, and the byte offset where they
+    end. :func:`recover` loads the latest valid snapshot whose offset lies within the
+    journal (skipping damaged ones with a warning), then replays the journal from that
+    offset. The result has the same state hash as an engine that applied the same
+    commands without interruption, and gives the same events from then on.
+
+Entry point
+    ``python -m carbonbook.journal replay LOG DIR`` replays an order log through a
+    journaled engine, resuming after the commands DIR already holds;
+    ``python -m carbonbook.journal recover DIR`` prints what recovery finds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import sys
+import time
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Literal
+
+import msgspec
+
+from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
+from carbonbook.codec import DecodeFailure, describe_fault, is_msgpack, jsonl_records, msgpack_records
+from carbonbook.commands import (
+    CancelOrder,
+    Command,
+    ListInstrument,
+    ModifyOrder,
+    NewOrder,
+    SetPhase,
+    Undecodable,
+)
+from carbonbook.engine import Engine
+from carbonbook.errors import (
+    JournalCorrupted,
+    JournalMismatch,
+    SnapshotError,
+    TornRecordWarning,
+)
+from carbonbook.events import Event
+from carbonbook.snapshot import SnapshotFile, fsync_dir, read_snapshot, write_snapshot
+
+MAGIC = b"CBJRNL01"
+JOURNAL_NAME = "journal.cbj"
+_HEAD = struct.Struct("<II")
+_HEAD_CRC = struct.Struct("<I")
+_SEQ = struct.Struct("<Q")
+HEADER_SIZE = _HEAD.size + _HEAD_CRC.size
+"""Bytes before each record's body."""
+MAX_RECORD = 1 << 24
+"""The largest body a record may declare (16 MiB); a larger length is a damaged header."""
+_BIGINT = 1  # MessagePack extension type of an integer MessagePack cannot hold
+_REPLAY_BATCH = 4096
+
+Applied = Command | Undecodable | object
+"""What a journal accepts: what ``Engine.apply_all`` accepts."""
+
+
+# -- payloads ---------------------------------------------------------------------------
+
+
+class UndecodableRecord(msgspec.Struct, tag_field="type", tag="undecodable", frozen=True):
+    """The journal's form of an :class:`Undecodable` record."""
+
+    line: int
+    detail: str
+    id: int | None = None
+
+
+class OpaqueRecord(msgspec.Struct, tag_field="type", tag="not_a_command", frozen=True):
+    """The journal's form of an object that is not a command: ``detail`` is its ``repr``."""
+
+    detail: str
+
+
+class _Opaque:
+    """Stands in for a journaled non-command: the engine rejects it with the same detail."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_COMMANDS: dict[str, type[Any]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase,
+                UndecodableRecord, OpaqueRecord)
+}
+_ENUM_FIELDS: dict[str, Any] = {
+    "side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": SelfTradePrevention,
+    "unit": UnitType, "phase": Phase,
+}
+_COMMAND_CLASSES = frozenset((ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase))
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
+
+
+def _wide(value: object) -> object:
+    if isinstance(value, int) and value.__class__ is int and not -(2**63) <= value < 2**64:
+        return msgspec.msgpack.Ext(_BIGINT, str(value).encode())
+    return value
+
+
+def encode_command(command: Applied) -> bytes:
+    """The MessagePack payload of one journaled command (see the module docstring)."""
+    record: msgspec.Struct
+    if isinstance(command, ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase) and (
+            command.__class__ in _COMMAND_CLASSES):
+        record = command
+    elif isinstance(command, Undecodable) and command.__class__ is Undecodable:
+        record = UndecodableRecord(command.line, command.detail, command.id)
+    else:
+        record = OpaqueRecord(repr(command))
+    try:
+        return _encoder.encode(record)
+    except OverflowError:
+        raw: dict[str, object] = {"type": record.__struct_config__.tag}
+        raw.update((f, _wide(getattr(record, f))) for f in record.__struct_fields__)
+        return _encoder.encode(raw)
+
+
+def _ext(code: int, data: memoryview) -> object:
+    if code == _BIGINT:
+        return int(bytes(data).decode())
+    return msgspec.msgpack.Ext(code, bytes(data))
+
+
+def _revive(obj: object) -> Command | Undecodable | _Opaque:
+    if isinstance(obj, UndecodableRecord):
+        return Undecodable(obj.line, obj.detail, obj.id)
+    if isinstance(obj, OpaqueRecord):
+        return _Opaque(obj.detail)
+    return obj  # type: ignore[return-value]
+
+
+def decode_command(payload: bytes | memoryview) -> Command | Undecodable | object:
+    """The command a payload holds, equal to the one :func:`encode_command` was given.
+
+    Valid commands decode with the order log's own validating decoder; a hand-built
+    command with values the order log refuses is rebuilt field by field, enum fields
+    becoming enum members when they name one. Raises ``msgspec.DecodeError`` or
+    ``ValueError`` for a payload that is not a journaled command.
+    """
+    try:
+        return _revive(_decoder.decode(payload))
+    except msgspec.ValidationError:
+        pass
+    raw = msgspec.msgpack.decode(payload, ext_hook=_ext)
+    if not isinstance(raw, dict) or raw.get("type") not in _COMMANDS:
+        raise ValueError(f"not a journaled command: {raw!r}")
+    cls = _COMMANDS[raw.pop("type")]
+    kwargs = {}
+    for name, value in raw.items():
+        enum = _ENUM_FIELDS.get(name)
+        if enum is not None and value.__class__ is str and value in enum._value2member_map_:
+            value = enum(value)
+        kwargs[name] = value
+    return _revive(cls(**kwargs))
+
+
+def frame(seq: int, payload: bytes) -> bytes:
+    """One journal record: header, then ``seq`` and the payload."""
+    body = _SEQ.pack(seq) + payload
+    head = _HEAD.pack(len(body), zlib.crc32(body))
+    return head + _HEAD_CRC.pack(zlib.crc32(head)) + body
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """One record read back: its byte ``offset`` in the file, its ``seq`` and its command."""
+
+    offset: int
+    seq: int
+    command: Any
+
+
+@dataclass
+class Scan:
+    """What reading a journal from an offset found: the records, and where the valid part ends."""
+
+    entries: list[Entry]
+    end: int
+    """Offset just past the last whole record (where the next record goes)."""
+    torn: int = 0
+    """Bytes dropped after ``end`` (a torn last record), 0 when none."""
+
+
+def scan(data: bytes | memoryview, start: int, path: str = JOURNAL_NAME) -> Scan:
+    """Read the records of a journal's bytes ``data`` from ``start`` (a record boundary).
+
+    A torn last record is left out (``torn`` says how many bytes); a damaged record with
+    more after it raises :class:`JournalCorrupted` naming its offset.
+    """
+    view = memoryview(data)
+    size = len(view)
+    entries: list[Entry] = []
+    pos = start
+    append = entries.append
+    unpack_head, unpack_crc, unpack_seq = _HEAD.unpack_from, _HEAD_CRC.unpack_from, _SEQ.unpack_from
+    crc32 = zlib.crc32
+    while pos < size:
+        rest = size - pos
+        if rest < HEADER_SIZE:
+            return Scan(entries, pos, rest)
+        length, body_crc = unpack_head(view, pos)
+        (head_crc,) = unpack_crc(view, pos + _HEAD.size)
+        if crc32(view[pos:pos + _HEAD.size]) != head_crc or not _SEQ.size <= length <= MAX_RECORD:
+            if not any(view[pos:]):
+                return Scan(entries, pos, rest)
+            raise JournalCorrupted(path, pos, "record header checksum mismatch or bad length")
+        stop = pos + HEADER_SIZE + length
+        if stop > size:
+            return Scan(entries, pos, rest)
+        body = view[pos + HEADER_SIZE:stop]
+        if crc32(body) != body_crc:
+            if stop == size or not any(view[stop:]):
+                return Scan(entries, pos, rest)
+            raise JournalCorrupted(path, pos, "record body checksum mismatch")
+        (seq,) = unpack_seq(body)
+        try:
+            command = decode_command(body[_SEQ.size:])
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            raise JournalCorrupted(path, pos, f"undecodable payload ({exc})") from exc
+        append(Entry(pos, seq, command))
+        pos = stop
+    return Scan(entries, pos, 0)
+
+
+def read_journal(path: Path, start: int = len(MAGIC)) -> Scan:
+    """Check the magic of the journal at ``path`` and :func:`scan` it from ``start``.
+    An empty or shorter-than-magic file (killed as it was created) has no records."""
+    data = path.read_bytes()
+    if len(data) < len(MAGIC):
+        if data and MAGIC[:len(data)] != data:
+            raise JournalMismatch(f"{path}: not a carbonbook journal")
+        return Scan([], len(MAGIC), 0)
+    if data[:len(MAGIC)] != MAGIC:
+        raise JournalMismatch(f"{path}: not a carbonbook journal (magic {data[:len(MAGIC)]!r})")
+    if start > len(data):
+        raise JournalMismatch(f"{path}: offset {start} is past the end ({len(data)} bytes)")
+    return scan(data, start, str(path))
+
+
+# -- recovery ---------------------------------------------------------------------------
+
+
+@dataclass
+class Recovery:
+    """The outcome of :func:`recover`."""
+
+    engine: Engine
+    records: int
+    """Commands the engine has applied (snapshot plus journal tail)."""
+    offset: int
+    """Offset just past the last valid record: where appending resumes."""
+    snapshot: Path | None
+    """The snapshot it started from, or None (from an empty engine)."""
+    replayed: int
+    """Records replayed from the journal after the snapshot."""
+    torn: int
+    """Bytes of a torn last record dropped (0 when none)."""
+
+
+def _snapshots(directory: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in directory.glob("snapshot-*.cbs"):
+        digits = path.stem.removeprefix("snapshot-")
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return sorted(found, reverse=True)
+
+
+def replay_entries(engine: Engine, entries: Sequence[Entry], path: str = JOURNAL_NAME) -> None:
+    """Apply journal entries to ``engine``, checking each record's ``seq``; raise
+    :class:`JournalMismatch` when the journal does not continue the engine. Nothing is published."""
+    for i in range(0, len(entries), _REPLAY_BATCH):
+        batch = entries[i:i + _REPLAY_BATCH]
+        base = engine.next_seq
+        starts: list[int] = []
+        engine.dispatch_marked([e.command for e in batch], starts)
+        for entry, start in zip(batch, starts, strict=True):
+            if entry.seq != base + start:
+                raise JournalMismatch(f"{path}: the record at byte offset {entry.offset} has seq {entry.seq}"
+                                      f" but the engine gave it {base + start}")
+
+
+def recover(directory: Path | str) -> Recovery:
+    """Rebuild the engine a journal directory describes: the latest valid snapshot within the
+    journal, then the journal from the snapshot's offset. Warns (:class:`TornRecordWarning`)
+    about a torn last record; raises :class:`JournalCorrupted` for a damaged one before it."""
+    directory = Path(directory)
+    path = directory / JOURNAL_NAME
+    size = path.stat().st_size if path.exists() else 0
+    engine, records, start, chosen = Engine(), 0, len(MAGIC), None
+    for _, snap_path in _snapshots(directory):
+        try:
+            snap = read_snapshot(snap_path)
+            if snap.offset > max(size, len(MAGIC)):
+                raise SnapshotError(f"{snap_path}: ends at journal offset {snap.offset}, "
+                                    f"past the journal's {size} bytes")
+            candidate = Engine.from_state(snap.state)
+        except SnapshotError as exc:
+            warnings.warn(f"skipping snapshot: {exc}", TornRecordWarning, stacklevel=2)
+            continue
+        engine, records, start, chosen = candidate, snap.records, snap.offset, snap_path
+        break
+    result = read_journal(path, start) if path.exists() else Scan([], len(MAGIC), 0)
+    if result.torn:
+        warnings.warn(f"{path}: dropping a torn last record ({result.torn} bytes at byte offset "
+                      f"{result.end})", TornRecordWarning, stacklevel=2)
+    replay_entries(engine, result.entries, str(path))
+    return Recovery(engine, records + len(result.entries), result.end, chosen,
+                    len(result.entries), result.torn)
+
+
+# -- writing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FsyncPolicy:
+    """When the journal calls ``fsync`` after writing a batch: ``never``, after every ``batch``,
+    or once at least ``every`` ``bytes`` or ``records`` were written since the last fsync."""
+
+    mode: Literal["never", "batch", "bytes", "records"] = "batch"
+    every: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> FsyncPolicy:
+        """``never``, ``batch``, ``bytes:N`` or ``records:N``."""
+        mode, _, every = text.partition(":")
+        if mode in ("never", "batch") and not every:
+            return cls(mode)  # type: ignore[arg-type]
+        if mode in ("bytes", "records") and every.isdigit() and int(every) > 0:
+            return cls(mode, int(every))  # type: ignore[arg-type]
+        raise ValueError(f"fsync policy {text!r}: never, batch, bytes:N or records:N")
+
+
+class Journal:
+    """An engine whose commands are journaled in ``directory`` (see the module docstring).
+
+    Open one with :meth:`open`, which recovers what the directory holds (or starts an
+    empty engine, or journals ``engine`` from its current state through a first snapshot).
+    Apply commands through the journal, not the engine, and close it (or use ``with``).
+    """
+
+    def __init__(self, engine: Engine, directory: Path, file: BinaryIO, records: int, offset: int,
+                 fsync: FsyncPolicy, keep: int) -> None:
+        self.engine = engine
+        self.directory = directory
+        self.fsync = fsync
+        self.keep = keep
+        self.records = records
+        """Commands journaled so far (including those before the latest snapshot)."""
+        self.offset = offset
+        """The journal's size: where the next record goes."""
+        self._file = file
+        self._seq = engine.next_seq
+        self._unsynced_bytes = 0
+        self._unsynced_records = 0
+
+    @classmethod
+    def open(cls, directory: Path | str, fsync: FsyncPolicy | None = None, engine: Engine | None = None,
+             keep: int = 2) -> Journal:
+        """Open (creating it if need be) the journal in ``directory`` and recover its engine.
+
+        ``engine``, only for a directory with no journal yet, is the engine to journal from its
+        current state on (a first snapshot records that state). A torn last record is dropped
+        and the file truncated before it. ``keep`` is how many snapshots to keep.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / JOURNAL_NAME
+        fresh = not path.exists() or path.stat().st_size < len(MAGIC)
+        if fresh and engine is not None and _snapshots(directory):
+            raise JournalMismatch(f"{directory}: snapshots but no journal; refusing to journal another engine")
+        if not fresh and engine is not None:
+            raise JournalMismatch(f"{directory} already holds a journal; open it without an engine")
+        if fresh and path.exists() and not MAGIC.startswith(path.read_bytes()):
+            raise JournalMismatch(f"{path}: not a carbonbook journal")
+        if fresh:
+            with open(path, "wb") as f:
+                f.write(MAGIC)
+                f.flush()
+                os.fsync(f.fileno())
+            fsync_dir(directory)
+        recovery = recover(directory)
+        file = open(path, "r+b")  # noqa: SIM115 - the journal owns it until close()
+        if file.seek(0, os.SEEK_END) != recovery.offset:
+            file.truncate(recovery.offset)
+            os.fsync(file.fileno())
+        file.seek(recovery.offset)
+        journal = cls(engine if engine is not None else recovery.engine, directory, file,
+                      recovery.records, recovery.offset, fsync or FsyncPolicy(), keep)
+        if engine is not None and engine.next_seq != 1:
+            journal.snapshot()
+        return journal
+
+    # -- commands -----------------------------------------------------------------------
+
+    def apply(self, command: Applied) -> list[Event]:
+        """Apply one command, journal it, then publish its events; return them."""
+        return self.apply_all((command,))
+
+    def apply_all(self, commands: Iterable[Applied]) -> list[Event]:
+        """Apply commands in order as ``Engine.apply_all`` does, journal them as one batch
+        (and fsync as the policy says), then publish the events; return them.
+
+        A command the journal cannot encode raises before anything is applied."""
+        batch = commands if isinstance(commands, list | tuple) else list(commands)
+        payloads = [encode_command(c) for c in batch]
+        starts: list[int] = []
+        events = self.engine.dispatch_marked(batch, starts)  # type: ignore[arg-type]
+        base = self._seq
+        data = b"".join([frame(base + start, p) for start, p in zip(starts, payloads, strict=True)])
+        self._seq = base + len(events)
+        self._write(data, len(batch))
+        self.engine.publish(events)
+        return events
+
+    def _write(self, data: bytes, records: int) -> None:
+        view = memoryview(data)
+        while view:
+            n = self._file.write(view)
+            view = view[n:]
+        self._file.flush()
+        self.offset += len(data)
+        self.records += records
+        self._unsynced_bytes += len(data)
+        self._unsynced_records += records
+        mode, every = self.fsync.mode, self.fsync.every
+        if (mode == "batch" or (mode == "bytes" and self._unsynced_bytes >= every)
+                or (mode == "records" and self._unsynced_records >= every)):
+            self.sync()
+
+    def sync(self) -> None:
+        """Flush and fsync the journal."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._unsynced_bytes = self._unsynced_records = 0
+
+    def snapshot(self) -> Path:
+        """fsync the journal, then write a snapshot of the engine at this position; keep the
+        latest ``keep`` snapshots. Returns the snapshot's path."""
+        self.sync()
+        path = self.directory / f"snapshot-{self.records:016d}.cbs"
+        write_snapshot(path, SnapshotFile(self.records, self.offset, self.engine.export_state()))
+        for _, old in _snapshots(self.directory)[max(self.keep, 1):]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def close(self) -> None:
+        """fsync and close the journal file."""
+        if not self._file.closed:
+            self.sync()
+            self._file.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+# -- the replay entry point ---------------------------------------------------------------
+
+
+def log_commands(source: BinaryIO, msgpack: bool) -> Iterator[Command | Undecodable]:
+    """The commands of an order log in order, as ``carbonbook replay`` reads them: a bad record
+    becomes an :class:`Undecodable` with its 1-based line; blank JSON lines give nothing."""
+    line = 0
+    if msgpack:
+        from carbonbook.codec import msgpack_decoder as decoder
+        batches: Iterable[list[bytes]] = [list(msgpack_records(source.read()))]
+    else:
+        from carbonbook.codec import json_decoder as decoder  # type: ignore[assignment]
+        batches = jsonl_records(source)
+    for batch in batches:
+        for record in batch:
+            line += 1
+            try:
+                if not msgpack and not record.isascii():
+                    record.decode()
+                yield decoder.decode(record)
+            except DecodeFailure as exc:
+                if msgpack or record.strip():
+                    oid, detail = describe_fault(record, exc, msgpack)
+                    yield Undecodable(line, detail, oid)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    with open(args.log, "rb") as source:
+        msgpack = is_msgpack(source.peek(64)[:64]) if args.format == "auto" else args.format == "msgpack"
+        commands = list(log_commands(source, msgpack))
+    with Journal.open(args.directory, FsyncPolicy.parse(args.fsync)) as journal:
+        done = journal.records
+        if done > len(commands):
+            print(f"{args.directory} holds {done} commands, the log only {len(commands)}", file=sys.stderr)
+            return 1
+        since = 0
+        for i in range(done, len(commands), args.batch):
+            batch = commands[i:i + args.batch]
+            journal.apply_all(batch)
+            since += len(batch)
+            if args.snapshot_every and since >= args.snapshot_every:
+                journal.snapshot()
+                since = 0
+            if args.delay:
+                time.sleep(args.delay)
+        summary = {"records": journal.records, "resumed_at": done, "seq": journal.engine.next_seq,
+                   "state_hash": journal.engine.state_hash()}
+    print(json.dumps(summary))
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    result = recover(args.directory)
+    snapshot = None if result.snapshot is None else str(result.snapshot)
+    print(json.dumps({"records": result.records, "offset": result.offset, "replayed": result.replayed,
+                      "torn": result.torn, "snapshot": snapshot,
+                      "seq": result.engine.next_seq, "state_hash": result.engine.state_hash()}))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``replay LOG DIR`` or ``recover DIR``; prints a JSON summary on standard output."""
+    parser = argparse.ArgumentParser(prog="python -m carbonbook.journal")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rp = sub.add_parser("replay", help="replay LOG through a journaled engine in DIR, resuming after "
+                                       "the commands DIR already holds")
+    rp.add_argument("log")
+    rp.add_argument("directory")
+    rp.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto")
+    rp.add_argument("--batch", type=int, default=4096, help="commands per journal batch")
+    rp.add_argument("--snapshot-every", type=int, default=0, help="commands between snapshots (0: none)")
+    rp.add_argument("--fsync", default="batch", help="never, batch, bytes:N or records:N")
+    rp.add_argument("--delay", type=float, default=0.0, help="seconds to sleep after each batch (tests)")
+    rc = sub.add_parser("recover", help="recover DIR and print its position and state hash")
+    rc.add_argument("directory")
+    args = parser.parse_args(argv)
+    if args.command == "replay":
+        if args.batch <= 0:
+            parser.error("--batch must be positive")
+        return _replay(args)
+    return _recover(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
