@@ -24,8 +24,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import workloads
 from carbonbook import Engine
+from carbonbook import workload as workloads
 
 BASE = 4_000
 BATCH = 4_096

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-import workloads
+from carbonbook import workload as workloads
 
 _CHUNK = 100_000
 

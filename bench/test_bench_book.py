@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-import workloads
 from carbonbook import (
     Accepted,
     Cancelled,
@@ -29,7 +28,8 @@ from carbonbook import (
     Side,
     Trade,
 )
-from workloads import SYMBOL
+from carbonbook import workload as workloads
+from carbonbook.workload import SYMBOL
 
 TAKER = "taker"  # an account with no resting order, so self-trade prevention never fires
 ROUNDS = 2_000

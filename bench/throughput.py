@@ -1,5 +1,9 @@
 """In-process throughput and latency of carbonbook's engine on the bench workloads.
 
+The workloads and the measurements live in :mod:`carbonbook.workload` (``carbonbook
+bench`` runs the same throughput and latency measurements); this script adds the
+deep book's memory, the CPU-time rates, the event tally and ``--profile``.
+
     python bench/throughput.py [--workload busy|deep|all] [--messages N] [--seed S]
                                [--resting R] [--runs K] [--profile]
 
@@ -33,127 +37,28 @@ import pstats
 import subprocess
 import sys
 import tracemalloc
-from array import array
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from time import perf_counter, perf_counter_ns, process_time_ns
+from time import perf_counter
 
-import workloads
-from carbonbook import Cancelled, Command, Engine
+from carbonbook import Command, Engine
+from carbonbook import workload as workloads
+from carbonbook.workload import (
+    BATCH,
+    Phase,
+    Tally,
+    best_times,
+    latencies,
+    percentile,
+    tally,
+    timer_overhead_ns,
+)
 
 BUSY_MESSAGES = 1_000_000
 DEEP_RESTING = 1_000_000
 DEEP_MIX = 200_000
 
 
-@dataclass
-class Phase:
-    """A named run of commands, timed on its own; phases of one workload share an engine."""
-
-    name: str
-    commands: Sequence[Command]
-
-
 # -- measurements -----------------------------------------------------------------
-
-
-BATCH = 4096  # commands per Engine.apply_all call in the batch measurement
-
-
-def _replay_ns(engine: Engine, commands: Sequence[Command], batch: bool) -> tuple[int, int]:
-    """Apply ``commands`` one ``apply`` at a time, or ``BATCH`` per ``apply_all`` (as
-    ``carbonbook replay`` does); return the wall time and this process's CPU time (ns)."""
-    cpu = process_time_ns()
-    start = perf_counter_ns()
-    if batch:
-        apply_all = engine.apply_all
-        for i in range(0, len(commands), BATCH):
-            apply_all(commands[i:i + BATCH])
-    else:
-        apply = engine.apply
-        for command in commands:
-            apply(command)
-    return perf_counter_ns() - start, process_time_ns() - cpu
-
-
-def best_times(phases: Sequence[Phase], runs: int, batch: bool = False) -> list[tuple[int, int]]:
-    """The best wall time and the best CPU time (ns) of each phase over ``runs`` runs,
-    each on a fresh Engine. On a busy machine the CPU time leaves out the time the
-    process waited for a core (but not the cache misses other processes cause)."""
-    best = [(sys.maxsize, sys.maxsize)] * len(phases)
-    for _ in range(runs):
-        engine = Engine()
-        for i, phase in enumerate(phases):
-            wall, cpu = _replay_ns(engine, phase.commands, batch)
-            best[i] = (min(best[i][0], wall), min(best[i][1], cpu))
-        del engine
-        gc.collect()
-    return best
-
-
-def latencies(phases: Sequence[Phase]) -> list[array[int]]:
-    """Per-apply latency (ns, timer overhead included) of each phase, sorted; one fresh Engine."""
-    engine = Engine()
-    apply = engine.apply
-    now = perf_counter_ns
-    out = []
-    for phase in phases:
-        lat = array("q", bytes(8 * len(phase.commands)))
-        for i, command in enumerate(phase.commands):
-            t0 = now()
-            apply(command)
-            t1 = now()
-            lat[i] = t1 - t0
-        out.append(array("q", sorted(lat)))
-    return out
-
-
-def timer_overhead_ns(samples: int = 100_000) -> int:
-    """The median of two back-to-back ``perf_counter_ns`` reads."""
-    now = perf_counter_ns
-    lat = []
-    for _ in range(samples):
-        t0 = now()
-        t1 = now()
-        lat.append(t1 - t0)
-    lat.sort()
-    return lat[samples // 2]
-
-
-def percentile(ordered: Sequence[int], q: float) -> int:
-    """Nearest-rank percentile ``q`` (0..100) of a sorted sequence."""
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
-@dataclass
-class Tally:
-    """What a phase did: events by type (cancels by reason), resting orders at its end and
-    on average after each message."""
-
-    events: Counter[str]
-    resting_avg: float
-    resting_end: int
-
-
-def tally(phases: Sequence[Phase]) -> list[Tally]:
-    """Replay once more (untimed), counting events and the resting orders after each message."""
-    engine = Engine()
-    live = workloads.Live(engine)
-    out = []
-    for phase in phases:
-        counts: Counter[str] = Counter()
-        resting_sum = 0
-        for command in phase.commands:
-            events = engine.apply(command)
-            for event in events:
-                tag = event.__struct_config__.tag
-                counts[f"{tag}/{event.reason}" if isinstance(event, Cancelled) else str(tag)] += 1
-            live.follow(command, events)
-            resting_sum += len(live)
-        out.append(Tally(counts, resting_sum / max(len(phase.commands), 1), len(live)))
-    return out
 
 
 def _rss_bytes() -> int:

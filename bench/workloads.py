@@ -1,242 +1,46 @@
-"""Seeded, deterministic workloads for the benchmarks: lists of carbonbook commands.
+"""The bench workloads moved into the package: see :mod:`carbonbook.workload`.
 
-Every workload starts with one :class:`~carbonbook.ListInstrument` and then holds
-new orders and cancels for that instrument. The same arguments always give the same
-commands (``random.Random(seed)``, no clocks, no hashing of unordered containers).
-
-``busy(n, seed)``
-    A near-touch order flow on one instrument: 55 % GTC limit orders on a random side
-    priced within 12 ticks of a drifting mid (the mid takes a random walk, so some
-    orders cross and trade), 35 % cancels of orders that are resting at that moment,
-    10 % market orders; sizes 1..100, 20 accounts. The book hovers around 70 resting
-    orders.
-
-``deep(n_resting, n_mix, seed)``
-    ``n_resting`` non-crossing GTC limit orders spread over thousands of price levels
-    on both sides (they all rest), then ``n_mix`` messages of the busy mix around the
-    same mid, so the same flow runs against a book of about ``n_resting`` orders.
-
-To pick cancels of orders that really rest, the generator replays every command it
-emits through a :class:`carbonbook.Engine` and follows its events (:class:`Live`).
+Kept so that ``import workloads`` from ``bench/`` (and scripts written against it) still work.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable
-from dataclasses import dataclass
-
-from carbonbook import (
-    Cancelled,
-    CancelOrder,
-    Command,
-    Engine,
-    Event,
-    ListInstrument,
-    NewOrder,
-    OrderType,
-    Rejected,
-    Side,
-    Trade,
-    UnitType,
+from carbonbook.workload import (
+    ACCOUNTS,
+    BAND,
+    CANCEL_SHARE,
+    CROSS,
+    DEEP_LEVELS,
+    DRIFT,
+    LIMIT_SHARE,
+    MARKET_SHARE,
+    MAX_QTY,
+    MID,
+    SYMBOL,
+    Live,
+    busy,
+    busy_with_stats,
+    deep,
+    deep_resting,
+    small_book,
 )
 
-SYMBOL = "EUA-DEC26"
-"""The one instrument of every workload (EU allowances, prices in euro cents per tonne)."""
-ACCOUNTS: tuple[str, ...] = tuple(f"acct-{i:02d}" for i in range(20))
-"""The accounts that send orders."""
-MID = 8_000
-"""The mid price where every workload starts (EUR 80.00 per tonne, tick 1 cent)."""
-
-LIMIT_SHARE = 0.55
-CANCEL_SHARE = 0.35
-MARKET_SHARE = 0.10
-MAX_QTY = 100
-BAND = 12
-"""A limit order is priced at most this many ticks from the mid, on its passive side."""
-CROSS = 1
-"""...or up to this many ticks through the mid, so some limit orders are marketable."""
-DRIFT = 0.25
-"""Chance per message that the mid moves one tick up or down."""
-
-DEEP_LEVELS = 5_000
-"""Price levels per side of the deep book's resting phase."""
-
-_BUY, _SELL = Side.BUY, Side.SELL
-_SIDES = (_BUY, _SELL)
-
-
-class Live:
-    """The ids of the orders resting in an engine, kept in step with its events.
-
-    Supports O(1) add, discard and uniform random choice (a list plus positions).
-    """
-
-    __slots__ = ("_engine", "_ids", "_pos")
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._ids: list[int] = []
-        self._pos: dict[int, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __contains__(self, oid: int) -> bool:
-        return oid in self._pos
-
-    def add(self, oid: int) -> None:
-        if oid not in self._pos:
-            self._pos[oid] = len(self._ids)
-            self._ids.append(oid)
-
-    def discard(self, oid: int) -> None:
-        pos = self._pos.pop(oid, None)
-        if pos is None:
-            return
-        last = self._ids.pop()
-        if last != oid:
-            self._ids[pos] = last
-            self._pos[last] = pos
-
-    def choice(self, rng: random.Random) -> int:
-        return self._ids[rng.randrange(len(self._ids))]
-
-    def follow(self, command: Command, events: Iterable[Event]) -> None:
-        """Update the set after ``command`` was applied and produced ``events``."""
-        order = self._engine.order
-        for event in events:
-            if isinstance(event, Trade):
-                state = order(event.maker_id)
-                if state is None or state.status != "open":
-                    self.discard(event.maker_id)
-            elif isinstance(event, Cancelled):
-                self.discard(event.id)
-            elif isinstance(event, Rejected):
-                raise AssertionError(f"workload command rejected: {command!r} -> {event!r}")
-        if isinstance(command, NewOrder):
-            state = order(command.id)
-            if state is not None and state.status == "open":
-                self.add(command.id)
-
-
-@dataclass
-class _Flow:
-    """The generator's state: the engine it replays into, the live ids and the mid."""
-
-    rng: random.Random
-    engine: Engine
-    live: Live
-    commands: list[Command]
-    mid: int = MID
-    next_id: int = 1
-    resting_total: int = 0  # sum over mix messages of the resting count after each
-
-    def emit(self, command: Command) -> None:
-        self.commands.append(command)
-        self.live.follow(command, self.engine.apply(command))
-
-    def account(self) -> str:
-        return ACCOUNTS[self.rng.randrange(len(ACCOUNTS))]
-
-    def new_id(self) -> int:
-        oid = self.next_id
-        self.next_id += 1
-        return oid
-
-    def limit(self, side: Side, price: int) -> NewOrder:
-        qty = self.rng.randint(1, MAX_QTY)
-        return NewOrder(self.new_id(), self.account(), SYMBOL, side, qty, price=price)
-
-    def mix_step(self) -> None:
-        """One message of the busy mix."""
-        rng = self.rng
-        if rng.random() < DRIFT:
-            self.mid = max(self.mid + (1 if rng.random() < 0.5 else -1), BAND + CROSS + 1)
-        r = rng.random()
-        if r < LIMIT_SHARE or (r < LIMIT_SHARE + CANCEL_SHARE and not self.live):
-            side = _SIDES[rng.randrange(2)]
-            depth = rng.randint(-CROSS, BAND)  # ticks away from the mid on the passive side
-            price = self.mid - depth if side is _BUY else self.mid + depth
-            self.emit(self.limit(side, price))
-        elif r < LIMIT_SHARE + CANCEL_SHARE:
-            self.emit(CancelOrder(self.live.choice(rng)))
-        else:
-            side = _SIDES[rng.randrange(2)]
-            qty = rng.randint(1, MAX_QTY)
-            self.emit(NewOrder(self.new_id(), self.account(), SYMBOL, side, qty,
-                               order_type=OrderType.MARKET))
-        self.resting_total += len(self.live)
-
-
-def _start(seed: int) -> _Flow:
-    engine = Engine()
-    flow = _Flow(random.Random(seed), engine, Live(engine), [])
-    flow.emit(ListInstrument(SYMBOL, UnitType.EUA))
-    return flow
-
-
-def busy(n: int, seed: int = 1) -> list[Command]:
-    """The instrument, then ``n`` messages of the busy near-touch mix."""
-    return busy_with_stats(n, seed)[0]
-
-
-def busy_with_stats(n: int, seed: int = 1) -> tuple[list[Command], float]:
-    """:func:`busy` and the average number of resting orders after each message."""
-    flow = _start(seed)
-    for _ in range(n):
-        flow.mix_step()
-    return flow.commands, flow.resting_total / max(n, 1)
-
-
-def deep(n_resting: int, n_mix: int, seed: int = 1) -> list[Command]:
-    """The instrument, ``n_resting`` orders that all rest, then ``n_mix`` busy messages.
-
-    ``commands[:1 + n_resting]`` is :func:`deep_resting` (the same seed gives the same
-    orders) and ``commands[1 + n_resting:]`` the mix.
-    """
-    flow = _start(seed)
-    for order in _deep_orders(flow.rng, n_resting):
-        flow.emit(order)
-    flow.next_id = n_resting + 1
-    for _ in range(n_mix):
-        flow.mix_step()
-    return flow.commands
-
-
-def deep_resting(n_resting: int, seed: int = 1) -> list[Command]:
-    """The resting phase of :func:`deep` alone, built without an engine.
-
-    Each order picks a side and one of :data:`DEEP_LEVELS` levels per side at random
-    (bids below the mid, asks above it, one tick apart; none crosses), so the levels
-    hold about ``n_resting / (2 * DEEP_LEVELS)`` orders each.
-    """
-    rng = random.Random(seed)
-    return [ListInstrument(SYMBOL, UnitType.EUA), *_deep_orders(rng, n_resting)]
-
-
-def _deep_orders(rng: random.Random, n: int) -> list[NewOrder]:
-    orders = []
-    for oid in range(1, n + 1):
-        depth = 1 + rng.randrange(DEEP_LEVELS)
-        side, price = (_BUY, MID - depth) if rng.random() < 0.5 else (_SELL, MID + depth)
-        account = ACCOUNTS[rng.randrange(len(ACCOUNTS))]
-        orders.append(NewOrder(oid, account, SYMBOL, side, rng.randint(1, MAX_QTY), price=price))
-    return orders
-
-
-def small_book(n: int = 70, seed: int = 7) -> list[Command]:
-    """The instrument and ``n`` non-crossing orders within :data:`BAND` ticks of the mid.
-
-    Bids sit at ``MID - 1 .. MID - BAND`` and asks at ``MID + 1 .. MID + BAND``, half
-    of the orders on each side: a book like the busy workload's usual one.
-    """
-    rng = random.Random(seed)
-    commands: list[Command] = [ListInstrument(SYMBOL, UnitType.EUA)]
-    for oid in range(1, n + 1):
-        side = _BUY if oid % 2 else _SELL
-        depth = 1 + rng.randrange(BAND)
-        price = MID - depth if side is _BUY else MID + depth
-        commands.append(NewOrder(oid, ACCOUNTS[rng.randrange(len(ACCOUNTS))], SYMBOL, side,
-                                 rng.randint(1, MAX_QTY), price=price))
-    return commands
+__all__ = [
+    "ACCOUNTS",
+    "BAND",
+    "CANCEL_SHARE",
+    "CROSS",
+    "DEEP_LEVELS",
+    "DRIFT",
+    "LIMIT_SHARE",
+    "MARKET_SHARE",
+    "MAX_QTY",
+    "MID",
+    "SYMBOL",
+    "Live",
+    "busy",
+    "busy_with_stats",
+    "deep",
+    "deep_resting",
+    "small_book",
+]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import stat
 import sys
 import time
 from collections.abc import Sequence
@@ -11,10 +13,11 @@ from datetime import date
 
 import msgspec
 
-from carbonbook import lobster
+from carbonbook import lobster, report, workload
 from carbonbook._types import UnitType
 from carbonbook.codec import is_msgpack
 from carbonbook.engine import Engine
+from carbonbook.progress import Progress
 from carbonbook.replay import ReplayTally, replay
 
 EXIT_OK = 0
@@ -32,8 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--snapshot", help="write the books that remain to this JSON file")
     p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
                    help="input format; auto looks at the extension, then the first byte")
-    p.add_argument("--quiet", action="store_true", help="no summary on standard error")
+    p.add_argument("--quiet", action="store_true", help="no summary or progress on standard error")
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="a progress line on standard error; auto: when it is a terminal "
+                        "(never with --quiet)")
     _add_import_lobster(commands)
+    _add_report(commands)
+    _add_bench(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -41,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "import-lobster":
             return _import_lobster(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "bench":
+            return _bench(args)
         return _replay(args)
     except OSError as exc:
         print(f"carbonbook: {exc}", file=sys.stderr)
@@ -52,12 +64,18 @@ def _replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with _open_in(args.log) as source:
         msgpack = _wants_msgpack(args.format, args.log, source)
-        if args.out is None:
-            tally = replay(source, engine, sys.stdout.buffer.write, msgpack)
-            sys.stdout.buffer.flush()
-        else:
-            with open(args.out, "wb") as out:
-                tally = replay(source, engine, out.write, msgpack)
+        progress = _progress(args, source)
+        hook = None if progress is None else progress.update
+        try:
+            if args.out is None:
+                tally = replay(source, engine, sys.stdout.buffer.write, msgpack, hook)
+                sys.stdout.buffer.flush()
+            else:
+                with open(args.out, "wb") as out:
+                    tally = replay(source, engine, out.write, msgpack, hook)
+        finally:
+            if progress is not None:
+                progress.close()
     elapsed = time.perf_counter() - started
     if args.snapshot:
         with open(args.snapshot, "wb") as f:
@@ -66,6 +84,20 @@ def _replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(_summary(tally, engine, elapsed), file=sys.stderr)
     return EXIT_OK
+
+
+def _progress(args: argparse.Namespace, source: io.BufferedReader) -> Progress | None:
+    """A progress line when asked for (``auto``: standard error is a terminal), not ``--quiet``.
+
+    The ETA needs the input's size: known for a regular file, not for a pipe.
+    """
+    if args.quiet or args.progress == "never":
+        return None
+    if args.progress == "auto" and not sys.stderr.isatty():
+        return None
+    st = os.fstat(source.fileno())
+    size = st.st_size if stat.S_ISREG(st.st_mode) and source.seekable() and source.tell() == 0 else None
+    return Progress(sys.stderr, size)
 
 
 def _open_in(path: str) -> io.BufferedReader:
@@ -162,4 +194,92 @@ def _import_lobster(args: argparse.Namespace) -> int:
               f"in {elapsed:.3f} s", file=sys.stderr)
         for what, n in result.stats.items():
             print(f"  {what}: {n:,}", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- report --------------------------------------------------------------------------
+
+
+def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "report", help="trades, VWAP, OHLC, spreads and rejections per instrument from events",
+        description="Report per instrument from an events file written by replay: trade count, "
+                    "volume, VWAP, open/high/low/close, and rejections by reason; with --log (the "
+                    "order log the events came from) also spread statistics, rejections per "
+                    "instrument and the book at the end (see carbonbook.report).")
+    p.add_argument("events", help="events file (JSON Lines, as carbonbook replay writes it)")
+    p.add_argument("--log", help="the order log the events came from: rebuilds the books by "
+                                 "replaying it, and checks that it gives exactly these events")
+    p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
+                   help="the log's format; auto looks at the extension, then the first byte")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="draw price and volume over time and the depth at the end (needs matplotlib)")
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        with open(args.events, "rb") as events:
+            if args.log is None:
+                result = report.build(events)
+            else:
+                with _open_in(args.log) as log:
+                    result = report.build(events, log, _wants_msgpack(args.format, args.log, log))
+        print(report.format_text(result))
+        if args.plot:
+            report.plot(result, args.plot)
+    except report.ReportError as exc:
+        print(f"carbonbook: {exc}", file=sys.stderr)
+        return EXIT_IO
+    return EXIT_OK
+
+
+# -- bench ---------------------------------------------------------------------------
+
+
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "bench", help="measure the engine's throughput and latency on a seeded workload",
+        description="Build a seeded workload (untimed), then measure Engine.apply's throughput "
+                    "(best of --runs, each on a fresh Engine) and its per-message latency. "
+                    "bench/throughput.py has more (memory, CPU time, profiles).")
+    p.add_argument("--workload", choices=("busy", "deep"), default="busy",
+                   help="busy: a near-touch flow on a ~70-order book; deep: the same flow on a "
+                        "book of --resting orders (default %(default)s)")
+    p.add_argument("--messages", type=_positive, default=200_000,
+                   help="messages of the mix (default %(default)s)")
+    p.add_argument("--resting", type=_positive, default=100_000,
+                   help="deep: resting orders before the mix (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--runs", type=_positive, default=3, help="throughput runs (default %(default)s)")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text}")
+    return value
+
+
+def _bench(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    if args.workload == "busy":
+        commands = workload.busy(args.messages, args.seed)
+        phases = [workload.Phase("mix", commands)]
+        what = f"busy: {args.messages:,} messages, seed {args.seed}"
+    else:
+        commands = workload.deep(args.resting, args.messages, args.seed)
+        phases = [workload.Phase("rest", commands[:1 + args.resting]),
+                  workload.Phase("mix", commands[1 + args.resting:])]
+        what = f"deep: {args.resting:,} resting orders then {args.messages:,} messages, seed {args.seed}"
+    print(f"workload   {what} (built in {time.perf_counter() - started:.1f} s, untimed)")
+    mix = len(phases) - 1  # the measured phase; a deep book's resting phase runs first, untimed
+    wall, cpu = workload.best_times(phases, args.runs)[mix]
+    n = len(phases[mix].commands)
+    print(f"throughput {n / wall * 1e9:,.0f} messages/s  ({n:,} messages in {wall / 1e9:.3f} s, "
+          f"best of {args.runs}; by CPU time {n / cpu * 1e9:,.0f} messages/s)")
+    lat = workload.latencies(phases)[mix]
+    p50, p99, p999 = (workload.percentile(lat, q) for q in (50, 99, 99.9))
+    print(f"latency    p50 {p50 / 1e3:.2f} us  p99 {p99 / 1e3:.2f} us  p99.9 {p999 / 1e3:.2f} us  "
+          f"max {lat[-1] / 1e3:.1f} us  (per Engine.apply, timer overhead "
+          f"~{workload.timer_overhead_ns(10_000)} ns included)")
     return EXIT_OK

@@ -77,15 +77,20 @@ def replay(
     engine: Engine,
     write: Callable[[bytes], object],
     msgpack: bool = False,
+    progress: Callable[[int, int], object] | None = None,
 ) -> ReplayTally:
     """Apply every record of ``source`` to ``engine``; pass the events' JSON Lines to ``write``.
 
     Records are decoded a batch at a time (a 4 MiB chunk of JSON Lines, or
     :data:`_BATCH` MessagePack objects), each batch applied with ``Engine.apply_all``
-    and its events encoded and written in one go.
+    and its events encoded and written in one go. After each batch, ``progress`` (when
+    given) is called with the records and the input bytes read so far; it is for display
+    only and can change nothing that is written.
     """
     tally = ReplayTally()
     line = 0
+    consumed = 0
+    newline = 0 if msgpack else 1
     if msgpack:
         decode = msgpack_decoder.decode
         records = msgpack_records(source.read())
@@ -108,5 +113,8 @@ def replay(
         events = engine.apply_all(commands)
         tally.add(events)
         write(json_encoder.encode_lines(events))
+        if progress is not None:
+            consumed += sum(map(len, batch)) + newline * len(batch)
+            progress(line, consumed)
     tally.records = line
     return tally
