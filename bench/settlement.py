@@ -9,6 +9,11 @@ the trade list are built first); the best of ``--repeat`` runs is reported, each
 fresh registry.
 
     .venv/bin/python bench/settlement.py [--backend memory sqlite postgres] [--trades N] [--batch B]
+
+Measured (shared 2-vCPU machine, load average ~6 from other jobs, CPython 3.11, batch 1000):
+memory 38,000-62,000/s (target 200,000: not met), SQLite 14,000-27,000/s (target 20,000: met
+only in quieter runs), PostgreSQL 15 on localhost 3,900-7,400/s (target 5,000: met only in
+quieter runs). The Python rule path (~15 us per trade) dominates every backend.
 """
 
 from __future__ import annotations

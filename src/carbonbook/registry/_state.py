@@ -11,6 +11,7 @@ indexes derived from them by ``_derive()``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from types import TracebackType
@@ -61,6 +62,9 @@ from carbonbook.registry.base import (
 
 _MISSING: Any = object()
 _APPEND: Any = object()
+_POPLEFT: Any = object()
+_PUSH: Any = object()
+_REMOVE: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
@@ -164,8 +168,7 @@ class StateRegistry(Registry):
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
-        self._index: dict[tuple[str, UnitType], dict[int, None]] = {}
-        self._inner: set[int] = set()
+        self._index: dict[tuple[str, UnitType], deque[int]] = {}
         self._held: dict[tuple[str, UnitType], int] = {}
         self._ureserved: dict[tuple[str, str], int] = {}
         self._creserved: dict[tuple[str, str], int] = {}
@@ -185,13 +188,12 @@ class StateRegistry(Registry):
             if last > self._top.get(origin, 0):
                 self._top[origin] = last
         self._index = {}
-        self._inner = set()
         self._held = {}
         for bid in sorted(self._blocks):
             b = self._blocks[bid]
             if b.state is _ACTIVE:
                 key = (b.holder, b.unit)
-                self._inner_of(key)[bid] = None
+                self._inner_of(key).append(bid)
                 self._held[key] = self._held.get(key, 0) + b.end - b.start + 1
         self._ureserved = {}
         self._creserved = {}
@@ -199,12 +201,27 @@ class StateRegistry(Registry):
             target = self._ureserved if kind == "units" else self._creserved
             target[account, asset] = target.get((account, asset), 0) + amount
 
-    def _inner_of(self, key: tuple[str, UnitType]) -> dict[int, None]:
+    def _inner_of(self, key: tuple[str, UnitType]) -> deque[int]:
+        """The active block ids of a holder and unit type, oldest (lowest id) first."""
         inner = self._index.get(key)
         if inner is None:
-            inner = self._index[key] = {}
-            self._inner.add(id(inner))
+            inner = self._index[key] = deque()
         return inner
+
+    def _q_push(self, q: deque[int], bid: int) -> None:
+        assert self._log is not None
+        self._log.append((q, _PUSH, None))
+        q.append(bid)
+
+    def _q_popleft(self, q: deque[int]) -> None:
+        assert self._log is not None
+        self._log.append((q, _POPLEFT, q.popleft()))
+
+    def _q_remove(self, q: deque[int], bid: int) -> None:
+        assert self._log is not None
+        i = q.index(bid)
+        del q[i]
+        self._log.append((q, _REMOVE, (i, bid)))
 
     # -- undo log ----------------------------------------------------------------
 
@@ -229,24 +246,21 @@ class StateRegistry(Registry):
         self._journal.append(entry)
 
     def _undo(self, log: Log, mark: int) -> None:
-        inner = self._inner
-        touched: list[dict[int, None]] = []
         for i in range(len(log) - 1, mark - 1, -1):
             d, k, old = log[i]
             if k is _APPEND:
                 del d[old:]
-                continue
-            if old is _MISSING:
+            elif k is _PUSH:
+                d.pop()
+            elif k is _POPLEFT:
+                d.appendleft(old)
+            elif k is _REMOVE:
+                d.insert(*old)
+            elif old is _MISSING:
                 d.pop(k, None)
             else:
                 d[k] = old
-            if id(d) in inner:
-                touched.append(d)
         del log[mark:]
-        for d in touched:
-            keys = sorted(d)
-            d.clear()
-            d.update(dict.fromkeys(keys))
 
     def _commit(self, log: Log) -> None:
         """Persist a finished outermost transaction (backends override)."""
@@ -318,11 +332,11 @@ class StateRegistry(Registry):
         need = qty
         blocks = self._blocks
         while need:
-            bid = next(iter(inner))
+            bid = inner[0]
             b = blocks[bid]
             n = b.end - b.start + 1
             if n <= need:
-                self._del(inner, bid)
+                self._q_popleft(inner)
                 self._del(blocks, bid)
                 self._place(b, b.start, b.end, receiver, state)
                 need -= n
@@ -340,7 +354,7 @@ class StateRegistry(Registry):
         self._put(self._blocks, bid, Block(bid, b.origin, b.unit, start, end, holder, state, b.period,
                                            b.scheme, b.project, b.expiry))
         if state is _ACTIVE:
-            self._put(self._inner_of((holder, b.unit)), bid, None)
+            self._q_push(self._inner_of((holder, b.unit)), bid)
 
     def _take_serials(self, sender: str, unit: UnitType, qty: int, receiver: str, state: BlockState,
                       serials: Serials, free: int) -> None:
@@ -362,7 +376,7 @@ class StateRegistry(Registry):
             raise InsufficientUnits(f"account {sender!r} has {free} unreserved {unit}; {qty} needed")
         inner = self._index[sender, unit]
         for b in cover:
-            self._del(inner, b.id)
+            self._q_remove(inner, b.id)
             self._del(self._blocks, b.id)
             lo, hi = max(b.start, start), min(b.end, end)
             if b.start < lo:
@@ -488,7 +502,7 @@ class StateRegistry(Registry):
             bid = self._new_block_id()
             block = Block(bid, origin, unit, start, end, account, _ACTIVE, period, scheme, project, expiry)
             self._put(self._blocks, bid, block)
-            self._put(self._inner_of((account, unit)), bid, None)
+            self._q_push(self._inner_of((account, unit)), bid)
             self._add(self._held, (account, unit), qty)
             txid = self._txid()
             self._append(Entry(txid, "issue", account, unit=unit, qty=qty, ref=period,
@@ -570,7 +584,7 @@ class StateRegistry(Registry):
             self._open(account, "banking")
             if unit in EXPIRING_UNITS or unit is UnitType.RMU:
                 raise OperationRefused(f"{unit} units cannot be carried over")
-            inner = self._index.get((account, unit), {})
+            inner = self._index.get((account, unit), deque())
             moving = [self._blocks[bid] for bid in inner if self._blocks[bid].period == period]
             for b in moving:
                 if not self._schemes[b.scheme].banking:
@@ -598,7 +612,7 @@ class StateRegistry(Registry):
             touched: set[str] = set()
             for b in dying:
                 n = b.end - b.start + 1
-                self._del(self._index[b.holder, unit], b.id)
+                self._q_remove(self._index[b.holder, unit], b.id)
                 self._put(self._blocks, b.id, Block(b.id, b.origin, unit, b.start, b.end, b.holder,
                                                     BlockState.EXPIRED, b.period, b.scheme, b.project,
                                                     b.expiry))
@@ -746,28 +760,116 @@ class StateRegistry(Registry):
             raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
         _qty(qty)
         _qty(amount, "amount")
-        with self.transaction():
-            done = self._settlements.get(trade_id)
-            if done is not None:
-                if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
-                        seller, buyer, unit, qty, currency, amount):
-                    raise DuplicateTrade(f"trade {trade_id} was already recorded with other terms")
-                return done
-            log = self._log
-            assert log is not None
-            mark = len(log)
-            try:
-                record: SettlementRecord = self._settle(trade_id, seller, buyer, unit, qty, currency,
-                                                        amount, unit_hold, cash_hold)
-            except RegistryError as e:
-                self._undo(log, mark)
-                record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
-                                          qty, str(currency), amount)
-            except BaseException:
-                self._undo(log, mark)
-                raise
-            self._put(self._settlements, trade_id, record)
-            return record
+        if self._log is None:
+            with self.transaction():
+                return self._settle_one(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold,
+                                        cash_hold)
+        return self._settle_one(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold)
+
+    def _settle_one(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
+                    amount: int, unit_hold: int | None, cash_hold: int | None) -> SettlementRecord:
+        settlements = self._settlements
+        done = settlements.get(trade_id)
+        if done is not None:
+            if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
+                    seller, buyer, unit, qty, currency, amount):
+                raise DuplicateTrade(f"trade {trade_id} was already recorded with other terms")
+            return done
+        log = self._log
+        assert log is not None
+        mark = len(log)
+        try:
+            record: SettlementRecord | None = None
+            if unit_hold is None and cash_hold is None:
+                record = self._settle_fast(trade_id, seller, buyer, unit, qty, currency, amount, log)
+            if record is None:
+                record = self._settle(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold,
+                                      cash_hold)
+        except RegistryError as e:
+            self._undo(log, mark)
+            record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
+                                      qty, str(currency), amount)
+        except BaseException:
+            self._undo(log, mark)
+            raise
+        log.append((settlements, trade_id, _MISSING))
+        settlements[trade_id] = record
+        return record
+
+    def _settle_fast(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
+                     amount: int, log: Log) -> Settled | None:
+        """The common case inlined; ``None`` when anything is unusual (``_settle`` then decides)."""
+        accounts = self._accounts
+        src = accounts.get(seller)
+        dst = accounts.get(buyer)
+        if (src is None or dst is None or src.status is not _OPEN or dst.status is not _OPEN
+                or seller == buyer or type(unit) is not UnitType or src.kind in _TERMINAL_KINDS
+                or dst.kind in _TERMINAL_KINDS or (dst.units is not None and unit not in dst.units)
+                or type(currency) is not str or not currency):
+            return None
+        held = self._held
+        cash = self._cash
+        skey = (seller, unit)
+        bkey = (buyer, unit)
+        s_held = held.get(skey, 0)
+        if s_held - self._ureserved.get(skey, 0) < qty:
+            return None
+        bcash = (buyer, currency)
+        scash = (seller, currency)
+        b_cash = cash.get(bcash, 0)
+        s_cash = cash.get(scash, 0)
+        if b_cash - self._creserved.get(bcash, 0) < amount or s_cash + amount > INT64_MAX:
+            return None
+        blocks = self._blocks
+        meta = self._meta
+        inner = self._index[skey]
+        binner = self._index.get(bkey)
+        if binner is None:
+            binner = self._inner_of(bkey)
+        append = log.append
+        need = qty
+        next_block = meta["block"]
+        append((meta, "block", next_block))
+        while need:
+            bid = inner[0]
+            b = blocks[bid]
+            n = b.end - b.start + 1
+            next_block += 1
+            if n <= need:
+                append((inner, _POPLEFT, inner.popleft()))
+                append((blocks, bid, b))
+                del blocks[bid]
+                start, end = b.start, b.end
+                need -= n
+            else:
+                append((blocks, bid, b))
+                blocks[bid] = Block(bid, b.origin, unit, b.start + need, b.end, seller, _ACTIVE, b.period,
+                                    b.scheme, b.project, b.expiry)
+                start, end = b.start, b.start + need - 1
+                need = 0
+            append((blocks, next_block, _MISSING))
+            blocks[next_block] = Block(next_block, b.origin, unit, start, end, buyer, _ACTIVE, b.period,
+                                       b.scheme, b.project, b.expiry)
+            append((binner, _PUSH, None))
+            binner.append(next_block)
+        meta["block"] = next_block
+        append((held, skey, s_held))
+        held[skey] = s_held - qty
+        old = held.get(bkey, _MISSING)
+        append((held, bkey, old))
+        held[bkey] = qty if old is _MISSING else old + qty
+        self._between_legs()
+        append((cash, bcash, b_cash))
+        cash[bcash] = b_cash - amount
+        append((cash, scash, cash.get(scash, _MISSING)))
+        cash[scash] = s_cash + amount
+        txid = meta["txid"] + 1
+        append((meta, "txid", txid - 1))
+        meta["txid"] = txid
+        journal = self._journal
+        append((journal, _APPEND, len(journal)))
+        journal.append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
+        return Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
 
     def _settle(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
                 amount: int, unit_hold: int | None, cash_hold: int | None) -> Settled:
