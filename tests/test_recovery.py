@@ -130,10 +130,14 @@ def test_a_damaged_snapshot_falls_back_to_an_older_one(tmp_path: Path) -> None:
     journal.apply_all(cmds[40:])
     journal.close()
     latest.write_bytes(latest.read_bytes()[:-5])
+    (tmp_path / "snapshot-0000000000000050.cbs.tmp").write_bytes(b"CBSNAP01 half-written")
     with pytest.warns(TornRecordWarning, match="skipping snapshot"):
         rec = recover(tmp_path)
     assert rec.snapshot == first and rec.replayed == len(cmds) - 20
     assert rec.engine.state_hash() == run(cmds)[0].state_hash()
+    with pytest.warns(TornRecordWarning):
+        Journal.open(tmp_path).close()
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_journaling_an_engine_from_its_current_state(tmp_path: Path) -> None:
@@ -192,7 +196,7 @@ def test_sigkill_at_random_points_then_recover() -> None:
         assert whole["state_hash"] == full_hash and whole["records"] == len(JVETS)
         final_size = journal_path(base / "whole").stat().st_size
         positions = []
-        for seed in range(5):
+        for seed in range(4):
             rng = random.Random(seed)
             directory = base / f"killed-{seed}"
             threshold = rng.randrange(final_size // 20, final_size * 9 // 10)

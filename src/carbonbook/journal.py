@@ -446,6 +446,8 @@ class Journal:
                 os.fsync(f.fileno())
             fsync_dir(directory)
         recovery = recover(directory)
+        for stale in directory.glob("snapshot-*.cbs.tmp"):  # a snapshot killed while written
+            stale.unlink(missing_ok=True)
         file = open(path, "r+b")  # noqa: SIM115 - the journal owns it until close()
         if file.seek(0, os.SEEK_END) != recovery.offset:
             file.truncate(recovery.offset)
