@@ -55,8 +55,9 @@ def is_name(value: object) -> bool:
 
 
 def is_member(value: object, enum: type[Any]) -> bool:
-    """A member of ``enum`` itself (a bare string spelling it is not)."""
-    return type(value) is enum
+    """One of ``enum``'s values: a member, or (for a hand-built command) the plain string
+    that spells one, as decoding would turn it into that member."""
+    return any(value == member and type(value) in (enum, str) for member in enum)
 
 
 @dataclass

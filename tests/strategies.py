@@ -28,11 +28,7 @@ from carbonbook import (
     TimeInForce,
     UnitType,
 )
-
-try:  # tests/ on sys.path (pytest's default for a directory without __init__.py)
-    from reference import Reference, RefOrder, best_of, opposite
-except ImportError:  # pragma: no cover - tests imported as a package
-    from tests.reference import Reference, RefOrder, best_of, opposite
+from reference import Reference, RefOrder, best_of, opposite
 
 SYMBOLS = ("JPA-2010", "EUA-DEC25", "JCR-2030")
 UNITS = (UnitType.JPA, UnitType.EUA, UnitType.JCR)
@@ -239,8 +235,8 @@ def command_streams(draw: st.DrawFn, max_commands: int = 70) -> list[Command]:
     """
     ref = Reference()
     listed = instruments(draw)
-    for cmd in listed:
-        ref.apply(cmd)
+    for listing in listed:
+        ref.apply(listing)
     grids = {cmd.symbol: Grid(cmd.tick, cmd.lot) for cmd in listed}
     accounts = list(ACCOUNTS[: draw(_index(3)) + 3])
     commands: list[Command] = list(listed)
