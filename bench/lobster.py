@@ -37,7 +37,7 @@ from carbonbook.lobster import read_messages
 from carbonbook.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "lobster"
+DATA = ROOT / "tests" / "data" / "lobster"
 MESSAGES = "AMZN_2012-06-21_34200000_57600000_message_5.csv.gz"
 ORDERBOOK = "AMZN_2012-06-21_34200000_57600000_orderbook_5.csv.gz"
 CARBONBOOK = [sys.executable, "-m", "carbonbook"]

@@ -38,8 +38,7 @@ from carbonbook.lobster import (
     write_log,
 )
 
-DATA = Path(os.environ.get("CARBONBOOK_LOBSTER_DATA",
-                           Path(__file__).resolve().parents[2] / "shared" / "data" / "lobster"))
+DATA = Path(os.environ.get("CARBONBOOK_LOBSTER_DATA", Path(__file__).resolve().parent / "data" / "lobster"))
 AMZN = "AMZN_2012-06-21_34200000_57600000_{}_5.csv.gz"
 
 
@@ -275,7 +274,6 @@ def test_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 # -- the AMZN day ----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not (DATA / AMZN.format("message")).exists(), reason="no LOBSTER sample data")
 def test_amzn_day_reproduces_every_orderbook_row() -> None:
     messages = read_messages(DATA / AMZN.format("message"))
     orderbook = read_orderbook(DATA / AMZN.format("orderbook"))
