@@ -35,7 +35,6 @@ import hashlib
 import os
 import struct
 import zlib
-from copy import copy
 from itertools import count
 from pathlib import Path
 
@@ -127,8 +126,12 @@ _file_decoder = msgspec.msgpack.Decoder(SnapshotFile)
 
 
 def peek(counter: count[int]) -> int:
-    """The value ``next(counter)`` would give, without advancing it."""
-    return next(copy(counter))
+    """The value ``next(counter)`` would give, without advancing it.
+
+    Read from ``repr`` ("count(5)"): copying or pickling itertools objects is deprecated
+    since Python 3.12 and gone in 3.14.
+    """
+    return int(repr(counter)[6:-1])
 
 
 def _record(order: Order) -> OrderRecord:
