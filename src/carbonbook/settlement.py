@@ -46,9 +46,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import msgspec
 
 from carbonbook._types import INT64_MAX, UnitType
-from carbonbook.errors import DuplicateTrade, UnknownTrade
+from carbonbook.errors import UnknownTrade
 from carbonbook.events import Trade
-from carbonbook.registry.base import Registry, Settled, SettlementFailed, SettlementRecord
+from carbonbook.registry.base import Registry, Settled, SettlementFailed, SettlementRecord, SettleTerms
 
 __all__ = ["Instrument", "Settled", "SettlementAdapter", "SettlementFailed", "SettlementRecord"]
 
@@ -129,7 +129,8 @@ class SettlementAdapter:
 
     # -- settlement ----------------------------------------------------------------
 
-    def _one(self, t: Trade) -> SettlementRecord:
+    def _terms(self, t: Trade) -> SettleTerms | SettlementFailed:
+        """The registry terms of a trade, or why it cannot settle at all."""
         inst = self.instruments.get(t.symbol)
         if inst is None:
             return SettlementFailed(t.seq, "unknown_instrument",
@@ -139,31 +140,31 @@ class SettlementAdapter:
         if amount > INT64_MAX:
             return SettlementFailed(t.seq, "bad_qty", f"price * qty = {amount} passes 2**63 - 1",
                                     t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, 0)
-        try:
-            return self._registry_settle(t, inst, amount)
-        except DuplicateTrade as e:
-            return SettlementFailed(t.seq, e.code, str(e), t.sell_account, t.buy_account, inst.unit, t.qty,
-                                    inst.currency, amount)
-
-    def _registry_settle(self, t: Trade, inst: Instrument, amount: int) -> SettlementRecord:
         if self.use_holds:
-            return self.registry.settle(t.seq, seller=t.sell_account, buyer=t.buy_account, unit=inst.unit,
-                                        qty=t.qty, currency=inst.currency, amount=amount,
-                                        unit_hold=t.sell_id, cash_hold=t.buy_id)
-        return self.registry.settle(t.seq, seller=t.sell_account, buyer=t.buy_account, unit=inst.unit,
-                                    qty=t.qty, currency=inst.currency, amount=amount)
+            return (t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount, t.sell_id,
+                    t.buy_id)
+        return (t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount, None, None)
 
     def settle_trades(self, trades: Iterable[Trade]) -> list[SettlementRecord]:
         """Settle ``trades`` now, ``batch`` per registry transaction, and return their outcomes."""
         out: list[SettlementRecord] = []
         todo = list(trades)
         reg = self.registry
+        pending = self._pending
         for i in range(0, len(todo), self.batch):
             chunk = todo[i:i + self.batch]
+            terms = [self._terms(t) for t in chunk]
+            rows = [x for x in terms if type(x) is tuple]
             with reg.transaction():
-                records = [self._one(t) for t in chunk]
-            for t in chunk:
-                self._pending.pop(t.seq, None)
+                done = reg.settle_batch(rows)
+            if len(rows) == len(terms):
+                records = done
+            else:  # merge the registry's outcomes with the trades refused here, in order
+                it = iter(done)
+                records = [next(it) if type(x) is tuple else x for x in terms]  # type: ignore[misc]
+            if pending:
+                for t in chunk:
+                    pending.pop(t.seq, None)
             out.extend(records)
             if self.keep_results:
                 self.results.extend(records)

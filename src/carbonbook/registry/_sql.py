@@ -23,7 +23,7 @@ import msgspec
 
 from carbonbook._types import UnitType
 from carbonbook.errors import RegistryIntegrityError
-from carbonbook.registry._state import _MISSING, Log, StateRegistry
+from carbonbook.registry._state import _FAST, _MISSING, Log, StateRegistry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -189,11 +189,33 @@ class SqlRegistry(StateRegistry):
     def _commit(self, log: Log) -> None:
         tables = self._persisted()
         names = {id(d): name for name, d in tables.items()}
-        touched: dict[str, dict[Any, None]] = {}
-        for d, k, _ in log:
-            name = names.get(id(d))
-            if name is not None:
-                touched.setdefault(name, {})[k] = None
+        blocks: dict[Any, None] = {}
+        cash: dict[Any, None] = {}
+        meta: dict[Any, None] = {}
+        settled: dict[Any, None] = {}
+        touched: dict[str, dict[Any, None]] = {"blocks": blocks, "cash": cash, "meta": meta,
+                                               "settlements": settled}
+        for d, k, v in log:
+            if k is _FAST:  # fast-path settlements (see StateRegistry._undo_fast for the layout)
+                top = len(v) - 1
+                while top > 0:
+                    n = v[top]
+                    rec = top - 3 * n - 12
+                    seller, buyer, currency, first = v[rec], v[rec + 1], v[rec + 3], v[rec + 5]
+                    for i in range(rec + 12, top, 3):
+                        blocks[v[i]] = None
+                    for bid in range(first + 1, first + n + 1):
+                        blocks[bid] = None
+                    cash[buyer, currency] = None
+                    cash[seller, currency] = None
+                    settled[v[rec + 4]] = None
+                    top = rec - 1
+                if v:
+                    meta["block"] = meta["txid"] = None
+            else:
+                name = names.get(id(d))
+                if name is not None:
+                    touched.setdefault(name, {})[k] = None
         ops: list[tuple[str, list[Row]]] = []
         for name, keys in touched.items():
             d = tables[name]

@@ -58,6 +58,7 @@ from carbonbook.registry.base import (
     Settled,
     SettlementFailed,
     SettlementRecord,
+    SettleTerms,
 )
 
 _MISSING: Any = object()
@@ -65,6 +66,7 @@ _APPEND: Any = object()
 _POPLEFT: Any = object()
 _PUSH: Any = object()
 _REMOVE: Any = object()
+_FAST: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
@@ -248,7 +250,9 @@ class StateRegistry(Registry):
     def _undo(self, log: Log, mark: int) -> None:
         for i in range(len(log) - 1, mark - 1, -1):
             d, k, old = log[i]
-            if k is _APPEND:
+            if k is _FAST:
+                self._undo_fast(old, 0)
+            elif k is _APPEND:
                 del d[old:]
             elif k is _PUSH:
                 d.pop()
@@ -756,120 +760,205 @@ class StateRegistry(Registry):
     def settle(self, trade_id: int, *, seller: str, buyer: str, unit: UnitType, qty: int,
                currency: str, amount: int, unit_hold: int | None = None,
                cash_hold: int | None = None) -> SettlementRecord:
-        if type(trade_id) is not int or not 0 <= trade_id <= INT64_MAX:
-            raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
-        _qty(qty)
-        _qty(amount, "amount")
-        if self._log is None:
-            with self.transaction():
-                return self._settle_one(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold,
-                                        cash_hold)
-        return self._settle_one(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold)
+        row = (trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold)
+        return self._settle_rows((row,), True)[0]
 
-    def _settle_one(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
-                    amount: int, unit_hold: int | None, cash_hold: int | None) -> SettlementRecord:
-        settlements = self._settlements
-        done = settlements.get(trade_id)
-        if done is not None:
-            if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
-                    seller, buyer, unit, qty, currency, amount):
-                raise DuplicateTrade(f"trade {trade_id} was already recorded with other terms")
-            return done
-        log = self._log
-        assert log is not None
-        mark = len(log)
-        try:
-            record: SettlementRecord | None = None
-            if unit_hold is None and cash_hold is None:
-                record = self._settle_fast(trade_id, seller, buyer, unit, qty, currency, amount, log)
-            if record is None:
-                record = self._settle(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold,
-                                      cash_hold)
-        except RegistryError as e:
-            self._undo(log, mark)
-            record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
-                                      qty, str(currency), amount)
-        except BaseException:
-            self._undo(log, mark)
-            raise
-        log.append((settlements, trade_id, _MISSING))
-        settlements[trade_id] = record
-        return record
+    def settle_batch(self, trades: Iterable[SettleTerms]) -> list[SettlementRecord]:
+        return self._settle_rows(trades, False)
 
-    def _settle_fast(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
-                     amount: int, log: Log) -> Settled | None:
-        """The common case inlined; ``None`` when anything is unusual (``_settle`` then decides)."""
-        accounts = self._accounts
-        src = accounts.get(seller)
-        dst = accounts.get(buyer)
-        if (src is None or dst is None or src.status is not _OPEN or dst.status is not _OPEN
-                or seller == buyer or type(unit) is not UnitType or src.kind in _TERMINAL_KINDS
-                or dst.kind in _TERMINAL_KINDS or (dst.units is not None and unit not in dst.units)
-                or type(currency) is not str or not currency):
-            return None
-        held = self._held
-        cash = self._cash
-        skey = (seller, unit)
-        bkey = (buyer, unit)
-        s_held = held.get(skey, 0)
-        if s_held - self._ureserved.get(skey, 0) < qty:
-            return None
-        bcash = (buyer, currency)
-        scash = (seller, currency)
-        b_cash = cash.get(bcash, 0)
-        s_cash = cash.get(scash, 0)
-        if b_cash - self._creserved.get(bcash, 0) < amount or s_cash + amount > INT64_MAX:
-            return None
-        blocks = self._blocks
+    def _settle_rows(self, rows: Iterable[SettleTerms], dup_raises: bool) -> list[SettlementRecord]:
+        """Settle each row in one transaction (see ``settle`` and ``settle_batch``).
+
+        The common case (no holds, both accounts open and allowed, enough free units and
+        cash) runs inline here and records its undo information as flat values in a
+        segment list (one ``(None, _FAST, segment)`` log entry for a run of such trades; see
+        ``_undo_fast``): no tuple or list per trade outlives it, which keeps the cyclic
+        garbage collector from promoting and rescanning thousands of log objects per batch.
+        Anything unusual goes through ``_settle``, which raises the precise refusal."""
+        out: list[SettlementRecord] = []
+        record: SettlementRecord
+        with self.transaction():
+            log = self._log
+            assert log is not None
+            append = log.append
+            settlements = self._settlements
+            accounts = self._accounts
+            held = self._held
+            ureserved = self._ureserved
+            creserved = self._creserved
+            cash = self._cash
+            blocks = self._blocks
+            meta = self._meta
+            index = self._index
+            journal = self._journal
+            between_legs = self._between_legs
+            seg: list[Any] = []
+            seg_end = -1
+            for trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold in rows:
+                if type(trade_id) is not int or not 0 <= trade_id <= INT64_MAX:
+                    raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
+                if type(qty) is not int or not 0 < qty <= INT64_MAX:
+                    _qty(qty)
+                if type(amount) is not int or not 0 < amount <= INT64_MAX:
+                    _qty(amount, "amount")
+                done = settlements.get(trade_id)
+                if done is not None:
+                    if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
+                            seller, buyer, unit, qty, currency, amount):
+                        err = DuplicateTrade(f"trade {trade_id} was already recorded with other terms")
+                        if dup_raises:
+                            raise err
+                        out.append(SettlementFailed(trade_id, err.code, str(err), seller, buyer, unit, qty,
+                                                    currency, amount))
+                    else:
+                        out.append(done)
+                    continue
+                fast = False
+                if unit_hold is None and cash_hold is None:
+                    src = accounts.get(seller)
+                    dst = accounts.get(buyer)
+                    if (src is not None and dst is not None and src.status is _OPEN and dst.status is _OPEN
+                            and seller != buyer and type(unit) is UnitType
+                            and src.kind not in _TERMINAL_KINDS and dst.kind not in _TERMINAL_KINDS
+                            and (dst.units is None or unit in dst.units)
+                            and type(currency) is str and currency):
+                        skey = (seller, unit)
+                        s_held = held.get(skey, 0)
+                        bcash = (buyer, currency)
+                        b_cash = cash.get(bcash, 0)
+                        scash = (seller, currency)
+                        s_cash = cash.get(scash, _MISSING)
+                        fast = (s_held - ureserved.get(skey, 0) >= qty
+                                and b_cash - creserved.get(bcash, 0) >= amount
+                                and (amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
+                if not fast:
+                    mark = len(log)
+                    try:
+                        record = self._settle(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold,
+                                              cash_hold)
+                    except RegistryError as e:
+                        self._undo(log, mark)
+                        record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
+                                                  qty, str(currency), amount)
+                    except BaseException:
+                        self._undo(log, mark)
+                        raise
+                    append((settlements, trade_id, _MISSING))
+                    settlements[trade_id] = record
+                    out.append(record)
+                    continue
+                # the fast path: every check above passed, so nothing below can refuse
+                if len(log) != seg_end:  # something else was logged since: open a new segment
+                    seg = []
+                    append((None, _FAST, seg))
+                    seg_end = len(log)
+                inner = index[skey]
+                bkey = (buyer, unit)
+                binner = index.get(bkey)
+                if binner is None:
+                    binner = self._inner_of(bkey)
+                first = nid = meta["block"]
+                b_held = held.get(bkey, _MISSING)
+                txid0 = meta["txid"]
+                jlen = len(journal)
+                consumed: list[Any] = []
+                try:
+                    # units leg: the seller's oldest blocks, the last one split if need be
+                    need = qty
+                    while need:
+                        bid = inner[0]
+                        b = blocks[bid]
+                        start = b.start
+                        end = b.end
+                        nid += 1
+                        if end - start + 1 <= need:
+                            consumed += (bid, b, True)
+                            inner.popleft()
+                            del blocks[bid]
+                            need -= end - start + 1
+                        else:
+                            consumed += (bid, b, False)
+                            blocks[bid] = Block(bid, b.origin, unit, start + need, end, seller, _ACTIVE,
+                                                b.period, b.scheme, b.project, b.expiry)
+                            end = start + need - 1
+                            need = 0
+                        blocks[nid] = Block(nid, b.origin, unit, start, end, buyer, _ACTIVE, b.period, b.scheme,
+                                            b.project, b.expiry)
+                        binner.append(nid)
+                    meta["block"] = nid
+                    held[skey] = s_held - qty
+                    held[bkey] = qty if b_held is _MISSING else b_held + qty
+                    between_legs()
+                    # cash leg, journal row and the settlement record
+                    cash[bcash] = b_cash - amount
+                    cash[scash] = amount if s_cash is _MISSING else s_cash + amount
+                    txid = txid0 + 1
+                    meta["txid"] = txid
+                    journal.append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
+                    settlements[trade_id] = record = Settled(trade_id, txid, seller, buyer, unit, qty, currency,
+                                                             amount)
+                    out.append(record)
+                except BaseException:
+                    self._undo_fast(seg, len(seg), (seller, buyer, unit, currency, trade_id, first, s_held,
+                                                    b_held, b_cash, s_cash, txid0, jlen), consumed)
+                    raise
+                seg += (seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid0,
+                        jlen)
+                seg += consumed
+                seg.append(len(consumed) // 3)
+        return out
+
+    def _undo_fast(self, seg: list[Any], stop: int, partial: tuple[Any, ...] | None = None,
+                   consumed: list[Any] | None = None) -> None:
+        """Undo the fast-path settlements recorded in ``seg`` after index ``stop``, newest first.
+
+        Each settlement is recorded after it is applied, as 12 values (seller, buyer, unit,
+        currency, trade id, the block counter, the seller's and buyer's holdings, the buyer's
+        and seller's cash, the txid counter, the journal length, all as they were), then
+        ``(block id, old block, removed from the queue)`` for each block it consumed or split,
+        then their number. ``partial`` and ``consumed`` describe one settlement cut short by
+        an exception (not recorded yet); every step below is idempotent, so a half-applied
+        settlement is restored exactly too."""
+        if partial is not None:
+            self._undo_fast_one(partial, consumed or [])
+        while len(seg) > stop:
+            n = seg[-1]
+            top = len(seg) - 1
+            self._undo_fast_one(tuple(seg[top - 3 * n - 12:top - 3 * n]), seg[top - 3 * n:top])
+            del seg[top - 3 * n - 12:]
+
+    def _undo_fast_one(self, rec: tuple[Any, ...], consumed: list[Any]) -> None:
+        seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid, jlen = rec
+        self._settlements.pop(trade_id, None)
+        del self._journal[jlen:]
         meta = self._meta
-        inner = self._index[skey]
-        binner = self._index.get(bkey)
-        if binner is None:
-            binner = self._inner_of(bkey)
-        append = log.append
-        need = qty
-        next_block = meta["block"]
-        append((meta, "block", next_block))
-        while need:
-            bid = inner[0]
-            b = blocks[bid]
-            n = b.end - b.start + 1
-            next_block += 1
-            if n <= need:
-                append((inner, _POPLEFT, inner.popleft()))
-                append((blocks, bid, b))
-                del blocks[bid]
-                start, end = b.start, b.end
-                need -= n
-            else:
-                append((blocks, bid, b))
-                blocks[bid] = Block(bid, b.origin, unit, b.start + need, b.end, seller, _ACTIVE, b.period,
-                                    b.scheme, b.project, b.expiry)
-                start, end = b.start, b.start + need - 1
-                need = 0
-            append((blocks, next_block, _MISSING))
-            blocks[next_block] = Block(next_block, b.origin, unit, start, end, buyer, _ACTIVE, b.period,
-                                       b.scheme, b.project, b.expiry)
-            append((binner, _PUSH, None))
-            binner.append(next_block)
-        meta["block"] = next_block
-        append((held, skey, s_held))
-        held[skey] = s_held - qty
-        old = held.get(bkey, _MISSING)
-        append((held, bkey, old))
-        held[bkey] = qty if old is _MISSING else old + qty
-        self._between_legs()
-        append((cash, bcash, b_cash))
-        cash[bcash] = b_cash - amount
-        append((cash, scash, cash.get(scash, _MISSING)))
-        cash[scash] = s_cash + amount
-        txid = meta["txid"] + 1
-        append((meta, "txid", txid - 1))
         meta["txid"] = txid
-        journal = self._journal
-        append((journal, _APPEND, len(journal)))
-        journal.append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
-        return Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
+        cash = self._cash
+        cash[buyer, currency] = b_cash
+        if s_cash is _MISSING:
+            cash.pop((seller, currency), None)
+        else:
+            cash[seller, currency] = s_cash
+        held = self._held
+        held[seller, unit] = s_held
+        if b_held is _MISSING:
+            held.pop((buyer, unit), None)
+        else:
+            held[buyer, unit] = b_held
+        binner = self._index[buyer, unit]
+        while binner and binner[-1] > first:
+            binner.pop()
+        blocks = self._blocks
+        n = len(consumed) // 3
+        for bid in range(first + 1, first + n + 1):
+            blocks.pop(bid, None)
+        inner = self._index[seller, unit]
+        for i in range(3 * (n - 1), -1, -3):
+            bid, b, popped = consumed[i], consumed[i + 1], consumed[i + 2]
+            blocks[bid] = b
+            if popped and (not inner or inner[0] != bid):
+                inner.appendleft(bid)
+        meta["block"] = first
 
     def _settle(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
                 amount: int, unit_hold: int | None, cash_hold: int | None) -> Settled:

@@ -36,6 +36,7 @@ from enum import StrEnum
 import msgspec
 
 from carbonbook._types import UnitType
+from carbonbook.errors import DuplicateTrade
 
 
 class AccountKind(StrEnum):
@@ -208,6 +209,10 @@ class SettlementFailed(msgspec.Struct, frozen=True, gc=False, tag="settlement_fa
 SettlementRecord = Settled | SettlementFailed
 """The recorded outcome of a trade id."""
 
+SettleTerms = tuple[int, str, str, UnitType, int, str, int, "int | None", "int | None"]
+"""(trade id, seller, buyer, unit, qty, currency, amount, unit hold, cash hold): the
+arguments of :meth:`Registry.settle` as one row, for :meth:`Registry.settle_batch`."""
+
 
 class Registry(ABC):
     """A carbon registry: see the module docstring for the rules every backend enforces.
@@ -330,6 +335,24 @@ class Registry(ABC):
         recorded once; settling the same trade again returns the record and changes nothing;
         different terms under a recorded id raise
         :class:`~carbonbook.errors.DuplicateTrade`."""
+
+    def settle_batch(self, trades: Iterable[SettleTerms]) -> list[SettlementRecord]:
+        """:meth:`settle` each row of ``trades`` in one transaction and return the outcomes in
+        order, except that a trade id already recorded with other terms yields a
+        ``SettlementFailed`` (reason ``duplicate_trade``, not recorded) instead of raising.
+        Any other exception rolls back the whole batch. Backends may override it with a
+        faster loop; the result must be the same."""
+        out: list[SettlementRecord] = []
+        with self.transaction():
+            for tid, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold in trades:
+                try:
+                    out.append(self.settle(tid, seller=seller, buyer=buyer, unit=unit, qty=qty,
+                                           currency=currency, amount=amount, unit_hold=unit_hold,
+                                           cash_hold=cash_hold))
+                except DuplicateTrade as e:
+                    out.append(SettlementFailed(tid, e.code, str(e), seller, buyer, unit, qty, currency,
+                                                amount))
+        return out
 
     @abstractmethod
     def settlement(self, trade_id: int) -> SettlementRecord | None:
