@@ -509,3 +509,121 @@ def test_call_changes_then_uncross(book_: tuple[int | None, list[NewOrder]],
         eng.check()
     eng.apply(SetPhase(SYM, Phase.CONTINUOUS, reference))
     eng.check()
+
+
+# -- the indicative price against the plain computation ------------------------------------
+
+
+def slow_auction_price(book_: Any) -> tuple[int | None, int, int]:
+    """The price choice as first written (a rescan of every level that can cross at each
+    change), slowly: ``D`` and ``S`` summed afresh at every candidate price."""
+    mb = sum(o.qty for o in book_.market_bids)
+    ms = sum(o.qty for o in book_.market_asks)
+    bids = {level.price: level.qty for level in book_.bids.levels.values()}
+    asks = {level.price: level.qty for level in book_.asks.levels.values()}
+    ref = book_.reference
+
+    def demand(p: int) -> int:
+        return mb + sum(q for b, q in bids.items() if b >= p)
+
+    def supply(p: int) -> int:
+        return ms + sum(q for a, q in asks.items() if a <= p)
+
+    prices = set(bids) | set(asks)
+    if not prices:
+        return (ref, min(mb, ms), mb - ms) if mb and ms and ref is not None else (None, 0, 0)
+    hi = max(prices) if mb else max(bids, default=None)
+    lo = min(prices) if ms else min(asks, default=None)
+    if hi is None or lo is None or lo > hi:
+        return None, 0, 0
+    cands = sorted({b for b in bids if b >= lo} | {a for a in asks if a <= hi})
+    rows = [(p, min(demand(p), supply(p)), demand(p) - supply(p)) for p in cands]
+    volume = max(r[1] for r in rows)
+    if not volume:
+        return None, 0, 0
+    tied = [r for r in rows if r[1] == volume]
+    least = min(abs(r[2]) for r in tied)
+    tied = [r for r in tied if abs(r[2]) == least]
+    if least and all(r[2] > 0 for r in tied):
+        return tied[-1][0], volume, tied[-1][2]
+    if least and all(r[2] < 0 for r in tied):
+        return tied[0][0], volume, tied[0][2]
+    low, high = tied[0][0], tied[-1][0]
+    if ref is None:
+        price = (low + high) // 2
+        price -= (price - low) % book_.tick
+    else:
+        price = low if ref < low else high if ref > high else ref
+    for r in tied:
+        if r[0] == price:
+            return price, volume, r[2]
+    return price, min(demand(price), supply(price)), demand(price) - supply(price)
+
+
+@st.composite
+def call_sessions(draw: st.DrawFn) -> tuple[int, list[Any]]:
+    """A tick and a list of steps: new orders, cancels, modifies, phase changes and
+    snapshot round trips (``"restore"``), mostly in the call phase."""
+    tick = draw(st.sampled_from([1, 10]))
+    wide = draw(st.booleans())
+    prices = st.integers(90, 110) if wide else st.integers(97, 103)
+    steps: list[Any] = []
+    oid = 0
+    for _ in range(draw(st.integers(1, 60))):
+        kind = draw(st.integers(0, 19))
+        if kind < 12 or not oid:
+            oid += 1
+            market = draw(st.integers(0, 7)) == 0
+            steps.append(NewOrder(
+                oid, draw(st.sampled_from("ABC")), SYM, draw(st.sampled_from([BUY, SELL])),
+                draw(st.integers(1, 20)), price=None if market else draw(prices) * 10,
+                order_type=OrderType.MARKET if market else OrderType.LIMIT,
+                tif=TimeInForce.GTC if market else draw(st.sampled_from(list(TimeInForce)))))
+        elif kind < 15:
+            steps.append(CancelOrder(draw(st.integers(1, oid))))
+        elif kind < 18:
+            price = draw(st.none() | prices.map(lambda k: k * 10))
+            qty = draw(st.none() | st.integers(1, 20)) if price is not None else draw(st.integers(1, 20))
+            steps.append(ModifyOrder(draw(st.integers(1, oid)), price=price, qty=qty))
+        elif kind == 18:
+            phase = draw(st.sampled_from([Phase.CALL, Phase.CALL, Phase.HALTED, Phase.CONTINUOUS]))
+            steps.append(SetPhase(SYM, phase, draw(st.none() | prices.map(lambda k: k * 10))))
+        else:
+            steps.append("restore")
+    return tick, steps
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(call_sessions(), st.none() | st.sampled_from([990, 1000, 1010]))
+def test_indicative_matches_the_plain_computation(session: tuple[int, list[Any]],
+                                                  reference: int | None) -> None:
+    """Every ``indicative`` event, and the price choice asked at any time, equal the old
+    computation on the book as it stands."""
+    tick, steps = session
+    eng = Engine()
+    eng.apply(ListInstrument(SYM, UnitType.JPA, tick=tick, phase=Phase.CALL, reference=reference))
+    for step in steps:
+        if step == "restore":
+            eng = Engine.from_state(eng.export_state())
+            continue
+        for event in eng.apply(step):
+            if isinstance(event, Indicative):
+                price, volume, surplus = slow_auction_price(eng.book(SYM))
+                side = BUY if surplus > 0 else SELL if surplus < 0 else None
+                assert event == Indicative(event.seq, SYM, price, volume, abs(surplus), side)
+        assert eng.indicative(SYM) == slow_auction_price(eng.book(SYM))
+        eng.check()
+
+
+@pytest.mark.parametrize("reference", [None, 1000, 995])
+def test_indicative_between_two_tied_prices(make_engine: MakeEngine, reference: int | None) -> None:
+    # bids 1010x5, 990x2; asks 990x5, 1010x2: tied at 990 (+2) and 1010 (-2), so the price is
+    # the reference (or the middle, 1000), where D = S = 5 - not the row at 990 (D 7, S 5)
+    eng = in_call(make_engine, reference=reference)
+    for cmd in (order(1, BUY, 5, 1010), order(2, BUY, 2, 990),
+                order(3, SELL, 5, 990)):
+        eng.apply(cmd)
+    event = eng.apply(order(4, SELL, 2, 1010))[-1]
+    price = 1000 if reference is None else reference
+    assert event == Indicative(event.seq, SYM, price, 5, 0, None)
+    assert eng.indicative(SYM) == (price, 5, 0) == slow_auction_price(eng.book(SYM))

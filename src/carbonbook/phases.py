@@ -50,16 +50,25 @@ Bands
     are never outside the band.
 
 Cost
-    ``indicative`` and the price choice scan the levels that can trade: bids at or
-    above the lowest ask and asks at or below the highest bid (every level when
-    there are market orders), O(L log L) for L such levels. The uncross is
+    ``D`` falls and ``S`` rises with the price, so ``min(D, S)`` rises then falls:
+    the largest volume lies where ``D - S`` changes sign, and the prices tied on it
+    are the limit prices next to that point. The price choice walks there from a
+    known ``(price, D, S)``, one limit price at a time (a bisect of each side's keys
+    per step), then over the tied prices. A call book keeps ``D`` and ``S`` at the
+    last crossing point in a :class:`_Tally`, moved by every accepted order, cancel
+    and modify in O(1), so ``indicative`` costs O((steps + tied prices) log L): a few
+    steps when the crossing barely moves, however deep the book. The tally lives in
+    a table keyed by the book (the phase classes share the book's slots and cannot
+    add one) and is dropped at every phase change; ``auction_price`` and the
+    uncross build theirs from scratch, O(L log L) for L levels. The uncross is
     O(levels + orders filled), times one per self-trade or FOK re-choice.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import Counter
+import weakref
+from bisect import bisect_left, bisect_right
+from collections import Counter, deque
 from collections.abc import Iterator
 
 from carbonbook._types import (
@@ -234,9 +243,11 @@ class CallBook(OrderBook):
                                           cmd.stp, cmd.side == _BUY)
             if cmd.tif in _EXPIRY:
                 self._expiring[oid] = _EXPIRY[cmd.tif]
+        _count(self, cmd.side == _BUY, price or 0, cmd.qty)
         events.append(indicative(self))
 
     def cancel(self, order: Order, events: list[Event]) -> None:
+        _count(self, order.side == _BUY, order.price, -order.qty)
         _remove(self, order, CancelReason.USER, events)
         events.append(indicative(self))
 
@@ -255,6 +266,8 @@ class CallBook(OrderBook):
         new_qty = order.qty if qty is None else qty
         events.append(Modified(next(self._seq), oid, new_price, new_qty))
         is_buy = order.side == _BUY
+        _count(self, is_buy, order.price, -order.qty)
+        _count(self, is_buy, new_price, new_qty)
         if new_price == order.price and new_qty <= order.qty:
             own = self.bids if is_buy else self.asks
             own.levels[own.sign * new_price].qty -= order.qty - new_qty
@@ -273,6 +286,7 @@ class CallBook(OrderBook):
 def enter(book: OrderBook, phase: Phase) -> None:
     """Put ``book`` in ``phase`` without events (a newly listed book)."""
     book.phase = phase
+    _forget(id(book))
     if phase is _CALL:
         book.pending = True
         book.__class__ = CallBook
@@ -300,7 +314,8 @@ def switch(book: OrderBook, phase: Phase, reference: int | None, events: list[Ev
 
 def indicative(book: OrderBook) -> Indicative:
     """The ``indicative`` event of a call book as it stands."""
-    price, volume, surplus = auction_price(book)
+    tally = _tally(book)
+    (price, volume, surplus), tally.row = _choose(book, tally.row)
     side = _BUY if surplus > 0 else _SELL if surplus < 0 else None
     return Indicative(next(book._seq), book.symbol, price, volume, abs(surplus), side)
 
@@ -308,59 +323,153 @@ def indicative(book: OrderBook) -> Indicative:
 def auction_price(book: OrderBook) -> tuple[int | None, int, int]:
     """The uncrossing price, the volume it executes and the surplus ``D - S`` there
     (positive: on the buy side); ``(None, 0, 0)`` when nothing would trade."""
-    mb = sum(o.qty for o in book.market_bids)
-    ms = sum(o.qty for o in book.market_asks)
+    return _choose(book, _fresh_row(book))[0]
+
+
+Row = tuple[int, int, int]
+"""``(p, D(p), S(p))``: a price, the demand and the supply there."""
+
+
+def _fresh_row(book: OrderBook) -> Row:
+    """The row at price 0, below every limit price: all the demand, only market supply. O(L)."""
+    demand = sum(o.qty for o in book.market_bids) + sum(lv.qty for lv in book.bids.levels.values())
+    return 0, demand, sum(o.qty for o in book.market_asks)
+
+
+def _up(book: OrderBook, row: Row) -> Row | None:
+    """The row of the lowest limit price above ``row``'s, or None. O(log L)."""
+    p, demand, supply = row
     bk, ak = book.bids.keys, book.asks.keys  # bid keys are prices; ask keys are -price
-    bl, al = book.bids.levels, book.asks.levels
-    ref = book.reference
-    prices = [*(bk[:1]), *(bk[-1:]), *(-k for k in ak[:1]), *(-k for k in ak[-1:])]
-    if not prices:
+    i, j = bisect_right(bk, p), bisect_left(ak, -p)  # ak[j - 1] is the lowest ask above p
+    above = ([bk[i]] if i < len(bk) else []) + ([-ak[j - 1]] if j else [])
+    if not above:
+        return None
+    nxt = min(above)
+    bid, ask = book.bids.levels.get(p), book.asks.levels.get(-nxt)
+    return (nxt, demand - bid.qty if bid is not None else demand,
+            supply + ask.qty if ask is not None else supply)
+
+
+def _down(book: OrderBook, row: Row) -> Row | None:
+    """The row of the highest limit price below ``row``'s, or None. O(log L)."""
+    p, demand, supply = row
+    bk, ak = book.bids.keys, book.asks.keys
+    i, j = bisect_left(bk, p), bisect_right(ak, -p)  # ak[j] is the highest ask below p
+    below = ([bk[i - 1]] if i else []) + ([-ak[j]] if j < len(ak) else [])
+    if not below:
+        return None
+    nxt = max(below)
+    bid, ask = book.bids.levels.get(nxt), book.asks.levels.get(-p)
+    return (nxt, demand + bid.qty if bid is not None else demand,
+            supply - ask.qty if ask is not None else supply)
+
+
+def _choose(book: OrderBook, row: Row) -> tuple[tuple[int | None, int, int], Row]:
+    """The uncrossing ``(price, volume, surplus)``, found by walking from ``row`` (at any
+    price), and the row where ``D - S`` changes sign, to start from next time."""
+    if not book.bids.keys and not book.asks.keys:  # D and S are the market orders
+        _, mb, ms = row
+        ref = book.reference
         if mb and ms and ref is not None:
-            return ref, min(mb, ms), mb - ms
-        return None, 0, 0
-    hi = max(prices) if mb else (bk[-1] if bk else None)
-    lo = min(prices) if ms else (-ak[-1] if ak else None)
-    if hi is None or lo is None or lo > hi:
-        return None, 0, 0
-    bp = bk[bisect_left(bk, lo):]  # bids at lo or above, ascending
-    bq = [bl[p].qty for p in bp]
-    ap = [-k for k in reversed(ak[bisect_left(ak, -hi):])]  # asks at hi or below, ascending
-    aq = [al[-p].qty for p in ap]
-    cands = sorted({*bp, *ap})
-    demand, supply = mb + sum(bq), ms
-    i = j = 0
-    nb, na = len(bp), len(ap)
-    rows: list[tuple[int, int, int]] = []
-    for p in cands:
-        while i < nb and bp[i] < p:
-            demand -= bq[i]
-            i += 1
-        while j < na and ap[j] <= p:
-            supply += aq[j]
-            j += 1
-        rows.append((p, demand if demand < supply else supply, demand - supply))
-    volume = max(r[1] for r in rows)
+            return (ref, min(mb, ms), mb - ms), row
+        return (None, 0, 0), row
+    if row[0] not in book.bids.levels and -row[0] not in book.asks.levels:
+        row = _up(book, row) or _down(book, row)  # type: ignore[assignment]  # a price exists
+    # left: the highest limit price with D > S; right: the lowest with D <= S
+    left: Row | None
+    right: Row | None
+    if row[1] > row[2]:
+        left, right = row, _up(book, row)
+        while right is not None and right[1] > right[2]:
+            left, right = right, _up(book, right)
+    else:
+        left, right = _down(book, row), row
+        while left is not None and left[1] <= left[2]:
+            left, right = _down(book, left), left
+    here = right or left or row
+    # min(D, S) is S up to left and D from right on: the largest volume is at one of
+    # them, and the prices tied on it are next to it
+    volume = max(0 if left is None else left[2], 0 if right is None else right[1])
     if not volume:
-        return None, 0, 0
-    tied = [r for r in rows if r[1] == volume]
-    least = min(abs(r[2]) for r in tied)
-    tied = [r for r in tied if abs(r[2]) == least]
-    if least and all(r[2] > 0 for r in tied):
-        return tied[-1][0], volume, tied[-1][2]
-    if least and all(r[2] < 0 for r in tied):
-        return tied[0][0], volume, tied[0][2]
+        return (None, 0, 0), here
+    rows: list[Row] = []
+    while left is not None and left[2] == volume:
+        rows.append(left)
+        left = _down(book, left)
+    rows.reverse()
+    while right is not None and right[1] == volume:
+        rows.append(right)
+        right = _up(book, right)
+    tied = [(p, d - s) for p, d, s in rows]
+    least = min(abs(r[1]) for r in tied)
+    tied = [r for r in tied if abs(r[1]) == least]
+    if least and all(r[1] > 0 for r in tied):
+        return (tied[-1][0], volume, tied[-1][1]), here
+    if least and all(r[1] < 0 for r in tied):
+        return (tied[0][0], volume, tied[0][1]), here
     low, high = tied[0][0], tied[-1][0]
+    ref = book.reference
     if ref is None:
         price = (low + high) // 2
         price -= (price - low) % book.tick
     else:
         price = low if ref < low else high if ref > high else ref
-    for r in tied:
-        if r[0] == price:
-            return price, volume, r[2]
-    demand = mb + sum(q for p, q in zip(bp, bq, strict=True) if p >= price)
-    supply = ms + sum(q for p, q in zip(ap, aq, strict=True) if p <= price)
-    return price, min(demand, supply), demand - supply
+    for p, surplus in tied:
+        if p == price:
+            return (price, volume, surplus), here
+    # between two tied prices, or at one that has more surplus: from the row at or below it
+    p, demand, supply = next(r for r in reversed(rows) if r[0] <= price)
+    if p < price:
+        bid = book.bids.levels.get(p)
+        demand -= bid.qty if bid is not None else 0
+    return (price, min(demand, supply), demand - supply), here
+
+
+class _Tally:
+    """The row of a call book kept from one ``indicative`` to the next: every change of
+    the call moves its ``D`` or ``S`` (:func:`_count`)."""
+
+    __slots__ = ("queue", "row")
+
+    def __init__(self, row: Row, queue: weakref.ref[deque[Order]]) -> None:
+        self.row = row
+        self.queue = queue  # the book's market_bids: tells its book from a later one with its id
+
+
+_tallies: dict[int, _Tally] = {}
+"""The tally of each book in the call phase, by ``id(book)``; dropped at every phase change,
+and when the book is collected."""
+
+
+def _tally(book: OrderBook) -> _Tally:
+    """The tally of a call book, built from scratch when it has none."""
+    key = id(book)
+    tally = _tallies.get(key)
+    if tally is None or tally.queue() is not book.market_bids:
+        queue = weakref.ref(book.market_bids, lambda ref: _forget(key, ref))
+        tally = _tallies[key] = _Tally(_fresh_row(book), queue)
+    return tally
+
+
+def _forget(key: int, queue: weakref.ref[deque[Order]] | None = None) -> None:
+    """Drop the tally of book ``key`` (only if it watches ``queue``, when given)."""
+    tally = _tallies.get(key)
+    if tally is not None and (queue is None or tally.queue is queue):
+        del _tallies[key]
+
+
+def _count(book: OrderBook, is_buy: bool, price: int, qty: int) -> None:
+    """Add ``qty`` (negative: take it off) at ``price`` (0: a market order) to a call
+    book's tally, if it has one."""
+    tally = _tallies.get(id(book))
+    if tally is None or tally.queue() is not book.market_bids:
+        return
+    at, demand, supply = tally.row
+    if is_buy:
+        if not price or price >= at:
+            tally.row = at, demand + qty, supply
+    elif price <= at:
+        tally.row = at, demand, supply + qty
 
 
 def _executable(book: OrderBook, is_buy: bool, price: int) -> Iterator[Order]:
