@@ -172,7 +172,7 @@ class OrderBook:
     """
 
     __slots__ = ("_arrival", "_clock", "_expiring", "_index", "_seq", "asks", "band", "bids",
-                 "call_only", "lot", "market_asks", "market_bids", "pending", "phase",
+                 "call_only", "call_row", "lot", "market_asks", "market_bids", "pending", "phase",
                  "reference", "symbol", "tick", "unit")
 
     def __init__(
@@ -206,6 +206,8 @@ class OrderBook:
         self._arrival: dict[int, int] = {}
         self._clock = count(1)
         self._expiring: dict[int, CancelReason] = {}
+        # (price, demand, supply) at the last crossing point of a call: see carbonbook.phases
+        self.call_row: tuple[int, int, int] | None = None
 
     # -- commands ---------------------------------------------------------------
 

@@ -55,20 +55,19 @@ Cost
     are the limit prices next to that point. The price choice walks there from a
     known ``(price, D, S)``, one limit price at a time (a bisect of each side's keys
     per step), then over the tied prices. A call book keeps ``D`` and ``S`` at the
-    last crossing point in a :class:`_Tally`, moved by every accepted order, cancel
+    last crossing point (its *tally*), moved by every accepted order, cancel
     and modify in O(1), so ``indicative`` costs O((steps + tied prices) log L): a few
-    steps when the crossing barely moves, however deep the book. The tally lives in
-    a table keyed by the book (the phase classes share the book's slots and cannot
-    add one) and is dropped at every phase change; ``auction_price`` and the
-    uncross build theirs from scratch, O(L log L) for L levels. The uncross is
+    steps when the crossing barely moves, however deep the book. The tally is the
+    book's ``call_row`` (None until the first ``indicative`` of a call, and again
+    after every phase change); ``auction_price`` and the uncross build theirs from
+    scratch, O(L log L) for L levels. The uncross is
     O(levels + orders filled), times one per self-trade or FOK re-choice.
 """
 
 from __future__ import annotations
 
-import weakref
 from bisect import bisect_left, bisect_right
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 
 from carbonbook._types import (
@@ -286,7 +285,7 @@ class CallBook(OrderBook):
 def enter(book: OrderBook, phase: Phase) -> None:
     """Put ``book`` in ``phase`` without events (a newly listed book)."""
     book.phase = phase
-    _forget(id(book))
+    book.call_row = None
     if phase is _CALL:
         book.pending = True
         book.__class__ = CallBook
@@ -314,8 +313,10 @@ def switch(book: OrderBook, phase: Phase, reference: int | None, events: list[Ev
 
 def indicative(book: OrderBook) -> Indicative:
     """The ``indicative`` event of a call book as it stands."""
-    tally = _tally(book)
-    (price, volume, surplus), tally.row = _choose(book, tally.row)
+    row = book.call_row
+    if row is None:
+        row = _fresh_row(book)
+    (price, volume, surplus), book.call_row = _choose(book, row)
     side = _BUY if surplus > 0 else _SELL if surplus < 0 else None
     return Indicative(next(book._seq), book.symbol, price, volume, abs(surplus), side)
 
@@ -425,51 +426,18 @@ def _choose(book: OrderBook, row: Row) -> tuple[tuple[int | None, int, int], Row
     return (price, min(demand, supply), demand - supply), here
 
 
-class _Tally:
-    """The row of a call book kept from one ``indicative`` to the next: every change of
-    the call moves its ``D`` or ``S`` (:func:`_count`)."""
-
-    __slots__ = ("queue", "row")
-
-    def __init__(self, row: Row, queue: weakref.ref[deque[Order]]) -> None:
-        self.row = row
-        self.queue = queue  # the book's market_bids: tells its book from a later one with its id
-
-
-_tallies: dict[int, _Tally] = {}
-"""The tally of each book in the call phase, by ``id(book)``; dropped at every phase change,
-and when the book is collected."""
-
-
-def _tally(book: OrderBook) -> _Tally:
-    """The tally of a call book, built from scratch when it has none."""
-    key = id(book)
-    tally = _tallies.get(key)
-    if tally is None or tally.queue() is not book.market_bids:
-        queue = weakref.ref(book.market_bids, lambda ref: _forget(key, ref))
-        tally = _tallies[key] = _Tally(_fresh_row(book), queue)
-    return tally
-
-
-def _forget(key: int, queue: weakref.ref[deque[Order]] | None = None) -> None:
-    """Drop the tally of book ``key`` (only if it watches ``queue``, when given)."""
-    tally = _tallies.get(key)
-    if tally is not None and (queue is None or tally.queue is queue):
-        del _tallies[key]
-
-
 def _count(book: OrderBook, is_buy: bool, price: int, qty: int) -> None:
     """Add ``qty`` (negative: take it off) at ``price`` (0: a market order) to a call
     book's tally, if it has one."""
-    tally = _tallies.get(id(book))
-    if tally is None or tally.queue() is not book.market_bids:
+    row = book.call_row
+    if row is None:
         return
-    at, demand, supply = tally.row
+    at, demand, supply = row
     if is_buy:
         if not price or price >= at:
-            tally.row = at, demand + qty, supply
+            book.call_row = at, demand + qty, supply
     elif price <= at:
-        tally.row = at, demand, supply + qty
+        book.call_row = at, demand, supply + qty
 
 
 def _executable(book: OrderBook, is_buy: bool, price: int) -> Iterator[Order]:
