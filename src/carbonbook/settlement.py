@@ -151,9 +151,22 @@ class SettlementAdapter:
         todo = list(trades)
         reg = self.registry
         pending = self._pending
+        instruments = self.instruments
+        use_holds = self.use_holds
         for i in range(0, len(todo), self.batch):
             chunk = todo[i:i + self.batch]
-            terms = [self._terms(t) for t in chunk]
+            terms: list[SettleTerms | SettlementFailed] = []
+            for t in chunk:  # _terms inlined for the common case
+                inst = instruments.get(t.symbol)
+                amount = t.price * t.qty
+                if inst is None or amount > INT64_MAX:
+                    terms.append(self._terms(t))
+                elif use_holds:
+                    terms.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
+                                  t.sell_id, t.buy_id))
+                else:
+                    terms.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
+                                  None, None))
             rows = [x for x in terms if type(x) is tuple]
             with reg.transaction():
                 done = reg.settle_batch(rows)

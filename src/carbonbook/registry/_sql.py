@@ -98,6 +98,26 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
     return (*key, *value)
 
 
+def _block_row(k: Any, v: Block) -> Row:
+    return (v.id, v.origin, str(v.unit), v.start, v.end, v.holder, str(v.state), v.period, v.scheme, v.project,
+            v.expiry)
+
+
+def _cash_row(k: tuple[str, str], v: int) -> Row:
+    return (k[0], k[1], v)
+
+
+def _settlement_row(k: int, v: Settled | SettlementFailed) -> Row:
+    if type(v) is Settled:
+        return (k, "settled", v.txid, v.seller, v.buyer, str(v.unit), v.qty, v.currency, v.amount, None, None)
+    return _to_row("settlements", k, v)
+
+
+_ROWS: dict[str, Callable[[Any, Any], Row]] = {"blocks": _block_row, "cash": _cash_row,
+                                               "settlements": _settlement_row}
+"""Row builders for the tables a settlement writes most (the others go through ``_to_row``)."""
+
+
 def _from_row(table: str, r: Row) -> tuple[Any, Any]:
     if table == "accounts":
         return r[0], Account(r[0], AccountKind(r[1]), AccountStatus(r[2]), _unit_set(r[3]), r[4])
@@ -218,13 +238,16 @@ class SqlRegistry(StateRegistry):
                     touched.setdefault(name, {})[k] = None
         ops: list[tuple[str, list[Row]]] = []
         for name, keys in touched.items():
-            d = tables[name]
+            get = tables[name].get
+            conv = _ROWS.get(name)
             ups: list[Row] = []
             dels: list[Row] = []
             for k in keys:
-                v = d.get(k, _MISSING)
+                v = get(k, _MISSING)
                 if v is _MISSING:
-                    dels.append(k if isinstance(k, tuple) else (k,))
+                    dels.append(k if type(k) is tuple else (k,))
+                elif conv is not None:
+                    ups.append(conv(k, v))
                 else:
                     ups.append(_to_row(name, k, v))
             if dels:
