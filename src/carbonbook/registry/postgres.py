@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from carbonbook.errors import ConcurrentModification, RegistryError, RegistryIntegrityError, RegistryUnavailable
-from carbonbook.registry._sql import Row, SqlRegistry, ddl
+from carbonbook.registry._sql import _INT_COLUMNS, Row, SqlRegistry, ddl
 
 try:
     import psycopg
@@ -36,6 +36,7 @@ class PostgresRegistry(SqlRegistry):
 
     def __init__(self, dsn: str, *, schema: str = "carbonbook", connect_timeout: int = 5) -> None:
         super().__init__()
+        self._unnest_sql: dict[str, bytes] = {}
         self.schema = schema
         try:
             self._conn: psycopg.Connection[Any] = psycopg.connect(
@@ -65,11 +66,28 @@ class PostgresRegistry(SqlRegistry):
                         f"schema {self.schema} was changed by another writer (version "
                         f"{row[0] if row else 0}, expected {version}); reload() and retry")
                 for stmt, rows in ops:
-                    cur.executemany(stmt.encode(), rows)
+                    if len(rows) > 1 and stmt.startswith("INSERT"):
+                        # one INSERT ... SELECT FROM unnest(column arrays): psycopg's pipelined
+                        # executemany costs ~40 us of Python per row
+                        cur.execute(self._unnest(stmt), [list(col) for col in zip(*rows, strict=True)])
+                    else:
+                        cur.executemany(stmt.encode(), rows)
                 cur.execute(b"INSERT INTO meta (k, v) VALUES ('version', %s) "
                             b"ON CONFLICT (k) DO UPDATE SET v = excluded.v", (version + 1,))
         except psycopg.Error as e:
             raise _translate(e) from e
+
+    def _unnest(self, stmt: str) -> bytes:
+        """``stmt`` (``INSERT INTO t (cols) VALUES (%s, ...) rest``) as ``INSERT INTO t (cols)
+        SELECT * FROM unnest(%s::type[], ...) rest``: one parameter (an array) per column."""
+        out = self._unnest_sql.get(stmt)
+        if out is None:
+            i = stmt.index(" VALUES (")
+            head, tail = stmt[:i], stmt[stmt.index(")", i) + 1:]
+            cols = head[head.index("(") + 1:head.rindex(")")].split(", ")
+            arrays = ", ".join(f"%s::{'bigint' if c in _INT_COLUMNS else 'text'}[]" for c in cols)
+            out = self._unnest_sql[stmt] = f"{head} SELECT * FROM unnest({arrays}) WHERE true{tail}".encode()
+        return out
 
     def close(self) -> None:
         try:
