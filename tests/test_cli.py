@@ -20,7 +20,6 @@ import msgspec
 import pytest
 
 from carbonbook import codec
-from carbonbook import replay as replay_module
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_decoder
 from carbonbook.engine import Engine
@@ -422,7 +421,6 @@ def test_line_numbers_across_read_chunks(monkeypatch: pytest.MonkeyPatch) -> Non
     data = EXAMPLE.read_bytes()
     expected = run(data)
     monkeypatch.setattr(codec, "_CHUNK", 97)
-    monkeypatch.setattr(replay_module, "_FLUSH", 5, raising=False)  # events per write, if batched
     assert run(data) == expected
 
 

@@ -74,22 +74,18 @@ def test_replay_calls_the_hook_once_per_batch_with_exact_bytes() -> None:
     assert b"".join(out) == b"".join(plain) and tally.records == 4000
 
 
-def test_replay_hook_for_msgpack_batches() -> None:
+def test_replay_hook_for_msgpack_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     import msgspec
 
-    from carbonbook import replay as replay_module
+    from carbonbook import codec
     from carbonbook.workload import busy
 
     good = busy(3500)
     data = b"".join(msgspec.msgpack.encode(o) for o in good)
     calls: list[tuple[int, int]] = []
-    original = replay_module._BATCH
-    replay_module._BATCH = 1000
-    try:
-        replay(io.BytesIO(data), Engine(), lambda b: None, msgpack=True,
-               progress=lambda r, b: calls.append((r, b)))
-    finally:
-        replay_module._BATCH = original
+    monkeypatch.setattr(codec, "_MSGPACK_BATCH", 1000)
+    replay(io.BytesIO(data), Engine(), lambda b: None, msgpack=True,
+           progress=lambda r, b: calls.append((r, b)))
     assert [r for r, _ in calls] == [min(n, len(good)) for n in range(1000, len(good) + 1000, 1000)]
     assert calls[-1][1] == len(data)
     assert all(a[1] < b[1] for a, b in itertools.pairwise(calls))

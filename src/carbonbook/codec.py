@@ -1,20 +1,21 @@
 """Order-log encoding: msgspec decoders for commands, encoders for events, record framing.
 
 One Decoder and one Encoder per format are built once and reused (msgspec's own
-advice). A record that cannot be decoded into a command is described by
-:func:`describe_fault`, so replay can turn it into a ``rejected`` event with reason
-``malformed`` and never stop.
+advice). :func:`command_batches` turns a log into batches of commands; a record that
+cannot be decoded becomes an ``Undecodable``, which the engine answers with a
+``rejected`` event with reason ``malformed``, so a replay never stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import BinaryIO
 
 import msgspec
 
 from carbonbook._types import INT64_MAX
-from carbonbook.commands import Command
+from carbonbook.commands import Command, Undecodable
 
 json_decoder = msgspec.json.Decoder(Command)
 """Decodes one JSON order-log line into a command (types and bounds validated)."""
@@ -28,6 +29,39 @@ DecodeFailure = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeErro
 invalid UTF-8 in a string it reads, RecursionError for very deeply nested input)."""
 
 _CHUNK = 1 << 22
+_MSGPACK_BATCH = 16384  # MessagePack records per batch
+
+
+def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Command | Undecodable], int, int]]:
+    """Decode an order log a batch at a time: ``(commands, records, size)`` per batch.
+
+    A batch is a 4 MiB chunk of JSON Lines or 16,384 MessagePack objects; ``records``
+    counts its records (blank JSON lines included, though they give no command) and
+    ``size`` its input bytes. A record that does not decode becomes an
+    :class:`~carbonbook.commands.Undecodable` with its 1-based line, in its place.
+    """
+    line = 0
+    if msgpack:
+        decode = msgpack_decoder.decode
+        objects = msgpack_records(source.read())
+        batches: Iterator[list[bytes]] = iter(lambda: list(islice(objects, _MSGPACK_BATCH)), [])
+    else:
+        decode = json_decoder.decode
+        batches = jsonl_records(source)
+    newline = 0 if msgpack else 1
+    for batch in batches:
+        commands: list[Command | Undecodable] = []
+        for record in batch:
+            line += 1
+            try:
+                if not msgpack and not record.isascii():
+                    record.decode()  # msgspec skips unknown fields unread: invalid UTF-8 is malformed
+                commands.append(decode(record))
+            except DecodeFailure as exc:
+                if msgpack or record.strip():
+                    oid, detail = describe_fault(record, exc, msgpack)
+                    commands.append(Undecodable(line, detail, oid))
+        yield commands, len(batch), sum(map(len, batch)) + newline * len(batch)
 
 
 def jsonl_records(stream: BinaryIO) -> Iterator[list[bytes]]:
@@ -68,7 +102,7 @@ def is_msgpack(head: bytes) -> bool:
     return bool(stripped) and (0x80 <= stripped[0] <= 0x8F or stripped[0] in (0xDE, 0xDF))
 
 
-def describe_fault(record: bytes | memoryview, exc: Exception, msgpack: bool) -> tuple[int | None, str]:
+def describe_fault(record: bytes, exc: Exception, msgpack: bool) -> tuple[int | None, str]:
     """The order id of a bad record, when it has a valid one, and a short reason."""
     try:
         obj = msgspec.msgpack.decode(record) if msgpack else msgspec.json.decode(record)

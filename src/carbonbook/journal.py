@@ -76,7 +76,7 @@ from typing import Any, BinaryIO, Literal
 import msgspec
 
 from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
-from carbonbook.codec import DecodeFailure, describe_fault, is_msgpack, jsonl_records, msgpack_records
+from carbonbook.codec import command_batches, is_msgpack
 from carbonbook.commands import (
     CancelOrder,
     Command,
@@ -532,24 +532,8 @@ class Journal:
 def log_commands(source: BinaryIO, msgpack: bool) -> Iterator[Command | Undecodable]:
     """The commands of an order log in order, as ``carbonbook replay`` reads them: a bad record
     becomes an :class:`Undecodable` with its 1-based line; blank JSON lines give nothing."""
-    line = 0
-    if msgpack:
-        from carbonbook.codec import msgpack_decoder as decoder
-        batches: Iterable[list[bytes]] = [list(msgpack_records(source.read()))]
-    else:
-        from carbonbook.codec import json_decoder as decoder  # type: ignore[assignment]
-        batches = jsonl_records(source)
-    for batch in batches:
-        for record in batch:
-            line += 1
-            try:
-                if not msgpack and not record.isascii():
-                    record.decode()
-                yield decoder.decode(record)
-            except DecodeFailure as exc:
-                if msgpack or record.strip():
-                    oid, detail = describe_fault(record, exc, msgpack)
-                    yield Undecodable(line, detail, oid)
+    for commands, _records, _size in command_batches(source, msgpack):
+        yield from commands
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -10,25 +10,13 @@ Nothing here reads the clock, so the same log always gives the same bytes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import BinaryIO
 
-from carbonbook.codec import (
-    DecodeFailure,
-    describe_fault,
-    json_decoder,
-    json_encoder,
-    jsonl_records,
-    msgpack_decoder,
-    msgpack_records,
-)
-from carbonbook.commands import Command, Undecodable
+from carbonbook.codec import command_batches, json_encoder
 from carbonbook.engine import Engine
 from carbonbook.events import Event, Rejected, Trade
-
-_BATCH = 16384  # MessagePack records per batch
 
 
 @dataclass
@@ -81,40 +69,21 @@ def replay(
 ) -> ReplayTally:
     """Apply every record of ``source`` to ``engine``; pass the events' JSON Lines to ``write``.
 
-    Records are decoded a batch at a time (a 4 MiB chunk of JSON Lines, or
-    :data:`_BATCH` MessagePack objects), each batch applied with ``Engine.apply_all``
+    Records are decoded a batch at a time (:func:`~carbonbook.codec.command_batches`),
+    each batch applied with ``Engine.apply_all``
     and its events encoded and written in one go. After each batch, ``progress`` (when
     given) is called with the records and the input bytes read so far; it is for display
     only and can change nothing that is written.
     """
     tally = ReplayTally()
-    line = 0
-    consumed = 0
-    newline = 0 if msgpack else 1
-    if msgpack:
-        decode = msgpack_decoder.decode
-        records = msgpack_records(source.read())
-        batches: Iterator[list[bytes]] = iter(lambda: list(islice(records, _BATCH)), [])
-    else:
-        decode = json_decoder.decode
-        batches = jsonl_records(source)
-    for batch in batches:
-        commands: list[Command | Undecodable] = []
-        for record in batch:
-            line += 1
-            try:
-                if not msgpack and not record.isascii():
-                    record.decode()  # msgspec skips unknown fields unread: invalid UTF-8 is malformed
-                commands.append(decode(record))
-            except DecodeFailure as exc:
-                if msgpack or record.strip():
-                    oid, detail = describe_fault(record, exc, msgpack)
-                    commands.append(Undecodable(line, detail, oid))
+    records = consumed = 0
+    for commands, count, size in command_batches(source, msgpack):
+        records += count
+        consumed += size
         events = engine.apply_all(commands)
         tally.add(events)
         write(json_encoder.encode_lines(events))
         if progress is not None:
-            consumed += sum(map(len, batch)) + newline * len(batch)
-            progress(line, consumed)
-    tally.records = line
+            progress(records, consumed)
+    tally.records = records
     return tally
