@@ -15,7 +15,7 @@ import msgspec
 
 from carbonbook import lobster, report, workload
 from carbonbook._types import UnitType
-from carbonbook.codec import is_msgpack
+from carbonbook.codec import wants_msgpack
 from carbonbook.engine import Engine
 from carbonbook.progress import Progress
 from carbonbook.replay import ReplayTally, replay
@@ -63,7 +63,7 @@ def _replay(args: argparse.Namespace) -> int:
     engine = Engine()
     started = time.perf_counter()
     with _open_in(args.log) as source:
-        msgpack = _wants_msgpack(args.format, args.log, source)
+        msgpack = wants_msgpack(args.format, args.log, source)
         progress = _progress(args, source)
         hook = None if progress is None else progress.update
         try:
@@ -104,16 +104,6 @@ def _open_in(path: str) -> io.BufferedReader:
     if path == "-":
         return open(sys.stdin.fileno(), "rb", closefd=False)
     return open(path, "rb")
-
-
-def _wants_msgpack(fmt: str, path: str, source: io.BufferedReader) -> bool:
-    if fmt != "auto":
-        return fmt == "msgpack"
-    if path.endswith((".msgpack", ".mpk")):
-        return True
-    if path.endswith((".jsonl", ".json", ".ndjson")):
-        return False
-    return is_msgpack(source.peek(64)[:64])  # peek: standard input may be a pipe
 
 
 def _summary(tally: ReplayTally, engine: Engine, elapsed: float) -> str:
@@ -223,7 +213,7 @@ def _report(args: argparse.Namespace) -> int:
                 result = report.build(events)
             else:
                 with _open_in(args.log) as log:
-                    result = report.build(events, log, _wants_msgpack(args.format, args.log, log))
+                    result = report.build(events, log, wants_msgpack(args.format, args.log, log))
         print(report.format_text(result))
         if args.plot:
             report.plot(result, args.plot)

@@ -8,6 +8,7 @@ cannot be decoded becomes an ``Undecodable``, which the engine answers with a
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from itertools import islice
 from typing import BinaryIO
@@ -94,6 +95,18 @@ def msgpack_records(data: bytes) -> Iterator[bytes]:
             stop = pos + 1 if str(exc) == "invalid" else end
         yield data[pos:stop]
         pos = stop
+
+
+def wants_msgpack(fmt: str, path: str, source: io.BufferedReader) -> bool:
+    """Is the log MessagePack? ``fmt`` is ``auto``, ``jsonl`` or ``msgpack``; ``auto`` looks at
+    the extension, then the first bytes (peeked: standard input may be a pipe)."""
+    if fmt != "auto":
+        return fmt == "msgpack"
+    if path.endswith((".msgpack", ".mpk")):
+        return True
+    if path.endswith((".jsonl", ".json", ".ndjson")):
+        return False
+    return is_msgpack(source.peek(64)[:64])
 
 
 def is_msgpack(head: bytes) -> bool:

@@ -76,7 +76,7 @@ from typing import Any, BinaryIO, Literal
 import msgspec
 
 from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
-from carbonbook.codec import command_batches, is_msgpack
+from carbonbook.codec import command_batches, wants_msgpack
 from carbonbook.commands import (
     CancelOrder,
     Command,
@@ -538,7 +538,7 @@ def log_commands(source: BinaryIO, msgpack: bool) -> Iterator[Command | Undecoda
 
 def _replay(args: argparse.Namespace) -> int:
     with open(args.log, "rb") as source:
-        msgpack = is_msgpack(source.peek(64)[:64]) if args.format == "auto" else args.format == "msgpack"
+        msgpack = wants_msgpack(args.format, args.log, source)
         commands = list(log_commands(source, msgpack))
     with Journal.open(args.directory, FsyncPolicy.parse(args.fsync)) as journal:
         done = journal.records
