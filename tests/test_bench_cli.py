@@ -32,16 +32,9 @@ def test_bench_usage_errors() -> None:
     assert main(["bench", "--workload", "nope"]) == EXIT_USAGE
 
 
-def test_workload_is_deterministic_and_shared_with_bench() -> None:
+def test_workload_is_deterministic() -> None:
     assert workload.busy(500, 2) == workload.busy(500, 2)
     assert workload.deep(100, 50, 1)[:101] == workload.deep_resting(100, 1)
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import workloads  # the thin re-export bench/ scripts may still use
-
-        assert workloads.busy is workload.busy and workloads.SYMBOL == workload.SYMBOL
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
     assert workload.percentile([1, 3, 5], 50) == 3
 
 
