@@ -102,6 +102,9 @@ class RejectReason(StrEnum):
     POST_ONLY = "post_only"
     PHASE = "phase"
     PRICE_BAND = "price_band"
+    INSUFFICIENT_UNITS = "insufficient_units"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    NO_REGISTRY = "no_registry"
 
 
 class CancelReason(StrEnum):

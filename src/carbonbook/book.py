@@ -64,6 +64,7 @@ from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterator
 from itertools import count
+from typing import Protocol
 
 import msgspec
 
@@ -115,6 +116,21 @@ class Order(msgspec.Struct, gc=False):
     qty: int
     post_only: bool
     stp: SelfTradePrevention
+
+
+class PreTradeRisk(Protocol):
+    """A pre-trade check, such as a registry-backed venue's holds (:mod:`carbonbook.venue`).
+
+    The book calls it after every check of its own, just before an order is accepted
+    (``admit``) or a modify that re-queues an order takes effect (``amend``, with the new
+    price and open quantity). A ``(reason, detail)`` refuses the command; None lets it through.
+    """
+
+    def admit(self, book: OrderBook, cmd: NewOrder) -> tuple[str, str] | None:
+        """Check (and reserve for) a new order about to be accepted."""
+
+    def amend(self, book: OrderBook, order: Order, price: int, qty: int) -> tuple[str, str] | None:
+        """Check (and reserve for) a resting order about to become ``qty`` at ``price``."""
 
 
 Index = dict[int, "Order | str"]
@@ -173,7 +189,7 @@ class OrderBook:
 
     __slots__ = ("_arrival", "_clock", "_expiring", "_index", "_seq", "asks", "band", "bids",
                  "call_only", "call_row", "lot", "market_asks", "market_bids", "pending", "phase",
-                 "reference", "symbol", "tick", "unit")
+                 "reference", "risk", "symbol", "tick", "unit")
 
     def __init__(
         self,
@@ -208,6 +224,8 @@ class OrderBook:
         self._expiring: dict[int, CancelReason] = {}
         # (price, demand, supply) at the last crossing point of a call: see carbonbook.phases
         self.call_row: tuple[int, int, int] | None = None
+        # the pre-trade check of a registry-backed venue, or None
+        self.risk: PreTradeRisk | None = None
 
     # -- commands ---------------------------------------------------------------
 
@@ -215,8 +233,8 @@ class OrderBook:
         """Enter a new order for this book.
 
         Refusals, first that applies: malformed, bad_price, bad_qty, duplicate_id,
-        post_only. Then appends ``accepted``, the trades, and a ``cancelled`` for a
-        remainder that may not rest.
+        post_only, then the ``risk`` check's. Then appends ``accepted``, the trades, and a
+        ``cancelled`` for a remainder that may not rest.
         """
         seq = self._seq
         index = self._index
@@ -226,6 +244,7 @@ class OrderBook:
         side = cmd.side
         tif = cmd.tif
         stp = cmd.stp
+        cap = cmd.cap
         account = cmd.account
         if not (  # one pass over every refusal but post_only; _refusal finds which one
             oid.__class__ is int and 0 <= oid <= INT64_MAX
@@ -233,7 +252,9 @@ class OrderBook:
             and (price is None or (price.__class__ is int and 0 < price <= INT64_MAX
                                    and not price % self.tick))
             and account.__class__ is str and account
-            and (side, cmd.order_type, tif, stp, cmd.post_only, price is None) in WELL_FORMED_SHAPES
+            and (side, cmd.order_type, tif, stp, cmd.post_only, price is None, cap is None)
+            in WELL_FORMED_SHAPES
+            and (cap is None or (cap.__class__ is int and 0 < cap <= INT64_MAX))
             and oid not in index
         ):
             events.append(self._refusal(cmd))
@@ -246,17 +267,28 @@ class OrderBook:
             opp = self.bids
             limit_key = _NO_LIMIT if price is None else price
         keys = opp.keys
-        if keys and keys[-1] >= limit_key:
-            if cmd.post_only:
-                events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY,
-                                       "post-only order would cross"))
+        crosses = keys and keys[-1] >= limit_key
+        if crosses and cmd.post_only:
+            events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY, "post-only order would cross"))
+            return
+        if self.risk is not None:
+            refusal = self.risk.admit(self, cmd)
+            if refusal is not None:
+                events.append(Rejected(next(seq), oid, refusal[0], refusal[1]))
                 return
-            events.append(Accepted(next(seq), oid, self.symbol))
-            if tif == _FOK and not self._fillable(opp, account, limit_key, qty, stp):
+        events.append(Accepted(next(seq), oid, self.symbol))
+        if crosses:
+            if tif == _FOK and self._executable(opp, account, limit_key, qty, stp, cap) < qty:
                 index[oid] = CANCELLED
                 events.append(Cancelled(next(seq), oid, qty, _FOK_REASON))
                 return
-            qty = self._match(opp, oid, account, is_buy, limit_key, qty, stp, events)
+            if cap is None:
+                qty = self._match(opp, oid, account, is_buy, limit_key, qty, stp, events)
+            else:  # trade only what the cap pays for; the rest is cancelled with the remainder
+                held_back = qty - self._executable(opp, account, limit_key, qty, _CANCEL_RESTING, cap)
+                qty = self._match(opp, oid, account, is_buy, limit_key, qty - held_back, stp, events) \
+                    if qty > held_back else 0
+                qty = qty - held_back if qty < 0 else qty + held_back
             if not qty:
                 index[oid] = FILLED
                 return
@@ -264,8 +296,6 @@ class OrderBook:
                 index[oid] = CANCELLED
                 events.append(Cancelled(next(seq), oid, -qty, _SELF_TRADE))
                 return
-        else:
-            events.append(Accepted(next(seq), oid, self.symbol))
         if tif == _GTC and price is not None:
             index[oid] = self._rest(oid, account, side, price, qty, cmd.post_only, stp, is_buy)
         else:
@@ -293,7 +323,8 @@ class OrderBook:
     def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
         """Change a resting order's price and/or open quantity.
 
-        Checks, in order: bad_price, bad_qty, post_only. A lower quantity at the same
+        Checks, in order: bad_price, bad_qty, post_only, then the ``risk`` check's.
+        A lower quantity at the same
         price keeps time priority; anything else re-queues the order at the back of its
         (new) level, trading first as the taker if the new price crosses.
         """
@@ -311,6 +342,11 @@ class OrderBook:
             return
         is_buy = order.side == _BUY
         if price == order.price and qty <= order.qty:
+            if self.risk is not None:
+                refusal = self.risk.amend(self, order, price, qty)
+                if refusal is not None:
+                    events.append(Rejected(next(seq), oid, refusal[0], refusal[1]))
+                    return
             events.append(Modified(next(seq), oid, price, qty))
             own = self.bids if is_buy else self.asks
             own.levels[own.sign * price].qty -= order.qty - qty
@@ -324,6 +360,11 @@ class OrderBook:
             events.append(Rejected(next(seq), oid, RejectReason.POST_ONLY,
                                    "post-only order would cross"))
             return
+        if self.risk is not None:
+            refusal = self.risk.amend(self, order, price, qty)
+            if refusal is not None:
+                events.append(Rejected(next(seq), oid, refusal[0], refusal[1]))
+                return
         events.append(Modified(next(seq), oid, price, qty))
         self._take_off(order)
         if crosses:
@@ -385,27 +426,38 @@ class OrderBook:
                 dead = 0
             level.dead = dead
 
-    def _fillable(
-        self, opp: BookSide, account: str, limit_key: int, qty: int, stp: SelfTradePrevention
-    ) -> bool:
-        """Can ``qty`` trade at once? Counts only what lies before an own order, unless STP
-        cancels resting orders, in which case own orders are skipped."""
+    def _executable(
+        self, opp: BookSide, account: str, limit_key: int, qty: int, stp: SelfTradePrevention,
+        cap: int | None = None,
+    ) -> int:
+        """How much of ``qty`` would trade at once (and, with a ``cap``, cost at most ``cap``),
+        without touching the book. Counts only what lies before an own order, unless STP
+        cancels resting orders, in which case own orders are skipped. A partial take at the
+        cap is rounded down to the lot."""
         skip_own = stp == _CANCEL_RESTING
         levels = opp.levels
+        left = qty
         for key in reversed(opp.keys):
             if key < limit_key:
-                return False
-            for o in levels[key].orders:
+                break
+            level = levels[key]
+            for o in level.orders:
                 if not o.qty:
                     continue
                 if o.account == account:
                     if skip_own:
                         continue
-                    return False
-                qty -= o.qty
-                if qty <= 0:
-                    return True
-        return False
+                    return qty - left
+                take = min(o.qty, left)
+                if cap is not None:
+                    if take * level.price > cap:
+                        take = cap // level.price // self.lot * self.lot
+                        return qty - left + take
+                    cap -= take * level.price
+                left -= take
+                if not left:
+                    return qty
+        return qty - left
 
     def _match(
         self,

@@ -45,7 +45,12 @@ class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=
 
 
 class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=False):
-    """Enter an order. ``price`` is required for a limit order and absent for a market order."""
+    """Enter an order. ``price`` is required for a limit order and absent for a market order.
+
+    ``cap`` (market buys only) is the most the order may spend, in minor currency units:
+    it trades only what the cap pays for, and the rest is cancelled like any unexecuted
+    market remainder. A registry-backed venue requires it of market buys (their cash hold).
+    """
 
     id: OrderId
     account: Name
@@ -57,6 +62,7 @@ class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=Fals
     tif: TimeInForce = TimeInForce.GTC
     post_only: bool = False
     stp: SelfTradePrevention = SelfTradePrevention.CANCEL_INCOMING
+    cap: Int64 | None = None
     ts: Int64 | None = None
 
 
@@ -106,16 +112,19 @@ class Undecodable(msgspec.Struct, frozen=True, gc=False):
 
 
 WELL_FORMED_SHAPES = frozenset(
-    (side, order_type, tif, stp, post_only, order_type is OrderType.MARKET)
+    (side, order_type, tif, stp, post_only, order_type is OrderType.MARKET, no_cap)
     for side in Side
     for order_type in OrderType
     for tif in TimeInForce
     for stp in SelfTradePrevention
     for post_only in (False, True)
+    for no_cap in (False, True)
     if not post_only or (order_type is OrderType.LIMIT and tif is TimeInForce.GTC)
+    if no_cap or (side is Side.BUY and order_type is OrderType.MARKET)
 )
-"""Every well-formed ``(side, order_type, tif, stp, post_only, price is None)`` of a new order:
-a limit order has a price, a market order has none, and only a GTC limit order may be post-only."""
+"""Every well-formed ``(side, order_type, tif, stp, post_only, price is None, cap is None)`` of a
+new order: a limit order has a price, a market order has none, only a GTC limit order may be
+post-only, and only a market buy may have a cap."""
 
 
 def new_order_fault(cmd: NewOrder) -> str | None:
@@ -130,11 +139,14 @@ def new_order_fault(cmd: NewOrder) -> str | None:
         return f"bad order id {oid!r}"
     if not (is_int64(cmd.qty) and (price is None or is_int64(price))):
         return "price and qty must be 64-bit integers"
+    cap = cmd.cap
+    if not (cap is None or (is_int64(cap) and cap > 0)):
+        return "cap must be a positive 64-bit integer"
     for name in ("account", "symbol"):
         value = getattr(cmd, name)
         if value.__class__ is not str or not value:
             return f"{name} must be a non-empty string"
-    shape = (cmd.side, cmd.order_type, cmd.tif, cmd.stp, cmd.post_only, price is None)
+    shape = (cmd.side, cmd.order_type, cmd.tif, cmd.stp, cmd.post_only, price is None, cap is None)
     if shape in WELL_FORMED_SHAPES:
         return None
     if cmd.side not in _SIDES or cmd.order_type not in _ORDER_TYPES:
@@ -143,7 +155,9 @@ def new_order_fault(cmd: NewOrder) -> str | None:
         return "tif, stp or post_only outside its set"
     if (price is None) != (cmd.order_type == OrderType.MARKET):
         return "a limit order needs a price and a market order takes none"
-    return "only a gtc limit order can be post-only"
+    if cmd.post_only and not (cmd.order_type == OrderType.LIMIT and cmd.tif == TimeInForce.GTC):
+        return "only a gtc limit order can be post-only"
+    return "only a market buy can have a cap"
 
 
 _SIDES = frozenset(Side)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from carbonbook._types import CancelReason, Phase, RejectReason, Side, UnitType
+from carbonbook._types import CancelReason, Phase, Side, UnitType
 
 
 class _Event(msgspec.Struct, tag_field="type", frozen=True, gc=False, omit_defaults=True):
@@ -37,10 +37,13 @@ class Accepted(_Event, tag="accepted", frozen=True):
 
 
 class Rejected(_Event, tag="rejected", frozen=True):
-    """A command was refused and changed nothing. ``line`` is set for an undecodable input line."""
+    """A command was refused and changed nothing. ``line`` is set for an undecodable input line.
+
+    ``reason`` is a :class:`~carbonbook._types.RejectReason` or, for a registry command, the
+    ``code`` of the registry's refusal (:mod:`carbonbook.errors`)."""
 
     id: int | None
-    reason: RejectReason
+    reason: str
     detail: str
     line: int | None = None
 

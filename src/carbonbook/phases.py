@@ -78,6 +78,7 @@ from carbonbook._types import (
     SelfTradePrevention,
     Side,
     TimeInForce,
+    is_int64,
 )
 from carbonbook.book import CANCELLED, FILLED, Order, OrderBook
 from carbonbook.commands import WELL_FORMED_SHAPES, NewOrder
@@ -115,7 +116,8 @@ def _new_refusal(book: OrderBook, cmd: NewOrder) -> Rejected | None:
                                    and not price % book.tick))
             and account.__class__ is str and account
             and (cmd.side, cmd.order_type, cmd.tif, cmd.stp, cmd.post_only,
-                 price is None) in WELL_FORMED_SHAPES
+                 price is None, cmd.cap is None) in WELL_FORMED_SHAPES
+            and (cmd.cap is None or (is_int64(cmd.cap) and cmd.cap > 0))
             and oid not in book._index):
         return None
     return book._refusal(cmd)
@@ -141,6 +143,10 @@ def outside_band(book: OrderBook, price: int) -> bool:
 def _band_rejection(book: OrderBook, oid: int, price: int) -> Rejected:
     return Rejected(next(book._seq), oid, _BAND,
                     f"price {price} is outside the band of {book.band} bp around {book.reference}")
+
+
+def _risk_rejection(book: OrderBook, oid: int, refusal: tuple[str, str] | None) -> Rejected | None:
+    return None if refusal is None else Rejected(next(book._seq), oid, refusal[0], refusal[1])
 
 
 def _phase_rejection(book: OrderBook, oid: int | None, detail: str) -> Rejected:
@@ -226,6 +232,10 @@ class CallBook(OrderBook):
             elif cmd.post_only:
                 refusal = Rejected(next(self._seq), cmd.id, RejectReason.POST_ONLY,
                                    "post-only orders are refused in a call")
+            elif cmd.cap is not None:
+                refusal = _phase_rejection(self, cmd.id, "a market buy with a cap cannot enter a call")
+            elif self.risk is not None:
+                refusal = _risk_rejection(self, cmd.id, self.risk.admit(self, cmd))
         if refusal is not None:
             events.append(refusal)
             return
@@ -258,11 +268,13 @@ class CallBook(OrderBook):
                 refusal = _phase_rejection(self, oid, "a market order in a call can only be cancelled")
             elif price is not None and outside_band(self, price):
                 refusal = _band_rejection(self, oid, price)
+        new_price = order.price if price is None else price
+        new_qty = order.qty if qty is None else qty
+        if refusal is None and self.risk is not None:
+            refusal = _risk_rejection(self, oid, self.risk.amend(self, order, new_price, new_qty))
         if refusal is not None:
             events.append(refusal)
             return
-        new_price = order.price if price is None else price
-        new_qty = order.qty if qty is None else qty
         events.append(Modified(next(self._seq), oid, new_price, new_qty))
         is_buy = order.side == _BUY
         _count(self, is_buy, order.price, -order.qty)
