@@ -41,6 +41,7 @@ from carbonbook.registry import (
     AccountStatus,
     BlockState,
     ComplianceStatus,
+    Outcome,
     Registry,
     Scheme,
     Serials,
@@ -277,6 +278,36 @@ class RegistryContract:
         refused(reg, UnknownHold, "does not exist", reg.release, 99)
         reg.release(7)
         assert reg.available_cash("b", "JPY") == 10_000_000
+
+    def test_partial_release(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        reg.reserve(5, "a", JPA, 300)
+        reg.release(5, 100)
+        assert reg.hold(5) == 200 and reg.available("a", JPA) == 800
+        refused(reg, OperationRefused, "cannot release 201", reg.release, 5, 201)
+        refused(reg, InvalidQuantity, "amount must be", reg.release, 5, 0)
+        reg = reopen(reg)
+        assert reg.hold(5) == 200
+        reg.release(5, 200)
+        assert reg.hold(5) == 0 and reg.available("a", JPA) == 1000
+        refused(reg, UnknownHold, "does not exist", reg.release, 5, 1)
+        assert [e.kind for e in reg.journal()][-3:] == ["reserve", "release", "release"]
+
+    def test_position_and_outcomes(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        assert reg.position == 0 and reg.outcome(3) is None
+        with reg.transaction():
+            reg.record_outcome(3, Outcome(0, "insufficient_units", "short"))
+            reg.record_outcome(4, Outcome(17))
+            reg.set_position(4)
+        reg = reopen(reg)
+        assert reg.position == 4
+        assert reg.outcome(3) == Outcome(0, "insufficient_units", "short") and reg.outcome(4) == Outcome(17)
+        refused(reg, OperationRefused, "new positive", reg.record_outcome, 4, Outcome(1))
+        refused(reg, OperationRefused, "not below 4", reg.set_position, 3)
+        with pytest.raises(ValueError), reg.transaction():
+            reg.record_outcome(9, Outcome(1))
+            reg.set_position(9)
+            raise ValueError
+        assert reg.position == 4 and reg.outcome(9) is None
 
     @pytest.mark.parametrize("amount", BAD_QTYS)
     def test_deposit_bad_amount(self, reg: Registry, amount: Any) -> None:

@@ -51,10 +51,11 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets")),
     "settlements": (("trade_id",), ("status", "txid", "seller", "buyer", "unit", "qty", "currency",
                                     "amount", "reason", "detail")),
+    "outcomes": (("seq",), ("txid", "reason", "detail")),
     "meta": (("k",), ("v",)),
 }
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
-                "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref"}
+                "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
 
 

@@ -52,6 +52,7 @@ from carbonbook.registry.base import (
     Compliance,
     ComplianceStatus,
     Entry,
+    Outcome,
     Registry,
     Scheme,
     Serials,
@@ -165,6 +166,7 @@ class StateRegistry(Registry):
         self._holds: dict[int, Hold] = {}
         self._comp: dict[tuple[str, int], CompRow] = {}
         self._settlements: dict[int, SettlementRecord] = {}
+        self._outcomes: dict[int, tuple[int, str, str]] = {}
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
         self._journal: list[Entry] = []
         # derived
@@ -179,7 +181,7 @@ class StateRegistry(Registry):
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
                 "holds": self._holds, "compliance": self._comp, "settlements": self._settlements,
-                "meta": self._meta}
+                "outcomes": self._outcomes, "meta": self._meta}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -684,11 +686,17 @@ class StateRegistry(Registry):
             self._put(self._holds, hold, (account, kind, asset, amount - cut))
         self._add(self._ureserved if kind == "units" else self._creserved, (account, asset), -min(cut, amount))
 
-    def release(self, hold: int) -> int:
+    def release(self, hold: int, amount: int | None = None) -> int:
         with self.transaction():
             if hold not in self._holds:
                 raise UnknownHold(f"hold {hold!r} does not exist")
-            account, kind, asset, amount = self._holds[hold]
+            account, kind, asset, left = self._holds[hold]
+            if amount is None:
+                amount = left
+            else:
+                _qty(amount, "amount")
+                if amount > left:
+                    raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
             self._shrink_hold(hold, amount)
             txid = self._txid()
             if kind == "units":
@@ -696,6 +704,32 @@ class StateRegistry(Registry):
             else:
                 self._append(Entry(txid, "release", account, currency=asset, amount=amount, ref=hold))
             return txid
+
+    def hold(self, hold: int) -> int:
+        entry = self._holds.get(hold)
+        return 0 if entry is None else entry[3]
+
+    # -- order-log position ------------------------------------------------------------
+
+    @property
+    def position(self) -> int:
+        return self._meta.get("position", 0)
+
+    def set_position(self, seq: int) -> None:
+        with self.transaction():
+            if type(seq) is not int or seq < self.position:
+                raise OperationRefused(f"position must be an integer not below {self.position}, got {seq!r}")
+            self._put(self._meta, "position", seq)
+
+    def record_outcome(self, seq: int, outcome: Outcome) -> None:
+        with self.transaction():
+            if type(seq) is not int or seq <= 0 or seq in self._outcomes:
+                raise OperationRefused(f"outcome seq must be a new positive integer, got {seq!r}")
+            self._put(self._outcomes, seq, (outcome.txid, outcome.reason, outcome.detail))
+
+    def outcome(self, seq: int) -> Outcome | None:
+        row = self._outcomes.get(seq)
+        return None if row is None else Outcome(*row)
 
     # -- cash ----------------------------------------------------------------------
 

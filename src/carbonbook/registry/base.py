@@ -206,6 +206,17 @@ class SettlementFailed(msgspec.Struct, frozen=True, gc=False, tag="settlement_fa
     amount: int
 
 
+class Outcome(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """What the order-log command answered by event ``seq`` did to a registry: transaction
+    ``txid``, or, when refused (``txid`` 0), the refusal's ``reason`` code and ``detail``.
+    A venue records these so that replaying a log into the same registry changes nothing
+    and gives the same events (see :mod:`carbonbook.venue`)."""
+
+    txid: int
+    reason: str = ""
+    detail: str = ""
+
+
 SettlementRecord = Settled | SettlementFailed
 """The recorded outcome of a trade id."""
 
@@ -298,8 +309,32 @@ class Registry(ABC):
         """Reserve ``amount`` of cash under hold id ``hold`` (e.g. a buy order's id)."""
 
     @abstractmethod
-    def release(self, hold: int) -> int:
-        """Release what is left of a hold."""
+    def release(self, hold: int, amount: int | None = None) -> int:
+        """Release ``amount`` of a hold (default: all that is left); a hold released to 0 is gone."""
+
+    @abstractmethod
+    def hold(self, hold: int) -> int:
+        """What is left of hold ``hold`` (units or cash), 0 if there is no such hold."""
+
+    # -- order-log position -----------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def position(self) -> int:
+        """The ``seq`` of the last order-log event whose registry effects this registry holds
+        (0: none). Stored in the same transactions as the effects."""
+
+    @abstractmethod
+    def set_position(self, seq: int) -> None:
+        """Advance :attr:`position` to ``seq`` (never backwards)."""
+
+    @abstractmethod
+    def record_outcome(self, seq: int, outcome: Outcome) -> None:
+        """Record what the command answered by event ``seq`` did (once per ``seq``)."""
+
+    @abstractmethod
+    def outcome(self, seq: int) -> Outcome | None:
+        """The recorded outcome of event ``seq``, if any."""
 
     # -- cash ----------------------------------------------------------------------
 
