@@ -188,7 +188,7 @@ class OrderBook:
     """
 
     __slots__ = ("_arrival", "_clock", "_expiring", "_index", "_seq", "asks", "band", "bids",
-                 "call_only", "call_row", "lot", "market_asks", "market_bids", "pending", "phase",
+                 "call_only", "call_row", "currency", "lot", "market_asks", "market_bids", "pending", "phase",
                  "reference", "risk", "symbol", "tick", "unit")
 
     def __init__(
@@ -224,6 +224,8 @@ class OrderBook:
         self._expiring: dict[int, CancelReason] = {}
         # (price, demand, supply) at the last crossing point of a call: see carbonbook.phases
         self.call_row: tuple[int, int, int] | None = None
+        # what prices are in (a venue settles in it); None: the venue's currency
+        self.currency: str | None = None
         # the pre-trade check of a registry-backed venue, or None
         self.risk: PreTradeRisk | None = None
 

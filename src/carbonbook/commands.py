@@ -7,6 +7,8 @@ rest (tick, lot, ids, book state) and answers with events, never exceptions.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from carbonbook._types import (
@@ -31,6 +33,7 @@ class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=
     instrument, which trades by call auction only and takes limit orders only).
     ``band`` is a price band in basis points around the ``reference`` price (then
     around the last trade or uncross price): 9000 is JPX's plus or minus 90%.
+    ``currency`` is what its prices are in (a venue settles trades in it; default: the venue's).
     """
 
     symbol: Name
@@ -42,6 +45,7 @@ class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=
     call_only: bool = False
     band: Int64 | None = None
     reference: Int64 | None = None
+    currency: Name | None = None
 
 
 class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=False):
@@ -98,7 +102,137 @@ class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=Fa
     ts: Int64 | None = None
 
 
-Command = ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase
+# -- registry commands: carried out by a venue with a registry (carbonbook.venue) ---------
+
+
+class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True):
+    """A command for the registry behind a venue. Without one, it is rejected (``no_registry``)."""
+
+    ts: Int64 | None = None
+
+
+class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
+    """Create a compliance scheme: the ``allowances`` it issues, the ``credits`` it accepts
+    for at most ``offset_percent`` % of an obligation, and whether it allows ``banking``."""
+
+    name: Name
+    allowances: frozenset[UnitType]
+    credits: frozenset[UnitType] = frozenset()
+    offset_percent: Int64 = 0
+    banking: bool = True
+
+
+class SetCap(RegistryCommand, tag="cap", frozen=True):
+    """Set the issuance cap of ``scheme`` for ``period``."""
+
+    scheme: Name
+    period: Int64
+    cap: Int64
+
+
+class OpenAccount(RegistryCommand, tag="account", frozen=True):
+    """Open an account: a participant's ``holding`` account (the default), a scheme's
+    ``issuance`` account, or a ``retirement`` or ``cancellation`` account. ``units`` limits
+    the unit types it may hold; ``scheme`` makes it an operator account of that scheme."""
+
+    account: Name
+    kind: Literal["holding", "issuance", "retirement", "cancellation"] = "holding"
+    units: frozenset[UnitType] | None = None
+    scheme: Name | None = None
+
+
+class SetAccountStatus(RegistryCommand, tag="account_status", frozen=True):
+    """Block, reopen or close an account (closing is final)."""
+
+    account: Name
+    status: Literal["open", "blocked", "closed"]
+
+
+class Issue(RegistryCommand, tag="issue", frozen=True):
+    """Issue (allocate) ``qty`` new units of ``unit`` into ``account`` under ``scheme`` for
+    ``period``: the next free serials of ``origin`` unless ``start`` is given."""
+
+    account: Name
+    unit: UnitType
+    qty: Int64
+    scheme: Name
+    period: Int64
+    origin: Name = "JP"
+    start: Int64 | None = None
+    project: Name | None = None
+    expiry: Int64 | None = None
+
+
+class Transfer(RegistryCommand, tag="transfer", frozen=True):
+    """Move ``qty`` units of ``unit`` from ``sender`` to ``receiver`` (outside the market)."""
+
+    sender: Name
+    receiver: Name
+    unit: UnitType
+    qty: Int64
+
+
+class Deposit(RegistryCommand, tag="deposit", frozen=True):
+    """Credit ``amount`` minor units of ``currency`` to ``account``."""
+
+    account: Name
+    currency: Name
+    amount: Int64
+
+
+class RecordEmissions(RegistryCommand, tag="emissions", frozen=True):
+    """Record ``account``'s verified emissions (tonnes) for ``period``."""
+
+    account: Name
+    period: Int64
+    tonnes: Int64
+
+
+class Surrender(RegistryCommand, tag="surrender", frozen=True):
+    """Surrender ``qty`` units of ``unit`` from ``account`` into retirement account ``to``
+    against its obligation for ``period``."""
+
+    account: Name
+    period: Int64
+    unit: UnitType
+    qty: Int64
+    to: Name
+
+
+class Retire(RegistryCommand, tag="retire", frozen=True):
+    """Retire ``qty`` units (into a retirement account) or cancel them voluntarily (into a
+    cancellation account, as J-Credit 無効化) from ``account`` into ``to``."""
+
+    account: Name
+    unit: UnitType
+    qty: Int64
+    to: Name
+
+
+class CarryOver(RegistryCommand, tag="carry_over", frozen=True):
+    """Bank ``account``'s active ``unit`` of ``period`` into the next period."""
+
+    account: Name
+    unit: UnitType
+    period: Int64
+
+
+class Expire(RegistryCommand, tag="expire", frozen=True):
+    """Expire every active ``unit`` whose period or expiry is ``period`` or earlier."""
+
+    unit: UnitType
+    period: Int64
+
+
+class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
+    """Start business ``day`` (an integer, never decreasing): trades due by then settle."""
+
+    day: Int64
+
+
+Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenScheme | SetCap | OpenAccount
+           | SetAccountStatus | Issue | Transfer | Deposit | RecordEmissions | Surrender | Retire | CarryOver
+           | Expire | BusinessDay)
 """Any order-log command."""
 
 

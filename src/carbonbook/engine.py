@@ -28,6 +28,7 @@ from carbonbook.commands import (
     ListInstrument,
     ModifyOrder,
     NewOrder,
+    RegistryCommand,
     SetPhase,
     Undecodable,
     new_order_fault,
@@ -143,6 +144,9 @@ class Engine:
         elif cls is Undecodable:
             events.append(Rejected(next(self._seq), command.id, _MALFORMED,  # type: ignore[union-attr]
                                    command.detail, command.line))  # type: ignore[union-attr]
+        elif isinstance(command, RegistryCommand):
+            events.append(Rejected(next(self._seq), None, RejectReason.NO_REGISTRY,
+                                   f"{command.__struct_config__.tag} needs a venue with a registry"))
         else:
             events.append(Rejected(next(self._seq), None, _MALFORMED, f"not a command: {command!r}"))
 
@@ -162,6 +166,7 @@ class Engine:
             book.call_only = cmd.call_only
             book.band = cmd.band
             book.reference = cmd.reference
+            book.currency = cmd.currency
             phase = cmd.phase
             if phase is None:
                 phase = Phase.CALL if cmd.call_only else Phase.CONTINUOUS
@@ -169,7 +174,7 @@ class Engine:
             phases.enter(book, phase)
             self._books[cmd.symbol] = book
             events.append(InstrumentListed(next(self._seq), cmd.symbol, cmd.unit, cmd.tick, cmd.lot,
-                                           phase, cmd.call_only, cmd.band, cmd.reference))
+                                           phase, cmd.call_only, cmd.band, cmd.reference, cmd.currency))
 
     def _set_phase(self, cmd: SetPhase, events: list[Event]) -> None:
         symbol, phase, ref = cmd.symbol, cmd.phase, cmd.reference
@@ -369,6 +374,8 @@ def _instrument_fault(cmd: ListInstrument) -> str | None:
         return "tick and lot must be positive integers"
     if (cmd.phase is not None and cmd.phase not in _PHASES) or cmd.call_only not in (False, True):
         return "phase outside its set or call_only not a boolean"
+    if not (cmd.currency is None or _is_name(cmd.currency)):
+        return "currency must be a non-empty string"
     if cmd.call_only and cmd.phase == Phase.CONTINUOUS:
         return "a call-only instrument cannot start continuous"
     if cmd.band is not None and not (is_int64(cmd.band) and cmd.band >= 0):

@@ -27,6 +27,7 @@ class InstrumentListed(_Event, tag="listed", frozen=True):
     call_only: bool = False
     band: int | None = None
     reference: int | None = None
+    currency: str | None = None
 
 
 class Accepted(_Event, tag="accepted", frozen=True):
@@ -107,6 +108,31 @@ class Uncrossed(_Event, tag="uncrossed", frozen=True):
     volume: int
 
 
+class Recorded(_Event, tag="recorded", frozen=True):
+    """A registry command (``command`` is its ``type``) was carried out by registry transaction
+    ``txid`` (null when it needed none, as a ``business_day``); ``detail`` says what it did."""
+
+    command: str
+    txid: int | None = None
+    detail: str = ""
+
+
+class TradeSettled(_Event, tag="settled", frozen=True):
+    """Trade ``trade_id`` (the trade event's ``seq``) settled by registry transaction ``txid``:
+    units seller to buyer and cash buyer to seller, both or neither."""
+
+    trade_id: int
+    txid: int
+
+
+class SettlementFailure(_Event, tag="settlement_failed", frozen=True):
+    """Trade ``trade_id`` could not settle and nothing moved; ``reason`` is the registry's code."""
+
+    trade_id: int
+    reason: str
+    detail: str
+
+
 Event = (InstrumentListed | Accepted | Rejected | Trade | Cancelled | Modified | PhaseChanged
-         | Indicative | Uncrossed)
+         | Indicative | Uncrossed | Recorded | TradeSettled | SettlementFailure)
 """Any engine event."""

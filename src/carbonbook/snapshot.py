@@ -98,6 +98,7 @@ class BookState(msgspec.Struct, frozen=True):
     arrival: list[tuple[int, int]]
     clock: int
     expiring: list[tuple[int, CancelReason]]
+    currency: str | None = None
 
 
 class EngineState(msgspec.Struct, frozen=True):
@@ -155,6 +156,7 @@ def export_book(book: OrderBook) -> BookState:
         call_only=book.call_only,
         band=book.band,
         reference=book.reference,
+        currency=book.currency,
         pending=book.pending,
         bids=_side_state(book.bids),
         asks=_side_state(book.asks),
@@ -214,6 +216,7 @@ def restore_book(state: BookState, index: Index, seq: count[int], orders: dict[i
     book.call_only = state.call_only
     book.band = state.band
     book.reference = state.reference
+    book.currency = state.currency
     book.pending = state.pending
     _restore_side(book.bids, state.bids, state.symbol, orders)
     _restore_side(book.asks, state.asks, state.symbol, orders)
