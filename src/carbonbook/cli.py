@@ -17,6 +17,7 @@ from carbonbook import lobster, report, workload
 from carbonbook._types import UnitType
 from carbonbook.codec import wants_msgpack
 from carbonbook.engine import Engine
+from carbonbook.errors import RegistryError
 from carbonbook.progress import Progress
 from carbonbook.replay import ReplayTally, replay
 
@@ -39,6 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="a progress line on standard error; auto: when it is a terminal "
                         "(never with --quiet)")
+    p.add_argument("--registry", metavar="URL",
+                   help="run the session against a registry: holds, registry commands, settlement "
+                        "(sqlite:///PATH.db, postgresql://..., memory:)")
+    p.add_argument("--currency", default="JPY",
+                   help="cash of instruments listed without a currency (default %(default)s)")
+    p.add_argument("--settle-lag", type=_non_negative, default=0, metavar="DAYS",
+                   help="settle trades T+DAYS, on business_day commands (default %(default)s: at once)")
     _add_import_lobster(commands)
     _add_report(commands)
     _add_bench(commands)
@@ -60,7 +68,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    engine = Engine()
+    if args.registry is None:
+        return _replay_into(args, Engine())
+    from carbonbook.registry import open_registry  # sqlite3 and the registry: only when asked for
+    from carbonbook.venue import LogMismatch, Venue
+
+    try:
+        registry = open_registry(args.registry)
+    except (ValueError, RegistryError) as exc:
+        print(f"carbonbook: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_IO
+    try:
+        return _replay_into(args, Venue(registry, currency=args.currency, lag=args.settle_lag))
+    except (RegistryError, LogMismatch) as exc:
+        print(f"carbonbook: registry {args.registry}: {exc}", file=sys.stderr)
+        return EXIT_IO
+    finally:
+        registry.close()
+
+
+def _replay_into(args: argparse.Namespace, engine: Engine) -> int:
     started = time.perf_counter()
     with _open_in(args.log) as source:
         msgpack = wants_msgpack(args.format, args.log, source)
@@ -241,6 +268,13 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="deep: resting orders before the mix (default %(default)s)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs", type=_positive, default=3, help="throughput runs (default %(default)s)")
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a non-negative integer: {text}")
+    return value
 
 
 def _positive(text: str) -> int:

@@ -27,6 +27,25 @@ from carbonbook.registry.base import (
 from carbonbook.registry.memory import MemoryRegistry
 from carbonbook.registry.sqlite import SQLiteRegistry
 
+
+def open_registry(url: str) -> Registry:
+    """The registry a URL names: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
+    (created if missing), ``postgresql://user@host:port/database`` (the ``postgres`` extra),
+    or ``memory:`` (nothing kept). ValueError for anything else.
+
+    >>> open_registry("memory:").position
+    0
+    """
+    if url == "memory:":
+        return MemoryRegistry()
+    if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        return SQLiteRegistry(url[len("sqlite:///"):])
+    if url.startswith(("postgresql://", "postgres://")):
+        from carbonbook.registry.postgres import PostgresRegistry
+
+        return PostgresRegistry(url)
+    raise ValueError(f"not a registry URL: {url!r} (sqlite:///PATH, postgresql://..., memory:)")
+
 __all__ = [
     "EXPIRING_UNITS",
     "PROJECT_UNITS",
@@ -47,4 +66,5 @@ __all__ = [
     "Settled",
     "SettlementFailed",
     "SettlementRecord",
+    "open_registry",
 ]

@@ -1,0 +1,420 @@
+"""A venue: an :class:`~carbonbook.engine.Engine` with a carbon registry behind it.
+
+:class:`Venue` is an engine that also
+
+- **holds before it trades** (pre-trade risk, :class:`~carbonbook.book.PreTradeRisk`): a
+  sell order is accepted only if its account has that many unreserved units of the
+  instrument's unit type, a buy order only if it has the unreserved cash for
+  ``price * qty`` (a market buy: its ``cap``, which it must state). The hold is taken
+  under the order's id when the order is accepted (after every check of the book's own)
+  and given back as the order ends: a cancelled remainder releases its share, a fill
+  below a buy order's limit releases the difference at once, a market buy releases what
+  its cap did not spend, and settlement consumes the rest. A modify that needs more
+  takes it or is refused; one that needs less releases it. Refusals are ``rejected``
+  with reason ``insufficient_units`` or ``insufficient_funds`` (or the registry's code,
+  such as ``unknown_account``). There is no short selling and no overspending;
+- **carries out registry commands** of the order log (:class:`~carbonbook.commands.RegistryCommand`:
+  schemes, caps, accounts, issuance, transfers, cash, emissions, surrender, retirement,
+  carry-over, expiry), answering each with ``recorded`` (its transaction) or ``rejected``
+  (the registry's refusal code);
+- **settles every trade** delivery versus payment through a
+  :class:`~carbonbook.settlement.SettlementAdapter` consuming the holds: right after the
+  command that made it (``lag=0``), or on the ``business_day`` that makes it due (T+``lag``).
+  Each outcome is an event, ``settled`` or ``settlement_failed``, in the one sequence.
+
+Atomicity and replay
+    Each ``apply`` or ``apply_all`` call is one registry transaction, which also stores
+    the registry's :attr:`~carbonbook.registry.base.Registry.position`: the ``seq`` of the
+    last event whose effects it holds. A venue opened on a registry at position ``P``
+    replays the first ``P`` events without touching the registry: registry commands and
+    pre-trade refusals give their recorded outcomes, settlement is idempotent by trade
+    id. So replaying a log into the database it already went into changes nothing and
+    writes the same events, and a longer log (the same log, continued) picks up where
+    the registry stopped. If the registry fails mid-batch (the database is gone), the
+    batch's registry effects are rolled back and the error propagates: the engine is
+    then ahead of the registry, and replaying the log into a new venue on that registry
+    catches up.
+
+Nothing here reads the clock; business days are numbers given by the log.
+
+>>> from carbonbook import ListInstrument, NewOrder, Side, UnitType
+>>> from carbonbook.commands import Deposit, Issue, OpenAccount, OpenScheme, SetCap
+>>> from carbonbook.registry import MemoryRegistry
+>>> venue = Venue(MemoryRegistry())
+>>> _ = venue.apply_all([OpenScheme(name="JVETS", allowances=frozenset({UnitType.JPA})),
+...                      SetCap(scheme="JVETS", period=2010, cap=10_000),
+...                      OpenAccount(account="tepco"), OpenAccount(account="marubeni"),
+...                      Issue(account="tepco", unit=UnitType.JPA, qty=500, scheme="JVETS", period=2010),
+...                      Deposit(account="marubeni", currency="JPY", amount=1_000_000),
+...                      ListInstrument("JPA-2010", UnitType.JPA)])
+>>> print(*[e.reason for e in venue.apply(NewOrder(1, "tepco", "JPA-2010", Side.SELL, 600, price=1450))])
+insufficient_units
+>>> _ = venue.apply(NewOrder(2, "tepco", "JPA-2010", Side.SELL, 500, price=1450))
+>>> [e.__struct_config__.tag for e in venue.apply(NewOrder(3, "marubeni", "JPA-2010", Side.BUY, 200,
+...                                                       price=1500))]
+['accepted', 'trade', 'settled']
+>>> venue.registry.holding("marubeni", UnitType.JPA), venue.registry.balance("marubeni", "JPY")
+(200, 710000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from carbonbook._types import INT64_MAX, RejectReason, Side
+from carbonbook.book import FILLED, Order, OrderBook
+from carbonbook.commands import (
+    BusinessDay,
+    CarryOver,
+    Command,
+    Deposit,
+    Expire,
+    Issue,
+    ListInstrument,
+    NewOrder,
+    OpenAccount,
+    OpenScheme,
+    RecordEmissions,
+    RegistryCommand,
+    Retire,
+    SetAccountStatus,
+    SetCap,
+    Surrender,
+    Transfer,
+    Undecodable,
+)
+from carbonbook.engine import Engine
+from carbonbook.errors import CarbonbookError, InsufficientFunds, InsufficientUnits, RegistryError
+from carbonbook.events import (
+    Accepted,
+    Cancelled,
+    Event,
+    Recorded,
+    Rejected,
+    SettlementFailure,
+    Trade,
+    TradeSettled,
+)
+from carbonbook.registry.base import (
+    AccountKind,
+    AccountStatus,
+    Outcome,
+    Registry,
+    Scheme,
+    Settled,
+    SettlementRecord,
+)
+from carbonbook.settlement import Instrument, SettlementAdapter
+
+__all__ = ["LogMismatch", "Venue"]
+
+_BUY = Side.BUY
+_MARKET = 0  # the limit recorded for a market buy
+
+
+class LogMismatch(CarbonbookError):
+    """Raised when a log replayed into a registry is not the log the registry went through."""
+
+
+class Venue(Engine):
+    """An engine with ``registry`` behind it: pre-trade holds, registry commands and settlement
+    (see the module docstring).
+
+    ``currency`` is the cash of instruments listed without one; ``lag`` the settlement lag
+    in business days (0: at once; JPX's T+5 is 5); ``batch`` the trades per settlement
+    transaction.
+    """
+
+    def __init__(self, registry: Registry, *, currency: str = "JPY", lag: int = 0, batch: int = 1000) -> None:
+        super().__init__()
+        self.registry = registry
+        self.currency = currency
+        self.settlement = SettlementAdapter(registry, {}, lag=lag, batch=batch, use_holds=True,
+                                            keep_results=False)
+        self._replayed = registry.position
+        # buy orders that may still hold cash: id -> limit price (_MARKET for a market buy)
+        self._buys: dict[int, int] = {}
+        self._handlers: dict[type, Callable[[Any], tuple[int, str]]] = {
+            OpenScheme: self._open_scheme, SetCap: self._set_cap, OpenAccount: self._open_account,
+            SetAccountStatus: self._set_status, Issue: self._issue, Transfer: self._transfer,
+            Deposit: self._deposit, RecordEmissions: self._emissions, Surrender: self._surrender,
+            Retire: self._retire, CarryOver: self._carry_over, Expire: self._expire,
+        }
+
+    # -- commands ------------------------------------------------------------------
+
+    def apply(self, command: Command | Undecodable) -> list[Event]:
+        """Apply one command in one registry transaction; return its events."""
+        return self.apply_all((command,))
+
+    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
+        """Apply commands in order, in one registry transaction; return their events."""
+        events: list[Event] = []
+        with self.registry.transaction():
+            dispatch = self._dispatch
+            for command in commands:
+                dispatch(command, events)
+            self._advance(events)
+        self.publish(events)
+        return events
+
+    def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
+        """As :meth:`Engine.dispatch_marked`, in one registry transaction."""
+        with self.registry.transaction():
+            events = super().dispatch_marked(commands, starts)
+            self._advance(events)
+        return events
+
+    def _advance(self, events: list[Event]) -> None:
+        if events and events[-1].seq > self.registry.position:
+            self.registry.set_position(events[-1].seq)
+
+    def _dispatch(self, command: Command | Undecodable, events: list[Event]) -> None:
+        cls = command.__class__
+        if isinstance(command, RegistryCommand):
+            if cls is BusinessDay:
+                self._business_day(command, events)  # type: ignore[arg-type]
+            else:
+                self._registry_command(command, events)
+            return
+        start = len(events)
+        super()._dispatch(command, events)
+        if cls is ListInstrument:
+            book = self._books.get(command.symbol)  # type: ignore[union-attr]
+            if book is not None:
+                book.risk = self
+        self._after(command, events, start)
+
+    # -- pre-trade holds (PreTradeRisk) ----------------------------------------------
+
+    def admit(self, book: OrderBook, cmd: NewOrder) -> tuple[str, str] | None:
+        """Take the hold of a new order about to be accepted, or say why it cannot be."""
+        refusal = None
+        is_buy = cmd.side == _BUY
+        seq = self.next_seq
+        if seq <= self._replayed:
+            refusal = self._recorded_refusal(seq)
+        else:
+            try:
+                if not is_buy:
+                    self.registry.reserve(cmd.id, cmd.account, book.unit, cmd.qty)
+                elif cmd.price is None and cmd.cap is None:
+                    refusal = (RejectReason.INSUFFICIENT_FUNDS, "a market buy must state a cap (the most it may spend)")
+                else:
+                    amount = cmd.cap if cmd.price is None else cmd.price * cmd.qty
+                    refusal = self._reserve_cash(cmd.id, cmd.account, self._currency(book), amount)  # type: ignore[arg-type]
+            except RegistryError as e:
+                refusal = _refusal(e)
+            if refusal is not None:
+                self.registry.record_outcome(seq, Outcome(0, *refusal))
+        if refusal is None and is_buy:
+            self._buys[cmd.id] = cmd.price or _MARKET
+        return refusal
+
+    def amend(self, book: OrderBook, order: Order, price: int, qty: int) -> tuple[str, str] | None:
+        """Resize the hold of a resting order about to become ``qty`` at ``price``, or say why not."""
+        refusal = None
+        is_buy = order.side == _BUY
+        seq = self.next_seq
+        if seq <= self._replayed:
+            refusal = self._recorded_refusal(seq)
+        else:
+            reg = self.registry
+            oid = order.id
+            delta = price * qty - order.price * order.qty if is_buy else qty - order.qty
+            try:
+                with reg.transaction():
+                    if delta > 0:  # a hold grows by being taken again, whole, in one transaction
+                        total = reg.hold(oid) + delta
+                        reg.release(oid)
+                        if is_buy:
+                            refusal = self._reserve_cash(oid, order.account, self._currency(book), total)
+                            if refusal is not None:
+                                raise _Undo
+                        else:
+                            reg.reserve(oid, order.account, book.unit, total)
+                    elif delta < 0:
+                        reg.release(oid, -delta)
+            except _Undo:
+                pass
+            except RegistryError as e:
+                refusal = _refusal(e)
+            if refusal is not None:
+                reg.record_outcome(seq, Outcome(0, *refusal))
+        if refusal is None and is_buy:
+            self._buys[order.id] = price
+        return refusal
+
+    def _reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> tuple[str, str] | None:
+        if amount > INT64_MAX:
+            return RejectReason.INSUFFICIENT_FUNDS, f"the order would hold {amount}, past 2**63 - 1"
+        self.registry.reserve_cash(hold, account, currency, amount)
+        return None
+
+    def _recorded_refusal(self, seq: int) -> tuple[str, str] | None:
+        outcome = self.registry.outcome(seq)
+        return None if outcome is None else (outcome.reason, outcome.detail)
+
+    def _release(self, hold: int, amount: int) -> None:
+        """Give back ``amount`` of a hold, or what is left of it (settlement may have taken it)."""
+        amount = min(amount, self.registry.hold(hold))
+        if amount > 0:
+            self.registry.release(hold, amount)
+
+    def _after(self, command: Command | Undecodable, events: list[Event], start: int) -> None:
+        """Release what the events of one trading command free, then settle (or queue) its trades."""
+        replayed = self._replayed
+        buys = self._buys
+        trades: list[Trade] = []
+        spent = 0
+        for i in range(start, len(events)):
+            e = events[i]
+            cls = e.__class__
+            if cls is Trade:
+                trades.append(e)  # type: ignore[arg-type]
+                buy_id = e.buy_id  # type: ignore[union-attr]
+                limit = buys.get(buy_id)
+                if limit == _MARKET:
+                    spent += e.price * e.qty  # type: ignore[union-attr]
+                elif limit is not None:
+                    if limit > e.price and e.seq > replayed:  # type: ignore[union-attr]
+                        self._release(buy_id, (limit - e.price) * e.qty)  # type: ignore[union-attr]
+                    if self._index.get(buy_id) is FILLED:
+                        del buys[buy_id]
+            elif cls is Cancelled:
+                oid = e.id  # type: ignore[union-attr]
+                limit = buys.get(oid)
+                if limit == _MARKET:
+                    continue  # a market buy gives back what its cap did not spend, below
+                if limit is not None:
+                    del buys[oid]
+                if e.seq > replayed:
+                    self._release(oid, e.qty if limit is None else limit * e.qty)  # type: ignore[union-attr]
+        if command.__class__ is NewOrder and command.cap is not None:  # type: ignore[union-attr]
+            oid = command.id  # type: ignore[union-attr]
+            if buys.pop(oid, None) == _MARKET and events[start].seq > replayed:
+                self._release(oid, command.cap - spent)  # type: ignore[union-attr]
+        if trades:
+            self._settle(trades, events)
+
+    # -- settlement ----------------------------------------------------------------------
+
+    def _settle(self, trades: list[Trade], events: list[Event]) -> None:
+        adapter = self.settlement
+        for t in trades:
+            if t.symbol not in adapter.instruments:
+                book = self._books[t.symbol]
+                adapter.instruments[t.symbol] = Instrument(book.unit, self._currency(book))
+        if adapter.lag:
+            adapter(trades)
+        else:
+            self._settlement_events(adapter.settle_trades(trades), trades, events)
+
+    def _settlement_events(self, records: list[SettlementRecord], trades: list[Trade],
+                           events: list[Event]) -> None:
+        by_id = {t.seq: t for t in trades}
+        for r in records:
+            seq = next(self._seq)
+            if type(r) is Settled:
+                events.append(TradeSettled(seq, r.trade_id, r.txid))
+                continue
+            events.append(SettlementFailure(seq, r.trade_id, r.reason, r.detail))
+            trade = by_id[r.trade_id]
+            if seq > self._replayed:  # nothing moved: give the trade's share of the holds back
+                self._release(trade.sell_id, trade.qty)
+                self._release(trade.buy_id, trade.price * trade.qty)
+
+    def _business_day(self, cmd: BusinessDay, events: list[Event]) -> None:
+        adapter = self.settlement
+        day = cmd.day
+        if day.__class__ is not int or day < adapter.day:
+            events.append(Rejected(next(self._seq), None, RejectReason.MALFORMED,
+                                   f"business day must be an integer not before {adapter.day}"))
+            return
+        pending = adapter.pending
+        records = adapter.settle_due(day)
+        events.append(Recorded(next(self._seq), "business_day", None,
+                               f"day {day}: {len(records)} trades due"))
+        self._settlement_events(records, pending, events)
+
+    def _currency(self, book: OrderBook) -> str:
+        return book.currency or self.currency
+
+    # -- registry commands ---------------------------------------------------------------
+
+    def _registry_command(self, cmd: RegistryCommand, events: list[Event]) -> None:
+        seq = next(self._seq)
+        tag = cmd.__struct_config__.tag
+        if seq <= self._replayed:
+            outcome = self.registry.outcome(seq)
+            if outcome is None:
+                raise LogMismatch(f"the registry holds events up to {self._replayed} but has no outcome "
+                                  f"for event {seq} ({tag}): it went through another log")
+        else:
+            try:
+                with self.registry.transaction():
+                    txid, detail = self._handlers[cmd.__class__](cmd)
+                outcome = Outcome(txid, "", detail)
+            except RegistryError as e:
+                outcome = Outcome(0, e.code, str(e))
+            except (TypeError, ValueError) as e:  # a hand-built command with values of the wrong kind
+                outcome = Outcome(0, RejectReason.MALFORMED, f"{tag}: {e}")
+            self.registry.record_outcome(seq, outcome)
+        if outcome.reason:
+            events.append(Rejected(seq, None, outcome.reason, outcome.detail))
+        else:
+            events.append(Recorded(seq, tag, outcome.txid or None, outcome.detail))
+
+    def _open_scheme(self, c: OpenScheme) -> tuple[int, str]:
+        return self.registry.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent,
+                                                  c.banking)), ""
+
+    def _set_cap(self, c: SetCap) -> tuple[int, str]:
+        return self.registry.set_cap(c.scheme, c.period, c.cap), ""
+
+    def _open_account(self, c: OpenAccount) -> tuple[int, str]:
+        return self.registry.open_account(c.account, AccountKind(c.kind), units=c.units, scheme=c.scheme), ""
+
+    def _set_status(self, c: SetAccountStatus) -> tuple[int, str]:
+        return self.registry.set_status(c.account, AccountStatus(c.status)), ""
+
+    def _issue(self, c: Issue) -> tuple[int, str]:
+        b = self.registry.issue(c.account, c.unit, c.qty, scheme=c.scheme, period=c.period, origin=c.origin,
+                                start=c.start, project=c.project, expiry=c.expiry)
+        return 0, f"serials {b.origin} {b.start}-{b.end}"
+
+    def _transfer(self, c: Transfer) -> tuple[int, str]:
+        return self.registry.transfer(c.sender, c.receiver, c.unit, c.qty), ""
+
+    def _deposit(self, c: Deposit) -> tuple[int, str]:
+        return self.registry.deposit(c.account, c.currency, c.amount), ""
+
+    def _emissions(self, c: RecordEmissions) -> tuple[int, str]:
+        return self.registry.record_emissions(c.account, c.period, c.tonnes), ""
+
+    def _surrender(self, c: Surrender) -> tuple[int, str]:
+        txid = self.registry.surrender(c.account, c.period, c.unit, c.qty, to=c.to)
+        comp = self.registry.compliance(c.account, c.period)
+        return txid, f"{comp.surrendered} of {comp.obligation} surrendered for {c.period}: status {comp.status}"
+
+    def _retire(self, c: Retire) -> tuple[int, str]:
+        return self.registry.retire(c.account, c.unit, c.qty, to=c.to), ""
+
+    def _carry_over(self, c: CarryOver) -> tuple[int, str]:
+        return self.registry.carry_over(c.account, c.unit, c.period), ""
+
+    def _expire(self, c: Expire) -> tuple[int, str]:
+        return 0, f"{self.registry.expire(c.unit, c.period)} units expired"
+
+
+class _Undo(Exception):
+    """Rolls back a hold resize that was refused without a registry exception."""
+
+
+def _refusal(e: RegistryError) -> tuple[str, str]:
+    if isinstance(e, InsufficientUnits):
+        return RejectReason.INSUFFICIENT_UNITS, str(e)
+    if isinstance(e, InsufficientFunds):
+        return RejectReason.INSUFFICIENT_FUNDS, str(e)
+    return e.code, str(e)
