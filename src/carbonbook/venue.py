@@ -87,7 +87,6 @@ from carbonbook.commands import (
 from carbonbook.engine import Engine
 from carbonbook.errors import CarbonbookError, InsufficientFunds, InsufficientUnits, RegistryError
 from carbonbook.events import (
-    Accepted,
     Cancelled,
     Event,
     Recorded,
@@ -200,10 +199,11 @@ class Venue(Engine):
                 if not is_buy:
                     self.registry.reserve(cmd.id, cmd.account, book.unit, cmd.qty)
                 elif cmd.price is None and cmd.cap is None:
-                    refusal = (RejectReason.INSUFFICIENT_FUNDS, "a market buy must state a cap (the most it may spend)")
+                    refusal = (RejectReason.INSUFFICIENT_FUNDS,
+                               "a market buy must state a cap (the most it may spend)")
                 else:
-                    amount = cmd.cap if cmd.price is None else cmd.price * cmd.qty
-                    refusal = self._reserve_cash(cmd.id, cmd.account, self._currency(book), amount)  # type: ignore[arg-type]
+                    amount: int = cmd.cap if cmd.price is None else cmd.price * cmd.qty  # type: ignore[assignment]
+                    refusal = self._reserve_cash(cmd.id, cmd.account, self._currency(book), amount)
             except RegistryError as e:
                 refusal = _refusal(e)
             if refusal is not None:
@@ -270,31 +270,27 @@ class Venue(Engine):
         spent = 0
         for i in range(start, len(events)):
             e = events[i]
-            cls = e.__class__
-            if cls is Trade:
-                trades.append(e)  # type: ignore[arg-type]
-                buy_id = e.buy_id  # type: ignore[union-attr]
-                limit = buys.get(buy_id)
+            if isinstance(e, Trade):
+                trades.append(e)
+                limit = buys.get(e.buy_id)
                 if limit == _MARKET:
-                    spent += e.price * e.qty  # type: ignore[union-attr]
+                    spent += e.price * e.qty
                 elif limit is not None:
-                    if limit > e.price and e.seq > replayed:  # type: ignore[union-attr]
-                        self._release(buy_id, (limit - e.price) * e.qty)  # type: ignore[union-attr]
-                    if self._index.get(buy_id) is FILLED:
-                        del buys[buy_id]
-            elif cls is Cancelled:
-                oid = e.id  # type: ignore[union-attr]
-                limit = buys.get(oid)
+                    if limit > e.price and e.seq > replayed:
+                        self._release(e.buy_id, (limit - e.price) * e.qty)
+                    if self._index.get(e.buy_id) is FILLED:
+                        del buys[e.buy_id]
+            elif isinstance(e, Cancelled):
+                limit = buys.get(e.id)
                 if limit == _MARKET:
                     continue  # a market buy gives back what its cap did not spend, below
                 if limit is not None:
-                    del buys[oid]
+                    del buys[e.id]
                 if e.seq > replayed:
-                    self._release(oid, e.qty if limit is None else limit * e.qty)  # type: ignore[union-attr]
-        if command.__class__ is NewOrder and command.cap is not None:  # type: ignore[union-attr]
-            oid = command.id  # type: ignore[union-attr]
-            if buys.pop(oid, None) == _MARKET and events[start].seq > replayed:
-                self._release(oid, command.cap - spent)  # type: ignore[union-attr]
+                    self._release(e.id, e.qty if limit is None else limit * e.qty)
+        if (isinstance(command, NewOrder) and command.cap is not None
+                and buys.pop(command.id, None) == _MARKET and events[start].seq > replayed):
+            self._release(command.id, command.cap - spent)
         if trades:
             self._settle(trades, events)
 
@@ -316,7 +312,7 @@ class Venue(Engine):
         by_id = {t.seq: t for t in trades}
         for r in records:
             seq = next(self._seq)
-            if type(r) is Settled:
+            if isinstance(r, Settled):
                 events.append(TradeSettled(seq, r.trade_id, r.txid))
                 continue
             events.append(SettlementFailure(seq, r.trade_id, r.reason, r.detail))
@@ -345,7 +341,7 @@ class Venue(Engine):
 
     def _registry_command(self, cmd: RegistryCommand, events: list[Event]) -> None:
         seq = next(self._seq)
-        tag = cmd.__struct_config__.tag
+        tag = str(cmd.__struct_config__.tag)
         if seq <= self._replayed:
             outcome = self.registry.outcome(seq)
             if outcome is None:
