@@ -102,6 +102,9 @@ class RejectReason(StrEnum):
     POST_ONLY = "post_only"
     PHASE = "phase"
     PRICE_BAND = "price_band"
+    UNKNOWN_AUCTION = "unknown_auction"
+    AUCTION_CLOSED = "auction_closed"
+    DUPLICATE_AUCTION = "duplicate_auction"
 
 
 class CancelReason(StrEnum):
