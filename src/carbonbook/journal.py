@@ -163,6 +163,8 @@ _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 def _wide(value: object) -> object:
     if isinstance(value, int) and value.__class__ is int and not -(2**63) <= value < 2**64:
         return msgspec.msgpack.Ext(_BIGINT, str(value).encode())
+    if isinstance(value, CostContainmentReserve):  # nested in an auction command
+        return {f: _wide(getattr(value, f)) for f in value.__struct_fields__}
     return value
 
 
