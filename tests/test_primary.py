@@ -547,3 +547,14 @@ def test_journal_recovery_with_an_auction_open(tmp_path: Path) -> None:
     assert rec.engine.state_hash() == reference.state_hash()
     close = [CloseAuction("CCA-2030-Q1"), CloseAuction("R")]
     assert rec.engine.apply_all(close) == reference.apply_all(close)
+
+
+def test_bench_script_runs() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "auction_replay.py", "--bids", "300", "--runs", "1"],
+                          cwd=root / "bench", capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "close (clear + result event)" in proc.stdout and "300 bids" in proc.stdout
