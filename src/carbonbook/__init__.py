@@ -31,10 +31,13 @@ from carbonbook._types import (
 from carbonbook.book import OrderBook
 from carbonbook.commands import (
     CancelOrder,
+    CloseAuction,
     Command,
     ListInstrument,
     ModifyOrder,
     NewOrder,
+    OpenAuction,
+    PlaceBid,
     SetPhase,
     Undecodable,
 )
@@ -42,6 +45,8 @@ from carbonbook.engine import Depth, Engine, Level, OrderState
 from carbonbook.errors import BookIntegrityError, CarbonbookError
 from carbonbook.events import (
     Accepted,
+    AuctionCleared,
+    AuctionOpened,
     Cancelled,
     Event,
     Indicative,
@@ -55,11 +60,14 @@ from carbonbook.events import (
 
 __all__ = [
     "Accepted",
+    "AuctionCleared",
+    "AuctionOpened",
     "BookIntegrityError",
     "CancelOrder",
     "CancelReason",
     "Cancelled",
     "CarbonbookError",
+    "CloseAuction",
     "Command",
     "Depth",
     "Engine",
@@ -71,11 +79,13 @@ __all__ = [
     "Modified",
     "ModifyOrder",
     "NewOrder",
+    "OpenAuction",
     "OrderBook",
     "OrderState",
     "OrderType",
     "Phase",
     "PhaseChanged",
+    "PlaceBid",
     "RejectReason",
     "Rejected",
     "SelfTradePrevention",

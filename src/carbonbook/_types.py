@@ -105,6 +105,9 @@ class RejectReason(StrEnum):
     INSUFFICIENT_UNITS = "insufficient_units"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     NO_REGISTRY = "no_registry"
+    UNKNOWN_AUCTION = "unknown_auction"
+    AUCTION_CLOSED = "auction_closed"
+    DUPLICATE_AUCTION = "duplicate_auction"
 
 
 class CancelReason(StrEnum):

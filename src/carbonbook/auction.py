@@ -142,6 +142,7 @@ __all__ = [
     "CostContainmentReserve",
     "RefusedBid",
     "TieRule",
+    "check_spec",
     "clear_auction",
 ]
 
@@ -307,6 +308,12 @@ def _check_spec(spec: AuctionSpec) -> None:
 
 _TIE_RULES = frozenset(TieRule)
 _CAP_RULES = frozenset(CapRule)
+
+
+def check_spec(spec: AuctionSpec) -> None:
+    """Raise :class:`AuctionSpecError` if ``spec`` is not a valid auction spec (what
+    :func:`clear_auction` checks first). O(1)."""
+    _check_spec(spec)
 
 
 def _admit(

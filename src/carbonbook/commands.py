@@ -24,6 +24,7 @@ from carbonbook._types import (
     UnitType,
     is_int64,
 )
+from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 
 
 class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False):
@@ -99,6 +100,53 @@ class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=Fa
     symbol: Name
     phase: Phase
     reference: Int64 | None = None
+    ts: Int64 | None = None
+
+
+class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, gc=False):
+    """Open the sealed-bid primary auction ``auction``: ``seller`` offers ``volume`` tonnes of ``unit``.
+
+    The other fields are :class:`~carbonbook.auction.AuctionSpec`'s, with its names and
+    defaults (``seed`` defaults to 0); ``currency``, ``scheme`` and ``period`` are carried
+    to the result for settlement. See :mod:`carbonbook.primary`.
+    """
+
+    auction: Name
+    unit: UnitType
+    volume: Int64
+    seller: Name
+    tie_rule: TieRule = TieRule.EU
+    seed: Int64 = 0
+    lot: Int64 = 1
+    tick: Int64 = 1
+    reserve_price: Int64 | None = None
+    bidder_cap: Int64 | None = None
+    cap_rule: CapRule = CapRule.CUT
+    ccr: CostContainmentReserve | None = None
+    currency: Name | None = None
+    scheme: Name | None = None
+    period: Int64 | None = None
+    ts: Int64 | None = None
+
+
+class PlaceBid(msgspec.Struct, tag_field="type", tag="bid", frozen=True, gc=False):
+    """A sealed bid ``id`` in ``auction``: ``account`` would buy up to ``qty`` tonnes at up to ``price``.
+
+    Bid ids share the order-id space: unique among every id ever accepted.
+    """
+
+    auction: Name
+    id: OrderId
+    account: Name
+    price: Int64
+    qty: Int64
+    ts: Int64 | None = None
+
+
+class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen=True, gc=False):
+    """Close the bidding window of ``auction`` and clear it."""
+
+    auction: Name
     ts: Int64 | None = None
 
 
@@ -230,9 +278,9 @@ class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
     day: Int64
 
 
-Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenScheme | SetCap | OpenAccount
-           | SetAccountStatus | Issue | Transfer | Deposit | RecordEmissions | Surrender | Retire | CarryOver
-           | Expire | BusinessDay)
+Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenAuction | PlaceBid
+           | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Transfer | Deposit
+           | RecordEmissions | Surrender | Retire | CarryOver | Expire | BusinessDay)
 """Any order-log command."""
 
 

@@ -12,7 +12,7 @@ from itertools import count
 
 import msgspec
 
-from carbonbook import phases
+from carbonbook import phases, primary
 from carbonbook._types import (
     Phase,
     RejectReason,
@@ -24,10 +24,13 @@ from carbonbook._types import (
 from carbonbook.book import Index, Order, OrderBook
 from carbonbook.commands import (
     CancelOrder,
+    CloseAuction,
     Command,
     ListInstrument,
     ModifyOrder,
     NewOrder,
+    OpenAuction,
+    PlaceBid,
     RegistryCommand,
     SetPhase,
     Undecodable,
@@ -62,7 +65,8 @@ class Depth(msgspec.Struct, frozen=True):
 
 
 class OrderState(msgspec.Struct, frozen=True):
-    """What the engine knows of an order: ``status`` is ``open``, ``filled`` or ``cancelled``.
+    """What the engine knows of an order: ``status`` is ``open``, ``filled`` or ``cancelled``
+    (``bid`` for the id of a primary-auction bid).
 
     The other fields are set only while the order is open.
     """
@@ -95,6 +99,7 @@ class Engine:
         self._index: Index = {}
         self._books: dict[str, OrderBook] = {}
         self._subscribers: list[Subscriber] = []
+        self._auctions: primary.Auctions = {}
 
     # -- commands ---------------------------------------------------------------
 
@@ -148,11 +153,43 @@ class Engine:
             events.append(Rejected(next(self._seq), None, RejectReason.NO_REGISTRY,
                                    f"{command.__struct_config__.tag} needs a venue with a registry"))
         else:
-            events.append(Rejected(next(self._seq), None, _MALFORMED, f"not a command: {command!r}"))
+            handler = _RARE_COMMANDS.get(cls)
+            if handler is not None:
+                handler(self, command, events)
+            else:
+                events.append(Rejected(next(self._seq), None, _MALFORMED, f"not a command: {command!r}"))
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` with the events of every later ``apply`` or ``apply_all``."""
         self._subscribers.append(subscriber)
+
+    # -- primary auctions (carbonbook.primary) ------------------------------------------
+
+    def _open_auction(self, cmd: OpenAuction, events: list[Event]) -> None:
+        primary.open_auction(self._auctions, cmd, self._seq.__next__, events)
+
+    def _place_bid(self, cmd: PlaceBid, events: list[Event]) -> None:
+        primary.place_bid(self._auctions, self._index, cmd, self._seq.__next__, events, self._admit_bid)
+
+    def _close_auction(self, cmd: CloseAuction, events: list[Event]) -> None:
+        primary.close_auction(self._auctions, cmd, self._seq.__next__, events)
+
+    def _admit_bid(self, bid: PlaceBid, auction: OpenAuction) -> tuple[str, str] | None:
+        """The pre-trade hook for primary-auction bids: None to accept ``bid``, or a
+        ``(reason, detail)`` refusal, which becomes its ``rejected`` event.
+
+        Called once per bid, after every check of the engine's own (the bid is well formed,
+        its auction is open, its price and quantity fit the tick and lot, its id is new)
+        and just before the bid is accepted: returning None always means ``accepted``
+        follows, so a subclass may hold the bidder's cash here (``bid.price * bid.qty`` in
+        ``auction.currency``) and release it on a refusal of its own or after the
+        ``auction_result``. ``auction`` is the auction's opening command (seller, unit,
+        currency, scheme, period, tick, lot, ...). ``reason`` should be a stable code (a
+        :class:`~carbonbook._types.RejectReason` value or a new one of the hook's own);
+        a refusal changes nothing in the engine. The hook must not apply commands. The base
+        engine admits every bid.
+        """
+        return None
 
     def _list(self, cmd: ListInstrument, events: list[Event]) -> None:
         fault = _instrument_fault(cmd)
@@ -240,7 +277,7 @@ class Engine:
 
     def export_state(self) -> EngineState:
         """The whole state of the engine as data (see :mod:`carbonbook.snapshot`). O(orders + ids)."""
-        return export_state(self._seq, self._books, self._index)
+        return export_state(self._seq, self._books, self._index, self._auctions)
 
     def state_hash(self) -> str:
         """SHA-256 (hex) of the canonical encoding of :meth:`export_state`: equal for engines that
@@ -253,6 +290,7 @@ class Engine:
         raises :class:`~carbonbook.errors.SnapshotError` if ``state`` is inconsistent."""
         engine = cls()
         engine._seq, engine._books, engine._index = restore_parts(state)
+        engine._auctions = primary.restore_auctions(state.auctions, engine._index)
         return engine
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
@@ -354,6 +392,15 @@ class Engine:
         live = sum(1 for v in self._index.values() if isinstance(v, Order))
         if resting != live:
             raise BookIntegrityError(f"index holds {live} open orders, the books {resting}")
+        primary.check_auctions(self._auctions, self._index)
+
+
+_RARE_COMMANDS: dict[type, Callable[[Engine, object, list[Event]], None]] = {
+    OpenAuction: Engine._open_auction,  # type: ignore[dict-item]
+    PlaceBid: Engine._place_bid,  # type: ignore[dict-item]
+    CloseAuction: Engine._close_auction,  # type: ignore[dict-item]
+}
+"""Command classes dispatched by one dict lookup, after the order commands' branches."""
 
 
 def _open_state(order: Order) -> OrderState:

@@ -10,6 +10,15 @@ from __future__ import annotations
 import msgspec
 
 from carbonbook._types import CancelReason, Phase, Side, UnitType
+from carbonbook.auction import (
+    AuctionCancelReason,
+    BidAllocation,
+    BidderAllocation,
+    CapRule,
+    CostContainmentReserve,
+    RefusedBid,
+    TieRule,
+)
 
 
 class _Event(msgspec.Struct, tag_field="type", frozen=True, gc=False, omit_defaults=True):
@@ -133,6 +142,68 @@ class SettlementFailure(_Event, tag="settlement_failed", frozen=True):
     detail: str
 
 
+class AuctionOpened(_Event, tag="auction_opened", frozen=True):
+    """Primary auction ``auction`` takes sealed bids for ``volume`` tonnes of ``unit`` from ``seller``.
+
+    It states what a valid bid needs (``tick``, ``lot``, ``bidder_cap``) and how the auction
+    clears (``tie_rule``, ``cap_rule``); the seed, the reserve price and the cost containment
+    reserve are published only in the ``auction_result``. Every field is always written.
+    """
+
+    auction: str
+    unit: UnitType
+    volume: int
+    seller: str
+    tie_rule: TieRule
+    lot: int
+    tick: int
+    bidder_cap: int | None
+    cap_rule: CapRule
+    currency: str | None
+    scheme: str | None
+    period: int | None
+
+
+class AuctionCleared(_Event, tag="auction_result", frozen=True):
+    """Primary auction ``auction`` closed: ``seller`` sold ``volume_sold`` tonnes of ``unit`` at ``price``.
+
+    ``price`` is the uniform clearing price (null when ``cancelled``, ``cancel_reason`` saying
+    why); ``allocations`` (bid ``id``, ``account``, ``qty``; priority order) and ``bidders``
+    (``account``, ``qty``, ``bids``; by account) both sum to ``volume_sold``; ``refused``
+    lists the bids, or parts of bids, left out at clearing (``below_reserve``, ``over_cap``).
+    ``tie_order`` (admitted bid ids) with ``seed`` replays the clearing exactly. The auction's
+    terms are repeated so a settlement layer needs nothing else. Every field is always written.
+    """
+
+    auction: str
+    seller: str
+    unit: UnitType
+    currency: str | None
+    scheme: str | None
+    period: int | None
+    cancelled: bool
+    cancel_reason: AuctionCancelReason | None
+    price: int | None
+    volume: int
+    volume_sold: int
+    ccr_triggered: bool
+    ccr_released: int
+    demand: int
+    tie_rule: TieRule
+    seed: int
+    lot: int
+    tick: int
+    reserve_price: int | None
+    bidder_cap: int | None
+    cap_rule: CapRule
+    ccr: CostContainmentReserve | None
+    allocations: tuple[BidAllocation, ...]
+    bidders: tuple[BidderAllocation, ...]
+    refused: tuple[RefusedBid, ...]
+    tie_order: tuple[int, ...]
+
+
 Event = (InstrumentListed | Accepted | Rejected | Trade | Cancelled | Modified | PhaseChanged
-         | Indicative | Uncrossed | Recorded | TradeSettled | SettlementFailure)
+         | Indicative | Uncrossed | Recorded | TradeSettled | SettlementFailure | AuctionOpened
+         | AuctionCleared)
 """Any engine event."""

@@ -76,13 +76,17 @@ from typing import Any, BinaryIO, Literal
 import msgspec
 
 from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
+from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 from carbonbook.codec import command_batches, wants_msgpack
 from carbonbook.commands import (
     CancelOrder,
+    CloseAuction,
     Command,
     ListInstrument,
     ModifyOrder,
     NewOrder,
+    OpenAuction,
+    PlaceBid,
     SetPhase,
     Undecodable,
 )
@@ -144,13 +148,14 @@ class _Opaque:
 _COMMANDS: dict[str, type[Any]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
     for cls in (ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase,
-                UndecodableRecord, OpaqueRecord)
+                OpenAuction, PlaceBid, CloseAuction, UndecodableRecord, OpaqueRecord)
 }
 _ENUM_FIELDS: dict[str, Any] = {
     "side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": SelfTradePrevention,
-    "unit": UnitType, "phase": Phase,
+    "unit": UnitType, "phase": Phase, "tie_rule": TieRule, "cap_rule": CapRule,
 }
-_COMMAND_CLASSES = frozenset((ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase))
+_COMMAND_CLASSES = frozenset((ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase,
+                              OpenAuction, PlaceBid, CloseAuction))
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 
@@ -158,14 +163,16 @@ _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 def _wide(value: object) -> object:
     if isinstance(value, int) and value.__class__ is int and not -(2**63) <= value < 2**64:
         return msgspec.msgpack.Ext(_BIGINT, str(value).encode())
+    if isinstance(value, CostContainmentReserve):  # nested in an auction command
+        return {f: _wide(getattr(value, f)) for f in value.__struct_fields__}
     return value
 
 
 def encode_command(command: Applied) -> bytes:
     """The MessagePack payload of one journaled command (see the module docstring)."""
     record: msgspec.Struct
-    if isinstance(command, ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase) and (
-            command.__class__ in _COMMAND_CLASSES):
+    if isinstance(command, ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase
+                  | OpenAuction | PlaceBid | CloseAuction) and command.__class__ in _COMMAND_CLASSES:
         record = command
     elif isinstance(command, Undecodable) and command.__class__ is Undecodable:
         record = UndecodableRecord(command.line, command.detail, command.id)
@@ -214,6 +221,8 @@ def decode_command(payload: bytes | memoryview) -> Command | Undecodable | objec
         enum = _ENUM_FIELDS.get(name)
         if enum is not None and value.__class__ is str and value in enum._value2member_map_:
             value = enum(value)
+        elif name == "ccr" and isinstance(value, dict):  # a hand-built auction's reserve
+            value = CostContainmentReserve(**value)
         kwargs[name] = value
     return _revive(cls(**kwargs))
 

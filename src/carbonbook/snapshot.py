@@ -7,9 +7,11 @@ State
     ``pending`` call flag, each side's levels best first with their live orders in time
     priority, the market orders of a call, and the call's bookkeeping: arrival order,
     its clock, and the orders that expire at the uncross, in their order); and the id
-    index in insertion order, each id with its status (``open``, ``filled`` or
-    ``cancelled``). Open orders are stored once, on their level; the index only names
-    them.
+    index in insertion order, each id with its status (``open``, ``filled``,
+    ``cancelled``, or ``bid`` for a primary-auction bid); and the primary auctions in
+    opening order (:class:`~carbonbook.primary.AuctionState`: terms, closed flag, the open
+    auction's bids in arrival order). Open orders are stored once, on their level; the
+    index only names them.
 
     Dead entries (cancelled orders not yet popped from a level's deque) are an internal
     detail with no effect on any event, so they are not part of the state: a restored
@@ -44,6 +46,7 @@ from carbonbook import phases
 from carbonbook._types import CancelReason, Phase, SelfTradePrevention, Side, UnitType
 from carbonbook.book import CANCELLED, FILLED, BookSide, Index, Order, OrderBook, PriceLevel
 from carbonbook.errors import SnapshotError
+from carbonbook.primary import BID, Auctions, AuctionState, export_auctions
 
 STATE_VERSION = 1
 MAGIC = b"CBSNAP01"
@@ -56,7 +59,7 @@ _BOOK_CLASSES: dict[str, type[OrderBook]] = {
     cls.__name__: cls
     for cls in (OrderBook, phases.BandedBook, phases.CallBook, phases.ClosedBook)
 }
-_STATUSES = frozenset((OPEN, FILLED, CANCELLED))
+_STATUSES = frozenset((OPEN, FILLED, CANCELLED, BID))
 
 
 class OrderRecord(msgspec.Struct, array_like=True, frozen=True):
@@ -108,6 +111,7 @@ class EngineState(msgspec.Struct, frozen=True):
     books: list[BookState]
     index: list[tuple[int, str]]
     version: int = STATE_VERSION
+    auctions: list[AuctionState] = []
 
 
 class SnapshotFile(msgspec.Struct, frozen=True):
@@ -168,12 +172,15 @@ def export_book(book: OrderBook) -> BookState:
     )
 
 
-def export_state(seq: count[int], books: dict[str, OrderBook], index: Index) -> EngineState:
-    """The state of an engine's parts: its sequence, its books and its id index. O(orders + ids)."""
+def export_state(seq: count[int], books: dict[str, OrderBook], index: Index,
+                 auctions: Auctions | None = None) -> EngineState:
+    """The state of an engine's parts: its sequence, its books, its id index and its primary
+    auctions. O(orders + ids + bids)."""
     return EngineState(
         seq=peek(seq),
         books=[export_book(book) for book in books.values()],
         index=[(oid, entry if isinstance(entry, str) else OPEN) for oid, entry in index.items()],
+        auctions=export_auctions(auctions or {}),
     )
 
 
@@ -251,7 +258,7 @@ def restore_parts(state: EngineState) -> tuple[count[int], dict[str, OrderBook],
                 raise SnapshotError(f"order {oid} is open in the index but rests in no book")
             index[oid] = order
         else:
-            index[oid] = FILLED if status == FILLED else CANCELLED
+            index[oid] = FILLED if status == FILLED else BID if status == BID else CANCELLED
     if orders:
         raise SnapshotError(f"{len(orders)} resting orders are not open in the index, e.g. {min(orders)}")
     return seq, books, index
