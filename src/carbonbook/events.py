@@ -142,6 +142,26 @@ class SettlementFailure(_Event, tag="settlement_failed", frozen=True):
     detail: str
 
 
+class AllocationSettled(_Event, tag="allocation_settled", frozen=True):
+    """Bid ``id`` of primary auction ``auction`` got its allocation by registry transaction
+    ``txid``: the units (issued to the seller first when the auction names a scheme and
+    period) moved seller to bidder and the clearing price times the quantity bidder to seller."""
+
+    auction: str
+    id: int
+    txid: int
+
+
+class AllocationFailed(_Event, tag="allocation_failed", frozen=True):
+    """Bid ``id``'s allocation in primary auction ``auction`` could not settle and nothing moved;
+    ``reason`` is the registry's code."""
+
+    auction: str
+    id: int
+    reason: str
+    detail: str
+
+
 class AuctionOpened(_Event, tag="auction_opened", frozen=True):
     """Primary auction ``auction`` takes sealed bids for ``volume`` tonnes of ``unit`` from ``seller``.
 
@@ -205,5 +225,5 @@ class AuctionCleared(_Event, tag="auction_result", frozen=True):
 
 Event = (InstrumentListed | Accepted | Rejected | Trade | Cancelled | Modified | PhaseChanged
          | Indicative | Uncrossed | Recorded | TradeSettled | SettlementFailure | AuctionOpened
-         | AuctionCleared)
+         | AuctionCleared | AllocationSettled | AllocationFailed)
 """Any engine event."""

@@ -20,7 +20,13 @@
 - **settles every trade** delivery versus payment through a
   :class:`~carbonbook.settlement.SettlementAdapter` consuming the holds: right after the
   command that made it (``lag=0``), or on the ``business_day`` that makes it due (T+``lag``).
-  Each outcome is an event, ``settled`` or ``settlement_failed``, in the one sequence.
+  Each outcome is an event, ``settled`` or ``settlement_failed``, in the one sequence;
+- **runs primary auctions against cash**: a bid is accepted only if the bidder can hold
+  ``price * qty`` (``insufficient_funds`` otherwise); when the auction clears every bid's
+  hold is released and each allocation settles in its own transaction: the units are
+  issued to the seller (when the auction names a ``scheme`` and ``period``; otherwise the
+  seller must hold them) and delivered to the bidder against the clearing price times
+  the quantity: ``allocation_settled`` or ``allocation_failed``.
 
 Atomicity and replay
     Each ``apply`` or ``apply_all`` call is one registry transaction, which also stores
@@ -74,7 +80,9 @@ from carbonbook.commands import (
     ListInstrument,
     NewOrder,
     OpenAccount,
+    OpenAuction,
     OpenScheme,
+    PlaceBid,
     RecordEmissions,
     RegistryCommand,
     Retire,
@@ -87,6 +95,9 @@ from carbonbook.commands import (
 from carbonbook.engine import Engine
 from carbonbook.errors import CarbonbookError, InsufficientFunds, InsufficientUnits, RegistryError
 from carbonbook.events import (
+    AllocationFailed,
+    AllocationSettled,
+    AuctionCleared,
     Cancelled,
     Event,
     Recorded,
@@ -246,6 +257,20 @@ class Venue(Engine):
             self._buys[order.id] = price
         return refusal
 
+    def _admit_bid(self, bid: PlaceBid, auction: OpenAuction) -> tuple[str, str] | None:
+        """Hold ``price * qty`` of the bidder's cash for a bid about to be accepted, or say why not."""
+        seq = self.next_seq
+        if seq <= self._replayed:
+            return self._recorded_refusal(seq)
+        try:
+            refusal = self._reserve_cash(bid.id, bid.account, auction.currency or self.currency,
+                                         bid.price * bid.qty)
+        except RegistryError as e:
+            refusal = _refusal(e)
+        if refusal is not None:
+            self.registry.record_outcome(seq, Outcome(0, *refusal))
+        return refusal
+
     def _reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> tuple[str, str] | None:
         if amount > INT64_MAX:
             return RejectReason.INSUFFICIENT_FUNDS, f"the order would hold {amount}, past 2**63 - 1"
@@ -280,6 +305,8 @@ class Venue(Engine):
                         self._release(e.buy_id, (limit - e.price) * e.qty)
                     if self._index.get(e.buy_id) is FILLED:
                         del buys[e.buy_id]
+            elif isinstance(e, AuctionCleared):
+                self._settle_auction(e, events)
             elif isinstance(e, Cancelled):
                 limit = buys.get(e.id)
                 if limit == _MARKET:
@@ -321,6 +348,47 @@ class Venue(Engine):
                 self._release(trade.sell_id, trade.qty)
                 self._release(trade.buy_id, trade.price * trade.qty)
 
+    def _settle_auction(self, result: AuctionCleared, events: list[Event]) -> None:
+        """Release every bid's hold, then settle each allocation in its own transaction:
+        issue the units to the seller (when the auction names a scheme and period) and move
+        them to the bidder against ``price * qty``. Outcomes are recorded by event seq."""
+        reg = self.registry
+        if result.seq > self._replayed:
+            for bid_id in result.tie_order:
+                self._release(bid_id, reg.hold(bid_id))
+        currency = result.currency or self.currency
+        for a in result.allocations:
+            seq = next(self._seq)
+            if seq <= self._replayed:
+                outcome = self._recorded(seq, "allocation")
+            else:
+                try:
+                    with reg.transaction():
+                        if result.scheme is not None and result.period is not None:
+                            reg.issue(result.seller, result.unit, a.qty, scheme=result.scheme,
+                                      period=result.period)
+                        record = reg.settle(seq, seller=result.seller, buyer=a.account, unit=result.unit,
+                                            qty=a.qty, currency=currency, amount=(result.price or 0) * a.qty)
+                        if not isinstance(record, Settled):
+                            raise _Refused(record.reason, record.detail)
+                    outcome = Outcome(record.txid)
+                except _Refused as e:
+                    outcome = Outcome(0, *e.args)
+                except RegistryError as e:
+                    outcome = Outcome(0, e.code, str(e))
+                reg.record_outcome(seq, outcome)
+            if outcome.reason:
+                events.append(AllocationFailed(seq, result.auction, a.id, outcome.reason, outcome.detail))
+            else:
+                events.append(AllocationSettled(seq, result.auction, a.id, outcome.txid))
+
+    def _recorded(self, seq: int, what: str) -> Outcome:
+        outcome = self.registry.outcome(seq)
+        if outcome is None:
+            raise LogMismatch(f"the registry holds events up to {self._replayed} but has no outcome "
+                              f"for event {seq} ({what}): it went through another log")
+        return outcome
+
     def _business_day(self, cmd: BusinessDay, events: list[Event]) -> None:
         adapter = self.settlement
         day = cmd.day
@@ -343,10 +411,7 @@ class Venue(Engine):
         seq = next(self._seq)
         tag = str(cmd.__struct_config__.tag)
         if seq <= self._replayed:
-            outcome = self.registry.outcome(seq)
-            if outcome is None:
-                raise LogMismatch(f"the registry holds events up to {self._replayed} but has no outcome "
-                                  f"for event {seq} ({tag}): it went through another log")
+            outcome = self._recorded(seq, tag)
         else:
             try:
                 with self.registry.transaction():
@@ -406,6 +471,10 @@ class Venue(Engine):
 
 class _Undo(Exception):
     """Rolls back a hold resize that was refused without a registry exception."""
+
+
+class _Refused(Exception):
+    """Rolls back an allocation whose settlement the registry refused: args are (reason, detail)."""
 
 
 def _refusal(e: RegistryError) -> tuple[str, str]:
