@@ -192,6 +192,9 @@ class Reference:
             return True
         if type(cmd.post_only) is not bool:
             return True
+        if cmd.cap is not None and not (is_int64(cmd.cap) and cmd.cap > 0 and cmd.side == Side.BUY
+                                        and cmd.order_type == OrderType.MARKET):
+            return True
         if cmd.order_type == OrderType.LIMIT and cmd.price is None:
             return True
         if cmd.order_type == OrderType.MARKET and (cmd.price is not None or cmd.post_only):
@@ -220,12 +223,17 @@ class Reference:
         events: list[Event] = [Accepted(self.next_seq(), cmd.id, cmd.symbol)]
 
         if cmd.tif == TimeInForce.FOK and self.fillable(book, cmd.side, cmd.account, price,
-                                                         cmd.stp) < qty:
+                                                         cmd.stp, cmd.cap) < qty:
             events.append(Cancelled(self.next_seq(), cmd.id, qty, CancelReason.FOK))
             return events
 
-        remaining, stopped = self.match(book, cmd.id, cmd.account, cmd.side, price, qty,
+        held_back = 0  # a capped market buy trades as a market buy of what the cap pays for
+        if cmd.cap is not None:
+            held_back = qty - min(qty, self.fillable(book, cmd.side, cmd.account, price,
+                                                     SelfTradePrevention.CANCEL_RESTING, cmd.cap))
+        remaining, stopped = self.match(book, cmd.id, cmd.account, cmd.side, price, qty - held_back,
                                         cmd.stp, events)
+        remaining += held_back
         if remaining == 0:
             return events
         if stopped:
@@ -302,9 +310,9 @@ class Reference:
         return best is not None and crosses(side, price, best.price)
 
     def fillable(self, book: RefBook, side: Side, account: str, price: int | None,
-                 stp: SelfTradePrevention) -> int:
-        """How much a FOK order could trade: open qty in priority order within its limit,
-        up to the first own order (own orders skipped under cancel_resting)."""
+                 stp: SelfTradePrevention, cap: int | None = None) -> int:
+        """How much a FOK order could trade: open qty in priority order within its limit (and
+        its cap), up to the first own order (own orders skipped under cancel_resting)."""
         total = 0
         for o in book.side(opposite(side)):
             if not crosses(side, price, o.price):
@@ -313,7 +321,12 @@ class Reference:
                 if stp == SelfTradePrevention.CANCEL_RESTING:
                     continue
                 break
-            total += o.qty
+            take = o.qty if cap is None else min(o.qty, cap // o.price // book.lot * book.lot)
+            total += take
+            if cap is not None:
+                cap -= take * o.price
+                if take < o.qty:
+                    break
         return total
 
     def match(self, book: RefBook, taker_id: int, account: str, side: Side,
@@ -345,3 +358,6 @@ class Reference:
             if maker.qty == 0:
                 book.orders.remove(maker)
         return 0, False
+
+
+

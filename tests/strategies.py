@@ -73,7 +73,7 @@ _KIND = weighted(new=16, cancel=2, modify=4, list=1)
 _ORDER_TYPE = weighted(limit=7, market=1)
 _TIF = st.sampled_from([TimeInForce.GTC] * 6 + [TimeInForce.IOC] * 2 + [TimeInForce.FOK] * 2)
 _IOC_OR_FOK = st.sampled_from((TimeInForce.IOC, TimeInForce.FOK))
-_FLAVOUR = weighted(plain=40, post_only=6, bad_post_only=1, bad_price=1)
+_FLAVOUR = weighted(plain=40, post_only=6, bad_post_only=1, bad_price=1, bad_cap=1)
 _ACCOUNT_OK = weighted(ok=60, empty=1)
 _SIDE = st.sampled_from(tuple(Side))
 _SIDE_SIGN = st.sampled_from((1, -1))
@@ -188,6 +188,14 @@ def new_order(draw: st.DrawFn, ref: Reference, grids: dict[str, Grid], accounts:
     if flavour == "bad_price":  # malformed: a limit order without price, a market with one
         limit = price(draw, grid) if order_type is OrderType.MARKET else None
     account = pick(draw, accounts) if draw(_ACCOUNT_OK) == "ok" else ""
+    cap = None
+    if flavour == "bad_cap":  # malformed: a cap on anything but a market buy, or not positive
+        cap = draw(st.sampled_from([0, -5, 1000]))
+        if cap == 1000:
+            side, order_type, limit = Side.SELL, OrderType.MARKET, None
+    elif order_type is OrderType.MARKET and side is Side.BUY and draw(st.booleans()):
+        tick, lot = (grid.tick, grid.lot) if grid else (1, 1)
+        cap = draw(st.integers(1, MID * tick * 8 * lot))  # from nothing to about several lots' worth
     return NewOrder(
         id=new_id(draw, known),
         account=account,
@@ -199,6 +207,7 @@ def new_order(draw: st.DrawFn, ref: Reference, grids: dict[str, Grid], accounts:
         tif=tif,
         post_only=post_only,
         stp=draw(_STP),
+        cap=cap,
     )
 
 

@@ -195,7 +195,7 @@ class Ledger:
         assert cmd.price is None or crosses(cmd.side, cmd.price, cmd.price)
         taker = Tracked(cmd.symbol, cmd.account, cmd.side, cmd.price, cmd.stp, cmd.qty, cmd.qty)
         self.orders[cmd.id] = taker
-        self.take(cmd.id, taker, events[1:], before, after, cmd.tif, cmd.order_type)
+        self.take(cmd.id, taker, events[1:], before, after, cmd.tif, cmd.order_type, cmd.cap)
 
     def modify(self, cmd: ModifyOrder, events: list[Event], before: Snapshot,
                after: Snapshot) -> None:
@@ -215,9 +215,10 @@ class Ledger:
         self.take(cmd.id, order, events[1:], before, after, TimeInForce.GTC, OrderType.LIMIT)
 
     def take(self, taker_id: int, taker: Tracked, events: list[Event], before: Snapshot,
-             after: Snapshot, tif: TimeInForce, order_type: OrderType) -> None:
+             after: Snapshot, tif: TimeInForce, order_type: OrderType, cap: int | None = None) -> None:
         """Check the trades and cancels of an incoming order (a new one or a modified one)."""
         opp = opposite_key(taker.side)
+        spent = 0
         touched: list[int] = []
         taker_cancel: Cancelled | None = None
         for e in events:
@@ -230,6 +231,7 @@ class Ledger:
                 assert 0 < e.qty <= min(maker.open, taker.open)
                 assert e.price == maker.price, "trades at the maker's price"
                 assert crosses(taker.side, taker.price, e.price), "within the taker's limit"
+                spent += e.price * e.qty
                 buy, sell = (taker, maker) if taker.side is Side.BUY else (maker, taker)
                 buy_id, sell_id = ((taker_id, e.maker_id) if taker.side is Side.BUY
                                    else (e.maker_id, taker_id))
@@ -286,8 +288,12 @@ class Ledger:
                 else:
                     assert reason is CancelReason.IOC and tif is TimeInForce.IOC
                 rest = after[taker.symbol][opp]
-                assert not rest or not crosses(taker.side, taker.price, rest[0][0]), (
-                    "an unfilled remainder left a crossing order behind")
+                if cap is None:
+                    assert not rest or not crosses(taker.side, taker.price, rest[0][0]), (
+                        "an unfilled remainder left a crossing order behind")
+                else:  # a capped market buy stops where the cap cannot pay for the next order
+                    others = [(p, q) for p, oid, q in rest if self.orders[oid].account != taker.account]
+                    assert not others or cap - spent < others[0][0] * others[0][1]
             taker.cancelled += taker.open
             taker.open = 0
             taker.status = "cancelled"
@@ -296,6 +302,7 @@ class Ledger:
             taker.rank = self.next_rank()
         else:
             taker.status = "filled"
+        assert cap is None or spent <= cap, "a market buy spent more than its cap"
 
     def check_books(self, engine: Engine, snap: Snapshot) -> None:
         resting: dict[int, tuple[str, str, int, int]] = {}
