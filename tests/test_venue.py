@@ -421,8 +421,6 @@ def test_full_fill_and_settlement_leave_no_hold() -> None:
     verified(v)
 
 
-@pytest.mark.xfail(strict=True, reason="venue._after deletes a filled buy from _buys at its first trade: "
-                   "the price improvement of its later trades is never released")
 def test_price_improvement_is_released_on_every_trade_of_a_filled_buy() -> None:
     v = make_venue()
     reg = v.registry
@@ -439,8 +437,6 @@ def test_price_improvement_is_released_on_every_trade_of_a_filled_buy() -> None:
     assert reg.available_cash("marubeni", "JPY") == 1_000_000 - 30_500
 
 
-@pytest.mark.xfail(strict=True, reason="same _after bug through a modify: a modified buy that fills "
-                   "across two makers keeps the improvement of the second trade held")
 def test_price_improvement_of_a_modify_filling_across_two_makers() -> None:
     v = make_venue()
     reg = v.registry
@@ -689,8 +685,6 @@ def test_call_phase_refusals_and_indicative_with_holds() -> None:
     verified(v)
 
 
-@pytest.mark.xfail(strict=True, reason="venue._after: a buy filled by two uncross trades releases the "
-                   "price improvement of the first trade only")
 def test_call_uncross_buy_filled_by_two_sells_releases_all_improvement() -> None:
     v = make_venue()
     reg = v.registry
@@ -775,15 +769,9 @@ def _journal_txids_of(v: Venue, command: Command) -> tuple[Recorded, list[int]]:
     pytest.param(Deposit(account="tepco", currency="JPY", amount=1), id="deposit"),
     pytest.param(Retire(account="tepco", unit=JPA, qty=1, to="retired"), id="retire"),
     pytest.param(SetCap(scheme="JVETS", period=2011, cap=1), id="cap"),
-    pytest.param(Issue(account="tepco", unit=JPA, qty=5, scheme="JVETS", period=2010), id="issue",
-                 marks=pytest.mark.xfail(strict=True, reason="Venue._issue returns txid 0: the recorded "
-                                         "event of an issue has txid null though it journals one")),
-    pytest.param(CarryOver(account="tepco", unit=JPA, period=2010), id="carry_over",
-                 marks=pytest.mark.xfail(strict=True, reason="Venue._carry_over passes Registry.carry_over's "
-                                         "unit count (1000) off as the txid")),
-    pytest.param(Expire(unit=JPA, period=2010), id="expire",
-                 marks=pytest.mark.xfail(strict=True, reason="Venue._expire returns txid 0: an expiry that "
-                                         "journals a transaction is recorded with txid null")),
+    pytest.param(Issue(account="tepco", unit=JPA, qty=5, scheme="JVETS", period=2010), id="issue"),
+    pytest.param(CarryOver(account="tepco", unit=JPA, period=2010), id="carry_over"),
+    pytest.param(Expire(unit=JPA, period=2010), id="expire"),
 ])
 def test_recorded_txid_is_the_journal_transaction(command: Command) -> None:
     v = make_venue()

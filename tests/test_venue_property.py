@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
@@ -216,13 +215,10 @@ _TWO_MAKERS_ORDERS: list[Command] = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="venue._after drops a filled buy from _buys at its first trade, so "
-                   "the price improvement of its later trades stays held (the explicit example: buy 10 "
-                   "@100 against 5 @96 and 5 @97 keeps 15 held after settlement)")
 @SETTINGS
 @example(funds=_TWO_MAKERS_FUNDS, orders=_TWO_MAKERS_ORDERS)
 @given(funds=funding(), orders=order_commands())
 def test_each_hold_is_exactly_its_open_need(funds: list[Command], orders: list[Command]) -> None:
     """After every command each open order's hold equals its open need and nothing else is
-    held; at the end no hold is left. The explicit example fails first, so the xfail is certain."""
+    held; at the end no hold is left."""
     run_session(funds, orders, exact=True)

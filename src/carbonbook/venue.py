@@ -145,7 +145,7 @@ class Venue(Engine):
         self._replayed = registry.position
         # buy orders that may still hold cash: id -> limit price (_MARKET for a market buy)
         self._buys: dict[int, int] = {}
-        self._handlers: dict[type, Callable[[Any], tuple[int, str]]] = {
+        self._handlers: dict[type, Callable[[Any], str]] = {
             OpenScheme: self._open_scheme, SetCap: self._set_cap, OpenAccount: self._open_account,
             SetAccountStatus: self._set_status, Issue: self._issue, Transfer: self._transfer,
             Deposit: self._deposit, RecordEmissions: self._emissions, Surrender: self._surrender,
@@ -300,11 +300,8 @@ class Venue(Engine):
                 limit = buys.get(e.buy_id)
                 if limit == _MARKET:
                     spent += e.price * e.qty
-                elif limit is not None:
-                    if limit > e.price and e.seq > replayed:
-                        self._release(e.buy_id, (limit - e.price) * e.qty)
-                    if self._index.get(e.buy_id) is FILLED:
-                        del buys[e.buy_id]
+                elif limit is not None and limit > e.price and e.seq > replayed:
+                    self._release(e.buy_id, (limit - e.price) * e.qty)
             elif isinstance(e, AuctionCleared):
                 self._settle_auction(e, events)
             elif isinstance(e, Cancelled):
@@ -319,6 +316,10 @@ class Venue(Engine):
                 and buys.pop(command.id, None) == _MARKET and events[start].seq > replayed):
             self._release(command.id, command.cap - spent)
         if trades:
+            index = self._index
+            for t in trades:  # filled buys hold nothing more to give back at a better price
+                if index.get(t.buy_id) is FILLED:
+                    buys.pop(t.buy_id, None)
             self._settle(trades, events)
 
     # -- settlement ----------------------------------------------------------------------
@@ -413,10 +414,12 @@ class Venue(Engine):
         if seq <= self._replayed:
             outcome = self._recorded(seq, tag)
         else:
+            reg = self.registry
+            before = reg.last_txid
             try:
-                with self.registry.transaction():
-                    txid, detail = self._handlers[cmd.__class__](cmd)
-                outcome = Outcome(txid, "", detail)
+                with reg.transaction():
+                    detail = self._handlers[cmd.__class__](cmd)
+                outcome = Outcome(reg.last_txid if reg.last_txid != before else 0, "", detail)
             except RegistryError as e:
                 outcome = Outcome(0, e.code, str(e))
             except (TypeError, ValueError) as e:  # a hand-built command with values of the wrong kind
@@ -427,46 +430,53 @@ class Venue(Engine):
         else:
             events.append(Recorded(seq, tag, outcome.txid or None, outcome.detail))
 
-    def _open_scheme(self, c: OpenScheme) -> tuple[int, str]:
-        return self.registry.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent,
-                                                  c.banking)), ""
+    def _open_scheme(self, c: OpenScheme) -> str:
+        self.registry.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking))
+        return ""
 
-    def _set_cap(self, c: SetCap) -> tuple[int, str]:
-        return self.registry.set_cap(c.scheme, c.period, c.cap), ""
+    def _set_cap(self, c: SetCap) -> str:
+        self.registry.set_cap(c.scheme, c.period, c.cap)
+        return ""
 
-    def _open_account(self, c: OpenAccount) -> tuple[int, str]:
-        return self.registry.open_account(c.account, AccountKind(c.kind), units=c.units, scheme=c.scheme), ""
+    def _open_account(self, c: OpenAccount) -> str:
+        self.registry.open_account(c.account, AccountKind(c.kind), units=c.units, scheme=c.scheme)
+        return ""
 
-    def _set_status(self, c: SetAccountStatus) -> tuple[int, str]:
-        return self.registry.set_status(c.account, AccountStatus(c.status)), ""
+    def _set_status(self, c: SetAccountStatus) -> str:
+        self.registry.set_status(c.account, AccountStatus(c.status))
+        return ""
 
-    def _issue(self, c: Issue) -> tuple[int, str]:
+    def _issue(self, c: Issue) -> str:
         b = self.registry.issue(c.account, c.unit, c.qty, scheme=c.scheme, period=c.period, origin=c.origin,
                                 start=c.start, project=c.project, expiry=c.expiry)
-        return 0, f"serials {b.origin} {b.start}-{b.end}"
+        return f"serials {b.origin} {b.start}-{b.end}"
 
-    def _transfer(self, c: Transfer) -> tuple[int, str]:
-        return self.registry.transfer(c.sender, c.receiver, c.unit, c.qty), ""
+    def _transfer(self, c: Transfer) -> str:
+        self.registry.transfer(c.sender, c.receiver, c.unit, c.qty)
+        return ""
 
-    def _deposit(self, c: Deposit) -> tuple[int, str]:
-        return self.registry.deposit(c.account, c.currency, c.amount), ""
+    def _deposit(self, c: Deposit) -> str:
+        self.registry.deposit(c.account, c.currency, c.amount)
+        return ""
 
-    def _emissions(self, c: RecordEmissions) -> tuple[int, str]:
-        return self.registry.record_emissions(c.account, c.period, c.tonnes), ""
+    def _emissions(self, c: RecordEmissions) -> str:
+        self.registry.record_emissions(c.account, c.period, c.tonnes)
+        return ""
 
-    def _surrender(self, c: Surrender) -> tuple[int, str]:
-        txid = self.registry.surrender(c.account, c.period, c.unit, c.qty, to=c.to)
+    def _surrender(self, c: Surrender) -> str:
+        self.registry.surrender(c.account, c.period, c.unit, c.qty, to=c.to)
         comp = self.registry.compliance(c.account, c.period)
-        return txid, f"{comp.surrendered} of {comp.obligation} surrendered for {c.period}: status {comp.status}"
+        return f"{comp.surrendered} of {comp.obligation} surrendered for {c.period}: status {comp.status}"
 
-    def _retire(self, c: Retire) -> tuple[int, str]:
-        return self.registry.retire(c.account, c.unit, c.qty, to=c.to), ""
+    def _retire(self, c: Retire) -> str:
+        self.registry.retire(c.account, c.unit, c.qty, to=c.to)
+        return ""
 
-    def _carry_over(self, c: CarryOver) -> tuple[int, str]:
-        return self.registry.carry_over(c.account, c.unit, c.period), ""
+    def _carry_over(self, c: CarryOver) -> str:
+        return f"{self.registry.carry_over(c.account, c.unit, c.period)} units carried over"
 
-    def _expire(self, c: Expire) -> tuple[int, str]:
-        return 0, f"{self.registry.expire(c.unit, c.period)} units expired"
+    def _expire(self, c: Expire) -> str:
+        return f"{self.registry.expire(c.unit, c.period)} units expired"
 
 
 class _Undo(Exception):

@@ -705,6 +705,10 @@ class StateRegistry(Registry):
                 self._append(Entry(txid, "release", account, currency=asset, amount=amount, ref=hold))
             return txid
 
+    @property
+    def last_txid(self) -> int:
+        return self._meta["txid"]
+
     def hold(self, hold: int) -> int:
         entry = self._holds.get(hold)
         return 0 if entry is None else entry[3]

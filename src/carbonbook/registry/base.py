@@ -420,6 +420,11 @@ class Registry(ABC):
     def issued(self, unit: UnitType) -> int:
         """Units of ``unit`` ever issued."""
 
+    @property
+    @abstractmethod
+    def last_txid(self) -> int:
+        """The txid of the latest transaction (0 before the first)."""
+
     @abstractmethod
     def journal(self, since: int = 0) -> Iterator[Entry]:
         """Journal rows with ``txid > since`` in txid order."""
