@@ -297,12 +297,13 @@ class RegistryContract:
         with reg.transaction():
             reg.record_outcome(3, Outcome(0, "insufficient_units", "short"))
             reg.record_outcome(4, Outcome(17))
-            reg.set_position(4)
+            reg.set_position(4, -(2**63))
         reg = reopen(reg)
-        assert reg.position == 4
+        assert reg.position == 4 and reg.position_digest == -(2**63)
         assert reg.outcome(3) == Outcome(0, "insufficient_units", "short") and reg.outcome(4) == Outcome(17)
         refused(reg, OperationRefused, "new positive", reg.record_outcome, 4, Outcome(1))
         refused(reg, OperationRefused, "not below 4", reg.set_position, 3)
+        refused(reg, OperationRefused, "signed 64-bit", reg.set_position, 5, 2**63)
         with pytest.raises(ValueError), reg.transaction():
             reg.record_outcome(9, Outcome(1))
             reg.set_position(9)

@@ -1158,6 +1158,36 @@ def test_a_different_log_into_a_used_registry_is_a_log_mismatch(
     assert state(reg) == before
 
 
+@pytest.mark.parametrize("change", ["price", "qty", "dropped", "lag"])
+def test_a_changed_order_into_a_used_registry_is_a_log_mismatch(
+        backend: tuple[RegistryFactory, Reopen], change: str) -> None:
+    """No registry command moves, yet the events differ: the digest stored with the position
+    catches it when the replay reaches the position, before anything is written."""
+    fresh, reopen = backend
+    reg = fresh()
+    log = session_log()
+    run_log(reg, log)
+    reg = reopen(reg)
+    before = state(reg)
+    i = log.index(sell(6, 2000, 1500))
+    other = list(log)
+    lag = 1
+    if change == "price":
+        other[i] = sell(6, 2000, 1499)
+    elif change == "qty":
+        other[i] = sell(6, 1999, 1500)
+    elif change == "dropped":
+        other[i] = CancelOrder(999)
+    else:
+        lag = 2
+    with pytest.raises(LogMismatch, match="another log"):
+        run_log(reg, [*other, *more_commands()], lag=lag)
+    assert state(reg) == before
+    # the log the registry went through still replays, and continues
+    events = run_log(reg, [*log, *more_commands()])
+    assert reg.position == events[-1].seq > before[1]
+
+
 def test_apply_and_apply_all_give_the_same_events_and_state() -> None:
     log = session_log() + more_commands()
     results = []

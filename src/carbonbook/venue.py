@@ -36,10 +36,13 @@ Atomicity and replay
     pre-trade refusals give their recorded outcomes, settlement is idempotent by trade
     id. So replaying a log into the database it already went into changes nothing and
     writes the same events, and a longer log (the same log, continued) picks up where
-    the registry stopped. If the registry fails mid-batch (the database is gone), the
-    batch's registry effects are rolled back and the error propagates: the engine is
-    then ahead of the registry, and replaying the log into a new venue on that registry
-    catches up.
+    the registry stopped. The position is stored with a digest of every command and event up
+    to it: a log that differs (another log, or this one changed) is refused with
+    :class:`LogMismatch` when the replay reaches ``P``, or earlier when a registry command
+    or a trade finds no recorded outcome, before it has changed anything. If the registry
+    fails mid-batch (the database is gone), the batch's registry effects are rolled back
+    and the error propagates: the engine is then ahead of the registry, and replaying the
+    log into a new venue on that registry catches up.
 
 Nothing here reads the clock; business days are numbers given by the log.
 
@@ -66,7 +69,10 @@ insufficient_units
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from hashlib import blake2b
 from typing import Any
+
+import msgspec
 
 from carbonbook._types import INT64_MAX, RejectReason, Side
 from carbonbook.book import FILLED, Order, OrderBook
@@ -120,6 +126,7 @@ from carbonbook.settlement import Instrument, SettlementAdapter
 __all__ = ["LogMismatch", "Venue"]
 
 _BUY = Side.BUY
+_encode = msgspec.json.Encoder().encode
 _MARKET = 0  # the limit recorded for a market buy
 
 
@@ -143,6 +150,7 @@ class Venue(Engine):
         self.settlement = SettlementAdapter(registry, {}, lag=lag, batch=batch, use_holds=True,
                                             keep_results=False)
         self._replayed = registry.position
+        self._digest = 0  # a running hash of every event so far (see _advance)
         # buy orders that may still hold cash: id -> limit price (_MARKET for a market buy)
         self._buys: dict[int, int] = {}
         self._handlers: dict[type, Callable[[Any], str]] = {
@@ -177,24 +185,40 @@ class Venue(Engine):
         return events
 
     def _advance(self, events: list[Event]) -> None:
+        """Store the position (the batch's last event) and the digest so far."""
         if events and events[-1].seq > self.registry.position:
-            self.registry.set_position(events[-1].seq)
+            self.registry.set_position(events[-1].seq, self._digest)
+
+    def _fold(self, command: Command | Undecodable, events: list[Event], start: int) -> None:
+        """Fold a command and its events into the running digest; where the registry's position
+        is reached again, the digest must be the one stored with it."""
+        digest = self._digest
+        for item in (command, *events[start:]):
+            digest = int.from_bytes(blake2b(digest.to_bytes(8, "big", signed=True) + _encode(item),
+                                            digest_size=8).digest(), "big", signed=True)
+        self._digest = digest
+        replayed = self._replayed
+        if (start < len(events) and events[start].seq <= replayed <= events[-1].seq
+                and digest != self.registry.position_digest):
+            raise LogMismatch(f"the commands and events up to {replayed} differ from those the registry "
+                              "went through: it holds another log")
 
     def _dispatch(self, command: Command | Undecodable, events: list[Event]) -> None:
         cls = command.__class__
+        start = len(events)
         if isinstance(command, RegistryCommand):
             if cls is BusinessDay:
                 self._business_day(command, events)  # type: ignore[arg-type]
             else:
                 self._registry_command(command, events)
-            return
-        start = len(events)
-        super()._dispatch(command, events)
-        if cls is ListInstrument:
-            book = self._books.get(command.symbol)  # type: ignore[union-attr]
-            if book is not None:
-                book.risk = self
-        self._after(command, events, start)
+        else:
+            super()._dispatch(command, events)
+            if cls is ListInstrument:
+                book = self._books.get(command.symbol)  # type: ignore[union-attr]
+                if book is not None:
+                    book.risk = self
+            self._after(command, events, start)
+        self._fold(command, events, start)
 
     # -- pre-trade holds (PreTradeRisk) ----------------------------------------------
 
@@ -333,7 +357,14 @@ class Venue(Engine):
         if adapter.lag:
             adapter(trades)
         else:
+            self._check_settled(trades)
             self._settlement_events(adapter.settle_trades(trades), trades, events)
+
+    def _check_settled(self, trades: list[Trade]) -> None:
+        """While replaying what the registry holds, every trade settling now settled then."""
+        for t in trades:
+            if t.seq <= self._replayed and self.registry.settlement(t.seq) is None:
+                raise LogMismatch(f"trade {t.seq} was never settled in this registry: it holds another log")
 
     def _settlement_events(self, records: list[SettlementRecord], trades: list[Trade],
                            events: list[Event]) -> None:
@@ -398,6 +429,8 @@ class Venue(Engine):
                                    f"business day must be an integer not before {adapter.day}"))
             return
         pending = adapter.pending
+        if self.next_seq <= self._replayed:
+            self._check_settled([t for t in pending if adapter._pending[t.seq][0] <= day])
         records = adapter.settle_due(day)
         events.append(Recorded(next(self._seq), "business_day", None,
                                f"day {day}: {len(records)} trades due"))

@@ -719,11 +719,18 @@ class StateRegistry(Registry):
     def position(self) -> int:
         return self._meta.get("position", 0)
 
-    def set_position(self, seq: int) -> None:
+    @property
+    def position_digest(self) -> int:
+        return self._meta.get("digest", 0)
+
+    def set_position(self, seq: int, digest: int = 0) -> None:
         with self.transaction():
             if type(seq) is not int or seq < self.position:
                 raise OperationRefused(f"position must be an integer not below {self.position}, got {seq!r}")
+            if type(digest) is not int or not -(2**63) <= digest < 2**63:
+                raise OperationRefused(f"digest must be a signed 64-bit integer, got {digest!r}")
             self._put(self._meta, "position", seq)
+            self._put(self._meta, "digest", digest)
 
     def record_outcome(self, seq: int, outcome: Outcome) -> None:
         with self.transaction():

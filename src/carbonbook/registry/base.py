@@ -324,9 +324,16 @@ class Registry(ABC):
         """The ``seq`` of the last order-log event whose registry effects this registry holds
         (0: none). Stored in the same transactions as the effects."""
 
+    @property
     @abstractmethod
-    def set_position(self, seq: int) -> None:
-        """Advance :attr:`position` to ``seq`` (never backwards)."""
+    def position_digest(self) -> int:
+        """The digest stored with :attr:`position`: a venue's running hash of the events up to
+        it, which tells whether a log replayed into this registry is the one it went through."""
+
+    @abstractmethod
+    def set_position(self, seq: int, digest: int = 0) -> None:
+        """Advance :attr:`position` to ``seq`` (never backwards), storing ``digest`` (a signed
+        64-bit integer) with it."""
 
     @abstractmethod
     def record_outcome(self, seq: int, outcome: Outcome) -> None:
