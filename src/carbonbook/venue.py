@@ -36,8 +36,8 @@ Atomicity and replay
     pre-trade refusals give their recorded outcomes, settlement is idempotent by trade
     id. So replaying a log into the database it already went into changes nothing and
     writes the same events, and a longer log (the same log, continued) picks up where
-    the registry stopped. The position is stored with a digest of every command and event up
-    to it: a log that differs (another log, or this one changed) is refused with
+    the registry stopped. The position is stored with a digest of every command up to
+    it: a log that differs (another log, or this one changed) is refused with
     :class:`LogMismatch` when the replay reaches ``P``, or earlier when a registry command
     or a trade finds no recorded outcome, before it has changed anything. If the registry
     fails mid-batch (the database is gone), the batch's registry effects are rolled back
@@ -150,7 +150,8 @@ class Venue(Engine):
         self.settlement = SettlementAdapter(registry, {}, lag=lag, batch=batch, use_holds=True,
                                             keep_results=False)
         self._replayed = registry.position
-        self._digest = 0  # a running hash of every event so far (see _advance)
+        self._digest = bytes(8)  # a running hash of every command so far (see _fold)
+        self._catching_up = self._replayed > 0  # until the events pass the registry's position
         # buy orders that may still hold cash: id -> limit price (_MARKET for a market buy)
         self._buys: dict[int, int] = {}
         self._handlers: dict[type, Callable[[Any], str]] = {
@@ -187,21 +188,19 @@ class Venue(Engine):
     def _advance(self, events: list[Event]) -> None:
         """Store the position (the batch's last event) and the digest so far."""
         if events and events[-1].seq > self.registry.position:
-            self.registry.set_position(events[-1].seq, self._digest)
+            self.registry.set_position(events[-1].seq, int.from_bytes(self._digest, "big", signed=True))
 
     def _fold(self, command: Command | Undecodable, events: list[Event], start: int) -> None:
-        """Fold a command and its events into the running digest; where the registry's position
-        is reached again, the digest must be the one stored with it."""
-        digest = self._digest
-        for item in (command, *events[start:]):
-            digest = int.from_bytes(blake2b(digest.to_bytes(8, "big", signed=True) + _encode(item),
-                                            digest_size=8).digest(), "big", signed=True)
-        self._digest = digest
+        """Fold a command into the running digest; where the registry's position is reached
+        again, the digest must be the one stored with it. (Commands suffice: their events
+        follow from them and from registry outcomes, which are recorded and checked.)"""
+        self._digest = digest = blake2b(self._digest + _encode(command), digest_size=8).digest()
         replayed = self._replayed
-        if (start < len(events) and events[start].seq <= replayed <= events[-1].seq
-                and digest != self.registry.position_digest):
-            raise LogMismatch(f"the commands and events up to {replayed} differ from those the registry "
-                              "went through: it holds another log")
+        if self._catching_up and start < len(events) and events[-1].seq >= replayed:
+            if int.from_bytes(digest, "big", signed=True) != self.registry.position_digest:
+                raise LogMismatch(f"the commands up to event {replayed} differ from those the registry "
+                                  "went through: it holds another log")
+            self._catching_up = False
 
     def _dispatch(self, command: Command | Undecodable, events: list[Event]) -> None:
         cls = command.__class__
@@ -226,9 +225,8 @@ class Venue(Engine):
         """Take the hold of a new order about to be accepted, or say why it cannot be."""
         refusal = None
         is_buy = cmd.side == _BUY
-        seq = self.next_seq
-        if seq <= self._replayed:
-            refusal = self._recorded_refusal(seq)
+        if self._catching_up and self.next_seq <= self._replayed:
+            refusal = self._recorded_refusal(self.next_seq)
         else:
             try:
                 if not is_buy:
@@ -242,7 +240,7 @@ class Venue(Engine):
             except RegistryError as e:
                 refusal = _refusal(e)
             if refusal is not None:
-                self.registry.record_outcome(seq, Outcome(0, *refusal))
+                self.registry.record_outcome(self.next_seq, Outcome(0, *refusal))
         if refusal is None and is_buy:
             self._buys[cmd.id] = cmd.price or _MARKET
         return refusal
@@ -251,9 +249,8 @@ class Venue(Engine):
         """Resize the hold of a resting order about to become ``qty`` at ``price``, or say why not."""
         refusal = None
         is_buy = order.side == _BUY
-        seq = self.next_seq
-        if seq <= self._replayed:
-            refusal = self._recorded_refusal(seq)
+        if self._catching_up and self.next_seq <= self._replayed:
+            refusal = self._recorded_refusal(self.next_seq)
         else:
             reg = self.registry
             oid = order.id
@@ -276,23 +273,22 @@ class Venue(Engine):
             except RegistryError as e:
                 refusal = _refusal(e)
             if refusal is not None:
-                reg.record_outcome(seq, Outcome(0, *refusal))
+                reg.record_outcome(self.next_seq, Outcome(0, *refusal))
         if refusal is None and is_buy:
             self._buys[order.id] = price
         return refusal
 
     def _admit_bid(self, bid: PlaceBid, auction: OpenAuction) -> tuple[str, str] | None:
         """Hold ``price * qty`` of the bidder's cash for a bid about to be accepted, or say why not."""
-        seq = self.next_seq
-        if seq <= self._replayed:
-            return self._recorded_refusal(seq)
+        if self._catching_up and self.next_seq <= self._replayed:
+            return self._recorded_refusal(self.next_seq)
         try:
             refusal = self._reserve_cash(bid.id, bid.account, auction.currency or self.currency,
                                          bid.price * bid.qty)
         except RegistryError as e:
             refusal = _refusal(e)
         if refusal is not None:
-            self.registry.record_outcome(seq, Outcome(0, *refusal))
+            self.registry.record_outcome(self.next_seq, Outcome(0, *refusal))
         return refusal
 
     def _reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> tuple[str, str] | None:
