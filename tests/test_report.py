@@ -200,3 +200,21 @@ def test_plot_writes_a_png(files: tuple[Path, Path], tmp_path: Path) -> None:
         assert main(["report", str(events), *args, "--plot", str(out)]) == EXIT_OK
         assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert out.stat().st_size > 10_000
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jvets-2010.jsonl"
+
+
+def test_events_of_a_registry_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A replay with a registry is rebuilt on a registry in memory (--registry), lag and all."""
+    events = tmp_path / "ev.jsonl"
+    assert main(["replay", str(EXAMPLE), "--registry", "memory:", "--settle-lag", "5",
+                 "--out", str(events), "--quiet"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["report", str(events), "--log", str(EXAMPLE)]) == EXIT_IO
+    assert "with the same --registry options" in capsys.readouterr().err
+    assert main(["report", str(events), "--log", str(EXAMPLE), "--registry"]) == EXIT_IO  # lag 0
+    capsys.readouterr()
+    assert main(["report", str(events), "--log", str(EXAMPLE), "--registry", "--settle-lag", "5"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "book rebuilt from the order log" in text and "insufficient_units" in text

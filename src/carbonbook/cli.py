@@ -231,6 +231,22 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="the log's format; auto looks at the extension, then the first byte")
     p.add_argument("--plot", metavar="OUT.png",
                    help="draw price and volume over time and the depth at the end (needs matplotlib)")
+    p.add_argument("--registry", action="store_true",
+                   help="the events came from replay --registry: rebuild on a registry in memory "
+                        "(give the same --currency and --settle-lag as that replay)")
+    p.add_argument("--currency", default="JPY", help="as replay's (default %(default)s)")
+    p.add_argument("--settle-lag", type=_non_negative, default=0, metavar="DAYS",
+                   help="as replay's (default %(default)s)")
+
+
+def _report_engine(args: argparse.Namespace) -> Engine:
+    """The engine that rebuilds the books: a venue on a registry in memory for a registry run."""
+    if not args.registry:
+        return Engine()
+    from carbonbook.registry import MemoryRegistry
+    from carbonbook.venue import Venue
+
+    return Venue(MemoryRegistry(), currency=args.currency, lag=args.settle_lag)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -240,7 +256,8 @@ def _report(args: argparse.Namespace) -> int:
                 result = report.build(events)
             else:
                 with _open_in(args.log) as log:
-                    result = report.build(events, log, wants_msgpack(args.format, args.log, log))
+                    result = report.build(events, log, wants_msgpack(args.format, args.log, log),
+                                          engine=_report_engine(args))
         print(report.format_text(result))
         if args.plot:
             report.plot(result, args.plot)

@@ -10,12 +10,12 @@ Nothing here reads the clock, so the same log always gives the same bytes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from carbonbook.codec import command_batches, json_encoder
-from carbonbook.engine import Engine
+from carbonbook.commands import Command, Undecodable
 from carbonbook.events import Event, Rejected, Trade
 
 
@@ -60,9 +60,16 @@ class ReplayTally:
         self.rejections.update(e.reason for e in events if e.__class__ is Rejected)
 
 
+class Applier(Protocol):
+    """What replay drives: an :class:`~carbonbook.engine.Engine` (or anything with its ``apply_all``)."""
+
+    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
+        """Apply commands in order and return their events."""
+
+
 def replay(
     source: BinaryIO,
-    engine: Engine,
+    engine: Applier,
     write: Callable[[bytes], object],
     msgpack: bool = False,
     progress: Callable[[int, int], object] | None = None,

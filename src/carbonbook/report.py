@@ -7,7 +7,8 @@ display), open, high, low and close.
 
 The events do not carry the book (an ``accepted`` event names only the order and the
 symbol), so the spread and the book at the end need the order log the events came
-from: with ``log``, :func:`build` replays it through a fresh :class:`Engine` (replay is
+from: with ``log``, :func:`build` replays it through a fresh :class:`Engine` (or the
+:class:`~carbonbook.venue.Venue` it is given, for a replay with a registry; replay is
 deterministic), checks that the replay writes exactly the bytes of the events file
 (or refuses with :class:`ReportError`, naming the first line that differs), and after
 every command on an instrument that was not rejected, in continuous trading, samples that book's best bid
@@ -191,24 +192,26 @@ def read_events(source: BinaryIO) -> Iterable[list[Event]]:
 
 
 def build(events: BinaryIO, log: BinaryIO | None = None, msgpack: bool = False,
-          depth: int = 50) -> Report:
+          depth: int = 50, engine: Engine | None = None) -> Report:
     """The report of the events in ``events``; with ``log`` (the order log they came from)
-    also spreads, per-instrument rejections and the book at the end (``depth`` levels)."""
+    also spreads, per-instrument rejections and the book at the end (``depth`` levels).
+    ``engine`` replays the log (default: a fresh :class:`Engine`; for events written with a
+    registry, a :class:`~carbonbook.venue.Venue` set up as that replay was)."""
     if log is None:
         report = Report()
         for batch in read_events(events):
             report.add(batch)
         return report
     report = Report(book=True)
-    engine = _SamplingEngine(report)
+    engine = Engine() if engine is None else engine
     replayed = hashlib.sha256()
-    replay(log, engine, replayed.update, msgpack)
+    replay(log, _Sampler(engine, report), replayed.update, msgpack)
     given = hashlib.sha256()
     while chunk := events.read(1 << 20):
         given.update(chunk)
     if given.digest() != replayed.digest():
         raise ReportError("the events file is not what the log replays to "
-                          "(compare it with: carbonbook replay LOG)")
+                          "(compare it with: carbonbook replay LOG, with the same --registry options)")
     for symbol in engine.symbols:
         r = report.instrument(symbol)
         d = engine.depth(symbol, depth)
@@ -217,33 +220,34 @@ def build(events: BinaryIO, log: BinaryIO | None = None, msgpack: bool = False,
     return report
 
 
-class _SamplingEngine(Engine):
-    """An Engine that applies a batch one command at a time and reports after each."""
+class _Sampler:
+    """Applies a batch to ``engine`` one command at a time and reports after each."""
 
-    def __init__(self, report: Report) -> None:
-        super().__init__()
+    def __init__(self, engine: Engine, report: Report) -> None:
+        self._engine = engine
         self._report = report
 
     def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
         out: list[Event] = []
+        engine = self._engine
         report = self._report
         listed = report.instruments
         for command in commands:
             if isinstance(command, CancelOrder | ModifyOrder):
                 oid = command.id
-                state = self.order(oid) if isinstance(oid, int) else None
+                state = engine.order(oid) if isinstance(oid, int) else None
                 symbol = state.symbol if state is not None else None
             else:
                 symbol = getattr(command, "symbol", None)
-            events = self.apply(command)
+            events = engine.apply(command)
             report.add(events, getattr(command, "ts", None))
             if symbol is not None and symbol in listed:
                 r = report.instrument(symbol)
                 first = events[0] if events else None
                 if isinstance(first, Rejected):
                     r.rejections[first.reason] += 1
-                elif self.phase(symbol) is Phase.CONTINUOUS and r.spread is not None:
-                    r.spread.add(self.best_bid(symbol), self.best_ask(symbol))
+                elif engine.phase(symbol) is Phase.CONTINUOUS and r.spread is not None:
+                    r.spread.add(engine.best_bid(symbol), engine.best_ask(symbol))
             else:
                 for e in events:
                     if isinstance(e, Rejected):
