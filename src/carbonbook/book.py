@@ -234,12 +234,14 @@ class OrderBook:
 
     # -- commands ---------------------------------------------------------------
 
-    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+    def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
         """Enter a new order for this book.
 
         Refusals, first that applies: malformed, bad_price, bad_qty, duplicate_id,
         post_only, then the ``risk`` check's. Then appends ``accepted``, the trades, and a
-        ``cancelled`` for a remainder that may not rest.
+        ``cancelled`` for a remainder that may not rest. ``decoded`` says that ``cmd`` comes
+        from :mod:`carbonbook.codec`'s decoders, which have checked every field's type and
+        64-bit bounds (and the enum fields' and the names'), so those tests are skipped.
         """
         seq = self._seq
         index = self._index
@@ -252,19 +254,21 @@ class OrderBook:
         cap = cmd.cap
         account = cmd.account
         if not (  # one pass over every refusal but post_only; _refusal finds which one
-            oid.__class__ is int and 0 <= oid <= INT64_MAX
-            and qty.__class__ is int and 0 < qty <= INT64_MAX and not qty % self.lot
-            and account.__class__ is str and account
-            # the shape, by identity with the enum members: a plain value equal to a member
-            # (or post_only 0) takes _refusal's full test, which lets it through
-            and (cmd.order_type is _LIMIT and price.__class__ is int and 0 < price <= INT64_MAX
-                 and not price % self.tick if price is not None else cmd.order_type is _MARKET)
-            and (side is _BUY or side is _SELL)
-            and (tif is _GTC or tif is _IOC or tif is _FOK)
-            and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH)
+            (decoded or (
+                oid.__class__ is int and 0 <= oid <= INT64_MAX
+                and qty.__class__ is int and qty <= INT64_MAX
+                and account.__class__ is str and account
+                # enum fields by identity with the members: a plain value equal to a member
+                # (or post_only 0) takes _refusal's full test, which lets it through
+                and (side is _BUY or side is _SELL)
+                and (tif is _GTC or tif is _IOC or tif is _FOK)
+                and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH)))
+            and qty > 0 and not qty % self.lot
+            and (cmd.order_type is _LIMIT and (decoded or (price.__class__ is int and price <= INT64_MAX))
+                 and price > 0 and not price % self.tick if price is not None else cmd.order_type is _MARKET)
             and (cmd.post_only is False or (cmd.post_only is True and tif is _GTC and price is not None))
-            and (cap is None or (cap.__class__ is int and 0 < cap <= INT64_MAX
-                                 and side is _BUY and price is None))
+            and (cap is None or ((decoded or (cap.__class__ is int and cap <= INT64_MAX))
+                                 and cap > 0 and side is _BUY and price is None))
             and oid not in index
         ):
             rejected = self._refusal(cmd)

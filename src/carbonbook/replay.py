@@ -70,7 +70,7 @@ def replay(
     """Apply every record of ``source`` to ``engine``; pass the events' JSON Lines to ``write``.
 
     Records are decoded a batch at a time (:func:`~carbonbook.codec.command_batches`),
-    each batch applied with ``Engine.apply_all``
+    each batch applied with ``Engine.apply_all`` (as decoded commands)
     and its events encoded and written in one go. After each batch, ``progress`` (when
     given) is called with the records and the input bytes read so far; it is for display
     only and can change nothing that is written.
@@ -80,7 +80,7 @@ def replay(
     for commands, count, size in command_batches(source, msgpack):
         records += count
         consumed += size
-        events = engine.apply_all(commands)
+        events = engine.apply_all(commands, decoded=True)
         tally.add(events)
         write(json_encoder.encode_lines(events))
         if progress is not None:

@@ -224,7 +224,7 @@ class _SamplingEngine(Engine):
         super().__init__()
         self._report = report
 
-    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
+    def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
         out: list[Event] = []
         report = self._report
         listed = report.instruments
