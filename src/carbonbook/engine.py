@@ -101,8 +101,8 @@ class Engine:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
         self._dispatch(command, events)
-        for subscriber in self._subscribers:
-            subscriber(events)
+        if self._subscribers:
+            self.publish(events)
         return events
 
     def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
@@ -118,8 +118,7 @@ class Engine:
         dispatch = self._dispatch
         for command in commands:
             dispatch(command, events, decoded)
-        for subscriber in self._subscribers:
-            subscriber(events)
+        self.publish(events)
         return events
 
     def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
