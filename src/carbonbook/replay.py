@@ -46,18 +46,21 @@ class ReplayTally:
 
     def add(self, events: list[Event]) -> None:
         """Count a batch of events."""
-        for cls, n in Counter(map(type, events)).items():
+        kinds = Counter(map(type, events))
+        for cls, n in kinds.items():
             self.events[cls.__struct_config__.tag] += n  # type: ignore[attr-defined]
-        symbols = self.symbols
-        for e in [e for e in events if e.__class__ is Trade]:
-            tally = symbols.get(e.symbol)
-            if tally is None:
-                tally = symbols[e.symbol] = SymbolTally()
-            tally.trades += 1
-            tally.volume += e.qty
-            tally.notional += e.qty * e.price
-            tally.last = e.price
-        self.rejections.update(e.reason for e in events if e.__class__ is Rejected)
+        if Trade in kinds:  # a pass over the events only for the kinds the batch has
+            symbols = self.symbols
+            for e in [e for e in events if e.__class__ is Trade]:
+                tally = symbols.get(e.symbol)
+                if tally is None:
+                    tally = symbols[e.symbol] = SymbolTally()
+                tally.trades += 1
+                tally.volume += e.qty
+                tally.notional += e.qty * e.price
+                tally.last = e.price
+        if Rejected in kinds:
+            self.rejections.update(e.reason for e in events if e.__class__ is Rejected)
 
 
 def replay(
