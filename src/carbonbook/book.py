@@ -253,6 +253,7 @@ class OrderBook:
         stp = cmd.stp
         cap = cmd.cap
         account = cmd.account
+        is_buy = side is _BUY
         if not (  # one pass over every refusal but post_only; _refusal finds which one
             (decoded or (
                 oid.__class__ is int and 0 <= oid <= INT64_MAX
@@ -260,7 +261,7 @@ class OrderBook:
                 and account.__class__ is str and account
                 # enum fields by identity with the members: a plain value equal to a member
                 # (or post_only 0) takes _refusal's full test, which lets it through
-                and (side is _BUY or side is _SELL)
+                and (is_buy or side is _SELL)
                 and (tif is _GTC or tif is _IOC or tif is _FOK)
                 and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH)))
             and qty > 0 and not qty % self.lot
@@ -268,14 +269,14 @@ class OrderBook:
                  and price > 0 and not price % self.tick if price is not None else cmd.order_type is _MARKET)
             and (cmd.post_only is False or (cmd.post_only is True and tif is _GTC and price is not None))
             and (cap is None or ((decoded or (cap.__class__ is int and cap <= INT64_MAX))
-                                 and cap > 0 and side is _BUY and price is None))
+                                 and cap > 0 and is_buy and price is None))
             and oid not in index
         ):
             rejected = self._refusal(cmd)
             if rejected is not None:
                 events.append(rejected)
                 return
-        is_buy = side == _BUY
+            is_buy = side == _BUY  # a plain "buy" is a buy
         if is_buy:
             opp = self.asks
             limit_key = _NO_LIMIT if price is None else -price
