@@ -9,8 +9,11 @@ the first 4,000 + N busy messages in a fresh process under callgrind; the differ
 divided by N is the cost of one message, free of start-up and import costs. Compare
 two versions of the engine by these numbers, then confirm with bench/throughput.py.
 
-Modes: ``apply`` (one ``Engine.apply`` per command) and ``batch`` (``Engine.apply_all``
-on 4,096 commands at a time, as ``carbonbook replay`` does).
+Modes: ``apply`` (one ``Engine.apply`` per command), ``batch`` (``Engine.apply_all``
+on 4,096 commands at a time) and ``decoded`` (the same batches of the commands that
+:mod:`carbonbook.codec` decodes from the workload's JSON Lines, applied with
+``decoded=True`` as ``carbonbook replay`` applies them; every run decodes the whole
+workload, so the decoding cancels out of the difference).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from carbonbook import Engine
 from carbonbook import workload as workloads
+from carbonbook.codec import json_decoder, json_encoder
 
 BASE = 4_000
 BATCH = 4_096
@@ -33,7 +37,10 @@ BATCH = 4_096
 
 def _replay(path: str, n: int, mode: str) -> None:
     with open(path, "rb") as f:
-        commands = pickle.load(f)[:n]
+        commands = pickle.load(f)
+    if mode == "decoded":
+        commands = [json_decoder.decode(line) for line in json_encoder.encode_lines(commands).splitlines()]
+    commands = commands[:n]
     engine = Engine()
     if mode == "apply":
         apply = engine.apply
@@ -41,7 +48,7 @@ def _replay(path: str, n: int, mode: str) -> None:
             apply(command)
     else:
         for i in range(0, len(commands), BATCH):
-            engine.apply_all(commands[i:i + BATCH])
+            engine.apply_all(commands[i:i + BATCH], decoded=mode == "decoded")
 
 
 def _count(path: str, n: int, mode: str) -> int:
@@ -70,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = str(Path(tmp) / "busy.pickle")
         with open(path, "wb") as f:
             pickle.dump(workloads.busy(BASE + args.messages, args.seed), f)
-        for mode in ("apply", "batch"):
+        for mode in ("apply", "batch", "decoded"):
             extra = _count(path, BASE + args.messages, mode) - _count(path, BASE, mode)
             print(f"{mode:<6} {extra / args.messages:,.0f} instructions per message "
                   f"(busy, messages {BASE:,}..{BASE + args.messages:,}, seed {args.seed})")

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from carbonbook import codec
+from carbonbook import Engine, codec
 from carbonbook._types import INT64_MAX, OrderType, Side, TimeInForce, UnitType
 from carbonbook.codec import (
     DecodeFailure,
@@ -424,3 +424,48 @@ def test_describe_fault_accepts_a_memoryview() -> None:
     found, _ = _fault(bytes(record), msgpack=True)
     assert found == 11
     assert describe_fault(record, ValueError("x"), True) == (11, "x")
+
+
+# --------------------------------------------------------------------------- decoded commands
+
+_DECODED_LOG = b"""\
+{"type":"instrument","symbol":"A","unit":"EUA"}
+{"type":"instrument","symbol":"T","unit":"JPA","tick":5,"lot":10}
+{"type":"new","id":1,"account":"s","symbol":"A","side":"sell","qty":10,"price":100}
+{"type":"new","id":2,"account":"s","symbol":"A","side":"sell","qty":10,"price":101,"post_only":true}
+{"type":"new","id":3,"account":"b","symbol":"A","side":"buy","qty":5,"price":101,"post_only":true}
+{"type":"new","id":4,"account":"b","symbol":"A","side":"buy","qty":30,"order_type":"market","cap":1505}
+{"type":"new","id":5,"account":"b","symbol":"A","side":"buy","qty":5,"price":99,"tif":"ioc"}
+{"type":"new","id":6,"account":"b","symbol":"A","side":"buy","qty":50,"price":101,"tif":"fok"}
+{"type":"new","id":7,"account":"s","symbol":"A","side":"buy","qty":5,"price":101,"stp":"cancel_resting"}
+{"type":"new","id":8,"account":"b","symbol":"A","side":"buy","qty":5,"price":100,"order_type":"market"}
+{"type":"new","id":9,"account":"b","symbol":"A","side":"buy","qty":5,"order_type":"limit"}
+{"type":"new","id":10,"account":"b","symbol":"A","side":"sell","qty":5,"order_type":"market","cap":5}
+{"type":"new","id":11,"account":"b","symbol":"A","side":"buy","qty":5,"order_type":"market","cap":0}
+{"type":"new","id":12,"account":"b","symbol":"A","side":"buy","qty":5,"price":100,"tif":"ioc","post_only":true}
+{"type":"new","id":13,"account":"b","symbol":"T","side":"buy","qty":10,"price":1003}
+{"type":"new","id":14,"account":"b","symbol":"T","side":"buy","qty":15,"price":1005}
+{"type":"new","id":1,"account":"b","symbol":"T","side":"buy","qty":10,"price":0}
+{"type":"new","id":1,"account":"b","symbol":"T","side":"buy","qty":0,"price":1005}
+{"type":"new","id":1,"account":"b","symbol":"T","side":"buy","qty":10,"price":1005}
+{"type":"new","id":15,"account":"b","symbol":"NOPE","side":"buy","qty":10,"price":1005}
+{"type":"new","id":16,"account":"b","symbol":"A","side":"buy","qty":-5,"price":-1}
+"""
+
+
+@pytest.mark.parametrize("msgpack", [False, True])
+def test_decoded_commands_give_the_events_of_the_checked_path(msgpack: bool) -> None:
+    """``apply_all(decoded=True)`` skips the type tests that decoding made, nothing else."""
+    lines = _DECODED_LOG.splitlines()
+    if msgpack:
+        lines = [msgspec.msgpack.encode(msgspec.json.decode(line)) for line in lines]
+    decode = msgpack_decoder.decode if msgpack else json_decoder.decode
+    commands = [decode(line) for line in lines]
+    checked = Engine()
+    expected = [event for command in commands for event in checked.apply(command)]
+    decoded = Engine()
+    assert decoded.apply_all(commands, decoded=True) == expected
+    assert decoded.state_hash() == checked.state_hash()
+    reasons = {getattr(event, "reason", None) for event in expected}
+    assert reasons >= {"malformed", "bad_price", "bad_qty", "duplicate_id", "post_only",
+                       "unknown_symbol", "ioc", "fok", "market", "self_trade"}

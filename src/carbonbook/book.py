@@ -71,6 +71,7 @@ import msgspec
 from carbonbook._types import (
     INT64_MAX,
     CancelReason,
+    OrderType,
     Phase,
     RejectReason,
     SelfTradePrevention,
@@ -79,7 +80,7 @@ from carbonbook._types import (
     UnitType,
     is_order_id,
 )
-from carbonbook.commands import WELL_FORMED_SHAPES, NewOrder, new_order_fault
+from carbonbook.commands import NewOrder, new_order_fault
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Accepted, Cancelled, Event, Modified, Rejected, Trade
 
@@ -95,7 +96,11 @@ _BUY = Side.BUY
 _CANCEL_INCOMING = SelfTradePrevention.CANCEL_INCOMING
 _CANCEL_RESTING = SelfTradePrevention.CANCEL_RESTING
 _CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
+_SELL = Side.SELL
+_LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
 _GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
 _FOK = TimeInForce.FOK
 _SELF_TRADE = CancelReason.SELF_TRADE
 _USER = CancelReason.USER
@@ -231,12 +236,14 @@ class OrderBook:
 
     # -- commands ---------------------------------------------------------------
 
-    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+    def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
         """Enter a new order for this book.
 
         Refusals, first that applies: malformed, bad_price, bad_qty, duplicate_id,
         post_only, then the ``risk`` check's. Then appends ``accepted``, the trades, and a
-        ``cancelled`` for a remainder that may not rest.
+        ``cancelled`` for a remainder that may not rest. ``decoded`` says that ``cmd`` comes
+        from :mod:`carbonbook.codec`'s decoders, which have checked every field's type and
+        64-bit bounds (and the enum fields' and the names'), so those tests are skipped.
         """
         seq = self._seq
         index = self._index
@@ -248,20 +255,30 @@ class OrderBook:
         stp = cmd.stp
         cap = cmd.cap
         account = cmd.account
+        is_buy = side is _BUY
         if not (  # one pass over every refusal but post_only; _refusal finds which one
-            oid.__class__ is int and 0 <= oid <= INT64_MAX
-            and qty.__class__ is int and 0 < qty <= INT64_MAX and not qty % self.lot
-            and (price is None or (price.__class__ is int and 0 < price <= INT64_MAX
-                                   and not price % self.tick))
-            and account.__class__ is str and account
-            and (side, cmd.order_type, tif, stp, cmd.post_only, price is None, cap is None)
-            in WELL_FORMED_SHAPES
-            and (cap is None or (cap.__class__ is int and 0 < cap <= INT64_MAX))
+            (decoded or (
+                oid.__class__ is int and 0 <= oid <= INT64_MAX
+                and qty.__class__ is int and qty <= INT64_MAX
+                and account.__class__ is str and account
+                # enum fields by identity with the members: a plain value equal to a member
+                # (or post_only 0) takes _refusal's full test, which lets it through
+                and (is_buy or side is _SELL)
+                and (tif is _GTC or tif is _IOC or tif is _FOK)
+                and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH)))
+            and qty > 0 and not qty % self.lot
+            and (cmd.order_type is _LIMIT and (decoded or (price.__class__ is int and price <= INT64_MAX))
+                 and price > 0 and not price % self.tick if price is not None else cmd.order_type is _MARKET)
+            and (cmd.post_only is False or (cmd.post_only is True and tif is _GTC and price is not None))
+            and (cap is None or ((decoded or (cap.__class__ is int and cap <= INT64_MAX))
+                                 and cap > 0 and is_buy and price is None))
             and oid not in index
         ):
-            events.append(self._refusal(cmd))
-            return
-        is_buy = side == _BUY
+            rejected = self._refusal(cmd)
+            if rejected is not None:
+                events.append(rejected)
+                return
+            is_buy = side == _BUY  # a plain "buy" is a buy
         if is_buy:
             opp = self.asks
             limit_key = _NO_LIMIT if price is None else -price
@@ -304,8 +321,10 @@ class OrderBook:
             index[oid] = CANCELLED
             events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
 
-    def _refusal(self, cmd: NewOrder) -> Rejected:
-        """The rejection of a new order that failed submit's test, by the contract's order."""
+    def _refusal(self, cmd: NewOrder) -> Rejected | None:
+        """The rejection of a new order by the contract's order (malformed, bad_price, bad_qty,
+        duplicate_id), or None when it has none: values equal to the enum members are well
+        formed, though submit's quick test takes only the members themselves."""
         oid = cmd.id
         fault = new_order_fault(cmd)
         if fault is not None:
@@ -314,7 +333,9 @@ class OrderBook:
             return Rejected(next(self._seq), oid, _BAD_PRICE, _bad_price(cmd.price, self.tick))
         if cmd.qty <= 0 or cmd.qty % self.lot:
             return Rejected(next(self._seq), oid, _BAD_QTY, _bad_qty(cmd.qty, self.lot))
-        return Rejected(next(self._seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used")
+        if oid in self._index:
+            return Rejected(next(self._seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used")
+        return None
 
     def cancel(self, order: Order, events: list[Event]) -> None:
         """Cancel a resting order's open remainder (reason ``user``). O(1) amortised."""

@@ -13,7 +13,6 @@ from datetime import date
 
 import msgspec
 
-from carbonbook import lobster, report, workload
 from carbonbook._types import UnitType
 from carbonbook.codec import wants_msgpack
 from carbonbook.engine import Engine
@@ -173,14 +172,16 @@ def _add_import_lobster(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--symbol", help="instrument symbol (default: the ticker in the file name)")
     p.add_argument("--date", type=date.fromisoformat,
                    help="trading day YYYY-MM-DD for ts (default: the date in the file name)")
-    p.add_argument("--unit", choices=[u.value for u in UnitType], default=lobster.DEFAULT_UNIT.value,
-                   help="the instrument's unit, a label only (default %(default)s)")
+    p.add_argument("--unit", choices=[u.value for u in UnitType],
+                   help="the instrument's unit, a label only (default EUA, carbonbook.lobster.DEFAULT_UNIT)")
     p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
                    help="log format; auto: msgpack for a .msgpack or .mpk name, else JSON Lines")
     p.add_argument("--quiet", action="store_true", help="no summary on standard error")
 
 
 def _import_lobster(args: argparse.Namespace) -> int:
+    from carbonbook import lobster  # imported here: replay's start-up does not need it
+
     started = time.perf_counter()
     name = lobster.parse_name(args.messages)
     symbol = args.symbol or (name.ticker if name else None)
@@ -192,7 +193,8 @@ def _import_lobster(args: argparse.Namespace) -> int:
     try:
         messages = lobster.read_messages(args.messages)
         orderbook = lobster.read_orderbook(args.orderbook) if args.orderbook else None
-        result = lobster.convert(messages, orderbook, symbol=symbol, unit=UnitType(args.unit),
+        unit = UnitType(args.unit) if args.unit else lobster.DEFAULT_UNIT
+        result = lobster.convert(messages, orderbook, symbol=symbol, unit=unit,
                                  midnight=lobster.midnight_ns(day))
     except lobster.LobsterFormatError as exc:
         print(f"carbonbook: {exc}", file=sys.stderr)
@@ -250,6 +252,8 @@ def _report_engine(args: argparse.Namespace) -> Engine:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from carbonbook import report  # imported here: replay's start-up does not need it
+
     try:
         with open(args.events, "rb") as events:
             if args.log is None:
@@ -302,6 +306,8 @@ def _positive(text: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from carbonbook import workload  # imported here: replay's start-up does not need it
+
     started = time.perf_counter()
     if args.workload == "busy":
         commands = workload.busy(args.messages, args.seed)

@@ -107,32 +107,34 @@ class Engine:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
         self._dispatch(command, events)
-        for subscriber in self._subscribers:
-            subscriber(events)
+        if self._subscribers:
+            self.publish(events)
         return events
 
-    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
+    def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
         """Apply commands in order; return their events, which subscribers also get as one list.
 
         An :class:`Undecodable` record (or any object that is not a command) becomes a
         ``rejected`` event with reason ``malformed`` in its place in the sequence.
+        ``decoded=True`` promises that every command comes from :mod:`carbonbook.codec`'s
+        decoders (as in ``carbonbook replay``), whose validation makes the books skip their
+        own tests of types and 64-bit bounds; the events are the same either way.
         """
         events: list[Event] = []
         dispatch = self._dispatch
         for command in commands:
-            dispatch(command, events)
-        for subscriber in self._subscribers:
-            subscriber(events)
+            dispatch(command, events, decoded)
+        self.publish(events)
         return events
 
-    def _dispatch(self, command: Command | Undecodable, events: list[Event]) -> None:
+    def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
         cls = command.__class__
         if cls is NewOrder:
             book = self._books.get(command.symbol)  # type: ignore[union-attr]
             if book is None:
                 self._unlisted(command, events)  # type: ignore[arg-type]
             else:
-                book.submit(command, events)  # type: ignore[arg-type]
+                book.submit(command, events, decoded)  # type: ignore[arg-type]
         elif cls is CancelOrder:
             oid = command.id  # type: ignore[union-attr]
             order = self._index.get(oid) if oid.__class__ is int else None

@@ -180,14 +180,14 @@ class BandedBook(OrderBook):
 
     __slots__ = ()
 
-    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+    def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
         price = cmd.price
         if price.__class__ is int and outside_band(self, price):
             refusal = _new_refusal(self, cmd)
             events.append(refusal if refusal is not None
                           else _band_rejection(self, cmd.id, price))
             return
-        OrderBook.submit(self, cmd, events)
+        OrderBook.submit(self, cmd, events, decoded)
 
     def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
         if price is not None and outside_band(self, price):
@@ -202,7 +202,7 @@ class ClosedBook(OrderBook):
 
     __slots__ = ()
 
-    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+    def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
         refusal = _new_refusal(self, cmd)
         events.append(refusal if refusal is not None else _phase_rejection(
             self, cmd.id, f"{self.symbol} is {self.phase}: no new orders"))
@@ -221,7 +221,7 @@ class CallBook(OrderBook):
 
     __slots__ = ()
 
-    def submit(self, cmd: NewOrder, events: list[Event]) -> None:
+    def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
         refusal = _new_refusal(self, cmd)
         price = cmd.price
         if refusal is None:

@@ -46,18 +46,21 @@ class ReplayTally:
 
     def add(self, events: list[Event]) -> None:
         """Count a batch of events."""
-        for cls, n in Counter(map(type, events)).items():
+        kinds = Counter(map(type, events))
+        for cls, n in kinds.items():
             self.events[cls.__struct_config__.tag] += n  # type: ignore[attr-defined]
-        symbols = self.symbols
-        for e in [e for e in events if e.__class__ is Trade]:
-            tally = symbols.get(e.symbol)
-            if tally is None:
-                tally = symbols[e.symbol] = SymbolTally()
-            tally.trades += 1
-            tally.volume += e.qty
-            tally.notional += e.qty * e.price
-            tally.last = e.price
-        self.rejections.update(e.reason for e in events if e.__class__ is Rejected)
+        if Trade in kinds:  # a pass over the events only for the kinds the batch has
+            symbols = self.symbols
+            for e in [e for e in events if e.__class__ is Trade]:
+                tally = symbols.get(e.symbol)
+                if tally is None:
+                    tally = symbols[e.symbol] = SymbolTally()
+                tally.trades += 1
+                tally.volume += e.qty
+                tally.notional += e.qty * e.price
+                tally.last = e.price
+        if Rejected in kinds:
+            self.rejections.update(e.reason for e in events if e.__class__ is Rejected)
 
 
 class Applier(Protocol):
@@ -77,7 +80,7 @@ def replay(
     """Apply every record of ``source`` to ``engine``; pass the events' JSON Lines to ``write``.
 
     Records are decoded a batch at a time (:func:`~carbonbook.codec.command_batches`),
-    each batch applied with ``Engine.apply_all``
+    each batch applied with ``Engine.apply_all`` (as decoded commands)
     and its events encoded and written in one go. After each batch, ``progress`` (when
     given) is called with the records and the input bytes read so far; it is for display
     only and can change nothing that is written.
@@ -87,7 +90,7 @@ def replay(
     for commands, count, size in command_batches(source, msgpack):
         records += count
         consumed += size
-        events = engine.apply_all(commands)
+        events = engine.apply_all(commands, decoded=True)
         tally.add(events)
         write(json_encoder.encode_lines(events))
         if progress is not None:

@@ -227,7 +227,7 @@ class _Sampler:
         self._engine = engine
         self._report = report
 
-    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
+    def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
         out: list[Event] = []
         engine = self._engine
         report = self._report
