@@ -66,8 +66,9 @@ class ReplayTally:
 class Applier(Protocol):
     """What replay drives: an :class:`~carbonbook.engine.Engine` (or anything with its ``apply_all``)."""
 
-    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
-        """Apply commands in order and return their events."""
+    def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
+        """Apply commands in order and return their events (``decoded``: they come from
+        :mod:`carbonbook.codec`'s decoders)."""
 
 
 def replay(

@@ -167,13 +167,14 @@ class Venue(Engine):
         """Apply one command in one registry transaction; return its events."""
         return self.apply_all((command,))
 
-    def apply_all(self, commands: Iterable[Command | Undecodable]) -> list[Event]:
-        """Apply commands in order, in one registry transaction; return their events."""
+    def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
+        """Apply commands in order, in one registry transaction; return their events
+        (``decoded`` as for :meth:`Engine.apply_all`)."""
         events: list[Event] = []
         with self.registry.transaction():
             dispatch = self._dispatch
             for command in commands:
-                dispatch(command, events)
+                dispatch(command, events, decoded)
             self._advance(events)
         self.publish(events)
         return events
@@ -202,7 +203,7 @@ class Venue(Engine):
                                   "went through: it holds another log")
             self._catching_up = False
 
-    def _dispatch(self, command: Command | Undecodable, events: list[Event]) -> None:
+    def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
         cls = command.__class__
         start = len(events)
         if isinstance(command, RegistryCommand):
@@ -211,7 +212,7 @@ class Venue(Engine):
             else:
                 self._registry_command(command, events)
         else:
-            super()._dispatch(command, events)
+            super()._dispatch(command, events, decoded)
             if cls is ListInstrument:
                 book = self._books.get(command.symbol)  # type: ignore[union-attr]
                 if book is not None:
