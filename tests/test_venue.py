@@ -65,7 +65,7 @@ from carbonbook.commands import (
 )
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
 from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
-from carbonbook.venue import LogMismatch, Venue
+from carbonbook.venue import LogMismatch, Venue, VenueState
 
 SYM = "JPA-2010"
 JPA = UnitType.JPA
@@ -1284,3 +1284,60 @@ def test_cli_different_log_into_a_used_registry_fails(tmp_path: Path,
     assert main(["replay", str(other), "--registry", url, "--out", str(tmp_path / "f.jsonl"),
                  "--quiet"]) == EXIT_IO
     assert "another log" in capsys.readouterr().err
+
+
+# -- saving and restoring a venue ------------------------------------------------------------
+
+
+def _restored(reg: Registry, state: VenueState) -> Venue:
+    """A venue rebuilt from ``state`` after a trip through JSON, as a snapshot file would make."""
+    again = msgspec.json.decode(msgspec.json.encode(state), type=VenueState)
+    return Venue.from_venue_state(reg, again, lag=1)
+
+
+@pytest.mark.parametrize("cut", [12, 20, 27])
+def test_a_restored_venue_continues_as_if_uninterrupted(backend: tuple[RegistryFactory, Reopen],
+                                                         cut: int) -> None:
+    """Save a venue mid-session (trades still awaiting settlement, T+1), reopen the registry,
+    restore, continue: the same events and registry as one uninterrupted run."""
+    fresh, reopen = backend
+    log = session_log() + more_commands()
+    one = fresh()
+    straight = run_log(one, log)
+    two = fresh()
+    venue = Venue(two, lag=1)
+    first = venue.apply_all(log[:cut])
+    state = venue.export_venue_state()
+    two = reopen(two)
+    restored = _restored(two, state)
+    assert restored.state_hash() == venue.state_hash()
+    rest = restored.apply_all(log[cut:])
+    assert encode(first + rest) == encode(straight)
+    assert fingerprint(two) == fingerprint(one)
+    restored.check()
+    two.check()
+
+
+def test_a_restored_venue_catches_up_a_registry_that_went_further(
+        backend: tuple[RegistryFactory, Reopen]) -> None:
+    fresh, reopen = backend
+    log = session_log() + more_commands()
+    one = fresh()
+    straight = run_log(one, log)
+    two = fresh()
+    venue = Venue(two, lag=1)
+    first = venue.apply_all(log[:15])
+    saved = venue.export_venue_state()
+    venue.apply_all(log[15:25])  # the registry moves on; the saved state does not
+    two = reopen(two)
+    restored = _restored(two, saved)
+    rest = restored.apply_all(log[15:])  # replays 15..25 without touching the registry, then goes on
+    assert encode(first + rest) == encode(straight)
+    assert fingerprint(two) == fingerprint(one)
+
+
+def test_a_registry_behind_the_saved_state_is_refused() -> None:
+    venue = Venue(MemoryRegistry(), lag=1)
+    venue.apply_all(session_log()[:15])
+    with pytest.raises(LogMismatch, match="behind"):
+        _restored(MemoryRegistry(), venue.export_venue_state())

@@ -291,9 +291,12 @@ class Engine:
         """An engine equal to the one ``state`` was exported from (without its subscribers);
         raises :class:`~carbonbook.errors.SnapshotError` if ``state`` is inconsistent."""
         engine = cls()
-        engine._seq, engine._books, engine._index = restore_parts(state)
-        engine._auctions = primary.restore_auctions(state.auctions, engine._index)
+        engine._restore(state)
         return engine
+
+    def _restore(self, state: EngineState) -> None:
+        self._seq, self._books, self._index = restore_parts(state)
+        self._auctions = primary.restore_auctions(state.auctions, self._index)
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
         """Apply ``commands`` as :meth:`apply_all` does but without calling subscribers, and append

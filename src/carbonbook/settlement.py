@@ -108,6 +108,16 @@ class SettlementAdapter:
         """Trades received and not yet settled, in trade id order."""
         return [t for _, (_, t) in sorted(self._pending.items())]
 
+    @property
+    def queue(self) -> list[tuple[int, Trade]]:
+        """``(due day, trade)`` of every trade received and not yet settled, in trade id order."""
+        return [item for _, item in sorted(self._pending.items())]
+
+    def requeue(self, queue: Iterable[tuple[int, Trade]], day: int) -> None:
+        """Restore a :attr:`queue` and the business ``day`` (to rebuild an adapter from saved state)."""
+        self._pending = {t.seq: (due, t) for due, t in queue}
+        self.day = day
+
     def settle_due(self, day: int) -> list[SettlementRecord]:
         """Make ``day`` the current business day and settle every trade due by then."""
         if type(day) is not int or day < self.day:

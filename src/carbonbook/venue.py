@@ -122,8 +122,9 @@ from carbonbook.registry.base import (
     SettlementRecord,
 )
 from carbonbook.settlement import Instrument, SettlementAdapter
+from carbonbook.snapshot import EngineState
 
-__all__ = ["LogMismatch", "Venue"]
+__all__ = ["LogMismatch", "Venue", "VenueState"]
 
 _BUY = Side.BUY
 _encode = msgspec.json.Encoder().encode
@@ -132,6 +133,16 @@ _MARKET = 0  # the limit recorded for a market buy
 
 class LogMismatch(CarbonbookError):
     """Raised when a log replayed into a registry is not the log the registry went through."""
+
+
+class VenueState(msgspec.Struct, frozen=True):
+    """A venue's state: its engine's, the running digest of its commands, the settlement
+    business day and the trades awaiting settlement with their due days."""
+
+    engine: EngineState
+    digest: int
+    day: int
+    pending: list[tuple[int, Trade]]
 
 
 class Venue(Engine):
@@ -160,6 +171,34 @@ class Venue(Engine):
             Deposit: self._deposit, RecordEmissions: self._emissions, Surrender: self._surrender,
             Retire: self._retire, CarryOver: self._carry_over, Expire: self._expire,
         }
+
+    # -- state ---------------------------------------------------------------------
+
+    def export_venue_state(self) -> VenueState:
+        """The venue's whole state as data (its registry is not part of it). O(orders + ids)."""
+        return VenueState(self.export_state(), int.from_bytes(self._digest, "big", signed=True),
+                          self.settlement.day, self.settlement.queue)
+
+    @classmethod
+    def from_venue_state(cls, registry: Registry, state: VenueState, *, currency: str = "JPY", lag: int = 0,
+                         batch: int = 1000) -> Venue:
+        """A venue equal to the one ``state`` was exported from, on ``registry``, which must hold
+        at least the events up to the state (it may hold more: the venue then catches up, as
+        one opened on it would). :class:`LogMismatch` if the registry is behind the state."""
+        venue = cls(registry, currency=currency, lag=lag, batch=batch)
+        venue._restore(state.engine)
+        if venue._replayed < state.engine.seq - 1:
+            raise LogMismatch(f"the registry holds events up to {venue._replayed}, "
+                              f"behind the venue state's {state.engine.seq - 1}")
+        venue._catching_up = venue._replayed > state.engine.seq - 1
+        venue._digest = state.digest.to_bytes(8, "big", signed=True)
+        venue.settlement.requeue(state.pending, state.day)
+        for book in venue._books.values():
+            venue._attach(book)
+            for level in book.bids.levels.values():
+                for order in level.live():
+                    venue._buys[order.id] = order.price
+        return venue
 
     # -- commands ------------------------------------------------------------------
 
@@ -216,7 +255,7 @@ class Venue(Engine):
             if cls is ListInstrument:
                 book = self._books.get(command.symbol)  # type: ignore[union-attr]
                 if book is not None:
-                    book.risk = self
+                    self._attach(book)
             self._after(command, events, start)
         self._fold(command, events, start)
 
@@ -345,12 +384,13 @@ class Venue(Engine):
 
     # -- settlement ----------------------------------------------------------------------
 
+    def _attach(self, book: OrderBook) -> None:
+        """Put a book under the venue's holds, and tell settlement what its trades move."""
+        book.risk = self
+        self.settlement.instruments[book.symbol] = Instrument(book.unit, self._currency(book))
+
     def _settle(self, trades: list[Trade], events: list[Event]) -> None:
         adapter = self.settlement
-        for t in trades:
-            if t.symbol not in adapter.instruments:
-                book = self._books[t.symbol]
-                adapter.instruments[t.symbol] = Instrument(book.unit, self._currency(book))
         if adapter.lag:
             adapter(trades)
         else:
@@ -427,7 +467,7 @@ class Venue(Engine):
             return
         pending = adapter.pending
         if self.next_seq <= self._replayed:
-            self._check_settled([t for t in pending if adapter._pending[t.seq][0] <= day])
+            self._check_settled([t for due, t in adapter.queue if due <= day])
         records = adapter.settle_due(day)
         events.append(Recorded(next(self._seq), "business_day", None,
                                f"day {day}: {len(records)} trades due"))
