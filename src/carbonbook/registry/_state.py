@@ -836,7 +836,9 @@ class StateRegistry(Registry):
             meta = self._meta
             index = self._index
             journal = self._journal
-            between_legs = self._between_legs
+            hook: Any = self._between_legs  # called only when a test replaced it
+            if getattr(hook, "__func__", None) is StateRegistry._between_legs:
+                hook = None
             seg: list[Any] = []
             seg_end = -1
             for trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold in rows:
@@ -905,8 +907,9 @@ class StateRegistry(Registry):
                 first = nid = meta["block"]
                 b_held = held.get(bkey, _MISSING)
                 txid0 = meta["txid"]
-                jlen = len(journal)
-                consumed: list[Any] = []
+                pos = len(seg)
+                seg += (seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid0,
+                        len(journal))
                 try:
                     # units leg: the seller's oldest blocks, the last one split if need be
                     need = qty
@@ -917,12 +920,12 @@ class StateRegistry(Registry):
                         end = b.end
                         nid += 1
                         if end - start + 1 <= need:
-                            consumed += (bid, b, True)
+                            seg += (bid, b, True)
                             inner.popleft()
                             del blocks[bid]
                             need -= end - start + 1
                         else:
-                            consumed += (bid, b, False)
+                            seg += (bid, b, False)
                             blocks[bid] = Block(bid, b.origin, unit, start + need, end, seller, _ACTIVE,
                                                 b.period, b.scheme, b.project, b.expiry)
                             end = start + need - 1
@@ -933,7 +936,8 @@ class StateRegistry(Registry):
                     meta["block"] = nid
                     held[skey] = s_held - qty
                     held[bkey] = qty if b_held is _MISSING else b_held + qty
-                    between_legs()
+                    if hook is not None:
+                        hook()
                     # cash leg, journal row and the settlement record
                     cash[bcash] = b_cash - amount
                     cash[scash] = amount if s_cash is _MISSING else s_cash + amount
@@ -943,37 +947,32 @@ class StateRegistry(Registry):
                     settlements[trade_id] = record = Settled(trade_id, txid, seller, buyer, unit, qty, currency,
                                                              amount)
                     out.append(record)
-                except BaseException:
-                    self._undo_fast(seg, len(seg), (seller, buyer, unit, currency, trade_id, first, s_held,
-                                                    b_held, b_cash, s_cash, txid0, jlen), consumed)
+                except BaseException:  # undo this half-recorded settlement (no count yet), then the batch's
+                    self._undo_fast_one(seg, pos, (len(seg) - pos - 12) // 3)
+                    del seg[pos:]
                     raise
-                seg += (seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid0,
-                        jlen)
-                seg += consumed
-                seg.append(len(consumed) // 3)
+                seg.append(nid - first)
         return out
 
-    def _undo_fast(self, seg: list[Any], stop: int, partial: tuple[Any, ...] | None = None,
-                   consumed: list[Any] | None = None) -> None:
+    def _undo_fast(self, seg: list[Any], stop: int) -> None:
         """Undo the fast-path settlements recorded in ``seg`` after index ``stop``, newest first.
 
-        Each settlement is recorded after it is applied, as 12 values (seller, buyer, unit,
-        currency, trade id, the block counter, the seller's and buyer's holdings, the buyer's
-        and seller's cash, the txid counter, the journal length, all as they were), then
-        ``(block id, old block, removed from the queue)`` for each block it consumed or split,
-        then their number. ``partial`` and ``consumed`` describe one settlement cut short by
-        an exception (not recorded yet); every step below is idempotent, so a half-applied
-        settlement is restored exactly too."""
-        if partial is not None:
-            self._undo_fast_one(partial, consumed or [])
+        Each settlement is recorded as 12 values (seller, buyer, unit, currency, trade id,
+        the block counter, the seller's and buyer's holdings, the buyer's and seller's cash,
+        the txid counter, the journal length, all as they were) written before it applies,
+        then ``(block id, old block, removed from the queue)`` for each block it consumed or
+        split, then their number once it has applied. Every step of the undo is idempotent,
+        so a settlement cut short by an exception (no count yet) is restored exactly too."""
         while len(seg) > stop:
             n = seg[-1]
-            top = len(seg) - 1
-            self._undo_fast_one(tuple(seg[top - 3 * n - 12:top - 3 * n]), seg[top - 3 * n:top])
-            del seg[top - 3 * n - 12:]
+            rec = len(seg) - 1 - 3 * n - 12
+            self._undo_fast_one(seg, rec, n)
+            del seg[rec:]
 
-    def _undo_fast_one(self, rec: tuple[Any, ...], consumed: list[Any]) -> None:
-        seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid, jlen = rec
+    def _undo_fast_one(self, seg: list[Any], rec: int, n: int) -> None:
+        """Undo the settlement recorded at ``seg[rec]`` with ``n`` block triples."""
+        seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid, jlen = (
+            seg[rec:rec + 12])
         self._settlements.pop(trade_id, None)
         del self._journal[jlen:]
         meta = self._meta
@@ -994,12 +993,11 @@ class StateRegistry(Registry):
         while binner and binner[-1] > first:
             binner.pop()
         blocks = self._blocks
-        n = len(consumed) // 3
         for bid in range(first + 1, first + n + 1):
             blocks.pop(bid, None)
         inner = self._index[seller, unit]
-        for i in range(3 * (n - 1), -1, -3):
-            bid, b, popped = consumed[i], consumed[i + 1], consumed[i + 2]
+        for i in range(rec + 12 + 3 * (n - 1), rec + 11, -3):
+            bid, b, popped = seg[i], seg[i + 1], seg[i + 2]
             blocks[bid] = b
             if popped and (not inner or inner[0] != bid):
                 inner.appendleft(bid)
