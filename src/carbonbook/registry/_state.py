@@ -841,6 +841,10 @@ class StateRegistry(Registry):
                 hook = None
             seg: list[Any] = []
             seg_end = -1
+            # accounts found open and allowed since the last non-fast log entry (no account
+            # can change without logging), sellers and buyers (with the unit type checked)
+            ok_src: set[str] = set()
+            ok_dst: dict[str, UnitType] = {}
             for trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold in rows:
                 if type(trade_id) is not int or not 0 <= trade_id <= INT64_MAX:
                     raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
@@ -861,14 +865,26 @@ class StateRegistry(Registry):
                         out.append(done)
                     continue
                 fast = False
-                if unit_hold is None and cash_hold is None:
-                    src = accounts.get(seller)
-                    dst = accounts.get(buyer)
-                    if (src is not None and dst is not None and src.status is _OPEN and dst.status is _OPEN
-                            and seller != buyer and type(unit) is UnitType
-                            and src.kind not in _TERMINAL_KINDS and dst.kind not in _TERMINAL_KINDS
-                            and (dst.units is None or unit in dst.units)
-                            and type(currency) is str and currency):
+                if (unit_hold is None and cash_hold is None and seller != buyer and type(currency) is str
+                        and currency):
+                    if len(log) != seg_end:  # something else ran since the last fast settlement: recheck
+                        ok_src.clear()
+                        ok_dst.clear()
+                    if seller in ok_src:
+                        fast = True
+                    else:
+                        src = accounts.get(seller)
+                        fast = src is not None and src.status is _OPEN and src.kind not in _TERMINAL_KINDS
+                        if fast:
+                            ok_src.add(seller)
+                    if fast and ok_dst.get(buyer) is not unit:
+                        dst = accounts.get(buyer)
+                        fast = (dst is not None and dst.status is _OPEN and type(unit) is UnitType
+                                and dst.kind not in _TERMINAL_KINDS
+                                and (dst.units is None or unit in dst.units))
+                        if fast:
+                            ok_dst[buyer] = unit
+                    if fast:
                         skey = (seller, unit)
                         s_held = held.get(skey, 0)
                         bcash = (buyer, currency)
