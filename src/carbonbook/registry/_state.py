@@ -17,6 +17,8 @@ from itertools import pairwise
 from types import TracebackType
 from typing import Any
 
+from msgspec.structs import replace
+
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
     AccountBlocked,
@@ -940,14 +942,12 @@ class StateRegistry(Registry):
                             inner.popleft()
                             del blocks[bid]
                             need -= end - start + 1
-                        else:
+                            blocks[nid] = replace(b, id=nid, holder=buyer)
+                        else:  # b is the seller's, active and of this unit type (it is in the queue)
                             seg += (bid, b, False)
-                            blocks[bid] = Block(bid, b.origin, unit, start + need, end, seller, _ACTIVE,
-                                                b.period, b.scheme, b.project, b.expiry)
-                            end = start + need - 1
+                            blocks[bid] = replace(b, start=start + need)
+                            blocks[nid] = replace(b, id=nid, end=start + need - 1, holder=buyer)
                             need = 0
-                        blocks[nid] = Block(nid, b.origin, unit, start, end, buyer, _ACTIVE, b.period, b.scheme,
-                                            b.project, b.expiry)
                         binner.append(nid)
                     meta["block"] = nid
                     held[skey] = s_held - qty
