@@ -848,12 +848,15 @@ class StateRegistry(Registry):
             ok_src: set[str] = set()
             ok_dst: dict[str, UnitType] = {}
             for trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold in rows:
-                if type(trade_id) is not int or not 0 <= trade_id <= INT64_MAX:
-                    raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
-                if type(qty) is not int or not 0 < qty <= INT64_MAX:
-                    _qty(qty)
-                if type(amount) is not int or not 0 < amount <= INT64_MAX:
-                    _qty(amount, "amount")
+                if (type(trade_id) is not int or type(qty) is not int or type(amount) is not int
+                        or trade_id < 0 or trade_id > 0x3FFFFFFF or qty <= 0 or qty > 0x3FFFFFFF
+                        or amount <= 0 or amount > 0x3FFFFFFF):  # not all below 2**30: the exact checks
+                    if type(trade_id) is not int or not 0 <= trade_id <= INT64_MAX:
+                        raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
+                    if type(qty) is not int or not 0 < qty <= INT64_MAX:
+                        _qty(qty)
+                    if type(amount) is not int or not 0 < amount <= INT64_MAX:
+                        _qty(amount, "amount")
                 done = settlements.get(trade_id)
                 if done is not None:
                     if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
@@ -893,8 +896,8 @@ class StateRegistry(Registry):
                         b_cash = cash.get(bcash, 0)
                         scash = (seller, currency)
                         s_cash = cash.get(scash, _MISSING)
-                        fast = (s_held - ureserved.get(skey, 0) >= qty
-                                and b_cash - creserved.get(bcash, 0) >= amount
+                        fast = ((s_held - ureserved.get(skey, 0) if ureserved else s_held) >= qty
+                                and (b_cash - creserved.get(bcash, 0) if creserved else b_cash) >= amount
                                 and (amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
                 if not fast:
                     mark = len(log)
