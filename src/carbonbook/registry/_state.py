@@ -898,7 +898,7 @@ class StateRegistry(Registry):
                         s_cash = cash.get(scash, _MISSING)
                         fast = ((s_held - ureserved.get(skey, 0) if ureserved else s_held) >= qty
                                 and (b_cash - creserved.get(bcash, 0) if creserved else b_cash) >= amount
-                                and (amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
+                                and (s_cash2 := amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
                 if not fast:
                     mark = len(log)
                     try:
@@ -959,7 +959,7 @@ class StateRegistry(Registry):
                         hook()
                     # cash leg, journal row and the settlement record
                     cash[bcash] = b_cash - amount
-                    cash[scash] = amount if s_cash is _MISSING else s_cash + amount
+                    cash[scash] = s_cash2
                     txid = txid0 + 1
                     meta["txid"] = txid
                     journal.append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
