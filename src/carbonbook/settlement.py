@@ -157,16 +157,25 @@ class SettlementAdapter:
             chunk = todo[i:i + self.batch]
             rows: list[SettleTerms] = []
             refused: list[tuple[int, SettlementFailed]] = []  # (position in chunk, outcome)
+            sym: object = None  # the last symbol seen, its instrument, unit type and currency
+            inst: Instrument | None = None
+            unit = UnitType.JPA
+            currency = ""
             for t in chunk:  # _terms inlined for the common case
-                inst = instruments.get(t.symbol)
+                if t.symbol is not sym:
+                    sym = t.symbol
+                    inst = instruments.get(t.symbol)
+                    if inst is not None:
+                        unit = inst.unit
+                        currency = inst.currency
                 amount = t.price * t.qty
-                if inst is None or amount > INT64_MAX:
+                if inst is None or (amount > 0x3FFFFFFF and amount > INT64_MAX):
                     refused.append((len(rows) + len(refused), self._terms(t)))  # type: ignore[arg-type]
                 elif use_holds:
-                    rows.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
+                    rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
                                  t.sell_id, t.buy_id))
                 else:
-                    rows.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
+                    rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
                                  None, None))
             with reg.transaction():
                 records = reg.settle_batch(rows)
