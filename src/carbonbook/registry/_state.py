@@ -843,6 +843,7 @@ class StateRegistry(Registry):
                 hook = None
             seg: list[Any] = []
             seg_end = -1
+            nid = txid = 0
             # accounts found open and allowed since the last non-fast log entry (no account
             # can change without logging), sellers and buyers (with the unit type checked)
             ok_src: set[str] = set()
@@ -920,38 +921,50 @@ class StateRegistry(Registry):
                     seg = []
                     append((None, _FAST, seg))
                     seg_end = len(log)
+                    nid = meta["block"]  # within a segment, only the fast path moves the counters
+                    txid = meta["txid"]
                 inner = index[skey]
                 bkey = (buyer, unit)
                 binner = index.get(bkey)
                 if binner is None:
                     binner = self._inner_of(bkey)
-                first = nid = meta["block"]
+                first = nid
                 b_held = held.get(bkey, _MISSING)
-                txid0 = meta["txid"]
                 pos = len(seg)
-                seg += (seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid0,
+                seg += (seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid,
                         len(journal))
                 try:
-                    # units leg: the seller's oldest blocks, the last one split if need be
-                    need = qty
-                    while need:
-                        bid = inner[0]
-                        b = blocks[bid]
-                        start = b.start
-                        end = b.end
+                    # units leg: the seller's oldest blocks, the last one split if need be (b is the
+                    # seller's, active and of this unit type: it is in the queue)
+                    bid = inner[0]
+                    b = blocks[bid]
+                    start = b.start
+                    if b.end - start >= qty:  # the common case: the oldest block is split
                         nid += 1
-                        if end - start + 1 <= need:
-                            seg += (bid, b, True)
-                            inner.popleft()
-                            del blocks[bid]
-                            need -= end - start + 1
-                            blocks[nid] = replace(b, id=nid, holder=buyer)
-                        else:  # b is the seller's, active and of this unit type (it is in the queue)
-                            seg += (bid, b, False)
-                            blocks[bid] = replace(b, start=start + need)
-                            blocks[nid] = replace(b, id=nid, end=start + need - 1, holder=buyer)
-                            need = 0
+                        seg += (bid, b, False)
+                        blocks[bid] = replace(b, start=start + qty)
+                        blocks[nid] = replace(b, id=nid, end=start + qty - 1, holder=buyer)
                         binner.append(nid)
+                    else:
+                        need = qty
+                        while need:
+                            bid = inner[0]
+                            b = blocks[bid]
+                            start = b.start
+                            end = b.end
+                            nid += 1
+                            if end - start + 1 <= need:
+                                seg += (bid, b, True)
+                                inner.popleft()
+                                del blocks[bid]
+                                need -= end - start + 1
+                                blocks[nid] = replace(b, id=nid, holder=buyer)
+                            else:
+                                seg += (bid, b, False)
+                                blocks[bid] = replace(b, start=start + need)
+                                blocks[nid] = replace(b, id=nid, end=start + need - 1, holder=buyer)
+                                need = 0
+                            binner.append(nid)
                     meta["block"] = nid
                     held[skey] = s_held - qty
                     held[bkey] = qty if b_held is _MISSING else b_held + qty
@@ -960,7 +973,7 @@ class StateRegistry(Registry):
                     # cash leg, journal row and the settlement record
                     cash[bcash] = b_cash - amount
                     cash[scash] = s_cash2
-                    txid = txid0 + 1
+                    txid += 1
                     meta["txid"] = txid
                     journal.append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
                     settlements[trade_id] = record = Settled(trade_id, txid, seller, buyer, unit, qty, currency,
