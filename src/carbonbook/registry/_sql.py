@@ -23,7 +23,7 @@ import msgspec
 
 from carbonbook._types import UnitType
 from carbonbook.errors import RegistryIntegrityError
-from carbonbook.registry._state import _FAST, _MISSING, Log, StateRegistry
+from carbonbook.registry._state import _FAST, _MISSING, Log, StateRegistry, _entry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -140,7 +140,9 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
     return key, (rest[0] if len(rest) == 1 else tuple(rest))
 
 
-def _journal_row(e: Entry) -> Row:
+def _journal_row(e: Entry | Settled) -> Row:
+    if isinstance(e, Settled):  # a fast-path settlement's journal row
+        return (e.txid, "settle", e.seller, e.buyer, str(e.unit), e.qty, e.currency, e.amount, e.trade_id, "")
     return (e.txid, e.kind, e.account, e.counterparty, None if e.unit is None else str(e.unit), e.qty,
             e.currency, e.amount, e.ref, e.detail)
 
@@ -268,7 +270,7 @@ class SqlRegistry(StateRegistry):
         if type(since) is not int:
             raise TypeError("since must be an int")
         rows = self._read(f"SELECT {', '.join(_JOURNAL)} FROM journal WHERE txid > {since} ORDER BY txid")
-        cached = [e for e in self._journal if e.txid > since]  # an open transaction's own rows
+        cached = [_entry(e) for e in self._journal if e.txid > since]  # an open transaction's own rows
         dec: Callable[[Row], Entry] = lambda r: msgspec.convert(list(r), Entry)  # noqa: E731
         return iter([dec(r) for r in rows] + cached)
 

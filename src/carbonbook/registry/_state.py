@@ -110,6 +110,13 @@ def _unit(value: object) -> UnitType:
         raise UnitNotAllowed(f"unknown unit type {value!r}") from None
 
 
+def _entry(e: Entry | Settled) -> Entry:
+    """A journal row as an Entry (the fast path journals a settlement as its Settled record)."""
+    if isinstance(e, Settled):
+        return Entry(e.txid, "settle", e.seller, e.buyer, e.unit, e.qty, e.currency, e.amount, e.trade_id)
+    return e
+
+
 class _Tx:
     __slots__ = ("mark", "reg")
 
@@ -170,7 +177,7 @@ class StateRegistry(Registry):
         self._settlements: dict[int, SettlementRecord] = {}
         self._outcomes: dict[int, tuple[int, str, str]] = {}
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
-        self._journal: list[Entry] = []
+        self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -975,9 +982,9 @@ class StateRegistry(Registry):
                     cash[scash] = s_cash2
                     txid += 1
                     meta["txid"] = txid
-                    journal.append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
-                    settlements[trade_id] = record = Settled(trade_id, txid, seller, buyer, unit, qty, currency,
-                                                             amount)
+                    record = Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
+                    journal.append(record)  # its journal row (see _entry)
+                    settlements[trade_id] = record
                     out.append(record)
                 except BaseException:  # undo this half-recorded settlement (no count yet), then the batch's
                     self._undo_fast_one(seg, pos, (len(seg) - pos - 12) // 3)
@@ -1110,7 +1117,7 @@ class StateRegistry(Registry):
         return self._issued.get(unit, 0)
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
-        return (e for e in self._journal if e.txid > since)
+        return (_entry(e) for e in self._journal if e.txid > since)
 
     # -- invariants ----------------------------------------------------------------
 
