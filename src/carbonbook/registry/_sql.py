@@ -220,19 +220,18 @@ class SqlRegistry(StateRegistry):
                                                "settlements": settled}
         for d, k, v in log:
             if k is _FAST:  # fast-path settlements (see StateRegistry._undo_fast for the layout)
-                top = len(v) - 1
+                top = len(v)
                 while top > 0:
-                    n = v[top]
-                    rec = top - 3 * n - 12
-                    seller, buyer, currency, first = v[rec], v[rec + 1], v[rec + 3], v[rec + 5]
-                    for i in range(rec + 12, top, 3):
+                    r, first, n = v[top - 6], v[top - 5], v[top - 1]
+                    lo = top - 6 - 3 * n
+                    for i in range(lo, top - 6, 3):
                         blocks[v[i]] = None
                     for bid in range(first + 1, first + n + 1):
                         blocks[bid] = None
-                    cash[buyer, currency] = None
-                    cash[seller, currency] = None
-                    settled[v[rec + 4]] = None
-                    top = rec - 1
+                    cash[r.buyer, r.currency] = None
+                    cash[r.seller, r.currency] = None
+                    settled[r.trade_id] = None
+                    top = lo
                 if v:
                     meta["block"] = meta["txid"] = None
             else:

@@ -936,10 +936,10 @@ class StateRegistry(Registry):
                 if binner is None:
                     binner = self._inner_of(bkey)
                 first = nid
+                txid0 = txid
+                jlen = len(journal)
                 b_held = held.get(bkey, _MISSING)
                 pos = len(seg)
-                seg += (seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid,
-                        len(journal))
                 try:
                     # units leg: the seller's oldest blocks, the last one split if need be (b is the
                     # seller's, active and of this unit type: it is in the queue)
@@ -980,38 +980,46 @@ class StateRegistry(Registry):
                     # cash leg, journal row and the settlement record
                     cash[bcash] = b_cash - amount
                     cash[scash] = s_cash2
-                    txid += 1
+                    txid = txid0 + 1
                     meta["txid"] = txid
                     record = Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
                     journal.append(record)  # its journal row (see _entry)
                     settlements[trade_id] = record
                     out.append(record)
-                except BaseException:  # undo this half-recorded settlement (no count yet), then the batch's
-                    self._undo_fast_one(seg, pos, (len(seg) - pos - 12) // 3)
+                except BaseException:  # undo this half-applied settlement, then the batch's
+                    self._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash,
+                                        s_cash, txid0, jlen, seg, pos, (len(seg) - pos) // 3)
                     del seg[pos:]
                     raise
-                seg.append(nid - first)
+                seg += (record, first, b_held, s_cash, jlen, nid - first)
         return out
 
     def _undo_fast(self, seg: list[Any], stop: int) -> None:
         """Undo the fast-path settlements recorded in ``seg`` after index ``stop``, newest first.
 
-        Each settlement is recorded as 12 values (seller, buyer, unit, currency, trade id,
-        the block counter, the seller's and buyer's holdings, the buyer's and seller's cash,
-        the txid counter, the journal length, all as they were) written before it applies,
-        then ``(block id, old block, removed from the queue)`` for each block it consumed or
-        split, then their number once it has applied. Every step of the undo is idempotent,
-        so a settlement cut short by an exception (no count yet) is restored exactly too."""
+        Each settlement is recorded once it has applied, as ``(block id, old block, removed
+        from the queue)`` for each block it consumed or split, then 6 values: its Settled
+        record, the block counter, the buyer's holding and the seller's cash as they were
+        (``_MISSING`` if absent), the journal length before it, and the number of block
+        triples. The seller's holding and the buyer's cash before it are the current ones
+        plus its quantity and amount (the newer settlements are undone first)."""
+        held = self._held
+        cash = self._cash
         while len(seg) > stop:
-            n = seg[-1]
-            rec = len(seg) - 1 - 3 * n - 12
-            self._undo_fast_one(seg, rec, n)
-            del seg[rec:]
+            top = len(seg)
+            r, first, b_held, s_cash, jlen, n = seg[top - 6:top]
+            lo = top - 6 - 3 * n
+            self._undo_fast_one(r.seller, r.buyer, r.unit, r.currency, r.trade_id, first,
+                                held[r.seller, r.unit] + r.qty, b_held, cash[r.buyer, r.currency] + r.amount,
+                                s_cash, r.txid - 1, jlen, seg, lo, n)
+            del seg[lo:]
 
-    def _undo_fast_one(self, seg: list[Any], rec: int, n: int) -> None:
-        """Undo the settlement recorded at ``seg[rec]`` with ``n`` block triples."""
-        seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid, jlen = (
-            seg[rec:rec + 12])
+    def _undo_fast_one(self, seller: str, buyer: str, unit: UnitType, currency: str, trade_id: int, first: int,
+                       s_held: int, b_held: Any, b_cash: int, s_cash: Any, txid: int, jlen: int,
+                       seg: list[Any], lo: int, n: int) -> None:
+        """Restore one fast-path settlement from its values before it and its ``n`` block
+        triples at ``seg[lo:]``. Every step is idempotent, so a settlement cut short by an
+        exception is restored exactly too."""
         self._settlements.pop(trade_id, None)
         del self._journal[jlen:]
         meta = self._meta
@@ -1035,7 +1043,7 @@ class StateRegistry(Registry):
         for bid in range(first + 1, first + n + 1):
             blocks.pop(bid, None)
         inner = self._index[seller, unit]
-        for i in range(rec + 12 + 3 * (n - 1), rec + 11, -3):
+        for i in range(lo + 3 * (n - 1), lo - 1, -3):
             bid, b, popped = seg[i], seg[i + 1], seg[i + 2]
             blocks[bid] = b
             if popped and (not inner or inner[0] != bid):
