@@ -880,9 +880,14 @@ class StateRegistry(Registry):
                 fast = False
                 if (unit_hold is None and cash_hold is None and seller != buyer and type(currency) is str
                         and currency):
-                    if len(log) != seg_end:  # something else ran since the last fast settlement: recheck
+                    if len(log) != seg_end:  # something else was logged since: recheck, open a new segment
                         ok_src.clear()
                         ok_dst.clear()
+                        seg = []
+                        append((None, _FAST, seg))
+                        seg_end = len(log)
+                        nid = meta["block"]  # within a segment, only the fast path moves the counters
+                        txid = meta["txid"]
                     if seller in ok_src:
                         fast = True
                     else:
@@ -924,12 +929,6 @@ class StateRegistry(Registry):
                     out.append(record)
                     continue
                 # the fast path: every check above passed, so nothing below can refuse
-                if len(log) != seg_end:  # something else was logged since: open a new segment
-                    seg = []
-                    append((None, _FAST, seg))
-                    seg_end = len(log)
-                    nid = meta["block"]  # within a segment, only the fast path moves the counters
-                    txid = meta["txid"]
                 inner = index[skey]
                 bkey = (buyer, unit)
                 binner = index.get(bkey)
