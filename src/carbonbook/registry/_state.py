@@ -852,9 +852,11 @@ class StateRegistry(Registry):
             seg_end = -1
             nid = txid = 0
             # accounts found open and allowed since the last non-fast log entry (no account
-            # can change without logging), sellers and buyers (with the unit type checked)
+            # can change without logging): sellers, and buyers with the unit type checked and
+            # their holding key and block queue
             ok_src: set[str] = set()
-            ok_dst: dict[str, UnitType] = {}
+            ok_dst: dict[str, tuple[Any, Any, Any]] = {}
+            no_acc = (None, None, None)
             for trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold in rows:
                 if (type(trade_id) is not int or type(qty) is not int or type(amount) is not int
                         or trade_id < 0 or trade_id > 0x3FFFFFFF or qty <= 0 or qty > 0x3FFFFFFF
@@ -895,13 +897,17 @@ class StateRegistry(Registry):
                         fast = src is not None and src.status is _OPEN and src.kind not in _TERMINAL_KINDS
                         if fast:
                             ok_src.add(seller)
-                    if fast and ok_dst.get(buyer) is not unit:
-                        dst = accounts.get(buyer)
-                        fast = (dst is not None and dst.status is _OPEN and type(unit) is UnitType
-                                and dst.kind not in _TERMINAL_KINDS
-                                and (dst.units is None or unit in dst.units))
-                        if fast:
-                            ok_dst[buyer] = unit
+                    if fast:
+                        dunit, bkey, binner = ok_dst.get(buyer, no_acc)
+                        if dunit is not unit:
+                            dst = accounts.get(buyer)
+                            fast = (dst is not None and dst.status is _OPEN and type(unit) is UnitType
+                                    and dst.kind not in _TERMINAL_KINDS
+                                    and (dst.units is None or unit in dst.units))
+                            if fast:
+                                bkey = (buyer, unit)
+                                binner = self._inner_of(bkey)
+                                ok_dst[buyer] = (unit, bkey, binner)
                     if fast:
                         skey = (seller, unit)
                         s_held = held.get(skey, 0)
@@ -930,10 +936,6 @@ class StateRegistry(Registry):
                     continue
                 # the fast path: every check above passed, so nothing below can refuse
                 inner = index[skey]
-                bkey = (buyer, unit)
-                binner = index.get(bkey)
-                if binner is None:
-                    binner = self._inner_of(bkey)
                 first = nid
                 txid0 = txid
                 jlen = len(journal)
