@@ -149,3 +149,36 @@ def test_holds_are_consumed() -> None:
     assert reg.available("tepco", UnitType.JPA) == 500
     assert reg.available_cash("marubeni", "JPY") == 1_000_000 - 292_000
     reg.check()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_failure_mid_batch_restores_split_and_consumed_blocks(backend: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = market(MemoryRegistry() if backend == "memory" else SQLiteRegistry(str(tmp_path / "r.db")))
+    for _ in range(3):  # tepco holds blocks of 1000, 7 and 7 units
+        reg.issue("tepco", UnitType.JPA, 7, scheme="JVETS", period=2010)
+    adapter = SettlementAdapter(reg, INSTRUMENTS, batch=10)
+    adapter([trade(1, qty=995, price=1)])  # leaves 5 of the first block
+
+    def state() -> tuple[object, ...]:
+        return (reg.blocks(), reg.holding("tepco", UnitType.JPA), reg.holding("marubeni", UnitType.JPA),
+                reg.balance("tepco", "JPY"), reg.balance("marubeni", "JPY"), list(reg.journal()),
+                [reg.settlement(i) for i in range(1, 6)])
+
+    before = state()
+    for fail_at in (1, 2, 3):
+        def boom(calls: list[int] = [], fail_at: int = fail_at) -> None:  # noqa: B006
+            calls.append(1)
+            if len(calls) == fail_at:
+                raise RuntimeError("crash between legs")
+
+        monkeypatch.setattr(reg, "_between_legs", boom)
+        with pytest.raises(RuntimeError):
+            # 2: the rest of block 1 and a split of block 2; 3: splits block 2 again, consumes block 3
+            adapter([trade(2, qty=8, price=1), trade(3, qty=9, price=1), trade(4, qty=1, price=1)])
+        monkeypatch.undo()
+        assert state() == before
+        reg.check()
+    adapter([trade(2, qty=8, price=1), trade(3, qty=9, price=1), trade(4, qty=1, price=1)])
+    assert reg.holding("marubeni", UnitType.JPA) == 1013
+    reg.check()

@@ -165,26 +165,34 @@ class SettlementAdapter:
         use_holds = self.use_holds
         for i in range(0, len(todo), self.batch):
             chunk = todo[i:i + self.batch]
-            terms: list[SettleTerms | SettlementFailed] = []
+            rows: list[SettleTerms] = []
+            refused: list[tuple[int, SettlementFailed]] = []  # (position in chunk, outcome)
+            sym: object = None  # the last symbol seen, its instrument, unit type and currency
+            inst: Instrument | None = None
+            unit = UnitType.JPA
+            currency = ""
             for t in chunk:  # _terms inlined for the common case
-                inst = instruments.get(t.symbol)
+                if t.symbol is not sym:
+                    sym = t.symbol
+                    inst = instruments.get(t.symbol)
+                    if inst is not None:
+                        unit = inst.unit
+                        currency = inst.currency
                 amount = t.price * t.qty
-                if inst is None or amount > INT64_MAX:
-                    terms.append(self._terms(t))
+                if inst is None or (amount > 0x3FFFFFFF and amount > INT64_MAX):
+                    refused.append((len(rows) + len(refused), self._terms(t)))  # type: ignore[arg-type]
                 elif use_holds:
-                    terms.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
-                                  t.sell_id, t.buy_id))
+                    rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
+                                 t.sell_id, t.buy_id))
                 else:
-                    terms.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
-                                  None, None))
-            rows = [x for x in terms if type(x) is tuple]
+                    rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
+                                 None, None))
             with reg.transaction():
-                done = reg.settle_batch(rows)
-            if len(rows) == len(terms):
-                records = done
-            else:  # merge the registry's outcomes with the trades refused here, in order
-                it = iter(done)
-                records = [next(it) if type(x) is tuple else x for x in terms]  # type: ignore[misc]
+                records = reg.settle_batch(rows)
+            if refused:  # merge the registry's outcomes with the trades refused here, in order
+                records = list(records)
+                for pos, failed in refused:
+                    records.insert(pos, failed)
             if pending:
                 for t in chunk:
                     pending.pop(t.seq, None)

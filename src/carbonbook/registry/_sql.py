@@ -23,7 +23,7 @@ import msgspec
 
 from carbonbook._types import UnitType
 from carbonbook.errors import RegistryIntegrityError
-from carbonbook.registry._state import _FAST, _MISSING, Log, StateRegistry
+from carbonbook.registry._state import _FAST, _MISSING, Log, StateRegistry, _entry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -140,7 +140,9 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
     return key, (rest[0] if len(rest) == 1 else tuple(rest))
 
 
-def _journal_row(e: Entry) -> Row:
+def _journal_row(e: Entry | Settled) -> Row:
+    if isinstance(e, Settled):  # a fast-path settlement's journal row
+        return (e.txid, "settle", e.seller, e.buyer, str(e.unit), e.qty, e.currency, e.amount, e.trade_id, "")
     return (e.txid, e.kind, e.account, e.counterparty, None if e.unit is None else str(e.unit), e.qty,
             e.currency, e.amount, e.ref, e.detail)
 
@@ -218,19 +220,18 @@ class SqlRegistry(StateRegistry):
                                                "settlements": settled}
         for d, k, v in log:
             if k is _FAST:  # fast-path settlements (see StateRegistry._undo_fast for the layout)
-                top = len(v) - 1
+                top = len(v)
                 while top > 0:
-                    n = v[top]
-                    rec = top - 3 * n - 12
-                    seller, buyer, currency, first = v[rec], v[rec + 1], v[rec + 3], v[rec + 5]
-                    for i in range(rec + 12, top, 3):
+                    r, first, n = v[top - 6], v[top - 5], v[top - 1]
+                    lo = top - 6 - 3 * n
+                    for i in range(lo, top - 6, 3):
                         blocks[v[i]] = None
                     for bid in range(first + 1, first + n + 1):
                         blocks[bid] = None
-                    cash[buyer, currency] = None
-                    cash[seller, currency] = None
-                    settled[v[rec + 4]] = None
-                    top = rec - 1
+                    cash[r.buyer, r.currency] = None
+                    cash[r.seller, r.currency] = None
+                    settled[r.trade_id] = None
+                    top = lo
                 if v:
                     meta["block"] = meta["txid"] = None
             else:
@@ -268,7 +269,7 @@ class SqlRegistry(StateRegistry):
         if type(since) is not int:
             raise TypeError("since must be an int")
         rows = self._read(f"SELECT {', '.join(_JOURNAL)} FROM journal WHERE txid > {since} ORDER BY txid")
-        cached = [e for e in self._journal if e.txid > since]  # an open transaction's own rows
+        cached = [_entry(e) for e in self._journal if e.txid > since]  # an open transaction's own rows
         dec: Callable[[Row], Entry] = lambda r: msgspec.convert(list(r), Entry)  # noqa: E731
         return iter([dec(r) for r in rows] + cached)
 

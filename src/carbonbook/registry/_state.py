@@ -17,6 +17,8 @@ from itertools import pairwise
 from types import TracebackType
 from typing import Any
 
+from msgspec.structs import replace
+
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
     AccountBlocked,
@@ -108,6 +110,13 @@ def _unit(value: object) -> UnitType:
         raise UnitNotAllowed(f"unknown unit type {value!r}") from None
 
 
+def _entry(e: Entry | Settled) -> Entry:
+    """A journal row as an Entry (the fast path journals a settlement as its Settled record)."""
+    if isinstance(e, Settled):
+        return Entry(e.txid, "settle", e.seller, e.buyer, e.unit, e.qty, e.currency, e.amount, e.trade_id)
+    return e
+
+
 class _Tx:
     __slots__ = ("mark", "reg")
 
@@ -168,7 +177,7 @@ class StateRegistry(Registry):
         self._settlements: dict[int, SettlementRecord] = {}
         self._outcomes: dict[int, tuple[int, str, str]] = {}
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
-        self._journal: list[Entry] = []
+        self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -836,16 +845,28 @@ class StateRegistry(Registry):
             meta = self._meta
             index = self._index
             journal = self._journal
-            between_legs = self._between_legs
+            hook: Any = self._between_legs  # called only when a test replaced it
+            if getattr(hook, "__func__", None) is StateRegistry._between_legs:
+                hook = None
             seg: list[Any] = []
             seg_end = -1
+            nid = txid = 0
+            # accounts found open and allowed since the last non-fast log entry (no account
+            # can change without logging): sellers, and buyers with the unit type checked and
+            # their holding key and block queue
+            ok_src: set[str] = set()
+            ok_dst: dict[str, tuple[Any, Any, Any]] = {}
+            no_acc = (None, None, None)
             for trade_id, seller, buyer, unit, qty, currency, amount, unit_hold, cash_hold in rows:
-                if type(trade_id) is not int or not 0 <= trade_id <= INT64_MAX:
-                    raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
-                if type(qty) is not int or not 0 < qty <= INT64_MAX:
-                    _qty(qty)
-                if type(amount) is not int or not 0 < amount <= INT64_MAX:
-                    _qty(amount, "amount")
+                if (type(trade_id) is not int or type(qty) is not int or type(amount) is not int
+                        or trade_id < 0 or trade_id > 0x3FFFFFFF or qty <= 0 or qty > 0x3FFFFFFF
+                        or amount <= 0 or amount > 0x3FFFFFFF):  # not all below 2**30: the exact checks
+                    if type(trade_id) is not int or not 0 <= trade_id <= INT64_MAX:
+                        raise InvalidQuantity(f"trade id must be an integer in 0..2**63-1, got {trade_id!r}")
+                    if type(qty) is not int or not 0 < qty <= INT64_MAX:
+                        _qty(qty)
+                    if type(amount) is not int or not 0 < amount <= INT64_MAX:
+                        _qty(amount, "amount")
                 done = settlements.get(trade_id)
                 if done is not None:
                     if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
@@ -859,23 +880,44 @@ class StateRegistry(Registry):
                         out.append(done)
                     continue
                 fast = False
-                if unit_hold is None and cash_hold is None:
-                    src = accounts.get(seller)
-                    dst = accounts.get(buyer)
-                    if (src is not None and dst is not None and src.status is _OPEN and dst.status is _OPEN
-                            and seller != buyer and type(unit) is UnitType
-                            and src.kind not in _TERMINAL_KINDS and dst.kind not in _TERMINAL_KINDS
-                            and (dst.units is None or unit in dst.units)
-                            and type(currency) is str and currency):
+                if (unit_hold is None and cash_hold is None and seller != buyer and type(currency) is str
+                        and currency):
+                    if len(log) != seg_end:  # something else was logged since: recheck, open a new segment
+                        ok_src.clear()
+                        ok_dst.clear()
+                        seg = []
+                        append((None, _FAST, seg))
+                        seg_end = len(log)
+                        nid = meta["block"]  # within a segment, only the fast path moves the counters
+                        txid = meta["txid"]
+                    if seller in ok_src:
+                        fast = True
+                    else:
+                        src = accounts.get(seller)
+                        fast = src is not None and src.status is _OPEN and src.kind not in _TERMINAL_KINDS
+                        if fast:
+                            ok_src.add(seller)
+                    if fast:
+                        dunit, bkey, binner = ok_dst.get(buyer, no_acc)
+                        if dunit is not unit:
+                            dst = accounts.get(buyer)
+                            fast = (dst is not None and dst.status is _OPEN and type(unit) is UnitType
+                                    and dst.kind not in _TERMINAL_KINDS
+                                    and (dst.units is None or unit in dst.units))
+                            if fast:
+                                bkey = (buyer, unit)
+                                binner = self._inner_of(bkey)
+                                ok_dst[buyer] = (unit, bkey, binner)
+                    if fast:
                         skey = (seller, unit)
                         s_held = held.get(skey, 0)
                         bcash = (buyer, currency)
                         b_cash = cash.get(bcash, 0)
                         scash = (seller, currency)
                         s_cash = cash.get(scash, _MISSING)
-                        fast = (s_held - ureserved.get(skey, 0) >= qty
-                                and b_cash - creserved.get(bcash, 0) >= amount
-                                and (amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
+                        fast = ((s_held - ureserved.get(skey, 0) if ureserved else s_held) >= qty
+                                and (b_cash - creserved.get(bcash, 0) if creserved else b_cash) >= amount
+                                and (s_cash2 := amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
                 if not fast:
                     mark = len(log)
                     try:
@@ -893,87 +935,92 @@ class StateRegistry(Registry):
                     out.append(record)
                     continue
                 # the fast path: every check above passed, so nothing below can refuse
-                if len(log) != seg_end:  # something else was logged since: open a new segment
-                    seg = []
-                    append((None, _FAST, seg))
-                    seg_end = len(log)
                 inner = index[skey]
-                bkey = (buyer, unit)
-                binner = index.get(bkey)
-                if binner is None:
-                    binner = self._inner_of(bkey)
-                first = nid = meta["block"]
-                b_held = held.get(bkey, _MISSING)
-                txid0 = meta["txid"]
+                first = nid
+                txid0 = txid
                 jlen = len(journal)
-                consumed: list[Any] = []
+                b_held = held.get(bkey, _MISSING)
+                pos = len(seg)
                 try:
-                    # units leg: the seller's oldest blocks, the last one split if need be
-                    need = qty
-                    while need:
-                        bid = inner[0]
-                        b = blocks[bid]
-                        start = b.start
-                        end = b.end
+                    # units leg: the seller's oldest blocks, the last one split if need be (b is the
+                    # seller's, active and of this unit type: it is in the queue)
+                    bid = inner[0]
+                    b = blocks[bid]
+                    start = b.start
+                    if b.end - start >= qty:  # the common case: the oldest block is split
                         nid += 1
-                        if end - start + 1 <= need:
-                            consumed += (bid, b, True)
-                            inner.popleft()
-                            del blocks[bid]
-                            need -= end - start + 1
-                        else:
-                            consumed += (bid, b, False)
-                            blocks[bid] = Block(bid, b.origin, unit, start + need, end, seller, _ACTIVE,
-                                                b.period, b.scheme, b.project, b.expiry)
-                            end = start + need - 1
-                            need = 0
-                        blocks[nid] = Block(nid, b.origin, unit, start, end, buyer, _ACTIVE, b.period, b.scheme,
-                                            b.project, b.expiry)
+                        seg += (bid, b, False)
+                        blocks[bid] = replace(b, start=start + qty)
+                        blocks[nid] = replace(b, id=nid, end=start + qty - 1, holder=buyer)
                         binner.append(nid)
+                    else:
+                        need = qty
+                        while need:
+                            bid = inner[0]
+                            b = blocks[bid]
+                            start = b.start
+                            end = b.end
+                            nid += 1
+                            if end - start + 1 <= need:
+                                seg += (bid, b, True)
+                                inner.popleft()
+                                del blocks[bid]
+                                need -= end - start + 1
+                                blocks[nid] = replace(b, id=nid, holder=buyer)
+                            else:
+                                seg += (bid, b, False)
+                                blocks[bid] = replace(b, start=start + need)
+                                blocks[nid] = replace(b, id=nid, end=start + need - 1, holder=buyer)
+                                need = 0
+                            binner.append(nid)
                     meta["block"] = nid
                     held[skey] = s_held - qty
                     held[bkey] = qty if b_held is _MISSING else b_held + qty
-                    between_legs()
+                    if hook is not None:
+                        hook()
                     # cash leg, journal row and the settlement record
                     cash[bcash] = b_cash - amount
-                    cash[scash] = amount if s_cash is _MISSING else s_cash + amount
+                    cash[scash] = s_cash2
                     txid = txid0 + 1
                     meta["txid"] = txid
-                    journal.append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
-                    settlements[trade_id] = record = Settled(trade_id, txid, seller, buyer, unit, qty, currency,
-                                                             amount)
+                    record = Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
+                    journal.append(record)  # its journal row (see _entry)
+                    settlements[trade_id] = record
                     out.append(record)
-                except BaseException:
-                    self._undo_fast(seg, len(seg), (seller, buyer, unit, currency, trade_id, first, s_held,
-                                                    b_held, b_cash, s_cash, txid0, jlen), consumed)
+                except BaseException:  # undo this half-applied settlement, then the batch's
+                    self._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash,
+                                        s_cash, txid0, jlen, seg, pos, (len(seg) - pos) // 3)
+                    del seg[pos:]
                     raise
-                seg += (seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid0,
-                        jlen)
-                seg += consumed
-                seg.append(len(consumed) // 3)
+                seg += (record, first, b_held, s_cash, jlen, nid - first)
         return out
 
-    def _undo_fast(self, seg: list[Any], stop: int, partial: tuple[Any, ...] | None = None,
-                   consumed: list[Any] | None = None) -> None:
+    def _undo_fast(self, seg: list[Any], stop: int) -> None:
         """Undo the fast-path settlements recorded in ``seg`` after index ``stop``, newest first.
 
-        Each settlement is recorded after it is applied, as 12 values (seller, buyer, unit,
-        currency, trade id, the block counter, the seller's and buyer's holdings, the buyer's
-        and seller's cash, the txid counter, the journal length, all as they were), then
-        ``(block id, old block, removed from the queue)`` for each block it consumed or split,
-        then their number. ``partial`` and ``consumed`` describe one settlement cut short by
-        an exception (not recorded yet); every step below is idempotent, so a half-applied
-        settlement is restored exactly too."""
-        if partial is not None:
-            self._undo_fast_one(partial, consumed or [])
+        Each settlement is recorded once it has applied, as ``(block id, old block, removed
+        from the queue)`` for each block it consumed or split, then 6 values: its Settled
+        record, the block counter, the buyer's holding and the seller's cash as they were
+        (``_MISSING`` if absent), the journal length before it, and the number of block
+        triples. The seller's holding and the buyer's cash before it are the current ones
+        plus its quantity and amount (the newer settlements are undone first)."""
+        held = self._held
+        cash = self._cash
         while len(seg) > stop:
-            n = seg[-1]
-            top = len(seg) - 1
-            self._undo_fast_one(tuple(seg[top - 3 * n - 12:top - 3 * n]), seg[top - 3 * n:top])
-            del seg[top - 3 * n - 12:]
+            top = len(seg)
+            r, first, b_held, s_cash, jlen, n = seg[top - 6:top]
+            lo = top - 6 - 3 * n
+            self._undo_fast_one(r.seller, r.buyer, r.unit, r.currency, r.trade_id, first,
+                                held[r.seller, r.unit] + r.qty, b_held, cash[r.buyer, r.currency] + r.amount,
+                                s_cash, r.txid - 1, jlen, seg, lo, n)
+            del seg[lo:]
 
-    def _undo_fast_one(self, rec: tuple[Any, ...], consumed: list[Any]) -> None:
-        seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash, s_cash, txid, jlen = rec
+    def _undo_fast_one(self, seller: str, buyer: str, unit: UnitType, currency: str, trade_id: int, first: int,
+                       s_held: int, b_held: Any, b_cash: int, s_cash: Any, txid: int, jlen: int,
+                       seg: list[Any], lo: int, n: int) -> None:
+        """Restore one fast-path settlement from its values before it and its ``n`` block
+        triples at ``seg[lo:]``. Every step is idempotent, so a settlement cut short by an
+        exception is restored exactly too."""
         self._settlements.pop(trade_id, None)
         del self._journal[jlen:]
         meta = self._meta
@@ -994,12 +1041,11 @@ class StateRegistry(Registry):
         while binner and binner[-1] > first:
             binner.pop()
         blocks = self._blocks
-        n = len(consumed) // 3
         for bid in range(first + 1, first + n + 1):
             blocks.pop(bid, None)
         inner = self._index[seller, unit]
-        for i in range(3 * (n - 1), -1, -3):
-            bid, b, popped = consumed[i], consumed[i + 1], consumed[i + 2]
+        for i in range(lo + 3 * (n - 1), lo - 1, -3):
+            bid, b, popped = seg[i], seg[i + 1], seg[i + 2]
             blocks[bid] = b
             if popped and (not inner or inner[0] != bid):
                 inner.appendleft(bid)
@@ -1080,7 +1126,7 @@ class StateRegistry(Registry):
         return self._issued.get(unit, 0)
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
-        return (e for e in self._journal if e.txid > since)
+        return (_entry(e) for e in self._journal if e.txid > since)
 
     # -- invariants ----------------------------------------------------------------
 
