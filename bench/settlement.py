@@ -10,14 +10,8 @@ fresh registry.
 
     .venv/bin/python bench/settlement.py [--backend memory sqlite postgres] [--trades N] [--batch B]
 
-Measured (shared 2-vCPU machine, load average 1-2 from other jobs, CPython 3.11, batch 1000;
-before -> after the batch fast path, old and new code interleaved in the same session):
-memory 67,000-78,000 -> 164,000-211,000/s (target 200,000: met in quieter runs), SQLite
-26,000-36,000 -> 35,000-43,000/s (target 20,000: met), PostgreSQL 15 on localhost
-7,200-8,100 -> 10,600-12,200/s (target 5,000: met). In CPU time per trade: memory ~10-13.5 ->
-~5-7.5 us (the cyclic GC rescanning the per-trade undo tuples was ~40% of it before),
-SQLite ~35-40 -> ~24-28 us (now mostly sqlite3's executemany: ~4 rows per trade), PostgreSQL
-~100 -> ~52 us (now mostly psycopg dumping the column arrays and the server round trip).
+Latest figures, the instruction counts per trade (callgrind) and their history are in
+bench/RESULTS.md ("Other components").
 """
 
 from __future__ import annotations
