@@ -71,17 +71,15 @@ from collections import Counter
 from collections.abc import Iterator
 
 from carbonbook._types import (
-    INT64_MAX,
     CancelReason,
     Phase,
     RejectReason,
     SelfTradePrevention,
     Side,
     TimeInForce,
-    is_int64,
 )
 from carbonbook.book import CANCELLED, FILLED, Order, OrderBook
-from carbonbook.commands import WELL_FORMED_SHAPES, NewOrder
+from carbonbook.commands import NewOrder
 from carbonbook.events import (
     Accepted,
     Cancelled,
@@ -105,22 +103,6 @@ _EXPIRY = {TimeInForce.IOC: CancelReason.IOC, TimeInForce.FOK: CancelReason.FOK}
 
 
 # -- checks shared by the phase books ---------------------------------------------
-
-
-def _new_refusal(book: OrderBook, cmd: NewOrder) -> Rejected | None:
-    """The rejection of a new order for malformed, bad_price, bad_qty or duplicate_id, or None."""
-    oid, price, qty, account = cmd.id, cmd.price, cmd.qty, cmd.account
-    if (oid.__class__ is int and 0 <= oid <= INT64_MAX
-            and qty.__class__ is int and 0 < qty <= INT64_MAX and not qty % book.lot
-            and (price is None or (price.__class__ is int and 0 < price <= INT64_MAX
-                                   and not price % book.tick))
-            and account.__class__ is str and account
-            and (cmd.side, cmd.order_type, cmd.tif, cmd.stp, cmd.post_only,
-                 price is None, cmd.cap is None) in WELL_FORMED_SHAPES
-            and (cmd.cap is None or (is_int64(cmd.cap) and cmd.cap > 0))
-            and oid not in book._index):
-        return None
-    return book._refusal(cmd)
 
 
 def _modify_refusal(book: OrderBook, oid: int, price: int | None, qty: int | None) -> Rejected | None:
@@ -183,7 +165,7 @@ class BandedBook(OrderBook):
     def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
         price = cmd.price
         if price.__class__ is int and outside_band(self, price):
-            refusal = _new_refusal(self, cmd)
+            refusal = self._refusal(cmd)
             events.append(refusal if refusal is not None
                           else _band_rejection(self, cmd.id, price))
             return
@@ -203,7 +185,7 @@ class ClosedBook(OrderBook):
     __slots__ = ()
 
     def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
-        refusal = _new_refusal(self, cmd)
+        refusal = self._refusal(cmd)
         events.append(refusal if refusal is not None else _phase_rejection(
             self, cmd.id, f"{self.symbol} is {self.phase}: no new orders"))
 
@@ -222,7 +204,7 @@ class CallBook(OrderBook):
     __slots__ = ()
 
     def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
-        refusal = _new_refusal(self, cmd)
+        refusal = self._refusal(cmd)
         price = cmd.price
         if refusal is None:
             if price is None and self.call_only:
