@@ -69,12 +69,14 @@ insufficient_units
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from hashlib import blake2b
 from typing import Any
 
 import msgspec
 
 from carbonbook._types import INT64_MAX, RejectReason, Side
+from carbonbook.auction import BidAllocation
 from carbonbook.book import FILLED, Order, OrderBook
 from carbonbook.commands import (
     BusinessDay,
@@ -263,83 +265,72 @@ class Venue(Engine):
 
     def admit(self, book: OrderBook, cmd: NewOrder) -> tuple[str, str] | None:
         """Take the hold of a new order about to be accepted, or say why it cannot be."""
-        refusal = None
         is_buy = cmd.side == _BUY
-        if self._catching_up and self.next_seq <= self._replayed:
-            refusal = self._recorded_refusal(self.next_seq)
-        else:
-            try:
-                if not is_buy:
-                    self.registry.reserve(cmd.id, cmd.account, book.unit, cmd.qty)
-                elif cmd.price is None and cmd.cap is None:
-                    refusal = (RejectReason.INSUFFICIENT_FUNDS,
+
+        def take() -> None:
+            if not is_buy:
+                self.registry.reserve(cmd.id, cmd.account, book.unit, cmd.qty)
+            elif cmd.price is not None:
+                self._reserve_cash(cmd.id, cmd.account, self._currency(book), cmd.price * cmd.qty)
+            elif cmd.cap is not None:
+                self._reserve_cash(cmd.id, cmd.account, self._currency(book), cmd.cap)
+            else:
+                raise _Refused(RejectReason.INSUFFICIENT_FUNDS,
                                "a market buy must state a cap (the most it may spend)")
-                else:
-                    amount: int = cmd.cap if cmd.price is None else cmd.price * cmd.qty  # type: ignore[assignment]
-                    refusal = self._reserve_cash(cmd.id, cmd.account, self._currency(book), amount)
-            except RegistryError as e:
-                refusal = _refusal(e)
-            if refusal is not None:
-                self.registry.record_outcome(self.next_seq, Outcome(0, *refusal))
+
+        refusal = self._hold_once(take)
         if refusal is None and is_buy:
             self._buys[cmd.id] = cmd.price or _MARKET
         return refusal
 
     def amend(self, book: OrderBook, order: Order, price: int, qty: int) -> tuple[str, str] | None:
         """Resize the hold of a resting order about to become ``qty`` at ``price``, or say why not."""
-        refusal = None
         is_buy = order.side == _BUY
-        if self._catching_up and self.next_seq <= self._replayed:
-            refusal = self._recorded_refusal(self.next_seq)
-        else:
+        oid = order.id
+        delta = price * qty - order.price * order.qty if is_buy else qty - order.qty
+
+        def resize() -> None:
             reg = self.registry
-            oid = order.id
-            delta = price * qty - order.price * order.qty if is_buy else qty - order.qty
-            try:
-                with reg.transaction():
-                    if delta > 0:  # a hold grows by being taken again, whole, in one transaction
-                        total = reg.hold(oid) + delta
-                        reg.release(oid)
-                        if is_buy:
-                            refusal = self._reserve_cash(oid, order.account, self._currency(book), total)
-                            if refusal is not None:
-                                raise _Undo
-                        else:
-                            reg.reserve(oid, order.account, book.unit, total)
-                    elif delta < 0:
-                        reg.release(oid, -delta)
-            except _Undo:
-                pass
-            except RegistryError as e:
-                refusal = _refusal(e)
-            if refusal is not None:
-                reg.record_outcome(self.next_seq, Outcome(0, *refusal))
+            if delta > 0:  # a hold grows by being taken again, whole, in one transaction
+                total = reg.hold(oid) + delta
+                reg.release(oid)
+                if is_buy:
+                    self._reserve_cash(oid, order.account, self._currency(book), total)
+                else:
+                    reg.reserve(oid, order.account, book.unit, total)
+            elif delta < 0:
+                reg.release(oid, -delta)
+
+        refusal = self._hold_once(resize)
         if refusal is None and is_buy:
-            self._buys[order.id] = price
+            self._buys[oid] = price
         return refusal
 
     def _admit_bid(self, bid: PlaceBid, auction: OpenAuction) -> tuple[str, str] | None:
         """Hold ``price * qty`` of the bidder's cash for a bid about to be accepted, or say why not."""
-        if self._catching_up and self.next_seq <= self._replayed:
-            return self._recorded_refusal(self.next_seq)
+        currency = auction.currency or self.currency
+        return self._hold_once(partial(self._reserve_cash, bid.id, bid.account, currency, bid.price * bid.qty))
+
+    def _hold_once(self, act: Callable[[], None]) -> tuple[str, str] | None:
+        """Run a hold change in one transaction for the command whose answer takes the next seq;
+        a refusal (the registry's, or a :class:`_Refused`) is recorded under that seq and returned.
+        While catching up, nothing runs: the recorded refusal, if any, is returned."""
+        if self._catching_up and (seq := self.next_seq) <= self._replayed:
+            outcome = self.registry.outcome(seq)
+            return None if outcome is None else (outcome.reason, outcome.detail)
         try:
-            refusal = self._reserve_cash(bid.id, bid.account, auction.currency or self.currency,
-                                         bid.price * bid.qty)
+            with self.registry.transaction():
+                act()
+            return None
         except RegistryError as e:
             refusal = _refusal(e)
-        if refusal is not None:
-            self.registry.record_outcome(self.next_seq, Outcome(0, *refusal))
+        self.registry.record_outcome(self.next_seq, Outcome(0, *refusal))
         return refusal
 
-    def _reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> tuple[str, str] | None:
+    def _reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> None:
         if amount > INT64_MAX:
-            return RejectReason.INSUFFICIENT_FUNDS, f"the order would hold {amount}, past 2**63 - 1"
+            raise _Refused(RejectReason.INSUFFICIENT_FUNDS, f"the order would hold {amount}, past 2**63 - 1")
         self.registry.reserve_cash(hold, account, currency, amount)
-        return None
-
-    def _recorded_refusal(self, seq: int) -> tuple[str, str] | None:
-        outcome = self.registry.outcome(seq)
-        return None if outcome is None else (outcome.reason, outcome.detail)
 
     def _release(self, hold: int, amount: int) -> None:
         """Give back ``amount`` of a hold, or what is left of it (settlement may have taken it)."""
@@ -425,31 +416,40 @@ class Venue(Engine):
         if result.seq > self._replayed:
             for bid_id in result.tie_order:
                 self._release(bid_id, reg.hold(bid_id))
-        currency = result.currency or self.currency
         for a in result.allocations:
             seq = next(self._seq)
-            if seq <= self._replayed:
-                outcome = self._recorded(seq, "allocation")
-            else:
-                try:
-                    with reg.transaction():
-                        if result.scheme is not None and result.period is not None:
-                            reg.issue(result.seller, result.unit, a.qty, scheme=result.scheme,
-                                      period=result.period)
-                        record = reg.settle(seq, seller=result.seller, buyer=a.account, unit=result.unit,
-                                            qty=a.qty, currency=currency, amount=(result.price or 0) * a.qty)
-                        if not isinstance(record, Settled):
-                            raise _Refused(record.reason, record.detail)
-                    outcome = Outcome(record.txid)
-                except _Refused as e:
-                    outcome = Outcome(0, *e.args)
-                except RegistryError as e:
-                    outcome = Outcome(0, e.code, str(e))
-                reg.record_outcome(seq, outcome)
+            outcome = self._once(seq, "allocation", partial(self._allocate, result, a, seq))
             if outcome.reason:
                 events.append(AllocationFailed(seq, result.auction, a.id, outcome.reason, outcome.detail))
             else:
                 events.append(AllocationSettled(seq, result.auction, a.id, outcome.txid))
+
+    def _allocate(self, result: AuctionCleared, a: BidAllocation, trade_id: int) -> str:
+        reg = self.registry
+        if result.scheme is not None and result.period is not None:
+            reg.issue(result.seller, result.unit, a.qty, scheme=result.scheme, period=result.period)
+        record = reg.settle(trade_id, seller=result.seller, buyer=a.account, unit=result.unit, qty=a.qty,
+                            currency=result.currency or self.currency, amount=(result.price or 0) * a.qty)
+        if not isinstance(record, Settled):
+            raise _Refused(record.reason, record.detail)
+        return ""
+
+    def _once(self, seq: int, what: str, act: Callable[[], str]) -> Outcome:
+        """Carry out ``act`` (it returns a detail) for event ``seq`` in one registry transaction
+        and record its outcome: the transaction's txid (0 if it journaled none), or the refusal.
+        For an event the registry already holds, nothing runs: the recorded outcome is returned."""
+        if seq <= self._replayed:
+            return self._recorded(seq, what)
+        reg = self.registry
+        before = reg.last_txid
+        try:
+            with reg.transaction():
+                detail = act()
+            outcome = Outcome(reg.last_txid if reg.last_txid != before else 0, "", detail)
+        except RegistryError as e:
+            outcome = Outcome(0, e.code, str(e))
+        reg.record_outcome(seq, outcome)
+        return outcome
 
     def _recorded(self, seq: int, what: str) -> Outcome:
         outcome = self.registry.outcome(seq)
@@ -465,13 +465,13 @@ class Venue(Engine):
             events.append(Rejected(next(self._seq), None, RejectReason.MALFORMED,
                                    f"business day must be an integer not before {adapter.day}"))
             return
-        pending = adapter.pending
+        due = [t for when, t in adapter.queue if when <= day]
         if self.next_seq <= self._replayed:
-            self._check_settled([t for due, t in adapter.queue if due <= day])
+            self._check_settled(due)
         records = adapter.settle_due(day)
         events.append(Recorded(next(self._seq), "business_day", None,
                                f"day {day}: {len(records)} trades due"))
-        self._settlement_events(records, pending, events)
+        self._settlement_events(records, due, events)
 
     def _currency(self, book: OrderBook) -> str:
         return book.currency or self.currency
@@ -481,20 +481,16 @@ class Venue(Engine):
     def _registry_command(self, cmd: RegistryCommand, events: list[Event]) -> None:
         seq = next(self._seq)
         tag = str(cmd.__struct_config__.tag)
-        if seq <= self._replayed:
-            outcome = self._recorded(seq, tag)
-        else:
-            reg = self.registry
-            before = reg.last_txid
+
+        def carry_out() -> str:
             try:
-                with reg.transaction():
-                    detail = self._handlers[cmd.__class__](cmd)
-                outcome = Outcome(reg.last_txid if reg.last_txid != before else 0, "", detail)
-            except RegistryError as e:
-                outcome = Outcome(0, e.code, str(e))
+                return self._handlers[cmd.__class__](cmd)
+            except RegistryError:  # some are ValueErrors too (bad_qty): they keep their own code
+                raise
             except (TypeError, ValueError) as e:  # a hand-built command with values of the wrong kind
-                outcome = Outcome(0, RejectReason.MALFORMED, f"{tag}: {e}")
-            self.registry.record_outcome(seq, outcome)
+                raise _Refused(RejectReason.MALFORMED, f"{tag}: {e}") from None
+
+        outcome = self._once(seq, tag, carry_out)
         if outcome.reason:
             events.append(Rejected(seq, None, outcome.reason, outcome.detail))
         else:
@@ -549,12 +545,12 @@ class Venue(Engine):
         return f"{self.registry.expire(c.unit, c.period)} units expired"
 
 
-class _Undo(Exception):
-    """Rolls back a hold resize that was refused without a registry exception."""
+class _Refused(RegistryError):
+    """A refusal of the venue's own (or a registry record's, raised to roll back): ``code`` and detail."""
 
-
-class _Refused(Exception):
-    """Rolls back an allocation whose settlement the registry refused: args are (reason, detail)."""
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
 
 
 def _refusal(e: RegistryError) -> tuple[str, str]:
