@@ -139,21 +139,15 @@ class SettlementAdapter:
 
     # -- settlement ----------------------------------------------------------------
 
-    def _terms(self, t: Trade) -> SettleTerms | SettlementFailed:
-        """The registry terms of a trade, or why it cannot settle at all."""
+    def _unsettleable(self, t: Trade) -> SettlementFailed:
+        """Why a trade cannot settle at all: its symbol has no instrument, or price * qty passes 2**63 - 1."""
         inst = self.instruments.get(t.symbol)
         if inst is None:
             return SettlementFailed(t.seq, "unknown_instrument",
                                     f"no unit type and currency for symbol {t.symbol!r}",
                                     t.sell_account, t.buy_account, "", t.qty, "", 0)
-        amount = t.price * t.qty
-        if amount > INT64_MAX:
-            return SettlementFailed(t.seq, "bad_qty", f"price * qty = {amount} passes 2**63 - 1",
-                                    t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, 0)
-        if self.use_holds:
-            return (t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount, t.sell_id,
-                    t.buy_id)
-        return (t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount, None, None)
+        return SettlementFailed(t.seq, "bad_qty", f"price * qty = {t.price * t.qty} passes 2**63 - 1",
+                                t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, 0)
 
     def settle_trades(self, trades: Iterable[Trade]) -> list[SettlementRecord]:
         """Settle ``trades`` now, ``batch`` per registry transaction, and return their outcomes."""
@@ -171,7 +165,7 @@ class SettlementAdapter:
             inst: Instrument | None = None
             unit = UnitType.JPA
             currency = ""
-            for t in chunk:  # _terms inlined for the common case
+            for t in chunk:
                 if t.symbol is not sym:
                     sym = t.symbol
                     inst = instruments.get(t.symbol)
@@ -180,7 +174,7 @@ class SettlementAdapter:
                         currency = inst.currency
                 amount = t.price * t.qty
                 if inst is None or (amount > 0x3FFFFFFF and amount > INT64_MAX):
-                    refused.append((len(rows) + len(refused), self._terms(t)))  # type: ignore[arg-type]
+                    refused.append((len(rows) + len(refused), self._unsettleable(t)))
                 elif use_holds:
                     rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
                                  t.sell_id, t.buy_id))
