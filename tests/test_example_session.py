@@ -9,6 +9,8 @@ outcomes exactly and check that the file is what examples/make_session.py writes
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -261,6 +263,18 @@ def test_replaying_into_the_same_database_changes_nothing(run: Run) -> None:
     reg = open_registry(f"sqlite:///{run.db}")
     assert list(reg.journal()) == journal and reg.position == position == len(run.events)
     reg.close()
+
+
+@pytest.mark.parametrize("seed", ["1", "2"])
+def test_replaying_in_another_process_changes_nothing(run: Run, tmp_path: Path, seed: str) -> None:
+    """Another process hashes strings with another seed, so sets iterate in another order: the
+    log's running digest must not depend on it (OpenScheme and OpenAccount carry sets)."""
+    again = tmp_path / "events.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "carbonbook", "replay", str(EXAMPLE), "--registry",
+                           f"sqlite:///{run.db}", "--out", str(again), "--quiet"],
+                          env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert again.read_bytes() == run.out.read_bytes()
 
 
 def test_memory_registry_gives_the_same_events(run: Run, tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ from carbonbook.snapshot import EngineState
 __all__ = ["LogMismatch", "Venue", "VenueState"]
 
 _BUY = Side.BUY
-_encode = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder(order="deterministic").encode  # sets sorted, whatever the hash seed
 _MARKET = 0  # the limit recorded for a market buy
 
 
