@@ -49,6 +49,7 @@ def test_driver_errors_are_registry_errors(tmp_path: Path) -> None:
     with pytest.raises(RegistryUnavailable, match="sqlite") as info:
         SQLiteRegistry(tmp_path / "missing-dir" / "r.db")
     assert isinstance(info.value.__cause__, sqlite3.Error)
+    assert str(info.value).endswith(str(tmp_path / "missing-dir" / "r.db"))  # the file it tried
     reg = world(SQLiteRegistry(tmp_path / "r.db"))
     reg._conn.execute("DROP TABLE cash")
     before = fingerprint(reg)[0]

@@ -44,7 +44,7 @@ class SQLiteRegistry(SqlRegistry):
                 self._conn.execute(stmt)
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
-            raise _translate(e) from e
+            raise RegistryUnavailable(f"sqlite: {e}: {os.path.abspath(self.path)}") from e
         self.reload()
 
     def _read(self, sql: str) -> list[Row]:
