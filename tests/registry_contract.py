@@ -484,6 +484,20 @@ class RegistryContract:
         refused(reg, OperationRefused, "does not allow banking", reg.carry_over, "c", EUA, 2010)
         refused(reg, OperationRefused, "cannot be carried over", reg.carry_over, "c", UnitType.TCER, 2010)
 
+    def test_expiry_before_the_period(self, reg: Registry) -> None:
+        """A unit with an expiry lives until its expiry, even past its period (a tCER issued for
+        2008 lives until the end of the next commitment period)."""
+        reg.create_scheme(Scheme("CDM", frozenset({UnitType.CER}), frozenset({UnitType.TCER})))
+        reg.set_cap("CDM", 2008, 1000)
+        refused(reg, OperationRefused, "expiry 2007 is before the units' period 2008", reg.issue, "c",
+                UnitType.TCER, 100, scheme="CDM", period=2008, project="AR-1", expiry=2007)
+        reg.issue("c", UnitType.TCER, 100, scheme="CDM", period=2008, project="AR-1", expiry=2012)
+        assert reg.expire(UnitType.TCER, 2010) == 0
+        assert reg.holding("c", UnitType.TCER) == 100
+        assert reg.expire(UnitType.TCER, 2012) == 100
+        assert reg.holding("c", UnitType.TCER) == 0 and reg.issued(UnitType.TCER) == 100
+        reg.check()
+
     def test_expiry_shrinks_uncovered_holds(self, reg: Registry) -> None:
         reg.reserve(1, "a", JPA, 700)
         reg.transfer("a", "b", JPA, 300)

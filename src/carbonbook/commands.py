@@ -266,7 +266,7 @@ class CarryOver(RegistryCommand, tag="carry_over", frozen=True):
 
 
 class Expire(RegistryCommand, tag="expire", frozen=True):
-    """Expire every active ``unit`` whose period or expiry is ``period`` or earlier."""
+    """Expire every active ``unit`` whose expiry (or, without one, period) is ``period`` or earlier."""
 
     unit: UnitType
     period: Int64

@@ -494,8 +494,8 @@ class StateRegistry(Registry):
                 raise OperationRefused(f"{unit} units need a project id")
             if unit in EXPIRING_UNITS and type(expiry) is not int:
                 raise OperationRefused(f"{unit} units need an expiry period")
-            if expiry is not None:
-                _period(expiry)
+            if expiry is not None and _period(expiry) < period:
+                raise OperationRefused(f"expiry {expiry} is before the units' period {period}")
             cap, issued = self._caps.get((scheme, period), (0, 0))
             if issued + qty > cap:
                 raise CapExceeded(f"scheme {scheme!r} may issue {cap - issued} more for {period}; {qty} asked")
@@ -622,7 +622,7 @@ class StateRegistry(Registry):
             _period(period)
             dying = [b for b in self._blocks.values()
                      if b.state is _ACTIVE and b.unit is unit
-                     and (b.period <= period or (b.expiry is not None and b.expiry <= period))]
+                     and (b.period if b.expiry is None else b.expiry) <= period]
             total = 0
             touched: set[str] = set()
             for b in dying:

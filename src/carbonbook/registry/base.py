@@ -297,8 +297,9 @@ class Registry(ABC):
 
     @abstractmethod
     def expire(self, unit: UnitType, period: int) -> int:
-        """Expire every active ``unit`` whose period or expiry is ``period`` or earlier, in
-        every account. Returns the number of units expired (0 journals nothing)."""
+        """Expire every active ``unit`` whose expiry (or, for units without one, whose
+        period) is ``period`` or earlier, in every account. Returns the number of units
+        expired (0 journals nothing)."""
 
     @abstractmethod
     def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
