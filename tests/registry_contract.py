@@ -208,6 +208,8 @@ class RegistryContract:
                 serials=Serials("JP", 1496, 1505))
         refused(reg, InvalidQuantity, "do not make", reg.transfer, "a", "b", JPA, 10,
                 serials=Serials("JP", 1, 5))
+        refused(reg, OperationRefused, "serials must be a Serials", reg.transfer, "a", "b", JPA, 10,
+                serials=("JP", 1, 10))
 
     def test_transfer_reserved(self, reg: Registry) -> None:
         reg.reserve(1, "a", JPA, 950)

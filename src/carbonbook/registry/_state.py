@@ -373,6 +373,8 @@ class StateRegistry(Registry):
 
     def _take_serials(self, sender: str, unit: UnitType, qty: int, receiver: str, state: BlockState,
                       serials: Serials, free: int) -> None:
+        if type(serials) is not Serials:
+            raise OperationRefused(f"serials must be a Serials (origin, start, end), got {serials!r}")
         origin, start, end = serials.origin, serials.start, serials.end
         if type(start) is not int or type(end) is not int or start > end or end - start + 1 != qty:
             raise InvalidQuantity(f"serials {start}..{end} do not make {qty} units")
