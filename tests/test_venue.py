@@ -958,6 +958,158 @@ def test_settlement_failure_at_lag_0_after_the_maker_is_blocked() -> None:
     verified(v)
 
 
+# -- an expiry takes the sells it leaves uncovered off the book ------------------------------
+
+
+EXPIRED = CancelReason.UNITS_EXPIRED
+LATER: list[Command] = [  # units of 2011, which an expiry of 2010 leaves alone
+    SetCap(scheme="JVETS", period=2011, cap=10_000),
+    Issue(account="tepco", unit=JPA, qty=200, scheme="JVETS", period=2011),
+    Issue(account="mitsui", unit=JPA, qty=100, scheme="JVETS", period=2011),
+]
+
+
+def last_txid(reg: Registry) -> int:
+    return max(e.txid for e in reg.journal())
+
+
+def test_a_sell_resting_on_expired_units_is_cancelled_and_its_hold_is_gone() -> None:
+    v = make_venue()
+    reg = v.registry
+    s = S0
+    assert v.apply(sell(1, 300, 1500)) == [Accepted(s, 1, SYM)]
+    events = v.apply(Expire(unit=JPA, period=2010))
+    assert events == [
+        Recorded(s + 1, "expire", last_txid(reg), "1500 units expired"),
+        Cancelled(s + 2, 1, 300, EXPIRED),
+    ]
+    assert v.order(1) is not None and v.order(1).status == "cancelled"  # type: ignore[union-attr]
+    assert v.snapshot() == {SYM: {"bids": [], "asks": []}}
+    assert reg.hold(1) == 0 and no_hold_rows(reg) and reg.holding("tepco", JPA) == 0
+    # nothing is left to trade against: a buy rests, and no settlement fails
+    assert v.apply(buy(2, 100, 1500)) == [Accepted(s + 3, 2, SYM)]
+    verified(v)
+
+
+def test_a_sell_partly_covered_by_later_units_is_cancelled_one_fully_covered_stays_and_trades() -> None:
+    v = make_venue()
+    reg = v.registry
+    v.apply_all([*LATER, sell(1, 150, 1500), sell(2, 300, 1600, account="mitsui"), buy(3, 10, 1400)])
+    assert holds(reg) == {1: 150, 2: 300, 3: 14_000}
+    s = v.next_seq
+    expired = last_txid(reg) + 1
+    events = v.apply(Expire(unit=JPA, period=2010))
+    # mitsui keeps 100 units of 2011: its hold was cut to them, and the cancellation releases those
+    assert events == [
+        Recorded(s, "expire", expired, "1500 units expired"),
+        Cancelled(s + 1, 2, 300, EXPIRED),
+    ]
+    assert [(e.kind, e.account, e.qty, e.ref) for e in reg.journal(expired)] == [("release", "mitsui", 100, 2)]
+    # tepco keeps 200 units of 2011, which still cover its 150; the buy holds cash, untouched
+    assert holds(reg) == {1: 150, 3: 14_000}
+    assert (reg.holding("mitsui", JPA), reg.available("mitsui", JPA)) == (100, 100)
+    assert (reg.holding("tepco", JPA), reg.available("tepco", JPA)) == (200, 50)
+    assert v.snapshot() == {SYM: {"bids": [[1400, 3, 10]], "asks": [[1500, 1, 150]]}}
+    s += 2
+    events = v.apply(buy(4, 150, 1600))
+    assert events == [Accepted(s, 4, SYM), trade(s + 1, 1500, 150, 1, 4, 4, 1),
+                      TradeSettled(s + 2, s + 1, settled_txid(reg, s + 1))]
+    assert holds(reg) == {3: 14_000}
+    assert reg.holding("marubeni", JPA) == 150 and reg.holding("tepco", JPA) == 50
+    assert reg.balance("tepco", "JPY") == 225_000
+    verified(v)
+
+
+def test_the_newest_hold_is_cut_first_and_only_the_orders_left_short_are_cancelled() -> None:
+    v = make_venue()
+    reg = v.registry
+    v.apply_all([*LATER, sell(1, 80, 1500, account="mitsui"), sell(2, 50, 1600, account="mitsui")])
+    s = v.next_seq
+    # 130 held on 100 units: the expiry cuts the newest hold (2) by 30, leaving order 1 whole
+    assert v.apply(Expire(unit=JPA, period=2010)) == [
+        Recorded(s, "expire", last_txid(reg) - 1, "1500 units expired"),
+        Cancelled(s + 1, 2, 50, EXPIRED),
+    ]
+    assert holds(reg) == {1: 80} and reg.available("mitsui", JPA) == 20
+    verified(v)
+
+
+def test_buys_and_sells_of_other_unit_types_are_untouched_by_an_expiry() -> None:
+    v = make_venue()
+    reg = v.registry
+    v.apply_all([
+        Issue(account="mitsui", unit=JCR, qty=40, scheme="JVETS", period=2010, project="JCR-0001"),
+        ListInstrument("JCR-2010", JCR),
+        buy(1, 100, 1400),
+        buy(2, 10, 1500, account="mitsui"),
+        NewOrder(3, "mitsui", "JCR-2010", SELL, 40, price=900),
+    ])
+    book, before = v.snapshot(), holds(reg)
+    assert before == {1: 140_000, 2: 15_000, 3: 40}
+    s = v.next_seq
+    assert v.apply(Expire(unit=JPA, period=2010)) == [
+        Recorded(s, "expire", last_txid(reg), "1500 units expired")]
+    assert v.snapshot() == book and holds(reg) == before
+    # the JCR instrument's sell goes when JCR expires
+    assert v.apply(Expire(unit=JCR, period=2010)) == [
+        Recorded(s + 1, "expire", last_txid(reg), "40 units expired"),
+        Cancelled(s + 2, 3, 40, EXPIRED),
+    ]
+    assert holds(reg) == {1: 140_000, 2: 15_000}
+    verified(v)
+
+
+def test_sells_resting_in_a_call_are_cancelled_each_followed_by_its_indicative() -> None:
+    v = make_venue()
+    reg = v.registry
+    v.apply_all([
+        ListInstrument(CALL, JPA, phase=Phase.CALL),
+        NewOrder(1, "tepco", CALL, SELL, 10, price=1400),
+        sell(2, 20, 1500, account="mitsui"),
+        NewOrder(3, "mitsui", CALL, SELL, 5, price=None, order_type=MARKET),
+        NewOrder(4, "marubeni", CALL, BUY, 20, price=1300),
+    ])
+    assert holds(reg) == {1: 10, 2: 20, 3: 5, 4: 26_000}
+    s = v.next_seq
+    # one pass over the books of the unit type, by order id; a call's cancel is followed by its indicative
+    assert v.apply(Expire(unit=JPA, period=2010)) == [
+        Recorded(s, "expire", last_txid(reg), "1500 units expired"),
+        Cancelled(s + 1, 1, 10, EXPIRED),
+        Indicative(s + 2, CALL, 1300, 5, 15, BUY),
+        Cancelled(s + 3, 2, 20, EXPIRED),
+        Cancelled(s + 4, 3, 5, EXPIRED),
+        Indicative(s + 5, CALL, None, 0, 0, None),
+    ]
+    assert holds(reg) == {4: 26_000}
+    assert v.snapshot()[CALL] == {"bids": [[1300, 4, 20]], "asks": []}
+    # the uncross finds nothing to trade
+    assert v.apply(SetPhase(symbol=CALL, phase=Phase.CONTINUOUS)) == [
+        PhaseChanged(s + 6, CALL, Phase.CONTINUOUS, None), Uncrossed(s + 7, CALL, None, 0)]
+    verified(v)
+
+
+def test_a_sell_whose_hold_still_owes_a_trade_awaiting_settlement_is_cancelled() -> None:
+    """T+1: a partly filled sell's hold covers its open quantity and the trade not yet settled.
+    After the expiry the hold covers the open 200 but not the trade's 100 as well: the order
+    goes, its share of the hold is released, and the trade settles from the units left."""
+    v = make_venue(lag=1)
+    reg = v.registry
+    v.apply_all([*LATER, sell(1, 300, 1500)])
+    s = v.next_seq
+    assert v.apply(buy(2, 100, 1500)) == [Accepted(s, 2, SYM), trade(s + 1, 1500, 100, 1, 2, 2, 1)]
+    assert holds(reg) == {1: 300, 2: 150_000}
+    assert v.apply(Expire(unit=JPA, period=2010)) == [
+        Recorded(s + 2, "expire", last_txid(reg) - 1, "1500 units expired"),
+        Cancelled(s + 3, 1, 200, EXPIRED),
+    ]
+    assert holds(reg) == {2: 150_000} and reg.available("tepco", JPA) == 200
+    events = v.apply(BusinessDay(day=1))
+    assert events == [Recorded(s + 4, "business_day", None, "day 1: 1 trades due"),
+                      TradeSettled(s + 5, s + 1, settled_txid(reg, s + 1))]
+    assert reg.holding("tepco", JPA) == 100 and reg.holding("marubeni", JPA) == 100 and no_hold_rows(reg)
+    verified(v)
+
+
 # -- replay into the same registry ---------------------------------------------------------
 
 
@@ -1186,6 +1338,64 @@ def test_a_changed_order_into_a_used_registry_is_a_log_mismatch(
     # the log the registry went through still replays, and continues
     events = run_log(reg, [*log, *more_commands()])
     assert reg.position == events[-1].seq > before[1]
+
+
+def expiry_log() -> list[Command]:
+    """A session through an expiry at T+1: it cancels mitsui's two sells (one in a call) and
+    leaves tepco's, one of which owes a trade awaiting settlement."""
+    return [
+        *SETUP,
+        *LATER,
+        ListInstrument(CALL, JPA, phase=Phase.CALL),
+        sell(1, 150, 1500),
+        sell(2, 300, 1600, account="mitsui"),
+        buy(3, 10, 1400),
+        NewOrder(4, "mitsui", CALL, SELL, 50, price=1450),
+        NewOrder(5, "tepco", CALL, SELL, 40, price=None, order_type=MARKET),
+        buy(6, 100, 1500),
+        Expire(unit=JPA, period=2010),
+        BusinessDay(day=1),
+        buy(7, 50, 1500),
+        SetPhase(symbol=CALL, phase=Phase.CONTINUOUS),
+        BusinessDay(day=2),
+    ]
+
+
+def test_replay_through_an_expiry_gives_the_same_cancellations(backend: tuple[RegistryFactory, Reopen]) -> None:
+    """The cancellations are the engine's, re-derived on replay from what the registry recorded
+    (its holds are no longer those of the expiry): the same events, the registry unchanged."""
+    fresh, reopen = backend
+    reg = fresh()
+    log = expiry_log()
+    first = run_log(reg, log)
+    assert [(e.id, e.qty) for e in first if isinstance(e, Cancelled) and e.reason == EXPIRED] == [
+        (2, 300), (4, 50)]
+    assert not [e for e in first if isinstance(e, SettlementFailure | Rejected)]
+    before = state(reg)
+    for batch in (None, 1, 5):
+        reg = reopen(reg)
+        assert encode(run_log(reg, log, batch=batch)) == encode(first)
+        assert state(reg) == before
+    # a registry that stopped before the expiry, or right after it, continues as if uninterrupted
+    i = log.index(Expire(unit=JPA, period=2010))
+    for cut in (i, i + 1):
+        other = fresh()
+        run_log(other, log[:cut])
+        other = reopen(other)
+        assert encode(run_log(other, log, batch=3)) == encode(first)
+        assert state(other) == before
+
+
+def test_a_replayed_expiry_cancels_only_a_resting_sell_of_its_unit_type() -> None:
+    """A recorded cancellation naming an order that is not open here means another log."""
+    reg = MemoryRegistry()
+    log = [*SETUP, sell(1, 300, 1500), Expire(unit=JPA, period=2010)]
+    run_log(reg, log)
+    before = state(reg)
+    other = [*SETUP, buy(1, 300, 1500), Expire(unit=JPA, period=2010)]
+    with pytest.raises(LogMismatch, match="cancelled order 1, not a resting sell of JPA"):
+        Venue(reg, lag=1).apply_all(other)
+    assert state(reg) == before
 
 
 def test_apply_and_apply_all_give_the_same_events_and_state() -> None:

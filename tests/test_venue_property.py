@@ -2,12 +2,14 @@
 
 A session issues units and deposits cash to five accounts, then sends random orders (limit
 orders of every time in force and self-trade mode, market sells, market buys with a cap,
-post-only orders), cancels, modifies and phase switches over two instruments: ``CONT``
-(JPA, always continuous) and ``AUCT`` (EUA, switching between call and continuous). With
-``lag=0`` settlement is immediate, so after every command each open order's hold is its
-open need (a sell: its open quantity; a limit buy: its limit times its open quantity) and
-there is no other hold. Units and cash are conserved, nothing is negative, and cancelling
-every open order at the end leaves no hold.
+post-only orders), cancels, modifies, phase switches and expiries over two instruments:
+``CONT`` (JPA, always continuous) and ``AUCT`` (EUA, switching between call and
+continuous). Units are issued for 2020 and 2021, and an expiry of 2020 (or of 2019, which
+expires nothing) cancels the sells it leaves uncovered. With ``lag=0`` settlement is
+immediate, so after every command each open order's hold is its open need (a sell: its
+open quantity; a limit buy: its limit times its open quantity) and there is no other hold.
+Units and cash are conserved (but for the units an expiry destroys), nothing is negative,
+and cancelling every open order at the end leaves no hold.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from carbonbook import (
     UnitType,
 )
 from carbonbook.book import Order
-from carbonbook.commands import Deposit, Issue, OpenAccount, OpenScheme, SetCap, SetPhase
-from carbonbook.events import Rejected
+from carbonbook.commands import Deposit, Expire, Issue, OpenAccount, OpenScheme, SetCap, SetPhase
+from carbonbook.events import Cancelled, Event, Indicative, Recorded, Rejected
 from carbonbook.registry import MemoryRegistry
 from carbonbook.venue import Venue
 
@@ -49,6 +51,7 @@ SETTINGS = settings(max_examples=150, deadline=None,
 SETUP: list[Command] = [
     OpenScheme(name="S", allowances=frozenset(UNIT.values())),
     SetCap(scheme="S", period=2020, cap=10**9),
+    SetCap(scheme="S", period=2021, cap=10**9),
     *[OpenAccount(account=a) for a in ACCOUNTS],
     ListInstrument(CONT, UnitType.JPA),
     ListInstrument(AUCT, UnitType.EUA, phase=Phase.CALL),
@@ -61,6 +64,7 @@ _QTY = st.integers(1, 20)
 _TIF = st.sampled_from([TimeInForce.GTC] * 4 + [TimeInForce.IOC, TimeInForce.FOK])
 _STP = st.sampled_from(tuple(SelfTradePrevention))
 _UNITS_ISSUED = st.sampled_from((0, 5, 30, 80, 150))
+_LATER_ISSUED = st.sampled_from((0, 0, 10, 40))  # of 2021, which outlive an expiry of 2020
 _CASH = st.sampled_from((0, 1_000, 10_000, 40_000))
 
 
@@ -69,9 +73,10 @@ def funding(draw: st.DrawFn) -> list[Command]:
     out: list[Command] = []
     for a in ACCOUNTS:
         for unit in UNIT.values():
-            qty = draw(_UNITS_ISSUED)
-            if qty:
-                out.append(Issue(account=a, unit=unit, qty=qty, scheme="S", period=2020))
+            for period, issued in ((2020, _UNITS_ISSUED), (2021, _LATER_ISSUED)):
+                qty = draw(issued)
+                if qty:
+                    out.append(Issue(account=a, unit=unit, qty=qty, scheme="S", period=period))
         amount = draw(_CASH)
         if amount:
             out.append(Deposit(account=a, currency=CURRENCY, amount=amount))
@@ -84,7 +89,7 @@ def order_commands(draw: st.DrawFn) -> list[Command]:
     next_id = 1
     for _ in range(draw(st.integers(1, 60))):
         kind = draw(st.sampled_from(["limit"] * 8 + ["market_sell", "market_buy", "cancel", "cancel",
-                                                     "modify", "modify", "modify", "phase"]))
+                                                     "modify", "modify", "modify", "phase", "expire"]))
         if kind == "cancel":
             out.append(CancelOrder(draw(st.integers(max(1, next_id - 6), next_id))))
         elif kind == "modify":
@@ -93,6 +98,8 @@ def order_commands(draw: st.DrawFn) -> list[Command]:
             out.append(ModifyOrder(draw(st.integers(max(1, next_id - 6), next_id)), price=price, qty=qty))
         elif kind == "phase":
             out.append(SetPhase(symbol=AUCT, phase=draw(st.sampled_from((Phase.CALL, Phase.CONTINUOUS)))))
+        elif kind == "expire":
+            out.append(Expire(unit=UNIT[draw(_SYMBOL)], period=draw(st.sampled_from((2019, 2020, 2020)))))
         elif next_id <= MAX_ID:
             account, symbol, qty = draw(_ACCOUNT), draw(_SYMBOL), draw(_QTY)
             if kind == "limit":
@@ -169,6 +176,25 @@ def check(venue: Venue, reg: MemoryRegistry, issued: Totals, exact: bool) -> Non
     assert now == issued, "units or cash created or destroyed by trading"
 
 
+def expired(cmd: Expire, events: list[Event], sells: dict[int, tuple[str, int]], reg: MemoryRegistry,
+            issued: Totals) -> None:
+    """An expiry's events: ``recorded``, then, by order id, a ``units_expired`` cancellation of
+    the whole open quantity of sells of its unit type (``sells``: account and open quantity
+    before), each of an account whose units left no longer cover its sells. Takes the expired
+    units off ``issued``."""
+    recorded, *cancelled = [e for e in events if not isinstance(e, Indicative)]
+    assert isinstance(recorded, Recorded) and recorded.command == "expire", recorded
+    issued.units[cmd.unit] -= int(recorded.detail.split()[0])  # "N units expired"
+    ids = []
+    for e in cancelled:
+        assert isinstance(e, Cancelled) and e.reason == "units_expired" and e.id in sells, e
+        account, qty = sells[e.id]
+        assert e.qty == qty
+        assert reg.holding(account, cmd.unit) < sum(q for a, q in sells.values() if a == account)
+        ids.append(e.id)
+    assert ids == sorted(ids)
+
+
 def run_session(funds: list[Command], orders: list[Command], exact: bool) -> None:
     reg = MemoryRegistry()
     venue = Venue(reg, currency=CURRENCY)
@@ -177,9 +203,14 @@ def run_session(funds: list[Command], orders: list[Command], exact: bool) -> Non
     issued = totals(reg)
     for cmd in orders:
         note(repr(cmd))
-        for e in venue.apply(cmd):
+        sells = {oid: (o.account, o.qty) for oid, o in open_orders(venue).items()
+                 if o.side is Side.SELL and isinstance(cmd, Expire) and venue.book(o.symbol).unit == cmd.unit}
+        events = venue.apply(cmd)
+        for e in events:
             note(f"  {e!r}")
             assert e.__struct_config__.tag != "settlement_failed", e
+        if isinstance(cmd, Expire):
+            expired(cmd, events, sells, reg, issued)
         check(venue, reg, issued, exact)
     venue.apply(SetPhase(symbol=AUCT, phase=Phase.CONTINUOUS))  # uncross what waits in a call
     check(venue, reg, issued, exact)

@@ -118,6 +118,7 @@ class CancelReason(StrEnum):
     FOK = "fok"
     MARKET = "market"
     SELF_TRADE = "self_trade"
+    UNITS_EXPIRED = "units_expired"  # a venue's resting sell whose units hold an expiry left short
 
 
 class Phase(StrEnum):

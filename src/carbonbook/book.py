@@ -337,9 +337,10 @@ class OrderBook:
             return Rejected(next(self._seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used")
         return None
 
-    def cancel(self, order: Order, events: list[Event]) -> None:
-        """Cancel a resting order's open remainder (reason ``user``). O(1) amortised."""
-        events.append(Cancelled(next(self._seq), order.id, order.qty, _USER))
+    def cancel(self, order: Order, events: list[Event], reason: CancelReason = _USER) -> None:
+        """Cancel a resting order's open remainder (reason ``user`` unless the caller, such as
+        a venue taking off a sell whose units expired, gives another). O(1) amortised."""
+        events.append(Cancelled(next(self._seq), order.id, order.qty, reason))
         self._take_off(order)
         self._index[order.id] = CANCELLED
 

@@ -189,8 +189,8 @@ class ClosedBook(OrderBook):
         events.append(refusal if refusal is not None else _phase_rejection(
             self, cmd.id, f"{self.symbol} is {self.phase}: no new orders"))
 
-    def cancel(self, order: Order, events: list[Event]) -> None:
-        _remove(self, order, CancelReason.USER, events)
+    def cancel(self, order: Order, events: list[Event], reason: CancelReason = CancelReason.USER) -> None:
+        _remove(self, order, reason, events)
 
     def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
         refusal = _modify_refusal(self, order.id, price, qty)
@@ -237,9 +237,9 @@ class CallBook(OrderBook):
         _count(self, cmd.side == _BUY, price or 0, cmd.qty)
         events.append(indicative(self))
 
-    def cancel(self, order: Order, events: list[Event]) -> None:
+    def cancel(self, order: Order, events: list[Event], reason: CancelReason = CancelReason.USER) -> None:
         _count(self, order.side == _BUY, order.price, -order.qty)
-        _remove(self, order, CancelReason.USER, events)
+        _remove(self, order, reason, events)
         events.append(indicative(self))
 
     def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:

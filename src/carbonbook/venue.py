@@ -12,7 +12,11 @@
   its cap did not spend, and settlement consumes the rest. A modify that needs more
   takes it or is refused; one that needs less releases it. Refusals are ``rejected``
   with reason ``insufficient_units`` or ``insufficient_funds`` (or the registry's code,
-  such as ``unknown_account``). There is no short selling and no overspending;
+  such as ``unknown_account``). There is no short selling and no overspending, even
+  after an ``expire``: each resting sell whose hold it cut below what the order still
+  needs (its open quantity plus its trades awaiting settlement) is cancelled after the
+  ``recorded``, reason ``units_expired``, in order id order (in a call each ``cancelled``
+  is followed by its ``indicative``), which releases what is left of its share of the hold;
 - **carries out registry commands** of the order log (:class:`~carbonbook.commands.RegistryCommand`:
   schemes, caps, accounts, issuance, transfers, cash, emissions, surrender, retirement,
   carry-over, expiry), answering each with ``recorded`` (its transaction) or ``rejected``
@@ -33,13 +37,15 @@ Atomicity and replay
     the registry's :attr:`~carbonbook.registry.base.Registry.position`: the ``seq`` of the
     last event whose effects it holds. A venue opened on a registry at position ``P``
     replays the first ``P`` events without touching the registry: registry commands and
-    pre-trade refusals give their recorded outcomes, settlement is idempotent by trade
-    id. So replaying a log into the database it already went into changes nothing and
-    writes the same events, and a longer log (the same log, continued) picks up where
-    the registry stopped. The position is stored with a digest of every command up to
-    it: a log that differs (another log, or this one changed) is refused with
-    :class:`LogMismatch` when the replay reaches ``P``, or earlier when a registry command
-    or a trade finds no recorded outcome, before it has changed anything. If the registry
+    pre-trade refusals give their recorded outcomes, as do an expiry's cancellations (each
+    recorded under its event's seq: the holds that decided them have changed since),
+    and settlement is idempotent by trade id. So replaying a log into the database it
+    already went into changes nothing and writes the same events, and a longer log (the
+    same log, continued) picks up where the registry stopped. The position is stored with
+    a digest of every command up to it: a log that differs (another log, or this one
+    changed) is refused with :class:`LogMismatch` when the replay reaches ``P``, or earlier
+    when a registry command or a trade finds no recorded outcome (or an expiry's recorded
+    cancellation names no resting sell), before it has changed anything. If the registry
     fails mid-batch (the database is gone), the batch's registry effects are rolled back
     and the error propagates: the engine is then ahead of the registry, and replaying the
     log into a new venue on that registry catches up.
@@ -68,14 +74,17 @@ insufficient_units
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from hashlib import blake2b
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import msgspec
 
-from carbonbook._types import INT64_MAX, RejectReason, Side
+from carbonbook._types import INT64_MAX, CancelReason, RejectReason, Side, UnitType
 from carbonbook.auction import BidAllocation
 from carbonbook.book import FILLED, Order, OrderBook
 from carbonbook.commands import (
@@ -131,6 +140,7 @@ __all__ = ["LogMismatch", "Venue", "VenueState"]
 _BUY = Side.BUY
 _encode = msgspec.json.Encoder(order="deterministic").encode  # sets sorted, whatever the hash seed
 _MARKET = 0  # the limit recorded for a market buy
+_UNITS_EXPIRED = CancelReason.UNITS_EXPIRED
 
 
 class LogMismatch(CarbonbookError):
@@ -495,6 +505,54 @@ class Venue(Engine):
             events.append(Rejected(seq, None, outcome.reason, outcome.detail))
         else:
             events.append(Recorded(seq, tag, outcome.txid or None, outcome.detail))
+            if isinstance(cmd, Expire):
+                self._cancel_uncovered(cmd, events)
+
+    def _cancel_uncovered(self, cmd: Expire, events: list[Event]) -> None:
+        """After an expiry of ``cmd.unit``: cancel (``units_expired``), in order id order, every
+        resting sell of an instrument of that unit type whose hold no longer covers what it still
+        needs (its open quantity plus its trades awaiting settlement); the cancellations release
+        what is left of their holds as any cancellation does (:meth:`_after`).
+
+        Each cancellation is recorded under its event's seq (the order id as detail), in the
+        batch's transaction like the expiry: a replay cannot tell from the registry's holds,
+        which are those of a later event, which orders were short then, so it cancels the
+        recorded ones. O(resting sells of the unit type)."""
+        reg = self.registry
+        start = len(events)
+        if self.next_seq <= self._replayed:
+            while (outcome := reg.outcome(self.next_seq)) is not None and outcome.reason == _UNITS_EXPIRED:
+                order = self._index.get(int(outcome.detail)) if outcome.detail.isdigit() else None
+                if (not isinstance(order, Order) or order.side == _BUY
+                        or self._books[order.symbol].unit != cmd.unit):
+                    raise LogMismatch(f"event {self.next_seq} cancelled order {outcome.detail}, not a resting "
+                                      f"sell of {cmd.unit} here: the registry went through another log")
+                self._books[order.symbol].cancel(order, events, _UNITS_EXPIRED)
+            self._after(cmd, events, start)
+            return
+        with reg.transaction():
+            for order in self._uncovered(cmd.unit):
+                seq = self.next_seq
+                self._books[order.symbol].cancel(order, events, _UNITS_EXPIRED)
+                reg.record_outcome(seq, Outcome(0, _UNITS_EXPIRED, str(order.id)))
+            self._after(cmd, events, start)
+
+    def _uncovered(self, unit: UnitType) -> list[Order]:
+        """The resting sells of ``unit``'s instruments whose hold is short of their open quantity
+        plus their trades awaiting settlement, by order id."""
+        waiting: Counter[int] = Counter()
+        for t in self.settlement.pending:  # lag > 0: a trade's units leave the hold when it settles
+            waiting[t.sell_id] += t.qty
+        hold = self.registry.hold
+        short = []
+        for book in self._books.values():
+            if book.unit != unit:
+                continue
+            for order in chain(book.market_asks, *(level.live() for level in book.asks.levels.values())):
+                if order.qty and hold(order.id) < order.qty + waiting[order.id]:
+                    short.append(order)
+        short.sort(key=attrgetter("id"))
+        return short
 
     def _open_scheme(self, c: OpenScheme) -> str:
         self.registry.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking))

@@ -208,9 +208,10 @@ class SettlementFailed(msgspec.Struct, frozen=True, gc=False, tag="settlement_fa
 
 class Outcome(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """What the order-log command answered by event ``seq`` did to a registry: transaction
-    ``txid``, or, when refused (``txid`` 0), the refusal's ``reason`` code and ``detail``.
-    A venue records these so that replaying a log into the same registry changes nothing
-    and gives the same events (see :mod:`carbonbook.venue`)."""
+    ``txid``, or, when refused (``txid`` 0), the refusal's ``reason`` code and ``detail``
+    (a venue also records each sell order an expiry cancelled: reason ``units_expired``,
+    the order id as ``detail``). A venue records these so that replaying a log into the
+    same registry changes nothing and gives the same events (see :mod:`carbonbook.venue`)."""
 
     txid: int
     reason: str = ""
