@@ -7,12 +7,12 @@ sees an event whose command is not in the journal. An engine with no journal att
 runs exactly as before: the journal is a wrapper, not a hook in the engine's hot path.
 
 What is journaled
-    Every command applied, accepted or rejected, and every :class:`Undecodable` record
-    (and any other object, which the engine answers with a ``malformed`` rejection):
-    each takes at least one ``seq``, so replaying the journal gives the same sequence
-    and the same events. A record carries its command's ``seq``, the number of its
-    first event (every command has at least one), which recovery checks against the
-    engine as it replays.
+    Every command applied (registry commands included), accepted or rejected, and every
+    :class:`Undecodable` record (and any other object, which the engine answers with a
+    ``malformed`` rejection): each takes at least one ``seq``, so replaying the journal
+    gives the same sequence and the same events. A record carries its command's ``seq``,
+    the number of its first event (every command has at least one), which recovery
+    checks against the engine as it replays.
 
 File format (``journal.cbj`` in the journal directory)
     The file starts with the 8 bytes ``CBJRNL01``. Then records, each::
@@ -71,25 +71,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, get_args
 
 import msgspec
 
 from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 from carbonbook.codec import command_batches, wants_msgpack
-from carbonbook.commands import (
-    CancelOrder,
-    CloseAuction,
-    Command,
-    ListInstrument,
-    ModifyOrder,
-    NewOrder,
-    OpenAuction,
-    PlaceBid,
-    SetPhase,
-    Undecodable,
-)
+from carbonbook.commands import Command, Undecodable
 from carbonbook.engine import Engine
 from carbonbook.errors import (
     JournalCorrupted,
@@ -145,17 +134,17 @@ class _Opaque:
         return self.text
 
 
+_COMMAND_CLASSES: frozenset[type[msgspec.Struct]] = frozenset(get_args(Command))
+"""Every command of the order log, the registry's included."""
 _COMMANDS: dict[str, type[Any]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase,
-                OpenAuction, PlaceBid, CloseAuction, UndecodableRecord, OpaqueRecord)
+    for cls in _COMMAND_CLASSES | {UndecodableRecord, OpaqueRecord}
 }
 _ENUM_FIELDS: dict[str, Any] = {
     "side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": SelfTradePrevention,
     "unit": UnitType, "phase": Phase, "tie_rule": TieRule, "cap_rule": CapRule,
 }
-_COMMAND_CLASSES = frozenset((ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase,
-                              OpenAuction, PlaceBid, CloseAuction))
+_SET_FIELDS = frozenset(("allowances", "credits", "units"))  # frozensets of unit types
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 
@@ -171,8 +160,7 @@ def _wide(value: object) -> object:
 def encode_command(command: Applied) -> bytes:
     """The MessagePack payload of one journaled command (see the module docstring)."""
     record: msgspec.Struct
-    if isinstance(command, ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase
-                  | OpenAuction | PlaceBid | CloseAuction) and command.__class__ in _COMMAND_CLASSES:
+    if isinstance(command, msgspec.Struct) and command.__class__ in _COMMAND_CLASSES:
         record = command
     elif isinstance(command, Undecodable) and command.__class__ is Undecodable:
         record = UndecodableRecord(command.line, command.detail, command.id)
@@ -192,6 +180,13 @@ def _ext(code: int, data: memoryview) -> object:
     return msgspec.msgpack.Ext(code, bytes(data))
 
 
+def _member(enum: Any, value: object) -> object:
+    """``value`` as a member of ``enum`` when it names one, else as it is."""
+    if value.__class__ is str and value in enum._value2member_map_:
+        return enum(value)
+    return value
+
+
 def _revive(obj: object) -> Command | Undecodable | _Opaque:
     if isinstance(obj, UndecodableRecord):
         return Undecodable(obj.line, obj.detail, obj.id)
@@ -205,8 +200,8 @@ def decode_command(payload: bytes | memoryview) -> Command | Undecodable | objec
 
     Valid commands decode with the order log's own validating decoder; a hand-built
     command with values the order log refuses is rebuilt field by field, enum fields
-    becoming enum members when they name one. Raises ``msgspec.DecodeError`` or
-    ``ValueError`` for a payload that is not a journaled command.
+    becoming enum members when they name one and the array of a set field a frozenset.
+    Raises ``msgspec.DecodeError`` or ``ValueError`` for a payload that is not a journaled command.
     """
     try:
         return _revive(_decoder.decode(payload))
@@ -219,8 +214,14 @@ def decode_command(payload: bytes | memoryview) -> Command | Undecodable | objec
     kwargs = {}
     for name, value in raw.items():
         enum = _ENUM_FIELDS.get(name)
-        if enum is not None and value.__class__ is str and value in enum._value2member_map_:
-            value = enum(value)
+        if enum is not None:
+            value = _member(enum, value)
+        elif name in _SET_FIELDS and isinstance(value, list):
+            members = [_member(UnitType, v) for v in value]
+            try:
+                value = frozenset(members)
+            except TypeError:  # unhashable items: it was never a set
+                value = members
         elif name == "ccr" and isinstance(value, dict):  # a hand-built auction's reserve
             value = CostContainmentReserve(**value)
         kwargs[name] = value
