@@ -7,15 +7,15 @@ sees an event whose command is not in the journal. An engine with no journal att
 runs exactly as before: the journal is a wrapper, not a hook in the engine's hot path.
 
 What is journaled
-    Every command applied, accepted or rejected, and every :class:`Undecodable` record
-    (and any other object, which the engine answers with a ``malformed`` rejection):
-    each takes at least one ``seq``, so replaying the journal gives the same sequence
-    and the same events. A record carries its command's ``seq``, the number of its
-    first event (every command has at least one), which recovery checks against the
-    engine as it replays.
+    Every command applied (registry commands included), accepted or rejected, and every
+    :class:`Undecodable` record (and, for a plain engine, any other object, which the engine
+    answers with a ``malformed`` rejection): each takes at least one ``seq``, so replaying
+    the journal gives the same sequence and the same events. A record carries its command's
+    ``seq``, the number of its first event (every command has at least one), which recovery
+    checks against the engine as it replays.
 
 File format (``journal.cbj`` in the journal directory)
-    The file starts with the 8 bytes ``CBJRNL01``. Then records, each::
+    The file starts with the 8 bytes ``CBJRNL01`` (``CBJVEN01`` for a venue's). Then records, each::
 
         <I length> <I body_crc> <I head_crc>   little-endian; head_crc = CRC-32 of the first 8 bytes
         body: <Q seq> payload                   length bytes; body_crc = CRC-32 of the body
@@ -51,6 +51,23 @@ Snapshots and recovery
     offset. The result has the same state hash as an engine that applied the same
     commands without interruption, and gives the same events from then on.
 
+Journaling a venue
+    A :class:`~carbonbook.venue.Venue` is journaled like an engine, its registry commands
+    included: ``Journal.open(directory, engine=venue)`` for a new directory, and
+    ``Journal.open(directory, venue=lambda: Venue(registry, currency=..., lag=...))`` (or
+    :func:`recover` with the same ``venue``) afterwards, with the registry the commands went
+    into and the settings they ran with; either kind of journal refuses to be opened as the
+    other (:class:`~carbonbook.errors.JournalMismatch`). Its snapshots hold the venue's state
+    (:class:`VenueSnapshotFile`, magic ``CBSNPV01``), never the registry's. The journal is
+    written ahead of the registry: each batch is written (and fsynced as the policy says)
+    inside the venue's registry transaction, after the venue applied it and before the
+    registry commits, so the registry never holds a command the journal lacks. A crash, or a
+    failed commit, leaves the journal at or ahead of the registry; recovery replays what the
+    registry holds without touching it and carries out the rest (see "Atomicity and replay" in
+    :mod:`carbonbook.venue`). A snapshot the registry has not reached (a new memory registry)
+    is passed over for an older one, or the journal's start, and the registry is rebuilt. A
+    registry ahead of the journal (records lost to a power loss without fsync) is refused.
+
 Entry point
     ``python -m carbonbook.journal replay LOG DIR`` replays an order log through a
     journaled engine, resuming after the commands DIR already holds;
@@ -67,29 +84,18 @@ import sys
 import time
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, get_args
 
 import msgspec
 
 from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 from carbonbook.codec import command_batches, wants_msgpack
-from carbonbook.commands import (
-    CancelOrder,
-    CloseAuction,
-    Command,
-    ListInstrument,
-    ModifyOrder,
-    NewOrder,
-    OpenAuction,
-    PlaceBid,
-    SetPhase,
-    Undecodable,
-)
+from carbonbook.commands import Command, Undecodable
 from carbonbook.engine import Engine
 from carbonbook.errors import (
     JournalCorrupted,
@@ -98,9 +104,14 @@ from carbonbook.errors import (
     TornRecordWarning,
 )
 from carbonbook.events import Event
-from carbonbook.snapshot import SnapshotFile, fsync_dir, read_snapshot, write_snapshot
+from carbonbook.snapshot import SnapshotFile, decode_file, fsync_dir, read_snapshot, write_snapshot
+from carbonbook.venue import Venue, VenueState
 
 MAGIC = b"CBJRNL01"
+VENUE_MAGIC = b"CBJVEN01"
+"""The first bytes of a venue's journal (:data:`MAGIC` starts a plain engine's); the records are alike."""
+VENUE_SNAPSHOT_MAGIC = b"CBSNPV01"
+"""The first bytes of a venue's snapshot file (see :mod:`carbonbook.snapshot` for the frame)."""
 JOURNAL_NAME = "journal.cbj"
 _HEAD = struct.Struct("<II")
 _HEAD_CRC = struct.Struct("<I")
@@ -145,17 +156,18 @@ class _Opaque:
         return self.text
 
 
+_COMMAND_CLASSES: frozenset[type[msgspec.Struct]] = frozenset(get_args(Command))
+"""Every command of the order log, the registry's included."""
 _COMMANDS: dict[str, type[Any]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase,
-                OpenAuction, PlaceBid, CloseAuction, UndecodableRecord, OpaqueRecord)
+    for cls in _COMMAND_CLASSES | {UndecodableRecord, OpaqueRecord}
 }
 _ENUM_FIELDS: dict[str, Any] = {
     "side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": SelfTradePrevention,
     "unit": UnitType, "phase": Phase, "tie_rule": TieRule, "cap_rule": CapRule,
 }
-_COMMAND_CLASSES = frozenset((ListInstrument, NewOrder, CancelOrder, ModifyOrder, SetPhase,
-                              OpenAuction, PlaceBid, CloseAuction))
+_SET_FIELDS = frozenset(("allowances", "credits", "units"))  # frozensets of unit types
+_VENUE_RECORDS = _COMMAND_CLASSES | {Undecodable}
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 
@@ -171,8 +183,7 @@ def _wide(value: object) -> object:
 def encode_command(command: Applied) -> bytes:
     """The MessagePack payload of one journaled command (see the module docstring)."""
     record: msgspec.Struct
-    if isinstance(command, ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase
-                  | OpenAuction | PlaceBid | CloseAuction) and command.__class__ in _COMMAND_CLASSES:
+    if isinstance(command, msgspec.Struct) and command.__class__ in _COMMAND_CLASSES:
         record = command
     elif isinstance(command, Undecodable) and command.__class__ is Undecodable:
         record = UndecodableRecord(command.line, command.detail, command.id)
@@ -192,6 +203,13 @@ def _ext(code: int, data: memoryview) -> object:
     return msgspec.msgpack.Ext(code, bytes(data))
 
 
+def _member(enum: Any, value: object) -> object:
+    """``value`` as a member of ``enum`` when it names one, else as it is."""
+    if value.__class__ is str and value in enum._value2member_map_:
+        return enum(value)
+    return value
+
+
 def _revive(obj: object) -> Command | Undecodable | _Opaque:
     if isinstance(obj, UndecodableRecord):
         return Undecodable(obj.line, obj.detail, obj.id)
@@ -205,8 +223,8 @@ def decode_command(payload: bytes | memoryview) -> Command | Undecodable | objec
 
     Valid commands decode with the order log's own validating decoder; a hand-built
     command with values the order log refuses is rebuilt field by field, enum fields
-    becoming enum members when they name one. Raises ``msgspec.DecodeError`` or
-    ``ValueError`` for a payload that is not a journaled command.
+    becoming enum members when they name one and the array of a set field a frozenset.
+    Raises ``msgspec.DecodeError`` or ``ValueError`` for a payload that is not a journaled command.
     """
     try:
         return _revive(_decoder.decode(payload))
@@ -219,8 +237,14 @@ def decode_command(payload: bytes | memoryview) -> Command | Undecodable | objec
     kwargs = {}
     for name, value in raw.items():
         enum = _ENUM_FIELDS.get(name)
-        if enum is not None and value.__class__ is str and value in enum._value2member_map_:
-            value = enum(value)
+        if enum is not None:
+            value = _member(enum, value)
+        elif name in _SET_FIELDS and isinstance(value, list):
+            members = [_member(UnitType, v) for v in value]
+            try:
+                value = frozenset(members)
+            except TypeError:  # unhashable items: it was never a set
+                value = members
         elif name == "ccr" and isinstance(value, dict):  # a hand-built auction's reserve
             value = CostContainmentReserve(**value)
         kwargs[name] = value
@@ -297,16 +321,32 @@ def scan(data: bytes | memoryview, start: int, path: str = JOURNAL_NAME) -> Scan
     return Scan(entries, pos, 0)
 
 
-def read_journal(path: Path, start: int = len(MAGIC)) -> Scan:
-    """Check the magic of the journal at ``path`` and :func:`scan` it from ``start``.
-    An empty or shorter-than-magic file (killed as it was created) has no records."""
+_KINDS = {MAGIC: "a plain engine's journal: open or recover it without venue=",
+          VENUE_MAGIC: "a venue's journal: open or recover it with venue="}
+
+
+def read_journal(path: Path, start: int = len(MAGIC), magic: bytes = MAGIC) -> Scan:
+    """Check that the journal at ``path`` is of the kind ``magic`` names (:data:`MAGIC` or
+    :data:`VENUE_MAGIC`) and :func:`scan` it from ``start``. An empty or shorter-than-magic
+    file (killed as it was created) has no records."""
     data = path.read_bytes()
-    if len(data) < len(MAGIC):
-        if data and MAGIC[:len(data)] != data:
+    _check_magic(data, magic, path)
+    return _scan_from(data, start, path)
+
+
+def _check_magic(data: bytes, magic: bytes, path: Path) -> None:
+    head = data[:len(MAGIC)]
+    if len(head) < len(MAGIC):
+        if not any(m.startswith(head) for m in _KINDS):
             raise JournalMismatch(f"{path}: not a carbonbook journal")
+    elif head != magic:
+        raise JournalMismatch(f"{path}: {_KINDS[head]}" if head in _KINDS
+                              else f"{path}: not a carbonbook journal (magic {head!r})")
+
+
+def _scan_from(data: bytes, start: int, path: Path) -> Scan:
+    if len(data) < len(MAGIC):
         return Scan([], len(MAGIC), 0)
-    if data[:len(MAGIC)] != MAGIC:
-        raise JournalMismatch(f"{path}: not a carbonbook journal (magic {data[:len(MAGIC)]!r})")
     if start > len(data):
         raise JournalMismatch(f"{path}: offset {start} is past the end ({len(data)} bytes)")
     return scan(data, start, str(path))
@@ -320,6 +360,7 @@ class Recovery:
     """The outcome of :func:`recover`."""
 
     engine: Engine
+    """The recovered engine (a :class:`~carbonbook.venue.Venue` for a venue's journal)."""
     records: int
     """Commands the engine has applied (snapshot plus journal tail)."""
     offset: int
@@ -330,6 +371,18 @@ class Recovery:
     """Records replayed from the journal after the snapshot."""
     torn: int
     """Bytes of a torn last record dropped (0 when none)."""
+
+
+class VenueSnapshotFile(msgspec.Struct, frozen=True):
+    """A venue's snapshot: its state after the first ``records`` journaled commands, which end at
+    byte ``offset`` of the journal (its registry is not part of it)."""
+
+    records: int
+    offset: int
+    state: VenueState
+
+
+_venue_snapshots = msgspec.msgpack.Decoder(VenueSnapshotFile)
 
 
 def _snapshots(directory: Path) -> list[tuple[int, Path]]:
@@ -355,33 +408,82 @@ def replay_entries(engine: Engine, entries: Sequence[Entry], path: str = JOURNAL
                                       f" but the engine gave it {base + start}")
 
 
-def recover(directory: Path | str) -> Recovery:
+def recover(directory: Path | str, venue: Callable[[], Venue] | None = None) -> Recovery:
     """Rebuild the engine a journal directory describes: the latest valid snapshot within the
     journal, then the journal from the snapshot's offset. Warns (:class:`TornRecordWarning`)
-    about a torn last record; raises :class:`JournalCorrupted` for a damaged one before it."""
-    directory = Path(directory)
+    about a torn last record; raises :class:`JournalCorrupted` for a damaged one before it.
+
+    ``venue`` recovers a venue's journal: it makes a new :class:`~carbonbook.venue.Venue`
+    (nothing applied yet) on the registry the journaled commands went into, with the
+    settings they ran with. A snapshot is restored on that registry with those settings;
+    one the registry has not reached is passed over for an older one (or the journal's
+    start). Records the registry already holds are replayed without touching it, the rest
+    are carried out. :class:`JournalMismatch` if the journal is not of the kind asked for,
+    or if the registry holds events the journal does not."""
+    return _recover_into(Path(directory), Engine() if venue is None else _new_venue(venue))
+
+
+def _new_venue(make: Callable[[], Venue]) -> Venue:
+    venue = make()
+    if not isinstance(venue, Venue) or venue.next_seq != 1:
+        raise TypeError(f"venue= must make a new Venue with nothing applied yet, not {venue!r}")
+    return venue
+
+
+def _recover_into(directory: Path, base: Engine) -> Recovery:
+    """:func:`recover` into ``base``: a new engine, or a new venue on its registry."""
     path = directory / JOURNAL_NAME
-    size = path.stat().st_size if path.exists() else 0
-    engine, records, start, chosen = Engine(), 0, len(MAGIC), None
+    data = path.read_bytes() if path.exists() else b""
+    _check_magic(data, VENUE_MAGIC if isinstance(base, Venue) else MAGIC, path)
+    engine, records, start, chosen = base, 0, len(MAGIC), None
     for _, snap_path in _snapshots(directory):
         try:
-            snap = read_snapshot(snap_path)
-            if snap.offset > max(size, len(MAGIC)):
-                raise SnapshotError(f"{snap_path}: ends at journal offset {snap.offset}, "
-                                    f"past the journal's {size} bytes")
-            candidate = Engine.from_state(snap.state)
+            loaded = _load_snapshot(snap_path, len(data), base)
         except SnapshotError as exc:
-            warnings.warn(f"skipping snapshot: {exc}", TornRecordWarning, stacklevel=2)
+            warnings.warn(f"skipping snapshot: {exc}", TornRecordWarning, stacklevel=3)
             continue
-        engine, records, start, chosen = candidate, snap.records, snap.offset, snap_path
-        break
-    result = read_journal(path, start) if path.exists() else Scan([], len(MAGIC), 0)
+        if loaded is not None:
+            engine, records, start = loaded
+            chosen = snap_path
+            break
+    result = _scan_from(data, start, path)
     if result.torn:
         warnings.warn(f"{path}: dropping a torn last record ({result.torn} bytes at byte offset "
-                      f"{result.end})", TornRecordWarning, stacklevel=2)
+                      f"{result.end})", TornRecordWarning, stacklevel=3)
     replay_entries(engine, result.entries, str(path))
+    if isinstance(engine, Venue):
+        _check_registry(engine, path)
     return Recovery(engine, records + len(result.entries), result.end, chosen,
                     len(result.entries), result.torn)
+
+
+def _load_snapshot(path: Path, size: int, base: Engine) -> tuple[Engine, int, int] | None:
+    """The engine a snapshot holds (a venue on ``base``'s registry, with its settings), its records
+    and offset; None for a venue snapshot its registry has not reached. SnapshotError if unusable."""
+    snap: SnapshotFile | VenueSnapshotFile
+    if isinstance(base, Venue):
+        snap = decode_file(path.read_bytes(), str(path), VENUE_SNAPSHOT_MAGIC, _venue_snapshots)
+    else:
+        snap = read_snapshot(path)
+    if snap.offset > max(size, len(MAGIC)):
+        raise SnapshotError(f"{path}: ends at journal offset {snap.offset}, past the journal's {size} bytes")
+    if isinstance(snap, SnapshotFile):
+        return Engine.from_state(snap.state), snap.records, snap.offset
+    assert isinstance(base, Venue)
+    if base.registry.position < snap.state.engine.seq - 1:
+        return None
+    venue = type(base).from_venue_state(base.registry, snap.state, currency=base.currency,
+                                        lag=base.settlement.lag, batch=base.settlement.batch)
+    return venue, snap.records, snap.offset
+
+
+def _check_registry(venue: Venue, where: object) -> None:
+    """Refuse a venue whose registry holds events past the venue's: commands the journal lacks."""
+    held, last = venue.registry.position, venue.next_seq - 1
+    if held > last:
+        raise JournalMismatch(f"{where}: the registry holds events up to {held}, the journal's venue only up "
+                              f"to {last}: it went through commands that are not in the journal (records lost "
+                              "without fsync, or another log)")
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -412,6 +514,9 @@ class Journal:
     Open one with :meth:`open`, which recovers what the directory holds (or starts an
     empty engine, or journals ``engine`` from its current state through a first snapshot).
     Apply commands through the journal, not the engine, and close it (or use ``with``).
+    If a batch fails once the engine has begun applying it, the journal refuses further
+    batches and snapshots: the engine may be ahead of the journal (a venue's registry
+    behind both); open the directory again to recover.
     """
 
     def __init__(self, engine: Engine, directory: Path, file: BinaryIO, records: int, offset: int,
@@ -428,16 +533,22 @@ class Journal:
         self._seq = engine.next_seq
         self._unsynced_bytes = 0
         self._unsynced_records = 0
+        self._registry = engine.registry if isinstance(engine, Venue) else None
+        self._failed = False
 
     @classmethod
     def open(cls, directory: Path | str, fsync: FsyncPolicy | None = None, engine: Engine | None = None,
-             keep: int = 2) -> Journal:
+             keep: int = 2, venue: Callable[[], Venue] | None = None) -> Journal:
         """Open (creating it if need be) the journal in ``directory`` and recover its engine.
 
-        ``engine``, only for a directory with no journal yet, is the engine to journal from its
-        current state on (a first snapshot records that state). A torn last record is dropped
-        and the file truncated before it. ``keep`` is how many snapshots to keep.
+        ``engine``, only for a directory with no journal yet, is the engine (or venue) to journal
+        from its current state on (a first snapshot records that state). ``venue``, for a venue's
+        journal, makes a new venue on its registry, as for :func:`recover`; with a directory that
+        holds no journal yet, that venue is journaled. A torn last record is dropped and the file
+        truncated before it. ``keep`` is how many snapshots to keep.
         """
+        if engine is not None and venue is not None:
+            raise TypeError("give engine (to journal it in a new directory) or venue, not both")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / JOURNAL_NAME
@@ -446,24 +557,29 @@ class Journal:
             raise JournalMismatch(f"{directory}: snapshots but no journal; refusing to journal another engine")
         if not fresh and engine is not None:
             raise JournalMismatch(f"{directory} already holds a journal; open it without an engine")
-        if fresh and path.exists() and not MAGIC.startswith(path.read_bytes()):
-            raise JournalMismatch(f"{path}: not a carbonbook journal")
+        if fresh and path.exists():
+            _check_magic(path.read_bytes(), MAGIC, path)  # the start of a magic, or refused
+        if fresh and engine is not None:
+            if isinstance(engine, Venue):
+                _check_registry(engine, directory)
+            journaled, records, offset = engine, 0, len(MAGIC)
+        else:
+            recovery = _recover_into(directory, Engine() if venue is None else _new_venue(venue))
+            journaled, records, offset = recovery.engine, recovery.records, recovery.offset
         if fresh:
             with open(path, "wb") as f:
-                f.write(MAGIC)
+                f.write(VENUE_MAGIC if isinstance(journaled, Venue) else MAGIC)
                 f.flush()
                 os.fsync(f.fileno())
             fsync_dir(directory)
-        recovery = recover(directory)
         for stale in directory.glob("snapshot-*.cbs.tmp"):  # a snapshot killed while written
             stale.unlink(missing_ok=True)
         file = open(path, "r+b")  # noqa: SIM115 - the journal owns it until close()
-        if file.seek(0, os.SEEK_END) != recovery.offset:
-            file.truncate(recovery.offset)
+        if file.seek(0, os.SEEK_END) != offset:
+            file.truncate(offset)
             os.fsync(file.fileno())
-        file.seek(recovery.offset)
-        journal = cls(engine if engine is not None else recovery.engine, directory, file,
-                      recovery.records, recovery.offset, fsync or FsyncPolicy(), keep)
+        file.seek(offset)
+        journal = cls(journaled, directory, file, records, offset, fsync or FsyncPolicy(), keep)
         if engine is not None and engine.next_seq != 1:
             journal.snapshot()
         return journal
@@ -476,18 +592,40 @@ class Journal:
 
     def apply_all(self, commands: Iterable[Applied]) -> list[Event]:
         """Apply commands in order as ``Engine.apply_all`` does, journal them as one batch
-        (and fsync as the policy says), then publish the events; return them.
+        (and fsync as the policy says), then publish the events; return them. For a venue
+        the batch is written inside its registry transaction, before the registry commits.
 
-        A command the journal cannot encode raises before anything is applied."""
+        A command the journal cannot encode (for a venue, anything but a command or an
+        :class:`Undecodable`: TypeError) raises before anything is applied."""
+        if self._failed:
+            raise JournalMismatch(f"{self.directory}: an earlier batch failed part way; open the journal "
+                                  "again to recover")
         batch = commands if isinstance(commands, list | tuple) else list(commands)
         payloads = [encode_command(c) for c in batch]
+        registry = self._registry
+        if registry is not None:
+            for c in batch:
+                if c.__class__ not in _VENUE_RECORDS:
+                    raise TypeError(f"a venue's journal takes commands and Undecodable records, not {c!r}")
+        try:
+            if registry is None:
+                events = self._dispatch_and_write(batch, payloads)
+            else:
+                with registry.transaction():  # write-ahead: the records are written before it commits
+                    events = self._dispatch_and_write(batch, payloads)
+        except BaseException:
+            self._failed = True
+            raise
+        self.engine.publish(events)
+        return events
+
+    def _dispatch_and_write(self, batch: Sequence[Applied], payloads: list[bytes]) -> list[Event]:
         starts: list[int] = []
         events = self.engine.dispatch_marked(batch, starts)  # type: ignore[arg-type]
         base = self._seq
         data = b"".join([frame(base + start, p) for start, p in zip(starts, payloads, strict=True)])
         self._seq = base + len(events)
         self._write(data, len(batch))
-        self.engine.publish(events)
         return events
 
     def _write(self, data: bytes, records: int) -> None:
@@ -514,9 +652,17 @@ class Journal:
     def snapshot(self) -> Path:
         """fsync the journal, then write a snapshot of the engine at this position; keep the
         latest ``keep`` snapshots. Returns the snapshot's path."""
+        if self._failed:
+            raise JournalMismatch(f"{self.directory}: an earlier batch failed part way; no snapshot of "
+                                  "the engine")
         self.sync()
         path = self.directory / f"snapshot-{self.records:016d}.cbs"
-        write_snapshot(path, SnapshotFile(self.records, self.offset, self.engine.export_state()))
+        engine = self.engine
+        if isinstance(engine, Venue):
+            write_snapshot(path, VenueSnapshotFile(self.records, self.offset, engine.export_venue_state()),
+                           VENUE_SNAPSHOT_MAGIC)
+        else:
+            write_snapshot(path, SnapshotFile(self.records, self.offset, engine.export_state()))
         for _, old in _snapshots(self.directory)[max(self.keep, 1):]:
             old.unlink(missing_ok=True)
         return path

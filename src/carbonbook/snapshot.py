@@ -27,7 +27,8 @@ Snapshot files
     ``MAGIC`` (8 bytes), then ``<I crc32><Q length>`` (little-endian) and ``length`` bytes
     of MessagePack :class:`SnapshotFile` (the state plus the journal position it
     corresponds to: the number of commands journaled and the byte offset just past the
-    last of them). The CRC-32 covers the MessagePack bytes. Files are written to a
+    last of them). The CRC-32 covers the MessagePack bytes. Other kinds of snapshot (a
+    venue's, see :mod:`carbonbook.journal`) use the same frame with their own magic. Files are written to a
     temporary name, fsynced and renamed, so a reader sees a whole snapshot or none.
 """
 
@@ -39,6 +40,7 @@ import struct
 import zlib
 from itertools import count
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -51,6 +53,7 @@ from carbonbook.primary import BID, Auctions, AuctionState, export_auctions
 STATE_VERSION = 1
 MAGIC = b"CBSNAP01"
 _HEAD = struct.Struct("<IQ")
+S = TypeVar("S")
 
 OPEN = "open"
 """Index status of an order that rests (its details are on its book)."""
@@ -267,34 +270,40 @@ def restore_parts(state: EngineState) -> tuple[count[int], dict[str, OrderBook],
 # -- files ----------------------------------------------------------------------------
 
 
-def encode_snapshot(snap: SnapshotFile) -> bytes:
-    """The bytes of a snapshot file."""
+def encode_snapshot(snap: msgspec.Struct, magic: bytes = MAGIC) -> bytes:
+    """The bytes of a snapshot file; ``magic`` (8 bytes) says what kind of snapshot it is."""
     body = _encoder.encode(snap)
-    return MAGIC + _HEAD.pack(zlib.crc32(body), len(body)) + body
+    return magic + _HEAD.pack(zlib.crc32(body), len(body)) + body
 
 
 def decode_snapshot(data: bytes, name: str = "snapshot") -> SnapshotFile:
-    """Check and decode the bytes of a snapshot file; raise :class:`SnapshotError`."""
-    n = len(MAGIC) + _HEAD.size
-    if len(data) < n or data[:len(MAGIC)] != MAGIC:
+    """Check and decode the bytes of an engine snapshot file; raise :class:`SnapshotError`."""
+    return decode_file(data, name, MAGIC, _file_decoder)
+
+
+def decode_file(data: bytes, name: str, magic: bytes, decoder: msgspec.msgpack.Decoder[S]) -> S:
+    """Check the bytes of a snapshot file of the kind ``magic`` names and decode its body with
+    ``decoder``; raise :class:`SnapshotError`."""
+    n = len(magic) + _HEAD.size
+    if len(data) < n or data[:len(magic)] != magic:
         raise SnapshotError(f"{name}: not a carbonbook snapshot (bad magic or too short)")
-    crc, length = _HEAD.unpack_from(data, len(MAGIC))
+    crc, length = _HEAD.unpack_from(data, len(magic))
     body = data[n:]
     if len(body) != length:
         raise SnapshotError(f"{name}: {len(body)} bytes of state, header says {length}")
     if zlib.crc32(body) != crc:
         raise SnapshotError(f"{name}: checksum mismatch")
     try:
-        return _file_decoder.decode(body)
+        return decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise SnapshotError(f"{name}: {exc}") from exc
 
 
-def write_snapshot(path: Path, snap: SnapshotFile) -> None:
+def write_snapshot(path: Path, snap: msgspec.Struct, magic: bytes = MAGIC) -> None:
     """Write ``snap`` to ``path`` atomically: a temporary file, fsync, rename, fsync of the directory."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(encode_snapshot(snap))
+        f.write(encode_snapshot(snap, magic))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
