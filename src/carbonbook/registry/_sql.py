@@ -216,21 +216,26 @@ class SqlRegistry(StateRegistry):
         cash: dict[Any, None] = {}
         meta: dict[Any, None] = {}
         settled: dict[Any, None] = {}
+        holds: dict[Any, None] = {}
         touched: dict[str, dict[Any, None]] = {"blocks": blocks, "cash": cash, "meta": meta,
-                                               "settlements": settled}
+                                               "settlements": settled, "holds": holds}
         for d, k, v in log:
             if k is _FAST:  # fast-path settlements (see StateRegistry._undo_fast for the layout)
                 top = len(v)
                 while top > 0:
-                    r, first, n = v[top - 6], v[top - 5], v[top - 1]
-                    lo = top - 6 - 3 * n
-                    for i in range(lo, top - 6, 3):
+                    r, first, n = v[top - 10], v[top - 9], v[top - 1]
+                    lo = top - 10 - 3 * n
+                    for i in range(lo, top - 10, 3):
                         blocks[v[i]] = None
                     for bid in range(first + 1, first + n + 1):
                         blocks[bid] = None
                     cash[r.buyer, r.currency] = None
                     cash[r.seller, r.currency] = None
                     settled[r.trade_id] = None
+                    if v[top - 4] is not None:  # the holds it consumed
+                        holds[v[top - 5]] = None
+                    if v[top - 2] is not None:
+                        holds[v[top - 3]] = None
                     top = lo
                 if v:
                     meta["block"] = meta["txid"] = None

@@ -825,8 +825,9 @@ class StateRegistry(Registry):
     def _settle_rows(self, rows: Iterable[SettleTerms], dup_raises: bool) -> list[SettlementRecord]:
         """Settle each row in one transaction (see ``settle`` and ``settle_batch``).
 
-        The common case (no holds, both accounts open and allowed, enough free units and
-        cash) runs inline here and records its undo information as flat values in a
+        The common case (both accounts open and allowed, enough free units and cash once
+        the trade's holds are counted, as a venue's trades are) runs inline here, consuming
+        the holds as ``_settle`` does, and records its undo information as flat values in a
         segment list (one ``(None, _FAST, segment)`` log entry for a run of such trades; see
         ``_undo_fast``): no tuple or list per trade outlives it, which keeps the cyclic
         garbage collector from promoting and rescanning thousands of log objects per batch.
@@ -842,6 +843,7 @@ class StateRegistry(Registry):
             held = self._held
             ureserved = self._ureserved
             creserved = self._creserved
+            holds: dict[Any, Hold] = self._holds  # indexed by a row's hold ids (int | None) once found
             cash = self._cash
             blocks = self._blocks
             meta = self._meta
@@ -882,8 +884,7 @@ class StateRegistry(Registry):
                         out.append(done)
                     continue
                 fast = False
-                if (unit_hold is None and cash_hold is None and seller != buyer and type(currency) is str
-                        and currency):
+                if seller != buyer and type(currency) is str and currency:
                     if len(log) != seg_end:  # something else was logged since: recheck, open a new segment
                         ok_src.clear()
                         ok_dst.clear()
@@ -917,8 +918,27 @@ class StateRegistry(Registry):
                         b_cash = cash.get(bcash, 0)
                         scash = (seller, currency)
                         s_cash = cash.get(scash, _MISSING)
-                        fast = ((s_held - ureserved.get(skey, 0) if ureserved else s_held) >= qty
-                                and (b_cash - creserved.get(bcash, 0) if creserved else b_cash) >= amount
+                        u_free = s_held - ureserved.get(skey, 0) if ureserved else s_held
+                        c_free = b_cash - creserved.get(bcash, 0) if creserved else b_cash
+                        uh = ch = None
+                        if unit_hold is not None or cash_hold is not None:
+                            # the holds the trade consumes, which count as free for it: up to qty of
+                            # the seller's units hold, up to amount of the buyer's cash hold
+                            uh = holds.get(unit_hold)
+                            if uh is not None and uh[0] == seller and uh[1] == "units" and uh[2] == unit:
+                                u_cut = qty if qty < uh[3] else uh[3]
+                                u_res = ureserved[skey]
+                                u_free += u_cut
+                            else:
+                                uh = None
+                            ch = holds.get(cash_hold)
+                            if ch is not None and ch[0] == buyer and ch[1] == "cash" and ch[2] == currency:
+                                c_cut = amount if amount < ch[3] else ch[3]
+                                c_res = creserved[bcash]
+                                c_free += c_cut
+                            else:
+                                ch = None
+                        fast = (u_free >= qty and c_free >= amount
                                 and (s_cash2 := amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
                 if not fast:
                     mark = len(log)
@@ -983,6 +1003,18 @@ class StateRegistry(Registry):
                     # cash leg, journal row and the settlement record
                     cash[bcash] = b_cash - amount
                     cash[scash] = s_cash2
+                    if uh is not None:  # the holds it consumes (one used up is gone), as _shrink_hold
+                        ureserved[skey] = u_res - u_cut
+                        if u_cut < uh[3]:
+                            holds[unit_hold] = (uh[0], uh[1], uh[2], uh[3] - u_cut)
+                        else:
+                            del holds[unit_hold]
+                    if ch is not None:
+                        creserved[bcash] = c_res - c_cut
+                        if c_cut < ch[3]:
+                            holds[cash_hold] = (ch[0], ch[1], ch[2], ch[3] - c_cut)
+                        else:
+                            del holds[cash_hold]
                     txid = txid0 + 1
                     meta["txid"] = txid
                     record = Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
@@ -992,30 +1024,46 @@ class StateRegistry(Registry):
                 except BaseException:  # undo this half-applied settlement, then the batch's
                     self._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash,
                                         s_cash, txid0, jlen, seg, pos, (len(seg) - pos) // 3)
+                    if uh is not None:
+                        self._restore_hold(unit_hold, uh, u_res)  # type: ignore[arg-type]
+                    if ch is not None:
+                        self._restore_hold(cash_hold, ch, c_res)  # type: ignore[arg-type]
                     del seg[pos:]
                     raise
-                seg += (record, first, b_held, s_cash, jlen, nid - first)
+                seg += (record, first, b_held, s_cash, jlen, unit_hold, uh, cash_hold, ch, nid - first)
         return out
 
     def _undo_fast(self, seg: list[Any], stop: int) -> None:
         """Undo the fast-path settlements recorded in ``seg`` after index ``stop``, newest first.
 
         Each settlement is recorded once it has applied, as ``(block id, old block, removed
-        from the queue)`` for each block it consumed or split, then 6 values: its Settled
+        from the queue)`` for each block it consumed or split, then 10 values: its Settled
         record, the block counter, the buyer's holding and the seller's cash as they were
-        (``_MISSING`` if absent), the journal length before it, and the number of block
-        triples. The seller's holding and the buyer's cash before it are the current ones
-        plus its quantity and amount (the newer settlements are undone first)."""
+        (``_MISSING`` if absent), the journal length before it, the units hold id and the
+        hold as it was (None if it consumed none), the same for the cash hold, and the number
+        of block triples. The seller's holding, the buyer's cash and the reserved totals
+        before it are the current ones plus its quantity, amount and what it took of each
+        hold (the newer settlements are undone first)."""
         held = self._held
         cash = self._cash
         while len(seg) > stop:
             top = len(seg)
-            r, first, b_held, s_cash, jlen, n = seg[top - 6:top]
-            lo = top - 6 - 3 * n
+            r, first, b_held, s_cash, jlen, unit_hold, uh, cash_hold, ch, n = seg[top - 10:top]
+            lo = top - 10 - 3 * n
             self._undo_fast_one(r.seller, r.buyer, r.unit, r.currency, r.trade_id, first,
                                 held[r.seller, r.unit] + r.qty, b_held, cash[r.buyer, r.currency] + r.amount,
                                 s_cash, r.txid - 1, jlen, seg, lo, n)
+            if uh is not None:
+                self._restore_hold(unit_hold, uh, self._ureserved[uh[0], uh[2]] + min(r.qty, uh[3]))
+            if ch is not None:
+                self._restore_hold(cash_hold, ch, self._creserved[ch[0], ch[2]] + min(r.amount, ch[3]))
             del seg[lo:]
+
+    def _restore_hold(self, hold: int, old: Hold, reserved: int) -> None:
+        """Put back a hold a fast-path settlement consumed from: its value ``old`` and its
+        account's reserved total of that asset, ``reserved``."""
+        self._holds[hold] = old
+        (self._ureserved if old[1] == "units" else self._creserved)[old[0], old[2]] = reserved
 
     def _undo_fast_one(self, seller: str, buyer: str, unit: UnitType, currency: str, trade_id: int, first: int,
                        s_held: int, b_held: Any, b_cash: int, s_cash: Any, txid: int, jlen: int,
