@@ -294,6 +294,28 @@ class RegistryContract:
         refused(reg, UnknownHold, "does not exist", reg.release, 5, 1)
         assert [e.kind for e in reg.journal()][-3:] == ["reserve", "release", "release"]
 
+    def test_refused_hold_change_in_a_transaction_changes_nothing(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        with reg.transaction():
+            reg.reserve(7, "a", JPA, 100)
+            before = fingerprint(reg)
+            for exc, fn, args in ((InsufficientUnits, reg.reserve, (8, "a", JPA, 901)),
+                                  (DuplicateHold, reg.reserve, (7, "a", JPA, 1)),
+                                  (AccountBlocked, reg.reserve, (8, "blk", JPA, 1)),
+                                  (InvalidQuantity, reg.reserve, (8, "a", JPA, 0)),
+                                  (InsufficientFunds, reg.reserve_cash, (8, "b", "JPY", 10_000_001)),
+                                  (UnknownAccount, reg.reserve_cash, (8, "nobody", "JPY", 1)),
+                                  (OperationRefused, reg.release, (7, 101)),
+                                  (UnknownHold, reg.release, (9,))):
+                with pytest.raises(exc):
+                    fn(*args)
+                assert fingerprint(reg) == before
+            reg.release(7, 40)
+        reg = reopen(reg)
+        assert reg.hold(7) == 60 and reg.available("a", JPA) == 940
+        assert [e.kind for e in reg.journal()][-2:] == ["reserve", "release"]
+        reg.check()
+
     def test_position_and_outcomes(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
         assert reg.position == 0 and reg.outcome(3) is None
         with reg.transaction():

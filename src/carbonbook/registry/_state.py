@@ -660,34 +660,40 @@ class StateRegistry(Registry):
             raise DuplicateHold(f"hold {hold} already exists")
         self._open(account, "reserving")
 
+    # Hold changes check everything before they change anything, so inside a transaction they
+    # need no savepoint of their own (a refusal has changed nothing); outside one they open it.
+
     def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
-        with self.transaction():
-            _qty(qty)
-            unit = _unit(unit)
-            self._new_hold(hold, account)
-            free = self._free_units(account, unit)
-            if free < qty:
-                raise InsufficientUnits(f"account {account!r} has {free} unreserved {unit}; {qty} needed")
-            self._put(self._holds, hold, (account, "units", str(unit), qty))
-            self._add(self._ureserved, (account, str(unit)), qty)
-            txid = self._txid()
-            self._append(Entry(txid, "reserve", account, unit=unit, qty=qty, ref=hold))
-            return txid
+        if self._log is None:
+            with self.transaction():
+                return self.reserve(hold, account, unit, qty)
+        _qty(qty)
+        unit = _unit(unit)
+        self._new_hold(hold, account)
+        free = self._free_units(account, unit)
+        if free < qty:
+            raise InsufficientUnits(f"account {account!r} has {free} unreserved {unit}; {qty} needed")
+        self._put(self._holds, hold, (account, "units", str(unit), qty))
+        self._add(self._ureserved, (account, str(unit)), qty)
+        txid = self._txid()
+        self._append(Entry(txid, "reserve", account, unit=unit, qty=qty, ref=hold))
+        return txid
 
     def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
-        with self.transaction():
-            _qty(amount, "amount")
-            _name(currency, "currency")
-            self._new_hold(hold, account)
-            free = self._free_cash(account, currency)
-            if free < amount:
-                raise InsufficientFunds(
-                    f"account {account!r} has {free} unreserved {currency}; {amount} needed")
-            self._put(self._holds, hold, (account, "cash", currency, amount))
-            self._add(self._creserved, (account, currency), amount)
-            txid = self._txid()
-            self._append(Entry(txid, "reserve", account, currency=currency, amount=amount, ref=hold))
-            return txid
+        if self._log is None:
+            with self.transaction():
+                return self.reserve_cash(hold, account, currency, amount)
+        _qty(amount, "amount")
+        _name(currency, "currency")
+        self._new_hold(hold, account)
+        free = self._free_cash(account, currency)
+        if free < amount:
+            raise InsufficientFunds(f"account {account!r} has {free} unreserved {currency}; {amount} needed")
+        self._put(self._holds, hold, (account, "cash", currency, amount))
+        self._add(self._creserved, (account, currency), amount)
+        txid = self._txid()
+        self._append(Entry(txid, "reserve", account, currency=currency, amount=amount, ref=hold))
+        return txid
 
     def _shrink_hold(self, hold: int, cut: int) -> None:
         account, kind, asset, amount = self._holds[hold]
@@ -698,23 +704,25 @@ class StateRegistry(Registry):
         self._add(self._ureserved if kind == "units" else self._creserved, (account, asset), -min(cut, amount))
 
     def release(self, hold: int, amount: int | None = None) -> int:
-        with self.transaction():
-            if hold not in self._holds:
-                raise UnknownHold(f"hold {hold!r} does not exist")
-            account, kind, asset, left = self._holds[hold]
-            if amount is None:
-                amount = left
-            else:
-                _qty(amount, "amount")
-                if amount > left:
-                    raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
-            self._shrink_hold(hold, amount)
-            txid = self._txid()
-            if kind == "units":
-                self._append(Entry(txid, "release", account, unit=asset, qty=amount, ref=hold))
-            else:
-                self._append(Entry(txid, "release", account, currency=asset, amount=amount, ref=hold))
-            return txid
+        if self._log is None:
+            with self.transaction():
+                return self.release(hold, amount)
+        if hold not in self._holds:
+            raise UnknownHold(f"hold {hold!r} does not exist")
+        account, kind, asset, left = self._holds[hold]
+        if amount is None:
+            amount = left
+        else:
+            _qty(amount, "amount")
+            if amount > left:
+                raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
+        self._shrink_hold(hold, amount)
+        txid = self._txid()
+        if kind == "units":
+            self._append(Entry(txid, "release", account, unit=asset, qty=amount, ref=hold))
+        else:
+            self._append(Entry(txid, "release", account, currency=asset, amount=amount, ref=hold))
+        return txid
 
     @property
     def last_txid(self) -> int:
