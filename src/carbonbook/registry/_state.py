@@ -673,11 +673,10 @@ class StateRegistry(Registry):
         free = self._free_units(account, unit)
         if free < qty:
             raise InsufficientUnits(f"account {account!r} has {free} unreserved {unit}; {qty} needed")
-        self._put(self._holds, hold, (account, "units", str(unit), qty))
-        self._add(self._ureserved, (account, str(unit)), qty)
-        txid = self._txid()
-        self._append(Entry(txid, "reserve", account, unit=unit, qty=qty, ref=hold))
-        return txid
+        asset = str(unit)
+        entry = Entry(self._meta["txid"] + 1, "reserve", account, unit=unit, qty=qty, ref=hold)
+        return self._hold_tx(hold, (account, "units", asset, qty), self._ureserved, (account, asset), qty,
+                             entry)
 
     def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
         if self._log is None:
@@ -689,11 +688,9 @@ class StateRegistry(Registry):
         free = self._free_cash(account, currency)
         if free < amount:
             raise InsufficientFunds(f"account {account!r} has {free} unreserved {currency}; {amount} needed")
-        self._put(self._holds, hold, (account, "cash", currency, amount))
-        self._add(self._creserved, (account, currency), amount)
-        txid = self._txid()
-        self._append(Entry(txid, "reserve", account, currency=currency, amount=amount, ref=hold))
-        return txid
+        entry = Entry(self._meta["txid"] + 1, "reserve", account, currency=currency, amount=amount, ref=hold)
+        return self._hold_tx(hold, (account, "cash", currency, amount), self._creserved, (account, currency),
+                             amount, entry)
 
     def _shrink_hold(self, hold: int, cut: int) -> None:
         account, kind, asset, amount = self._holds[hold]
@@ -716,13 +713,38 @@ class StateRegistry(Registry):
             _qty(amount, "amount")
             if amount > left:
                 raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
-        self._shrink_hold(hold, amount)
-        txid = self._txid()
+        txid = self._meta["txid"] + 1
         if kind == "units":
-            self._append(Entry(txid, "release", account, unit=asset, qty=amount, ref=hold))
+            reserved = self._ureserved
+            entry = Entry(txid, "release", account, unit=asset, qty=amount, ref=hold)
         else:
-            self._append(Entry(txid, "release", account, currency=asset, amount=amount, ref=hold))
-        return txid
+            reserved = self._creserved
+            entry = Entry(txid, "release", account, currency=asset, amount=amount, ref=hold)
+        return self._hold_tx(hold, None if amount == left else (account, kind, asset, left - amount), reserved,
+                             (account, asset), -amount, entry)
+
+    def _hold_tx(self, hold: int, value: Hold | None, reserved: dict[tuple[str, str], int],
+                 key: tuple[str, str], delta: int, entry: Entry) -> int:
+        """Carry out the hold transaction journaled as ``entry`` (its txid is the next one): hold
+        ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` changes by
+        ``delta``. Undo-logged as ``_put``, ``_add``, ``_txid`` and ``_append`` would, in one call
+        (one per order and most cancels and fills of a venue). Returns the txid."""
+        log = self._log
+        assert log is not None
+        holds = self._holds
+        meta = self._meta
+        journal = self._journal
+        total = reserved.get(key, _MISSING)
+        log += ((holds, hold, holds.get(hold, _MISSING)), (reserved, key, total), (meta, "txid", meta["txid"]),
+                (journal, _APPEND, len(journal)))
+        if value is None:
+            del holds[hold]
+        else:
+            holds[hold] = value
+        reserved[key] = delta if total is _MISSING else total + delta
+        meta["txid"] = entry.txid
+        journal.append(entry)
+        return entry.txid
 
     @property
     def last_txid(self) -> int:
