@@ -23,7 +23,7 @@ import msgspec
 
 from carbonbook._types import UnitType
 from carbonbook.errors import RegistryIntegrityError
-from carbonbook.registry._state import _FAST, _MISSING, Log, StateRegistry, _entry
+from carbonbook.registry._state import _FAST, _HOLD, _MISSING, Log, StateRegistry, _entry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -239,6 +239,9 @@ class SqlRegistry(StateRegistry):
                     top = lo
                 if v:
                     meta["block"] = meta["txid"] = None
+            elif k is _HOLD:  # a hold transaction (see StateRegistry._hold_tx)
+                holds[v[0]] = None
+                meta["txid"] = None
             else:
                 name = names.get(id(d))
                 if name is not None:

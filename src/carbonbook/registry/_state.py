@@ -1,12 +1,14 @@
 """The registry's rules over an in-memory state, shared by every backend.
 
 State lives in plain dicts. Every mutation goes through an undo log of
-``(container, key, old value)`` triples, so a refused operation, a failed settlement
-inside a batch, or any exception rolls back exactly what it changed. At the end of the
-outermost transaction a backend's ``_commit(log)`` hook sees the same log and writes the
-touched keys (the SQL backends write them in one database transaction; memory does
-nothing). The persisted containers are listed in ``_persisted()``; the others are
-indexes derived from them by ``_derive()``.
+``(container, key, old value)`` triples (two hot paths log a compact record instead: a
+hold transaction, see ``_hold_tx``, and a run of fast-path settlements, see
+``_settle_rows``), so a refused operation, a failed settlement inside a batch, or any
+exception rolls back exactly what it changed. At the end of the outermost transaction a
+backend's ``_commit(log)`` hook sees the same log and writes the touched keys (the SQL
+backends write them in one database transaction; memory does nothing). The persisted
+containers are listed in ``_persisted()``; the others are indexes derived from them by
+``_derive()``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ _POPLEFT: Any = object()
 _PUSH: Any = object()
 _REMOVE: Any = object()
 _FAST: Any = object()
+_HOLD: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
@@ -263,6 +266,8 @@ class StateRegistry(Registry):
             d, k, old = log[i]
             if k is _FAST:
                 self._undo_fast(old, 0)
+            elif k is _HOLD:
+                self._undo_hold(*old)
             elif k is _APPEND:
                 del d[old:]
             elif k is _PUSH:
@@ -276,6 +281,22 @@ class StateRegistry(Registry):
             else:
                 d[k] = old
         del log[mark:]
+
+    def _undo_hold(self, hold: int, old: Any, total: Any, txid: int, jlen: int) -> None:
+        """Undo a hold transaction from its undo record (see ``_hold_tx``)."""
+        holds = self._holds
+        h = holds[hold] if old is _MISSING else old
+        reserved = self._ureserved if h[1] == "units" else self._creserved
+        if old is _MISSING:
+            del holds[hold]
+        else:
+            holds[hold] = old
+        if total is _MISSING:
+            del reserved[h[0], h[2]]
+        else:
+            reserved[h[0], h[2]] = total
+        self._meta["txid"] = txid
+        del self._journal[jlen:]
 
     def _commit(self, log: Log) -> None:
         """Persist a finished outermost transaction (backends override)."""
@@ -726,17 +747,19 @@ class StateRegistry(Registry):
     def _hold_tx(self, hold: int, value: Hold | None, reserved: dict[tuple[str, str], int],
                  key: tuple[str, str], delta: int, entry: Entry) -> int:
         """Carry out the hold transaction journaled as ``entry`` (its txid is the next one): hold
-        ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` changes by
-        ``delta``. Undo-logged as ``_put``, ``_add``, ``_txid`` and ``_append`` would, in one call
-        (one per order and most cancels and fills of a venue). Returns the txid."""
+        ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` (the hold's
+        account and asset) changes by ``delta``. Returns the txid.
+
+        A venue makes about one of these per order or cancel, so its undo record is one log
+        entry, ``(None, _HOLD, (hold, the hold before, the total before, the txid before, the
+        journal length before))`` (``_MISSING``: absent), instead of four (``_undo_hold``)."""
         log = self._log
         assert log is not None
         holds = self._holds
         meta = self._meta
         journal = self._journal
         total = reserved.get(key, _MISSING)
-        log += ((holds, hold, holds.get(hold, _MISSING)), (reserved, key, total), (meta, "txid", meta["txid"]),
-                (journal, _APPEND, len(journal)))
+        log.append((None, _HOLD, (hold, holds.get(hold, _MISSING), total, meta["txid"], len(journal))))
         if value is None:
             del holds[hold]
         else:
