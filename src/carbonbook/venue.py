@@ -342,7 +342,9 @@ class Venue(Engine):
 
     def _release(self, hold: int, amount: int) -> None:
         """Give back ``amount`` of a hold, or what is left of it (settlement may have taken it)."""
-        amount = min(amount, self.registry.hold(hold))
+        left = self.registry.hold(hold)
+        if amount > left:
+            amount = left
         if amount > 0:
             self.registry.release(hold, amount)
 
