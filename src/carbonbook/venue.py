@@ -354,8 +354,7 @@ class Venue(Engine):
         buys = self._buys
         trades: list[Trade] = []
         spent = 0
-        for i in range(start, len(events)):  # by exact type: isinstance is slow when it fails on msgspec types
-            e = events[i]
+        for e in events[start:]:  # by exact type: isinstance is slow when it fails on msgspec types
             if type(e) is Trade:
                 trades.append(e)
                 limit = buys.get(e.buy_id)
