@@ -8,13 +8,23 @@ batches of 4,096 per ``apply_all``: one registry (database) transaction per batc
 ``--repeat`` runs, each on a fresh engine and registry; the CPU-time rate is the one the
 machine's load disturbs less.
 
+``--instructions`` counts instead, with valgrind's callgrind, the machine instructions per
+message of the Venue on a MemoryRegistry, which do not depend on the load (see
+bench/instructions.py): the setup and the first 4,000 messages, then the setup and the
+first 4,000 + N, each in a fresh process; the difference divided by N (default 20,000).
+
     .venv/bin/python bench/venue.py [--messages N] [--backend engine memory sqlite postgres]
+    .venv/bin/python bench/venue.py --instructions [--messages N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
+import re
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +38,7 @@ from carbonbook.workload import busy
 
 DSN = os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 BATCH = 4096
+BASE = 4_000  # --instructions: messages applied before the ones counted
 EUA = UnitType.EUA
 
 
@@ -57,14 +68,54 @@ def run(make: Callable[[], Engine], setup: list[Command], orders: list[Command])
     return time.perf_counter() - wall, time.process_time() - cpu, events
 
 
+def replay(path: str, n: int) -> None:
+    """Apply the pickled session's setup, then its first ``n`` orders, to a Venue on a MemoryRegistry."""
+    with open(path, "rb") as f:
+        setup, orders = pickle.load(f)
+    venue = Venue(MemoryRegistry(), currency="EUR")
+    venue.apply_all(setup)
+    orders = orders[:n]
+    for i in range(0, n, BATCH):
+        venue.apply_all(orders[i:i + BATCH])
+
+
+def instructions(messages: int) -> float:
+    """Callgrind instructions per Venue message on memory, for messages BASE..BASE + ``messages``."""
+    counts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "session.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(session(BASE + messages), f)
+        for n in (BASE, BASE + messages):
+            proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                   sys.executable, __file__, "--replay", path, str(n)],
+                                  capture_output=True, text=True, check=True)
+            match = re.search(r"Collected : (\d+)", proc.stderr)
+            if match is None:
+                raise RuntimeError(proc.stderr)
+            counts.append(int(match.group(1)))
+    return (counts[1] - counts[0]) / messages
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--messages", type=int)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backend", nargs="+", default=["engine", "memory", "sqlite"],
                         choices=["engine", "memory", "sqlite", "postgres"])
+    parser.add_argument("--instructions", action="store_true",
+                        help="count callgrind instructions per message on memory instead of timing")
+    parser.add_argument("--replay", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    setup, orders = session(args.messages)
+    if args.replay:
+        replay(args.replay[0], int(args.replay[1]))
+        return
+    if args.instructions:
+        messages = args.messages or 20_000
+        print(f"{instructions(messages):,.0f} instructions per venue message on memory "
+              f"(busy, messages {BASE:,}..{BASE + messages:,}, batch {BATCH})")
+        return
+    setup, orders = session(args.messages or 100_000)
     tmp = tempfile.mkdtemp()
 
     def registry(kind: str) -> Registry:

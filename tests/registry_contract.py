@@ -294,6 +294,49 @@ class RegistryContract:
         refused(reg, UnknownHold, "does not exist", reg.release, 5, 1)
         assert [e.kind for e in reg.journal()][-3:] == ["reserve", "release", "release"]
 
+    def test_refused_hold_change_in_a_transaction_changes_nothing(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        with reg.transaction():
+            reg.reserve(7, "a", JPA, 100)
+            before = fingerprint(reg)
+            for exc, fn, args in ((InsufficientUnits, reg.reserve, (8, "a", JPA, 901)),
+                                  (DuplicateHold, reg.reserve, (7, "a", JPA, 1)),
+                                  (AccountBlocked, reg.reserve, (8, "blk", JPA, 1)),
+                                  (InvalidQuantity, reg.reserve, (8, "a", JPA, 0)),
+                                  (InsufficientFunds, reg.reserve_cash, (8, "b", "JPY", 10_000_001)),
+                                  (UnknownAccount, reg.reserve_cash, (8, "nobody", "JPY", 1)),
+                                  (OperationRefused, reg.release, (7, 101)),
+                                  (UnknownHold, reg.release, (9,))):
+                with pytest.raises(exc):
+                    fn(*args)
+                assert fingerprint(reg) == before
+            reg.release(7, 40)
+        reg = reopen(reg)
+        assert reg.hold(7) == 60 and reg.available("a", JPA) == 940
+        assert [e.kind for e in reg.journal()][-2:] == ["reserve", "release"]
+        reg.check()
+
+    def test_hold_changes_roll_back_with_their_transaction(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        reg.reserve(5, "a", JPA, 300)
+        reg.reserve_cash(6, "b", "JPY", 1_000)
+        before = fingerprint(reg), [reg.hold(i) for i in range(5, 9)]
+        with pytest.raises(RuntimeError, match="rolled back"), reg.transaction():
+            reg.reserve(7, "a", JPA, 100)
+            reg.reserve_cash(8, "b", "JPY", 500)
+            reg.release(5, 100)
+            reg.release(6)
+            reg.release(7, 30)
+            reg.release(8)
+            reg.release(5)
+            reg.reserve(5, "a", JPA, 900)
+            raise RuntimeError("rolled back")
+        assert (fingerprint(reg), [reg.hold(i) for i in range(5, 9)]) == before
+        reg.check()
+        again = reopen(reg)
+        assert (fingerprint(again), [again.hold(i) for i in range(5, 9)]) == before
+        again.check()
+
     def test_position_and_outcomes(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
         assert reg.position == 0 and reg.outcome(3) is None
         with reg.transaction():

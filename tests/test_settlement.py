@@ -182,3 +182,39 @@ def test_failure_mid_batch_restores_split_and_consumed_blocks(backend: str, tmp_
     adapter([trade(2, qty=8, price=1), trade(3, qty=9, price=1), trade(4, qty=1, price=1)])
     assert reg.holding("marubeni", UnitType.JPA) == 1013
     reg.check()
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_failure_mid_batch_restores_consumed_holds(backend: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "r.db"
+    reg = market(MemoryRegistry() if backend == "memory" else SQLiteRegistry(path))
+    reg.reserve(1, "tepco", UnitType.JPA, 30)  # hold ids = order ids: trade() sells order 1, buys order 2
+    reg.reserve_cash(2, "marubeni", "JPY", 300)
+    adapter = SettlementAdapter(reg, INSTRUMENTS, use_holds=True, batch=10)
+    # the third trade uses up both holds and takes the rest from free units and cash
+    trades = [trade(3, qty=10, price=10), trade(4, qty=15, price=10), trade(5, qty=10, price=10)]
+
+    def state(r: Registry) -> tuple[object, ...]:
+        return (r.hold(1), r.hold(2), r.available("tepco", UnitType.JPA), r.available_cash("marubeni", "JPY"),
+                r.blocks(), list(r.journal()), [r.settlement(i) for i in range(3, 6)])
+
+    before = state(reg)
+    for fail_at in (1, 2, 3):
+        def boom(calls: list[int] = [], fail_at: int = fail_at) -> None:  # noqa: B006
+            calls.append(1)
+            if len(calls) == fail_at:
+                raise RuntimeError("crash between legs")
+
+        monkeypatch.setattr(reg, "_between_legs", boom)
+        with pytest.raises(RuntimeError):
+            adapter(trades)
+        monkeypatch.undo()
+        assert state(reg) == before
+        reg.check()
+    adapter(trades)
+    after = state(reg)
+    assert after[:4] == (0, 0, 1000 - 35, 1_000_000 - 350)
+    reg.check()
+    if backend == "sqlite":
+        assert state(SQLiteRegistry(path)) == after

@@ -181,8 +181,7 @@ class SettlementAdapter:
                 else:
                     rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
                                  None, None))
-            with reg.transaction():
-                records = reg.settle_batch(rows)
+            records = reg.settle_batch(rows)  # one registry transaction
             if refused:  # merge the registry's outcomes with the trades refused here, in order
                 records = list(records)
                 for pos, failed in refused:

@@ -23,7 +23,7 @@ import msgspec
 
 from carbonbook._types import UnitType
 from carbonbook.errors import RegistryIntegrityError
-from carbonbook.registry._state import _FAST, _MISSING, Log, StateRegistry, _entry
+from carbonbook.registry._state import _FAST, _HOLD, _MISSING, Log, StateRegistry, _entry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -216,24 +216,32 @@ class SqlRegistry(StateRegistry):
         cash: dict[Any, None] = {}
         meta: dict[Any, None] = {}
         settled: dict[Any, None] = {}
+        holds: dict[Any, None] = {}
         touched: dict[str, dict[Any, None]] = {"blocks": blocks, "cash": cash, "meta": meta,
-                                               "settlements": settled}
+                                               "settlements": settled, "holds": holds}
         for d, k, v in log:
             if k is _FAST:  # fast-path settlements (see StateRegistry._undo_fast for the layout)
                 top = len(v)
                 while top > 0:
-                    r, first, n = v[top - 6], v[top - 5], v[top - 1]
-                    lo = top - 6 - 3 * n
-                    for i in range(lo, top - 6, 3):
+                    r, first, n = v[top - 10], v[top - 9], v[top - 1]
+                    lo = top - 10 - 3 * n
+                    for i in range(lo, top - 10, 3):
                         blocks[v[i]] = None
                     for bid in range(first + 1, first + n + 1):
                         blocks[bid] = None
                     cash[r.buyer, r.currency] = None
                     cash[r.seller, r.currency] = None
                     settled[r.trade_id] = None
+                    if v[top - 4] is not None:  # the holds it consumed
+                        holds[v[top - 5]] = None
+                    if v[top - 2] is not None:
+                        holds[v[top - 3]] = None
                     top = lo
                 if v:
                     meta["block"] = meta["txid"] = None
+            elif k is _HOLD:  # a hold transaction (see StateRegistry._hold_tx)
+                holds[v[0]] = None
+                meta["txid"] = None
             else:
                 name = names.get(id(d))
                 if name is not None:

@@ -1,12 +1,14 @@
 """The registry's rules over an in-memory state, shared by every backend.
 
 State lives in plain dicts. Every mutation goes through an undo log of
-``(container, key, old value)`` triples, so a refused operation, a failed settlement
-inside a batch, or any exception rolls back exactly what it changed. At the end of the
-outermost transaction a backend's ``_commit(log)`` hook sees the same log and writes the
-touched keys (the SQL backends write them in one database transaction; memory does
-nothing). The persisted containers are listed in ``_persisted()``; the others are
-indexes derived from them by ``_derive()``.
+``(container, key, old value)`` triples (two hot paths log a compact record instead: a
+hold transaction, see ``_hold_tx``, and a run of fast-path settlements, see
+``_settle_rows``), so a refused operation, a failed settlement inside a batch, or any
+exception rolls back exactly what it changed. At the end of the outermost transaction a
+backend's ``_commit(log)`` hook sees the same log and writes the touched keys (the SQL
+backends write them in one database transaction; memory does nothing). The persisted
+containers are listed in ``_persisted()``; the others are indexes derived from them by
+``_derive()``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ _POPLEFT: Any = object()
 _PUSH: Any = object()
 _REMOVE: Any = object()
 _FAST: Any = object()
+_HOLD: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
@@ -263,6 +266,8 @@ class StateRegistry(Registry):
             d, k, old = log[i]
             if k is _FAST:
                 self._undo_fast(old, 0)
+            elif k is _HOLD:
+                self._undo_hold(*old)
             elif k is _APPEND:
                 del d[old:]
             elif k is _PUSH:
@@ -276,6 +281,22 @@ class StateRegistry(Registry):
             else:
                 d[k] = old
         del log[mark:]
+
+    def _undo_hold(self, hold: int, old: Any, total: Any, txid: int, jlen: int) -> None:
+        """Undo a hold transaction from its undo record (see ``_hold_tx``)."""
+        holds = self._holds
+        h = holds[hold] if old is _MISSING else old
+        reserved = self._ureserved if h[1] == "units" else self._creserved
+        if old is _MISSING:
+            del holds[hold]
+        else:
+            holds[hold] = old
+        if total is _MISSING:
+            del reserved[h[0], h[2]]
+        else:
+            reserved[h[0], h[2]] = total
+        self._meta["txid"] = txid
+        del self._journal[jlen:]
 
     def _commit(self, log: Log) -> None:
         """Persist a finished outermost transaction (backends override)."""
@@ -660,34 +681,37 @@ class StateRegistry(Registry):
             raise DuplicateHold(f"hold {hold} already exists")
         self._open(account, "reserving")
 
+    # Hold changes check everything before they change anything, so inside a transaction they
+    # need no savepoint of their own (a refusal has changed nothing); outside one they open it.
+
     def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
-        with self.transaction():
-            _qty(qty)
-            unit = _unit(unit)
-            self._new_hold(hold, account)
-            free = self._free_units(account, unit)
-            if free < qty:
-                raise InsufficientUnits(f"account {account!r} has {free} unreserved {unit}; {qty} needed")
-            self._put(self._holds, hold, (account, "units", str(unit), qty))
-            self._add(self._ureserved, (account, str(unit)), qty)
-            txid = self._txid()
-            self._append(Entry(txid, "reserve", account, unit=unit, qty=qty, ref=hold))
-            return txid
+        if self._log is None:
+            with self.transaction():
+                return self.reserve(hold, account, unit, qty)
+        _qty(qty)
+        unit = _unit(unit)
+        self._new_hold(hold, account)
+        free = self._free_units(account, unit)
+        if free < qty:
+            raise InsufficientUnits(f"account {account!r} has {free} unreserved {unit}; {qty} needed")
+        asset = str(unit)
+        entry = Entry(self._meta["txid"] + 1, "reserve", account, unit=unit, qty=qty, ref=hold)
+        return self._hold_tx(hold, (account, "units", asset, qty), self._ureserved, (account, asset), qty,
+                             entry)
 
     def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
-        with self.transaction():
-            _qty(amount, "amount")
-            _name(currency, "currency")
-            self._new_hold(hold, account)
-            free = self._free_cash(account, currency)
-            if free < amount:
-                raise InsufficientFunds(
-                    f"account {account!r} has {free} unreserved {currency}; {amount} needed")
-            self._put(self._holds, hold, (account, "cash", currency, amount))
-            self._add(self._creserved, (account, currency), amount)
-            txid = self._txid()
-            self._append(Entry(txid, "reserve", account, currency=currency, amount=amount, ref=hold))
-            return txid
+        if self._log is None:
+            with self.transaction():
+                return self.reserve_cash(hold, account, currency, amount)
+        _qty(amount, "amount")
+        _name(currency, "currency")
+        self._new_hold(hold, account)
+        free = self._free_cash(account, currency)
+        if free < amount:
+            raise InsufficientFunds(f"account {account!r} has {free} unreserved {currency}; {amount} needed")
+        entry = Entry(self._meta["txid"] + 1, "reserve", account, currency=currency, amount=amount, ref=hold)
+        return self._hold_tx(hold, (account, "cash", currency, amount), self._creserved, (account, currency),
+                             amount, entry)
 
     def _shrink_hold(self, hold: int, cut: int) -> None:
         account, kind, asset, amount = self._holds[hold]
@@ -698,23 +722,52 @@ class StateRegistry(Registry):
         self._add(self._ureserved if kind == "units" else self._creserved, (account, asset), -min(cut, amount))
 
     def release(self, hold: int, amount: int | None = None) -> int:
-        with self.transaction():
-            if hold not in self._holds:
-                raise UnknownHold(f"hold {hold!r} does not exist")
-            account, kind, asset, left = self._holds[hold]
-            if amount is None:
-                amount = left
-            else:
-                _qty(amount, "amount")
-                if amount > left:
-                    raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
-            self._shrink_hold(hold, amount)
-            txid = self._txid()
-            if kind == "units":
-                self._append(Entry(txid, "release", account, unit=asset, qty=amount, ref=hold))
-            else:
-                self._append(Entry(txid, "release", account, currency=asset, amount=amount, ref=hold))
-            return txid
+        if self._log is None:
+            with self.transaction():
+                return self.release(hold, amount)
+        if hold not in self._holds:
+            raise UnknownHold(f"hold {hold!r} does not exist")
+        account, kind, asset, left = self._holds[hold]
+        if amount is None:
+            amount = left
+        else:
+            _qty(amount, "amount")
+            if amount > left:
+                raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
+        txid = self._meta["txid"] + 1
+        if kind == "units":
+            reserved = self._ureserved
+            entry = Entry(txid, "release", account, unit=asset, qty=amount, ref=hold)
+        else:
+            reserved = self._creserved
+            entry = Entry(txid, "release", account, currency=asset, amount=amount, ref=hold)
+        return self._hold_tx(hold, None if amount == left else (account, kind, asset, left - amount), reserved,
+                             (account, asset), -amount, entry)
+
+    def _hold_tx(self, hold: int, value: Hold | None, reserved: dict[tuple[str, str], int],
+                 key: tuple[str, str], delta: int, entry: Entry) -> int:
+        """Carry out the hold transaction journaled as ``entry`` (its txid is the next one): hold
+        ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` (the hold's
+        account and asset) changes by ``delta``. Returns the txid.
+
+        A venue makes about one of these per order or cancel, so its undo record is one log
+        entry, ``(None, _HOLD, (hold, the hold before, the total before, the txid before, the
+        journal length before))`` (``_MISSING``: absent), instead of four (``_undo_hold``)."""
+        log = self._log
+        assert log is not None
+        holds = self._holds
+        meta = self._meta
+        journal = self._journal
+        total = reserved.get(key, _MISSING)
+        log.append((None, _HOLD, (hold, holds.get(hold, _MISSING), total, meta["txid"], len(journal))))
+        if value is None:
+            del holds[hold]
+        else:
+            holds[hold] = value
+        reserved[key] = delta if total is _MISSING else total + delta
+        meta["txid"] = entry.txid
+        journal.append(entry)
+        return entry.txid
 
     @property
     def last_txid(self) -> int:
@@ -825,8 +878,9 @@ class StateRegistry(Registry):
     def _settle_rows(self, rows: Iterable[SettleTerms], dup_raises: bool) -> list[SettlementRecord]:
         """Settle each row in one transaction (see ``settle`` and ``settle_batch``).
 
-        The common case (no holds, both accounts open and allowed, enough free units and
-        cash) runs inline here and records its undo information as flat values in a
+        The common case (both accounts open and allowed, enough free units and cash once
+        the trade's holds are counted, as a venue's trades are) runs inline here, consuming
+        the holds as ``_settle`` does, and records its undo information as flat values in a
         segment list (one ``(None, _FAST, segment)`` log entry for a run of such trades; see
         ``_undo_fast``): no tuple or list per trade outlives it, which keeps the cyclic
         garbage collector from promoting and rescanning thousands of log objects per batch.
@@ -842,6 +896,7 @@ class StateRegistry(Registry):
             held = self._held
             ureserved = self._ureserved
             creserved = self._creserved
+            holds: dict[Any, Hold] = self._holds  # indexed by a row's hold ids (int | None) once found
             cash = self._cash
             blocks = self._blocks
             meta = self._meta
@@ -882,8 +937,7 @@ class StateRegistry(Registry):
                         out.append(done)
                     continue
                 fast = False
-                if (unit_hold is None and cash_hold is None and seller != buyer and type(currency) is str
-                        and currency):
+                if seller != buyer and type(currency) is str and currency:
                     if len(log) != seg_end:  # something else was logged since: recheck, open a new segment
                         ok_src.clear()
                         ok_dst.clear()
@@ -917,8 +971,27 @@ class StateRegistry(Registry):
                         b_cash = cash.get(bcash, 0)
                         scash = (seller, currency)
                         s_cash = cash.get(scash, _MISSING)
-                        fast = ((s_held - ureserved.get(skey, 0) if ureserved else s_held) >= qty
-                                and (b_cash - creserved.get(bcash, 0) if creserved else b_cash) >= amount
+                        u_free = s_held - ureserved.get(skey, 0) if ureserved else s_held
+                        c_free = b_cash - creserved.get(bcash, 0) if creserved else b_cash
+                        uh = ch = None
+                        if unit_hold is not None or cash_hold is not None:
+                            # the holds the trade consumes, which count as free for it: up to qty of
+                            # the seller's units hold, up to amount of the buyer's cash hold
+                            uh = holds.get(unit_hold)
+                            if uh is not None and uh[0] == seller and uh[1] == "units" and uh[2] == unit:
+                                u_cut = qty if qty < uh[3] else uh[3]
+                                u_res = ureserved[skey]
+                                u_free += u_cut
+                            else:
+                                uh = None
+                            ch = holds.get(cash_hold)
+                            if ch is not None and ch[0] == buyer and ch[1] == "cash" and ch[2] == currency:
+                                c_cut = amount if amount < ch[3] else ch[3]
+                                c_res = creserved[bcash]
+                                c_free += c_cut
+                            else:
+                                ch = None
+                        fast = (u_free >= qty and c_free >= amount
                                 and (s_cash2 := amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
                 if not fast:
                     mark = len(log)
@@ -983,6 +1056,18 @@ class StateRegistry(Registry):
                     # cash leg, journal row and the settlement record
                     cash[bcash] = b_cash - amount
                     cash[scash] = s_cash2
+                    if uh is not None:  # the holds it consumes (one used up is gone), as _shrink_hold
+                        ureserved[skey] = u_res - u_cut
+                        if u_cut < uh[3]:
+                            holds[unit_hold] = (uh[0], uh[1], uh[2], uh[3] - u_cut)
+                        else:
+                            del holds[unit_hold]
+                    if ch is not None:
+                        creserved[bcash] = c_res - c_cut
+                        if c_cut < ch[3]:
+                            holds[cash_hold] = (ch[0], ch[1], ch[2], ch[3] - c_cut)
+                        else:
+                            del holds[cash_hold]
                     txid = txid0 + 1
                     meta["txid"] = txid
                     record = Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
@@ -992,30 +1077,46 @@ class StateRegistry(Registry):
                 except BaseException:  # undo this half-applied settlement, then the batch's
                     self._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash,
                                         s_cash, txid0, jlen, seg, pos, (len(seg) - pos) // 3)
+                    if uh is not None:
+                        self._restore_hold(unit_hold, uh, u_res)  # type: ignore[arg-type]
+                    if ch is not None:
+                        self._restore_hold(cash_hold, ch, c_res)  # type: ignore[arg-type]
                     del seg[pos:]
                     raise
-                seg += (record, first, b_held, s_cash, jlen, nid - first)
+                seg += (record, first, b_held, s_cash, jlen, unit_hold, uh, cash_hold, ch, nid - first)
         return out
 
     def _undo_fast(self, seg: list[Any], stop: int) -> None:
         """Undo the fast-path settlements recorded in ``seg`` after index ``stop``, newest first.
 
         Each settlement is recorded once it has applied, as ``(block id, old block, removed
-        from the queue)`` for each block it consumed or split, then 6 values: its Settled
+        from the queue)`` for each block it consumed or split, then 10 values: its Settled
         record, the block counter, the buyer's holding and the seller's cash as they were
-        (``_MISSING`` if absent), the journal length before it, and the number of block
-        triples. The seller's holding and the buyer's cash before it are the current ones
-        plus its quantity and amount (the newer settlements are undone first)."""
+        (``_MISSING`` if absent), the journal length before it, the units hold id and the
+        hold as it was (None if it consumed none), the same for the cash hold, and the number
+        of block triples. The seller's holding, the buyer's cash and the reserved totals
+        before it are the current ones plus its quantity, amount and what it took of each
+        hold (the newer settlements are undone first)."""
         held = self._held
         cash = self._cash
         while len(seg) > stop:
             top = len(seg)
-            r, first, b_held, s_cash, jlen, n = seg[top - 6:top]
-            lo = top - 6 - 3 * n
+            r, first, b_held, s_cash, jlen, unit_hold, uh, cash_hold, ch, n = seg[top - 10:top]
+            lo = top - 10 - 3 * n
             self._undo_fast_one(r.seller, r.buyer, r.unit, r.currency, r.trade_id, first,
                                 held[r.seller, r.unit] + r.qty, b_held, cash[r.buyer, r.currency] + r.amount,
                                 s_cash, r.txid - 1, jlen, seg, lo, n)
+            if uh is not None:
+                self._restore_hold(unit_hold, uh, self._ureserved[uh[0], uh[2]] + min(r.qty, uh[3]))
+            if ch is not None:
+                self._restore_hold(cash_hold, ch, self._creserved[ch[0], ch[2]] + min(r.amount, ch[3]))
             del seg[lo:]
+
+    def _restore_hold(self, hold: int, old: Hold, reserved: int) -> None:
+        """Put back a hold a fast-path settlement consumed from: its value ``old`` and its
+        account's reserved total of that asset, ``reserved``."""
+        self._holds[hold] = old
+        (self._ureserved if old[1] == "units" else self._creserved)[old[0], old[2]] = reserved
 
     def _undo_fast_one(self, seller: str, buyer: str, unit: UnitType, currency: str, trade_id: int, first: int,
                        s_held: int, b_held: Any, b_cash: int, s_cash: Any, txid: int, jlen: int,
