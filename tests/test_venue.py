@@ -63,9 +63,10 @@ from carbonbook.commands import (
     Surrender,
     Transfer,
 )
+from carbonbook.errors import RegistryUnavailable
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
 from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
-from carbonbook.venue import LogMismatch, Venue, VenueState
+from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState
 
 SYM = "JPA-2010"
 JPA = UnitType.JPA
@@ -1292,6 +1293,33 @@ def test_a_longer_log_continues_where_the_registry_stopped(backend: tuple[Regist
     three = reopen(three)
     assert encode(run_log(three, longer, batch=4)) == encode(straight)
     assert state(three) == state(one)
+
+
+def test_a_batch_that_fails_part_way_stops_the_venue() -> None:
+    """The registry's commit fails: it rolls the batch back while the engine has gone on, so the
+    venue refuses further batches; a new venue on the registry replays the log and catches up."""
+    log = session_log()
+    expected = run_log(MemoryRegistry(), log)
+    reg = MemoryRegistry()
+    venue = Venue(reg, lag=1)
+    half = len(log) // 2
+    venue.apply_all(log[:half])
+    before = state(reg)
+
+    def gone(log: Any) -> None:
+        raise RegistryUnavailable("the database is gone")
+
+    reg._commit = gone  # type: ignore[method-assign]
+    with pytest.raises(RegistryUnavailable):
+        venue.apply_all(log[half:])
+    del reg._commit
+    assert state(reg) == before
+    with pytest.raises(VenueFailed, match="replay the log"):
+        venue.apply(log[half])
+    with pytest.raises(VenueFailed):
+        venue.dispatch_marked([log[half]], [])
+    assert state(reg) == before
+    assert Venue(reg, lag=1).apply_all(log) == expected
 
 
 def test_a_different_log_into_a_used_registry_is_a_log_mismatch(

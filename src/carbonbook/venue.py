@@ -47,8 +47,9 @@ Atomicity and replay
     when a registry command or a trade finds no recorded outcome (or an expiry's recorded
     cancellation names no resting sell), before it has changed anything. If the registry
     fails mid-batch (the database is gone), the batch's registry effects are rolled back
-    and the error propagates: the engine is then ahead of the registry, and replaying the
-    log into a new venue on that registry catches up.
+    and the error propagates: the engine is then ahead of the registry, so the venue
+    refuses further batches (:class:`VenueFailed`), and replaying the log into a new venue
+    on that registry catches up.
 
 Nothing here reads the clock; business days are numbers given by the log.
 
@@ -136,7 +137,7 @@ from carbonbook.registry.base import (
 from carbonbook.settlement import Instrument, SettlementAdapter
 from carbonbook.snapshot import EngineState
 
-__all__ = ["LogMismatch", "Venue", "VenueState"]
+__all__ = ["LogMismatch", "Venue", "VenueFailed", "VenueState"]
 
 _BUY = Side.BUY
 _encode = msgspec.json.Encoder(order="deterministic").encode  # sets sorted, whatever the hash seed
@@ -148,6 +149,12 @@ Ts = TypeVarTuple("Ts")
 
 class LogMismatch(CarbonbookError):
     """Raised when a log replayed into a registry is not the log the registry went through."""
+
+
+class VenueFailed(CarbonbookError):
+    """Raised by a venue one of whose batches failed part way: its engine went on ahead of
+    its registry, which rolled the batch back. Open a new venue on the registry and replay
+    the log (it catches up), or recover it from its journal."""
 
 
 class VenueState(msgspec.Struct, frozen=True):
@@ -176,6 +183,7 @@ class Venue(Engine):
         self.settlement = SettlementAdapter(registry, {}, lag=lag, batch=batch, use_holds=True,
                                             keep_results=False)
         self._replayed = registry.position
+        self._failed = False  # a batch failed part way: refuse the next (VenueFailed)
         self._digest = bytes(8)  # a running hash of every command so far (see _fold)
         self._catching_up = self._replayed > 0  # until the events pass the registry's position
         # buy orders that may still hold cash: id -> limit price (_MARKET for a market buy)
@@ -224,21 +232,37 @@ class Venue(Engine):
     def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
         """Apply commands in order, in one registry transaction; return their events
         (``decoded`` as for :meth:`Engine.apply_all`)."""
+        self._usable()
         events: list[Event] = []
-        with self.registry.transaction():
-            dispatch = self._dispatch
-            for command in commands:
-                dispatch(command, events, decoded)
-            self._advance(events)
+        try:
+            with self.registry.transaction():
+                dispatch = self._dispatch
+                for command in commands:
+                    dispatch(command, events, decoded)
+                self._advance(events)
+        except BaseException:
+            self._failed = True
+            raise
         self.publish(events)
         return events
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
         """As :meth:`Engine.dispatch_marked`, in one registry transaction."""
-        with self.registry.transaction():
-            events = super().dispatch_marked(commands, starts)
-            self._advance(events)
+        self._usable()
+        try:
+            with self.registry.transaction():
+                events = super().dispatch_marked(commands, starts)
+                self._advance(events)
+        except BaseException:
+            self._failed = True
+            raise
         return events
+
+    def _usable(self) -> None:
+        """Refuse a batch once one failed part way (:class:`VenueFailed`)."""
+        if self._failed:
+            raise VenueFailed("an earlier batch failed part way and its registry rolled it back: open a new "
+                              "venue on the registry and replay the log")
 
     def _advance(self, events: list[Event]) -> None:
         """Store the position (the batch's last event) and the digest so far."""
