@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,18 @@ def market(reg: Registry) -> Registry:
 
 def trade(seq: int, qty: int = 100, price: int = 1450, buyer: str = "marubeni", seller: str = "tepco") -> Trade:
     return Trade(seq, SYM, price, qty, 1, 2, 2, 1, buyer, seller)
+
+
+def crash_at(n: int) -> Callable[[], None]:
+    """A between-legs hook that raises on its ``n``-th call (the ``n``-th settlement's units leg done)."""
+    calls: list[int] = []
+
+    def boom() -> None:
+        calls.append(1)
+        if len(calls) == n:
+            raise RuntimeError("crash between legs")
+
+    return boom
 
 
 def run_engine(adapter: SettlementAdapter) -> Engine:
@@ -120,14 +133,7 @@ def test_batches_and_injected_failure_roll_back_the_batch(monkeypatch: pytest.Mo
     reg = market(MemoryRegistry())
     adapter = SettlementAdapter(reg, INSTRUMENTS, lag=1, batch=3)
     adapter([trade(i, qty=1, price=10) for i in range(1, 8)])
-    calls: list[int] = []
-
-    def boom() -> None:
-        calls.append(1)
-        if len(calls) == 5:
-            raise RuntimeError("crash between legs")
-
-    monkeypatch.setattr(reg, "_between_legs", boom)
+    monkeypatch.setattr(reg, "_between_legs", crash_at(5))
     with pytest.raises(RuntimeError):
         adapter.settle_due(1)
     # the first batch of 3 committed; the second was rolled back whole and stays pending
@@ -167,12 +173,7 @@ def test_failure_mid_batch_restores_split_and_consumed_blocks(backend: str, tmp_
 
     before = state()
     for fail_at in (1, 2, 3):
-        def boom(calls: list[int] = [], fail_at: int = fail_at) -> None:  # noqa: B006
-            calls.append(1)
-            if len(calls) == fail_at:
-                raise RuntimeError("crash between legs")
-
-        monkeypatch.setattr(reg, "_between_legs", boom)
+        monkeypatch.setattr(reg, "_between_legs", crash_at(fail_at))
         with pytest.raises(RuntimeError):
             # 2: the rest of block 1 and a split of block 2; 3: splits block 2 again, consumes block 3
             adapter([trade(2, qty=8, price=1), trade(3, qty=9, price=1), trade(4, qty=1, price=1)])
@@ -201,12 +202,7 @@ def test_failure_mid_batch_restores_consumed_holds(backend: str, tmp_path: Path,
 
     before = state(reg)
     for fail_at in (1, 2, 3):
-        def boom(calls: list[int] = [], fail_at: int = fail_at) -> None:  # noqa: B006
-            calls.append(1)
-            if len(calls) == fail_at:
-                raise RuntimeError("crash between legs")
-
-        monkeypatch.setattr(reg, "_between_legs", boom)
+        monkeypatch.setattr(reg, "_between_legs", crash_at(fail_at))
         with pytest.raises(RuntimeError):
             adapter(trades)
         monkeypatch.undo()
