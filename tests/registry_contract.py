@@ -346,7 +346,8 @@ class RegistryContract:
         reg = reopen(reg)
         assert reg.position == 4 and reg.position_digest == -(2**63)
         assert reg.outcome(3) == Outcome(0, "insufficient_units", "short") and reg.outcome(4) == Outcome(17)
-        refused(reg, OperationRefused, "new positive", reg.record_outcome, 4, Outcome(1))
+        refused(reg, OperationRefused, "new non-negative", reg.record_outcome, 4, Outcome(1))
+        refused(reg, OperationRefused, "new non-negative", reg.record_outcome, -1, Outcome(1))
         refused(reg, OperationRefused, "not below 4", reg.set_position, 3)
         refused(reg, OperationRefused, "signed 64-bit", reg.set_position, 5, 2**63)
         with pytest.raises(ValueError), reg.transaction():

@@ -1360,7 +1360,7 @@ def test_a_changed_order_into_a_used_registry_is_a_log_mismatch(
         other[i] = CancelOrder(999)
     else:
         lag = 2
-    with pytest.raises(LogMismatch, match="another log"):
+    with pytest.raises(LogMismatch, match="not JPY and 2" if change == "lag" else "another log"):
         run_log(reg, [*other, *more_commands()], lag=lag)
     assert state(reg) == before
     # the log the registry went through still replays, and continues
@@ -1522,6 +1522,40 @@ def test_cli_different_log_into_a_used_registry_fails(tmp_path: Path,
     assert main(["replay", str(other), "--registry", url, "--out", str(tmp_path / "f.jsonl"),
                  "--quiet"]) == EXIT_IO
     assert "another log" in capsys.readouterr().err
+
+
+def test_cli_replay_into_a_used_registry_takes_its_settings(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A registry records the currency and settlement lag of the venue that went through it:
+    a replay into it needs neither flag again, and other ones are refused before anything runs."""
+    url = f"sqlite:///{tmp_path / 'reg.db'}"
+    log = write_log(tmp_path / "a.jsonl", session_log())
+    first, again = tmp_path / "e.jsonl", tmp_path / "f.jsonl"
+    assert main(["replay", str(log), "--registry", url, "--settle-lag", "1", "--currency", "JPY",
+                 "--out", str(first), "--quiet"]) == EXIT_OK
+    reg = SQLiteRegistry(tmp_path / "reg.db")
+    assert Venue.settings_of(reg) == ("JPY", 1)
+    before = state(reg)
+    reg.close()
+    assert main(["replay", str(log), "--registry", url, "--out", str(again), "--quiet"]) == EXIT_OK
+    assert again.read_bytes() == first.read_bytes()
+    for flags, said in ((["--currency", "EUR"], "not EUR and 1"), (["--settle-lag", "0"], "not JPY and 0")):
+        assert main(["replay", str(log), "--registry", url, *flags, "--quiet"]) == EXIT_IO
+        assert said in capsys.readouterr().err
+    reg = SQLiteRegistry(tmp_path / "reg.db")
+    assert state(reg) == before
+    reg.close()
+
+
+def test_a_venue_with_other_settings_on_a_used_registry_is_a_log_mismatch() -> None:
+    reg = MemoryRegistry()
+    events = run_log(reg, session_log())  # lag 1, JPY
+    assert Venue.settings_of(reg) == ("JPY", 1) and Venue.settings_of(MemoryRegistry()) is None
+    before = state(reg)
+    with pytest.raises(LogMismatch, match="currency JPY and settlement lag 1, not EUR and 1"):
+        Venue(reg, currency="EUR", lag=1)
+    assert state(reg) == before
+    assert run_log(reg, session_log()) == events
 
 
 # -- saving and restoring a venue ------------------------------------------------------------

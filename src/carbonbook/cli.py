@@ -42,10 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--registry", metavar="URL",
                    help="run the session against a registry: holds, registry commands, settlement "
                         "(sqlite:///PATH.db, postgresql://..., memory:)")
-    p.add_argument("--currency", default="JPY",
-                   help="cash of instruments listed without a currency (default %(default)s)")
-    p.add_argument("--settle-lag", type=_non_negative, default=0, metavar="DAYS",
-                   help="settle trades T+DAYS, on business_day commands (default %(default)s: at once)")
+    p.add_argument("--currency",
+                   help="cash of instruments listed without a currency (default: the registry's, "
+                        "for a registry a replay went into; else JPY)")
+    p.add_argument("--settle-lag", type=_non_negative, metavar="DAYS",
+                   help="settle trades T+DAYS, on business_day commands (default: the registry's, "
+                        "for a registry a replay went into; else 0: at once)")
     _add_import_lobster(commands)
     _add_report(commands)
     _add_bench(commands)
@@ -78,7 +80,10 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_IO
     try:
-        return _replay_into(args, Venue(registry, currency=args.currency, lag=args.settle_lag))
+        currency, lag = Venue.settings_of(registry) or ("JPY", 0)
+        venue = Venue(registry, currency=currency if args.currency is None else args.currency,
+                      lag=lag if args.settle_lag is None else args.settle_lag)
+        return _replay_into(args, venue)
     except (RegistryError, LogMismatch) as exc:
         print(f"carbonbook: registry {args.registry}: {exc}", file=sys.stderr)
         return EXIT_IO

@@ -143,6 +143,7 @@ _BUY = Side.BUY
 _encode = msgspec.json.Encoder(order="deterministic").encode  # sets sorted, whatever the hash seed
 _MARKET = 0  # the limit recorded for a market buy
 _UNITS_EXPIRED = CancelReason.UNITS_EXPIRED
+_SETTINGS = "venue_settings"  # the reason of the outcome under seq 0: "CURRENCY LAG"
 _NO_FUNDS = RejectReason.INSUFFICIENT_FUNDS
 Ts = TypeVarTuple("Ts")
 
@@ -173,7 +174,8 @@ class Venue(Engine):
 
     ``currency`` is the cash of instruments listed without one; ``lag`` the settlement lag
     in business days (0: at once; JPX's T+5 is 5); ``batch`` the trades per settlement
-    transaction.
+    transaction. On a registry a venue already went through, ``currency`` and ``lag`` must
+    be that venue's (:meth:`settings_of`), or :class:`LogMismatch`: they change the events.
     """
 
     def __init__(self, registry: Registry, *, currency: str = "JPY", lag: int = 0, batch: int = 1000) -> None:
@@ -183,6 +185,10 @@ class Venue(Engine):
         self.settlement = SettlementAdapter(registry, {}, lag=lag, batch=batch, use_holds=True,
                                             keep_results=False)
         self._replayed = registry.position
+        settings = Venue.settings_of(registry)
+        if settings is not None and settings != (currency, lag):
+            raise LogMismatch(f"the registry went through a venue with currency {settings[0]} and settlement "
+                              f"lag {settings[1]}, not {currency} and {lag}: its log would give other events")
         self._failed = False  # a batch failed part way: refuse the next (VenueFailed)
         self._digest = bytes(8)  # a running hash of every command so far (see _fold)
         self._catching_up = self._replayed > 0  # until the events pass the registry's position
@@ -194,6 +200,16 @@ class Venue(Engine):
             Deposit: self._deposit, RecordEmissions: self._emissions, Surrender: self._surrender,
             Retire: self._retire, CarryOver: self._carry_over, Expire: self._expire,
         }
+
+    @staticmethod
+    def settings_of(registry: Registry) -> tuple[str, int] | None:
+        """The ``(currency, lag)`` of the venue whose log ``registry`` went through (recorded
+        with its first batch as the outcome of seq 0, which no event has); None for a new one."""
+        stored = registry.outcome(0)
+        if stored is None or stored.reason != _SETTINGS:
+            return None
+        currency, lag = stored.detail.rsplit(" ", 1)
+        return currency, int(lag)
 
     # -- state ---------------------------------------------------------------------
 
@@ -265,9 +281,13 @@ class Venue(Engine):
                               "venue on the registry and replay the log")
 
     def _advance(self, events: list[Event]) -> None:
-        """Store the position (the batch's last event) and the digest so far."""
-        if events and events[-1].seq > self.registry.position:
-            self.registry.set_position(events[-1].seq, int.from_bytes(self._digest, "big", signed=True))
+        """Store the position (the batch's last event) and the digest so far (and, with the
+        first batch, the venue's settings: see :meth:`settings_of`)."""
+        reg = self.registry
+        if events and events[-1].seq > reg.position:
+            if reg.position == 0 and reg.outcome(0) is None:
+                reg.record_outcome(0, Outcome(0, _SETTINGS, f"{self.currency} {self.settlement.lag}"))
+            reg.set_position(events[-1].seq, int.from_bytes(self._digest, "big", signed=True))
 
     def _fold(self, command: Command | Undecodable, events: list[Event], start: int) -> None:
         """Fold a command into the running digest; where the registry's position is reached

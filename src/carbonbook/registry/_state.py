@@ -798,8 +798,8 @@ class StateRegistry(Registry):
 
     def record_outcome(self, seq: int, outcome: Outcome) -> None:
         with self.transaction():
-            if type(seq) is not int or seq <= 0 or seq in self._outcomes:
-                raise OperationRefused(f"outcome seq must be a new positive integer, got {seq!r}")
+            if type(seq) is not int or seq < 0 or seq in self._outcomes:
+                raise OperationRefused(f"outcome seq must be a new non-negative integer, got {seq!r}")
             self._put(self._outcomes, seq, (outcome.txid, outcome.reason, outcome.detail))
 
     def outcome(self, seq: int) -> Outcome | None:

@@ -339,7 +339,8 @@ class Registry(ABC):
 
     @abstractmethod
     def record_outcome(self, seq: int, outcome: Outcome) -> None:
-        """Record what the command answered by event ``seq`` did (once per ``seq``)."""
+        """Record what the command answered by event ``seq`` did (once per ``seq``; no event
+        has seq 0, under which a venue records its settings)."""
 
     @abstractmethod
     def outcome(self, seq: int) -> Outcome | None:
