@@ -9,6 +9,7 @@ that trade and settle at T+1, an expiry that cancels the sells it leaves short, 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from carbonbook.journal import (
     read_journal,
     recover,
 )
+from carbonbook.journal import main as journal_main
 from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue
 from test_venue import (
@@ -45,6 +47,7 @@ from test_venue import (
     run_log,
     sell,
     state,
+    write_log,
 )
 
 LOG = expiry_log() + more_commands()
@@ -327,3 +330,28 @@ def test_recovery_onto_a_registry_of_another_log_is_a_log_mismatch(tmp_path: Pat
     run_log(other, [*LOG[:15], sell(40, 10, 1700)], lag=LAG)
     with pytest.raises(LogMismatch):
         recover(tmp_path, venue=venue_on(other))
+
+
+def test_the_entry_point_journals_a_venue_on_a_registry(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m carbonbook.journal replay|recover ... --registry URL``: the settings the first
+    run gave are the registry's from then on; recovery needs the registry; a replay resumes."""
+    log = write_log(tmp_path / "log.jsonl", LOG)
+    url = f"sqlite:///{tmp_path / 'reg.db'}"
+    jdir = str(tmp_path / "j")
+    assert journal_main(["replay", str(log), jdir, "--registry", url, "--settle-lag", "1", "--batch", "7",
+                         "--snapshot-every", "14"]) == 0
+    replayed = json.loads(capsys.readouterr().out)
+    assert journal_main(["recover", jdir, "--registry", url]) == 0
+    recovered = json.loads(capsys.readouterr().out)
+    assert (recovered["seq"], recovered["state_hash"], recovered["registry_position"]) == (
+        replayed["seq"], replayed["state_hash"], replayed["registry_position"])
+    assert replayed["registry_position"] == replayed["seq"] - 1
+    assert journal_main(["recover", jdir]) == 1
+    assert "a venue's journal" in capsys.readouterr().err
+    assert journal_main(["recover", jdir, "--registry", url, "--settle-lag", "0"]) == 1
+    assert "not JPY and 0" in capsys.readouterr().err
+    # the same log again resumes after what the journal holds: nothing more to do
+    assert journal_main(["replay", str(log), jdir, "--registry", url]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["resumed_at"], again["state_hash"]) == (replayed["records"], replayed["state_hash"])
