@@ -37,7 +37,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from carbonbook.cli import EXIT_IO, EXIT_OK, main
+from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.engine import Engine
 from carbonbook.replay import replay
 from carbonbook.report import ReportError, build, format_text, vwap_text
@@ -218,3 +218,17 @@ def test_events_of_a_registry_replay(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["report", str(events), "--log", str(EXAMPLE), "--registry", "--settle-lag", "5"]) == EXIT_OK
     text = capsys.readouterr().out
     assert "book rebuilt from the order log" in text and "insufficient_units" in text
+
+
+def test_a_registry_url_gives_the_replay_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--registry URL``: the currency and settlement lag come from the registry the replay went into."""
+    events, url = tmp_path / "ev.jsonl", f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["replay", str(EXAMPLE), "--registry", url, "--settle-lag", "5", "--out", str(events),
+                 "--quiet"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["report", str(events), "--log", str(EXAMPLE), "--registry", url]) == EXIT_OK
+    assert "book rebuilt from the order log" in capsys.readouterr().out
+    report = ["report", str(events), "--log", str(EXAMPLE), "--registry"]
+    assert main([*report, url, "--settle-lag", "0"]) == EXIT_IO  # the events were made with lag 5
+    assert main([*report, "nowhere"]) == EXIT_USAGE
+    assert "not a registry URL" in capsys.readouterr().err

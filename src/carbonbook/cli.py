@@ -238,35 +238,50 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="the log's format; auto looks at the extension, then the first byte")
     p.add_argument("--plot", metavar="OUT.png",
                    help="draw price and volume over time and the depth at the end (needs matplotlib)")
-    p.add_argument("--registry", action="store_true",
-                   help="the events came from replay --registry: rebuild on a registry in memory "
-                        "(give the same --currency and --settle-lag as that replay)")
-    p.add_argument("--currency", default="JPY", help="as replay's (default %(default)s)")
-    p.add_argument("--settle-lag", type=_non_negative, default=0, metavar="DAYS",
-                   help="as replay's (default %(default)s)")
+    p.add_argument("--registry", nargs="?", const="", metavar="URL",
+                   help="the events came from replay --registry: rebuild on a registry in memory, "
+                        "with the currency and settlement lag recorded in the registry at URL when "
+                        "given, else those of --currency and --settle-lag")
+    p.add_argument("--currency", help="as replay's (default: the registry's, else JPY)")
+    p.add_argument("--settle-lag", type=_non_negative, metavar="DAYS",
+                   help="as replay's (default: the registry's, else 0)")
 
 
 def _report_engine(args: argparse.Namespace) -> Engine:
-    """The engine that rebuilds the books: a venue on a registry in memory for a registry run."""
-    if not args.registry:
+    """The engine that rebuilds the books: a venue on a registry in memory for a registry run
+    (RegistryError if the registry named for its settings cannot be read)."""
+    if args.registry is None:
         return Engine()
-    from carbonbook.registry import MemoryRegistry
+    from carbonbook.registry import MemoryRegistry, open_registry
     from carbonbook.venue import Venue
 
-    return Venue(MemoryRegistry(), currency=args.currency, lag=args.settle_lag)
+    settings = None
+    if args.registry:
+        used = open_registry(args.registry)
+        try:
+            settings = Venue.settings_of(used)
+        finally:
+            used.close()
+    currency, lag = settings or ("JPY", 0)
+    return Venue(MemoryRegistry(), currency=currency if args.currency is None else args.currency,
+                 lag=lag if args.settle_lag is None else args.settle_lag)
 
 
 def _report(args: argparse.Namespace) -> int:
     from carbonbook import report  # imported here: replay's start-up does not need it
 
     try:
+        engine = _report_engine(args)
+    except (ValueError, RegistryError) as exc:  # not a registry URL, or a registry that cannot be read
+        print(f"carbonbook: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_IO
+    try:
         with open(args.events, "rb") as events:
             if args.log is None:
                 result = report.build(events)
             else:
                 with _open_in(args.log) as log:
-                    result = report.build(events, log, wants_msgpack(args.format, args.log, log),
-                                          engine=_report_engine(args))
+                    result = report.build(events, log, wants_msgpack(args.format, args.log, log), engine=engine)
         print(report.format_text(result))
         if args.plot:
             report.plot(result, args.plot)
