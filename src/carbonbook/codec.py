@@ -9,7 +9,7 @@ cannot be decoded becomes an ``Undecodable``, which the engine answers with a
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import BinaryIO
 
@@ -51,18 +51,45 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
         batches = jsonl_records(source)
     newline = 0 if msgpack else 1
     for batch in batches:
-        commands: list[Command | Undecodable] = []
-        for record in batch:
-            line += 1
-            try:
-                if not msgpack and not record.isascii():
-                    record.decode()  # msgspec skips unknown fields unread: invalid UTF-8 is malformed
-                commands.append(decode(record))
-            except DecodeFailure as exc:
-                if msgpack or record.strip():
-                    oid, detail = describe_fault(record, exc, msgpack)
-                    commands.append(Undecodable(line, detail, oid))
+        if msgpack or b"".join(batch).isascii():  # no record can hold invalid UTF-8
+            commands = _decode_valid_utf8(batch, decode, line, msgpack)
+            line += len(batch)
+        else:
+            commands = []
+            for record in batch:
+                line += 1
+                try:
+                    if not record.isascii():
+                        record.decode()  # msgspec skips unknown fields unread: invalid UTF-8 is malformed
+                    commands.append(decode(record))
+                except DecodeFailure as exc:
+                    if record.strip():
+                        oid, detail = describe_fault(record, exc, msgpack)
+                        commands.append(Undecodable(line, detail, oid))
         yield commands, len(batch), sum(map(len, batch)) + newline * len(batch)
+
+
+def _decode_valid_utf8(
+    batch: list[bytes], decode: Callable[[bytes], Command], line: int, msgpack: bool,
+) -> list[Command | Undecodable]:
+    """Decode a batch whose records need no UTF-8 check (``line``: the line before its first)."""
+    commands: list[Command | Undecodable] = []
+    records = iter(batch)
+    done = 0  # records consumed
+    while True:
+        start = len(commands)
+        try:
+            # A run of good records decodes with no Python code per record; on a bad one,
+            # list.extend has kept the commands decoded before it (so they tell its position).
+            commands.extend(map(decode, records))
+            return commands
+        except DecodeFailure as exc:
+            done += len(commands) - start
+            record = batch[done]
+            done += 1
+            if msgpack or record.strip():
+                oid, detail = describe_fault(record, exc, msgpack)
+                commands.append(Undecodable(line + done, detail, oid))
 
 
 def jsonl_records(stream: BinaryIO) -> Iterator[list[bytes]]:
