@@ -52,7 +52,8 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
     for batch in batches:
         # JSON lines keep their newline (msgspec reads it as trailing whitespace): a record
         # that fails is looked at again without it, as jsonl_records would have given it
-        if msgpack or b"".join(batch).isascii():  # no record can hold invalid UTF-8
+        data = b"".join(batch)
+        if msgpack or data.isascii():  # no record can hold invalid UTF-8
             commands = _decode_valid_utf8(batch, decode, line, msgpack)
             line += len(batch)
         else:
@@ -60,7 +61,7 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
             for record in batch:
                 line += 1
                 _decode_record(record[:-1] if record[-1:] == b"\n" else record, decode, line, commands)
-        size = sum(map(len, batch))
+        size = len(data)
         if not msgpack and batch and batch[-1][-1:] != b"\n":
             size += 1  # a last line without a newline is counted as if it had one
         yield commands, len(batch), size
