@@ -26,7 +26,7 @@ from carbonbook.codec import (
     msgpack_decoder,
     msgpack_records,
 )
-from carbonbook.commands import CancelOrder, ListInstrument, ModifyOrder, NewOrder
+from carbonbook.commands import CancelOrder, ListInstrument, ModifyOrder, NewOrder, Undecodable
 
 # --------------------------------------------------------------------------- JSON Lines framing
 
@@ -469,3 +469,39 @@ def test_decoded_commands_give_the_events_of_the_checked_path(msgpack: bool) -> 
     reasons = {getattr(event, "reason", None) for event in expected}
     assert reasons >= {"malformed", "bad_price", "bad_qty", "duplicate_id", "post_only",
                        "unknown_symbol", "ioc", "fok", "market", "self_trade"}
+
+
+# --------------------------------------------------------------------------- command_batches
+
+_FAULTY_LOG = (
+    b'{"type":"cancel","id":1}\n\n{"type":"cancel","id":"x\n   \n{"type":"cancel","id":2}\r\n'
+    b'{"type":"cancel","id":-3}\n"abc\n{"type":"cancel","id":4} x\n{"type":"cancel","id":5}\n{"type":"cancel"'
+)
+
+
+def _one_at_a_time(data: bytes) -> list[object]:
+    """What command_batches must give: each line (without its newline) decoded on its own."""
+    out: list[object] = []
+    for line, record in enumerate(data.split(b"\n"), 1):
+        try:
+            if not record.isascii():
+                record.decode()
+            out.append(json_decoder.decode(record))
+        except DecodeFailure as exc:
+            if record.strip():
+                oid, detail = describe_fault(record, exc, False)
+                out.append(Undecodable(line, detail, oid))
+    return out
+
+
+@pytest.mark.parametrize("data", [_FAULTY_LOG, _FAULTY_LOG.replace(b'"x\n', '"é\n'.encode()),
+                                  _FAULTY_LOG.replace(b'"x\n', b'"\xff\n')], ids=["ascii", "utf8", "bad-utf8"])
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 22])
+def test_command_batches_decode_every_line_in_place(
+    monkeypatch: pytest.MonkeyPatch, data: bytes, chunk: int
+) -> None:
+    monkeypatch.setattr(codec, "_CHUNK", chunk)
+    batches = list(codec.command_batches(io.BytesIO(data), False))
+    assert [c for commands, _, _ in batches for c in commands] == _one_at_a_time(data)
+    assert sum(n for _, n, _ in batches) == data.count(b"\n") + 1
+    assert sum(size for _, _, size in batches) == len(data) + 1  # the last line counted with a newline

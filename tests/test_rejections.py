@@ -441,3 +441,32 @@ def test_engine_without_instruments_rejects_orders(make_engine: Callable[[], Eng
     assert eng.apply(new(id=1)) == [rejected(1, 1, UNKNOWN_SYMBOL)]
     assert eng.apply(CancelOrder(1)) == [rejected(2, 1, UNKNOWN_ORDER)]
     assert eng.snapshot() == {}
+
+
+class _Watched(Engine):
+    """An engine whose own _dispatch records every command it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Command | Undecodable] = []
+
+    def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
+        self.seen.append(command)
+        super()._dispatch(command, events, decoded)
+
+
+def test_a_subclass_dispatch_sees_every_command() -> None:
+    """apply and apply_all take new orders and cancels to their book directly only when
+    _dispatch is the engine's own."""
+    commands: list[Command] = [
+        ListInstrument(SYM, UnitType.EUA),
+        NewOrder(1, "a", SYM, Side.SELL, 10, price=100),
+        NewOrder(2, "b", SYM, Side.BUY, 4, price=100),
+        CancelOrder(1),
+        CancelOrder(1),
+    ]
+    batched, single, plain = _Watched(), _Watched(), Engine()
+    expected = [e for c in commands for e in plain.apply(c)]
+    assert batched.apply_all(commands) == expected
+    assert [e for c in commands for e in single.apply(c)] == expected
+    assert batched.seen == single.seen == commands

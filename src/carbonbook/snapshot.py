@@ -34,13 +34,11 @@ Snapshot files
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 import zlib
 from itertools import count
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -49,6 +47,9 @@ from carbonbook._types import CancelReason, Phase, SelfTradePrevention, Side, Un
 from carbonbook.book import CANCELLED, FILLED, BookSide, Index, Order, OrderBook, PriceLevel
 from carbonbook.errors import SnapshotError
 from carbonbook.primary import BID, Auctions, AuctionState, export_auctions
+
+if TYPE_CHECKING:  # pathlib (with urllib.parse and ipaddress) costs replay's start-up ~3 ms
+    from pathlib import Path
 
 STATE_VERSION = 1
 MAGIC = b"CBSNAP01"
@@ -189,6 +190,8 @@ def export_state(seq: count[int], books: dict[str, OrderBook], index: Index,
 
 def state_hash(state: EngineState) -> str:
     """The SHA-256 (hex) of the canonical MessagePack encoding of ``state``."""
+    import hashlib  # here: loading OpenSSL costs every engine's start-up ~2 ms
+
     return hashlib.sha256(_encoder.encode(state)).hexdigest()
 
 
