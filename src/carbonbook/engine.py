@@ -100,30 +100,13 @@ class Engine:
         self._books: dict[str, OrderBook] = {}
         self._subscribers: list[Subscriber] = []
         self._auctions: primary.Auctions = {}
-        # apply and apply_all bypass _dispatch for new orders and cancels unless a subclass has its own
-        self._inline = self.__class__._dispatch is Engine._dispatch
 
     # -- commands ---------------------------------------------------------------
 
     def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
-        cls = command.__class__
-        if cls is NewOrder and self._inline:  # as in apply_all: _dispatch's commonest case, inline
-            book = self._books.get(command.symbol)  # type: ignore[union-attr]
-            if book is None:
-                self._dispatch(command, events)
-            else:
-                book.submit(command, events)  # type: ignore[arg-type]
-        elif cls is CancelOrder and self._inline:
-            oid = command.id  # type: ignore[union-attr]
-            order = self._index.get(oid) if oid.__class__ is int else None
-            if order.__class__ is Order:
-                self._books[order.symbol].cancel(order, events)
-            else:
-                self._cancel_refused(command, events)  # type: ignore[arg-type]
-        else:
-            self._dispatch(command, events)
+        self._dispatch(command, events)
         if self._subscribers:
             self.publish(events)
         return events
@@ -139,7 +122,7 @@ class Engine:
         """
         events: list[Event] = []
         dispatch = self._dispatch
-        if not self._inline:
+        if self.__class__._dispatch is not Engine._dispatch:  # a subclass's own dispatch sees every command
             for command in commands:
                 dispatch(command, events, decoded)
             self.publish(events)
