@@ -80,10 +80,8 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_IO
     try:
-        currency, lag = Venue.settings_of(registry) or ("JPY", 0)
-        venue = Venue(registry, currency=currency if args.currency is None else args.currency,
-                      lag=lag if args.settle_lag is None else args.settle_lag)
-        return _replay_into(args, venue)
+        currency, lag = Venue.settings_for(registry, args.currency, args.settle_lag)
+        return _replay_into(args, Venue(registry, currency=currency, lag=lag))
     except (RegistryError, LogMismatch) as exc:
         print(f"carbonbook: registry {args.registry}: {exc}", file=sys.stderr)
         return EXIT_IO
@@ -255,16 +253,13 @@ def _report_engine(args: argparse.Namespace) -> Engine:
     from carbonbook.registry import MemoryRegistry, open_registry
     from carbonbook.venue import Venue
 
-    settings = None
-    if args.registry:
-        used = open_registry(args.registry)
-        try:
-            settings = Venue.settings_of(used)
-        finally:
+    used = open_registry(args.registry) if args.registry else None
+    try:
+        currency, lag = Venue.settings_for(used, args.currency, args.settle_lag)
+    finally:
+        if used is not None:
             used.close()
-    currency, lag = settings or ("JPY", 0)
-    return Venue(MemoryRegistry(), currency=currency if args.currency is None else args.currency,
-                 lag=lag if args.settle_lag is None else args.settle_lag)
+    return Venue(MemoryRegistry(), currency=currency, lag=lag)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -697,9 +697,7 @@ def _venue_factory(args: argparse.Namespace, registry: Registry | None) -> Calla
     """With ``--registry``: what makes the venue on it (settings as given, else the registry's)."""
     if registry is None:
         return None
-    currency, lag = Venue.settings_of(registry) or ("JPY", 0)
-    currency = currency if args.currency is None else args.currency
-    lag = lag if args.settle_lag is None else args.settle_lag
+    currency, lag = Venue.settings_for(registry, args.currency, args.settle_lag)
     return lambda: Venue(registry, currency=currency, lag=lag)
 
 

@@ -211,6 +211,14 @@ class Venue(Engine):
         currency, lag = stored.detail.rsplit(" ", 1)
         return currency, int(lag)
 
+    @staticmethod
+    def settings_for(registry: Registry | None, currency: str | None = None,
+                     lag: int | None = None) -> tuple[str, int]:
+        """``(currency, lag)`` for a venue on ``registry``: those given, else those it recorded
+        (:meth:`settings_of`), else the defaults JPY and 0."""
+        stored = (None if registry is None else Venue.settings_of(registry)) or ("JPY", 0)
+        return stored[0] if currency is None else currency, stored[1] if lag is None else lag
+
     # -- state ---------------------------------------------------------------------
 
     def export_venue_state(self) -> VenueState:
