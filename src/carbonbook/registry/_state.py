@@ -113,6 +113,14 @@ def _unit(value: object) -> UnitType:
         raise UnitNotAllowed(f"unknown unit type {value!r}") from None
 
 
+def _hold_cut(hold: Hold | None, account: str, kind: str, asset: str, need: int) -> int:
+    """How much of ``need`` a settlement takes from ``hold``, its trade's own hold: up to the
+    hold's amount when it is ``account``'s ``kind`` hold of ``asset``, else nothing."""
+    if hold is None or hold[0] != account or hold[1] != kind or hold[2] != asset:
+        return 0
+    return need if need < hold[3] else hold[3]
+
+
 def _entry(e: Entry | Settled) -> Entry:
     """A journal row as an Entry (the fast path journals a settlement as its Settled record)."""
     if isinstance(e, Settled):
@@ -978,15 +986,15 @@ class StateRegistry(Registry):
                             # the holds the trade consumes, which count as free for it: up to qty of
                             # the seller's units hold, up to amount of the buyer's cash hold
                             uh = holds.get(unit_hold)
-                            if uh is not None and uh[0] == seller and uh[1] == "units" and uh[2] == unit:
-                                u_cut = qty if qty < uh[3] else uh[3]
+                            u_cut = _hold_cut(uh, seller, "units", unit, qty)
+                            if u_cut:
                                 u_res = ureserved[skey]
                                 u_free += u_cut
                             else:
                                 uh = None
                             ch = holds.get(cash_hold)
-                            if ch is not None and ch[0] == buyer and ch[1] == "cash" and ch[2] == currency:
-                                c_cut = amount if amount < ch[3] else ch[3]
+                            c_cut = _hold_cut(ch, buyer, "cash", currency, amount)
+                            if c_cut:
                                 c_res = creserved[bcash]
                                 c_free += c_cut
                             else:
@@ -1168,15 +1176,8 @@ class StateRegistry(Registry):
         if dst.kind in _TERMINAL_KINDS:
             raise UnitNotAllowed(f"{dst.kind} account {buyer!r} holds no cash")
         holds = self._holds
-        unit_cut = cash_cut = 0
-        if unit_hold is not None:
-            h = holds.get(unit_hold)
-            if h is not None and h[0] == seller and h[1] == "units" and h[2] == unit:
-                unit_cut = min(qty, h[3])
-        if cash_hold is not None:
-            h = holds.get(cash_hold)
-            if h is not None and h[0] == buyer and h[1] == "cash" and h[2] == currency:
-                cash_cut = min(amount, h[3])
+        unit_cut = _hold_cut(holds.get(unit_hold), seller, "units", unit, qty)  # type: ignore[arg-type]
+        cash_cut = _hold_cut(holds.get(cash_hold), buyer, "cash", currency, amount)  # type: ignore[arg-type]
         free_cash = self._free_cash(buyer, currency) + cash_cut
         if free_cash < amount:
             raise InsufficientFunds(f"buyer {buyer!r} has {free_cash} unreserved {currency}; {amount} needed")
