@@ -51,7 +51,7 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
         batches = _jsonl_lines(source)
     for batch in batches:
         # JSON lines keep their newline (msgspec reads it as trailing whitespace): a record
-        # that fails is looked at again without it, as jsonl_records would have given it
+        # that fails is looked at again without it (_decode_record)
         data = b"".join(batch)
         if msgpack or data.isascii():  # no record can hold invalid UTF-8
             commands = _decode_valid_utf8(batch, decode, line, msgpack)
@@ -60,7 +60,7 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
             commands = []
             for record in batch:
                 line += 1
-                _decode_record(record[:-1] if record[-1:] == b"\n" else record, decode, line, commands)
+                _decode_record(record, decode, line, commands)
         size = len(data)
         if not msgpack and batch and batch[-1][-1:] != b"\n":
             size += 1  # a last line without a newline is counted as if it had one
@@ -83,18 +83,18 @@ def _decode_valid_utf8(
             return commands
         except DecodeFailure:
             done += len(commands) - start
-            record = batch[done]
             done += 1
-            if not msgpack and record[-1:] == b"\n":
-                record = record[:-1]
-            _decode_record(record, decode, line + done, commands, msgpack)
+            _decode_record(batch[done - 1], decode, line + done, commands, msgpack)
 
 
 def _decode_record(
     record: bytes, decode: Callable[[bytes], Command], line: int, commands: list[Command | Undecodable],
     msgpack: bool = False,
 ) -> None:
-    """Append the command of ``record`` (line ``line``), its Undecodable, or nothing for a blank JSON line."""
+    """Append the command of ``record`` (line ``line``; a JSON line's newline is dropped), its
+    Undecodable, or nothing for a blank JSON line."""
+    if not msgpack and record[-1:] == b"\n":
+        record = record[:-1]
     try:
         if not msgpack and not record.isascii():
             record.decode()  # msgspec skips unknown fields unread: invalid UTF-8 is malformed
