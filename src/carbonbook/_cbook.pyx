@@ -160,20 +160,27 @@ cdef inline int _drop_key(list keys, long long key) except -1:
 
 # -- orders, levels and sides ----------------------------------------------------------------
 
+_STPS = (_CANCEL_INCOMING, _CANCEL_RESTING, _CANCEL_BOTH)
+
+
 @cython.freelist(256)
+@cython.no_gc
 cdef class Order:
-    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in a level's deque."""
+    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in a level's deque.
+
+    64 bytes: side and self-trade prevention are kept as small codes (``side`` and ``stp``
+    give the members back), and orders are not tracked by the garbage collector (they refer
+    to ints and strings only, so they never sit in a reference cycle).
+    """
 
     cdef public object id
     cdef public str account
     cdef public object symbol
-    cdef object _side
     cdef public object price
     cdef public long long qty
+    cdef char buy
+    cdef char stp_code
     cdef public bint post_only
-    cdef object _stp
-    cdef bint buy
-    cdef int stp_code
 
     def __init__(self, id, account, symbol, side, price, qty, post_only, stp):
         self.id = id
@@ -187,25 +194,22 @@ cdef class Order:
 
     @property
     def side(self):
-        return self._side
+        return _BUY if self.buy else _SELL
 
     @side.setter
     def side(self, value):
-        self._side = value
         self.buy = value == _BUY
 
     @property
     def stp(self):
-        return self._stp
+        return _STPS[self.stp_code]
 
     @stp.setter
     def stp(self, value):
-        self._stp = value
         self.stp_code = _stp_code(value)
 
     def _fields(self):
-        return (self.id, self.account, self.symbol, self._side, self.price, self.qty, self.post_only,
-                self._stp)
+        return (self.id, self.account, self.symbol, self.side, self.price, self.qty, self.post_only, self.stp)
 
     def __eq__(self, other):
         return type(other) is Order and self._fields() == (<Order>other)._fields()
@@ -217,22 +221,21 @@ cdef class Order:
                 "post_only={!r}, stp={!r})").format(*self._fields())
 
 
-cdef inline Order _new_order(object oid, str account, object symbol, object side, object price,
-                             long long qty, bint post_only, object stp, bint buy, int stp_code):
+cdef inline Order _new_order(object oid, str account, object symbol, object price, long long qty,
+                             bint post_only, bint buy, int stp_code):
     cdef Order order = Order.__new__(Order)
     order.id = oid
     order.account = account
     order.symbol = symbol
-    order._side = side
     order.price = price
     order.qty = qty
     order.post_only = post_only
-    order._stp = stp
     order.buy = buy
     order.stp_code = stp_code
     return order
 
 
+@cython.no_gc
 cdef class PriceLevel:
     """The orders resting at one price, oldest first, and their live total quantity.
 
@@ -352,8 +355,7 @@ cdef class Book:
         return _refusal(self, cmd)
 
     def _rest(self, oid, account, side, price, qty, post_only, stp, is_buy):
-        return self._c_rest(oid, account, side, price, price, qty, post_only, stp, is_buy,
-                            _stp_code(stp))
+        return self._c_rest(oid, account, price, price, qty, post_only, is_buy, _stp_code(stp))
 
     def _take_off(self, Order order):
         self._c_take_off(order)
@@ -464,7 +466,7 @@ cdef class Book:
                 return 0
             qty = left
         if tif_c == GTC and price_o is not None:
-            index[oid] = self._c_rest(oid, account, side, price_o, price, qty, post_only, stp, is_buy, stp_c)
+            index[oid] = self._c_rest(oid, account, price_o, price, qty, post_only, is_buy, stp_c)
         else:
             index[oid] = CANCELLED
             out.cancelled(next(seq), oid, qty, _FOK_REASON if tif_c == FOK
@@ -535,15 +537,15 @@ cdef class Book:
                 out.cancelled(next(seq), oid, -left, _SELF_TRADE)
                 return 0
             qty = left
-        self._index[oid] = self._c_rest(oid, order.account, order._side, price_o, price, qty,
-                                        order.post_only, order._stp, is_buy, order.stp_code)
+        self._index[oid] = self._c_rest(oid, order.account, price_o, price, qty, order.post_only, is_buy,
+                                        order.stp_code)
         return 0
 
     cdef inline object _level(self, BookSide side, long long key):
         return side.levels[PyLong_FromLongLong(key)]
 
-    cdef Order _c_rest(self, object oid, str account, object side, object price_o, long long price,
-                       long long qty, bint post_only, object stp, bint is_buy, int stp_code):
+    cdef Order _c_rest(self, object oid, str account, object price_o, long long price,
+                       long long qty, bint post_only, bint is_buy, int stp_code):
         cdef BookSide own = self.bids if is_buy else self.asks
         cdef object key = price_o if is_buy else PyLong_FromLongLong(-price)
         cdef PyObject* found = PyDict_GetItemWithError(own.levels, key)
@@ -561,7 +563,7 @@ cdef class Book:
         else:
             level = <PriceLevel>found
             price_o = level.price  # one int object per level, not one per order
-        order = _new_order(oid, account, self.symbol, side, price_o, qty, post_only, stp, is_buy, stp_code)
+        order = _new_order(oid, account, self.symbol, price_o, qty, post_only, is_buy, stp_code)
         _append(level.orders, order)
         level.qty += qty
         return order
@@ -711,6 +713,24 @@ def route(dict books, dict index, commands, list events, bint decoded, dispatch)
     _route(books, index, commands, _to_list(events), decoded, dispatch)
 
 
+cdef class Router:
+    """One engine's :func:`route` for one command at a time, bound once to its books, id index
+    and fallback dispatch (what ``Engine.apply`` calls): ``router(command)`` is the command's
+    events as Structs."""
+
+    cdef dict books
+    cdef dict index
+    cdef object dispatch
+
+    def __init__(self, dict books, dict index, dispatch):
+        self.books, self.index, self.dispatch = books, index, dispatch
+
+    def __call__(self, command):
+        cdef list events = []
+        _route(self.books, self.index, (command,), Out(events), False, self.dispatch)
+        return events
+
+
 def route_json(dict books, dict index, commands, Out out, bint decoded, dispatch):
     """:func:`route`, its events written as JSON Lines into ``out`` (a JSON :class:`Out`)."""
     _route(books, index, commands, out, decoded, dispatch)
@@ -809,6 +829,7 @@ cdef _Keys _CANCELLED_KEYS = _Keys(Cancelled, ("seq", "id", "qty", "reason"))
 cdef _Keys _MODIFIED_KEYS = _Keys(Modified, ("seq", "id", "price", "qty"))
 
 
+@cython.no_gc
 cdef class SymbolTrades:
     """What a JSON :class:`Out` wrote of one instrument's trades: count, volume, notional, last price."""
 
@@ -841,11 +862,12 @@ cdef class Out:
     cdef object last_symbol
     cdef SymbolTrades last_trades
 
-    def __cinit__(self, events=None):
+    def __cinit__(self, list events=None):
         self.json = events is None
         self.events = events
-        self.trades = {}
-        self.structs = []
+        if self.json:
+            self.trades = {}
+            self.structs = []
 
     def __dealloc__(self):
         free(self.buf)

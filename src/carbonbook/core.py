@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from types import ModuleType
 
 from carbonbook import book as pure
@@ -29,12 +30,15 @@ CORES: dict[str, ModuleType] = {"pure": pure}
 WHY_PURE: str | None = None
 """Why the compiled core does not run (None when it does)."""
 
-try:
-    from carbonbook import _cbook
-except ImportError as exc:  # not built: no C compiler at install
-    WHY_PURE = f"compiled core not built ({exc})"
+if find_spec("carbonbook._cbook") is None:
+    WHY_PURE = "the compiled core was not built: no C compiler at install"
 else:
-    CORES["compiled"] = _cbook
+    try:
+        from carbonbook import _cbook
+    except ImportError as exc:  # built for another Python, say
+        WHY_PURE = f"the compiled core does not load: {exc}"
+    else:
+        CORES["compiled"] = _cbook
 
 if os.environ.get("CARBONBOOK_PURE", "") not in ("", "0"):
     WHY_PURE = "CARBONBOOK_PURE is set"

@@ -103,6 +103,15 @@ class Engine:
         self._books: dict[str, OrderBook] = {}
         self._subscribers: list[Subscriber] = []
         self._auctions: primary.Auctions = {}
+        self._bind()
+
+    def _bind(self) -> None:
+        """Bind the compiled core's router to the books and index (again after a restore); the
+        pure core (whose route costs a call more per command than ``_dispatch``) and a subclass
+        with its own ``_dispatch`` (which sees every command) have none."""
+        fast = self._core.COMPILED and self.__class__._dispatch is Engine._dispatch
+        self._router: Callable[[Command | Undecodable], list[Event]] | None = (
+            self._core.Router(self._books, self._index, self._dispatch) if fast else None)
 
     # -- commands ---------------------------------------------------------------
 
@@ -113,10 +122,11 @@ class Engine:
 
     def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
-        events: list[Event] = []
-        if self._core.COMPILED and self.__class__._dispatch is Engine._dispatch:
-            self._core.route(self._books, self._index, (command,), events, False, self._dispatch)
-        else:  # the pure core's route costs a call more; a subclass's own dispatch sees every command
+        router = self._router
+        if router is not None:
+            events: list[Event] = router(command)
+        else:
+            events = []
             self._dispatch(command, events)
         if self._subscribers:
             self.publish(events)
@@ -329,6 +339,7 @@ class Engine:
     def _restore(self, state: EngineState) -> None:
         self._seq, self._books, self._index = restore_parts(state, self._core)
         self._auctions = primary.restore_auctions(state.auctions, self._index)
+        self._bind()
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
         """Apply ``commands`` as :meth:`apply_all` does but without calling subscribers, and append
