@@ -2,6 +2,7 @@
 plus the JSON event path."""
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from carbonbook.book import BookSide as BookSide
 from carbonbook.book import Index
@@ -9,7 +10,6 @@ from carbonbook.book import Order as Order
 from carbonbook.book import OrderBook as Book
 from carbonbook.book import OrderBook as OrderBook
 from carbonbook.book import PriceLevel as PriceLevel
-from carbonbook.book import route as route
 from carbonbook.events import Event
 
 COMPILED: bool
@@ -31,10 +31,10 @@ class Out:
 
 class Router:
     def __init__(self, books: dict[str, OrderBook], index: Index,
-                 dispatch: Callable[[object, list[Event], bool], None]) -> None: ...
-    def __call__(self, command: object) -> list[Event]: ...
-def route_json(books: dict[str, OrderBook], index: Index, commands: Iterable[object], out: Out,
-               decoded: bool, dispatch: Callable[[object, list[Event], bool], None]) -> None: ...
+                 dispatch: Callable[[Any, list[Event], bool], None]) -> None: ...
+    def one(self, command: object) -> list[Event]: ...
+    def batch(self, commands: Iterable[object], events: list[Event], decoded: bool = False) -> None: ...
+    def json(self, commands: Iterable[object], out: Out, decoded: bool = False) -> None: ...
 
 __all__ = ["COMPILED", "JSON_OK", "JSON_WHY", "Book", "BookSide", "Order", "OrderBook", "Out", "PriceLevel",
-           "Router", "SymbolTrades", "route", "route_json"]
+           "Router", "SymbolTrades"]

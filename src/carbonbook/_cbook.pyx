@@ -341,15 +341,15 @@ cdef class Book:
 
     def submit(self, cmd, list events, bint decoded=False):
         """Enter a new order for this book: :meth:`carbonbook.book.OrderBook.submit`."""
-        self._submit(cmd, _to_list(events), decoded)
+        self._submit(cmd, Out(events), decoded)
 
     def cancel(self, Order order, list events, reason=_USER):
         """Cancel a resting order's open remainder. O(1) amortised."""
-        self._cancel(order, _to_list(events), reason)
+        self._cancel(order, Out(events), reason)
 
     def modify(self, Order order, price, qty, list events):
         """Change a resting order's price and/or open quantity: :meth:`carbonbook.book.OrderBook.modify`."""
-        self._modify(order, price, qty, _to_list(events))
+        self._modify(order, price, qty, Out(events))
 
     def _refusal(self, cmd):
         return _refusal(self, cmd)
@@ -701,96 +701,76 @@ class OrderBook(Book):
     order_class = Order
 
 
-# -- routing a batch of commands ---------------------------------------------------------------
+# -- routing commands to the books ---------------------------------------------------------------
 
 cdef object _CancelOrder = CancelOrder
 
 
-def route(dict books, dict index, commands, list events, bint decoded, dispatch):
-    """Apply ``commands`` in order: new orders and cancels of a continuous, unbanded book go
-    straight to it; every other command to ``dispatch(command, events, decoded)``. Events are
-    appended to ``events`` as Structs."""
-    _route(books, index, commands, _to_list(events), decoded, dispatch)
-
-
 cdef class Router:
-    """One engine's :func:`route` for one command at a time, bound once to its books, id index
-    and fallback dispatch (what ``Engine.apply`` calls): ``router(command)`` is the command's
-    events as Structs."""
+    """Routes an engine's commands: new orders and cancels of a continuous, unbanded book go
+    straight to it, every other command to ``dispatch(command, events, decoded)`` (the
+    engine's). Bound once to the engine's books, id index and dispatch (again after a restore).
+
+    The book of the last new order is kept with its symbol: a run of orders for one instrument
+    compares strings instead of hashing each (decoded symbols are new strings). Books are never
+    removed and never replaced (a phase change swaps a book's class in place), so it stays right.
+    """
 
     cdef dict books
     cdef dict index
     cdef object dispatch
+    cdef object last_symbol
+    cdef object last_book
 
     def __init__(self, dict books, dict index, dispatch):
         self.books, self.index, self.dispatch = books, index, dispatch
 
-    def __call__(self, command):
+    def one(self, command):
+        """The events of one command, as Structs (what ``Engine.apply`` returns)."""
         cdef list events = []
-        _route(self.books, self.index, (command,), Out(events), False, self.dispatch)
+        self._route(command, Out(events), False)
         return events
 
+    def batch(self, commands, list events, bint decoded=False):
+        """Apply ``commands`` in order, appending their events to ``events`` as Structs."""
+        cdef Out out = Out(events)
+        for command in commands:
+            self._route(command, out, decoded)
 
-def route_json(dict books, dict index, commands, Out out, bint decoded, dispatch):
-    """:func:`route`, its events written as JSON Lines into ``out`` (a JSON :class:`Out`)."""
-    _route(books, index, commands, out, decoded, dispatch)
+    def json(self, commands, Out out, bint decoded=False):
+        """Apply ``commands`` in order, writing their events into the JSON :class:`Out` ``out``."""
+        for command in commands:
+            self._route(command, out, decoded)
 
-
-cdef int _route(dict books, dict index, commands, Out out, bint decoded, dispatch) except -1:
-    """The book of the last new order is kept with its symbol: a run of orders for one
-    instrument compares strings instead of hashing each (decoded symbols are new strings)."""
-    cdef object cls, book, entry, oid, symbol
-    cdef object last_symbol = None, last_book = None
-    cdef PyObject* found
-    cdef list events = out.events if not out.json else None
-    for command in commands:
-        cls = type(command)
+    cdef int _route(self, object command, Out out, bint decoded) except -1:
+        cdef object cls = type(command)
+        cdef object book, entry, oid, symbol
+        cdef PyObject* found
         if cls is _NewOrder:
             symbol = _field(command, _SYMBOL, "symbol")
-            if last_symbol is not None and type(symbol) is str and (
-                    symbol is last_symbol or <str>symbol == <str>last_symbol):
-                found = <PyObject*>last_book
+            if self.last_symbol is not None and type(symbol) is str and (
+                    symbol is self.last_symbol or <str>symbol == <str>self.last_symbol):
+                found = <PyObject*>self.last_book
             else:
-                found = PyDict_GetItemWithError(books, symbol)
+                found = PyDict_GetItemWithError(self.books, symbol)
                 if found is not NULL:
-                    last_symbol, last_book = symbol, <object>found
+                    self.last_symbol, self.last_book = symbol, <object>found
             if found is not NULL:
                 book = <object>found
                 if type(book) is OrderBook:
-                    (<Book>book)._submit(command, out, decoded)
-                elif events is not None:
-                    book.submit(command, events, decoded)
-                else:
-                    events = []
-                    book.submit(command, events, decoded)
-                    out.extend(events)
-                    events = None
-                continue
+                    return (<Book>book)._submit(command, out, decoded)
+                return out.call(book.submit, command, decoded)
         elif cls is _CancelOrder:
             oid = command.id
             if type(oid) is int:
-                found = PyDict_GetItemWithError(index, oid)
+                found = PyDict_GetItemWithError(self.index, oid)
                 if found is not NULL and type(<object>found) is Order:
                     entry = <object>found
-                    book = books[(<Order>entry).symbol]
+                    book = self.books[(<Order>entry).symbol]
                     if type(book) is OrderBook:
-                        (<Book>book)._cancel(<Order>entry, out, _USER)
-                    elif events is not None:
-                        book.cancel(entry, events)
-                    else:
-                        events = []
-                        book.cancel(entry, events)
-                        out.extend(events)
-                        events = None
-                    continue
-        if not out.json:
-            dispatch(command, events, decoded)
-        else:
-            events = []
-            dispatch(command, events, decoded)
-            out.extend(events)
-            events = None
-    return 0
+                        return (<Book>book)._cancel(<Order>entry, out, _USER)
+                    return out.call(book.cancel, entry, None)
+        return out.call(self.dispatch, command, decoded)
 
 
 # -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
@@ -904,9 +884,17 @@ cdef class Out:
             self.events.append(event)
         return 0
 
-    cdef int extend(self, list events) except -1:
-        for event in events:
-            self.event(event)
+    cdef int call(self, handler, object arg, object decoded) except -1:
+        """``handler(arg, events[, decoded])`` for a Python-level handler (a phase book, the
+        engine's dispatch): into the events list itself, or a list then written here."""
+        cdef list events = self.events if not self.json else []
+        if decoded is None:
+            handler(arg, events)
+        else:
+            handler(arg, events, decoded)
+        if self.json:
+            for event in events:
+                self.event(event)
         return 0
 
     cdef int accepted(self, object seq, object oid, object symbol) except -1:
@@ -1046,10 +1034,6 @@ cdef class Out:
                 self.size += n + 2
                 return 0
         return self._bytes(_json_encode(text))
-
-
-cdef inline Out _to_list(list events):
-    return Out(events)
 
 
 def _self_test():

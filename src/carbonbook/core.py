@@ -1,8 +1,10 @@
 """The order-book cores, and which one runs.
 
-A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide``, ``OrderBook``
-and the function ``route`` (apply a batch of commands). Two exist, with the same rules,
-events and snapshots (the test suite runs against both):
+A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide`` and ``OrderBook``
+and a way to route commands to its books: the pure core's function ``route``, the compiled
+core's ``Router`` (bound once per engine) and ``Out`` (events as Structs, or JSON Lines written
+by the core). Two exist, with the same rules, events and snapshots (the test suite runs
+against both):
 
 - ``compiled``: :mod:`carbonbook._cbook`, Cython, built at install where a C compiler exists;
 - ``pure``: :mod:`carbonbook.book`, plain Python, the reference and the fallback.
