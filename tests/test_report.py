@@ -192,7 +192,8 @@ def test_empty_events(tmp_path: Path) -> None:
     assert format_text(r).endswith("rejections by reason: none")
 
 
-def test_plot_writes_a_png(files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_plot_writes_a_png(files: tuple[Path, Path], tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     log, events = files
     for args, name in (([], "events-only.png"), (["--log", str(log)], "with-log.png")):
@@ -200,6 +201,17 @@ def test_plot_writes_a_png(files: tuple[Path, Path], tmp_path: Path) -> None:
         assert main(["report", str(events), *args, "--plot", str(out)]) == EXIT_OK
         assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert out.stat().st_size > 10_000
+        assert capsys.readouterr().err == f"plot written to {out}\n"
+
+
+def test_progress_is_called_after_each_batch(files: tuple[Path, Path]) -> None:
+    """``build(progress=...)`` hears the records and bytes read: of the log with it, else of the events."""
+    log, events = files
+    for with_log, size in ((False, events.stat().st_size), (True, log.stat().st_size)):
+        calls: list[tuple[int, int]] = []
+        with open(events, "rb") as ev, open(log, "rb") as lg:
+            build(ev, lg if with_log else None, progress=lambda n, b, calls=calls: calls.append((n, b)))
+        assert calls and calls[-1][1] == size
 
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jvets-2010.jsonl"
