@@ -24,6 +24,7 @@ from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_decoder
 from carbonbook.engine import Engine
 from carbonbook.events import Event
+from carbonbook.registry import SQLiteRegistry
 from carbonbook.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -714,6 +715,26 @@ def test_missing_input_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_input_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(tmp_path), "--quiet"]) == EXIT_IO
     assert capsys.readouterr().err.startswith("carbonbook: ")
+
+
+def test_a_registry_in_use_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A registry another writer holds: replay, journal and recover each say so in one line, exit 1,
+    and write nothing into it."""
+    db = tmp_path / "r.db"
+    url = f"sqlite:///{db}"
+    holder = SQLiteRegistry(db)
+    holder.claim_writer()
+    for args in (["replay", str(EXAMPLE), "--registry", url, "--quiet"],
+                 ["journal", str(EXAMPLE), str(tmp_path / "j"), "--registry", url],
+                 ["recover", str(tmp_path / "j"), "--registry", url]):
+        assert main(args) == EXIT_IO
+        assert capsys.readouterr().err == (f"carbonbook: registry {url}: {db} is in use by another writer, "
+                                           "and a registry takes one writer at a time: wait until that one is "
+                                           "done (or stop it), then run again\n")
+    assert holder.position == 0
+    holder.close()
+    assert main(["replay", str(EXAMPLE), "--registry", url, "--out", str(tmp_path / "ev.jsonl"),
+                 "--quiet"]) == EXIT_OK
 
 
 def test_unwritable_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -109,9 +109,16 @@ def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int]
 
 
 def _open_registry(url: str) -> Registry:
+    """The registry at ``url``, claimed as its only writer (RegistryInUse if another has it)."""
     from carbonbook.registry import open_registry  # sqlite3 and the registry: only when asked for
 
-    return open_registry(url)
+    registry = open_registry(url)
+    try:
+        registry.claim_writer()
+    except BaseException:
+        registry.close()
+        raise
+    return registry
 
 
 def _venue_maker(args: argparse.Namespace, registry: Registry | None) -> Callable[[], Venue] | None:
