@@ -619,6 +619,17 @@ def test_stdin_pipe_subprocess() -> None:
     assert b"replayed 5 records into 5 events" in proc.stderr
 
 
+def test_a_byte_order_mark_is_skipped_in_a_file_and_on_stdin(tmp_path: Path) -> None:
+    """A log saved with a UTF-8 BOM replays as without it: line 1 is not rejected."""
+    bom = write(tmp_path, "bom.jsonl", codec.BOM + SMALL_LOG)
+    events = tmp_path / "ev.jsonl"
+    assert main(["replay", str(bom), "--out", str(events), "--quiet"]) == EXIT_OK
+    assert without_detail(parse_events(events.read_bytes())) == SMALL_EVENTS
+    proc = _subprocess(["replay", "-", "--quiet"], codec.BOM + SMALL_LOG)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert proc.stdout == events.read_bytes()
+
+
 @pytest.mark.parametrize("fmt", [[], ["--format", "msgpack"]], ids=["sniffed", "flag"])
 def test_stdin_pipe_msgpack_subprocess(fmt: list[str]) -> None:
     stream = b"".join(msgspec.msgpack.encode(msgspec.json.decode(line)) for line in (INSTRUMENT, MAKER, TAKER))

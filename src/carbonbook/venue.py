@@ -110,6 +110,7 @@ from carbonbook.commands import (
     Surrender,
     Transfer,
     Undecodable,
+    names_fault,
 )
 from carbonbook.engine import Engine
 from carbonbook.errors import CarbonbookError, InsufficientFunds, InsufficientUnits, RegistryError
@@ -544,6 +545,9 @@ class Venue(Engine):
         tag = str(cmd.__struct_config__.tag)
 
         def carry_out() -> str:
+            fault = names_fault(cmd)  # a hand-built command's names (decoding checked the log's)
+            if fault is not None:
+                raise _Refused(RejectReason.MALFORMED, f"{tag}: {fault}")
             try:
                 return self._handlers[cmd.__class__](cmd)
             except RegistryError:  # some are ValueErrors too (bad_qty): they keep their own code
