@@ -12,6 +12,7 @@ from itertools import count
 
 import msgspec
 
+from carbonbook import core as cores
 from carbonbook import phases, primary
 from carbonbook._types import (
     Phase,
@@ -94,7 +95,8 @@ class Engine:
     (1500, [Level(price=1500, qty=40, count=1)])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, core: str | None = None) -> None:
+        self._core = cores.get(core)
         self._seq = count(1)
         self._index: Index = {}
         self._books: dict[str, OrderBook] = {}
@@ -103,10 +105,18 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------
 
+    @property
+    def core(self) -> str:
+        """The name of the core whose books this engine runs (:mod:`carbonbook.core`)."""
+        return "pure" if self._core is cores.CORES["pure"] else "compiled"
+
     def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
-        self._dispatch(command, events)
+        if self.__class__._dispatch is Engine._dispatch:
+            self._core.route(self._books, self._index, (command,), events, False, self._dispatch)
+        else:  # a subclass's own dispatch sees every command
+            self._dispatch(command, events)
         if self._subscribers:
             self.publish(events)
         return events
@@ -125,25 +135,8 @@ class Engine:
         if self.__class__._dispatch is not Engine._dispatch:  # a subclass's own dispatch sees every command
             for command in commands:
                 dispatch(command, events, decoded)
-            self.publish(events)
-            return events
-        books = self._books
-        index = self._index
-        for command in commands:
-            # _dispatch's two commonest cases, inline (a call less per command): the rest goes to it
-            cls = command.__class__
-            if cls is NewOrder:
-                book = books.get(command.symbol)  # type: ignore[union-attr]
-                if book is not None:
-                    book.submit(command, events, decoded)  # type: ignore[arg-type]
-                    continue
-            elif cls is CancelOrder:
-                oid = command.id  # type: ignore[union-attr]
-                order = index.get(oid) if oid.__class__ is int else None
-                if order.__class__ is Order:
-                    books[order.symbol].cancel(order, events)
-                    continue
-            dispatch(command, events, decoded)
+        else:
+            self._core.route(self._books, self._index, commands, events, decoded, dispatch)
         self.publish(events)
         return events
 
@@ -158,8 +151,8 @@ class Engine:
         elif cls is CancelOrder:
             oid = command.id  # type: ignore[union-attr]
             order = self._index.get(oid) if oid.__class__ is int else None
-            if order.__class__ is Order:
-                self._books[order.symbol].cancel(order, events)
+            if order is not None and order.__class__ is not str:
+                self._books[order.symbol].cancel(order, events)  # type: ignore[union-attr, arg-type]
             else:
                 self._cancel_refused(command, events)  # type: ignore[arg-type]
         elif cls is ModifyOrder:
@@ -221,7 +214,7 @@ class Engine:
             events.append(Rejected(next(self._seq), None, RejectReason.DUPLICATE_SYMBOL,
                                    f"instrument {cmd.symbol} is already listed"))
         else:
-            book = OrderBook(cmd.symbol, cmd.unit, cmd.tick, cmd.lot, self._index, self._seq)
+            book = self._core.OrderBook(cmd.symbol, cmd.unit, cmd.tick, cmd.lot, self._index, self._seq)
             book.call_only = cmd.call_only
             book.band = cmd.band
             book.reference = cmd.reference
@@ -307,15 +300,16 @@ class Engine:
         return state_hash(self.export_state())
 
     @classmethod
-    def from_state(cls, state: EngineState) -> Engine:
-        """An engine equal to the one ``state`` was exported from (without its subscribers);
-        raises :class:`~carbonbook.errors.SnapshotError` if ``state`` is inconsistent."""
-        engine = cls()
+    def from_state(cls, state: EngineState, core: str | None = None) -> Engine:
+        """An engine equal to the one ``state`` was exported from (without its subscribers), on
+        ``core`` (any core restores any core's state); raises
+        :class:`~carbonbook.errors.SnapshotError` if ``state`` is inconsistent."""
+        engine = cls(core=core) if core is not None else cls()
         engine._restore(state)
         return engine
 
     def _restore(self, state: EngineState) -> None:
-        self._seq, self._books, self._index = restore_parts(state)
+        self._seq, self._books, self._index = restore_parts(state, self._core)
         self._auctions = primary.restore_auctions(state.auctions, self._index)
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
@@ -414,7 +408,7 @@ class Engine:
         resting = sum(1 for b in self._books.values() for s in (b.bids, b.asks)
                       for lvl in s.levels.values() for _ in lvl.live())
         resting += sum(len(b.market_bids) + len(b.market_asks) for b in self._books.values())
-        live = sum(1 for v in self._index.values() if isinstance(v, Order))
+        live = sum(1 for v in self._index.values() if not isinstance(v, str))
         if resting != live:
             raise BookIntegrityError(f"index holds {live} open orders, the books {resting}")
         primary.check_auctions(self._auctions, self._index)

@@ -578,7 +578,7 @@ class Venue(Engine):
         if self.next_seq <= self._replayed:
             while (outcome := reg.outcome(self.next_seq)) is not None and outcome.reason == _UNITS_EXPIRED:
                 order = self._index.get(int(outcome.detail)) if outcome.detail.isdigit() else None
-                if (not isinstance(order, Order) or order.side == _BUY
+                if (order is None or isinstance(order, str) or order.side == _BUY
                         or self._books[order.symbol].unit != cmd.unit):
                     raise LogMismatch(f"event {self.next_seq} cancelled order {outcome.detail}, not a resting "
                                       f"sell of {cmd.unit} here: the registry went through another log")
