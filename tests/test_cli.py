@@ -89,7 +89,7 @@ MAKER = enc({"type": "new", "id": 1, "account": "mak", "symbol": SYM, "side": "s
 TAKER = enc({"type": "new", "id": 7, "account": "tak", "symbol": SYM, "side": "buy",
              "price": 1500, "qty": 4})
 
-LISTED = {"type": "listed", "seq": 1, "symbol": SYM, "unit": "JPA", "tick": 1, "lot": 1}
+LISTED = {"type": "instrument_listed", "seq": 1, "symbol": SYM, "unit": "JPA", "tick": 1, "lot": 1}
 MAKER_ACCEPTED = {"type": "accepted", "seq": 2, "id": 1, "symbol": SYM}
 
 
@@ -353,7 +353,7 @@ def test_int64_and_id_bounds_decode() -> None:
     )
     events = without_detail(run(log))
     assert [(e["type"], e.get("id"), e.get("reason")) for e in events] == [
-        ("listed", None, None),
+        ("instrument_listed", None, None),
         ("accepted", top, None),
         ("accepted", 0, None),
         ("rejected", 5, "bad_qty"),
@@ -386,7 +386,7 @@ def test_decodable_but_malformed_commands_are_malformed() -> None:
     )
     events = run(log)
     assert [(e["type"], e.get("id"), e.get("reason")) for e in events] == [
-        ("listed", None, None),
+        ("instrument_listed", None, None),
         *[("rejected", 7, "malformed")] * 5,
         ("rejected", None, "malformed"),
         ("accepted", 1, None),
@@ -694,7 +694,7 @@ def test_summary_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert err[0].startswith("replayed 5 records into 5 events in ")
     assert err[0].endswith(" records/s)")
     assert err[1:] == [
-        "  accepted 2, listed 1, rejected 1, trade 1",
+        "  accepted 2, instrument_listed 1, rejected 1, trade 1",
         "  rejections: malformed 1",
         "  JPA-2010       1 trades, 4 t, vwap 1,500, last 1,500; bid - / ask 1500",
     ]
@@ -812,7 +812,8 @@ def test_example_replay_is_deterministic(tmp_path: Path) -> None:
     # the counts the example's README gives for a replay without a registry
     assert len(events) == 5700
     assert Counter(e["type"] for e in events) == {
-        "accepted": 2609, "trade": 1493, "cancelled": 873, "modified": 468, "rejected": 253, "listed": 4,
+        "accepted": 2609, "trade": 1493, "cancelled": 873, "modified": 468, "rejected": 253,
+        "instrument_listed": 4,
     }
 
 

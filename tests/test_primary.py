@@ -175,7 +175,7 @@ def test_replay_cli_gives_the_engine_events(tmp_path: Path) -> None:
 def test_result_json_is_complete_for_settlement() -> None:
     events = Engine().apply_all(EU_LOG)
     result = msgspec.json.decode(msgspec.json.encode(events[-1]))
-    assert result["type"] == "auction_result"
+    assert result["type"] == "auction_cleared"
     for field in ("seller", "unit", "currency", "scheme", "period", "price", "allocations", "bidders",
                   "refused", "tie_order", "seed", "cancelled", "cancel_reason"):
         assert field in result
@@ -342,7 +342,7 @@ HOSTILE = [
     b'{"type":"auction_close"}',
     b'{"type":"auction_close","auction":null}',
     b'{"type":"auction_close","auction":""}',
-    b'{"type":"auction_result","auction":"A"}',
+    b'{"type":"auction_cleared","auction":"A"}',
     b'{"type":"auction_opened","auction":"B","unit":"EUA","volume":10,"seller":"s"}',
 ]
 

@@ -444,7 +444,8 @@ def test_price_improvement_of_a_modify_filling_across_two_makers() -> None:
     reg = v.registry
     v.apply_all([sell(1, 10, 1500), sell(2, 10, 1550, account="mitsui"), buy(3, 20, 1400)])
     events = v.apply(ModifyOrder(3, price=1600))
-    assert [e.__struct_config__.tag for e in events] == ["modified", "trade", "trade", "settled", "settled"]
+    assert [e.__struct_config__.tag for e in events] == ["modified", "trade", "trade", "trade_settled",
+                                                         "trade_settled"]
     assert reg.hold(3) == 0 and no_hold_rows(reg)
 
 
@@ -1253,7 +1254,7 @@ def test_session_log_exercises_holds_settlement_and_refusals() -> None:
     reg = MemoryRegistry()
     events = run_log(reg, session_log())
     tags = [e.__struct_config__.tag for e in events]
-    assert tags.count("settled") >= 3 and "settlement_failed" not in tags
+    assert tags.count("trade_settled") >= 3 and "settlement_failure" not in tags
     reasons = {e.reason for e in events if isinstance(e, Rejected)}
     assert reasons == {"unknown_account", "insufficient_units", "insufficient_funds", "same_account"}
     assert reg.position == events[-1].seq
@@ -1482,14 +1483,15 @@ def test_cli_settle_lag_settles_on_business_days(tmp_path: Path) -> None:
     assert main(["replay", str(log), "--registry", "memory:", "--settle-lag", "1", "--out", str(out),
                  "--quiet"]) == EXIT_OK
     lines = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
-    assert [e["type"] for e in lines[len(SETUP):]] == ["accepted", "accepted", "trade", "recorded", "settled"]
+    assert [e["type"] for e in lines[len(SETUP):]] == ["accepted", "accepted", "trade", "recorded",
+                                                       "trade_settled"]
     assert lines[-2] == {"type": "recorded", "seq": S0 + 3, "command": "business_day",
                          "detail": "day 1: 1 trades due"}
     assert lines[-1]["trade_id"] == S0 + 2
     # without a lag the trade settles at once and the business day finds nothing due
     assert main(["replay", str(log), "--registry", "memory:", "--out", str(out), "--quiet"]) == EXIT_OK
     tags = [msgspec.json.decode(line)["type"] for line in out.read_bytes().splitlines()][len(SETUP):]
-    assert tags == ["accepted", "accepted", "trade", "settled", "recorded"]
+    assert tags == ["accepted", "accepted", "trade", "trade_settled", "recorded"]
 
 
 def test_cli_plain_replay_rejects_registry_commands(tmp_path: Path) -> None:

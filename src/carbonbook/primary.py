@@ -39,7 +39,7 @@ Bids (``bid``)
 Closing (``auction_close``)
     Refusals: ``malformed`` (no auction name), ``unknown_auction``, ``auction_closed``.
     Otherwise the bids accepted, in the order they arrived, are cleared once and one
-    ``auction_result`` event is written: the clearing price (null when cancelled), the
+    ``auction_cleared`` event is written: the clearing price (null when cancelled), the
     allocations per bid and per bidder, the refused bids and the recorded tie order, with
     the seller, unit, currency, scheme, period and every term of the auction. The
     auction then stays known as closed (its bids are dropped): later bids and closes are

@@ -38,10 +38,11 @@ from carbonbook._types import Phase
 from carbonbook.codec import jsonl_records
 from carbonbook.commands import CancelOrder, Command, ModifyOrder, Undecodable
 from carbonbook.engine import Engine
-from carbonbook.events import Event, InstrumentListed, Rejected, Trade
+from carbonbook.events import RENAMED, Event, InstrumentListed, ReadableEvent, Rejected, Trade, current
 from carbonbook.replay import replay
 
-_DECODER = msgspec.json.Decoder(Event)
+_DECODER = msgspec.json.Decoder(ReadableEvent)
+"""Events, also under the tags they had before their renaming (:data:`~carbonbook.events.RENAMED`)."""
 NO_INSTRUMENT = "-"
 """The key of rejections that belong to no listed instrument."""
 
@@ -181,7 +182,8 @@ def _decimal(num: int, den: int, places: int) -> str:
 
 def read_events(source: BinaryIO) -> Iterator[tuple[list[Event], int]]:
     """The events of a JSON Lines file, a chunk of lines at a time (blank lines skipped), each
-    chunk with the number of lines it came from."""
+    chunk with the number of lines it came from. An event under a tag it had before its renaming
+    is read as the event it is now."""
     line = 0
     decode = _DECODER.decode
     for batch in jsonl_records(source):
@@ -191,9 +193,10 @@ def read_events(source: BinaryIO) -> Iterator[tuple[list[Event], int]]:
             if not record.strip():
                 continue
             try:
-                events.append(decode(record))
+                event = decode(record)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise ReportError(f"line {line} is not an event: {exc}") from None
+            events.append(current(event) if event.__class__ in RENAMED else event)
         yield events, len(batch)
 
 
