@@ -70,6 +70,7 @@ import msgspec
 
 from carbonbook._types import (
     INT64_MAX,
+    NAME_MAX,
     CancelReason,
     OrderType,
     Phase,
@@ -266,7 +267,7 @@ class OrderBook:
             (decoded or (
                 oid.__class__ is int and 0 <= oid <= INT64_MAX
                 and qty.__class__ is int and qty <= INT64_MAX
-                and account.__class__ is str and account
+                and account.__class__ is str and 0 < len(account) <= NAME_MAX and account.isprintable()
                 # enum fields by identity with the members: a plain value equal to a member
                 # (or post_only 0) takes _refusal's full test, which lets it through
                 and (is_buy or side is _SELL)

@@ -24,7 +24,7 @@
 - **settles every trade** delivery versus payment through a
   :class:`~carbonbook.settlement.SettlementAdapter` consuming the holds: right after the
   command that made it (``lag=0``), or on the ``business_day`` that makes it due (T+``lag``).
-  Each outcome is an event, ``settled`` or ``settlement_failed``, in the one sequence;
+  Each outcome is an event, ``trade_settled`` or ``settlement_failure``, in the one sequence;
 - **runs primary auctions against cash**: a bid is accepted only if the bidder can hold
   ``price * qty`` (``insufficient_funds`` otherwise); when the auction clears every bid's
   hold is released and each allocation settles in its own transaction: the units are
@@ -68,7 +68,7 @@ insufficient_units
 >>> _ = venue.apply(NewOrder(2, "tepco", "JPA-2010", Side.SELL, 500, price=1450))
 >>> [e.__struct_config__.tag for e in venue.apply(NewOrder(3, "marubeni", "JPA-2010", Side.BUY, 200,
 ...                                                       price=1500))]
-['accepted', 'trade', 'settled']
+['accepted', 'trade', 'trade_settled']
 >>> venue.registry.holding("marubeni", UnitType.JPA), venue.registry.balance("marubeni", "JPY")
 (200, 710000)
 """
@@ -110,6 +110,7 @@ from carbonbook.commands import (
     Surrender,
     Transfer,
     Undecodable,
+    names_fault,
 )
 from carbonbook.engine import Engine
 from carbonbook.errors import CarbonbookError, InsufficientFunds, InsufficientUnits, RegistryError
@@ -544,6 +545,9 @@ class Venue(Engine):
         tag = str(cmd.__struct_config__.tag)
 
         def carry_out() -> str:
+            fault = names_fault(cmd)  # a hand-built command's names (decoding checked the log's)
+            if fault is not None:
+                raise _Refused(RejectReason.MALFORMED, f"{tag}: {fault}")
             try:
                 return self._handlers[cmd.__class__](cmd)
             except RegistryError:  # some are ValueErrors too (bad_qty): they keep their own code
