@@ -475,7 +475,8 @@ def test_a_subclass_dispatch_sees_every_command() -> None:
 
 @pytest.mark.parametrize(("account", "fault"), [
     ("x" * NAME_MAX, None), ("東京電力\u00a0株式会社", None),
-    ("x" * (NAME_MAX + 1), f"1 to {NAME_MAX} characters"), ("x" * 10_000_000, "10,000,000 characters"), ("a\u0000b", "U+0000"), ("a\u0085b", "U+0085")])
+    ("x" * (NAME_MAX + 1), f"1 to {NAME_MAX} characters"), ("x" * 10_000_000, "10,000,000 characters"),
+    ("a\u0000b", "U+0000"), ("a\u0085b", "U+0085")])
 def test_hand_built_orders_follow_the_rule_of_names(make_engine: Callable[[], Engine], account: str,
                                                     fault: str | None) -> None:
     """A command built in Python skips the decoder's checks: the book's own quick test sends an
