@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import stat
 import sys
@@ -335,6 +334,8 @@ def _check_journal_kind(directory: str, registry: Registry | None, missing_ok: b
 
 
 def _journal_summary(engine: Engine, registry: Registry | None, **fields: object) -> str:
+    import json  # not at the top: replay's start-up does not need it
+
     if registry is not None:
         fields["registry_position"] = registry.position
     return json.dumps({**fields, "seq": engine.next_seq, "state_hash": engine.state_hash()})
