@@ -1632,9 +1632,6 @@ def test_hand_built_registry_commands_keep_the_rule_of_names(name: str) -> None:
     assert fingerprint(venue.registry) == before
 
 
-@pytest.mark.xfail(strict=True, reason="the book's and the engine's own checks of hand-built orders and "
-                                       "listings do not call carbonbook._types.name_fault yet (book.py, "
-                                       "engine.py: the compiled-core branch)")
 @pytest.mark.parametrize("name", ["x" * (NAME_MAX + 1), "a\x00b"])
 def test_hand_built_orders_and_listings_keep_the_rule_of_names(name: str) -> None:
     engine = Engine()
