@@ -1,5 +1,9 @@
 """The order book of one instrument: price levels, price-time matching, self-trade prevention.
 
+This is the pure-Python core and the reference: :mod:`carbonbook._cbook` is the same book
+compiled (same classes, containers, rules and events; :mod:`carbonbook.core` picks one), and
+the slow paths both share (a refusal's detail, :func:`check`) live here.
+
 Layout
     Each side is a :class:`BookSide`: a dict from *key* to :class:`PriceLevel` and a
     sorted list of those keys whose **last** element is the best level. The key is
