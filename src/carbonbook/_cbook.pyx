@@ -830,6 +830,7 @@ cdef class SymbolTrades:
     cdef public object last_seq
 
 
+@cython.no_gc  # it refers to its lists and dicts, which never refer back to it
 cdef class Out:
     """Where the compiled core's events go.
 
