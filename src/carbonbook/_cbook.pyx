@@ -790,6 +790,8 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(object o)
 
 cdef object _json_encode = msgspec.json.Encoder().encode
+cdef bytes _PAIRS_BYTES = "".join(f"{i:02d}" for i in range(100)).encode()
+cdef const char* _PAIRS = _PAIRS_BYTES
 
 
 cdef bytes _key(cls, Py_ssize_t i):
@@ -1006,17 +1008,27 @@ cdef class Out:
     cdef inline int _bytes(self, bytes data) except -1:
         return self._put(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
+    @cython.cdivision(True)
     cdef inline int _int(self, long long value) except -1:
+        """Two digits a step (a table of "00" to "99"), written from the end."""
         cdef char digits[24]
         cdef int i = 24
         cdef unsigned long long v = <unsigned long long>value if value >= 0 else \
             <unsigned long long>0 - <unsigned long long>value
-        while True:
+        cdef unsigned int pair
+        while v >= 100:
+            pair = <unsigned int>(v % 100) * 2
+            v //= 100
+            i -= 2
+            digits[i] = _PAIRS[pair]
+            digits[i + 1] = _PAIRS[pair + 1]
+        if v >= 10:
+            i -= 2
+            digits[i] = _PAIRS[v * 2]
+            digits[i + 1] = _PAIRS[v * 2 + 1]
+        else:
             i -= 1
-            digits[i] = <char>(48 + v % 10)
-            v //= 10
-            if v == 0:
-                break
+            digits[i] = <char>(48 + v)
         if value < 0:
             i -= 1
             digits[i] = 45  # "-"
