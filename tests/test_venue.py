@@ -45,6 +45,7 @@ from carbonbook import (
     Trade,
     UnitType,
 )
+from carbonbook.checkpoint import Checkpoint
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_encoder
 from carbonbook.commands import (
@@ -836,7 +837,7 @@ def test_registry_refusals_are_rejected_with_the_registrys_code(command: Command
         assert isinstance(event, Rejected) and (event.seq, event.id, event.reason) == (S0, None, code)
         assert event.detail
     assert fingerprint(v.registry) == before
-    assert v.registry.outcome(S0) is not None and v.registry.position == S0
+    assert v.checkpoint.outcome(S0) is not None and v.checkpoint.position == S0
     verified(v)
 
 
@@ -1156,7 +1157,7 @@ def encode(events: Sequence[Event]) -> bytes:
 
 
 def state(reg: Registry) -> Any:
-    return fingerprint(reg), reg.position
+    return fingerprint(reg), Checkpoint(reg).position
 
 
 RegistryFactory = Callable[[], Registry]
@@ -1255,7 +1256,7 @@ def test_session_log_exercises_holds_settlement_and_refusals() -> None:
     assert tags.count("settled") >= 3 and "settlement_failed" not in tags
     reasons = {e.reason for e in events if isinstance(e, Rejected)}
     assert reasons == {"unknown_account", "insufficient_units", "insufficient_funds", "same_account"}
-    assert reg.position == events[-1].seq
+    assert Checkpoint(reg).position == events[-1].seq
     assert reg.compliance("marubeni", 2010).status == "B" or reg.compliance("marubeni", 2010).status == "A"
 
 
@@ -1365,7 +1366,7 @@ def test_a_changed_order_into_a_used_registry_is_a_log_mismatch(
     assert state(reg) == before
     # the log the registry went through still replays, and continues
     events = run_log(reg, [*log, *more_commands()])
-    assert reg.position == events[-1].seq > before[1]
+    assert Checkpoint(reg).position == events[-1].seq > before[1]
 
 
 def expiry_log() -> list[Command]:

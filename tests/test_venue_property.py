@@ -130,7 +130,7 @@ def totals(reg: MemoryRegistry) -> Totals:
 
 
 def open_orders(venue: Venue) -> dict[int, Order]:
-    return {oid: o for oid in range(MAX_ID + 1) if isinstance(o := venue._index.get(oid), Order)}
+    return {oid: o for oid in range(MAX_ID + 1) if (o := venue.engine.open_order(oid)) is not None}
 
 
 def need(venue: Venue, order: Order) -> tuple[str, str, int]:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -19,6 +20,9 @@ from carbonbook.engine import Engine
 from carbonbook.errors import RegistryError
 from carbonbook.progress import Progress
 from carbonbook.replay import ReplayTally, replay
+
+if TYPE_CHECKING:
+    from carbonbook.venue import Venue
 
 EXIT_OK = 0
 EXIT_IO = 1
@@ -89,7 +93,7 @@ def _replay(args: argparse.Namespace) -> int:
         registry.close()
 
 
-def _replay_into(args: argparse.Namespace, engine: Engine) -> int:
+def _replay_into(args: argparse.Namespace, engine: Engine | Venue) -> int:
     started = time.perf_counter()
     with _open_in(args.log) as source:
         msgpack = wants_msgpack(args.format, args.log, source)
@@ -135,7 +139,7 @@ def _open_in(path: str) -> io.BufferedReader:
     return open(path, "rb")
 
 
-def _summary(tally: ReplayTally, engine: Engine, elapsed: float) -> str:
+def _summary(tally: ReplayTally, engine: Engine | Venue, elapsed: float) -> str:
     events = sum(tally.events.values())
     rate = tally.records / elapsed if elapsed > 0 else 0.0
     lines = [
@@ -245,7 +249,7 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
                    help="as replay's (default: the registry's, else 0)")
 
 
-def _report_engine(args: argparse.Namespace) -> Engine:
+def _report_engine(args: argparse.Namespace) -> Engine | Venue:
     """The engine that rebuilds the books: a venue on a registry in memory for a registry run
     (RegistryError if the registry named for its settings cannot be read)."""
     if args.registry is None:

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 
@@ -39,6 +39,9 @@ from carbonbook.commands import CancelOrder, Command, ModifyOrder, Undecodable
 from carbonbook.engine import Engine
 from carbonbook.events import Event, InstrumentListed, Rejected, Trade
 from carbonbook.replay import replay
+
+if TYPE_CHECKING:
+    from carbonbook.venue import Venue
 
 _DECODER = msgspec.json.Decoder(Event)
 NO_INSTRUMENT = "-"
@@ -192,7 +195,7 @@ def read_events(source: BinaryIO) -> Iterable[list[Event]]:
 
 
 def build(events: BinaryIO, log: BinaryIO | None = None, msgpack: bool = False,
-          depth: int = 50, engine: Engine | None = None) -> Report:
+          depth: int = 50, engine: Engine | Venue | None = None) -> Report:
     """The report of the events in ``events``; with ``log`` (the order log they came from)
     also spreads, per-instrument rejections and the book at the end (``depth`` levels).
     ``engine`` replays the log (default: a fresh :class:`Engine`; for events written with a
@@ -223,7 +226,7 @@ def build(events: BinaryIO, log: BinaryIO | None = None, msgpack: bool = False,
 class _Sampler:
     """Applies a batch to ``engine`` one command at a time and reports after each."""
 
-    def __init__(self, engine: Engine, report: Report) -> None:
+    def __init__(self, engine: Engine | Venue, report: Report) -> None:
         self._engine = engine
         self._report = report
 

@@ -51,7 +51,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets")),
     "settlements": (("trade_id",), ("status", "txid", "seller", "buyer", "unit", "qty", "currency",
                                     "amount", "reason", "detail")),
-    "outcomes": (("seq",), ("txid", "reason", "detail")),
+    "checkpoint": (("seq",), ("txid", "reason", "detail")),
     "meta": (("k",), ("v",)),
 }
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",

@@ -56,7 +56,6 @@ from carbonbook.registry.base import (
     Compliance,
     ComplianceStatus,
     Entry,
-    Outcome,
     Registry,
     Scheme,
     Serials,
@@ -186,7 +185,7 @@ class StateRegistry(Registry):
         self._holds: dict[int, Hold] = {}
         self._comp: dict[tuple[str, int], CompRow] = {}
         self._settlements: dict[int, SettlementRecord] = {}
-        self._outcomes: dict[int, tuple[int, str, str]] = {}
+        self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
         self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
         # derived
@@ -201,7 +200,7 @@ class StateRegistry(Registry):
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
                 "holds": self._holds, "compliance": self._comp, "settlements": self._settlements,
-                "outcomes": self._outcomes, "meta": self._meta}
+                "checkpoint": self._checkpoint, "meta": self._meta}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -785,34 +784,14 @@ class StateRegistry(Registry):
         entry = self._holds.get(hold)
         return 0 if entry is None else entry[3]
 
-    # -- order-log position ------------------------------------------------------------
+    # -- a venue's checkpoint table (carbonbook.checkpoint) ---------------------------
 
-    @property
-    def position(self) -> int:
-        return self._meta.get("position", 0)
+    def checkpoint_row(self, key: int) -> tuple[int, str, str] | None:
+        return self._checkpoint.get(key)
 
-    @property
-    def position_digest(self) -> int:
-        return self._meta.get("digest", 0)
-
-    def set_position(self, seq: int, digest: int = 0) -> None:
+    def put_checkpoint_row(self, key: int, row: tuple[int, str, str]) -> None:
         with self.transaction():
-            if type(seq) is not int or seq < self.position:
-                raise OperationRefused(f"position must be an integer not below {self.position}, got {seq!r}")
-            if type(digest) is not int or not -(2**63) <= digest < 2**63:
-                raise OperationRefused(f"digest must be a signed 64-bit integer, got {digest!r}")
-            self._put(self._meta, "position", seq)
-            self._put(self._meta, "digest", digest)
-
-    def record_outcome(self, seq: int, outcome: Outcome) -> None:
-        with self.transaction():
-            if type(seq) is not int or seq < 0 or seq in self._outcomes:
-                raise OperationRefused(f"outcome seq must be a new non-negative integer, got {seq!r}")
-            self._put(self._outcomes, seq, (outcome.txid, outcome.reason, outcome.detail))
-
-    def outcome(self, seq: int) -> Outcome | None:
-        row = self._outcomes.get(seq)
-        return None if row is None else Outcome(*row)
+            self._put(self._checkpoint, key, row)
 
     # -- cash ----------------------------------------------------------------------
 
