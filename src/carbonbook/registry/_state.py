@@ -1,13 +1,13 @@
 """The registry's rules over an in-memory state, shared by every backend.
 
-State lives in plain dicts. Every mutation goes through an undo log of
-``(container, key, old value)`` triples (two hot paths log a compact record instead: a
-hold transaction, see ``_hold_tx``, and a run of fast-path settlements, see
-``_settle_rows``), so a refused operation, a failed settlement inside a batch, or any
-exception rolls back exactly what it changed. At the end of the outermost transaction a
-backend's ``_commit(log)`` hook sees the same log and writes the touched keys (the SQL
-backends write them in one database transaction; memory does nothing). The persisted
-containers are listed in ``_persisted()``; the others are indexes derived from them by
+State lives in plain dicts. Every mutation goes through an undo log of ``(container,
+key, old value)`` triples (two hot paths log a compact record instead: a hold
+transaction, see ``_hold_tx``, and a run of settlements, see ``_settle_rows``), so a
+refused operation, a failed settlement inside a batch, or any exception rolls back
+exactly what it changed. At the end of the outermost transaction a backend's
+``_commit(log)`` hook sees the same log and writes the touched keys (the SQL backends
+write them in one database transaction; memory does nothing). The persisted containers
+are listed in ``_persisted()``; the others are indexes derived from them by
 ``_derive()``.
 """
 
@@ -75,6 +75,7 @@ _HOLD: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
+_UNIT_NAMES = frozenset(str(u) for u in UnitType)
 
 Hold = tuple[str, str, str, int]
 """(account, "units" or "cash", unit type or currency, amount)."""
@@ -863,15 +864,18 @@ class StateRegistry(Registry):
         return self._settle_rows(trades, False)
 
     def _settle_rows(self, rows: Iterable[SettleTerms], dup_raises: bool) -> list[SettlementRecord]:
-        """Settle each row in one transaction (see ``settle`` and ``settle_batch``).
+        """Settle each row in one transaction (see ``settle`` and ``settle_batch``): the only
+        settlement path.
 
-        The common case (both accounts open and allowed, enough free units and cash once
-        the trade's holds are counted, as a venue's trades are) runs inline here, consuming
-        the holds as ``_settle`` does, and records its undo information as flat values in a
-        segment list (one ``(None, _FAST, segment)`` log entry for a run of such trades; see
-        ``_undo_fast``): no tuple or list per trade outlives it, which keeps the cyclic
-        garbage collector from promoting and rescanning thousands of log objects per batch.
-        Anything unusual goes through ``_settle``, which raises the precise refusal."""
+        A trade settles when both accounts are open and allowed and there are enough free
+        units and cash once the trade's own holds are counted (which it consumes: up to
+        ``qty`` of the seller's units hold, up to ``amount`` of the buyer's cash hold). Its
+        undo information is recorded as flat values in a segment list (one
+        ``(None, _FAST, segment)`` log entry for a run of settlements; see ``_undo_fast``): no
+        tuple or list per trade outlives it, which keeps the cyclic garbage collector from
+        promoting and rescanning thousands of log objects per batch. A trade the checks refuse
+        changes nothing; ``_refuse_settlement`` names the refusal. Cost: about 300 bytecodes
+        per trade (oldest block split, two cash moves, holds, journal row and record)."""
         out: list[SettlementRecord] = []
         record: SettlementRecord
         with self.transaction():
@@ -924,6 +928,8 @@ class StateRegistry(Registry):
                         out.append(done)
                     continue
                 fast = False
+                if type(unit) is not UnitType and type(unit) is str and unit in _UNIT_NAMES:
+                    unit = UnitType(unit)
                 if seller != buyer and type(currency) is str and currency:
                     if len(log) != seg_end:  # something else was logged since: recheck, open a new segment
                         ok_src.clear()
@@ -980,18 +986,13 @@ class StateRegistry(Registry):
                                 ch = None
                         fast = (u_free >= qty and c_free >= amount
                                 and (s_cash2 := amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
-                if not fast:
-                    mark = len(log)
+                if not fast:  # the trade is refused: say why (nothing has changed)
                     try:
-                        record = self._settle(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold,
-                                              cash_hold)
+                        self._refuse_settlement(trade_id, seller, buyer, unit, qty, currency, amount,
+                                                unit_hold, cash_hold)
                     except RegistryError as e:
-                        self._undo(log, mark)
                         record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
                                                   qty, str(currency), amount)
-                    except BaseException:
-                        self._undo(log, mark)
-                        raise
                     append((settlements, trade_id, _MISSING))
                     settlements[trade_id] = record
                     out.append(record)
@@ -1141,8 +1142,10 @@ class StateRegistry(Registry):
                 inner.appendleft(bid)
         meta["block"] = first
 
-    def _settle(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
-                amount: int, unit_hold: int | None, cash_hold: int | None) -> Settled:
+    def _refuse_settlement(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int,
+                           currency: str, amount: int, unit_hold: int | None, cash_hold: int | None) -> None:
+        """Raise the refusal of a settlement that ``_settle_rows`` could not carry out, the
+        first that applies (it changes nothing)."""
         unit = _unit(unit)
         _name(currency, "currency")
         src = self._open(seller, "selling")
@@ -1162,26 +1165,12 @@ class StateRegistry(Registry):
             raise InsufficientFunds(f"buyer {buyer!r} has {free_cash} unreserved {currency}; {amount} needed")
         if self._cash.get((seller, currency), 0) + amount > INT64_MAX:
             raise InvalidQuantity(f"balance of {seller!r} would pass 2**63 - 1")
-        if unit_cut:
-            self._shrink_hold(unit_hold, unit_cut)  # type: ignore[arg-type]
-        if cash_cut:
-            self._shrink_hold(cash_hold, cash_cut)  # type: ignore[arg-type]
-        self._take(seller, unit, qty, buyer, _ACTIVE, None)
-        self._between_legs()
-        cash = self._cash
-        log = self._log
-        assert log is not None
-        key = (buyer, currency)
-        old = cash[key]
-        log.append((cash, key, old))
-        cash[key] = old - amount
-        key = (seller, currency)
-        old = cash.get(key, _MISSING)
-        log.append((cash, key, old))
-        cash[key] = amount if old is _MISSING else old + amount
-        txid = self._txid()
-        self._append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
-        return Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
+        held = self._held.get((seller, unit), 0)
+        free = held - self._ureserved.get((seller, unit), 0) + unit_cut
+        if held >= qty:
+            raise InsufficientUnits(
+                f"account {seller!r} holds {held} {unit} but {held - free} are reserved; {qty} needed")
+        raise InsufficientUnits(f"account {seller!r} holds {held} active {unit}; {qty} needed")
 
     def settlement(self, trade_id: int) -> SettlementRecord | None:
         return self._settlements.get(trade_id)
