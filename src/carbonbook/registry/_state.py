@@ -682,44 +682,49 @@ class StateRegistry(Registry):
 
     # -- holds ---------------------------------------------------------------------
 
-    def _new_hold(self, hold: int, account: str) -> None:
-        if type(hold) is not int or not 0 <= hold <= INT64_MAX:
+    # Hold changes check everything before they change anything, so inside a transaction they
+    # need no savepoint of their own (a refusal has changed nothing); outside one they open it.
+    # A venue makes one or two per order: each is one call here plus ``_hold_tx``.
+
+    def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
+        return self._reserve(hold, account, "units", unit, qty)
+
+    def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
+        return self._reserve(hold, account, "cash", currency, amount)
+
+    def _reserve(self, hold: int, account: str, kind: str, asset: Any, amount: int) -> int:
+        """Hold ``amount`` of ``account``'s unreserved ``asset`` (a unit type for ``kind``
+        ``units``, a currency for ``cash``) under hold id ``hold``, in one transaction."""
+        if self._log is None:
+            with self.transaction():
+                return self._reserve(hold, account, kind, asset, amount)
+        if type(amount) is not int or amount <= 0 or amount > INT64_MAX:
+            _qty(amount, "quantity" if kind == "units" else "amount")
+        have: dict[Any, int]
+        reserved: dict[Any, int]
+        if kind == "units":
+            if type(asset) is not UnitType:
+                asset = _unit(asset)
+            have, reserved = self._held, self._ureserved
+        else:
+            if type(asset) is not str or not asset:
+                _name(asset, "currency")
+            have, reserved = self._cash, self._creserved
+        if type(hold) is not int or hold < 0 or hold > INT64_MAX:
             raise OperationRefused(f"hold id must be an integer in 0..2**63-1, got {hold!r}")
         if hold in self._holds:
             raise DuplicateHold(f"hold {hold} already exists")
-        self._open(account, "reserving")
-
-    # Hold changes check everything before they change anything, so inside a transaction they
-    # need no savepoint of their own (a refusal has changed nothing); outside one they open it.
-
-    def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
-        if self._log is None:
-            with self.transaction():
-                return self.reserve(hold, account, unit, qty)
-        _qty(qty)
-        unit = _unit(unit)
-        self._new_hold(hold, account)
-        free = self._free_units(account, unit)
-        if free < qty:
-            raise InsufficientUnits(f"account {account!r} has {free} unreserved {unit}; {qty} needed")
-        asset = str(unit)
-        entry = Entry(self._meta["txid"] + 1, "reserve", account, unit=unit, qty=qty, ref=hold)
-        return self._hold_tx(hold, (account, "units", asset, qty), self._ureserved, (account, asset), qty,
-                             entry)
-
-    def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
-        if self._log is None:
-            with self.transaction():
-                return self.reserve_cash(hold, account, currency, amount)
-        _qty(amount, "amount")
-        _name(currency, "currency")
-        self._new_hold(hold, account)
-        free = self._free_cash(account, currency)
+        acc = self._accounts.get(account) if type(account) is str else None
+        if acc is None or acc.status is not _OPEN:
+            self._open(account, "reserving")
+        key = (account, asset)
+        free = have.get(key, 0) - reserved.get(key, 0)
         if free < amount:
-            raise InsufficientFunds(f"account {account!r} has {free} unreserved {currency}; {amount} needed")
-        entry = Entry(self._meta["txid"] + 1, "reserve", account, currency=currency, amount=amount, ref=hold)
-        return self._hold_tx(hold, (account, "cash", currency, amount), self._creserved, (account, currency),
-                             amount, entry)
+            if kind == "units":
+                raise InsufficientUnits(f"account {account!r} has {max(free, 0)} unreserved {asset}; "
+                                        f"{amount} needed")
+            raise InsufficientFunds(f"account {account!r} has {free} unreserved {asset}; {amount} needed")
+        return self._hold_tx(hold, (account, kind, str(asset), amount), reserved, key, amount, "reserve")
 
     def _shrink_hold(self, hold: int, cut: int) -> None:
         account, kind, asset, amount = self._holds[hold]
@@ -733,30 +738,26 @@ class StateRegistry(Registry):
         if self._log is None:
             with self.transaction():
                 return self.release(hold, amount)
-        if hold not in self._holds:
+        h = self._holds.get(hold) if type(hold) is int else None
+        if h is None:
             raise UnknownHold(f"hold {hold!r} does not exist")
-        account, kind, asset, left = self._holds[hold]
+        account, kind, asset, left = h
         if amount is None:
             amount = left
         else:
-            _qty(amount, "amount")
+            if type(amount) is not int or amount <= 0 or amount > INT64_MAX:
+                _qty(amount, "amount")
             if amount > left:
                 raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
-        txid = self._meta["txid"] + 1
-        if kind == "units":
-            reserved = self._ureserved
-            entry = Entry(txid, "release", account, unit=asset, qty=amount, ref=hold)
-        else:
-            reserved = self._creserved
-            entry = Entry(txid, "release", account, currency=asset, amount=amount, ref=hold)
-        return self._hold_tx(hold, None if amount == left else (account, kind, asset, left - amount), reserved,
-                             (account, asset), -amount, entry)
+        return self._hold_tx(hold, None if amount == left else (account, kind, asset, left - amount),
+                             self._ureserved if kind == "units" else self._creserved, (account, asset), -amount,
+                             "release")
 
     def _hold_tx(self, hold: int, value: Hold | None, reserved: dict[tuple[str, str], int],
-                 key: tuple[str, str], delta: int, entry: Entry) -> int:
-        """Carry out the hold transaction journaled as ``entry`` (its txid is the next one): hold
-        ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` (the hold's
-        account and asset) changes by ``delta``. Returns the txid.
+                 key: tuple[str, str], delta: int, what: str) -> int:
+        """Carry out a hold transaction (``what``: ``reserve`` or ``release``) with the next txid:
+        hold ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` (the hold's
+        account and asset) changes by ``delta``; journal it. Returns the txid.
 
         A venue makes about one of these per order or cancel, so its undo record is one log
         entry, ``(None, _HOLD, (hold, the hold before, the total before, the txid before, the
@@ -767,15 +768,22 @@ class StateRegistry(Registry):
         meta = self._meta
         journal = self._journal
         total = reserved.get(key, _MISSING)
-        log.append((None, _HOLD, (hold, holds.get(hold, _MISSING), total, meta["txid"], len(journal))))
+        txid = meta["txid"]
+        log.append((None, _HOLD, (hold, holds.get(hold, _MISSING), total, txid, len(journal))))
         if value is None:
             del holds[hold]
         else:
             holds[hold] = value
         reserved[key] = delta if total is _MISSING else total + delta
-        meta["txid"] = entry.txid
-        journal.append(entry)
-        return entry.txid
+        txid += 1
+        meta["txid"] = txid
+        account, asset = key
+        qty = delta if delta > 0 else -delta
+        if reserved is self._ureserved:
+            journal.append(Entry(txid, what, account, None, asset, qty, None, 0, hold))
+        else:
+            journal.append(Entry(txid, what, account, None, None, 0, asset, qty, hold))
+        return txid
 
     @property
     def last_txid(self) -> int:
