@@ -88,7 +88,10 @@ class HoldGate:
         if cmd.side != _BUY:
             return self._once(self.registry.reserve, cmd.id, cmd.account, book.unit, cmd.qty)
         amount = cmd.cap if cmd.price is None else cmd.price * cmd.qty
-        refused = self._once(self._reserve_cash, cmd.id, cmd.account, self.currency_of(book), amount)
+        currency = book.currency or self.currency
+        if amount is None or amount > INT64_MAX:  # refused
+            return self._once(self._reserve_cash, cmd.id, cmd.account, currency, amount)
+        refused = self._once(self.registry.reserve_cash, cmd.id, cmd.account, currency, amount)
         if refused is None:
             self.buys[cmd.id] = cmd.price or _MARKET
         return refused
