@@ -31,6 +31,7 @@ from carbonbook import (
     Trade,
     UnitType,
 )
+from carbonbook import core as cores
 
 SYM = "JPA-2030"
 BASE = 1000
@@ -63,13 +64,24 @@ def _verify(engine: Engine, recorder: Recorder) -> None:
             assert isinstance(e.detail, str) and e.detail
 
 
+CORES = sorted(cores.CORES) if cores.NAME == "compiled" else ["pure"]
+"""The cores the fixtures run on: both, unless the pure one is forced (CARBONBOOK_PURE=1), when
+.ci/run runs the whole suite again on it."""
+
+
+@pytest.fixture(params=CORES)
+def core(request: pytest.FixtureRequest) -> str:
+    """The name of a core (carbonbook.core): every test that takes it runs on each."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def make_engine() -> Iterator[Callable[[], Engine]]:
-    """A factory of empty engines, each verified at teardown."""
+def make_engine(core: str) -> Iterator[Callable[[], Engine]]:
+    """A factory of empty engines on ``core``, each verified at teardown."""
     made: list[tuple[Engine, Recorder]] = []
 
     def make() -> Engine:
-        engine = Engine()
+        engine = Engine(core=core)
         recorder = Recorder()
         engine.subscribe(recorder)
         made.append((engine, recorder))

@@ -24,7 +24,6 @@ from carbonbook import (
     Modified,
     ModifyOrder,
     NewOrder,
-    OrderBook,
     OrderState,
     OrderType,
     Rejected,
@@ -34,6 +33,7 @@ from carbonbook import (
     Undecodable,
     UnitType,
 )
+from carbonbook import core as cores
 from conftest import SYM, Recorder, book
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -264,7 +264,7 @@ def test_book_accessor(make_engine: Callable[[], Engine]) -> None:
     eng = make_engine()
     eng.apply(ListInstrument("T", UnitType.JCR, tick=5, lot=10))
     ob = eng.book("T")
-    assert isinstance(ob, OrderBook)
+    assert isinstance(ob, cores.get(eng.core).OrderBook)
     assert (ob.symbol, ob.unit, ob.tick, ob.lot) == ("T", UnitType.JCR, 5, 10)
     eng.check()
 

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import count
 from typing import Protocol
 
@@ -80,7 +80,7 @@ from carbonbook._types import (
     UnitType,
     is_order_id,
 )
-from carbonbook.commands import NewOrder, new_order_fault
+from carbonbook.commands import CancelOrder, NewOrder, new_order_fault
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Accepted, Cancelled, Event, Modified, Rejected, Trade
 
@@ -195,6 +195,9 @@ class OrderBook:
     __slots__ = ("_arrival", "_clock", "_expiring", "_index", "_seq", "asks", "band", "bids",
                  "call_only", "call_row", "currency", "lot", "market_asks", "market_bids", "pending", "phase",
                  "reference", "risk", "symbol", "tick", "unit")
+
+    order_class = Order
+    """The class of this core's resting orders (phases create market orders of a call with it)."""
 
     def __init__(
         self,
@@ -322,20 +325,7 @@ class OrderBook:
             events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
 
     def _refusal(self, cmd: NewOrder) -> Rejected | None:
-        """The rejection of a new order by the contract's order (malformed, bad_price, bad_qty,
-        duplicate_id), or None when it has none: values equal to the enum members are well
-        formed, though submit's quick test takes only the members themselves."""
-        oid = cmd.id
-        fault = new_order_fault(cmd)
-        if fault is not None:
-            return Rejected(next(self._seq), oid if is_order_id(oid) else None, _MALFORMED, fault)
-        if cmd.price is not None and (cmd.price <= 0 or cmd.price % self.tick):
-            return Rejected(next(self._seq), oid, _BAD_PRICE, _bad_price(cmd.price, self.tick))
-        if cmd.qty <= 0 or cmd.qty % self.lot:
-            return Rejected(next(self._seq), oid, _BAD_QTY, _bad_qty(cmd.qty, self.lot))
-        if oid in self._index:
-            return Rejected(next(self._seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used")
-        return None
+        return refusal(self, cmd)
 
     def cancel(self, order: Order, events: list[Event], reason: CancelReason = _USER) -> None:
         """Cancel a resting order's open remainder (reason ``user`` unless the caller, such as
@@ -357,12 +347,12 @@ class OrderBook:
         if price is None:
             price = order.price
         elif price <= 0 or price % self.tick:
-            events.append(Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price, self.tick)))
+            events.append(Rejected(next(seq), oid, _BAD_PRICE, bad_price(price, self.tick)))
             return
         if qty is None:
             qty = order.qty
         elif qty <= 0 or qty % self.lot:
-            events.append(Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty, self.lot)))
+            events.append(Rejected(next(seq), oid, _BAD_QTY, bad_qty(qty, self.lot)))
             return
         is_buy = order.side == _BUY
         if price == order.price and qty <= order.qty:
@@ -563,36 +553,78 @@ class OrderBook:
     # -- inspection ------------------------------------------------------------
 
     def check(self) -> None:
-        """Assert every invariant of the book; raise :class:`BookIntegrityError` on the first broken one.
+        """Assert every invariant of the book: :func:`check`. O(orders)."""
+        check(self)
 
-        Keys sorted and matching their levels, no empty level, level totals equal
-        to their live orders, each live order indexed and on its level's side and
-        price, and the book not crossed. O(orders).
-        """
-        for side, is_buy in ((self.bids, True), (self.asks, False)):
-            if side.keys != sorted(side.levels) or len(set(side.keys)) != len(side.keys):
-                raise BookIntegrityError(f"{self.symbol}: keys out of order or out of step with levels")
-            for key, level in side.levels.items():
-                live = list(level.live())
-                if (not live or level.qty != sum(o.qty for o in live)
-                        or level.dead != len(level.orders) - len(live)):
-                    raise BookIntegrityError(f"{self.symbol}: level {level.price} totals are wrong")
-                if key != side.sign * level.price:
-                    raise BookIntegrityError(f"{self.symbol}: level {level.price} under key {key}")
-                for o in live:
-                    if (self._index.get(o.id) is not o or (o.side == _BUY) != is_buy
-                            or o.price != level.price or o.symbol != self.symbol):
-                        raise BookIntegrityError(f"{self.symbol}: order {o.id} misplaced or not indexed")
-        for queue, is_buy in ((self.market_bids, True), (self.market_asks, False)):
-            for o in queue:
-                if (not o.qty or o.price or self._index.get(o.id) is not o
-                        or (o.side == _BUY) != is_buy or not self.pending):
-                    raise BookIntegrityError(f"{self.symbol}: market order {o.id} misplaced")
-        bid, ask = self.bids.best(), self.asks.best()
-        if self.pending:
-            return
-        if bid is not None and ask is not None and bid.price >= ask.price:
-            raise BookIntegrityError(f"{self.symbol}: crossed at rest, bid {bid.price} >= ask {ask.price}")
+
+def check(book: OrderBook) -> None:
+    """Assert every invariant of the book; raise :class:`BookIntegrityError` on the first broken one.
+
+    Keys sorted and matching their levels, no empty level, level totals equal
+    to their live orders, each live order indexed and on its level's side and
+    price, and the book not crossed. O(orders).
+    """
+    for side, is_buy in ((book.bids, True), (book.asks, False)):
+        if side.keys != sorted(side.levels) or len(set(side.keys)) != len(side.keys):
+            raise BookIntegrityError(f"{book.symbol}: keys out of order or out of step with levels")
+        for key, level in side.levels.items():
+            live = list(level.live())
+            if (not live or level.qty != sum(o.qty for o in live)
+                    or level.dead != len(level.orders) - len(live)):
+                raise BookIntegrityError(f"{book.symbol}: level {level.price} totals are wrong")
+            if key != side.sign * level.price:
+                raise BookIntegrityError(f"{book.symbol}: level {level.price} under key {key}")
+            for o in live:
+                if (book._index.get(o.id) is not o or (o.side == _BUY) != is_buy
+                        or o.price != level.price or o.symbol != book.symbol):
+                    raise BookIntegrityError(f"{book.symbol}: order {o.id} misplaced or not indexed")
+    for queue, is_buy in ((book.market_bids, True), (book.market_asks, False)):
+        for o in queue:
+            if (not o.qty or o.price or book._index.get(o.id) is not o
+                    or (o.side == _BUY) != is_buy or not book.pending):
+                raise BookIntegrityError(f"{book.symbol}: market order {o.id} misplaced")
+    bid, ask = book.bids.best(), book.asks.best()
+    if book.pending:
+        return
+    if bid is not None and ask is not None and bid.price >= ask.price:
+        raise BookIntegrityError(f"{book.symbol}: crossed at rest, bid {bid.price} >= ask {ask.price}")
+
+
+def route(books: dict[str, OrderBook], index: Index, commands: Iterable[object], events: list[Event],
+          decoded: bool, dispatch: Callable[[object, list[Event], bool], None]) -> None:
+    """Apply ``commands`` in order: new orders and cancels of a listed book go straight to it
+    (a call less per command), every other command to ``dispatch(command, events, decoded)``."""
+    for command in commands:
+        cls = command.__class__
+        if cls is NewOrder:
+            book = books.get(command.symbol)  # type: ignore[attr-defined]
+            if book is not None:
+                book.submit(command, events, decoded)  # type: ignore[arg-type]
+                continue
+        elif cls is CancelOrder:
+            oid = command.id  # type: ignore[attr-defined]
+            order = index.get(oid) if oid.__class__ is int else None
+            if order.__class__ is Order:
+                books[order.symbol].cancel(order, events)
+                continue
+        dispatch(command, events, decoded)
+
+
+def refusal(book: OrderBook, cmd: NewOrder) -> Rejected | None:
+    """The rejection of a new order by the contract's order (malformed, bad_price, bad_qty,
+    duplicate_id), or None when it has none: values equal to the enum members are well
+    formed, though submit's quick test takes only the members themselves. Both cores call it."""
+    oid = cmd.id
+    fault = new_order_fault(cmd)
+    if fault is not None:
+        return Rejected(next(book._seq), oid if is_order_id(oid) else None, _MALFORMED, fault)
+    if cmd.price is not None and (cmd.price <= 0 or cmd.price % book.tick):
+        return Rejected(next(book._seq), oid, _BAD_PRICE, bad_price(cmd.price, book.tick))
+    if cmd.qty <= 0 or cmd.qty % book.lot:
+        return Rejected(next(book._seq), oid, _BAD_QTY, bad_qty(cmd.qty, book.lot))
+    if oid in book._index:
+        return Rejected(next(book._seq), oid, RejectReason.DUPLICATE_ID, f"order id {oid} already used")
+    return None
 
 
 def _unfilled_reason(cmd: NewOrder) -> CancelReason:
@@ -602,14 +634,13 @@ def _unfilled_reason(cmd: NewOrder) -> CancelReason:
     return CancelReason.MARKET if cmd.price is None else CancelReason.IOC
 
 
-
-def _bad_price(price: int, tick: int) -> str:
+def bad_price(price: int, tick: int) -> str:
     if price <= 0:
         return f"price {price} is not positive"
     return f"price {price} is not a multiple of the tick {tick}"
 
 
-def _bad_qty(qty: int, lot: int) -> str:
+def bad_qty(qty: int, lot: int) -> str:
     if qty <= 0:
         return f"qty {qty} is not positive"
     return f"qty {qty} is not a multiple of the lot {lot}"

@@ -13,6 +13,7 @@ from itertools import count
 
 import msgspec
 
+from carbonbook import core as cores
 from carbonbook import phases, primary
 from carbonbook._types import (
     Phase,
@@ -103,7 +104,8 @@ class Engine:
     (1500, [Level(price=1500, qty=40, count=1)])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, core: str | None = None) -> None:
+        self._core = cores.get(core)
         self._seq = count(1)
         self._index: Index = {}
         self._books: dict[str, OrderBook] = {}
@@ -125,10 +127,15 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------
 
+    @property
+    def core(self) -> str:
+        """The name of the core whose books this engine runs (:mod:`carbonbook.core`)."""
+        return "pure" if self._core is cores.CORES["pure"] else "compiled"
+
     def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
-        self._dispatch(command, events)
+        self._core.route(self._books, self._index, (command,), events, False, self._dispatch)
         if self.stage is not None:
             self.stage(command, events, 0)
         if self._subscribers:
@@ -146,21 +153,16 @@ class Engine:
         """
         events: list[Event] = []
         dispatch = self._dispatch
-        books = self._books
-        index = self._index
         stage = self.stage
-        for command in commands:
-            start = len(events)
-            # _dispatch's two commonest cases, inline (a call less per command): the rest goes to it
-            cls = command.__class__
-            if cls is NewOrder and (book := books.get(command.symbol)) is not None:  # type: ignore[union-attr]
-                book.submit(command, events, decoded)  # type: ignore[arg-type]
-            elif cls is CancelOrder and (oid := command.id).__class__ is int and (  # type: ignore[union-attr]
-                    order := index.get(oid)).__class__ is Order:
-                books[order.symbol].cancel(order, events)
-            else:
-                dispatch(command, events, decoded)
-            if stage is not None:
+        if stage is None:
+            self._core.route(self._books, self._index, commands, events, decoded, dispatch)
+        else:  # the stage runs after each command
+            route = self._core.route
+            books = self._books
+            index = self._index
+            for command in commands:
+                start = len(events)
+                route(books, index, (command,), events, decoded, dispatch)
                 stage(command, events, start)
         self.publish(events)
         return events
@@ -176,8 +178,8 @@ class Engine:
         elif cls is CancelOrder:
             oid = command.id  # type: ignore[union-attr]
             order = self._index.get(oid) if oid.__class__ is int else None
-            if order.__class__ is Order:
-                self._books[order.symbol].cancel(order, events)
+            if order is not None and order.__class__ is not str:
+                self._books[order.symbol].cancel(order, events)  # type: ignore[union-attr, arg-type]
             else:
                 self._cancel_refused(command, events)  # type: ignore[arg-type]
         elif cls is ModifyOrder:
@@ -222,7 +224,7 @@ class Engine:
             events.append(Rejected(next(self._seq), None, RejectReason.DUPLICATE_SYMBOL,
                                    f"instrument {cmd.symbol} is already listed"))
         else:
-            book = OrderBook(cmd.symbol, cmd.unit, cmd.tick, cmd.lot, self._index, self._seq)
+            book = self._core.OrderBook(cmd.symbol, cmd.unit, cmd.tick, cmd.lot, self._index, self._seq)
             book.call_only = cmd.call_only
             book.band = cmd.band
             book.reference = cmd.reference
@@ -305,7 +307,7 @@ class Engine:
     def open_order(self, oid: int) -> Order | None:
         """The book's own record of open order ``oid`` (to cancel it through its book), or None. O(1)."""
         entry = self._index.get(oid)
-        return entry if isinstance(entry, Order) else None
+        return None if entry is None or entry.__class__ is str else entry  # type: ignore[return-value]
 
     def export_state(self) -> EngineState:
         """The whole state of the engine as data (see :mod:`carbonbook.snapshot`). O(orders + ids)."""
@@ -317,10 +319,11 @@ class Engine:
         return state_hash(self.export_state())
 
     @classmethod
-    def from_state(cls, state: EngineState) -> Engine:
-        """An engine equal to the one ``state`` was exported from (without its subscribers);
-        raises :class:`~carbonbook.errors.SnapshotError` if ``state`` is inconsistent."""
-        engine = cls()
+    def from_state(cls, state: EngineState, core: str | None = None) -> Engine:
+        """An engine equal to the one ``state`` was exported from (without its subscribers), on
+        ``core`` (any core restores any core's state); raises
+        :class:`~carbonbook.errors.SnapshotError` if ``state`` is inconsistent."""
+        engine = cls(core=core) if core is not None else cls()
         engine._restore(state)
         return engine
 
@@ -339,7 +342,7 @@ class Engine:
         return 0
 
     def _restore(self, state: EngineState) -> None:
-        self._seq, self._books, self._index = restore_parts(state)
+        self._seq, self._books, self._index = restore_parts(state, self._core)
         self._auctions = primary.restore_auctions(state.auctions, self._index)
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
@@ -442,7 +445,7 @@ class Engine:
         resting = sum(1 for b in self._books.values() for s in (b.bids, b.asks)
                       for lvl in s.levels.values() for _ in lvl.live())
         resting += sum(len(b.market_bids) + len(b.market_asks) for b in self._books.values())
-        live = sum(1 for v in self._index.values() if isinstance(v, Order))
+        live = sum(1 for v in self._index.values() if not isinstance(v, str))
         if resting != live:
             raise BookIntegrityError(f"index holds {live} open orders, the books {resting}")
         primary.check_auctions(self._auctions, self._index)

@@ -69,7 +69,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from carbonbook import core as cores
 from carbonbook._types import (
     CancelReason,
     Phase,
@@ -155,9 +157,17 @@ def _drop(book: OrderBook, order: Order, dequeue: bool = True) -> None:
 
 
 # -- the phase books ----------------------------------------------------------------
+#
+# Each phase is a mixin; every core gets its four book classes, the mixins over the core's
+# OrderBook (:data:`FAMILIES`), so a phase change swaps classes within one core.
+
+if TYPE_CHECKING:
+    _Phase = OrderBook
+else:
+    _Phase = object
 
 
-class BandedBook(OrderBook):
+class BandedPhase(_Phase):
     """A continuous book with a price band: refuses limit prices outside it (``price_band``)."""
 
     __slots__ = ()
@@ -169,17 +179,17 @@ class BandedBook(OrderBook):
             events.append(refusal if refusal is not None
                           else _band_rejection(self, cmd.id, price))
             return
-        OrderBook.submit(self, cmd, events, decoded)
+        super().submit(cmd, events, decoded)
 
     def modify(self, order: Order, price: int | None, qty: int | None, events: list[Event]) -> None:
         if price is not None and outside_band(self, price):
             refusal = _modify_refusal(self, order.id, price, qty)
             events.append(refusal if refusal is not None else _band_rejection(self, order.id, price))
             return
-        OrderBook.modify(self, order, price, qty, events)
+        super().modify(order, price, qty, events)
 
 
-class ClosedBook(OrderBook):
+class ClosedPhase(_Phase):
     """A closed or halted book: new orders and modifies are refused (``phase``), cancels accepted."""
 
     __slots__ = ()
@@ -198,7 +208,7 @@ class ClosedBook(OrderBook):
             self, order.id, f"{self.symbol} is {self.phase}: no modifies"))
 
 
-class CallBook(OrderBook):
+class CallPhase(_Phase):
     """A book in the call phase: orders rest without matching; each change publishes ``indicative``."""
 
     __slots__ = ()
@@ -225,7 +235,7 @@ class CallBook(OrderBook):
         events.append(Accepted(next(self._seq), oid, self.symbol))
         self._arrival[oid] = next(self._clock)
         if price is None:
-            order = Order(oid, cmd.account, self.symbol, cmd.side, 0, cmd.qty, False, cmd.stp)
+            order = self.order_class(oid, cmd.account, self.symbol, cmd.side, 0, cmd.qty, False, cmd.stp)
             (self.market_bids if cmd.side == _BUY else self.market_asks).append(order)
             self._index[oid] = order
             self._expiring[oid] = CancelReason.MARKET
@@ -273,6 +283,30 @@ class CallBook(OrderBook):
         events.append(indicative(self))
 
 
+Family = dict[str, type[OrderBook]]
+"""A core's four book classes by name: ``OrderBook``, ``BandedBook``, ``CallBook``, ``ClosedBook``."""
+
+
+def _family(base: type[OrderBook]) -> Family:
+    family: Family = {"OrderBook": base}
+    for phase in (BandedPhase, CallPhase, ClosedPhase):
+        name = phase.__name__.replace("Phase", "Book")
+        family[name] = type(name, (phase, base), {"__slots__": (), "__doc__": phase.__doc__,
+                                                   "__module__": __name__})
+    return family
+
+
+FAMILIES: dict[type, Family] = {}
+"""Every book class of every core, to its core's family."""
+for _core in cores.CORES.values():
+    _classes = _family(_core.OrderBook)
+    FAMILIES.update(dict.fromkeys(_classes.values(), _classes))
+
+_PURE = FAMILIES[OrderBook]
+BandedBook, CallBook, ClosedBook = _PURE["BandedBook"], _PURE["CallBook"], _PURE["ClosedBook"]
+"""The pure core's phase books."""
+
+
 # -- phase changes --------------------------------------------------------------------
 
 
@@ -280,13 +314,14 @@ def enter(book: OrderBook, phase: Phase) -> None:
     """Put ``book`` in ``phase`` without events (a newly listed book)."""
     book.phase = phase
     book.call_row = None
+    family = FAMILIES[book.__class__]
     if phase is _CALL:
         book.pending = True
-        book.__class__ = CallBook
+        book.__class__ = family["CallBook"]
     elif phase is _HALTED or phase is _CLOSED:
-        book.__class__ = ClosedBook
+        book.__class__ = family["ClosedBook"]
     else:
-        book.__class__ = OrderBook if book.band is None else BandedBook
+        book.__class__ = family["OrderBook" if book.band is None else "BandedBook"]
 
 
 def switch(book: OrderBook, phase: Phase, reference: int | None, events: list[Event]) -> None:
@@ -482,7 +517,7 @@ def _allocate(book: OrderBook, price: int, volume: int
             filled[s.id] += q
         for oid in fok:
             entry = book._index[oid]
-            if isinstance(entry, Order) and filled[oid] < entry.qty:
+            if not isinstance(entry, str) and filled[oid] < entry.qty:
                 return fills, [entry], CancelReason.FOK
     return fills, [], CancelReason.FOK
 
@@ -545,7 +580,7 @@ def uncross(book: OrderBook, events: list[Event]) -> None:
                     level.dead -= 1
     for oid, reason in list(book._expiring.items()):
         entry = index[oid]
-        if isinstance(entry, Order):
+        if not isinstance(entry, str):
             _remove(book, entry, reason, events, dequeue=False)
     book.market_bids.clear()
     book.market_asks.clear()

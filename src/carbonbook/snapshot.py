@@ -38,13 +38,15 @@ import os
 import struct
 import zlib
 from itertools import count
+from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
+from carbonbook import book as pure
 from carbonbook import phases
 from carbonbook._types import CancelReason, Phase, SelfTradePrevention, Side, UnitType
-from carbonbook.book import CANCELLED, FILLED, BookSide, Index, Order, OrderBook, PriceLevel
+from carbonbook.book import CANCELLED, FILLED, BookSide, Index, Order, OrderBook
 from carbonbook.errors import SnapshotError
 from carbonbook.primary import BID, Auctions, AuctionState, export_auctions
 
@@ -59,10 +61,6 @@ S = TypeVar("S")
 OPEN = "open"
 """Index status of an order that rests (its details are on its book)."""
 
-_BOOK_CLASSES: dict[str, type[OrderBook]] = {
-    cls.__name__: cls
-    for cls in (OrderBook, phases.BandedBook, phases.CallBook, phases.ClosedBook)
-}
 _STATUSES = frozenset((OPEN, FILLED, CANCELLED, BID))
 
 
@@ -198,19 +196,20 @@ def state_hash(state: EngineState) -> str:
 # -- restore --------------------------------------------------------------------------
 
 
-def _order(rec: OrderRecord, symbol: str) -> Order:
-    return Order(rec.id, rec.account, symbol, rec.side, rec.price, rec.qty, rec.post_only, rec.stp)
+def _order(core: ModuleType, rec: OrderRecord, symbol: str) -> Order:
+    return core.Order(rec.id, rec.account, symbol, rec.side, rec.price,  # type: ignore[no-any-return]
+                      rec.qty, rec.post_only, rec.stp)
 
 
-def _restore_side(side: BookSide, levels: list[LevelState], symbol: str,
+def _restore_side(core: ModuleType, side: BookSide, levels: list[LevelState], symbol: str,
                   orders: dict[int, Order]) -> None:
     for lvl in reversed(levels):  # worst first, so the key list ends with the best
         key = side.sign * lvl.price
         if key in side.levels or (side.keys and side.keys[-1] >= key):
             raise SnapshotError(f"{symbol}: levels out of priority order at price {lvl.price}")
-        level = PriceLevel(lvl.price)
+        level = core.PriceLevel(lvl.price)
         for rec in lvl.orders:
-            order = _order(rec, symbol)
+            order = _order(core, rec, symbol)
             level.orders.append(order)
             level.qty += rec.qty
             orders[rec.id] = order
@@ -218,24 +217,25 @@ def _restore_side(side: BookSide, levels: list[LevelState], symbol: str,
         side.keys.append(key)
 
 
-def restore_book(state: BookState, index: Index, seq: count[int], orders: dict[int, Order]) -> OrderBook:
-    """A book equal to the one ``state`` was exported from, sharing ``index`` and ``seq``;
-    its open orders are added to ``orders`` by id (the caller fills the index)."""
-    cls = _BOOK_CLASSES.get(state.kind)
+def restore_book(state: BookState, index: Index, seq: count[int], orders: dict[int, Order],
+                 core: ModuleType = pure) -> OrderBook:
+    """A book of ``core`` equal to the one ``state`` was exported from, sharing ``index`` and
+    ``seq``; its open orders are added to ``orders`` by id (the caller fills the index)."""
+    cls = phases.FAMILIES[core.OrderBook].get(state.kind)
     if cls is None:
         raise SnapshotError(f"{state.symbol}: unknown book kind {state.kind!r}")
-    book = OrderBook(state.symbol, state.unit, state.tick, state.lot, index, seq)
+    book: OrderBook = core.OrderBook(state.symbol, state.unit, state.tick, state.lot, index, seq)
     book.phase = state.phase
     book.call_only = state.call_only
     book.band = state.band
     book.reference = state.reference
     book.currency = state.currency
     book.pending = state.pending
-    _restore_side(book.bids, state.bids, state.symbol, orders)
-    _restore_side(book.asks, state.asks, state.symbol, orders)
+    _restore_side(core, book.bids, state.bids, state.symbol, orders)
+    _restore_side(core, book.asks, state.asks, state.symbol, orders)
     for queue, recs in ((book.market_bids, state.market_bids), (book.market_asks, state.market_asks)):
         for rec in recs:
-            order = _order(rec, state.symbol)
+            order = _order(core, rec, state.symbol)
             queue.append(order)
             orders[rec.id] = order
     book._arrival = dict(state.arrival)
@@ -245,8 +245,9 @@ def restore_book(state: BookState, index: Index, seq: count[int], orders: dict[i
     return book
 
 
-def restore_parts(state: EngineState) -> tuple[count[int], dict[str, OrderBook], Index]:
-    """The sequence, books and id index of an engine equal to the one ``state`` came from."""
+def restore_parts(state: EngineState, core: ModuleType = pure
+                  ) -> tuple[count[int], dict[str, OrderBook], Index]:
+    """The sequence, books (of ``core``) and id index of an engine equal to the one ``state`` came from."""
     if state.version != STATE_VERSION:
         raise SnapshotError(f"state version {state.version} is not {STATE_VERSION}")
     seq = count(state.seq)
@@ -254,7 +255,7 @@ def restore_parts(state: EngineState) -> tuple[count[int], dict[str, OrderBook],
     orders: dict[int, Order] = {}
     books: dict[str, OrderBook] = {}
     for book_state in state.books:
-        books[book_state.symbol] = restore_book(book_state, index, seq, orders)
+        books[book_state.symbol] = restore_book(book_state, index, seq, orders, core)
     for oid, status in state.index:
         if status not in _STATUSES:
             raise SnapshotError(f"order {oid}: unknown status {status!r}")

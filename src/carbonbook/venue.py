@@ -153,13 +153,14 @@ class Venue:
     ``currency`` is the cash of instruments listed without one; ``lag`` the settlement lag
     in business days (0: at once; JPX's T+5 is 5); ``batch`` the trades per settlement
     transaction; ``group`` the commands per registry transaction (group commit: 0, the
-    default, commits every ``apply_all``; see :meth:`commit`). On a registry a venue already
+    default, commits every ``apply_all``; see :meth:`commit`); ``core`` the engine's order-book
+    core (:mod:`carbonbook.core`; None: the default). On a registry a venue already
     went through, ``currency`` and ``lag`` must be that venue's (:meth:`settings_of`), or
     :class:`LogMismatch`: they change the events.
     """
 
     def __init__(self, registry: Registry, *, currency: str = "JPY", lag: int = 0, batch: int = 1000,
-                 group: int = 0) -> None:
+                 group: int = 0, core: str | None = None) -> None:
         self.registry = registry
         self.currency = currency
         self.group = group
@@ -175,7 +176,7 @@ class Venue:
         self._fold_each = False  # this batch folds its commands one by one (while replaying)
         self._open: AbstractContextManager[None] | None = None  # the transaction a group commit keeps open
         self._grouped = 0  # commands in it
-        self._wire(Engine())
+        self._wire(Engine(core))
 
     def _wire(self, engine: Engine) -> None:
         """Put ``engine`` (new, or restored) under the venue's parts."""
@@ -211,11 +212,11 @@ class Venue:
 
     @classmethod
     def from_venue_state(cls, registry: Registry, state: VenueState, *, currency: str = "JPY", lag: int = 0,
-                         batch: int = 1000, group: int = 0) -> Venue:
+                         batch: int = 1000, group: int = 0, core: str | None = None) -> Venue:
         """A venue equal to the one ``state`` was exported from, on ``registry``, which must hold
         at least the events up to the state (it may hold more: the venue then catches up, as
         one opened on it would). :class:`LogMismatch` if the registry is behind the state."""
-        venue = cls(registry, currency=currency, lag=lag, batch=batch, group=group)
+        venue = cls(registry, currency=currency, lag=lag, batch=batch, group=group, core=core)
         checkpoint = venue.checkpoint
         if checkpoint.replayed < state.engine.seq - 1:
             raise LogMismatch(f"the registry holds events up to {checkpoint.replayed}, "
@@ -223,7 +224,7 @@ class Venue:
         checkpoint.replaying = checkpoint.replayed > state.engine.seq - 1
         checkpoint.digest = state.digest
         venue.settlement.requeue(state.pending, state.day)
-        venue._wire(Engine.from_state(state.engine))
+        venue._wire(Engine.from_state(state.engine, venue.engine.core))
         return venue
 
     # -- commands ------------------------------------------------------------------
@@ -439,7 +440,7 @@ class Venue:
         """A new venue from ``state`` on this venue's registry, with its settings
         (:meth:`from_venue_state`): what a journal calls."""
         return Venue.from_venue_state(self.registry, state, currency=self.currency, lag=self.settlement.lag,
-                                      batch=self.settlement.batch, group=self.group)
+                                      batch=self.settlement.batch, group=self.group, core=self.engine.core)
 
     def transaction(self) -> AbstractContextManager[None]:
         """The registry's transaction, which a journal writes each batch in before it commits."""

@@ -1,0 +1,727 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The compiled order book: :mod:`carbonbook.book`'s classes, rules and events, in Cython.
+
+Same layout, same Python-visible containers (a dict of levels and a sorted key list per side,
+a deque of orders per level, the engine's id index), so the phase books of
+:mod:`carbonbook.phases`, snapshots, the venue and the queries work on either core unchanged.
+What differs is how the hot path runs: typed C locals, order and level fields as C integers,
+the fields of a :class:`~carbonbook.commands.NewOrder` read at their slot offsets, list and
+dict operations through the C API, and :func:`route` applying a batch without a Python
+frame per command. A level's total is a 128-bit integer, so it never overflows where the
+pure book's Python integers would not. :mod:`carbonbook.book` is the reference: every rule
+here is its rule, and the test suite runs against both.
+"""
+
+cimport cython
+from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
+from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_GET_LENGTH
+from libc.limits cimport LLONG_MIN
+
+from collections import deque
+from itertools import count
+from types import MemberDescriptorType
+
+from carbonbook import book as _pure
+from carbonbook._types import CancelReason, OrderType, Phase, RejectReason, SelfTradePrevention, Side, TimeInForce
+from carbonbook.commands import CancelOrder, NewOrder
+from carbonbook.events import Accepted, Cancelled, Modified, Rejected, Trade
+
+cdef extern from *:
+    ctypedef long long i128 "__int128"
+
+cdef extern from "Python.h":
+    int _del_items "PyList_SetSlice"(object keys, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+cdef object FILLED = _pure.FILLED
+cdef object CANCELLED = _pure.CANCELLED
+cdef object _BUY = Side.BUY
+cdef object _SELL = Side.SELL
+cdef object _LIMIT = OrderType.LIMIT
+cdef object _MARKET = OrderType.MARKET
+cdef object _GTC = TimeInForce.GTC
+cdef object _IOC = TimeInForce.IOC
+cdef object _FOK = TimeInForce.FOK
+cdef object _CANCEL_INCOMING = SelfTradePrevention.CANCEL_INCOMING
+cdef object _CANCEL_RESTING = SelfTradePrevention.CANCEL_RESTING
+cdef object _CANCEL_BOTH = SelfTradePrevention.CANCEL_BOTH
+cdef object _USER = CancelReason.USER
+cdef object _SELF_TRADE = CancelReason.SELF_TRADE
+cdef object _FOK_REASON = CancelReason.FOK
+cdef object _IOC_REASON = CancelReason.IOC
+cdef object _MARKET_REASON = CancelReason.MARKET
+cdef object _POST_ONLY = RejectReason.POST_ONLY
+cdef object _BAD_PRICE = RejectReason.BAD_PRICE
+cdef object _BAD_QTY = RejectReason.BAD_QTY
+cdef object _NewOrder = NewOrder
+cdef object _Accepted = Accepted
+cdef object _Cancelled = Cancelled
+cdef object _Modified = Modified
+cdef object _Rejected = Rejected
+cdef object _Trade = Trade
+cdef object _popleft = deque.popleft
+cdef object _append = deque.append
+cdef object _refusal = _pure.refusal
+cdef object _bad_price = _pure.bad_price
+cdef object _bad_qty = _pure.bad_qty
+
+# time in force and self-trade prevention as small integers on the hot path
+cdef enum:
+    GTC, IOC, FOK
+cdef enum:
+    INCOMING, RESTING, BOTH
+cdef enum:
+    COMPACT_MIN = 32  # a level is compacted only when it holds more dead entries than this...
+
+
+# -- the fields of a NewOrder, read at their slot offsets ---------------------------------
+
+cdef Py_ssize_t _slot_offset(object cls, str name) except -1:
+    descr = cls.__dict__[name]
+    if type(descr) is not MemberDescriptorType:
+        raise TypeError(f"{cls.__name__}.{name} is not a slot")
+    return (<PyMemberDescrObject*>descr).d_member.offset
+
+cdef Py_ssize_t _ID = _slot_offset(NewOrder, "id")
+cdef Py_ssize_t _ACCOUNT = _slot_offset(NewOrder, "account")
+cdef Py_ssize_t _SIDE = _slot_offset(NewOrder, "side")
+cdef Py_ssize_t _QTY = _slot_offset(NewOrder, "qty")
+cdef Py_ssize_t _PRICE = _slot_offset(NewOrder, "price")
+cdef Py_ssize_t _ORDER_TYPE = _slot_offset(NewOrder, "order_type")
+cdef Py_ssize_t _TIF = _slot_offset(NewOrder, "tif")
+cdef Py_ssize_t _POST = _slot_offset(NewOrder, "post_only")
+cdef Py_ssize_t _STP = _slot_offset(NewOrder, "stp")
+cdef Py_ssize_t _CAP = _slot_offset(NewOrder, "cap")
+cdef Py_ssize_t _SYMBOL = _slot_offset(NewOrder, "symbol")
+
+
+cdef inline object _field(object obj, Py_ssize_t offset, str name):
+    """The field at ``offset`` of a NewOrder (getattr's AttributeError when it is unset)."""
+    cdef PyObject* value = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+    if value is NULL:
+        return getattr(obj, name)
+    return <object>value
+
+
+cdef inline bint _int64(object value, long long* out):
+    """Is ``value`` an int (not a bool) that fits in 64 bits? Sets ``out`` when it is."""
+    cdef int overflow = 0
+    if type(value) is not int:
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return overflow == 0
+
+
+cdef inline int _tif_code(object tif):
+    return FOK if tif == _FOK else IOC if tif == _IOC else GTC
+
+
+cdef inline int _stp_code(object stp):
+    return RESTING if stp == _CANCEL_RESTING else BOTH if stp == _CANCEL_BOTH else INCOMING
+
+
+# -- the sorted key list of a side -----------------------------------------------------------
+
+cdef inline long long _key_at(list keys, Py_ssize_t i):
+    return PyLong_AsLongLong(<object>PyList_GET_ITEM(keys, i))
+
+
+cdef Py_ssize_t _bisect_left(list keys, long long key):
+    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _key_at(keys, mid) < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline int _drop_key(list keys, long long key) except -1:
+    """Remove ``key``: a pop when it is the best (last), else a bisect and a deletion."""
+    cdef Py_ssize_t n = PyList_GET_SIZE(keys)
+    cdef Py_ssize_t i = n - 1 if _key_at(keys, n - 1) == key else _bisect_left(keys, key)
+    return _del_items(keys, i, i + 1, NULL)
+
+
+# -- orders, levels and sides ----------------------------------------------------------------
+
+@cython.freelist(256)
+cdef class Order:
+    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in a level's deque."""
+
+    cdef public object id
+    cdef public str account
+    cdef public object symbol
+    cdef object _side
+    cdef public object price
+    cdef public long long qty
+    cdef public bint post_only
+    cdef object _stp
+    cdef bint buy
+    cdef int stp_code
+
+    def __init__(self, id, account, symbol, side, price, qty, post_only, stp):
+        self.id = id
+        self.account = account
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.post_only = post_only
+        self.stp = stp
+
+    @property
+    def side(self):
+        return self._side
+
+    @side.setter
+    def side(self, value):
+        self._side = value
+        self.buy = value == _BUY
+
+    @property
+    def stp(self):
+        return self._stp
+
+    @stp.setter
+    def stp(self, value):
+        self._stp = value
+        self.stp_code = _stp_code(value)
+
+    def _fields(self):
+        return (self.id, self.account, self.symbol, self._side, self.price, self.qty, self.post_only,
+                self._stp)
+
+    def __eq__(self, other):
+        return type(other) is Order and self._fields() == (<Order>other)._fields()
+
+    __hash__ = None
+
+    def __repr__(self):
+        return ("Order(id={!r}, account={!r}, symbol={!r}, side={!r}, price={!r}, qty={!r}, "
+                "post_only={!r}, stp={!r})").format(*self._fields())
+
+
+cdef inline Order _new_order(object oid, str account, object symbol, object side, object price,
+                             long long qty, bint post_only, object stp, bint buy, int stp_code):
+    cdef Order order = Order.__new__(Order)
+    order.id = oid
+    order.account = account
+    order.symbol = symbol
+    order._side = side
+    order.price = price
+    order.qty = qty
+    order.post_only = post_only
+    order._stp = stp
+    order.buy = buy
+    order.stp_code = stp_code
+    return order
+
+
+cdef class PriceLevel:
+    """The orders resting at one price, oldest first, and their live total quantity.
+
+    ``dead`` counts the cancelled entries (qty 0) still in ``orders``; the level is
+    compacted when they outnumber the live ones (and exceed 32).
+    """
+
+    cdef public object price
+    cdef public object orders
+    cdef public i128 qty
+    cdef public long long dead
+
+    def __init__(self, price):
+        self.price = price
+        self.orders = deque()
+        self.qty = 0
+        self.dead = 0
+
+    def live(self):
+        """The live orders in priority order. O(entries)."""
+        return (o for o in self.orders if o.qty)
+
+
+cdef class BookSide:
+    """One side of a book: levels by key (``sign * price``) and the sorted keys, best last."""
+
+    cdef public long long sign
+    cdef public dict levels
+    cdef public list keys
+
+    def __init__(self, sign):
+        self.sign = sign
+        self.levels = {}
+        self.keys = []
+
+    def best(self):
+        """The best level, or None when the side is empty. O(1)."""
+        keys = self.keys
+        return self.levels[keys[len(keys) - 1]] if keys else None
+
+    def in_priority(self):
+        """The levels, best first. O(levels)."""
+        levels = self.levels
+        return (levels[k] for k in reversed(self.keys))
+
+    cdef inline bint crosses(self, long long limit_key):
+        """Does the best key reach ``limit_key``?"""
+        cdef Py_ssize_t n = PyList_GET_SIZE(self.keys)
+        return n > 0 and _key_at(self.keys, n - 1) >= limit_key
+
+
+# -- the book -----------------------------------------------------------------------------
+
+cdef class Book:
+    """The compiled base of :class:`OrderBook`; see :class:`carbonbook.book.OrderBook`."""
+
+    cdef public object symbol
+    cdef public object unit
+    cdef public long long tick
+    cdef public long long lot
+    cdef public BookSide bids
+    cdef public BookSide asks
+    cdef public dict _index
+    cdef public object _seq
+    cdef public object phase
+    cdef public bint call_only
+    cdef public object band
+    cdef public object reference
+    cdef public bint pending
+    cdef public object market_bids
+    cdef public object market_asks
+    cdef public dict _arrival
+    cdef public object _clock
+    cdef public dict _expiring
+    cdef public object call_row
+    cdef public object currency
+    cdef public object risk
+
+    def __init__(self, symbol, unit, tick, lot, index, seq):
+        self.symbol = symbol
+        self.unit = unit
+        self.tick = tick
+        self.lot = lot
+        self.bids = BookSide(1)
+        self.asks = BookSide(-1)
+        self._index = index
+        self._seq = seq
+        self.phase = Phase.CONTINUOUS
+        self.call_only = False
+        self.band = None
+        self.reference = None
+        self.pending = False
+        self.market_bids = deque()
+        self.market_asks = deque()
+        self._arrival = {}
+        self._clock = count(1)
+        self._expiring = {}
+        self.call_row = None
+        self.currency = None
+        self.risk = None
+
+    # -- commands (Python entry points) ------------------------------------------------------
+
+    def submit(self, cmd, list events, bint decoded=False):
+        """Enter a new order for this book: :meth:`carbonbook.book.OrderBook.submit`."""
+        self._submit(cmd, events, decoded)
+
+    def cancel(self, Order order, list events, reason=_USER):
+        """Cancel a resting order's open remainder. O(1) amortised."""
+        self._cancel(order, events, reason)
+
+    def modify(self, Order order, price, qty, list events):
+        """Change a resting order's price and/or open quantity: :meth:`carbonbook.book.OrderBook.modify`."""
+        self._modify(order, price, qty, events)
+
+    def _refusal(self, cmd):
+        return _refusal(self, cmd)
+
+    def _rest(self, oid, account, side, price, qty, post_only, stp, is_buy):
+        return self._c_rest(oid, account, side, price, price, qty, post_only, stp, is_buy,
+                            _stp_code(stp))
+
+    def _take_off(self, Order order):
+        self._c_take_off(order)
+
+    def _executable(self, BookSide opp, account, limit_key, qty, stp, cap=None):
+        return self._c_executable(opp, account, limit_key, qty, _stp_code(stp), cap)
+
+    def check(self):
+        """Assert every invariant of the book: :func:`carbonbook.book.check`. O(orders)."""
+        _pure.check(self)
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    cdef int _submit(self, object cmd, list events, bint decoded) except -1:
+        cdef object oid, price_o, qty_o, side, tif, stp, cap_o, order_type, post_only, refusal
+        cdef str account
+        cdef object account_o
+        cdef long long oid_c = 0, qty = 0, price = 0, cap = 0, limit_key, left, held_back
+        cdef bint is_buy, ok, crosses
+        cdef int tif_c, stp_c
+        cdef BookSide opp
+        cdef object seq = self._seq
+        cdef dict index = self._index
+        if type(cmd) is _NewOrder:
+            oid = _field(cmd, _ID, "id")
+            account_o = _field(cmd, _ACCOUNT, "account")
+            side = _field(cmd, _SIDE, "side")
+            qty_o = _field(cmd, _QTY, "qty")
+            price_o = _field(cmd, _PRICE, "price")
+            order_type = _field(cmd, _ORDER_TYPE, "order_type")
+            tif = _field(cmd, _TIF, "tif")
+            post_only = _field(cmd, _POST, "post_only")
+            stp = _field(cmd, _STP, "stp")
+            cap_o = _field(cmd, _CAP, "cap")
+        else:
+            oid, account_o, side, qty_o, price_o = cmd.id, cmd.account, cmd.side, cmd.qty, cmd.price
+            order_type, tif, post_only, stp, cap_o = cmd.order_type, cmd.tif, cmd.post_only, cmd.stp, cmd.cap
+        is_buy = side is _BUY
+        # one pass over every refusal but post_only, as the pure book's; _refusal finds which one
+        ok = (decoded or (
+            type(account_o) is str and PyUnicode_GET_LENGTH(account_o) > 0
+            and (is_buy or side is _SELL)
+            and (tif is _GTC or tif is _IOC or tif is _FOK)
+            and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH))) \
+            and _int64(oid, &oid_c) and oid_c >= 0 \
+            and _int64(qty_o, &qty) and qty > 0 and qty % self.lot == 0
+        if ok:
+            if price_o is None:
+                ok = order_type is _MARKET
+            else:
+                ok = order_type is _LIMIT and _int64(price_o, &price) and price > 0 and price % self.tick == 0
+        if ok:
+            ok = post_only is False or (post_only is True and tif is _GTC and price_o is not None)
+        if ok and cap_o is not None:
+            ok = _int64(cap_o, &cap) and cap > 0 and is_buy and price_o is None
+        if ok:
+            ok = not PyDict_Contains(index, oid)
+        if ok:
+            tif_c = GTC if tif is _GTC else IOC if tif is _IOC else FOK
+            stp_c = INCOMING if stp is _CANCEL_INCOMING else RESTING if stp is _CANCEL_RESTING else BOTH
+        else:
+            refusal = _refusal(self, cmd)
+            if refusal is not None:
+                events.append(refusal)
+                return 0
+            # well formed with plain values equal to the members (checked by _refusal)
+            is_buy = side == _BUY
+            tif_c = _tif_code(tif)
+            stp_c = _stp_code(stp)
+            qty = PyLong_AsLongLong(qty_o)
+            if price_o is not None:
+                price = PyLong_AsLongLong(price_o)
+        account = account_o
+        if is_buy:
+            opp = self.asks
+            limit_key = LLONG_MIN if price_o is None else -price
+        else:
+            opp = self.bids
+            limit_key = LLONG_MIN if price_o is None else price
+        crosses = opp.crosses(limit_key)
+        if crosses and post_only:
+            events.append(_Rejected(next(seq), oid, _POST_ONLY, "post-only order would cross"))
+            return 0
+        if self.risk is not None:
+            refusal = self.risk.admit(self, cmd)
+            if refusal is not None:
+                events.append(_Rejected(next(seq), oid, refusal[0], refusal[1]))
+                return 0
+        events.append(_Accepted(next(seq), oid, self.symbol))
+        if crosses:
+            if tif_c == FOK and self._c_executable(opp, account, limit_key, qty, stp_c, cap_o) < qty:
+                index[oid] = CANCELLED
+                events.append(_Cancelled(next(seq), oid, qty, _FOK_REASON))
+                return 0
+            if cap_o is None:
+                left = self._match(opp, oid, account, is_buy, limit_key, qty, stp_c, events)
+            else:  # trade only what the cap pays for; the rest is cancelled with the remainder
+                held_back = qty - self._c_executable(opp, account, limit_key, qty, RESTING, cap_o)
+                left = self._match(opp, oid, account, is_buy, limit_key, qty - held_back, stp_c, events) \
+                    if qty > held_back else 0
+                left = left - held_back if left < 0 else left + held_back
+            if left == 0:
+                index[oid] = FILLED
+                return 0
+            if left < 0:
+                index[oid] = CANCELLED
+                events.append(_Cancelled(next(seq), oid, -left, _SELF_TRADE))
+                return 0
+            qty = left
+        if tif_c == GTC and price_o is not None:
+            index[oid] = self._c_rest(oid, account, side, price_o, price, qty, post_only, stp, is_buy, stp_c)
+        else:
+            index[oid] = CANCELLED
+            events.append(_Cancelled(next(seq), oid, qty, _FOK_REASON if tif_c == FOK
+                                     else _MARKET_REASON if price_o is None else _IOC_REASON))
+        return 0
+
+    cdef int _cancel(self, Order order, list events, object reason) except -1:
+        events.append(_Cancelled(next(self._seq), order.id, order.qty, reason))
+        self._c_take_off(order)
+        self._index[order.id] = CANCELLED
+        return 0
+
+    cdef int _modify(self, Order order, object price_o, object qty_o, list events) except -1:
+        cdef object seq = self._seq
+        cdef object oid = order.id
+        cdef object refusal
+        cdef long long price, qty, limit_key, left
+        cdef bint crosses, is_buy = order.buy
+        cdef BookSide own, opp
+        cdef PriceLevel level
+        if price_o is None:
+            price_o = order.price
+            price = PyLong_AsLongLong(price_o)
+        else:
+            price = PyLong_AsLongLong(price_o)
+            if price <= 0 or price % self.tick:
+                events.append(_Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price_o, self.tick)))
+                return 0
+        if qty_o is None:
+            qty = order.qty
+        else:
+            qty = PyLong_AsLongLong(qty_o)
+            if qty <= 0 or qty % self.lot:
+                events.append(_Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty_o, self.lot)))
+                return 0
+        if price == PyLong_AsLongLong(order.price) and qty <= order.qty:
+            if self.risk is not None:
+                refusal = self.risk.amend(self, order, price_o, qty)
+                if refusal is not None:
+                    events.append(_Rejected(next(seq), oid, refusal[0], refusal[1]))
+                    return 0
+            events.append(_Modified(next(seq), oid, price_o, qty))
+            own = self.bids if is_buy else self.asks
+            level = <PriceLevel>self._level(own, own.sign * price)
+            level.qty -= order.qty - qty
+            order.qty = qty
+            return 0
+        opp = self.asks if is_buy else self.bids
+        limit_key = opp.sign * price
+        crosses = opp.crosses(limit_key)
+        if crosses and order.post_only:
+            events.append(_Rejected(next(seq), oid, _POST_ONLY, "post-only order would cross"))
+            return 0
+        if self.risk is not None:
+            refusal = self.risk.amend(self, order, price_o, qty)
+            if refusal is not None:
+                events.append(_Rejected(next(seq), oid, refusal[0], refusal[1]))
+                return 0
+        events.append(_Modified(next(seq), oid, price_o, qty))
+        self._c_take_off(order)
+        if crosses:
+            left = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp_code, events)
+            if left == 0:
+                self._index[oid] = FILLED
+                return 0
+            if left < 0:
+                self._index[oid] = CANCELLED
+                events.append(_Cancelled(next(seq), oid, -left, _SELF_TRADE))
+                return 0
+            qty = left
+        self._index[oid] = self._c_rest(oid, order.account, order._side, price_o, price, qty,
+                                        order.post_only, order._stp, is_buy, order.stp_code)
+        return 0
+
+    cdef inline object _level(self, BookSide side, long long key):
+        return side.levels[PyLong_FromLongLong(key)]
+
+    cdef Order _c_rest(self, object oid, str account, object side, object price_o, long long price,
+                       long long qty, bint post_only, object stp, bint is_buy, int stp_code):
+        cdef BookSide own = self.bids if is_buy else self.asks
+        cdef object key = price_o if is_buy else PyLong_FromLongLong(-price)
+        cdef PyObject* found = PyDict_GetItem(own.levels, key)
+        cdef PriceLevel level
+        cdef list keys
+        cdef Py_ssize_t i
+        if found is NULL:
+            level = PriceLevel.__new__(PriceLevel)
+            level.price = price_o
+            level.orders = deque()
+            PyDict_SetItem(own.levels, key, level)
+            keys = own.keys
+            i = _bisect_left(keys, -price if not is_buy else price)
+            PyList_Insert(keys, i, key)
+        else:
+            level = <PriceLevel>found
+            price_o = level.price  # one int object per level, not one per order
+        order = _new_order(oid, account, self.symbol, side, price_o, qty, post_only, stp, is_buy, stp_code)
+        _append(level.orders, order)
+        level.qty += qty
+        return order
+
+    cdef int _c_take_off(self, Order order) except -1:
+        """Mark a resting order dead; drop its level if it empties, compact it if it is mostly dead."""
+        cdef BookSide own = self.bids if order.buy else self.asks
+        cdef long long key = own.sign * PyLong_AsLongLong(order.price)
+        cdef object key_o = order.price if order.buy else PyLong_FromLongLong(key)
+        cdef PriceLevel level = <PriceLevel>own.levels[key_o]
+        cdef long long dead
+        level.qty -= order.qty
+        order.qty = 0
+        if level.qty == 0:
+            _drop_key(own.keys, key)
+            PyDict_DelItem(own.levels, key_o)
+        else:
+            dead = level.dead + 1
+            if dead > COMPACT_MIN and 2 * dead > len(level.orders):  # ...and than live ones
+                level.orders = deque([o for o in level.orders if (<Order>o).qty])
+                dead = 0
+            level.dead = dead
+        return 0
+
+    cdef long long _c_executable(self, BookSide opp, str account, long long limit_key, long long qty,
+                                 int stp_code, object cap) except? -1:
+        """How much of ``qty`` would trade at once (and, with a ``cap``, cost at most ``cap``):
+        :meth:`carbonbook.book.OrderBook._executable`."""
+        cdef bint skip_own = stp_code == RESTING
+        cdef long long left = qty, take
+        cdef list keys = opp.keys
+        cdef Py_ssize_t i
+        cdef PriceLevel level
+        cdef Order o
+        for i in range(PyList_GET_SIZE(keys) - 1, -1, -1):
+            if _key_at(keys, i) < limit_key:
+                break
+            level = <PriceLevel>opp.levels[<object>PyList_GET_ITEM(keys, i)]
+            for item in level.orders:
+                o = <Order>item
+                if not o.qty:
+                    continue
+                if o.account == account:
+                    if skip_own:
+                        continue
+                    return qty - left
+                take = o.qty if o.qty < left else left
+                if cap is not None:  # Python integers: a price times a quantity exceeds 64 bits
+                    if take * level.price > cap:
+                        take = cap // level.price // self.lot * self.lot
+                        return qty - left + take
+                    cap = cap - take * level.price
+                left -= take
+                if not left:
+                    return qty
+        return qty - left
+
+    cdef long long _match(self, BookSide opp, object taker_id, str account, bint is_buy,
+                          long long limit_key, long long qty, int stp_code, list events) except? -1:
+        """Trade ``qty`` against ``opp`` down to ``limit_key``: the unexecuted quantity, negated
+        when self-trade prevention stopped the order (its remainder must then be cancelled)."""
+        cdef list keys = opp.keys
+        cdef dict levels = opp.levels
+        cdef dict index = self._index
+        cdef object seq = self._seq
+        cdef object symbol = self.symbol
+        cdef object key_o, orders, price
+        cdef PriceLevel level
+        cdef Order maker
+        cdef long long mq, fill
+        cdef Py_ssize_t n
+        while True:
+            n = PyList_GET_SIZE(keys)
+            if n == 0:
+                break
+            key_o = <object>PyList_GET_ITEM(keys, n - 1)
+            if PyLong_AsLongLong(key_o) < limit_key:
+                break
+            level = <PriceLevel>levels[key_o]
+            orders = level.orders
+            price = level.price
+            while True:
+                maker = <Order>orders[0]
+                mq = maker.qty
+                if not mq:
+                    _popleft(orders)
+                    level.dead -= 1
+                    continue
+                if maker.account == account:
+                    if stp_code == INCOMING:
+                        return -qty
+                    _popleft(orders)
+                    maker.qty = 0
+                    level.qty -= mq
+                    index[maker.id] = CANCELLED
+                    events.append(_Cancelled(next(seq), maker.id, mq, _SELF_TRADE))
+                    if stp_code == BOTH:
+                        if not level.qty:
+                            _del_items(keys, n - 1, n, NULL)
+                            PyDict_DelItem(levels, key_o)
+                        return -qty
+                else:
+                    if mq <= qty:
+                        fill = mq
+                        _popleft(orders)
+                        maker.qty = 0
+                        index[maker.id] = FILLED
+                    else:
+                        fill = qty
+                        maker.qty = mq - qty
+                    level.qty -= fill
+                    qty -= fill
+                    self.reference = price
+                    if is_buy:
+                        events.append(_Trade(next(seq), symbol, price, fill, maker.id, taker_id,
+                                             taker_id, maker.id, account, maker.account))
+                    else:
+                        events.append(_Trade(next(seq), symbol, price, fill, maker.id, taker_id,
+                                             maker.id, taker_id, maker.account, account))
+                if not level.qty:
+                    _del_items(keys, n - 1, n, NULL)
+                    PyDict_DelItem(levels, key_o)
+                    break
+                if not qty:
+                    return 0
+            if not qty:
+                return 0
+        return qty
+
+
+class OrderBook(Book):
+    """The book of one instrument (compiled): see :class:`carbonbook.book.OrderBook`."""
+
+    __slots__ = ()
+    order_class = Order
+
+
+# -- routing a batch of commands ---------------------------------------------------------------
+
+cdef object _CancelOrder = CancelOrder
+
+
+def route(dict books, dict index, commands, list events, bint decoded, dispatch):
+    """Apply ``commands`` in order: new orders and cancels of a continuous, unbanded book go
+    straight to it; every other command to ``dispatch(command, events, decoded)``."""
+    cdef object cls, book, entry, oid
+    cdef PyObject* found
+    for command in commands:
+        cls = type(command)
+        if cls is _NewOrder:
+            found = PyDict_GetItem(books, _field(command, _SYMBOL, "symbol"))
+            if found is not NULL:
+                book = <object>found
+                if type(book) is OrderBook:
+                    (<Book>book)._submit(command, events, decoded)
+                else:
+                    book.submit(command, events, decoded)
+                continue
+        elif cls is _CancelOrder:
+            oid = command.id
+            if type(oid) is int:
+                found = PyDict_GetItem(index, oid)
+                if found is not NULL and type(<object>found) is Order:
+                    entry = <object>found
+                    book = books[(<Order>entry).symbol]
+                    if type(book) is OrderBook:
+                        (<Book>book)._cancel(<Order>entry, events, _USER)
+                    else:
+                        book.cancel(entry, events)
+                    continue
+        dispatch(command, events, decoded)

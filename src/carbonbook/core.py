@@ -1,0 +1,61 @@
+"""The order-book cores, and which one runs.
+
+A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide``, ``OrderBook``
+and the function ``route`` (apply a batch of commands). Two exist, with the same rules,
+events and snapshots (the test suite runs against both):
+
+- ``compiled``: :mod:`carbonbook._cbook`, Cython, built at install where a C compiler exists;
+- ``pure``: :mod:`carbonbook.book`, plain Python, the reference and the fallback.
+
+:data:`NAME` is the one an :class:`~carbonbook.engine.Engine` uses unless told otherwise: the
+compiled core when it was built, unless the environment sets ``CARBONBOOK_PURE=1``.
+
+>>> NAME in ("compiled", "pure") and get(NAME) is DEFAULT
+True
+>>> get("pure").__name__
+'carbonbook.book'
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from carbonbook import book as pure
+
+CORES: dict[str, ModuleType] = {"pure": pure}
+"""The cores this installation has, by name."""
+
+WHY_PURE: str | None = None
+"""Why the compiled core does not run (None when it does)."""
+
+try:
+    from carbonbook import _cbook
+except ImportError as exc:  # not built: no C compiler at install
+    WHY_PURE = f"compiled core not built ({exc})"
+else:
+    CORES["compiled"] = _cbook
+
+if os.environ.get("CARBONBOOK_PURE", "") not in ("", "0"):
+    WHY_PURE = "CARBONBOOK_PURE is set"
+
+NAME = "pure" if WHY_PURE is not None else "compiled"
+"""The name of the default core."""
+
+DEFAULT = CORES[NAME]
+"""The default core's module."""
+
+
+def get(name: str | None = None) -> ModuleType:
+    """The core called ``name`` (None: the default); ValueError for a core this installation lacks."""
+    if name is None:
+        return DEFAULT
+    try:
+        return CORES[name]
+    except KeyError:
+        raise ValueError(f"no {name!r} core here (cores: {', '.join(sorted(CORES))})") from None
+
+
+def describe() -> str:
+    """One line saying which core runs and, for the pure one, why."""
+    return NAME if WHY_PURE is None else f"{NAME} ({WHY_PURE})"

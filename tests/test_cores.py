@@ -1,0 +1,124 @@
+"""The two cores against each other: the same commands give byte-identical events, snapshots
+and ``state_hash()`` on the pure and the compiled core, one command at a time or in batches,
+and either core restores the other's state and carries on identically.
+
+The streams are :mod:`strategies`' (every order type, time in force, post-only flag and
+self-trade mode, caps, cancels and modifies of live, dead and unknown ids, bad commands),
+with phase changes (calls, halts, closes, back to continuous), price bands and undecodable
+lines mixed in, and the benchmark workloads (busy, deep).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carbonbook import Command, Engine, ListInstrument, Phase, SetPhase, Undecodable, UnitType, workload
+from carbonbook import core as cores
+from carbonbook.events import Event
+from strategies import SYMBOLS, command_streams, crowded_streams
+
+pytestmark = pytest.mark.skipif("compiled" not in cores.CORES,
+                                reason="the compiled core is not built here (.ci/run requires it)")
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_encode = msgspec.json.Encoder().encode
+
+Input = Command | Undecodable
+
+
+def run(core: str, commands: list[Input], batch: int | None) -> tuple[list[bytes], Engine]:
+    """The JSON lines of the events of ``commands`` on ``core`` (``batch`` commands per
+    ``apply_all``, or None: one ``apply`` each), and the engine."""
+    engine = Engine(core=core)
+    events: list[Event] = []
+    if batch is None:
+        for command in commands:
+            events += engine.apply(command)
+    else:
+        for i in range(0, len(commands), batch):
+            events += engine.apply_all(commands[i:i + batch])
+    engine.check()
+    return [_encode(e) for e in events], engine
+
+
+def assert_same(commands: list[Input], batch: int | None = None) -> None:
+    pure_events, pure = run("pure", commands, batch)
+    fast_events, fast = run("compiled", commands, batch)
+    assert fast_events == pure_events
+    assert fast.snapshot() == pure.snapshot()
+    assert _encode(fast.export_state()) == _encode(pure.export_state())
+    assert fast.state_hash() == pure.state_hash()
+
+
+_PHASES = st.sampled_from([Phase.CALL, Phase.CALL, Phase.CONTINUOUS, Phase.CONTINUOUS, Phase.HALTED,
+                           Phase.CLOSED])
+_JUNK: list[Input] = [Undecodable(line=7, detail="invalid character (byte 3)"),
+                      Undecodable(line=9, detail="missing field", id=12)]
+
+
+@st.composite
+def phased_streams(draw: st.DrawFn) -> list[Input]:
+    """A command stream with phase changes (some with a reference price), a banded listing
+    and undecodable lines inserted at random places."""
+    commands: list[Input] = list(draw(command_streams()))
+    inserts = draw(st.lists(st.tuples(st.integers(0, len(commands)), st.sampled_from(SYMBOLS), _PHASES,
+                                       st.sampled_from([None, None, 10, 11, 9])), max_size=8))
+    for at, symbol, phase, reference in sorted(inserts, key=lambda i: i[0], reverse=True):
+        commands.insert(at, SetPhase(symbol, phase, reference))
+    if draw(st.booleans()):
+        commands.insert(0, ListInstrument("BAND-1", UnitType.EUA, band=draw(st.sampled_from([0, 500, 2000])),
+                                          reference=10))
+    for junk in draw(st.lists(st.sampled_from(_JUNK), max_size=2)):
+        commands.insert(draw(st.integers(0, len(commands))), junk)
+    return commands
+
+
+@SETTINGS
+@given(commands=phased_streams(), batch=st.sampled_from([None, 1, 7, 1000]))
+def test_phased_streams_are_identical_on_both_cores(commands: list[Input], batch: int | None) -> None:
+    assert_same(commands, batch)
+
+
+@settings(SETTINGS, max_examples=30)
+@given(commands=crowded_streams())
+def test_crowded_levels_are_identical_on_both_cores(commands: list[Command]) -> None:
+    assert_same(commands, batch=64)
+
+
+@pytest.mark.parametrize("commands", [workload.busy(20_000, seed=3), workload.deep(5_000, 5_000, seed=4)],
+                         ids=["busy", "deep"])
+def test_workloads_are_identical_on_both_cores(commands: list[Command]) -> None:
+    assert_same(list(commands), batch=4096)
+
+
+@SETTINGS
+@given(commands=phased_streams(), cut=st.floats(0, 1), restore_on=st.sampled_from(["pure", "compiled"]))
+def test_either_core_restores_the_others_state(commands: list[Input], cut: float, restore_on: str) -> None:
+    """Export after a prefix on one core, restore on the other (or the same), apply the rest:
+    the events and the state are those of an uninterrupted run."""
+    at = int(len(commands) * cut)
+    whole_events, whole = run("pure", commands, batch=None)
+    other = "compiled" if restore_on == "pure" else "pure"
+    first_events, first = run(other, commands[:at], batch=None)
+    resumed = Engine.from_state(first.export_state(), core=restore_on)
+    assert resumed.core == restore_on
+    rest = [_encode(e) for c in commands[at:] for e in resumed.apply(c)]
+    resumed.check()
+    assert first_events + rest == whole_events
+    assert resumed.state_hash() == whole.state_hash()
+
+
+def test_a_64_bit_overflow_of_a_level_total_is_exact_on_both_cores() -> None:
+    """Two orders of 2**62 + 2**61 at one price: the level holds more than 2**63 - 1."""
+    from carbonbook import NewOrder, Side
+
+    big = 2**62 + 2**61
+    commands: list[Input] = [ListInstrument("X", UnitType.EUA)]
+    commands += [NewOrder(i, f"a{i}", "X", Side.SELL, big, price=5) for i in range(3)]
+    commands += [NewOrder(9, "b", "X", Side.BUY, 2**63 - 1, price=5)]
+    assert_same(commands)
+    _, engine = run("compiled", commands, batch=None)
+    assert engine.book("X").asks.best().qty == 3 * big - (2**63 - 1)
