@@ -210,52 +210,59 @@ class SqlRegistry(StateRegistry):
     # -- commit --------------------------------------------------------------------
 
     def _commit(self, log: Log) -> None:
+        """Write every key the transaction touched, once: an upsert of its value now, or a delete
+        when it is gone, unless it was absent before the transaction too (a hold taken and used
+        up in one group of commands writes nothing but its journal rows)."""
         tables = self._persisted()
         names = {id(d): name for name, d in tables.items()}
-        blocks: dict[Any, None] = {}
-        cash: dict[Any, None] = {}
-        meta: dict[Any, None] = {}
-        settled: dict[Any, None] = {}
-        holds: dict[Any, None] = {}
-        touched: dict[str, dict[Any, None]] = {"blocks": blocks, "cash": cash, "meta": meta,
-                                               "settlements": settled, "holds": holds}
+        # touched keys per table -> the value before the transaction (_MISSING: absent;
+        # None: present or unknown)
+        blocks: dict[Any, Any] = {}
+        cash: dict[Any, Any] = {}
+        meta: dict[Any, Any] = {}
+        settled: dict[Any, Any] = {}
+        holds: dict[Any, Any] = {}
+        touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta,
+                                              "settlements": settled, "holds": holds}
         for d, k, v in log:
-            if k is _FAST:  # fast-path settlements (see StateRegistry._undo_fast for the layout)
+            if k is _FAST:  # settlements (see StateRegistry._undo_fast for the layout)
                 top = len(v)
                 while top > 0:
                     r, first, n = v[top - 10], v[top - 9], v[top - 1]
                     lo = top - 10 - 3 * n
                     for i in range(lo, top - 10, 3):
-                        blocks[v[i]] = None
+                        blocks.setdefault(v[i], None)
                     for bid in range(first + 1, first + n + 1):
-                        blocks[bid] = None
-                    cash[r.buyer, r.currency] = None
-                    cash[r.seller, r.currency] = None
-                    settled[r.trade_id] = None
+                        blocks.setdefault(bid, _MISSING)
+                    cash.setdefault((r.buyer, r.currency), None)
+                    cash.setdefault((r.seller, r.currency), None)
+                    settled.setdefault(r.trade_id, _MISSING)
                     if v[top - 4] is not None:  # the holds it consumed
-                        holds[v[top - 5]] = None
+                        holds.setdefault(v[top - 5], None)
                     if v[top - 2] is not None:
-                        holds[v[top - 3]] = None
+                        holds.setdefault(v[top - 3], None)
                     top = lo
                 if v:
-                    meta["block"] = meta["txid"] = None
+                    meta.setdefault("block", None)
+                    meta.setdefault("txid", None)
             elif k is _HOLD:  # a hold transaction (see StateRegistry._hold_tx)
-                holds[v[0]] = None
-                meta["txid"] = None
+                holds.setdefault(v[0], v[1])
+                meta.setdefault("txid", None)
             else:
                 name = names.get(id(d))
                 if name is not None:
-                    touched.setdefault(name, {})[k] = None
+                    touched.setdefault(name, {}).setdefault(k, v)
         ops: list[tuple[str, list[Row]]] = []
         for name, keys in touched.items():
             get = tables[name].get
             conv = _ROWS.get(name)
             ups: list[Row] = []
             dels: list[Row] = []
-            for k in keys:
+            for k, before in keys.items():
                 v = get(k, _MISSING)
                 if v is _MISSING:
-                    dels.append(k if type(k) is tuple else (k,))
+                    if before is not _MISSING:
+                        dels.append(k if type(k) is tuple else (k,))
                 elif conv is not None:
                     ups.append(conv(k, v))
                 else:
