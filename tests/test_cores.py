@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from carbonbook import Command, Engine, ListInstrument, Phase, SetPhase, Undecodable, UnitType, workload
 from carbonbook import core as cores
 from carbonbook.events import Event
+from carbonbook.replay import ReplayTally
 from strategies import SYMBOLS, command_streams, crowded_streams
 
 pytestmark = pytest.mark.skipif("compiled" not in cores.CORES,
@@ -109,6 +110,36 @@ def test_either_core_restores_the_others_state(commands: list[Input], cut: float
     resumed.check()
     assert first_events + rest == whole_events
     assert resumed.state_hash() == whole.state_hash()
+
+
+@SETTINGS
+@given(commands=phased_streams(), batch=st.sampled_from([1, 5, 1000]))
+def test_the_json_path_writes_msgspecs_bytes_and_tally(commands: list[Input], batch: int) -> None:
+    """``apply_all_json`` (what replay runs on the compiled core) writes exactly the JSON Lines
+    of the pure core's events, and its tally is theirs."""
+    pure = Engine(core="pure")
+    fast = Engine(core="compiled")
+    out = fast.json_out()
+    assert out is not None
+    written, want = ReplayTally(), ReplayTally()
+    data = b""
+    for i in range(0, len(commands), batch):
+        events = pure.apply_all(commands[i:i + batch])
+        want.add(events)
+        fast.apply_all_json(commands[i:i + batch], out)
+        chunk = out.take()
+        written.add_json(out)
+        assert chunk == msgspec.json.Encoder().encode_lines(events)
+        data += chunk
+    assert written == want
+    assert fast.state_hash() == pure.state_hash()
+
+
+def test_json_out_is_none_where_events_must_be_structs() -> None:
+    assert Engine(core="pure").json_out() is None
+    engine = Engine(core="compiled")
+    engine.subscribe(lambda events: None)
+    assert engine.json_out() is None
 
 
 def test_a_64_bit_overflow_of_a_level_total_is_exact_on_both_cores() -> None:

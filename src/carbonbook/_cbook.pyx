@@ -13,14 +13,19 @@ here is its rule, and the test suite runs against both.
 """
 
 cimport cython
-from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
 from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_GET_LENGTH
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.limits cimport LLONG_MIN
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
 
 from collections import deque
+
+import msgspec
 from itertools import count
 from types import MemberDescriptorType
 
@@ -33,11 +38,14 @@ cdef extern from *:
     ctypedef long long i128 "__int128"
 
 cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     int _del_items "PyList_SetSlice"(object keys, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
     ctypedef struct PyMemberDef:
         Py_ssize_t offset
     ctypedef struct PyMemberDescrObject:
         PyMemberDef* d_member
+
+COMPILED = True
 
 cdef object FILLED = _pure.FILLED
 cdef object CANCELLED = _pure.CANCELLED
@@ -330,15 +338,15 @@ cdef class Book:
 
     def submit(self, cmd, list events, bint decoded=False):
         """Enter a new order for this book: :meth:`carbonbook.book.OrderBook.submit`."""
-        self._submit(cmd, events, decoded)
+        self._submit(cmd, _to_list(events), decoded)
 
     def cancel(self, Order order, list events, reason=_USER):
         """Cancel a resting order's open remainder. O(1) amortised."""
-        self._cancel(order, events, reason)
+        self._cancel(order, _to_list(events), reason)
 
     def modify(self, Order order, price, qty, list events):
         """Change a resting order's price and/or open quantity: :meth:`carbonbook.book.OrderBook.modify`."""
-        self._modify(order, price, qty, events)
+        self._modify(order, price, qty, _to_list(events))
 
     def _refusal(self, cmd):
         return _refusal(self, cmd)
@@ -359,7 +367,7 @@ cdef class Book:
 
     # -- the hot path ------------------------------------------------------------------------
 
-    cdef int _submit(self, object cmd, list events, bint decoded) except -1:
+    cdef int _submit(self, object cmd, Out out, bint decoded) except -1:
         cdef object oid, price_o, qty_o, side, tif, stp, cap_o, order_type, post_only, refusal
         cdef str account
         cdef object account_o
@@ -409,7 +417,7 @@ cdef class Book:
         else:
             refusal = _refusal(self, cmd)
             if refusal is not None:
-                events.append(refusal)
+                out.event(refusal)
                 return 0
             # well formed with plain values equal to the members (checked by _refusal)
             is_buy = side == _BUY
@@ -427,24 +435,24 @@ cdef class Book:
             limit_key = LLONG_MIN if price_o is None else price
         crosses = opp.crosses(limit_key)
         if crosses and post_only:
-            events.append(_Rejected(next(seq), oid, _POST_ONLY, "post-only order would cross"))
+            out.event(_Rejected(next(seq), oid, _POST_ONLY, "post-only order would cross"))
             return 0
         if self.risk is not None:
             refusal = self.risk.admit(self, cmd)
             if refusal is not None:
-                events.append(_Rejected(next(seq), oid, refusal[0], refusal[1]))
+                out.event(_Rejected(next(seq), oid, refusal[0], refusal[1]))
                 return 0
-        events.append(_Accepted(next(seq), oid, self.symbol))
+        out.accepted(next(seq), oid, self.symbol)
         if crosses:
             if tif_c == FOK and self._c_executable(opp, account, limit_key, qty, stp_c, cap_o) < qty:
                 index[oid] = CANCELLED
-                events.append(_Cancelled(next(seq), oid, qty, _FOK_REASON))
+                out.cancelled(next(seq), oid, qty, _FOK_REASON)
                 return 0
             if cap_o is None:
-                left = self._match(opp, oid, account, is_buy, limit_key, qty, stp_c, events)
+                left = self._match(opp, oid, account, is_buy, limit_key, qty, stp_c, out)
             else:  # trade only what the cap pays for; the rest is cancelled with the remainder
                 held_back = qty - self._c_executable(opp, account, limit_key, qty, RESTING, cap_o)
-                left = self._match(opp, oid, account, is_buy, limit_key, qty - held_back, stp_c, events) \
+                left = self._match(opp, oid, account, is_buy, limit_key, qty - held_back, stp_c, out) \
                     if qty > held_back else 0
                 left = left - held_back if left < 0 else left + held_back
             if left == 0:
@@ -452,24 +460,24 @@ cdef class Book:
                 return 0
             if left < 0:
                 index[oid] = CANCELLED
-                events.append(_Cancelled(next(seq), oid, -left, _SELF_TRADE))
+                out.cancelled(next(seq), oid, -left, _SELF_TRADE)
                 return 0
             qty = left
         if tif_c == GTC and price_o is not None:
             index[oid] = self._c_rest(oid, account, side, price_o, price, qty, post_only, stp, is_buy, stp_c)
         else:
             index[oid] = CANCELLED
-            events.append(_Cancelled(next(seq), oid, qty, _FOK_REASON if tif_c == FOK
-                                     else _MARKET_REASON if price_o is None else _IOC_REASON))
+            out.cancelled(next(seq), oid, qty, _FOK_REASON if tif_c == FOK
+                          else _MARKET_REASON if price_o is None else _IOC_REASON)
         return 0
 
-    cdef int _cancel(self, Order order, list events, object reason) except -1:
-        events.append(_Cancelled(next(self._seq), order.id, order.qty, reason))
+    cdef int _cancel(self, Order order, Out out, object reason) except -1:
+        out.cancelled(next(self._seq), order.id, order.qty, reason)
         self._c_take_off(order)
         self._index[order.id] = CANCELLED
         return 0
 
-    cdef int _modify(self, Order order, object price_o, object qty_o, list events) except -1:
+    cdef int _modify(self, Order order, object price_o, object qty_o, Out out) except -1:
         cdef object seq = self._seq
         cdef object oid = order.id
         cdef object refusal
@@ -483,22 +491,22 @@ cdef class Book:
         else:
             price = PyLong_AsLongLong(price_o)
             if price <= 0 or price % self.tick:
-                events.append(_Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price_o, self.tick)))
+                out.event(_Rejected(next(seq), oid, _BAD_PRICE, _bad_price(price_o, self.tick)))
                 return 0
         if qty_o is None:
             qty = order.qty
         else:
             qty = PyLong_AsLongLong(qty_o)
             if qty <= 0 or qty % self.lot:
-                events.append(_Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty_o, self.lot)))
+                out.event(_Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty_o, self.lot)))
                 return 0
         if price == PyLong_AsLongLong(order.price) and qty <= order.qty:
             if self.risk is not None:
                 refusal = self.risk.amend(self, order, price_o, qty)
                 if refusal is not None:
-                    events.append(_Rejected(next(seq), oid, refusal[0], refusal[1]))
+                    out.event(_Rejected(next(seq), oid, refusal[0], refusal[1]))
                     return 0
-            events.append(_Modified(next(seq), oid, price_o, qty))
+            out.modified(next(seq), oid, price_o, qty)
             own = self.bids if is_buy else self.asks
             level = <PriceLevel>self._level(own, own.sign * price)
             level.qty -= order.qty - qty
@@ -508,23 +516,23 @@ cdef class Book:
         limit_key = opp.sign * price
         crosses = opp.crosses(limit_key)
         if crosses and order.post_only:
-            events.append(_Rejected(next(seq), oid, _POST_ONLY, "post-only order would cross"))
+            out.event(_Rejected(next(seq), oid, _POST_ONLY, "post-only order would cross"))
             return 0
         if self.risk is not None:
             refusal = self.risk.amend(self, order, price_o, qty)
             if refusal is not None:
-                events.append(_Rejected(next(seq), oid, refusal[0], refusal[1]))
+                out.event(_Rejected(next(seq), oid, refusal[0], refusal[1]))
                 return 0
-        events.append(_Modified(next(seq), oid, price_o, qty))
+        out.modified(next(seq), oid, price_o, qty)
         self._c_take_off(order)
         if crosses:
-            left = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp_code, events)
+            left = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp_code, out)
             if left == 0:
                 self._index[oid] = FILLED
                 return 0
             if left < 0:
                 self._index[oid] = CANCELLED
-                events.append(_Cancelled(next(seq), oid, -left, _SELF_TRADE))
+                out.cancelled(next(seq), oid, -left, _SELF_TRADE)
                 return 0
             qty = left
         self._index[oid] = self._c_rest(oid, order.account, order._side, price_o, price, qty,
@@ -538,7 +546,7 @@ cdef class Book:
                        long long qty, bint post_only, object stp, bint is_buy, int stp_code):
         cdef BookSide own = self.bids if is_buy else self.asks
         cdef object key = price_o if is_buy else PyLong_FromLongLong(-price)
-        cdef PyObject* found = PyDict_GetItem(own.levels, key)
+        cdef PyObject* found = PyDict_GetItemWithError(own.levels, key)
         cdef PriceLevel level
         cdef list keys
         cdef Py_ssize_t i
@@ -612,7 +620,7 @@ cdef class Book:
         return qty - left
 
     cdef long long _match(self, BookSide opp, object taker_id, str account, bint is_buy,
-                          long long limit_key, long long qty, int stp_code, list events) except? -1:
+                          long long limit_key, long long qty, int stp_code, Out out) except? -1:
         """Trade ``qty`` against ``opp`` down to ``limit_key``: the unexecuted quantity, negated
         when self-trade prevention stopped the order (its remainder must then be cancelled)."""
         cdef list keys = opp.keys
@@ -649,7 +657,7 @@ cdef class Book:
                     maker.qty = 0
                     level.qty -= mq
                     index[maker.id] = CANCELLED
-                    events.append(_Cancelled(next(seq), maker.id, mq, _SELF_TRADE))
+                    out.cancelled(next(seq), maker.id, mq, _SELF_TRADE)
                     if stp_code == BOTH:
                         if not level.qty:
                             _del_items(keys, n - 1, n, NULL)
@@ -668,11 +676,11 @@ cdef class Book:
                     qty -= fill
                     self.reference = price
                     if is_buy:
-                        events.append(_Trade(next(seq), symbol, price, fill, maker.id, taker_id,
-                                             taker_id, maker.id, account, maker.account))
+                        out.trade(next(seq), symbol, price, fill, maker.id, taker_id,
+                                  taker_id, maker.id, account, maker.account)
                     else:
-                        events.append(_Trade(next(seq), symbol, price, fill, maker.id, taker_id,
-                                             maker.id, taker_id, maker.account, account))
+                        out.trade(next(seq), symbol, price, fill, maker.id, taker_id,
+                                  maker.id, taker_id, maker.account, account)
                 if not level.qty:
                     _del_items(keys, n - 1, n, NULL)
                     PyDict_DelItem(levels, key_o)
@@ -698,30 +706,353 @@ cdef object _CancelOrder = CancelOrder
 
 def route(dict books, dict index, commands, list events, bint decoded, dispatch):
     """Apply ``commands`` in order: new orders and cancels of a continuous, unbanded book go
-    straight to it; every other command to ``dispatch(command, events, decoded)``."""
-    cdef object cls, book, entry, oid
+    straight to it; every other command to ``dispatch(command, events, decoded)``. Events are
+    appended to ``events`` as Structs."""
+    _route(books, index, commands, _to_list(events), decoded, dispatch)
+
+
+def route_json(dict books, dict index, commands, Out out, bint decoded, dispatch):
+    """:func:`route`, its events written as JSON Lines into ``out`` (a JSON :class:`Out`)."""
+    _route(books, index, commands, out, decoded, dispatch)
+
+
+cdef int _route(dict books, dict index, commands, Out out, bint decoded, dispatch) except -1:
+    """The book of the last new order is kept with its symbol: a run of orders for one
+    instrument compares strings instead of hashing each (decoded symbols are new strings)."""
+    cdef object cls, book, entry, oid, symbol
+    cdef object last_symbol = None, last_book = None
     cdef PyObject* found
+    cdef list events = out.events if not out.json else None
     for command in commands:
         cls = type(command)
         if cls is _NewOrder:
-            found = PyDict_GetItem(books, _field(command, _SYMBOL, "symbol"))
+            symbol = _field(command, _SYMBOL, "symbol")
+            if last_symbol is not None and type(symbol) is str and (
+                    symbol is last_symbol or <str>symbol == <str>last_symbol):
+                found = <PyObject*>last_book
+            else:
+                found = PyDict_GetItemWithError(books, symbol)
+                if found is not NULL:
+                    last_symbol, last_book = symbol, <object>found
             if found is not NULL:
                 book = <object>found
                 if type(book) is OrderBook:
-                    (<Book>book)._submit(command, events, decoded)
-                else:
+                    (<Book>book)._submit(command, out, decoded)
+                elif events is not None:
                     book.submit(command, events, decoded)
+                else:
+                    events = []
+                    book.submit(command, events, decoded)
+                    out.extend(events)
+                    events = None
                 continue
         elif cls is _CancelOrder:
             oid = command.id
             if type(oid) is int:
-                found = PyDict_GetItem(index, oid)
+                found = PyDict_GetItemWithError(index, oid)
                 if found is not NULL and type(<object>found) is Order:
                     entry = <object>found
                     book = books[(<Order>entry).symbol]
                     if type(book) is OrderBook:
-                        (<Book>book)._cancel(<Order>entry, events, _USER)
-                    else:
+                        (<Book>book)._cancel(<Order>entry, out, _USER)
+                    elif events is not None:
                         book.cancel(entry, events)
+                    else:
+                        events = []
+                        book.cancel(entry, events)
+                        out.extend(events)
+                        events = None
                     continue
-        dispatch(command, events, decoded)
+        if not out.json:
+            dispatch(command, events, decoded)
+        else:
+            events = []
+            dispatch(command, events, decoded)
+            out.extend(events)
+            events = None
+    return 0
+
+
+# -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
+    void* PyUnicode_DATA(object o)
+
+cdef object _json_encode = msgspec.json.Encoder().encode
+
+
+cdef bytes _key(cls, Py_ssize_t i):
+    """The bytes between the value before field ``i`` of event class ``cls`` and its value."""
+    name = cls.__struct_fields__[i]
+    if i == 0:
+        return ('{"' + cls.__struct_config__.tag_field + '":"' + cls.__struct_config__.tag
+                + '","' + name + '":').encode()
+    return (',"' + name + '":').encode()
+
+
+cdef class _Keys:
+    """The JSON between the values of one event class, as msgspec writes it."""
+
+    cdef list keys
+
+    def __init__(self, cls, tuple fields):
+        if cls.__struct_fields__ != fields:
+            raise TypeError(f"{cls.__name__} fields {cls.__struct_fields__} are not {fields}")
+        self.keys = [_key(cls, i) for i in range(len(fields))]
+
+
+cdef _Keys _ACCEPTED_KEYS = _Keys(Accepted, ("seq", "id", "symbol"))
+cdef _Keys _TRADE_KEYS = _Keys(Trade, ("seq", "symbol", "price", "qty", "maker_id", "taker_id", "buy_id",
+                                       "sell_id", "buy_account", "sell_account"))
+cdef _Keys _CANCELLED_KEYS = _Keys(Cancelled, ("seq", "id", "qty", "reason"))
+cdef _Keys _MODIFIED_KEYS = _Keys(Modified, ("seq", "id", "price", "qty"))
+
+
+cdef class SymbolTrades:
+    """What a JSON :class:`Out` wrote of one instrument's trades: count, volume, notional, last price."""
+
+    cdef public long long trades
+    cdef public i128 volume
+    cdef public i128 notional
+    cdef public object last
+    cdef public object last_seq
+
+
+cdef class Out:
+    """Where the compiled core's events go.
+
+    ``Out(events)`` appends them to the list ``events`` as msgspec Structs (what
+    ``Engine.apply`` returns). ``Out()`` writes them as JSON Lines into a buffer instead,
+    byte for byte what msgspec writes for the Structs but without building them (the path of
+    ``carbonbook replay``): :meth:`take` returns the bytes written since the last take, and
+    :meth:`tally` says what they were. Events the core does not write itself (rejections,
+    other phases' and commands' events) are encoded with msgspec and kept for the tally. Appending costs O(1) amortised.
+    """
+
+    cdef list events
+    cdef readonly bint json
+    cdef char* buf
+    cdef Py_ssize_t size
+    cdef Py_ssize_t cap
+    cdef dict trades
+    cdef list structs
+    cdef long long n_accepted, n_trade, n_cancelled, n_modified
+    cdef object last_symbol
+    cdef SymbolTrades last_trades
+
+    def __cinit__(self, events=None):
+        self.json = events is None
+        self.events = events
+        self.trades = {}
+        self.structs = []
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    def take(self):
+        """The JSON Lines written since the last take. O(bytes)."""
+        data = PyBytes_FromStringAndSize(self.buf, self.size)
+        self.size = 0
+        return data
+
+    def tally(self):
+        """What was written since the last tally: the counts of the events the core wrote
+        itself (by tag), their trades (:class:`SymbolTrades` by symbol) and the Structs it
+        encoded, in order. O(symbols + Structs)."""
+        counts = {tag: n for tag, n in ((Accepted.__struct_config__.tag, self.n_accepted),
+                                        (Trade.__struct_config__.tag, self.n_trade),
+                                        (Cancelled.__struct_config__.tag, self.n_cancelled),
+                                        (Modified.__struct_config__.tag, self.n_modified)) if n}
+        self.n_accepted = self.n_trade = self.n_cancelled = self.n_modified = 0
+        trades, structs = self.trades, self.structs
+        self.trades, self.structs = {}, []
+        self.last_symbol = self.last_trades = None
+        return counts, trades, structs
+
+    # -- events ------------------------------------------------------------------------------
+
+    cdef int event(self, object event) except -1:
+        """Any event Struct."""
+        if self.json:
+            self.structs.append(event)
+            self._bytes(_json_encode(event))
+            self._put("\n", 1)
+        else:
+            self.events.append(event)
+        return 0
+
+    cdef int extend(self, list events) except -1:
+        for event in events:
+            self.event(event)
+        return 0
+
+    cdef int accepted(self, object seq, object oid, object symbol) except -1:
+        cdef list k
+        if not self.json:
+            self.events.append(_Accepted(seq, oid, symbol))
+            return 0
+        k = _ACCEPTED_KEYS.keys
+        self._bytes(k[0]); self._pyint(seq)
+        self._bytes(k[1]); self._pyint(oid)
+        self._bytes(k[2]); self._str(symbol)
+        self._put("}\n", 2)
+        self.n_accepted += 1
+        return 0
+
+    cdef int cancelled(self, object seq, object oid, long long qty, object reason) except -1:
+        cdef list k
+        if not self.json:
+            self.events.append(_Cancelled(seq, oid, qty, reason))
+            return 0
+        k = _CANCELLED_KEYS.keys
+        self._bytes(k[0]); self._pyint(seq)
+        self._bytes(k[1]); self._pyint(oid)
+        self._bytes(k[2]); self._int(qty)
+        self._bytes(k[3]); self._str(reason)
+        self._put("}\n", 2)
+        self.n_cancelled += 1
+        return 0
+
+    cdef int modified(self, object seq, object oid, object price, long long qty) except -1:
+        cdef list k
+        if not self.json:
+            self.events.append(_Modified(seq, oid, price, qty))
+            return 0
+        k = _MODIFIED_KEYS.keys
+        self._bytes(k[0]); self._pyint(seq)
+        self._bytes(k[1]); self._pyint(oid)
+        self._bytes(k[2]); self._pyint(price)
+        self._bytes(k[3]); self._int(qty)
+        self._put("}\n", 2)
+        self.n_modified += 1
+        return 0
+
+    cdef int trade(self, object seq, object symbol, object price, long long qty, object maker_id,
+                   object taker_id, object buy_id, object sell_id, str buy_account,
+                   str sell_account) except -1:
+        cdef list k
+        cdef SymbolTrades stats
+        if not self.json:
+            self.events.append(_Trade(seq, symbol, price, qty, maker_id, taker_id, buy_id, sell_id,
+                                      buy_account, sell_account))
+            return 0
+        k = _TRADE_KEYS.keys
+        self._bytes(k[0]); self._pyint(seq)
+        self._bytes(k[1]); self._str(symbol)
+        self._bytes(k[2]); self._pyint(price)
+        self._bytes(k[3]); self._int(qty)
+        self._bytes(k[4]); self._pyint(maker_id)
+        self._bytes(k[5]); self._pyint(taker_id)
+        self._bytes(k[6]); self._pyint(buy_id)
+        self._bytes(k[7]); self._pyint(sell_id)
+        self._bytes(k[8]); self._str(buy_account)
+        self._bytes(k[9]); self._str(sell_account)
+        self._put("}\n", 2)
+        self.n_trade += 1
+        if symbol is not self.last_symbol:
+            stats = self.trades.get(symbol)
+            if stats is None:
+                stats = self.trades[symbol] = SymbolTrades()
+            self.last_symbol, self.last_trades = symbol, stats
+        stats = self.last_trades
+        stats.trades += 1
+        stats.volume += qty
+        stats.notional += <i128>qty * PyLong_AsLongLong(price)
+        stats.last = price
+        stats.last_seq = seq
+        return 0
+
+    # -- the buffer --------------------------------------------------------------------------
+
+    cdef inline int _reserve(self, Py_ssize_t n) except -1:
+        cdef Py_ssize_t cap
+        cdef char* grown
+        if self.size + n > self.cap:
+            cap = max(2 * self.cap, self.size + n, 1 << 16)
+            grown = <char*>realloc(self.buf, cap)
+            if grown is NULL:
+                raise MemoryError()
+            self.buf, self.cap = grown, cap
+        return 0
+
+    cdef inline int _put(self, const char* data, Py_ssize_t n) except -1:
+        self._reserve(n)
+        memcpy(self.buf + self.size, data, n)
+        self.size += n
+        return 0
+
+    cdef inline int _bytes(self, bytes data) except -1:
+        return self._put(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+    cdef inline int _int(self, long long value) except -1:
+        cdef char digits[24]
+        cdef int i = 24
+        cdef unsigned long long v = <unsigned long long>value if value >= 0 else \
+            <unsigned long long>0 - <unsigned long long>value
+        while True:
+            i -= 1
+            digits[i] = <char>(48 + v % 10)
+            v //= 10
+            if v == 0:
+                break
+        if value < 0:
+            i -= 1
+            digits[i] = 45  # "-"
+        return self._put(digits + i, 24 - i)
+
+    cdef inline int _pyint(self, object value) except -1:
+        return self._int(PyLong_AsLongLong(value))
+
+    cdef int _str(self, object text) except -1:
+        """A JSON string: plain ASCII is copied; anything else is msgspec's encoding."""
+        cdef Py_ssize_t n, i
+        cdef const unsigned char* data
+        cdef unsigned char c
+        if type(text) is str and PyUnicode_IS_COMPACT_ASCII(text):
+            n = PyUnicode_GET_LENGTH(text)
+            data = <const unsigned char*>PyUnicode_DATA(text)
+            for i in range(n):
+                c = data[i]
+                if c < 32 or c == 34 or c == 92 or c == 127:
+                    break
+            else:
+                self._reserve(n + 2)
+                self.buf[self.size] = 34
+                memcpy(self.buf + self.size + 1, data, n)
+                self.buf[self.size + n + 1] = 34
+                self.size += n + 2
+                return 0
+        return self._bytes(_json_encode(text))
+
+
+cdef inline Out _to_list(list events):
+    return Out(events)
+
+
+def _self_test():
+    """Check that the JSON writers give msgspec's bytes for sample events (run at import: the
+    JSON path is switched off, with the reason, if they do not)."""
+    out = Out()
+    samples = [Accepted(7, 2**63 - 1, "JPA-2010"), Cancelled(8, 0, 5, CancelReason.SELF_TRADE),
+               Modified(9, 12, 1500, 3), Trade(10, 'a"b\\c\u00e9', 1450, 200, 1, 2, 2, 1, "bob", "alice\n"),
+               Cancelled(11, 3, -(2**63), CancelReason.USER)]
+    out.accepted(7, 2**63 - 1, "JPA-2010")
+    out.cancelled(8, 0, 5, CancelReason.SELF_TRADE)
+    out.modified(9, 12, 1500, 3)
+    out.trade(10, 'a"b\\c\u00e9', 1450, 200, 1, 2, 2, 1, "bob", "alice\n")
+    out.cancelled(11, 3, int("-9223372036854775808"), CancelReason.USER)
+    got, want = out.take(), msgspec.json.Encoder().encode_lines(samples)
+    if got != want:
+        raise AssertionError(f"JSON writers give {got!r}, msgspec {want!r}")
+
+
+try:
+    _self_test()
+except AssertionError as exc:
+    JSON_OK = False
+    """The JSON path writes exactly msgspec's bytes (checked at import)."""
+    JSON_WHY = str(exc)
+else:
+    JSON_OK = True
+    JSON_WHY = None

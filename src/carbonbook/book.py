@@ -84,6 +84,9 @@ from carbonbook.commands import CancelOrder, NewOrder, new_order_fault
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Accepted, Cancelled, Event, Modified, Rejected, Trade
 
+COMPILED = False
+"""This is the pure-Python core (:mod:`carbonbook.core`)."""
+
 FILLED = "filled"
 """Index status of an order that left the book fully executed."""
 CANCELLED = "cancelled"

@@ -10,11 +10,14 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date
+from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from carbonbook import core as cores
 from carbonbook._types import UnitType
+from carbonbook.benchmark import WORKLOADS
 from carbonbook.codec import wants_msgpack
 from carbonbook.engine import Engine
 from carbonbook.errors import RegistryError
@@ -32,6 +35,8 @@ EXIT_USAGE = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = argparse.ArgumentParser(prog="carbonbook", description=__doc__)
+    parser.add_argument("--version", action="version",
+                        version=f"carbonbook {version('carbonbook')} (core: {cores.describe()})")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("replay", help="replay an order log and write its events")
     p.add_argument("log", help="order log (JSON Lines or MessagePack); '-' for standard input")
@@ -302,19 +307,28 @@ def _report(args: argparse.Namespace) -> int:
 
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
-        "bench", help="measure the engine's throughput and latency on a seeded workload",
-        description="Build a seeded workload (untimed), then measure Engine.apply's throughput "
-                    "(best of --runs, each on a fresh Engine) and its per-message latency. "
-                    "bench/throughput.py has more (memory, CPU time, profiles).")
-    p.add_argument("--workload", choices=("busy", "deep"), default="busy",
+        "bench", help="measure throughput as a multiple of the yardstick, per core and workload",
+        description="Build seeded workloads (untimed), then time the yardstick (a bare Python book, "
+                    "shared/bench/yardstick.py) and each core on them in this one process: "
+                    "Engine.apply per message and Engine.apply_all in batches (best of --runs), "
+                    "latency p50/p99/p99.9, and for deep the bytes per resting order. Rates are "
+                    "printed as multiples of the yardstick's (carbonbook.benchmark).")
+    p.add_argument("--workload", choices=(*WORKLOADS, "all"), default="busy",
                    help="busy: a near-touch flow on a ~70-order book; deep: the same flow on a "
-                        "book of --resting orders (default %(default)s)")
+                        "book of --resting orders; auction: the flow with a call every 2,000 "
+                        "messages (default %(default)s)")
+    p.add_argument("--core", choices=("pure", "compiled", "all"), default="all",
+                   help="which core(s) to measure (default: every core this installation has)")
     p.add_argument("--messages", type=_positive, default=200_000,
                    help="messages of the mix (default %(default)s)")
     p.add_argument("--resting", type=_positive, default=100_000,
                    help="deep: resting orders before the mix (default %(default)s)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs", type=_positive, default=3, help="throughput runs (default %(default)s)")
+    p.add_argument("--yardstick", metavar="PATH",
+                   help="the yardstick module (default: $CARBONBOOK_YARDSTICK, else "
+                        "shared/bench/yardstick.py here or in a parent directory)")
+    p.add_argument("--json", metavar="FILE", help="also write the machine and the results as JSON")
 
 
 def _non_negative(text: str) -> int:
@@ -332,27 +346,24 @@ def _positive(text: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from carbonbook import workload  # imported here: replay's start-up does not need it
+    from carbonbook import benchmark  # imported here: replay's start-up does not need it
 
-    started = time.perf_counter()
-    if args.workload == "busy":
-        commands = workload.busy(args.messages, args.seed)
-        phases = [workload.Phase("mix", commands)]
-        what = f"busy: {args.messages:,} messages, seed {args.seed}"
-    else:
-        commands = workload.deep(args.resting, args.messages, args.seed)
-        phases = [workload.Phase("rest", commands[:1 + args.resting]),
-                  workload.Phase("mix", commands[1 + args.resting:])]
-        what = f"deep: {args.resting:,} resting orders then {args.messages:,} messages, seed {args.seed}"
-    print(f"workload   {what} (built in {time.perf_counter() - started:.1f} s, untimed)")
-    mix = len(phases) - 1  # the measured phase; a deep book's resting phase runs first, untimed
-    wall, cpu = workload.best_times(phases, args.runs)[mix]
-    n = len(phases[mix].commands)
-    print(f"throughput {n / wall * 1e9:,.0f} messages/s  ({n:,} messages in {wall / 1e9:.3f} s, "
-          f"best of {args.runs}; by CPU time {n / cpu * 1e9:,.0f} messages/s)")
-    lat = workload.latencies(phases)[mix]
-    p50, p99, p999 = (workload.percentile(lat, q) for q in (50, 99, 99.9))
-    print(f"latency    p50 {p50 / 1e3:.2f} us  p99 {p99 / 1e3:.2f} us  p99.9 {p999 / 1e3:.2f} us  "
-          f"max {lat[-1] / 1e3:.1f} us  (per Engine.apply, timer overhead "
-          f"~{workload.timer_overhead_ns(10_000)} ns included)")
+    yardstick = benchmark.find_yardstick(args.yardstick)
+    names = WORKLOADS if args.workload == "all" else (args.workload,)
+    core_names = sorted(cores.CORES) if args.core == "all" else [args.core]
+    if args.core != "all" and args.core not in cores.CORES:
+        print(f"carbonbook: no {args.core} core here ({cores.describe()})", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"machine    {benchmark.machine()['cpu']}, Python {sys.version.split()[0]}; "
+          f"yardstick {'found' if yardstick else 'not found: rates only, no ratios'}")
+    results = benchmark.measure(names, core_names, args.messages, args.resting, args.seed, args.runs,
+                                yardstick, say=lambda line: print(line, file=sys.stderr))
+    for line in benchmark.table(results):
+        print(line)
+    if results and results[0].yardstick:
+        print("x: the rate as a multiple of the yardstick's on the same log, timed in this run")
+    if args.json:
+        with open(args.json, "wb") as f:
+            f.write(benchmark.to_json(results, {"args": vars(args)}))
+        print(f"wrote {args.json}")
     return EXIT_OK

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from itertools import count
+from typing import Any
 
 import msgspec
 
@@ -130,12 +131,15 @@ class Engine:
     @property
     def core(self) -> str:
         """The name of the core whose books this engine runs (:mod:`carbonbook.core`)."""
-        return "pure" if self._core is cores.CORES["pure"] else "compiled"
+        return "compiled" if self._core.COMPILED else "pure"
 
     def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
         events: list[Event] = []
-        self._core.route(self._books, self._index, (command,), events, False, self._dispatch)
+        if self._core.COMPILED:
+            self._core.route(self._books, self._index, (command,), events, False, self._dispatch)
+        else:  # the pure core's route costs a call more
+            self._dispatch(command, events)
         if self.stage is not None:
             self.stage(command, events, 0)
         if self._subscribers:
@@ -166,6 +170,23 @@ class Engine:
                 stage(command, events, start)
         self.publish(events)
         return events
+
+    def json_out(self) -> Any:
+        """Where :meth:`apply_all_json` writes: the compiled core's JSON ``Out``, or None when this
+        engine gives its events only as Structs (the pure core, subscribers, a subclass's
+        ``_dispatch`` or ``apply_all``, a stage)."""
+        core, cls = self._core, self.__class__
+        if (core.COMPILED and core.JSON_OK and not self._subscribers and self.stage is None
+                and cls._dispatch is Engine._dispatch and cls.apply_all is Engine.apply_all):
+            return core.Out()
+        return None
+
+    def apply_all_json(self, commands: Iterable[Command | Undecodable], out: Any,
+                       decoded: bool = False) -> None:
+        """:meth:`apply_all`, the events written into ``out`` (from :meth:`json_out`) as JSON Lines,
+        the bytes msgspec writes for them, without building the Structs of the commonest ones
+        (accepted, trade, cancelled, modified). What ``carbonbook replay`` runs."""
+        self._core.route_json(self._books, self._index, commands, out, decoded, self._dispatch)
 
     def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
         cls = command.__class__

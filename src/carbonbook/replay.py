@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from carbonbook.codec import command_batches, json_encoder
 from carbonbook.commands import Command, Undecodable
@@ -27,6 +27,7 @@ class SymbolTally:
     volume: int = 0
     notional: int = 0
     last: int | None = None
+    last_seq: int = 0
 
     @property
     def vwap(self) -> int | None:
@@ -58,9 +59,25 @@ class ReplayTally:
                 tally.trades += 1
                 tally.volume += e.qty
                 tally.notional += e.qty * e.price
-                tally.last = e.price
+                tally.last, tally.last_seq = e.price, e.seq
         if Rejected in kinds:
             self.rejections.update(e.reason for e in events if e.__class__ is Rejected)
+
+    def add_json(self, out: Any) -> None:
+        """Count what a JSON ``Out`` (:meth:`~carbonbook.engine.Engine.json_out`) wrote since the
+        last call: its own counts and trades, and the Structs it encoded."""
+        counts, trades, structs = out.tally()
+        self.add(structs)
+        self.events.update(counts)
+        for symbol, written in trades.items():
+            tally = self.symbols.get(symbol)
+            if tally is None:
+                tally = self.symbols[symbol] = SymbolTally()
+            tally.trades += written.trades
+            tally.volume += written.volume
+            tally.notional += written.notional
+            if written.last_seq > tally.last_seq:
+                tally.last, tally.last_seq = written.last, written.last_seq
 
 
 class Applier(Protocol):
@@ -81,19 +98,26 @@ def replay(
     """Apply every record of ``source`` to ``engine``; pass the events' JSON Lines to ``write``.
 
     Records are decoded a batch at a time (:func:`~carbonbook.codec.command_batches`),
-    each batch applied with ``Engine.apply_all`` (as decoded commands)
-    and its events encoded and written in one go. After each batch, ``progress`` (when
+    each batch applied with ``Engine.apply_all`` (as decoded commands) and its events encoded
+    and written in one go; with the compiled core, ``Engine.apply_all_json`` writes the JSON
+    Lines of the commonest events itself, without building their Structs. After each batch, ``progress`` (when
     given) is called with the records and the input bytes read so far; it is for display
     only and can change nothing that is written.
     """
     tally = ReplayTally()
     records = consumed = 0
+    json_out = getattr(engine, "json_out", lambda: None)()
     for commands, count, size in command_batches(source, msgpack):
         records += count
         consumed += size
-        events = engine.apply_all(commands, decoded=True)
-        tally.add(events)
-        write(json_encoder.encode_lines(events))
+        if json_out is not None:
+            engine.apply_all_json(commands, json_out, decoded=True)  # type: ignore[attr-defined]
+            write(json_out.take())
+            tally.add_json(json_out)
+        else:
+            events = engine.apply_all(commands, decoded=True)
+            tally.add(events)
+            write(json_encoder.encode_lines(events))
         if progress is not None:
             progress(records, consumed)
     tally.records = records

@@ -13,6 +13,11 @@ commands (``random.Random(seed)``, no clocks, no hashing of unordered containers
     10 % market orders; sizes 1..100, 20 accounts. The book hovers around 70 resting
     orders.
 
+``auction(n, seed)``
+    The busy mix with a call auction every 2,000 messages: a ``phase`` command opens a
+    call, 199 messages of the mix are collected, and the next ``phase`` command uncrosses
+    the book back to continuous trading.
+
 ``deep(n_resting, n_mix, seed)``
     ``n_resting`` non-crossing GTC limit orders spread over thousands of price levels
     on both sides (they all rest), then ``n_mix`` messages of the busy mix around the
@@ -39,7 +44,8 @@ from dataclasses import dataclass
 from time import perf_counter_ns, process_time_ns
 
 from carbonbook._types import OrderType, Side, UnitType
-from carbonbook.commands import CancelOrder, Command, ListInstrument, NewOrder
+from carbonbook._types import Phase as TradingPhase
+from carbonbook.commands import CancelOrder, Command, ListInstrument, NewOrder, SetPhase
 from carbonbook.engine import Engine
 from carbonbook.events import Cancelled, Event, Rejected, Trade
 
@@ -60,6 +66,11 @@ CROSS = 1
 """...or up to this many ticks through the mid, so some limit orders are marketable."""
 DRIFT = 0.25
 """Chance per message that the mid moves one tick up or down."""
+
+AUCTION_EVERY = 2_000
+"""The auction workload opens a call every this many messages..."""
+AUCTION_CALL = 200
+"""...and uncrosses it this many messages later."""
 
 DEEP_LEVELS = 5_000
 """Price levels per side of the deep book's resting phase."""
@@ -108,10 +119,11 @@ class Live:
         """Update the set after ``command`` was applied and produced ``events``."""
         order = self._engine.order
         for event in events:
-            if isinstance(event, Trade):
-                state = order(event.maker_id)
-                if state is None or state.status != "open":
-                    self.discard(event.maker_id)
+            if isinstance(event, Trade):  # an uncross's taker rested too
+                for oid in (event.maker_id, event.taker_id):
+                    state = order(oid)
+                    if state is None or state.status != "open":
+                        self.discard(oid)
             elif isinstance(event, Cancelled):
                 self.discard(event.id)
             elif isinstance(event, Rejected):
@@ -189,6 +201,20 @@ def busy_with_stats(n: int, seed: int = 1) -> tuple[list[Command], float]:
     for _ in range(n):
         flow.mix_step()
     return flow.commands, flow.resting_total / max(n, 1)
+
+
+def auction(n: int, seed: int = 1) -> list[Command]:
+    """The instrument, then ``n`` messages of the busy mix of which every :data:`AUCTION_EVERY`-th
+    opens a call and the :data:`AUCTION_CALL`-th after it uncrosses it (back to continuous)."""
+    flow = _start(seed)
+    for i in range(n):
+        if i % AUCTION_EVERY == 0:
+            flow.emit(SetPhase(SYMBOL, TradingPhase.CALL))
+        elif i % AUCTION_EVERY == AUCTION_CALL:
+            flow.emit(SetPhase(SYMBOL, TradingPhase.CONTINUOUS))
+        else:
+            flow.mix_step()
+    return flow.commands
 
 
 def deep(n_resting: int, n_mix: int, seed: int = 1) -> list[Command]:
@@ -275,13 +301,14 @@ def replay_ns(engine: Engine, commands: Sequence[Command], batch: bool) -> tuple
     return perf_counter_ns() - start, process_time_ns() - cpu
 
 
-def best_times(phases: Sequence[Phase], runs: int, batch: bool = False) -> list[tuple[int, int]]:
+def best_times(phases: Sequence[Phase], runs: int, batch: bool = False,
+               core: str | None = None) -> list[tuple[int, int]]:
     """The best wall time and the best CPU time (ns) of each phase over ``runs`` runs,
-    each on a fresh Engine. On a busy machine the CPU time leaves out the time the
+    each on a fresh Engine of ``core``. On a busy machine the CPU time leaves out the time the
     process waited for a core (but not the cache misses other processes cause)."""
     best = [(sys.maxsize, sys.maxsize)] * len(phases)
     for _ in range(runs):
-        engine = Engine()
+        engine = Engine(core=core)
         for i, phase in enumerate(phases):
             wall, cpu = replay_ns(engine, phase.commands, batch)
             best[i] = (min(best[i][0], wall), min(best[i][1], cpu))
@@ -290,9 +317,9 @@ def best_times(phases: Sequence[Phase], runs: int, batch: bool = False) -> list[
     return best
 
 
-def latencies(phases: Sequence[Phase]) -> list[array[int]]:
-    """Per-apply latency (ns, timer overhead included) of each phase, sorted; one fresh Engine."""
-    engine = Engine()
+def latencies(phases: Sequence[Phase], core: str | None = None) -> list[array[int]]:
+    """Per-apply latency (ns, timer overhead included) of each phase, sorted; one fresh Engine of ``core``."""
+    engine = Engine(core=core)
     apply = engine.apply
     now = perf_counter_ns
     out = []
