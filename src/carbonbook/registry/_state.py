@@ -698,11 +698,12 @@ class StateRegistry(Registry):
         if self._log is None:
             with self.transaction():
                 return self._reserve(hold, account, kind, asset, amount)
+        units = kind == "units"
         if type(amount) is not int or amount <= 0 or amount > INT64_MAX:
-            _qty(amount, "quantity" if kind == "units" else "amount")
+            _qty(amount, "quantity" if units else "amount")
         have: dict[Any, int]
         reserved: dict[Any, int]
-        if kind == "units":
+        if units:
             if type(asset) is not UnitType:
                 asset = _unit(asset)
             have, reserved = self._held, self._ureserved
@@ -720,11 +721,14 @@ class StateRegistry(Registry):
         key = (account, asset)
         free = have.get(key, 0) - reserved.get(key, 0)
         if free < amount:
-            if kind == "units":
+            if units:
                 raise InsufficientUnits(f"account {account!r} has {max(free, 0)} unreserved {asset}; "
                                         f"{amount} needed")
             raise InsufficientFunds(f"account {account!r} has {free} unreserved {asset}; {amount} needed")
-        return self._hold_tx(hold, (account, kind, str(asset), amount), reserved, key, amount, "reserve")
+        txid = self._meta["txid"] + 1
+        return self._hold_tx(hold, _MISSING, (account, kind, str(asset), amount), reserved, key, amount,
+                             Entry(txid, "reserve", account, None, asset, amount, None, 0, hold) if units
+                             else Entry(txid, "reserve", account, None, None, 0, asset, amount, hold))
 
     def _shrink_hold(self, hold: int, cut: int) -> None:
         account, kind, asset, amount = self._holds[hold]
@@ -749,40 +753,33 @@ class StateRegistry(Registry):
                 _qty(amount, "amount")
             if amount > left:
                 raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
-        return self._hold_tx(hold, None if amount == left else (account, kind, asset, left - amount),
-                             self._ureserved if kind == "units" else self._creserved, (account, asset), -amount,
-                             "release")
+        txid = self._meta["txid"] + 1
+        units = kind == "units"
+        return self._hold_tx(hold, h, None if amount == left else (account, kind, asset, left - amount),
+                             self._ureserved if units else self._creserved, (account, asset), -amount,
+                             Entry(txid, "release", account, None, asset, amount, None, 0, hold) if units
+                             else Entry(txid, "release", account, None, None, 0, asset, amount, hold))
 
-    def _hold_tx(self, hold: int, value: Hold | None, reserved: dict[tuple[str, str], int],
-                 key: tuple[str, str], delta: int, what: str) -> int:
-        """Carry out a hold transaction (``what``: ``reserve`` or ``release``) with the next txid:
-        hold ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` (the hold's
-        account and asset) changes by ``delta``; journal it. Returns the txid.
+    def _hold_tx(self, hold: int, before: Any, after: Hold | None, reserved: dict[Any, int],
+                 key: tuple[str, str], delta: int, entry: Entry) -> int:
+        """Carry out the hold transaction journaled as ``entry`` (its txid is the next one): hold
+        ``hold`` goes from ``before`` (``_MISSING``: absent) to ``after`` (None: gone) and the
+        reserved total at ``key`` (the hold's account and asset) changes by ``delta``. Returns
+        the txid.
 
         A venue makes about one of these per order or cancel, so its undo record is one log
         entry, ``(None, _HOLD, (hold, the hold before, the total before, the txid before, the
         journal length before))`` (``_MISSING``: absent), instead of four (``_undo_hold``)."""
-        log = self._log
-        assert log is not None
-        holds = self._holds
-        meta = self._meta
-        journal = self._journal
         total = reserved.get(key, _MISSING)
-        txid = meta["txid"]
-        log.append((None, _HOLD, (hold, holds.get(hold, _MISSING), total, txid, len(journal))))
-        if value is None:
-            del holds[hold]
+        txid = entry.txid
+        self._log.append((None, _HOLD, (hold, before, total, txid - 1, len(self._journal))))  # type: ignore[union-attr]
+        if after is None:
+            del self._holds[hold]
         else:
-            holds[hold] = value
+            self._holds[hold] = after
         reserved[key] = delta if total is _MISSING else total + delta
-        txid += 1
-        meta["txid"] = txid
-        account, asset = key
-        qty = delta if delta > 0 else -delta
-        if reserved is self._ureserved:
-            journal.append(Entry(txid, what, account, None, asset, qty, None, 0, hold))
-        else:
-            journal.append(Entry(txid, what, account, None, None, 0, asset, qty, hold))
+        self._meta["txid"] = txid
+        self._journal.append(entry)
         return txid
 
     @property
