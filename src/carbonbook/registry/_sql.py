@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from carbonbook._types import UnitType
 from carbonbook.errors import RegistryIntegrityError
@@ -146,10 +147,12 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
 
 
 def _journal_row(e: Entry | Settled) -> Row:
-    if isinstance(e, Settled):  # a fast-path settlement's journal row
-        return (e.txid, "settle", e.seller, e.buyer, str(e.unit), e.qty, e.currency, e.amount, e.trade_id, "")
-    return (e.txid, e.kind, e.account, e.counterparty, None if e.unit is None else str(e.unit), e.qty,
-            e.currency, e.amount, e.ref, e.detail)
+    if type(e) is Entry:  # its fields are the journal's columns; a unit type is written as text
+        row = astuple(e)
+        unit = row[4]
+        return row if unit is None or unit.__class__ is str else (*row[:4], str(unit), *row[5:])
+    assert isinstance(e, Settled)  # a settlement's journal row is its record
+    return (e.txid, "settle", e.seller, e.buyer, str(e.unit), e.qty, e.currency, e.amount, e.trade_id, "")
 
 
 class SqlRegistry(StateRegistry):

@@ -726,9 +726,10 @@ class StateRegistry(Registry):
                                         f"{amount} needed")
             raise InsufficientFunds(f"account {account!r} has {free} unreserved {asset}; {amount} needed")
         txid = self._meta["txid"] + 1
-        return self._hold_tx(hold, _MISSING, (account, kind, str(asset), amount), reserved, key, amount,
-                             Entry(txid, "reserve", account, None, asset, amount, None, 0, hold) if units
-                             else Entry(txid, "reserve", account, None, None, 0, asset, amount, hold))
+        name = str(asset)
+        return self._hold_tx(hold, _MISSING, (account, kind, name, amount), reserved, key, amount,
+                             Entry(txid, "reserve", account, None, name, amount, None, 0, hold) if units
+                             else Entry(txid, "reserve", account, None, None, 0, name, amount, hold))
 
     def _shrink_hold(self, hold: int, cut: int) -> None:
         account, kind, asset, amount = self._holds[hold]
