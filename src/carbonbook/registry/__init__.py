@@ -32,7 +32,7 @@ def open_registry(url: str) -> Registry:
     (created if missing), ``postgresql://user@host:port/database`` (the ``postgres`` extra),
     or ``memory:`` (nothing kept). ValueError for anything else.
 
-    >>> open_registry("memory:").position
+    >>> open_registry("memory:").last_txid
     0
     """
     if url == "memory:":
