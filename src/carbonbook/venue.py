@@ -479,6 +479,14 @@ class Venue:
         """As :meth:`Engine.depth`."""
         return self.engine.depth(symbol, levels)
 
+    def indicative(self, symbol: str) -> tuple[int | None, int, int]:
+        """As :meth:`Engine.indicative`."""
+        return self.engine.indicative(symbol)
+
+    def queue(self, symbol: str, side: Side, price: int) -> list[OrderState]:
+        """As :meth:`Engine.queue`."""
+        return self.engine.queue(symbol, side, price)
+
     def order(self, oid: int) -> OrderState | None:
         """As :meth:`Engine.order`."""
         return self.engine.order(oid)
