@@ -9,10 +9,10 @@ the first 4,000 + N busy messages in a fresh process under callgrind; the differ
 divided by N is the cost of one message, free of start-up and import costs. Compare
 two versions of the engine by these numbers, then confirm with bench/throughput.py.
 
-Modes: ``apply`` (one ``Engine.apply`` per command), ``batch`` (``Engine.apply_all``
-on 4,096 commands at a time) and ``decoded`` (the same batches of the commands that
-:mod:`carbonbook.codec` decodes from the workload's JSON Lines, applied with
-``decoded=True`` as ``carbonbook replay`` applies them; every run decodes the whole
+Each core (``--core``) is counted in each mode. Modes: ``apply`` (one ``Engine.apply``
+per command), ``batch`` (``Engine.apply_all`` on 4,096 commands at a time) and ``decoded``
+(the same batches of the commands that :mod:`carbonbook.codec` decodes from the workload's
+JSON Lines, applied with ``decoded=True`` as ``carbonbook replay`` applies them; every run decodes the whole
 workload, so the decoding cancels out of the difference).
 """
 
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from carbonbook import Engine
+from carbonbook import core as cores
 from carbonbook import workload as workloads
 from carbonbook.codec import json_decoder, json_encoder
 
@@ -35,13 +36,13 @@ BASE = 4_000
 BATCH = 4_096
 
 
-def _replay(path: str, n: int, mode: str) -> None:
+def _replay(path: str, n: int, mode: str, core: str) -> None:
     with open(path, "rb") as f:
         commands = pickle.load(f)
     if mode == "decoded":
         commands = [json_decoder.decode(line) for line in json_encoder.encode_lines(commands).splitlines()]
     commands = commands[:n]
-    engine = Engine()
+    engine = Engine(core=core)
     if mode == "apply":
         apply = engine.apply
         for command in commands:
@@ -51,10 +52,10 @@ def _replay(path: str, n: int, mode: str) -> None:
             engine.apply_all(commands[i:i + BATCH], decoded=mode == "decoded")
 
 
-def _count(path: str, n: int, mode: str) -> int:
+def _count(path: str, n: int, mode: str, core: str) -> int:
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, __file__, "--replay", path, str(n), mode],
+         sys.executable, __file__, "--replay", path, str(n), mode, core],
         capture_output=True, text=True, check=True,
     )
     match = re.search(r"Collected : (\d+)", proc.stderr)
@@ -67,20 +68,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--replay", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--core", choices=("pure", "compiled", "all"), default="all")
+    parser.add_argument("--replay", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.replay:
-        path, n, mode = args.replay
-        _replay(path, int(n), mode)
+        path, n, mode, core = args.replay
+        _replay(path, int(n), mode, core)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "busy.pickle")
         with open(path, "wb") as f:
             pickle.dump(workloads.busy(BASE + args.messages, args.seed), f)
-        for mode in ("apply", "batch", "decoded"):
-            extra = _count(path, BASE + args.messages, mode) - _count(path, BASE, mode)
-            print(f"{mode:<6} {extra / args.messages:,.0f} instructions per message "
-                  f"(busy, messages {BASE:,}..{BASE + args.messages:,}, seed {args.seed})")
+        for core in sorted(cores.CORES) if args.core == "all" else [args.core]:
+            for mode in ("apply", "batch", "decoded"):
+                extra = _count(path, BASE + args.messages, mode, core) - _count(path, BASE, mode, core)
+                print(f"{core:<8} {mode:<7} {extra / args.messages:,.0f} instructions per message "
+                      f"(busy, messages {BASE:,}..{BASE + args.messages:,}, seed {args.seed})")
     return 0
 
 

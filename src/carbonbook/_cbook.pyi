@@ -1,10 +1,40 @@
-"""The compiled core has the interface of the pure one (see _cbook.pyx and carbonbook.core)."""
+"""The compiled core has the interface of the pure one (see _cbook.pyx and carbonbook.core),
+plus the JSON event path."""
+
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from carbonbook.book import BookSide as BookSide
+from carbonbook.book import Index
 from carbonbook.book import Order as Order
 from carbonbook.book import OrderBook as Book
 from carbonbook.book import OrderBook as OrderBook
 from carbonbook.book import PriceLevel as PriceLevel
-from carbonbook.book import route as route
+from carbonbook.events import Event
 
-__all__ = ["Book", "BookSide", "Order", "OrderBook", "PriceLevel", "route"]
+COMPILED: bool
+JSON_OK: bool
+JSON_WHY: str | None
+
+class SymbolTrades:
+    trades: int
+    volume: int
+    notional: int
+    last: int | None
+    last_seq: int | None
+
+class Out:
+    json: bool
+    def __init__(self, events: list[Event] | None = None) -> None: ...
+    def take(self) -> bytes: ...
+    def tally(self) -> tuple[dict[str, int], dict[str, SymbolTrades], list[Event]]: ...
+
+class Router:
+    def __init__(self, books: dict[str, OrderBook], index: Index,
+                 dispatch: Callable[[Any, list[Event], bool], None]) -> None: ...
+    def one(self, command: object) -> list[Event]: ...
+    def batch(self, commands: Iterable[object], events: list[Event], decoded: bool = False) -> None: ...
+    def json(self, commands: Iterable[object], out: Out, decoded: bool = False) -> None: ...
+
+__all__ = ["COMPILED", "JSON_OK", "JSON_WHY", "Book", "BookSide", "Order", "OrderBook", "Out", "PriceLevel",
+           "Router", "SymbolTrades"]

@@ -160,20 +160,27 @@ cdef inline int _drop_key(list keys, long long key) except -1:
 
 # -- orders, levels and sides ----------------------------------------------------------------
 
+_STPS = (_CANCEL_INCOMING, _CANCEL_RESTING, _CANCEL_BOTH)
+
+
 @cython.freelist(256)
+@cython.no_gc
 cdef class Order:
-    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in a level's deque."""
+    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in a level's deque.
+
+    64 bytes: side and self-trade prevention are kept as small codes (``side`` and ``stp``
+    give the members back), and orders are not tracked by the garbage collector (they refer
+    to ints and strings only, so they never sit in a reference cycle).
+    """
 
     cdef public object id
     cdef public str account
     cdef public object symbol
-    cdef object _side
     cdef public object price
     cdef public long long qty
+    cdef char buy
+    cdef char stp_code
     cdef public bint post_only
-    cdef object _stp
-    cdef bint buy
-    cdef int stp_code
 
     def __init__(self, id, account, symbol, side, price, qty, post_only, stp):
         self.id = id
@@ -187,25 +194,22 @@ cdef class Order:
 
     @property
     def side(self):
-        return self._side
+        return _BUY if self.buy else _SELL
 
     @side.setter
     def side(self, value):
-        self._side = value
         self.buy = value == _BUY
 
     @property
     def stp(self):
-        return self._stp
+        return _STPS[self.stp_code]
 
     @stp.setter
     def stp(self, value):
-        self._stp = value
         self.stp_code = _stp_code(value)
 
     def _fields(self):
-        return (self.id, self.account, self.symbol, self._side, self.price, self.qty, self.post_only,
-                self._stp)
+        return (self.id, self.account, self.symbol, self.side, self.price, self.qty, self.post_only, self.stp)
 
     def __eq__(self, other):
         return type(other) is Order and self._fields() == (<Order>other)._fields()
@@ -217,22 +221,21 @@ cdef class Order:
                 "post_only={!r}, stp={!r})").format(*self._fields())
 
 
-cdef inline Order _new_order(object oid, str account, object symbol, object side, object price,
-                             long long qty, bint post_only, object stp, bint buy, int stp_code):
+cdef inline Order _new_order(object oid, str account, object symbol, object price, long long qty,
+                             bint post_only, bint buy, int stp_code):
     cdef Order order = Order.__new__(Order)
     order.id = oid
     order.account = account
     order.symbol = symbol
-    order._side = side
     order.price = price
     order.qty = qty
     order.post_only = post_only
-    order._stp = stp
     order.buy = buy
     order.stp_code = stp_code
     return order
 
 
+@cython.no_gc
 cdef class PriceLevel:
     """The orders resting at one price, oldest first, and their live total quantity.
 
@@ -338,22 +341,21 @@ cdef class Book:
 
     def submit(self, cmd, list events, bint decoded=False):
         """Enter a new order for this book: :meth:`carbonbook.book.OrderBook.submit`."""
-        self._submit(cmd, _to_list(events), decoded)
+        self._submit(cmd, Out(events), decoded)
 
     def cancel(self, Order order, list events, reason=_USER):
         """Cancel a resting order's open remainder. O(1) amortised."""
-        self._cancel(order, _to_list(events), reason)
+        self._cancel(order, Out(events), reason)
 
     def modify(self, Order order, price, qty, list events):
         """Change a resting order's price and/or open quantity: :meth:`carbonbook.book.OrderBook.modify`."""
-        self._modify(order, price, qty, _to_list(events))
+        self._modify(order, price, qty, Out(events))
 
     def _refusal(self, cmd):
         return _refusal(self, cmd)
 
     def _rest(self, oid, account, side, price, qty, post_only, stp, is_buy):
-        return self._c_rest(oid, account, side, price, price, qty, post_only, stp, is_buy,
-                            _stp_code(stp))
+        return self._c_rest(oid, account, price, price, qty, post_only, is_buy, _stp_code(stp))
 
     def _take_off(self, Order order):
         self._c_take_off(order)
@@ -464,7 +466,7 @@ cdef class Book:
                 return 0
             qty = left
         if tif_c == GTC and price_o is not None:
-            index[oid] = self._c_rest(oid, account, side, price_o, price, qty, post_only, stp, is_buy, stp_c)
+            index[oid] = self._c_rest(oid, account, price_o, price, qty, post_only, is_buy, stp_c)
         else:
             index[oid] = CANCELLED
             out.cancelled(next(seq), oid, qty, _FOK_REASON if tif_c == FOK
@@ -535,15 +537,15 @@ cdef class Book:
                 out.cancelled(next(seq), oid, -left, _SELF_TRADE)
                 return 0
             qty = left
-        self._index[oid] = self._c_rest(oid, order.account, order._side, price_o, price, qty,
-                                        order.post_only, order._stp, is_buy, order.stp_code)
+        self._index[oid] = self._c_rest(oid, order.account, price_o, price, qty, order.post_only, is_buy,
+                                        order.stp_code)
         return 0
 
     cdef inline object _level(self, BookSide side, long long key):
         return side.levels[PyLong_FromLongLong(key)]
 
-    cdef Order _c_rest(self, object oid, str account, object side, object price_o, long long price,
-                       long long qty, bint post_only, object stp, bint is_buy, int stp_code):
+    cdef Order _c_rest(self, object oid, str account, object price_o, long long price,
+                       long long qty, bint post_only, bint is_buy, int stp_code):
         cdef BookSide own = self.bids if is_buy else self.asks
         cdef object key = price_o if is_buy else PyLong_FromLongLong(-price)
         cdef PyObject* found = PyDict_GetItemWithError(own.levels, key)
@@ -561,7 +563,7 @@ cdef class Book:
         else:
             level = <PriceLevel>found
             price_o = level.price  # one int object per level, not one per order
-        order = _new_order(oid, account, self.symbol, side, price_o, qty, post_only, stp, is_buy, stp_code)
+        order = _new_order(oid, account, self.symbol, price_o, qty, post_only, is_buy, stp_code)
         _append(level.orders, order)
         level.qty += qty
         return order
@@ -699,78 +701,76 @@ class OrderBook(Book):
     order_class = Order
 
 
-# -- routing a batch of commands ---------------------------------------------------------------
+# -- routing commands to the books ---------------------------------------------------------------
 
 cdef object _CancelOrder = CancelOrder
 
 
-def route(dict books, dict index, commands, list events, bint decoded, dispatch):
-    """Apply ``commands`` in order: new orders and cancels of a continuous, unbanded book go
-    straight to it; every other command to ``dispatch(command, events, decoded)``. Events are
-    appended to ``events`` as Structs."""
-    _route(books, index, commands, _to_list(events), decoded, dispatch)
+cdef class Router:
+    """Routes an engine's commands: new orders and cancels of a continuous, unbanded book go
+    straight to it, every other command to ``dispatch(command, events, decoded)`` (the
+    engine's). Bound once to the engine's books, id index and dispatch (again after a restore).
 
+    The book of the last new order is kept with its symbol: a run of orders for one instrument
+    compares strings instead of hashing each (decoded symbols are new strings). Books are never
+    removed and never replaced (a phase change swaps a book's class in place), so it stays right.
+    """
 
-def route_json(dict books, dict index, commands, Out out, bint decoded, dispatch):
-    """:func:`route`, its events written as JSON Lines into ``out`` (a JSON :class:`Out`)."""
-    _route(books, index, commands, out, decoded, dispatch)
+    cdef dict books
+    cdef dict index
+    cdef object dispatch
+    cdef object last_symbol
+    cdef object last_book
 
+    def __init__(self, dict books, dict index, dispatch):
+        self.books, self.index, self.dispatch = books, index, dispatch
 
-cdef int _route(dict books, dict index, commands, Out out, bint decoded, dispatch) except -1:
-    """The book of the last new order is kept with its symbol: a run of orders for one
-    instrument compares strings instead of hashing each (decoded symbols are new strings)."""
-    cdef object cls, book, entry, oid, symbol
-    cdef object last_symbol = None, last_book = None
-    cdef PyObject* found
-    cdef list events = out.events if not out.json else None
-    for command in commands:
-        cls = type(command)
+    def one(self, command):
+        """The events of one command, as Structs (what ``Engine.apply`` returns)."""
+        cdef list events = []
+        self._route(command, Out(events), False)
+        return events
+
+    def batch(self, commands, list events, bint decoded=False):
+        """Apply ``commands`` in order, appending their events to ``events`` as Structs."""
+        cdef Out out = Out(events)
+        for command in commands:
+            self._route(command, out, decoded)
+
+    def json(self, commands, Out out, bint decoded=False):
+        """Apply ``commands`` in order, writing their events into the JSON :class:`Out` ``out``."""
+        for command in commands:
+            self._route(command, out, decoded)
+
+    cdef int _route(self, object command, Out out, bint decoded) except -1:
+        cdef object cls = type(command)
+        cdef object book, entry, oid, symbol
+        cdef PyObject* found
         if cls is _NewOrder:
             symbol = _field(command, _SYMBOL, "symbol")
-            if last_symbol is not None and type(symbol) is str and (
-                    symbol is last_symbol or <str>symbol == <str>last_symbol):
-                found = <PyObject*>last_book
+            if self.last_symbol is not None and type(symbol) is str and (
+                    symbol is self.last_symbol or <str>symbol == <str>self.last_symbol):
+                found = <PyObject*>self.last_book
             else:
-                found = PyDict_GetItemWithError(books, symbol)
+                found = PyDict_GetItemWithError(self.books, symbol)
                 if found is not NULL:
-                    last_symbol, last_book = symbol, <object>found
+                    self.last_symbol, self.last_book = symbol, <object>found
             if found is not NULL:
                 book = <object>found
                 if type(book) is OrderBook:
-                    (<Book>book)._submit(command, out, decoded)
-                elif events is not None:
-                    book.submit(command, events, decoded)
-                else:
-                    events = []
-                    book.submit(command, events, decoded)
-                    out.extend(events)
-                    events = None
-                continue
+                    return (<Book>book)._submit(command, out, decoded)
+                return out.call(book.submit, command, decoded)
         elif cls is _CancelOrder:
             oid = command.id
             if type(oid) is int:
-                found = PyDict_GetItemWithError(index, oid)
+                found = PyDict_GetItemWithError(self.index, oid)
                 if found is not NULL and type(<object>found) is Order:
                     entry = <object>found
-                    book = books[(<Order>entry).symbol]
+                    book = self.books[(<Order>entry).symbol]
                     if type(book) is OrderBook:
-                        (<Book>book)._cancel(<Order>entry, out, _USER)
-                    elif events is not None:
-                        book.cancel(entry, events)
-                    else:
-                        events = []
-                        book.cancel(entry, events)
-                        out.extend(events)
-                        events = None
-                    continue
-        if not out.json:
-            dispatch(command, events, decoded)
-        else:
-            events = []
-            dispatch(command, events, decoded)
-            out.extend(events)
-            events = None
-    return 0
+                        return (<Book>book)._cancel(<Order>entry, out, _USER)
+                    return out.call(book.cancel, entry, None)
+        return out.call(self.dispatch, command, decoded)
 
 
 # -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
@@ -809,6 +809,7 @@ cdef _Keys _CANCELLED_KEYS = _Keys(Cancelled, ("seq", "id", "qty", "reason"))
 cdef _Keys _MODIFIED_KEYS = _Keys(Modified, ("seq", "id", "price", "qty"))
 
 
+@cython.no_gc
 cdef class SymbolTrades:
     """What a JSON :class:`Out` wrote of one instrument's trades: count, volume, notional, last price."""
 
@@ -841,11 +842,12 @@ cdef class Out:
     cdef object last_symbol
     cdef SymbolTrades last_trades
 
-    def __cinit__(self, events=None):
+    def __cinit__(self, list events=None):
         self.json = events is None
         self.events = events
-        self.trades = {}
-        self.structs = []
+        if self.json:
+            self.trades = {}
+            self.structs = []
 
     def __dealloc__(self):
         free(self.buf)
@@ -882,9 +884,17 @@ cdef class Out:
             self.events.append(event)
         return 0
 
-    cdef int extend(self, list events) except -1:
-        for event in events:
-            self.event(event)
+    cdef int call(self, handler, object arg, object decoded) except -1:
+        """``handler(arg, events[, decoded])`` for a Python-level handler (a phase book, the
+        engine's dispatch): into the events list itself, or a list then written here."""
+        cdef list events = self.events if not self.json else []
+        if decoded is None:
+            handler(arg, events)
+        else:
+            handler(arg, events, decoded)
+        if self.json:
+            for event in events:
+                self.event(event)
         return 0
 
     cdef int accepted(self, object seq, object oid, object symbol) except -1:
@@ -1024,10 +1034,6 @@ cdef class Out:
                 self.size += n + 2
                 return 0
         return self._bytes(_json_encode(text))
-
-
-cdef inline Out _to_list(list events):
-    return Out(events)
 
 
 def _self_test():

@@ -10,14 +10,12 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import date
-from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from carbonbook import core as cores
 from carbonbook._types import UnitType
-from carbonbook.benchmark import WORKLOADS
 from carbonbook.codec import wants_msgpack
 from carbonbook.engine import Engine
 from carbonbook.errors import RegistryError
@@ -32,11 +30,23 @@ EXIT_IO = 1
 EXIT_USAGE = 2
 
 
+class _Version(argparse.Action):
+    """``--version``: the package version and the core (importlib.metadata is loaded only here:
+    it costs every start-up of replay tens of milliseconds)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from importlib.metadata import version
+
+        print(f"carbonbook {version('carbonbook')} (core: {cores.describe()})")
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = argparse.ArgumentParser(prog="carbonbook", description=__doc__)
-    parser.add_argument("--version", action="version",
-                        version=f"carbonbook {version('carbonbook')} (core: {cores.describe()})")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print the version and the core that runs, and exit")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("replay", help="replay an order log and write its events")
     p.add_argument("log", help="order log (JSON Lines or MessagePack); '-' for standard input")
@@ -313,7 +323,7 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "Engine.apply per message and Engine.apply_all in batches (best of --runs), "
                     "latency p50/p99/p99.9, and for deep the bytes per resting order. Rates are "
                     "printed as multiples of the yardstick's (carbonbook.benchmark).")
-    p.add_argument("--workload", choices=(*WORKLOADS, "all"), default="busy",
+    p.add_argument("--workload", choices=("busy", "deep", "auction", "all"), default="busy",
                    help="busy: a near-touch flow on a ~70-order book; deep: the same flow on a "
                         "book of --resting orders; auction: the flow with a call every 2,000 "
                         "messages (default %(default)s)")
@@ -349,7 +359,7 @@ def _bench(args: argparse.Namespace) -> int:
     from carbonbook import benchmark  # imported here: replay's start-up does not need it
 
     yardstick = benchmark.find_yardstick(args.yardstick)
-    names = WORKLOADS if args.workload == "all" else (args.workload,)
+    names = benchmark.WORKLOADS if args.workload == "all" else (args.workload,)
     core_names = sorted(cores.CORES) if args.core == "all" else [args.core]
     if args.core != "all" and args.core not in cores.CORES:
         print(f"carbonbook: no {args.core} core here ({cores.describe()})", file=sys.stderr)

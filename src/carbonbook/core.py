@@ -1,8 +1,10 @@
 """The order-book cores, and which one runs.
 
-A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide``, ``OrderBook``
-and the function ``route`` (apply a batch of commands). Two exist, with the same rules,
-events and snapshots (the test suite runs against both):
+A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide`` and ``OrderBook``
+and a way to route commands to its books: the pure core's function ``route``, the compiled
+core's ``Router`` (bound once per engine) and ``Out`` (events as Structs, or JSON Lines written
+by the core). Two exist, with the same rules, events and snapshots (the test suite runs
+against both):
 
 - ``compiled``: :mod:`carbonbook._cbook`, Cython, built at install where a C compiler exists;
 - ``pure``: :mod:`carbonbook.book`, plain Python, the reference and the fallback.
@@ -19,6 +21,7 @@ True
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from types import ModuleType
 
 from carbonbook import book as pure
@@ -29,12 +32,15 @@ CORES: dict[str, ModuleType] = {"pure": pure}
 WHY_PURE: str | None = None
 """Why the compiled core does not run (None when it does)."""
 
-try:
-    from carbonbook import _cbook
-except ImportError as exc:  # not built: no C compiler at install
-    WHY_PURE = f"compiled core not built ({exc})"
+if find_spec("carbonbook._cbook") is None:
+    WHY_PURE = "the compiled core was not built: no C compiler at install"
 else:
-    CORES["compiled"] = _cbook
+    try:
+        from carbonbook import _cbook
+    except ImportError as exc:  # built for another Python, say
+        WHY_PURE = f"the compiled core does not load: {exc}"
+    else:
+        CORES["compiled"] = _cbook
 
 if os.environ.get("CARBONBOOK_PURE", "") not in ("", "0"):
     WHY_PURE = "CARBONBOOK_PURE is set"

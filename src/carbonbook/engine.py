@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from itertools import count
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -42,6 +42,9 @@ from carbonbook.commands import (
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Event, InstrumentListed, Rejected
 from carbonbook.snapshot import EngineState, export_state, peek, restore_parts, state_hash
+
+if TYPE_CHECKING:  # the compiled core may not be built
+    from carbonbook import _cbook
 
 Subscriber = Callable[[list[Event]], None]
 """Called with the events of each ``apply`` (or ``apply_all``) call, in order, once applied."""
@@ -125,6 +128,16 @@ class Engine:
         ``auction.currency``) and release it after the ``auction_result``. ``auction`` is
         the auction's opening command. ``reason`` should be a stable code; a refusal changes
         nothing in the engine. It must not apply commands. None (the default) admits every bid."""
+        self._bind()
+
+    def _bind(self) -> None:
+        """Bind the compiled core's router to the books and index (again after a restore); the
+        pure core and a subclass with its own ``_dispatch`` (which sees every command) have none."""
+        fast = self._core.COMPILED and self.__class__._dispatch is Engine._dispatch
+        self._router: _cbook.Router | None = (
+            self._core.Router(self._books, self._index, self._dispatch) if fast else None)
+        self._one: Callable[[Command | Undecodable], list[Event]] | None = (
+            None if self._router is None else self._router.one)
 
     # -- commands ---------------------------------------------------------------
 
@@ -135,10 +148,11 @@ class Engine:
 
     def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
-        events: list[Event] = []
-        if self._core.COMPILED:
-            self._core.route(self._books, self._index, (command,), events, False, self._dispatch)
-        else:  # the pure core's route costs a call more
+        one = self._one
+        if one is not None:
+            events = one(command)
+        else:
+            events = []
             self._dispatch(command, events)
         if self.stage is not None:
             self.stage(command, events, 0)
@@ -158,16 +172,22 @@ class Engine:
         events: list[Event] = []
         dispatch = self._dispatch
         stage = self.stage
-        if stage is None:
-            self._core.route(self._books, self._index, commands, events, decoded, dispatch)
-        else:  # the stage runs after each command
-            route = self._core.route
-            books = self._books
-            index = self._index
+        if stage is not None:  # the stage runs after each command
+            router = self._router
             for command in commands:
                 start = len(events)
-                route(books, index, (command,), events, decoded, dispatch)
+                if router is not None:
+                    router.batch((command,), events, decoded)
+                else:
+                    dispatch(command, events, decoded)
                 stage(command, events, start)
+        elif self._router is not None:
+            self._router.batch(commands, events, decoded)
+        elif self.__class__._dispatch is not Engine._dispatch:  # a subclass's own dispatch sees every command
+            for command in commands:
+                dispatch(command, events, decoded)
+        else:
+            self._core.route(self._books, self._index, commands, events, decoded, dispatch)
         self.publish(events)
         return events
 
@@ -175,10 +195,9 @@ class Engine:
         """Where :meth:`apply_all_json` writes: the compiled core's JSON ``Out``, or None when this
         engine gives its events only as Structs (the pure core, subscribers, a subclass's
         ``_dispatch`` or ``apply_all``, a stage)."""
-        core, cls = self._core, self.__class__
-        if (core.COMPILED and core.JSON_OK and not self._subscribers and self.stage is None
-                and cls._dispatch is Engine._dispatch and cls.apply_all is Engine.apply_all):
-            return core.Out()
+        if (self._router is not None and self._core.JSON_OK and not self._subscribers and self.stage is None
+                and self.__class__.apply_all is Engine.apply_all):
+            return self._core.Out()
         return None
 
     def apply_all_json(self, commands: Iterable[Command | Undecodable], out: Any,
@@ -186,7 +205,8 @@ class Engine:
         """:meth:`apply_all`, the events written into ``out`` (from :meth:`json_out`) as JSON Lines,
         the bytes msgspec writes for them, without building the Structs of the commonest ones
         (accepted, trade, cancelled, modified). What ``carbonbook replay`` runs."""
-        self._core.route_json(self._books, self._index, commands, out, decoded, self._dispatch)
+        assert self._router is not None, "json_out gave no Out: this engine gives Structs"
+        self._router.json(commands, out, decoded)
 
     def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
         cls = command.__class__
@@ -365,6 +385,7 @@ class Engine:
     def _restore(self, state: EngineState) -> None:
         self._seq, self._books, self._index = restore_parts(state, self._core)
         self._auctions = primary.restore_auctions(state.auctions, self._index)
+        self._bind()
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
         """Apply ``commands`` as :meth:`apply_all` does but without calling subscribers, and append
