@@ -172,20 +172,14 @@ class Engine:
         events: list[Event] = []
         dispatch = self._dispatch
         stage = self.stage
-        if stage is not None:  # the stage runs after each command
-            router = self._router
-            for command in commands:
+        if self._router is not None:  # the compiled core, which runs the stage after each command
+            self._router.batch(commands, events, decoded, stage)
+        elif stage is not None or self.__class__._dispatch is not Engine._dispatch:
+            for command in commands:  # a subclass's own dispatch sees every command
                 start = len(events)
-                if router is not None:
-                    router.batch((command,), events, decoded)
-                else:
-                    dispatch(command, events, decoded)
-                stage(command, events, start)
-        elif self._router is not None:
-            self._router.batch(commands, events, decoded)
-        elif self.__class__._dispatch is not Engine._dispatch:  # a subclass's own dispatch sees every command
-            for command in commands:
                 dispatch(command, events, decoded)
+                if stage is not None:
+                    stage(command, events, start)
         else:
             self._core.route(self._books, self._index, commands, events, decoded, dispatch)
         self.publish(events)
