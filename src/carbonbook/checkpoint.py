@@ -18,8 +18,9 @@ of its commands must be the stored one (:class:`LogMismatch` otherwise).
 The digest is CRC-32 and Adler-32 (one 64-bit signed integer) of the commands' JSON Lines
 (deterministic encoding): both can be resumed from their value, so folding a batch at once
 (one C call over its encoded lines) gives what folding command by command gives, whatever
-the batching. Costs: the fold is a few nanoseconds per command; a row lookup is one dict
-get; a row written is one undo-log entry of the registry's transaction.
+the batching. Costs: a batch's fold is one msgspec encoding and two checksum passes, all in
+C (about 0.2 us per command); a row lookup is one dict get; a row written is one undo-log
+entry of the registry's transaction.
 """
 
 from __future__ import annotations
