@@ -133,6 +133,8 @@ class Engine:
     def _bind(self) -> None:
         """Bind the compiled core's router to the books and index (again after a restore); the
         pure core and a subclass with its own ``_dispatch`` (which sees every command) have none."""
+        self.take_seq: Callable[[], int] = self._seq.__next__
+        """Take the next ``seq``, for an event a :data:`Stage` appends (a C call). O(1)."""
         fast = self._core.COMPILED and self.__class__._dispatch is Engine._dispatch
         self._router: _cbook.Router | None = (
             self._core.Router(self._books, self._index, self._dispatch) if fast else None)
@@ -334,10 +336,6 @@ class Engine:
     def next_seq(self) -> int:
         """The ``seq`` the next event will take. O(1)."""
         return peek(self._seq)
-
-    def take_seq(self) -> int:
-        """Take the next ``seq``, for an event a :data:`Stage` appends. O(1)."""
-        return next(self._seq)
 
     def open_order(self, oid: int) -> Order | None:
         """The book's own record of open order ``oid`` (to cancel it through its book), or None. O(1)."""

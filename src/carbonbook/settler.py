@@ -86,6 +86,8 @@ class Settler:
     def _check_settled(self, trades: list[Trade]) -> None:
         """While replaying what the registry holds, every trade settling now settled then."""
         replayed = self.checkpoint.replayed
+        if not trades or trades[0].seq > replayed:  # trades come in seq order
+            return
         for t in trades:
             if t.seq <= replayed and self.registry.settlement(t.seq) is None:
                 raise LogMismatch(f"trade {t.seq} was never settled in this registry: it holds another log")
