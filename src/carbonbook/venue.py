@@ -99,7 +99,7 @@ from operator import attrgetter
 
 import msgspec
 
-from carbonbook._types import CancelReason, Phase, Side, UnitType
+from carbonbook._types import CancelReason, Phase, RejectReason, Side, UnitType
 from carbonbook.book import Order, OrderBook
 from carbonbook.checkpoint import Checkpoint, LogMismatch, Outcome
 from carbonbook.commands import (
@@ -369,7 +369,7 @@ class Venue:
         except RegistryError:  # some are ValueErrors too (bad_qty): they keep their own code
             raise
         except (TypeError, ValueError) as e:  # a hand-built command with values of the wrong kind
-            raise Refused("malformed", f"{tag}: {e}") from None
+            raise Refused(RejectReason.MALFORMED, f"{tag}: {e}") from None
 
     def _cancel_uncovered(self, cmd: Expire, events: list[Event]) -> None:
         """After an expiry of ``cmd.unit``: cancel (``units_expired``), in order id order, every
