@@ -173,7 +173,8 @@ class _Format:
 
 
 def _format(applier: Applier) -> _Format:
-    """The journal format of ``applier`` (by the type of the state it exports: O(its state))."""
+    """The journal format of ``applier``, by the type of the state it exports: O(its state), so
+    it is asked of a new applier (or of one about to be snapshotted anyway)."""
     return _FORMATS[type(applier.export_state())]
 
 
@@ -568,7 +569,7 @@ class Journal:
     """
 
     def __init__(self, engine: Applier, directory: Path, file: BinaryIO, records: int, offset: int,
-                 fsync: FsyncPolicy, keep: int) -> None:
+                 fsync: FsyncPolicy, keep: int, form: _Format | None = None) -> None:
         self.engine = engine
         self.directory = directory
         self.fsync = fsync
@@ -581,7 +582,7 @@ class Journal:
         self._seq = engine.next_seq
         self._unsynced_bytes = 0
         self._unsynced_records = 0
-        self._format = _format(engine)
+        self._format = _format(engine) if form is None else form
         self._failed = False
 
     @classmethod
@@ -610,12 +611,15 @@ class Journal:
         if fresh and engine is not None:
             _check_store(engine, directory)
             journaled, records, offset = engine, 0, len(MAGIC)
+            form = _format(engine)
         else:
-            recovery = _recover_into(directory, Engine() if venue is None else _new(venue))
+            base = Engine() if venue is None else _new(venue)
+            form = _format(base)
+            recovery = _recover_into(directory, base)
             journaled, records, offset = recovery.engine, recovery.records, recovery.offset
         if fresh:
             with open(path, "wb") as f:
-                f.write(_format(journaled).magic)
+                f.write(form.magic)
                 f.flush()
                 os.fsync(f.fileno())
             fsync_dir(directory)
@@ -626,7 +630,7 @@ class Journal:
             file.truncate(offset)
             os.fsync(file.fileno())
         file.seek(offset)
-        journal = cls(journaled, directory, file, records, offset, fsync or FsyncPolicy(), keep)
+        journal = cls(journaled, directory, file, records, offset, fsync or FsyncPolicy(), keep, form)
         if engine is not None and engine.next_seq != 1:
             journal.snapshot()
         return journal
