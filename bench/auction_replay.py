@@ -8,7 +8,7 @@ Builds a JSON Lines order log (not timed): an ``auction`` command (EU ties, lots
 order-log decoder and applies it to a fresh :class:`~carbonbook.Engine` (the bids in one
 ``apply_all`` call), then times ``Engine.apply`` of the
 close alone (``time.perf_counter`` wall time, and the process CPU time) and the JSON
-encoding of its ``auction_result`` event. Prints min, median and max over ``--runs``
+encoding of its ``auction_cleared`` event. Prints min, median and max over ``--runs``
 runs (default 5); every run must give byte-identical events.
 """
 

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carbonbook import UnitType
+from carbonbook._types import NAME_MAX
 from carbonbook.checkpoint import Checkpoint, Outcome
 from carbonbook.errors import (
     AccountBlocked,
@@ -268,6 +269,10 @@ class RegistryContract:
 
     def test_duplicate_account(self, reg: Registry) -> None:
         refused(reg, DuplicateAccount, "already exists", reg.open_account, "a")
+
+    @pytest.mark.parametrize("name", ["x" * (NAME_MAX + 1), "a\x00b", "", None])
+    def test_account_names_keep_the_rule_of_names(self, reg: Registry, name: Any) -> None:
+        refused(reg, OperationRefused, f"a name is 1 to {NAME_MAX} characters", reg.open_account, name)
 
     # -- holds and cash ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_decoder
 from carbonbook.engine import Engine
 from carbonbook.events import Event
+from carbonbook.registry import SQLiteRegistry
 from carbonbook.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ MAKER = enc({"type": "new", "id": 1, "account": "mak", "symbol": SYM, "side": "s
 TAKER = enc({"type": "new", "id": 7, "account": "tak", "symbol": SYM, "side": "buy",
              "price": 1500, "qty": 4})
 
-LISTED = {"type": "listed", "seq": 1, "symbol": SYM, "unit": "JPA", "tick": 1, "lot": 1}
+LISTED = {"type": "instrument_listed", "seq": 1, "symbol": SYM, "unit": "JPA", "tick": 1, "lot": 1}
 MAKER_ACCEPTED = {"type": "accepted", "seq": 2, "id": 1, "symbol": SYM}
 
 
@@ -352,7 +353,7 @@ def test_int64_and_id_bounds_decode() -> None:
     )
     events = without_detail(run(log))
     assert [(e["type"], e.get("id"), e.get("reason")) for e in events] == [
-        ("listed", None, None),
+        ("instrument_listed", None, None),
         ("accepted", top, None),
         ("accepted", 0, None),
         ("rejected", 5, "bad_qty"),
@@ -385,7 +386,7 @@ def test_decodable_but_malformed_commands_are_malformed() -> None:
     )
     events = run(log)
     assert [(e["type"], e.get("id"), e.get("reason")) for e in events] == [
-        ("listed", None, None),
+        ("instrument_listed", None, None),
         *[("rejected", 7, "malformed")] * 5,
         ("rejected", None, "malformed"),
         ("accepted", 1, None),
@@ -618,6 +619,17 @@ def test_stdin_pipe_subprocess() -> None:
     assert b"replayed 5 records into 5 events" in proc.stderr
 
 
+def test_a_byte_order_mark_is_skipped_in_a_file_and_on_stdin(tmp_path: Path) -> None:
+    """A log saved with a UTF-8 BOM replays as without it: line 1 is not rejected."""
+    bom = write(tmp_path, "bom.jsonl", codec.BOM + SMALL_LOG)
+    events = tmp_path / "ev.jsonl"
+    assert main(["replay", str(bom), "--out", str(events), "--quiet"]) == EXIT_OK
+    assert without_detail(parse_events(events.read_bytes())) == SMALL_EVENTS
+    proc = _subprocess(["replay", "-", "--quiet"], codec.BOM + SMALL_LOG)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert proc.stdout == events.read_bytes()
+
+
 @pytest.mark.parametrize("fmt", [[], ["--format", "msgpack"]], ids=["sniffed", "flag"])
 def test_stdin_pipe_msgpack_subprocess(fmt: list[str]) -> None:
     stream = b"".join(msgspec.msgpack.encode(msgspec.json.decode(line)) for line in (INSTRUMENT, MAKER, TAKER))
@@ -682,7 +694,7 @@ def test_summary_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert err[0].startswith("replayed 5 records into 5 events in ")
     assert err[0].endswith(" records/s)")
     assert err[1:] == [
-        "  accepted 2, listed 1, rejected 1, trade 1",
+        "  accepted 2, instrument_listed 1, rejected 1, trade 1",
         "  rejections: malformed 1",
         "  JPA-2010       1 trades, 4 t, vwap 1,500, last 1,500; bid - / ask 1500",
     ]
@@ -714,6 +726,26 @@ def test_missing_input_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_input_is_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(tmp_path), "--quiet"]) == EXIT_IO
     assert capsys.readouterr().err.startswith("carbonbook: ")
+
+
+def test_a_registry_in_use_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A registry another writer holds: replay, journal and recover each say so in one line, exit 1,
+    and write nothing into it."""
+    db = tmp_path / "r.db"
+    url = f"sqlite:///{db}"
+    holder = SQLiteRegistry(db)
+    holder.claim_writer()
+    for args in (["replay", str(EXAMPLE), "--registry", url, "--quiet"],
+                 ["journal", str(EXAMPLE), str(tmp_path / "j"), "--registry", url],
+                 ["recover", str(tmp_path / "j"), "--registry", url]):
+        assert main(args) == EXIT_IO
+        assert capsys.readouterr().err == (f"carbonbook: registry {url}: {db} is in use by another writer, "
+                                           "and a registry takes one writer at a time: wait until that one is "
+                                           "done (or stop it), then run again\n")
+    assert not list(holder.journal())  # nothing went into it
+    holder.close()
+    assert main(["replay", str(EXAMPLE), "--registry", url, "--out", str(tmp_path / "ev.jsonl"),
+                 "--quiet"]) == EXIT_OK
 
 
 def test_unwritable_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -780,7 +812,8 @@ def test_example_replay_is_deterministic(tmp_path: Path) -> None:
     # the counts the example's README gives for a replay without a registry
     assert len(events) == 5700
     assert Counter(e["type"] for e in events) == {
-        "accepted": 2609, "trade": 1493, "cancelled": 873, "modified": 468, "rejected": 253, "listed": 4,
+        "accepted": 2609, "trade": 1493, "cancelled": 873, "modified": 468, "rejected": 253,
+        "instrument_listed": 4,
     }
 
 

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from carbonbook import Engine, codec
-from carbonbook._types import INT64_MAX, OrderType, Side, TimeInForce, UnitType
+from carbonbook._types import INT64_MAX, NAME_MAX, OrderType, Side, TimeInForce, UnitType
 from carbonbook.codec import (
     DecodeFailure,
     describe_fault,
@@ -505,3 +505,58 @@ def test_command_batches_decode_every_line_in_place(
     assert [c for commands, _, _ in batches for c in commands] == _one_at_a_time(data)
     assert sum(n for _, n, _ in batches) == data.count(b"\n") + 1
     assert sum(size for _, _, size in batches) == len(data) + 1  # the last line counted with a newline
+
+
+# --------------------------------------------------------------------------- byte-order mark, names
+
+
+@pytest.mark.parametrize("data", [_FAULTY_LOG, _DECODED_LOG, b"", b"\n"])
+@pytest.mark.parametrize("step", [1, 2, 5, 1 << 22])
+def test_a_byte_order_mark_at_the_start_is_skipped(data: bytes, step: int) -> None:
+    """A UTF-8 BOM before line 1 (files and pipes, however the reads are cut) changes nothing;
+    anywhere else it is part of its line."""
+    plain = [c for commands, _, _ in codec.command_batches(io.BytesIO(data), False) for c in commands]
+    with_bom = TrickleStream(codec.BOM + data, step)
+    assert [c for commands, _, _ in codec.command_batches(with_bom, False) for c in commands] == plain
+    later = b'{"type":"cancel","id":1}\n' + codec.BOM + b'{"type":"cancel","id":2}\n'
+    second = [c for commands, _, _ in codec.command_batches(io.BytesIO(later), False) for c in commands][1]
+    assert isinstance(second, Undecodable) and second.line == 2
+
+
+def _new(account: str, oid: int = 1) -> dict[str, Any]:
+    return {"type": "new", "id": oid, "account": account, "symbol": "A", "side": "buy", "qty": 1, "price": 1}
+
+
+NAMES = [
+    pytest.param("x" * NAME_MAX, None, id="at-the-limit"),
+    pytest.param("東京電力\u00a0株式会社", None, id="unicode-and-nbsp"),
+    pytest.param("x" * (NAME_MAX + 1), f"<= {NAME_MAX}", id="too-long"),
+    pytest.param("x" * 10_000_000, f"<= {NAME_MAX}", id="10-MB"),
+    pytest.param("a\u0000b", "U+0000", id="nul"),
+    pytest.param("a\nb", "U+000A", id="newline"),
+    pytest.param("a\x7fb", "U+007F", id="del"),
+    pytest.param("a\u0085b", "U+0085", id="c1"),
+]
+
+
+@pytest.mark.parametrize(("account", "fault"), NAMES)
+@pytest.mark.parametrize("msgpack", [False, True], ids=["json", "msgpack"])
+def test_names_have_a_length_limit_and_no_control_characters(account: str, fault: str | None,
+                                                            msgpack: bool) -> None:
+    """A name over the limit or with a control character makes its line malformed, with the limit
+    in the detail, whichever way it is written; lines around it are untouched."""
+    good = _new("b", 2)
+    objects = [good, _new(account), {"type": "account", "account": account}, good]
+    encode = msgspec.msgpack.encode if msgpack else (lambda o: msgspec.json.encode(o) + b"\n")
+    raw = [encode(o) for o in objects]
+    if not msgpack and "\x7f" in account:
+        assert b"\x7f" in raw[1]  # DEL is written as it is, not escaped
+    got = [c for commands, _, _ in codec.command_batches(io.BytesIO(b"".join(raw)), msgpack) for c in commands]
+    assert got[0] == got[3] == NewOrder(2, "b", "A", Side.BUY, 1, 1)
+    if fault is None:
+        assert isinstance(got[1], NewOrder) and got[1].account == account
+        return
+    for line, oid, name in ((2, 1, "account"), (3, None, "account")):
+        bad = got[line - 1]
+        assert isinstance(bad, Undecodable) and (bad.line, bad.id) == (line, oid)
+        assert fault in bad.detail and str(NAME_MAX) in bad.detail and name in bad.detail

@@ -116,8 +116,8 @@ def test_event_counts(run: Run) -> None:
     events = run.events
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert Counter(e["type"] for e in events) == {
-        "accepted": 2585, "cancelled": 907, "listed": 4, "modified": 479, "recorded": 93,
-        "rejected": 137, "settled": 1432, "trade": 1432,
+        "accepted": 2585, "cancelled": 907, "instrument_listed": 4, "modified": 479, "recorded": 93,
+        "rejected": 137, "trade_settled": 1432, "trade": 1432,
     }
     assert Counter(e["reason"] for e in events if e["type"] == "rejected") == {
         "bad_price": 2, "bad_qty": 2, "cap_exceeded": 1, "duplicate_id": 1, "duplicate_symbol": 1,
@@ -132,8 +132,8 @@ def test_event_counts(run: Run) -> None:
 
 def test_every_trade_settles_right_after_it(run: Run) -> None:
     trades = {e["seq"]: e for e in run.events if e["type"] == "trade"}
-    settled = [e for e in run.events if e["type"] == "settled"]
-    assert not [e for e in run.events if e["type"] == "settlement_failed"]
+    settled = [e for e in run.events if e["type"] == "trade_settled"]
+    assert not [e for e in run.events if e["type"] == "settlement_failure"]
     assert sorted(e["trade_id"] for e in settled) == sorted(trades)
     assert all(e["seq"] > e["trade_id"] for e in settled)
     assert len({e["txid"] for e in settled}) == len(settled)
@@ -292,7 +292,8 @@ def test_without_a_registry(tmp_path: Path) -> None:
     assert main(["replay", str(EXAMPLE), "--out", str(out), "--quiet"]) == EXIT_OK
     events = read_events(out)
     assert Counter(e["type"] for e in events) == {
-        "accepted": 2609, "cancelled": 873, "listed": 4, "modified": 468, "rejected": 253, "trade": 1493,
+        "accepted": 2609, "cancelled": 873, "instrument_listed": 4, "modified": 468, "rejected": 253,
+        "trade": 1493,
     }
     no_registry = [e for e in events if e["type"] == "rejected" and e["reason"] == "no_registry"]
     registry_lines = [r for r in log_records() if isinstance(r, dict) and r.get("type") in {

@@ -19,6 +19,7 @@ import pytest
 
 from carbonbook import Engine, Event, ListInstrument, Rejected, RejectReason
 from carbonbook.checkpoint import Checkpoint
+from carbonbook.cli import EXIT_IO, EXIT_OK, main
 from carbonbook.commands import Deposit, Expire, Issue, OpenAccount, OpenScheme, Undecodable
 from carbonbook.errors import JournalMismatch, RegistryUnavailable
 from carbonbook.journal import (
@@ -335,26 +336,33 @@ def test_recovery_onto_a_registry_of_another_log_is_a_log_mismatch(tmp_path: Pat
         recover(tmp_path, venue=venue_on(other))
 
 
-def test_the_entry_point_journals_a_venue_on_a_registry(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -m carbonbook.journal replay|recover ... --registry URL``: the settings the first
-    run gave are the registry's from then on; recovery needs the registry; a replay resumes."""
+def test_the_command_line_journals_a_venue_on_a_registry(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``carbonbook journal|recover ... --registry URL``: the settings the first run gave are the
+    registry's from then on; recovery needs the registry, and says so; a replay resumes; the
+    events a journaled run writes are replay's."""
     log = write_log(tmp_path / "log.jsonl", LOG)
     url = f"sqlite:///{tmp_path / 'reg.db'}"
     jdir = str(tmp_path / "j")
-    assert journal_main(["replay", str(log), jdir, "--registry", url, "--settle-lag", "1", "--batch", "7",
-                         "--snapshot-every", "14"]) == 0
+    events = tmp_path / "events.jsonl"
+    assert main(["journal", str(log), jdir, "--registry", url, "--settle-lag", "1", "--batch", "7",
+                 "--snapshot-every", "14", "--out", str(events)]) == EXIT_OK
     replayed = json.loads(capsys.readouterr().out)
-    assert journal_main(["recover", jdir, "--registry", url]) == 0
+    assert main(["replay", str(log), "--registry", "memory:", "--settle-lag", "1", "--out",
+                 str(tmp_path / "plain.jsonl"), "--quiet"]) == EXIT_OK
+    assert events.read_bytes() == (tmp_path / "plain.jsonl").read_bytes()
+    assert main(["recover", jdir, "--registry", url]) == EXIT_OK
     recovered = json.loads(capsys.readouterr().out)
     assert (recovered["seq"], recovered["state_hash"], recovered["registry_position"]) == (
         replayed["seq"], replayed["state_hash"], replayed["registry_position"])
     assert replayed["registry_position"] == replayed["seq"] - 1
-    assert journal_main(["recover", jdir]) == 1
-    assert "a venue's journal" in capsys.readouterr().err
-    assert journal_main(["recover", jdir, "--registry", url, "--settle-lag", "0"]) == 1
+    assert main(["recover", jdir]) == EXIT_IO
+    assert capsys.readouterr().err == (f"carbonbook: {jdir} holds a venue's journal: add --registry URL, "
+                                       "the registry its commands went into\n")
+    assert main(["recover", jdir, "--registry", url, "--settle-lag", "0"]) == EXIT_IO
     assert "not JPY and 0" in capsys.readouterr().err
     # the same log again resumes after what the journal holds: nothing more to do
-    assert journal_main(["replay", str(log), jdir, "--registry", url]) == 0
+    assert journal_main(["replay", str(log), jdir, "--registry", url, "--out", str(events)]) == EXIT_OK
     again = json.loads(capsys.readouterr().out)
     assert (again["resumed_at"], again["state_hash"]) == (replayed["records"], replayed["state_hash"])
+    assert events.read_bytes() == b""  # no command applied this time

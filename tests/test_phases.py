@@ -402,9 +402,9 @@ def test_phases_through_the_order_log() -> None:
     out = io.BytesIO()
     tally = replay(io.BytesIO(log), Engine(), out.write)
     events = [msgspec.json.decode(x) for x in out.getvalue().splitlines()]
-    assert [e["type"] for e in events] == ["listed", "accepted", "indicative", "accepted", "indicative",
-                                           "phase_changed", "uncrossed", "trade", "rejected"]
-    assert events[0] == {"type": "listed", "seq": 1, "symbol": "JCR-RE", "unit": "JCR", "tick": 1,
+    assert [e["type"] for e in events] == ["instrument_listed", "accepted", "indicative", "accepted",
+                                           "indicative", "phase_changed", "uncrossed", "trade", "rejected"]
+    assert events[0] == {"type": "instrument_listed", "seq": 1, "symbol": "JCR-RE", "unit": "JCR", "tick": 1,
                          "lot": 1, "phase": "call", "call_only": True, "band": 9000, "reference": 3000}
     assert events[4] == {"type": "indicative", "seq": 5, "symbol": "JCR-RE", "price": 3100,
                          "volume": 4, "surplus": 6, "side": "buy"}

@@ -32,6 +32,7 @@ from carbonbook import (
     Side,
     UnitType,
 )
+from carbonbook._types import NAME_MAX
 from carbonbook.auction import (
     AuctionCancelReason,
     AuctionSpec,
@@ -174,7 +175,7 @@ def test_replay_cli_gives_the_engine_events(tmp_path: Path) -> None:
 def test_result_json_is_complete_for_settlement() -> None:
     events = Engine().apply_all(EU_LOG)
     result = msgspec.json.decode(msgspec.json.encode(events[-1]))
-    assert result["type"] == "auction_result"
+    assert result["type"] == "auction_cleared"
     for field in ("seller", "unit", "currency", "scheme", "period", "price", "allocations", "bidders",
                   "refused", "tie_order", "seed", "cancelled", "cancel_reason"):
         assert field in result
@@ -231,6 +232,16 @@ BID_REFUSALS = [
     (PlaceBid("A", 7, "x", 100, 2), 7, RejectReason.DUPLICATE_ID),  # an order's id
     (PlaceBid("A", 1, "x", 105, 2), 1, BAD_PRICE),
 ]
+
+
+@pytest.mark.parametrize("name", ["x" * (NAME_MAX + 1), "a\x00b", "a\x85b"])
+def test_names_of_hand_built_auction_commands(name: str) -> None:
+    """A bid's account, an auction's name or seller: the rule of names, with the limit in the detail."""
+    engine = engine_with_auction()
+    for command in (PlaceBid("A", 2, name, 100, 2), OpenAuction(name, UnitType.JPA, 10, "gov"),
+                    OpenAuction("B", UnitType.JPA, 10, name), CloseAuction(name)):
+        rejected = refused(engine, command)
+        assert rejected.reason == MALFORMED and f"1 to {NAME_MAX} characters" in rejected.detail
 
 
 @pytest.mark.parametrize(("command", "oid", "reason"), BID_REFUSALS)
@@ -331,7 +342,7 @@ HOSTILE = [
     b'{"type":"auction_close"}',
     b'{"type":"auction_close","auction":null}',
     b'{"type":"auction_close","auction":""}',
-    b'{"type":"auction_result","auction":"A"}',
+    b'{"type":"auction_cleared","auction":"A"}',
     b'{"type":"auction_opened","auction":"B","unit":"EUA","volume":10,"seller":"s"}',
 ]
 

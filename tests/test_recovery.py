@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carbonbook import Command, Engine, Event, ListInstrument, NewOrder, Phase, SetPhase, Side, UnitType
+from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.errors import SnapshotError, TornRecordWarning
 from carbonbook.journal import FsyncPolicy, Journal, log_commands, recover
 from carbonbook.snapshot import SnapshotFile, decode_snapshot, encode_snapshot, read_snapshot
@@ -167,6 +168,23 @@ def test_subsequent_events_after_recovery(tmp_path: Path) -> None:
     resumed.close()
     assert got == expected
     assert recover(tmp_path).engine.state_hash() == reference.state_hash()
+
+
+def test_recover_refuses_a_directory_without_a_journal(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """``carbonbook recover`` on a typo or an empty directory: a message and exit 1, not an empty state;
+    a plain engine's journal with --registry is refused in the same words."""
+    for directory in (tmp_path / "typo-dir", tmp_path):
+        assert main(["recover", str(directory)]) == EXIT_IO
+        assert capsys.readouterr().err == (f"carbonbook: {directory} holds no journal (journal.cbj): check "
+                                           "the directory; carbonbook journal LOG DIR writes one\n")
+    assert main(["journal", str(LOG), str(tmp_path / "j"), "--batch", "500"]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["recover", str(tmp_path / "j"), "--registry", "memory:"]) == EXIT_IO
+    assert "leave out --registry" in capsys.readouterr().err
+    assert main(["journal", str(LOG), str(tmp_path / "j"), "--fsync", "often"]) == EXIT_USAGE
+    assert main(["journal", "--help"]) == EXIT_OK
+    assert "resumes after the commands DIR holds" in capsys.readouterr().out
 
 
 # -- real processes, killed -----------------------------------------------------------------------

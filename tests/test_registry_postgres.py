@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from carbonbook import UnitType
-from carbonbook.errors import ConcurrentModification, RegistryUnavailable
+from carbonbook.errors import ConcurrentModification, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry
 from registry_contract import Factory, RegistryContract, world
 
@@ -84,5 +84,24 @@ def test_second_writer_is_detected(pg_factory: Callable[[], PostgresRegistry]) -
         one.reload()
         one.transfer("a", "c", UnitType.JPA, 5)
         one.check()
+    finally:
+        two.close()
+
+
+def test_one_claimed_writer_at_a_time(pg_factory: Callable[[], PostgresRegistry]) -> None:
+    """``claim_writer()``: a second registry on the schema is refused until the first closes; the
+    next claim loads what the first wrote. Schemas apart do not collide."""
+    one = world(pg_factory())
+    one.claim_writer()
+    two = PostgresRegistry(DSN, schema=one.schema)
+    other = pg_factory()
+    try:
+        with pytest.raises(RegistryInUse, match=f"schema {one.schema} is in use by another writer"):
+            two.claim_writer()
+        other.claim_writer()
+        one.transfer("a", "b", UnitType.JPA, 5)
+        one.close()
+        two.claim_writer()
+        assert two.holding("a", UnitType.JPA) == 995
     finally:
         two.close()

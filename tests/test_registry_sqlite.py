@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from carbonbook import UnitType
-from carbonbook.errors import ConcurrentModification, RegistryUnavailable
+from carbonbook.errors import ConcurrentModification, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry, SQLiteRegistry
 from registry_contract import Factory, RegistryContract, fingerprint, world
 
@@ -69,3 +69,18 @@ def test_second_writer_is_detected(tmp_path: Path) -> None:
     one.transfer("a", "c", UnitType.JPA, 5)
     one.check()
     assert one.holding("a", UnitType.JPA) == 990
+
+
+def test_one_claimed_writer_at_a_time(tmp_path: Path) -> None:
+    """``claim_writer()``: a second registry on the file is refused until the first closes; the next
+    claim loads what the first wrote."""
+    one = world(SQLiteRegistry(tmp_path / "r.db"))
+    one.claim_writer()
+    two = SQLiteRegistry(tmp_path / "r.db")
+    with pytest.raises(RegistryInUse, match=r"r\.db is in use by another writer"):
+        two.claim_writer()
+    one.transfer("a", "b", UnitType.JPA, 5)
+    one.close()
+    two.claim_writer()
+    assert two.holding("a", UnitType.JPA) == 995
+    two.close()

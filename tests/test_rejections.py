@@ -38,6 +38,7 @@ from carbonbook import (
     Undecodable,
     UnitType,
 )
+from carbonbook._types import NAME_MAX
 from conftest import SYM, book
 
 MALFORMED = RejectReason.MALFORMED
@@ -468,3 +469,21 @@ def test_the_stage_sees_every_command_with_its_events() -> None:
     assert [single.apply(c) for c in commands] == expected
     assert marked.dispatch_marked(commands, []) == [e for es in expected for e in es]
     assert in_batch == one_by_one == in_marked == list(zip(commands, expected, strict=True))
+
+
+@pytest.mark.parametrize(("account", "fault"), [
+    ("x" * NAME_MAX, None), ("東京電力\u00a0株式会社", None),
+    ("x" * (NAME_MAX + 1), f"1 to {NAME_MAX} characters"), ("x" * 10_000_000, "10,000,000 characters"),
+    ("a\u0000b", "U+0000"), ("a\u0085b", "U+0085")])
+def test_hand_built_orders_follow_the_rule_of_names(make_engine: Callable[[], Engine], account: str,
+                                                    fault: str | None) -> None:
+    """A command built in Python skips the decoder's checks: the book's own quick test sends an
+    account over the limit or with a control character to the full test, which refuses it."""
+    eng = make_engine()
+    eng.apply(ListInstrument(SYM, UnitType.JPA))
+    (event,) = eng.apply(NewOrder(1, account, SYM, Side.BUY, 5, price=10))
+    if fault is None:
+        assert event == Accepted(2, 1, SYM)
+    else:
+        assert isinstance(event, Rejected) and (event.id, event.reason) == (1, RejectReason.MALFORMED)
+        assert fault in event.detail and event.detail.startswith("account ")

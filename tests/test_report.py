@@ -32,13 +32,27 @@ B: 1 trade, volume 10, VWAP 2,000.00, OHLC all 2000; samples: 3 one-sided (listi
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
+from typing import get_args
 
 import msgspec
 import pytest
 
+from carbonbook import CloseAuction, OpenAuction, PlaceBid, UnitType
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
+from carbonbook.commands import Command
 from carbonbook.engine import Engine
+from carbonbook.events import (
+    RENAMED,
+    Event,
+    InstrumentListed,
+    ReadableEvent,
+    SettlementFailure,
+    TradeSettled,
+    current,
+)
+from carbonbook.registry import SettlementRecord
 from carbonbook.replay import replay
 from carbonbook.report import ReportError, build, format_text, vwap_text
 
@@ -102,6 +116,43 @@ def test_figures_from_events_alone(files: tuple[Path, Path]) -> None:
         1, 10, 20_000, 2000, 2000, 2000, 2000)
     assert a.spread is None and not a.rejections and not a.bids
     assert r.rejections == {"unknown_order": 1, "bad_price": 1, "malformed": 1, "unknown_symbol": 1}
+
+
+OLD_TAGS = {"instrument_listed": "listed", "trade_settled": "settled",
+            "settlement_failure": "settlement_failed", "auction_cleared": "auction_result"}
+
+
+def test_an_event_is_tagged_with_its_class_name() -> None:
+    """One name per thing: every event's tag is its class name in snake case, and no other tagged
+    struct of the engine or the registry has it; the old tags read as the renamed events."""
+    classes = get_args(Event)
+    for cls in classes:
+        assert cls.__struct_config__.tag == re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+    tags = [c.__struct_config__.tag for c in (*classes, *get_args(SettlementRecord), *get_args(Command))]
+    assert len(tags) == len(set(tags))
+    assert {old.__struct_config__.tag: new.__struct_config__.tag for old, new in RENAMED.items()} == {
+        old: new for new, old in OLD_TAGS.items()}
+
+
+def test_events_under_their_old_tags_still_report(files: tuple[Path, Path], tmp_path: Path) -> None:
+    """An events file written before the tags were renamed gives the same report."""
+    _, events = files
+    lines = events.read_bytes().splitlines(keepends=True)
+    assert b'"type":"instrument_listed"' in lines[0]
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"".join(line.replace(b'"type":"instrument_listed"', b'"type":"listed"') for line in lines))
+    with open(events, "rb") as f, open(old, "rb") as g:
+        assert format_text(build(g)) == format_text(build(f))
+    engine = Engine()
+    *_, cleared = engine.apply_all([OpenAuction("A", UnitType.EUA, 10, "gov"), PlaceBid("A", 1, "x", 100, 10),
+                                    CloseAuction("A")])
+    decoder = msgspec.json.Decoder(ReadableEvent)
+    for event in (InstrumentListed(1, "A", UnitType.JPA, 1, 1), TradeSettled(2, 1, 3),
+                  SettlementFailure(3, 1, "account_blocked", "x"), cleared):
+        tag = str(event.__struct_config__.tag)
+        new_type, old_type = f'"type":"{tag}"'.encode(), f'"type":"{OLD_TAGS[tag]}"'.encode()
+        old = msgspec.json.encode(event).replace(new_type, old_type)
+        assert current(decoder.decode(old)) == event
 
 
 def test_figures_with_the_log(files: tuple[Path, Path]) -> None:
@@ -192,7 +243,8 @@ def test_empty_events(tmp_path: Path) -> None:
     assert format_text(r).endswith("rejections by reason: none")
 
 
-def test_plot_writes_a_png(files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_plot_writes_a_png(files: tuple[Path, Path], tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     log, events = files
     for args, name in (([], "events-only.png"), (["--log", str(log)], "with-log.png")):
@@ -200,6 +252,17 @@ def test_plot_writes_a_png(files: tuple[Path, Path], tmp_path: Path) -> None:
         assert main(["report", str(events), *args, "--plot", str(out)]) == EXIT_OK
         assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert out.stat().st_size > 10_000
+        assert capsys.readouterr().err == f"plot written to {out}\n"
+
+
+def test_progress_is_called_after_each_batch(files: tuple[Path, Path]) -> None:
+    """``build(progress=...)`` hears the records and bytes read: of the log with it, else of the events."""
+    log, events = files
+    for with_log, size in ((False, events.stat().st_size), (True, log.stat().st_size)):
+        calls: list[tuple[int, int]] = []
+        with open(events, "rb") as ev, open(log, "rb") as lg:
+            build(ev, lg if with_log else None, progress=lambda n, b, calls=calls: calls.append((n, b)))
+        assert calls and calls[-1][1] == size
 
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jvets-2010.jsonl"

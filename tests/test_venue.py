@@ -45,6 +45,7 @@ from carbonbook import (
     Trade,
     UnitType,
 )
+from carbonbook._types import NAME_MAX
 from carbonbook.checkpoint import Checkpoint
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_encoder
@@ -444,7 +445,8 @@ def test_price_improvement_of_a_modify_filling_across_two_makers() -> None:
     reg = v.registry
     v.apply_all([sell(1, 10, 1500), sell(2, 10, 1550, account="mitsui"), buy(3, 20, 1400)])
     events = v.apply(ModifyOrder(3, price=1600))
-    assert [e.__struct_config__.tag for e in events] == ["modified", "trade", "trade", "settled", "settled"]
+    assert [e.__struct_config__.tag for e in events] == ["modified", "trade", "trade", "trade_settled",
+                                                         "trade_settled"]
     assert reg.hold(3) == 0 and no_hold_rows(reg)
 
 
@@ -1253,7 +1255,7 @@ def test_session_log_exercises_holds_settlement_and_refusals() -> None:
     reg = MemoryRegistry()
     events = run_log(reg, session_log())
     tags = [e.__struct_config__.tag for e in events]
-    assert tags.count("settled") >= 3 and "settlement_failed" not in tags
+    assert tags.count("trade_settled") >= 3 and "settlement_failure" not in tags
     reasons = {e.reason for e in events if isinstance(e, Rejected)}
     assert reasons == {"unknown_account", "insufficient_units", "insufficient_funds", "same_account"}
     assert Checkpoint(reg).position == events[-1].seq
@@ -1507,14 +1509,15 @@ def test_cli_settle_lag_settles_on_business_days(tmp_path: Path) -> None:
     assert main(["replay", str(log), "--registry", "memory:", "--settle-lag", "1", "--out", str(out),
                  "--quiet"]) == EXIT_OK
     lines = [msgspec.json.decode(line) for line in out.read_bytes().splitlines()]
-    assert [e["type"] for e in lines[len(SETUP):]] == ["accepted", "accepted", "trade", "recorded", "settled"]
+    assert [e["type"] for e in lines[len(SETUP):]] == ["accepted", "accepted", "trade", "recorded",
+                                                       "trade_settled"]
     assert lines[-2] == {"type": "recorded", "seq": S0 + 3, "command": "business_day",
                          "detail": "day 1: 1 trades due"}
     assert lines[-1]["trade_id"] == S0 + 2
     # without a lag the trade settles at once and the business day finds nothing due
     assert main(["replay", str(log), "--registry", "memory:", "--out", str(out), "--quiet"]) == EXIT_OK
     tags = [msgspec.json.decode(line)["type"] for line in out.read_bytes().splitlines()][len(SETUP):]
-    assert tags == ["accepted", "accepted", "trade", "settled", "recorded"]
+    assert tags == ["accepted", "accepted", "trade", "trade_settled", "recorded"]
 
 
 def test_cli_plain_replay_rejects_registry_commands(tmp_path: Path) -> None:
@@ -1639,3 +1642,26 @@ def test_a_registry_behind_the_saved_state_is_refused() -> None:
     venue.apply_all(session_log()[:15])
     with pytest.raises(LogMismatch, match="behind"):
         _restored(MemoryRegistry(), venue.export_venue_state())
+
+
+@pytest.mark.parametrize("name", ["x" * (NAME_MAX + 1), "a\nb", "a\x9fb"])
+def test_hand_built_registry_commands_keep_the_rule_of_names(name: str) -> None:
+    """A registry command built in Python with a name over the limit or with a control character is
+    malformed (as the same line of a log would be), and the registry is not touched."""
+    venue = make_venue()
+    before = fingerprint(venue.registry)
+    for command in (OpenAccount(account=name), Transfer(sender="tepco", receiver=name, unit=JPA, qty=1),
+                    Deposit(account="tepco", currency=name, amount=1)):
+        [rejected] = venue.apply(command)
+        assert isinstance(rejected, Rejected) and rejected.reason == "malformed"
+        assert f"1 to {NAME_MAX} characters" in rejected.detail
+    assert fingerprint(venue.registry) == before
+
+
+@pytest.mark.parametrize("name", ["x" * (NAME_MAX + 1), "a\x00b"])
+def test_hand_built_orders_and_listings_keep_the_rule_of_names(name: str) -> None:
+    engine = Engine()
+    engine.apply(ListInstrument(SYM, JPA))
+    for command in (NewOrder(1, name, SYM, Side.BUY, 1, price=1), ListInstrument(name, JPA)):
+        [rejected] = engine.apply(command)
+        assert isinstance(rejected, Rejected) and rejected.reason == "malformed"

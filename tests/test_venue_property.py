@@ -208,7 +208,7 @@ def run_session(funds: list[Command], orders: list[Command], exact: bool) -> Non
         events = venue.apply(cmd)
         for e in events:
             note(f"  {e!r}")
-            assert e.__struct_config__.tag != "settlement_failed", e
+            assert e.__struct_config__.tag != "settlement_failure", e
         if isinstance(cmd, Expire):
             expired(cmd, events, sells, reg, issued)
         check(venue, reg, issued, exact)

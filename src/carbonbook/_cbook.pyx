@@ -30,7 +30,16 @@ from itertools import count
 from types import MemberDescriptorType
 
 from carbonbook import book as _pure
-from carbonbook._types import CancelReason, OrderType, Phase, RejectReason, SelfTradePrevention, Side, TimeInForce
+from carbonbook._types import (
+    NAME_MAX,
+    CancelReason,
+    OrderType,
+    Phase,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
 from carbonbook.commands import CancelOrder, NewOrder
 from carbonbook.events import Accepted, Cancelled, Modified, Rejected, Trade
 
@@ -396,7 +405,8 @@ cdef class Book:
         is_buy = side is _BUY
         # one pass over every refusal but post_only, as the pure book's; _refusal finds which one
         ok = (decoded or (
-            type(account_o) is str and PyUnicode_GET_LENGTH(account_o) > 0
+            type(account_o) is str and 0 < PyUnicode_GET_LENGTH(account_o) <= NAME_MAX
+            and (<str>account_o).isprintable()
             and (is_buy or side is _SELL)
             and (tif is _GTC or tif is _IOC or tif is _FOK)
             and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH))) \

@@ -7,6 +7,7 @@ cents); quantities are integers in tonnes of CO2-equivalent. Every enum is a
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -21,8 +22,35 @@ OrderId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 Int64 = Annotated[int, Meta(ge=INT64_MIN, le=INT64_MAX)]
 """A price, quantity or timestamp: any integer that fits in 64 bits (range checks are the engine's)."""
 
-Name = Annotated[str, Meta(min_length=1)]
-"""A non-empty account or symbol."""
+NAME_MAX = 128
+"""The most characters a name (an account, symbol, scheme, currency, ...) may have."""
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode's control characters (category Cc)
+
+Name = Annotated[str, Meta(min_length=1, max_length=NAME_MAX)]
+"""An account, symbol or other name: 1 to :data:`NAME_MAX` characters, none of them a control
+character (U+0000-U+001F, U+007F-U+009F). Decoders check the length; :func:`name_fault` is the
+whole rule (:mod:`carbonbook.codec` applies it to every decoded record that could break it)."""
+
+
+def name_fault(value: object) -> str | None:
+    r"""Why ``value`` is not a valid name, or None; the text states the rule and its limit.
+
+    >>> name_fault("tepco-01") is None
+    True
+    >>> name_fault("x" * 129)
+    'has 129 characters: a name is 1 to 128 characters, none of them a control character'
+    >>> name_fault("a\x00b")
+    'holds control character U+0000: a name is 1 to 128 characters, none of them a control character'
+    """
+    if value.__class__ is not str or not value:
+        fault = "is not a non-empty string"
+    elif len(value) > NAME_MAX:
+        fault = f"has {len(value):,} characters"
+    elif value.isprintable() or (found := _CONTROL.search(value)) is None:
+        return None
+    else:
+        fault = f"holds control character U+{ord(found.group()):04X}"
+    return f"{fault}: a name is 1 to {NAME_MAX} characters, none of them a control character"
 
 
 def is_order_id(value: object) -> bool:

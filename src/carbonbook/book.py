@@ -1,5 +1,9 @@
 """The order book of one instrument: price levels, price-time matching, self-trade prevention.
 
+This is the pure-Python core and the reference: :mod:`carbonbook._cbook` is the same book
+compiled (same classes, containers, rules and events; :mod:`carbonbook.core` picks one), and
+the slow paths both share (a refusal's detail, :func:`check`) live here.
+
 Layout
     Each side is a :class:`BookSide`: a dict from *key* to :class:`PriceLevel` and a
     sorted list of those keys whose **last** element is the best level. The key is
@@ -70,6 +74,7 @@ import msgspec
 
 from carbonbook._types import (
     INT64_MAX,
+    NAME_MAX,
     CancelReason,
     OrderType,
     Phase,
@@ -266,7 +271,7 @@ class OrderBook:
             (decoded or (
                 oid.__class__ is int and 0 <= oid <= INT64_MAX
                 and qty.__class__ is int and qty <= INT64_MAX
-                and account.__class__ is str and account
+                and account.__class__ is str and 0 < len(account) <= NAME_MAX and account.isprintable()
                 # enum fields by identity with the members: a plain value equal to a member
                 # (or post_only 0) takes _refusal's full test, which lets it through
                 and (is_buy or side is _SELL)

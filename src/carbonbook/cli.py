@@ -8,21 +8,25 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 
 from carbonbook import core as cores
 from carbonbook._types import UnitType
-from carbonbook.codec import wants_msgpack
+from carbonbook.codec import json_encoder, wants_msgpack
 from carbonbook.engine import Engine
-from carbonbook.errors import RegistryError
+from carbonbook.errors import CarbonbookError, RegistryError
 from carbonbook.progress import Progress
 from carbonbook.replay import ReplayTally, replay
 
 if TYPE_CHECKING:
+    from carbonbook.commands import Command, Undecodable
+    from carbonbook.journal import Applier, FsyncPolicy
+    from carbonbook.registry import Registry
     from carbonbook.venue import Venue
 
 EXIT_OK = 0
@@ -44,7 +48,8 @@ class _Version(argparse.Action):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    parser = argparse.ArgumentParser(prog="carbonbook", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="carbonbook", description="Replay, journal, recover and report on carbon-market order logs.")
     parser.add_argument("--version", action=_Version, nargs=0,
                         help="print the version and the core that runs, and exit")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,22 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
                    help="input format; auto looks at the extension, then the first byte")
     p.add_argument("--quiet", action="store_true", help="no summary or progress on standard error")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="a progress line on standard error; auto: when it is a terminal "
-                        "(never with --quiet)")
-    p.add_argument("--registry", metavar="URL",
-                   help="run the session against a registry: holds, registry commands, settlement "
-                        "(sqlite:///PATH.db, postgresql://..., memory:)")
-    p.add_argument("--currency",
-                   help="cash of instruments listed without a currency (default: the registry's, "
-                        "for a registry a replay went into; else JPY)")
-    p.add_argument("--settle-lag", type=_non_negative, metavar="DAYS",
-                   help="settle trades T+DAYS, on business_day commands (default: the registry's, "
-                        "for a registry a replay went into; else 0: at once)")
+    _add_progress(p)
+    _add_registry_options(p, "run the session against a registry: holds, registry commands, settlement")
     p.add_argument("--group", type=_non_negative, default=0, metavar="N",
                    help="group commit: one registry transaction per N commands or more (default 0: "
                         "one per input batch, about 4 MiB of the log); a crash loses at most the last "
                         "group's registry effects, which replaying the log again carries out")
+    _add_journal(commands)
     _add_import_lobster(commands)
     _add_report(commands)
     _add_bench(commands)
@@ -85,52 +81,98 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "bench":
             return _bench(args)
-        return _replay(args)
+        if args.command == "journal":
+            return _journal(args)
+        if args.command == "recover":
+            return _on_registry(args, lambda registry: _recover(args, registry))
+        return _on_registry(args, lambda registry: _replay_on(args, registry))
     except OSError as exc:
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_IO
 
 
-def _replay(args: argparse.Namespace) -> int:
-    if args.registry is None:
-        return _replay_into(args, Engine())
-    from carbonbook.registry import open_registry  # sqlite3 and the registry: only when asked for
-    from carbonbook.venue import LogMismatch, Venue
+def _add_registry_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--registry", metavar="URL",
+                   help=f"{what} (sqlite:///PATH.db, postgresql://..., memory:); a registry takes one "
+                        "writer at a time")
+    p.add_argument("--currency",
+                   help="cash of instruments listed without a currency (default: the registry's, "
+                        "for a registry a replay went into; else JPY)")
+    p.add_argument("--settle-lag", type=_non_negative, metavar="DAYS",
+                   help="settle trades T+DAYS, on business_day commands (default: the registry's, "
+                        "for a registry a replay went into; else 0: at once)")
 
+
+def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int]) -> int:
+    """``run`` with the registry ``--registry`` names (None without one), closed afterwards.
+    What the registry, the journal or the venue refuses is one line on standard error, exit 1
+    (a URL that names no registry: exit 2)."""
     try:
-        registry = open_registry(args.registry)
-    except (ValueError, RegistryError) as exc:
+        registry = None if args.registry is None else _open_registry(args.registry)
+    except ValueError as exc:  # not a registry URL
         print(f"carbonbook: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_IO
-    try:
-        currency, lag = Venue.settings_for(registry, args.currency, args.settle_lag)
-        venue = Venue(registry, currency=currency, lag=lag, group=args.group)
-        code = _replay_into(args, venue)
-        venue.commit()
-        return code
-    except (RegistryError, LogMismatch) as exc:
+        return EXIT_USAGE
+    except RegistryError as exc:
         print(f"carbonbook: registry {args.registry}: {exc}", file=sys.stderr)
         return EXIT_IO
+    try:
+        return run(registry)
+    except CarbonbookError as exc:
+        where = "" if registry is None else f"registry {args.registry}: "
+        print(f"carbonbook: {where}{exc}", file=sys.stderr)
+        return EXIT_IO
     finally:
+        if registry is not None:
+            registry.close()
+
+
+def _open_registry(url: str) -> Registry:
+    """The registry at ``url``, claimed as its only writer (RegistryInUse if another has it)."""
+    from carbonbook.registry import open_registry  # sqlite3 and the registry: only when asked for
+
+    registry = open_registry(url)
+    try:
+        registry.claim_writer()
+    except BaseException:
         registry.close()
+        raise
+    return registry
+
+
+def _venue_maker(args: argparse.Namespace, registry: Registry | None,
+                 group: int = 0) -> Callable[[], Venue] | None:
+    """What makes the venue on ``registry`` (settings as given, else the registry's; ``group``:
+    its group commit), or None."""
+    if registry is None:
+        return None
+    from carbonbook.venue import Venue
+
+    currency, lag = Venue.settings_for(registry, args.currency, args.settle_lag)
+    return lambda: Venue(registry, currency=currency, lag=lag, group=group)
+
+
+def _replay_on(args: argparse.Namespace, registry: Registry | None) -> int:
+    """Replay into an engine, or a venue on ``registry`` (whose open group it commits at the end)."""
+    make = _venue_maker(args, registry, args.group)
+    if make is None:
+        return _replay_into(args, Engine())
+    venue = make()
+    code = _replay_into(args, venue)
+    venue.commit()
+    return code
 
 
 def _replay_into(args: argparse.Namespace, engine: Engine | Venue) -> int:
     started = time.perf_counter()
     with _open_in(args.log) as source:
         msgpack = wants_msgpack(args.format, args.log, source)
-        progress = _progress(args, source)
-        hook = None if progress is None else progress.update
-        try:
+        with _progress("never" if args.quiet else args.progress, source) as hook:
             if args.out is None:
                 tally = replay(source, engine, sys.stdout.buffer.write, msgpack, hook)
                 sys.stdout.buffer.flush()
             else:
                 with open(args.out, "wb") as out:
                     tally = replay(source, engine, out.write, msgpack, hook)
-        finally:
-            if progress is not None:
-                progress.close()
     elapsed = time.perf_counter() - started
     if args.snapshot:
         with open(args.snapshot, "wb") as f:
@@ -141,18 +183,27 @@ def _replay_into(args: argparse.Namespace, engine: Engine | Venue) -> int:
     return EXIT_OK
 
 
-def _progress(args: argparse.Namespace, source: io.BufferedReader) -> Progress | None:
-    """A progress line when asked for (``auto``: standard error is a terminal), not ``--quiet``.
-
-    The ETA needs the input's size: known for a regular file, not for a pipe.
-    """
-    if args.quiet or args.progress == "never":
-        return None
-    if args.progress == "auto" and not sys.stderr.isatty():
-        return None
+@contextmanager
+def _progress(mode: str, source: BinaryIO, label: str = "replay",
+              ) -> Iterator[Callable[[int, int], None] | None]:
+    """The update hook of a progress line on standard error when ``mode`` (``--progress``) asks
+    for one (``auto``: when standard error is a terminal), else None; the line is erased on
+    exit. The ETA needs the input's size: known for a regular file, not for a pipe."""
+    if mode == "never" or (mode == "auto" and not sys.stderr.isatty()):
+        yield None
+        return
     st = os.fstat(source.fileno())
     size = st.st_size if stat.S_ISREG(st.st_mode) and source.seekable() and source.tell() == 0 else None
-    return Progress(sys.stderr, size)
+    progress = Progress(sys.stderr, size, label=label)
+    try:
+        yield progress.update
+    finally:
+        progress.close()
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help="a progress line on standard error; auto: when it is a terminal")
 
 
 def _open_in(path: str) -> io.BufferedReader:
@@ -183,6 +234,125 @@ def _summary(tally: ReplayTally, engine: Engine | Venue, elapsed: float) -> str:
             lines.append(f"  {symbol:<14} {t.trades:,} trades, {t.volume:,} t, vwap {t.vwap:,}, "
                          f"last {t.last:,}; bid {bid} / ask {ask}")
     return "\n".join(lines)
+
+
+# -- journal and recover --------------------------------------------------------------
+
+
+def _add_journal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "journal", help="replay an order log through a journaled engine: crash-safe and resumable",
+        description="Replay LOG through an engine (with --registry, a venue) that writes every command "
+                    "to the append-only journal in DIR before its events go anywhere. Run it again "
+                    "after a crash: it resumes after the commands DIR holds. Prints a JSON summary "
+                    "(records, seq, state hash) on standard output (see carbonbook.journal).")
+    p.add_argument("log", help="order log (JSON Lines or MessagePack); '-' for standard input")
+    p.add_argument("directory", metavar="DIR", help="the journal directory (created if missing)")
+    p.add_argument("--out", metavar="EVENTS",
+                   help="write the events of the commands this run applies as JSON Lines (a resumed "
+                        "run: those after the journal's end; carbonbook replay LOG gives them all)")
+    p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
+                   help="input format; auto looks at the extension, then the first byte")
+    p.add_argument("--batch", type=_positive, default=4096,
+                   help="commands per journal batch (default %(default)s)")
+    p.add_argument("--snapshot-every", type=_non_negative, default=0, metavar="N",
+                   help="write a snapshot every N commands (default 0: none)")
+    p.add_argument("--fsync", default="batch",
+                   help="when to fsync the journal: never, batch (default), bytes:N or records:N")
+    p.add_argument("--delay", type=float, default=0.0,  # seconds to sleep after each batch (tests)
+                   help=argparse.SUPPRESS)
+    _add_registry_options(p, "journal a venue on this registry")
+    p = commands.add_parser(
+        "recover", help="recover a journal directory and print its position and state hash",
+        description="Load the newest valid snapshot in DIR, replay the journal after it and print a "
+                    "JSON summary (records, seq, state hash, the snapshot used, torn bytes dropped). "
+                    "A venue's journal needs --registry: the registry its commands went into.")
+    p.add_argument("directory", metavar="DIR", help="a directory written by carbonbook journal")
+    _add_registry_options(p, "the journal is a venue's on this registry")
+
+
+def _journal(args: argparse.Namespace) -> int:
+    from carbonbook.journal import FsyncPolicy, log_commands
+
+    try:
+        fsync = FsyncPolicy.parse(args.fsync)
+    except ValueError as exc:
+        print(f"carbonbook: --fsync: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with _open_in(args.log) as source:
+        commands = list(log_commands(source, wants_msgpack(args.format, args.log, source)))
+    return _on_registry(args, lambda registry: _journal_into(args, registry, commands, fsync))
+
+
+def _journal_into(args: argparse.Namespace, registry: Registry | None, commands: list[Command | Undecodable],
+                  fsync: FsyncPolicy) -> int:
+    from carbonbook.journal import Journal
+
+    _check_journal_kind(args.directory, registry, missing_ok=True)
+    with Journal.open(args.directory, fsync, venue=_venue_maker(args, registry)) as journal:
+        done = journal.records
+        if done > len(commands):
+            print(f"carbonbook: {args.directory} holds {done:,} commands, {args.log} only "
+                  f"{len(commands):,}: it is another log's journal", file=sys.stderr)
+            return EXIT_IO
+        with open(os.devnull if args.out is None else args.out, "wb") as out:
+            since = 0
+            for i in range(done, len(commands), args.batch):
+                batch = commands[i:i + args.batch]
+                out.write(json_encoder.encode_lines(journal.apply_all(batch)))
+                since += len(batch)
+                if args.snapshot_every and since >= args.snapshot_every:
+                    journal.snapshot()
+                    since = 0
+                if args.delay:
+                    time.sleep(args.delay)
+        summary = _journal_summary(journal.engine, registry, records=journal.records, resumed_at=done)
+    print(summary)
+    return EXIT_OK
+
+
+def _recover(args: argparse.Namespace, registry: Registry | None) -> int:
+    from carbonbook.journal import recover
+
+    _check_journal_kind(args.directory, registry, missing_ok=False)
+    result = recover(args.directory, _venue_maker(args, registry))
+    print(_journal_summary(result.engine, registry, records=result.records, offset=result.offset,
+                           replayed=result.replayed, torn=result.torn,
+                           snapshot=None if result.snapshot is None else str(result.snapshot)))
+    return EXIT_OK
+
+
+def _check_journal_kind(directory: str, registry: Registry | None, missing_ok: bool) -> None:
+    """Refuse, in an operator's words, a directory without a journal (unless ``missing_ok``) and a
+    journal of the other kind: a venue's without ``--registry``, a plain engine's with it."""
+    from carbonbook.errors import JournalMismatch
+    from carbonbook.journal import JOURNAL_NAME, MAGIC, VENUE_MAGIC
+
+    path = os.path.join(directory, JOURNAL_NAME)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise JournalMismatch(f"{directory} holds no journal ({JOURNAL_NAME}): check the directory; "
+                              "carbonbook journal LOG DIR writes one") from None
+    if head == VENUE_MAGIC and registry is None:
+        raise JournalMismatch(f"{directory} holds a venue's journal: add --registry URL, the registry "
+                              "its commands went into")
+    if head == MAGIC and registry is not None:
+        raise JournalMismatch(f"{directory} holds the journal of an engine without a registry: "
+                              "leave out --registry")
+
+
+def _journal_summary(engine: Applier, registry: Registry | None, **fields: object) -> str:
+    import json  # not at the top: replay's start-up does not need it
+
+    from carbonbook.checkpoint import Checkpoint
+
+    if registry is not None:
+        fields["registry_position"] = Checkpoint(registry).position
+    return json.dumps({**fields, "seq": engine.next_seq, "state_hash": engine.state_hash()})
 
 
 # -- import-lobster ------------------------------------------------------------------
@@ -261,7 +431,9 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
                    help="the log's format; auto looks at the extension, then the first byte")
     p.add_argument("--plot", metavar="OUT.png",
-                   help="draw price and volume over time and the depth at the end (needs matplotlib)")
+                   help="draw price and volume over time, per time bucket, and the depth at the end "
+                        "(needs matplotlib)")
+    _add_progress(p)
     p.add_argument("--registry", nargs="?", const="", metavar="URL",
                    help="the events came from replay --registry: rebuild on a registry in memory, "
                         "with the currency and settlement lag recorded in the registry at URL when "
@@ -299,13 +471,16 @@ def _report(args: argparse.Namespace) -> int:
     try:
         with open(args.events, "rb") as events:
             if args.log is None:
-                result = report.build(events)
+                with _progress(args.progress, events, "report") as hook:
+                    result = report.build(events, progress=hook)
             else:
-                with _open_in(args.log) as log:
-                    result = report.build(events, log, wants_msgpack(args.format, args.log, log), engine=engine)
+                with _open_in(args.log) as log, _progress(args.progress, log, "report") as hook:
+                    result = report.build(events, log, wants_msgpack(args.format, args.log, log), engine=engine,
+                                          progress=hook)
         print(report.format_text(result))
         if args.plot:
             report.plot(result, args.plot)
+            print(f"plot written to {os.path.abspath(args.plot)}", file=sys.stderr)
     except report.ReportError as exc:
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_IO

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import msgspec
 
 from carbonbook._types import INT64_MAX
-from carbonbook.commands import Command, Undecodable
+from carbonbook.commands import Command, Undecodable, names_fault
 
 json_decoder = msgspec.json.Decoder(Command)
 """Decodes one JSON order-log line into a command (types and bounds validated)."""
@@ -29,6 +29,8 @@ DecodeFailure = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeErro
 """The exceptions a decoder raises for a bad record (msgspec raises UnicodeDecodeError for
 invalid UTF-8 in a string it reads, RecursionError for very deeply nested input)."""
 
+BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte-order mark, skipped at the start of a JSON Lines log or events file."""
 _CHUNK = 1 << 22
 _MSGPACK_BATCH = 16384  # MessagePack records per batch
 
@@ -38,7 +40,8 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
 
     A batch is a 4 MiB chunk of JSON Lines or 16,384 MessagePack objects; ``records``
     counts its records (blank JSON lines included, though they give no command) and
-    ``size`` its input bytes. A record that does not decode becomes an
+    ``size`` its input bytes (a byte-order mark left out). A record that does not decode,
+    or whose names break the rule of names (:func:`~carbonbook._types.name_fault`), becomes an
     :class:`~carbonbook.commands.Undecodable` with its 1-based line, in its place.
     """
     line = 0
@@ -53,7 +56,15 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
         # JSON lines keep their newline (msgspec reads it as trailing whitespace): a record
         # that fails is looked at again without it (_decode_record)
         data = b"".join(batch)
-        if msgpack or data.isascii():  # no record can hold invalid UTF-8
+        if msgpack:
+            commands = _decode_valid_utf8(batch, decode, line, msgpack)
+            for i, command in enumerate(commands):  # one per record: names are checked here
+                if command.__class__ is not Undecodable:
+                    commands[i] = _named(command, line + i + 1)  # type: ignore[arg-type]
+            line += len(batch)
+        elif data.isascii() and b"\\" not in data and b"\x7f" not in data:
+            # no record can hold invalid UTF-8, and none a control character in a name: in ASCII
+            # JSON that takes an escape (a backslash) or DEL
             commands = _decode_valid_utf8(batch, decode, line, msgpack)
             line += len(batch)
         else:
@@ -98,11 +109,17 @@ def _decode_record(
     try:
         if not msgpack and not record.isascii():
             record.decode()  # msgspec skips unknown fields unread: invalid UTF-8 is malformed
-        commands.append(decode(record))
+        commands.append(_named(decode(record), line))
     except DecodeFailure as exc:
         if msgpack or record.strip():
             oid, detail = describe_fault(record, exc, msgpack)
             commands.append(Undecodable(line, detail, oid))
+
+
+def _named(command: Command, line: int) -> Command | Undecodable:
+    """``command`` (decoded from line ``line``), or its Undecodable if a name breaks the rule."""
+    fault = names_fault(command)
+    return command if fault is None else Undecodable(line, fault, getattr(command, "id", None))
 
 
 def _jsonl_lines(stream: BinaryIO) -> Iterator[list[bytes]]:
@@ -110,13 +127,19 @@ def _jsonl_lines(stream: BinaryIO) -> Iterator[list[bytes]]:
     4 MiB (BytesIO finds the newlines with memchr, several times cheaper than ``bytes.split``).
 
     Every line of the input appears once, in order, blank lines included, so the caller's
-    running count is the 1-based line number. A final line without a newline is kept.
+    running count is the 1-based line number. A final line without a newline is kept. A UTF-8
+    byte-order mark at the start (as some editors write) is dropped.
     """
     tail = b""
-    while chunk := stream.read(_CHUNK):
+    chunk = stream.read(_CHUNK)
+    while len(chunk) < len(BOM) and (more := stream.read(_CHUNK)):  # a pipe may give less than asked
+        chunk += more
+    chunk = chunk.removeprefix(BOM) or stream.read(_CHUNK)
+    while chunk:
         lines = io.BytesIO(tail + chunk).readlines()
         tail = lines.pop() if lines[-1][-1:] != b"\n" else b""
         yield lines
+        chunk = stream.read(_CHUNK)
     if tail:
         yield [tail]
 

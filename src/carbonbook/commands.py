@@ -7,7 +7,7 @@ rest (tick, lot, ids, book state) and answers with events, never exceptions.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args, get_type_hints
 
 import msgspec
 
@@ -23,6 +23,7 @@ from carbonbook._types import (
     TimeInForce,
     UnitType,
     is_int64,
+    name_fault,
 )
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 
@@ -325,9 +326,9 @@ def new_order_fault(cmd: NewOrder) -> str | None:
     if not (cap is None or (is_int64(cap) and cap > 0)):
         return "cap must be a positive 64-bit integer"
     for name in ("account", "symbol"):
-        value = getattr(cmd, name)
-        if value.__class__ is not str or not value:
-            return f"{name} must be a non-empty string"
+        fault = name_fault(getattr(cmd, name))
+        if fault is not None:
+            return f"{name} {fault}"
     shape = (cmd.side, cmd.order_type, cmd.tif, cmd.stp, cmd.post_only, price is None, cap is None)
     if shape in WELL_FORMED_SHAPES:
         return None
@@ -341,6 +342,24 @@ def new_order_fault(cmd: NewOrder) -> str | None:
         return "only a gtc limit order can be post-only"
     return "only a market buy can have a cap"
 
+
+def names_fault(cmd: object) -> str | None:
+    """Why a name field of ``cmd`` (each field typed :data:`~carbonbook._types.Name`) breaks the
+    rule of names, or None (None too for what is not a command): the part of the rule a decoder
+    leaves to Python (control characters), and all of it for a command built in Python."""
+    for name, optional in _NAME_FIELDS.get(cmd.__class__, ()):
+        value = getattr(cmd, name)
+        if not (optional and value is None) and (fault := name_fault(value)) is not None:
+            return f"{name} {fault}"
+    return None
+
+
+_NAME_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {
+    cls: tuple((f, hint != Name) for f, hint in get_type_hints(cls, include_extras=True).items()
+               if hint in (Name, Name | None))
+    for cls in get_args(Command)
+}
+"""The fields of each command that are names, each with whether it may be None."""
 
 _SIDES = frozenset(Side)
 _ORDER_TYPES = frozenset(OrderType)

@@ -23,6 +23,7 @@ from carbonbook._types import (
     UnitType,
     is_int64,
     is_order_id,
+    name_fault,
 )
 from carbonbook.book import Index, Order, OrderBook
 from carbonbook.commands import (
@@ -52,7 +53,7 @@ Subscriber = Callable[[list[Event]], None]
 Stage = Callable[["Command | Undecodable", list[Event], int], None]
 """A stage after matching: called with each command, the batch's event list and the index of
 the command's first event in it, right after the command is applied; it may append events,
-numbered by :meth:`Engine.take_seq` (a venue's settler appends ``settled``)."""
+numbered by :attr:`Engine.take_seq` (a venue's settler appends ``trade_settled``)."""
 
 AdmitBid = primary.Admit
 """A primary-auction bid's pre-trade check: see :attr:`Engine.admit_bid`."""
@@ -125,7 +126,7 @@ class Engine:
         its auction is open, its price and quantity fit the tick and lot, its id is new)
         and just before the bid is accepted: returning None always means ``accepted``
         follows, so the check may hold the bidder's cash here (``bid.price * bid.qty`` in
-        ``auction.currency``) and release it after the ``auction_result``. ``auction`` is
+        ``auction.currency``) and release it after the ``auction_cleared``. ``auction`` is
         the auction's opening command. ``reason`` should be a stable code; a refusal changes
         nothing in the engine. It must not apply commands. None (the default) admits every bid."""
         self._bind()
@@ -277,7 +278,7 @@ class Engine:
 
     def _set_phase(self, cmd: SetPhase, events: list[Event]) -> None:
         symbol, phase, ref = cmd.symbol, cmd.phase, cmd.reference
-        if not _is_name(symbol) or phase not in _PHASES or not (ref is None or is_int64(ref)):
+        if name_fault(symbol) is not None or phase not in _PHASES or not (ref is None or is_int64(ref)):
             events.append(Rejected(next(self._seq), None, _MALFORMED,
                                    "phase needs a symbol, a known phase and an integer reference"))
             return
@@ -500,19 +501,17 @@ def _open_state(order: Order) -> OrderState:
 
 
 
-def _is_name(value: object) -> bool:
-    return value.__class__ is str and value != ""
-
-
 def _instrument_fault(cmd: ListInstrument) -> str | None:
-    if not _is_name(cmd.symbol) or cmd.unit not in _UNITS:
-        return "instrument needs a symbol and a known unit"
+    if (fault := name_fault(cmd.symbol)) is not None:
+        return f"symbol {fault}"
+    if cmd.unit not in _UNITS:
+        return "instrument needs a known unit"
     if not (is_int64(cmd.tick) and is_int64(cmd.lot)) or cmd.tick <= 0 or cmd.lot <= 0:
         return "tick and lot must be positive integers"
     if (cmd.phase is not None and cmd.phase not in _PHASES) or cmd.call_only not in (False, True):
         return "phase outside its set or call_only not a boolean"
-    if not (cmd.currency is None or _is_name(cmd.currency)):
-        return "currency must be a non-empty string"
+    if cmd.currency is not None and (fault := name_fault(cmd.currency)) is not None:
+        return f"currency {fault}"
     if cmd.call_only and cmd.phase == Phase.CONTINUOUS:
         return "a call-only instrument cannot start continuous"
     if cmd.band is not None and not (is_int64(cmd.band) and cmd.band >= 0):

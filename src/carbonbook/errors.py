@@ -151,6 +151,16 @@ class ConcurrentModification(RegistryError):
     code = "concurrent_modification"
 
 
+class RegistryInUse(RegistryError):
+    """Raised by ``claim_writer()`` when another registry is the writer of the same store, ``where``."""
+
+    code = "in_use"
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where} is in use by another writer, and a registry takes one writer at a time: "
+                         "wait until that one is done (or stop it), then run again")
+
+
 class RegistryIntegrityError(RegistryError, AssertionError):
     """Raised by ``check()`` when a registry invariant is broken: the registry can no longer be trusted."""
 

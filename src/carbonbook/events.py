@@ -2,7 +2,11 @@
 
 Every event carries ``seq``, one engine-wide counter (1, 2, 3, ...) with no gaps.
 Field names and tags are the order-log contract's; the JSON encoding of an event is
-one line of a replay's output.
+one line of a replay's output. An event's tag (its ``type``) is its class name in snake
+case. Four tags were renamed to follow that rule; events files written before still read
+(:data:`ReadableEvent`, :func:`current`): ``listed`` is now ``instrument_listed``,
+``settled`` ``trade_settled``, ``settlement_failed`` ``settlement_failure`` and
+``auction_result`` ``auction_cleared``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class _Event(msgspec.Struct, tag_field="type", frozen=True, gc=False, omit_defau
     seq: int
 
 
-class InstrumentListed(_Event, tag="listed", frozen=True):
+class InstrumentListed(_Event, tag="instrument_listed", frozen=True):
     """A book was opened."""
 
     symbol: str
@@ -126,7 +130,7 @@ class Recorded(_Event, tag="recorded", frozen=True):
     detail: str = ""
 
 
-class TradeSettled(_Event, tag="settled", frozen=True):
+class TradeSettled(_Event, tag="trade_settled", frozen=True):
     """Trade ``trade_id`` (the trade event's ``seq``) settled by registry transaction ``txid``:
     units seller to buyer and cash buyer to seller, both or neither."""
 
@@ -134,7 +138,7 @@ class TradeSettled(_Event, tag="settled", frozen=True):
     txid: int
 
 
-class SettlementFailure(_Event, tag="settlement_failed", frozen=True):
+class SettlementFailure(_Event, tag="settlement_failure", frozen=True):
     """Trade ``trade_id`` could not settle and nothing moved; ``reason`` is the registry's code."""
 
     trade_id: int
@@ -167,7 +171,7 @@ class AuctionOpened(_Event, tag="auction_opened", frozen=True):
 
     It states what a valid bid needs (``tick``, ``lot``, ``bidder_cap``) and how the auction
     clears (``tie_rule``, ``cap_rule``); the seed, the reserve price and the cost containment
-    reserve are published only in the ``auction_result``. Every field is always written.
+    reserve are published only in the ``auction_cleared``. Every field is always written.
     """
 
     auction: str
@@ -184,7 +188,7 @@ class AuctionOpened(_Event, tag="auction_opened", frozen=True):
     period: int | None
 
 
-class AuctionCleared(_Event, tag="auction_result", frozen=True):
+class AuctionCleared(_Event, tag="auction_cleared", frozen=True):
     """Primary auction ``auction`` closed: ``seller`` sold ``volume_sold`` tonnes of ``unit`` at ``price``.
 
     ``price`` is the uniform clearing price (null when ``cancelled``, ``cancel_reason`` saying
@@ -227,3 +231,46 @@ Event = (InstrumentListed | Accepted | Rejected | Trade | Cancelled | Modified |
          | Indicative | Uncrossed | Recorded | TradeSettled | SettlementFailure | AuctionOpened
          | AuctionCleared | AllocationSettled | AllocationFailed)
 """Any engine event."""
+
+
+# -- tags before the renaming: read, never written ----------------------------------------
+
+
+class _Listed(InstrumentListed, tag="listed", frozen=True):
+    """An ``instrument_listed`` under its old tag."""
+
+
+class _Settled(TradeSettled, tag="settled", frozen=True):
+    """A ``trade_settled`` under its old tag."""
+
+
+class _SettlementFailed(SettlementFailure, tag="settlement_failed", frozen=True):
+    """A ``settlement_failure`` under its old tag."""
+
+
+class _AuctionResult(AuctionCleared, tag="auction_result", frozen=True):
+    """An ``auction_cleared`` under its old tag."""
+
+
+ReadableEvent = Event | _Listed | _Settled | _SettlementFailed | _AuctionResult
+"""What an events file may hold: any event, also under the tag it had before its renaming.
+Decode with it, then pass what has an old tag (its class in :data:`RENAMED`) to :func:`current`."""
+
+RENAMED: dict[type, type] = {_Listed: InstrumentListed, _Settled: TradeSettled,
+                             _SettlementFailed: SettlementFailure, _AuctionResult: AuctionCleared}
+"""The class of each old tag, and the event class it was renamed to."""
+
+
+def current(event: Event) -> Event:
+    """``event`` as an instance of its own class (one read under an old tag becomes the class the
+    tag was renamed to; any other is returned as it is).
+
+    >>> import msgspec
+    >>> old = msgspec.json.decode(b'{"type":"settled","seq":9,"trade_id":4,"txid":2}', type=ReadableEvent)
+    >>> current(old)
+    TradeSettled(seq=9, trade_id=4, txid=2)
+    >>> msgspec.json.encode(current(old))
+    b'{"type":"trade_settled","seq":9,"trade_id":4,"txid":2}'
+    """
+    renamed = RENAMED.get(event.__class__)
+    return event if renamed is None else renamed(**msgspec.structs.asdict(event))

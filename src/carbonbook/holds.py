@@ -162,7 +162,7 @@ class HoldGate:
 
     def released(self, command: Command | Undecodable, events: list[Event], start: int) -> list[Trade]:
         """Release what the events of one command (``events[start:]``) free; return its trades.
-        An ``auction_result`` releases every bid's hold. Events up to the checkpoint's
+        An ``auction_cleared`` releases every bid's hold. Events up to the checkpoint's
         ``replayed`` change nothing (the registry holds their effects)."""
         replayed = self.checkpoint.replayed
         buys = self.buys

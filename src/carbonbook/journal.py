@@ -68,20 +68,17 @@ Journaling a venue
     is passed over for an older one, or the journal's start, and the registry is rebuilt. A
     registry ahead of the journal (records lost to a power loss without fsync) is refused.
 
-Entry point
-    ``python -m carbonbook.journal replay LOG DIR`` replays an order log through a
-    journaled engine, resuming after the commands DIR already holds;
-    ``python -m carbonbook.journal recover DIR`` prints what recovery finds.
+Command line
+    ``carbonbook journal LOG DIR`` replays an order log through a journaled engine, resuming
+    after the commands DIR already holds; ``carbonbook recover DIR`` prints what recovery
+    finds (:mod:`carbonbook.cli`; ``python -m carbonbook.journal replay|recover`` runs the same).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import struct
 import sys
-import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -95,19 +92,16 @@ import msgspec
 
 from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
-from carbonbook.checkpoint import Checkpoint
-from carbonbook.codec import command_batches, wants_msgpack
+from carbonbook.codec import command_batches
 from carbonbook.commands import Command, Undecodable
 from carbonbook.engine import Engine
 from carbonbook.errors import (
-    CarbonbookError,
     JournalCorrupted,
     JournalMismatch,
     SnapshotError,
     TornRecordWarning,
 )
 from carbonbook.events import Event
-from carbonbook.registry import Registry, open_registry
 from carbonbook.snapshot import MAGIC as SNAPSHOT_MAGIC
 from carbonbook.snapshot import EngineState, SnapshotFile, decode_file, fsync_dir, write_snapshot
 from carbonbook.venue import LogMismatch, Venue, VenueState
@@ -736,95 +730,13 @@ def log_commands(source: BinaryIO, msgpack: bool) -> Iterator[Command | Undecoda
         yield from commands
 
 
-def _venue_factory(args: argparse.Namespace, registry: Registry | None) -> Callable[[], Venue] | None:
-    """With ``--registry``: what makes the venue on it (settings as given, else the registry's)."""
-    if registry is None:
-        return None
-    currency, lag = Venue.settings_for(registry, args.currency, args.settle_lag)
-    return lambda: Venue(registry, currency=currency, lag=lag)
-
-
-def _summary(engine: Applier, registry: Registry | None, **fields: object) -> str:
-    if registry is not None:
-        fields["registry_position"] = Checkpoint(registry).position
-    return json.dumps({**fields, "seq": engine.next_seq, "state_hash": engine.state_hash()})
-
-
-def _replay(args: argparse.Namespace, registry: Registry | None) -> int:
-    with open(args.log, "rb") as source:
-        msgpack = wants_msgpack(args.format, args.log, source)
-        commands = list(log_commands(source, msgpack))
-    venue = _venue_factory(args, registry)
-    with Journal.open(args.directory, FsyncPolicy.parse(args.fsync), venue=venue) as journal:
-        done = journal.records
-        if done > len(commands):
-            print(f"{args.directory} holds {done} commands, the log only {len(commands)}", file=sys.stderr)
-            return 1
-        since = 0
-        for i in range(done, len(commands), args.batch):
-            batch = commands[i:i + args.batch]
-            journal.apply_all(batch)
-            since += len(batch)
-            if args.snapshot_every and since >= args.snapshot_every:
-                journal.snapshot()
-                since = 0
-            if args.delay:
-                time.sleep(args.delay)
-        summary = _summary(journal.engine, registry, records=journal.records, resumed_at=done)
-    print(summary)
-    return 0
-
-
-def _recover(args: argparse.Namespace, registry: Registry | None) -> int:
-    result = recover(args.directory, _venue_factory(args, registry))
-    snapshot = None if result.snapshot is None else str(result.snapshot)
-    print(_summary(result.engine, registry, records=result.records, offset=result.offset,
-                   replayed=result.replayed, torn=result.torn, snapshot=snapshot))
-    return 0
-
-
-def _add_registry(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", metavar="URL",
-                        help="journal a venue on this registry (sqlite:///PATH.db, postgresql://..., memory:), "
-                             "as carbonbook replay --registry")
-    parser.add_argument("--currency", help="as carbonbook replay's (default: the registry's, else JPY)")
-    parser.add_argument("--settle-lag", type=int, metavar="DAYS",
-                        help="as carbonbook replay's (default: the registry's, else 0)")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """``replay LOG DIR`` or ``recover DIR`` (``--registry URL``: of a venue on that registry); prints a
-    JSON summary on standard output."""
-    parser = argparse.ArgumentParser(prog="python -m carbonbook.journal")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rp = sub.add_parser("replay", help="replay LOG through a journaled engine in DIR, resuming after "
-                                       "the commands DIR already holds")
-    rp.add_argument("log")
-    rp.add_argument("directory")
-    rp.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto")
-    rp.add_argument("--batch", type=int, default=4096, help="commands per journal batch")
-    rp.add_argument("--snapshot-every", type=int, default=0, help="commands between snapshots (0: none)")
-    rp.add_argument("--fsync", default="batch", help="never, batch, bytes:N or records:N")
-    rp.add_argument("--delay", type=float, default=0.0, help="seconds to sleep after each batch (tests)")
-    _add_registry(rp)
-    rc = sub.add_parser("recover", help="recover DIR and print its position and state hash")
-    rc.add_argument("directory")
-    _add_registry(rc)
-    args = parser.parse_args(argv)
-    if args.command == "replay" and args.batch <= 0:
-        parser.error("--batch must be positive")
-    if args.settle_lag is not None and args.settle_lag < 0:
-        parser.error("--settle-lag must not be negative")
-    try:
-        registry = None if args.registry is None else open_registry(args.registry)
-        try:
-            return _replay(args, registry) if args.command == "replay" else _recover(args, registry)
-        finally:
-            if registry is not None:
-                registry.close()
-    except (CarbonbookError, ValueError) as exc:  # a journal or registry refused: say why, no traceback
-        print(f"python -m carbonbook.journal: {exc}", file=sys.stderr)
-        return 1
+    """``python -m carbonbook.journal replay LOG DIR ...`` and ``... recover DIR ...``: the same as
+    ``carbonbook journal LOG DIR ...`` and ``carbonbook recover DIR ...``."""
+    from carbonbook.cli import main as cli
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return cli(["journal", *args[1:]] if args[:1] == ["replay"] else args)
 
 
 if __name__ == "__main__":

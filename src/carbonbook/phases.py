@@ -1,10 +1,11 @@
 """Trading phases, call-auction uncrossing and price bands.
 
-A plain :class:`~carbonbook.book.OrderBook` trades continuously and has no band; its
-hot path knows nothing of phases. Every other state is a subclass with the same
-slots that overrides ``submit``, ``cancel`` and ``modify``, and a phase change swaps
-the book's class (``book.__class__ = CallBook``), so a continuous, unbanded book
-pays nothing for the features below.
+A plain ``OrderBook`` (of either core, :mod:`carbonbook.core`) trades continuously and
+has no band; its hot path knows nothing of phases. Every other state is a mixin over the
+core's ``OrderBook`` with the same slots that overrides ``submit``, ``cancel`` and
+``modify`` (:data:`FAMILIES` has each core's four classes), and a phase change swaps the
+book's class within its core (``book.__class__ = CallBook``), so a continuous, unbanded
+book pays nothing for the features below.
 
 Phases
     ``continuous`` (:class:`OrderBook`, or :class:`BandedBook` with a band): orders

@@ -39,7 +39,7 @@ Bids (``bid``)
 Closing (``auction_close``)
     Refusals: ``malformed`` (no auction name), ``unknown_auction``, ``auction_closed``.
     Otherwise the bids accepted, in the order they arrived, are cleared once and one
-    ``auction_result`` event is written: the clearing price (null when cancelled), the
+    ``auction_cleared`` event is written: the clearing price (null when cancelled), the
     allocations per bid and per bidder, the refused bids and the recorded tie order, with
     the seller, unit, currency, scheme, period and every term of the auction. The
     auction then stays known as closed (its bids are dropped): later bids and closes are
@@ -61,7 +61,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from carbonbook._types import INT64_MAX, RejectReason, UnitType, is_int64, is_order_id
+from carbonbook._types import INT64_MAX, RejectReason, UnitType, is_int64, is_order_id, name_fault
 from carbonbook.auction import (
     AuctionSpec,
     AuctionSpecError,
@@ -73,7 +73,7 @@ from carbonbook.auction import (
     clear_auction,
 )
 from carbonbook.book import Index
-from carbonbook.commands import CloseAuction, OpenAuction, PlaceBid
+from carbonbook.commands import CloseAuction, OpenAuction, PlaceBid, names_fault
 from carbonbook.errors import BookIntegrityError, SnapshotError
 from carbonbook.events import Accepted, AuctionCleared, AuctionOpened, Event, Rejected
 
@@ -115,10 +115,6 @@ class AuctionState(msgspec.Struct, frozen=True):
     bids: list[tuple[int, str, int, int]]
 
 
-def _is_name(value: object) -> bool:
-    return value.__class__ is str and value != ""
-
-
 def _in(value: object, members: frozenset[str]) -> bool:
     return isinstance(value, str) and value in members
 
@@ -132,14 +128,11 @@ def _spec(cmd: OpenAuction) -> AuctionSpec:
 
 def terms_fault(cmd: OpenAuction) -> str | None:
     """Why the opening command ``cmd`` is malformed, or None."""
-    if not (_is_name(cmd.auction) and _is_name(cmd.seller)):
-        return "auction and seller must be non-empty strings"
+    fault = names_fault(cmd)  # auction, seller, currency and scheme
+    if fault is not None:
+        return fault
     if not (_in(cmd.unit, _UNITS) and _in(cmd.tie_rule, _TIE_RULES) and _in(cmd.cap_rule, _CAP_RULES)):
         return "unit, tie_rule or cap_rule outside its set"
-    for name in ("currency", "scheme"):
-        value = getattr(cmd, name)
-        if value is not None and not _is_name(value):
-            return f"{name} must be a non-empty string or null"
     if cmd.period is not None and not is_int64(cmd.period):
         return "period must be a 64-bit integer or null"
     ccr = cmd.ccr
@@ -188,8 +181,7 @@ def place_bid(auctions: Auctions, index: Index, cmd: PlaceBid, seq: Callable[[],
         and not session.closed
         and oid.__class__ is int
         and 0 <= oid <= INT64_MAX
-        and account.__class__ is str
-        and account
+        and name_fault(account) is None
         and price.__class__ is int
         and 0 < price <= INT64_MAX
         and not price % session.spec.tick
@@ -211,12 +203,9 @@ def place_bid(auctions: Auctions, index: Index, cmd: PlaceBid, seq: Callable[[],
     if not is_order_id(oid):
         events.append(Rejected(seq(), None, _MALFORMED, f"bad bid id {oid!r}"))
         return
-    if not (_is_name(name) and _is_name(account)):
-        fault = "auction and account must be non-empty strings"
-    elif not (is_int64(price) and is_int64(qty)):
+    fault = names_fault(cmd)  # auction and account
+    if fault is None and not (is_int64(price) and is_int64(qty)):
         fault = "price and qty must be 64-bit integers"
-    else:
-        fault = None
     if fault is not None:
         events.append(Rejected(seq(), oid, _MALFORMED, fault))
     elif session is None:
@@ -239,8 +228,9 @@ def close_auction(auctions: Auctions, cmd: CloseAuction, seq: Callable[[], int],
     Runtime complexity: O(n log n) for n bids (:func:`~carbonbook.auction.clear_auction`).
     """
     name = cmd.auction
-    if not _is_name(name):
-        events.append(Rejected(seq(), None, _MALFORMED, "auction_close needs an auction name"))
+    fault = names_fault(cmd)
+    if fault is not None:
+        events.append(Rejected(seq(), None, _MALFORMED, fault))
         return
     session = auctions.get(name)
     if session is None:

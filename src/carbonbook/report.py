@@ -25,8 +25,9 @@ Everything is integers; only the display of VWAP and the mean spread rounds.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO
@@ -37,13 +38,14 @@ from carbonbook._types import Phase
 from carbonbook.codec import jsonl_records
 from carbonbook.commands import CancelOrder, Command, ModifyOrder, Undecodable
 from carbonbook.engine import Engine
-from carbonbook.events import Event, InstrumentListed, Rejected, Trade
+from carbonbook.events import RENAMED, Event, InstrumentListed, ReadableEvent, Rejected, Trade, current
 from carbonbook.replay import replay
 
 if TYPE_CHECKING:
     from carbonbook.venue import Venue
 
-_DECODER = msgspec.json.Decoder(Event)
+_DECODER = msgspec.json.Decoder(ReadableEvent)
+"""Events, also under the tags they had before their renaming (:data:`~carbonbook.events.RENAMED`)."""
 NO_INSTRUMENT = "-"
 """The key of rejections that belong to no listed instrument."""
 
@@ -75,8 +77,10 @@ class SpreadStats:
         spread = ask - bid
         self.samples += 1
         self.total += spread
-        self.low = spread if self.low is None else min(self.low, spread)
-        self.high = spread if self.high is None else max(self.high, spread)
+        if self.low is None or spread < self.low:
+            self.low = spread
+        if self.high is None or spread > self.high:
+            self.high = spread
         self.last = spread
 
 
@@ -108,9 +112,11 @@ class InstrumentReport:
     def trade(self, event: Trade, ts: int | None) -> None:
         price, qty = event.price, event.qty
         if self.open is None:
-            self.open = price
-        self.high = price if self.high is None else max(self.high, price)
-        self.low = price if self.low is None else min(self.low, price)
+            self.open = self.high = self.low = price
+        elif price > self.high:  # type: ignore[operator]
+            self.high = price
+        elif price < self.low:  # type: ignore[operator]
+            self.low = price
         self.close = price
         self.trades += 1
         self.volume += qty
@@ -141,10 +147,10 @@ class Report:
                                                                 else None)
         return found
 
-    def add(self, events: Iterable[Event], ts: int | None = None) -> None:
+    def add(self, events: list[Event], ts: int | None = None) -> None:
         """Count events (``ts``: the time of the command that made them, when known)."""
+        self.events += len(events)
         for e in events:
-            self.events += 1
             cls = e.__class__
             if cls is Trade:
                 self.instrument(e.symbol).trade(e, ts)  # type: ignore[union-attr, arg-type]
@@ -177,8 +183,10 @@ def _decimal(num: int, den: int, places: int) -> str:
 # -- building ------------------------------------------------------------------------
 
 
-def read_events(source: BinaryIO) -> Iterable[list[Event]]:
-    """The events of a JSON Lines file, a chunk of lines at a time (blank lines skipped)."""
+def read_events(source: BinaryIO) -> Iterator[tuple[list[Event], int]]:
+    """The events of a JSON Lines file, a chunk of lines at a time (blank lines skipped), each
+    chunk with the number of lines it came from. An event under a tag it had before its renaming
+    is read as the event it is now."""
     line = 0
     decode = _DECODER.decode
     for batch in jsonl_records(source):
@@ -188,27 +196,35 @@ def read_events(source: BinaryIO) -> Iterable[list[Event]]:
             if not record.strip():
                 continue
             try:
-                events.append(decode(record))
+                event = decode(record)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise ReportError(f"line {line} is not an event: {exc}") from None
-        yield events
+            events.append(current(event) if event.__class__ in RENAMED else event)
+        yield events, len(batch)
 
 
 def build(events: BinaryIO, log: BinaryIO | None = None, msgpack: bool = False,
-          depth: int = 50, engine: Engine | Venue | None = None) -> Report:
+          depth: int = 50, engine: Engine | Venue | None = None,
+          progress: Callable[[int, int], object] | None = None) -> Report:
     """The report of the events in ``events``; with ``log`` (the order log they came from)
     also spreads, per-instrument rejections and the book at the end (``depth`` levels).
     ``engine`` replays the log (default: a fresh :class:`Engine`; for events written with a
-    registry, a :class:`~carbonbook.venue.Venue` set up as that replay was)."""
+    registry, a :class:`~carbonbook.venue.Venue` set up as that replay was). ``progress``, for
+    display only, is called after each batch with the records and bytes read so far (of the
+    log when given, else of the events)."""
     if log is None:
         report = Report()
-        for batch in read_events(events):
+        lines = 0
+        for batch, read in read_events(events):
             report.add(batch)
+            lines += read
+            if progress is not None:
+                progress(lines, events.tell())
         return report
     report = Report(book=True)
     engine = Engine() if engine is None else engine
     replayed = hashlib.sha256()
-    replay(log, _Sampler(engine, report), replayed.update, msgpack)
+    replay(log, _Sampler(engine, report), replayed.update, msgpack, progress)
     given = hashlib.sha256()
     while chunk := events.read(1 << 20):
         given.update(chunk)
@@ -233,29 +249,33 @@ class _Sampler:
     def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
         out: list[Event] = []
         engine = self._engine
+        apply, order, best_bid, best_ask, phase = (engine.apply, engine.order, engine.best_bid,
+                                                   engine.best_ask, engine.phase)
         report = self._report
-        listed = report.instruments
+        add, listed, unattributed = report.add, report.instruments, report.unattributed
+        continuous = Phase.CONTINUOUS
         for command in commands:
-            if isinstance(command, CancelOrder | ModifyOrder):
-                oid = command.id
-                state = engine.order(oid) if isinstance(oid, int) else None
+            cls = command.__class__
+            if cls is CancelOrder or cls is ModifyOrder:
+                oid = command.id  # type: ignore[union-attr]
+                state = order(oid) if oid.__class__ is int else None
                 symbol = state.symbol if state is not None else None
             else:
                 symbol = getattr(command, "symbol", None)
-            events = engine.apply(command)
-            report.add(events, getattr(command, "ts", None))
-            if symbol is not None and symbol in listed:
-                r = report.instrument(symbol)
+            events = apply(command)  # one at a time (cheaper than apply_all of one, on both cores)
+            add(events, getattr(command, "ts", None))
+            r = listed.get(symbol) if symbol.__class__ is str else None
+            if r is not None:
                 first = events[0] if events else None
-                if isinstance(first, Rejected):
+                if first.__class__ is Rejected:
                     r.rejections[first.reason] += 1
-                elif engine.phase(symbol) is Phase.CONTINUOUS and r.spread is not None:
-                    r.spread.add(engine.best_bid(symbol), engine.best_ask(symbol))
+                elif r.spread is not None and phase(symbol) is continuous:  # type: ignore[arg-type]
+                    r.spread.add(best_bid(symbol), best_ask(symbol))  # type: ignore[arg-type]
             else:
                 for e in events:
-                    if isinstance(e, Rejected):
-                        report.unattributed[e.reason] += 1
-            out.extend(events)
+                    if e.__class__ is Rejected:
+                        unattributed[e.reason] += 1
+            out += events
         return out
 
 
@@ -302,9 +322,66 @@ def _reasons(counts: Counter[str]) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items())) or "none"
 
 
+PLOT_BUCKETS = 200
+"""Time buckets across an instrument's trading in a plot: its prices and volumes are drawn per
+bucket, so a plot of millions of trades stays readable (and quick to draw)."""
+
+
+@dataclass
+class Buckets:
+    """An instrument's trades in equal buckets of ``width`` (nanoseconds of ``ts``, or ``seq``)
+    from ``start``: per bucket the lowest, highest and last price and the volume (None and 0
+    for a bucket without trades)."""
+
+    start: int
+    width: int
+    by_ts: bool
+    low: list[int | None]
+    high: list[int | None]
+    last: list[int | None]
+    volume: list[int]
+
+
+def buckets(r: InstrumentReport, n: int = PLOT_BUCKETS) -> Buckets | None:
+    """``r``'s trades in at most ``n`` equal buckets of ``ts`` when every trade has one, else
+    of ``seq``; None without trades.
+
+    >>> r = InstrumentReport("A")
+    >>> for seq, price, qty in ((10, 100, 5), (11, 102, 1), (40, 99, 2)):
+    ...     r.trade(Trade(seq, "A", price, qty, 1, 2, 1, 2, "a", "b"), None)
+    >>> b = buckets(r, 3)
+    >>> (b.start, b.width, b.by_ts, b.low, b.high, b.last, b.volume)
+    (10, 11, False, [100, None, 99], [102, None, 99], [102, None, 99], [6, 0, 2])
+    """
+    if not r.trades:
+        return None
+    by_ts = None not in r.trade_ts
+    xs: list[int] = r.trade_ts if by_ts else r.trade_seq  # type: ignore[assignment]
+    start = xs[0]
+    width = -(-(xs[-1] - start + 1) // n)  # ceiling: the last trade falls in bucket n - 1 at most
+    count = (xs[-1] - start) // width + 1
+    low: list[int | None] = [None] * count
+    high: list[int | None] = [None] * count
+    last: list[int | None] = [None] * count
+    volume = [0] * count
+    for x, price, qty in zip(xs, r.trade_price, r.trade_qty, strict=True):
+        i = (x - start) // width
+        lo = low[i]
+        if lo is None:
+            low[i] = high[i] = price
+        elif price < lo:
+            low[i] = price
+        elif price > high[i]:  # type: ignore[operator]
+            high[i] = price
+        last[i] = price
+        volume[i] += qty
+    return Buckets(start, width, by_ts, low, high, last, volume)
+
+
 def plot(report: Report, path: str) -> None:
-    """Draw each instrument's trade prices and volumes over time (``ts`` when every trade
-    has one, else ``seq``) and, when the book was rebuilt, its depth at the end; write a PNG.
+    """Draw each instrument's trade prices (the low-high range and the last price of each of
+    :data:`PLOT_BUCKETS` time buckets) and volume per bucket (by ``ts`` when every trade has
+    one, else by ``seq``) and, when the book was rebuilt, its depth at the end; write a PNG.
 
     Needs matplotlib (``pip install 'carbonbook[plot]'``); raises :class:`ReportError`
     without it.
@@ -319,22 +396,27 @@ def plot(report: Report, path: str) -> None:
     rows = list(report.instruments.values()) or [InstrumentReport("(no instruments)")]
     fig, axes = plt.subplots(len(rows), 3, figsize=(15, 3.6 * len(rows)), squeeze=False)
     for (ax_price, ax_volume, ax_depth), r in zip(axes, rows, strict=True):
-        stamps = [t for t in r.trade_ts if t is not None]
-        xs: list[float]
-        if stamps and len(stamps) == len(r.trade_ts):
-            first = datetime.fromtimestamp(stamps[0] // 10**9, UTC).isoformat(sep=" ")
-            xs = [(t - stamps[0]) / 1e9 for t in stamps]
-            label = f"seconds after {first} (ts)"
+        ax_price.set_title(f"{r.symbol}: trade price (range and last per bucket)")
+        b = buckets(r)
+        if b is not None:
+            scale = 1e9 if b.by_ts else 1.0
+            xs = [i * b.width / scale for i in range(len(b.volume))]
+            if b.by_ts:
+                first = datetime.fromtimestamp(b.start // 10**9, UTC).isoformat(sep=" ")
+                label, unit = f"seconds after {first} (ts)", f"{b.width / 1e9:,.3g} s"
+            else:
+                label, unit = f"seq after {b.start:,}", f"{b.width:,} seq"
+            lows = [math.nan if p is None else p for p in b.low]
+            highs = [math.nan if p is None else p for p in b.high]
+            lasts = [math.nan if p is None else p for p in b.last]
+            ax_price.fill_between(xs, lows, highs, step="post", color="tab:blue", alpha=0.25, linewidth=0)
+            ax_price.step(xs, lasts, where="post", color="tab:blue")
+            ax_price.set_xlabel(label)
+            ax_volume.bar(xs, b.volume, width=b.width / scale, align="edge", color="tab:gray")
+            ax_volume.set_xlabel(label)
+            ax_volume.set_title(f"{r.symbol}: volume per {unit}")
         else:
-            xs = [float(seq) for seq in r.trade_seq]
-            label = "seq"
-        ax_price.step(xs, r.trade_price, where="post", color="tab:blue")
-        ax_price.set_title(f"{r.symbol}: trade price")
-        ax_price.set_xlabel(label)
-        ax_volume.bar(xs, r.trade_qty, width=(xs[-1] - xs[0]) / 300 or 1 if xs else 1,
-                      color="tab:gray")
-        ax_volume.set_title(f"{r.symbol}: volume per trade")
-        ax_volume.set_xlabel(label)
+            ax_volume.set_title(f"{r.symbol}: volume")
         _draw_depth(ax_depth, r, report.book)
     fig.tight_layout()
     fig.savefig(path, format="png")

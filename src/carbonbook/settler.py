@@ -4,7 +4,7 @@
 appends the outcomes to them, each with the next seq:
 
 - **trades**: with ``lag=0`` each trade settles right after the command that made it
-  (``settled`` or ``settlement_failed``); with ``lag=N`` it waits in the
+  (``trade_settled`` or ``settlement_failure``); with ``lag=N`` it waits in the
   :class:`~carbonbook.settlement.SettlementAdapter`'s queue for the ``business_day`` that
   makes it due. Settlement consumes the trade's holds; a failure moved nothing and gives the
   trade's share of the holds back (:class:`~carbonbook.holds.HoldGate`). Idempotent by trade id;

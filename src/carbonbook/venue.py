@@ -37,7 +37,7 @@ The venue feeds registry commands to the registry and runs of the others to
 - **settles every trade** delivery versus payment through a
   :class:`~carbonbook.settlement.SettlementAdapter` consuming the holds: right after the
   command that made it (``lag=0``), or on the ``business_day`` that makes it due (T+``lag``).
-  Each outcome is an event, ``settled`` or ``settlement_failed``, in the one sequence;
+  Each outcome is an event, ``trade_settled`` or ``settlement_failure``, in the one sequence;
 - **runs primary auctions against cash**: a bid is accepted only if the bidder can hold
   ``price * qty`` (``insufficient_funds`` otherwise); when the auction clears every bid's
   hold is released and each allocation settles in its own transaction: the units are
@@ -83,7 +83,7 @@ insufficient_units
 >>> _ = venue.apply(NewOrder(2, "tepco", "JPA-2010", Side.SELL, 500, price=1450))
 >>> [e.__struct_config__.tag for e in venue.apply(NewOrder(3, "marubeni", "JPA-2010", Side.BUY, 200,
 ...                                                       price=1500))]
-['accepted', 'trade', 'settled']
+['accepted', 'trade', 'trade_settled']
 >>> venue.registry.holding("marubeni", UnitType.JPA), venue.registry.balance("marubeni", "JPY")
 (200, 710000)
 """
@@ -109,6 +109,7 @@ from carbonbook.commands import (
     ListInstrument,
     RegistryCommand,
     Undecodable,
+    names_fault,
 )
 from carbonbook.engine import Depth, Engine, OrderState, Subscriber
 from carbonbook.errors import CarbonbookError, RegistryError
@@ -364,6 +365,9 @@ class Venue:
             self.checkpoint.fold_one(cmd, events[-1].seq)
 
     def _carry_out(self, cmd: Command, tag: str) -> str:
+        fault = names_fault(cmd)  # a hand-built command's names (decoding checked the log's)
+        if fault is not None:
+            raise Refused(RejectReason.MALFORMED, f"{tag}: {fault}")
         try:
             return carry_out(self.registry, cmd)  # type: ignore[arg-type]
         except RegistryError:  # some are ValueErrors too (bad_qty): they keep their own code

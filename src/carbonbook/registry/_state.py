@@ -21,7 +21,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from carbonbook._types import INT64_MAX, UnitType
+from carbonbook._types import INT64_MAX, UnitType, name_fault
 from carbonbook.errors import (
     AccountBlocked,
     AccountClosed,
@@ -93,9 +93,10 @@ def _qty(value: object, what: str = "quantity") -> int:
 
 
 def _name(value: object, what: str) -> str:
-    if type(value) is not str or not value:
-        raise OperationRefused(f"{what} must be a non-empty string, got {value!r}")
-    return value
+    fault = name_fault(value)
+    if fault is not None:
+        raise OperationRefused(f"{what} {fault}, got {value!r:.80}")
+    return value  # type: ignore[return-value]
 
 
 def _period(value: object) -> int:

@@ -405,5 +405,11 @@ class Registry(ABC):
         holdings or cash, holds covered) against the stored state;
         :class:`~carbonbook.errors.RegistryIntegrityError` if one is broken."""
 
+    def claim_writer(self) -> None:  # noqa: B027 - optional hook
+        """Make this registry the only writer of its store until :meth:`close` (a database takes
+        one writer at a time), and load the store again; :class:`~carbonbook.errors.RegistryInUse`
+        if another registry holds it. Without a claim, a second writer is refused only when it
+        commits (:class:`~carbonbook.errors.ConcurrentModification`). A no-op in memory."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's resources (a no-op in memory)."""

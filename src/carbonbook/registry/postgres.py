@@ -10,9 +10,16 @@ psycopg error chained.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from carbonbook.errors import ConcurrentModification, RegistryError, RegistryIntegrityError, RegistryUnavailable
+from carbonbook.errors import (
+    ConcurrentModification,
+    RegistryError,
+    RegistryIntegrityError,
+    RegistryInUse,
+    RegistryUnavailable,
+)
 from carbonbook.registry._sql import _INT_COLUMNS, Row, SqlRegistry, ddl
 
 try:
@@ -38,10 +45,14 @@ class PostgresRegistry(SqlRegistry):
         super().__init__()
         self._unnest_sql: dict[str, bytes] = {}
         self.schema = schema
+        self._lock_key = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big", signed=True)
+        """The schema's advisory locks: (key, 1) while creating it, (key, 2) held by its writer."""
         try:
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 dsn, autocommit=True, connect_timeout=connect_timeout)
             with self._conn.transaction():
+                # two registries creating one schema at once would collide in the catalog
+                self._conn.execute(b"SELECT pg_advisory_xact_lock(%s, 1)", (self._lock_key,))
                 self._conn.execute(_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(_sql.Identifier(schema)))
                 self._conn.execute(_sql.SQL("SET search_path TO {}").format(_sql.Identifier(schema)))
                 for stmt in ddl():
@@ -89,8 +100,21 @@ class PostgresRegistry(SqlRegistry):
             out = self._unnest_sql[stmt] = f"{head} SELECT * FROM unnest({arrays}) WHERE true{tail}".encode()
         return out
 
+    def claim_writer(self) -> None:
+        """As :meth:`Registry.claim_writer`: a session-level advisory lock on the schema (released
+        when the connection ends), then :meth:`reload`."""
+        try:
+            row = self._conn.execute(b"SELECT pg_try_advisory_lock(%s, 2)", (self._lock_key,)).fetchone()
+        except psycopg.Error as e:
+            raise _translate(e) from e
+        if not (row and row[0]):
+            raise RegistryInUse(f"schema {self.schema}")
+        self.reload()
+
     def close(self) -> None:
         try:
+            if not self._conn.closed:  # the server drops a session's locks only once its backend has exited
+                self._conn.execute(b"SELECT pg_advisory_unlock_all()")
             self._conn.close()
         except psycopg.Error as e:  # pragma: no cover - close rarely fails
             raise _translate(e) from e

@@ -8,10 +8,18 @@ errors are raised as :class:`~carbonbook.errors.RegistryUnavailable` (or
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+from typing import TextIO
 
-from carbonbook.errors import ConcurrentModification, RegistryError, RegistryIntegrityError, RegistryUnavailable
+from carbonbook.errors import (
+    ConcurrentModification,
+    RegistryError,
+    RegistryIntegrityError,
+    RegistryInUse,
+    RegistryUnavailable,
+)
 from carbonbook.registry._sql import Row, SqlRegistry, ddl
 
 
@@ -35,6 +43,7 @@ class SQLiteRegistry(SqlRegistry):
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"bad synchronous level {synchronous!r}")
         self.path = os.fspath(path)
+        self._claim: TextIO | None = None
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -75,8 +84,25 @@ class SQLiteRegistry(SqlRegistry):
         except sqlite3.Error as e:
             raise _translate(e) from e
 
+    def claim_writer(self) -> None:
+        """As :meth:`Registry.claim_writer`: an exclusive ``flock`` on ``PATH-writer`` (the kernel
+        releases it when the process ends), then :meth:`reload`."""
+        if self._claim is None and self.path not in ("", ":memory:"):
+            claim = open(self.path + "-writer", "a")  # noqa: SIM115 - held until close()
+            try:
+                fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                claim.close()
+                raise RegistryInUse(self.path) from None
+            self._claim = claim
+        self.reload()
+
     def close(self) -> None:
         try:
             self._conn.close()
         except sqlite3.Error as e:  # pragma: no cover - close rarely fails
             raise _translate(e) from e
+        finally:
+            if self._claim is not None:
+                self._claim.close()
+                self._claim = None
