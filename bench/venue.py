@@ -8,13 +8,26 @@ batches of 4,096 per ``apply_all``: one registry (database) transaction per batc
 ``--repeat`` runs, each on a fresh engine and registry; the CPU-time rate is the one the
 machine's load disturbs less.
 
+Every rate is also given as a ratio to the first backend of the run (``engine``: the bare
+engine on the default core; ``engine-pure``: on the pure-Python core). ``sqlite-group`` and
+``postgres-group`` run the venue with group commit (``Venue(group=GROUP)``: one database
+transaction per GROUP commands, default 65,536, instead of one per batch).
+
 ``--instructions`` counts instead, with valgrind's callgrind, the machine instructions per
 message of the Venue on a MemoryRegistry, which do not depend on the load (see
 bench/instructions.py): the setup and the first 4,000 messages, then the setup and the
 first 4,000 + N, each in a fresh process; the difference divided by N (default 20,000).
 
-    .venv/bin/python bench/venue.py [--messages N] [--backend engine memory sqlite postgres]
+``--settle-instructions`` counts the instructions of one settled trade on a MemoryRegistry:
+bench/settlement.py's accounts and trades, each trade's holds taken first as a venue takes
+them (units under the sell id, cash under the buy id), then either nothing or the settlement
+of every trade (``SettlementAdapter.settle_trades``, ``use_holds``, in calls of 2 trades, as a
+venue settles a command's trades, and of 1,000); the difference divided by the trades. It runs
+on whatever ``carbonbook`` is importable, so ``PYTHONPATH=OLD/src`` counts an older tree.
+
+    .venv/bin/python bench/venue.py [--messages N] [--backend engine memory sqlite sqlite-group postgres]
     .venv/bin/python bench/venue.py --instructions [--messages N]
+    .venv/bin/python bench/venue.py --settle-instructions [--trades N]
 """
 
 from __future__ import annotations
@@ -29,6 +42,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
+
+import msgspec
 
 from carbonbook import Engine, NewOrder, OrderType, Side, UnitType
 from carbonbook.commands import Command, Deposit, Issue, OpenAccount, OpenScheme, SetCap
@@ -57,14 +73,20 @@ def session(n: int) -> tuple[list[Command], list[Command]]:
     return setup, orders
 
 
-def run(make: Callable[[], Engine], setup: list[Command], orders: list[Command]) -> tuple[float, float, int]:
-    """Wall and CPU seconds for ``orders`` (after ``setup``), and the events they gave."""
+def run(make: Callable[[], Engine | Venue], setup: list[Command],
+        orders: list[Command]) -> tuple[float, float, int]:
+    """Wall and CPU seconds for ``orders`` (after ``setup``; a group commit's last commit
+    included), and the events they gave."""
     engine = make()
     engine.apply_all(setup)
+    if isinstance(engine, Venue):
+        engine.commit()
     wall, cpu = time.perf_counter(), time.process_time()
     events = 0
     for i in range(0, len(orders), BATCH):
         events += len(engine.apply_all(orders[i:i + BATCH]))
+    if isinstance(engine, Venue):
+        engine.commit()
     return time.perf_counter() - wall, time.process_time() - cpu, events
 
 
@@ -79,6 +101,44 @@ def replay(path: str, n: int) -> None:
         venue.apply_all(orders[i:i + BATCH])
 
 
+def held_trades(n: int, settle: int) -> None:
+    """Take the holds of bench/settlement.py's first ``n`` trades on a MemoryRegistry, then settle
+    them in calls of ``settle`` trades (0: not at all)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from carbonbook.settlement import Instrument, SettlementAdapter
+    from settlement import SYM, setup, trades
+
+    reg = MemoryRegistry()
+    setup(reg)
+    stream = [msgspec.structs.replace(t, sell_id=2 * t.seq, buy_id=2 * t.seq + 1) for t in trades(n)]
+    with reg.transaction():
+        for t in stream:
+            reg.reserve(t.sell_id, t.sell_account, UnitType.JPA, t.qty)
+            reg.reserve_cash(t.buy_id, t.buy_account, "JPY", t.price * t.qty)
+    if settle:
+        adapter = SettlementAdapter(reg, {SYM: Instrument(UnitType.JPA, "JPY")}, batch=1000, use_holds=True,
+                                    keep_results=False)
+        with reg.transaction():
+            for i in range(0, n, settle):
+                adapter.settle_trades(stream[i:i + settle])
+        assert not any(reg.hold(t.sell_id) or reg.hold(t.buy_id) for t in stream), "every trade must settle"
+
+
+def _callgrind(*args: str) -> int:
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                           sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    match = re.search(r"Collected : (\d+)", proc.stderr)
+    if match is None:
+        raise RuntimeError(proc.stderr)
+    return int(match.group(1))
+
+
+def settle_instructions(trades: int, per_call: int) -> float:
+    """Callgrind instructions per settled trade (holds consumed), ``per_call`` trades per call."""
+    held = _callgrind("--held", str(trades), "0")
+    return (_callgrind("--held", str(trades), str(per_call)) - held) / trades
+
+
 def instructions(messages: int) -> float:
     """Callgrind instructions per Venue message on memory, for messages BASE..BASE + ``messages``."""
     counts = []
@@ -87,13 +147,7 @@ def instructions(messages: int) -> float:
         with open(path, "wb") as f:
             pickle.dump(session(BASE + messages), f)
         for n in (BASE, BASE + messages):
-            proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                                   sys.executable, __file__, "--replay", path, str(n)],
-                                  capture_output=True, text=True, check=True)
-            match = re.search(r"Collected : (\d+)", proc.stderr)
-            if match is None:
-                raise RuntimeError(proc.stderr)
-            counts.append(int(match.group(1)))
+            counts.append(_callgrind("--replay", path, str(n)))
     return (counts[1] - counts[0]) / messages
 
 
@@ -101,14 +155,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--backend", nargs="+", default=["engine", "memory", "sqlite"],
-                        choices=["engine", "memory", "sqlite", "postgres"])
+    parser.add_argument("--backend", nargs="+", default=["engine", "memory", "sqlite", "sqlite-group"],
+                        choices=["engine", "engine-pure", "memory", "sqlite", "sqlite-group", "postgres",
+                                 "postgres-group"])
+    parser.add_argument("--group", type=int, default=65_536, help="commands per transaction for *-group")
+    parser.add_argument("--settle-instructions", action="store_true",
+                        help="count callgrind instructions per settled trade on memory")
+    parser.add_argument("--trades", type=int, default=5_000)
+    parser.add_argument("--held", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--instructions", action="store_true",
                         help="count callgrind instructions per message on memory instead of timing")
     parser.add_argument("--replay", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.replay:
         replay(args.replay[0], int(args.replay[1]))
+        return
+    if args.held:
+        held_trades(int(args.held[0]), int(args.held[1]))
+        return
+    if args.settle_instructions:
+        for per_call in (2, 1000):
+            print(f"{settle_instructions(args.trades, per_call):,.0f} instructions per settled trade on memory "
+                  f"(holds consumed, {per_call} trades per call, {args.trades:,} trades)", flush=True)
         return
     if args.instructions:
         messages = args.messages or 20_000
@@ -117,24 +185,40 @@ def main() -> None:
         return
     setup, orders = session(args.messages or 100_000)
     tmp = tempfile.mkdtemp()
+    schemas: list[str] = []
 
     def registry(kind: str) -> Registry:
         if kind == "memory":
             return MemoryRegistry()
-        if kind == "sqlite":
+        if kind.startswith("sqlite"):
             return SQLiteRegistry(os.path.join(tmp, f"{uuid.uuid4().hex}.db"))
         from carbonbook.registry.postgres import PostgresRegistry
-        return PostgresRegistry(DSN, schema=f"bench_{uuid.uuid4().hex[:12]}")
+        schemas.append(f"bench_{uuid.uuid4().hex[:12]}")
+        return PostgresRegistry(DSN, schema=schemas[-1])
 
-    for kind in args.backend:
-        def make(kind: str = kind) -> Engine:
-            return Engine() if kind == "engine" else Venue(registry(kind), currency="EUR")
-        best = min((run(make, setup if kind != "engine" else setup[:0], orders)
-                    for _ in range(args.repeat)), key=lambda r: r[1])
-        wall, cpu, events = best
-        print(f"{kind:<8} {len(orders) / wall:>10,.0f} msg/s wall, {len(orders) / cpu:>10,.0f} msg/s CPU "
-              f"({len(orders):,} messages, {events:,} events, batch {BATCH})")
+    def make(kind: str) -> Engine | Venue:
+        if kind.startswith("engine"):
+            return Engine(core="pure" if kind == "engine-pure" else None)
+        return Venue(registry(kind), currency="EUR", group=args.group if kind.endswith("-group") else 0)
 
+    first = 0.0
+    try:
+        for kind in args.backend:
+            best = min((run(partial(make, kind), setup[:0] if kind.startswith("engine") else setup, orders)
+                        for _ in range(args.repeat)), key=lambda r: r[1])
+            wall, cpu, events = best
+            first = first or len(orders) / cpu
+            print(f"{kind:<14} {len(orders) / wall:>10,.0f} msg/s wall, {len(orders) / cpu:>10,.0f} msg/s CPU "
+                  f"= {len(orders) / cpu / first:.3f}x the {args.backend[0]} ({len(orders):,} messages, "
+                  f"{events:,} events, batch {BATCH})", flush=True)
+    finally:
+        if schemas:
+            import psycopg
+
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                for schema in schemas:
+                    conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                        psycopg.sql.Identifier(schema)))
 
 if __name__ == "__main__":
     main()

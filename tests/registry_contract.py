@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from carbonbook import UnitType
 from carbonbook._types import NAME_MAX
+from carbonbook.checkpoint import Checkpoint, Outcome
 from carbonbook.errors import (
     AccountBlocked,
     AccountClosed,
@@ -42,7 +43,6 @@ from carbonbook.registry import (
     AccountStatus,
     BlockState,
     ComplianceStatus,
-    Outcome,
     Registry,
     Scheme,
     Serials,
@@ -342,24 +342,28 @@ class RegistryContract:
         assert (fingerprint(again), [again.hold(i) for i in range(5, 9)]) == before
         again.check()
 
-    def test_position_and_outcomes(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
-        assert reg.position == 0 and reg.outcome(3) is None
+    def test_checkpoint_table(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        """A venue's checkpoint lives in the registry's own table, in its transactions."""
+        cp = Checkpoint(reg)
+        assert cp.position == 0 and cp.outcome(3) is None and cp.settings() is None
         with reg.transaction():
-            reg.record_outcome(3, Outcome(0, "insufficient_units", "short"))
-            reg.record_outcome(4, Outcome(17))
-            reg.set_position(4, -(2**63))
+            cp.record(3, Outcome(0, "insufficient_units", "short"))
+            cp.record(4, Outcome(17))
+            cp.digest = -(2**63)
+            cp.advance(4, ("JPY", 5))
         reg = reopen(reg)
-        assert reg.position == 4 and reg.position_digest == -(2**63)
-        assert reg.outcome(3) == Outcome(0, "insufficient_units", "short") and reg.outcome(4) == Outcome(17)
-        refused(reg, OperationRefused, "new non-negative", reg.record_outcome, 4, Outcome(1))
-        refused(reg, OperationRefused, "new non-negative", reg.record_outcome, -1, Outcome(1))
-        refused(reg, OperationRefused, "not below 4", reg.set_position, 3)
-        refused(reg, OperationRefused, "signed 64-bit", reg.set_position, 5, 2**63)
+        cp = Checkpoint(reg)
+        assert cp.position == cp.replayed == 4 and cp.position_digest == -(2**63)
+        assert cp.settings() == ("JPY", 5)
+        assert cp.outcome(3) == Outcome(0, "insufficient_units", "short") and cp.outcome(4) == Outcome(17)
+        for seq in (4, 0, -1):
+            with pytest.raises(OperationRefused, match="new positive"):
+                cp.record(seq, Outcome(1))
         with pytest.raises(ValueError), reg.transaction():
-            reg.record_outcome(9, Outcome(1))
-            reg.set_position(9)
+            cp.record(9, Outcome(1))
+            cp.advance(9, ("JPY", 5))
             raise ValueError
-        assert reg.position == 4 and reg.outcome(9) is None
+        assert cp.position == 4 and cp.outcome(9) is None
 
     @pytest.mark.parametrize("amount", BAD_QTYS)
     def test_deposit_bad_amount(self, reg: Registry, amount: Any) -> None:

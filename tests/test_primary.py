@@ -372,15 +372,14 @@ def test_decodable_but_malformed_open_is_refused_without_a_line() -> None:
 # -- the pre-trade hook ---------------------------------------------------------------------
 
 
-class CashLimitedEngine(Engine):
-    """Admits a bid only if the bidder's cash covers price * qty; holds it."""
+class CashLimit:
+    """Admits a bid only if the bidder's cash covers price * qty; holds it (an engine's ``admit_bid``)."""
 
     def __init__(self, cash: dict[str, int]) -> None:
-        super().__init__()
         self.cash = cash
         self.calls: list[tuple[int, str | None]] = []
 
-    def _admit_bid(self, bid: PlaceBid, auction: OpenAuction) -> tuple[str, str] | None:
+    def __call__(self, bid: PlaceBid, auction: OpenAuction) -> tuple[str, str] | None:
         self.calls.append((bid.id, auction.currency))
         cost = bid.price * bid.qty
         if self.cash.get(bid.account, 0) < cost:
@@ -390,17 +389,18 @@ class CashLimitedEngine(Engine):
 
 
 def test_admit_bid_hook_is_called_last_and_its_refusal_is_a_rejection() -> None:
-    engine = CashLimitedEngine({"x": 1_000, "y": 10_000})
+    engine = Engine()
+    engine.admit_bid = limit = CashLimit({"x": 1_000, "y": 10_000})
     engine.apply(OpenAuction("A", UnitType.JPA, 10, "gov", tick=10, currency="JPY"))
     for bad in (PlaceBid("A", 1, "x", 15, 1), PlaceBid("B", 1, "x", 10, 1), PlaceBid("A", -1, "x", 10, 1)):
         assert engine.apply(bad)[0].__class__ is Rejected
-    assert engine.calls == []  # the engine's own checks come first
+    assert limit.calls == []  # the engine's own checks come first
     rejected = refused(engine, PlaceBid("A", 1, "x", 100, 20))
     assert (rejected.id, rejected.reason, rejected.detail) == (1, "insufficient_cash", "x cannot pay 2000")
     assert engine.apply(PlaceBid("A", 1, "y", 100, 20)) == [Accepted(6, 1, "A")]
-    assert engine.calls == [(1, "JPY"), (1, "JPY")] and engine.cash == {"x": 1_000, "y": 8_000}
+    assert limit.calls == [(1, "JPY"), (1, "JPY")] and limit.cash == {"x": 1_000, "y": 8_000}
     assert refused(engine, PlaceBid("A", 1, "x", 10, 1)).reason == RejectReason.DUPLICATE_ID
-    assert len(engine.calls) == 2
+    assert len(limit.calls) == 2
 
 
 # -- properties -----------------------------------------------------------------------------

@@ -444,21 +444,17 @@ def test_engine_without_instruments_rejects_orders(make_engine: Callable[[], Eng
     assert eng.snapshot() == {}
 
 
-class _Watched(Engine):
-    """An engine whose own _dispatch records every command it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[Command | Undecodable] = []
-
-    def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
-        self.seen.append(command)
-        super()._dispatch(command, events, decoded)
+def _watched() -> tuple[Engine, list[tuple[Command | Undecodable, list[Event]]]]:
+    """An engine whose stage records every command with the events it gave."""
+    engine = Engine()
+    seen: list[tuple[Command | Undecodable, list[Event]]] = []
+    engine.stage = lambda command, events, start: seen.append((command, events[start:]))
+    return engine, seen
 
 
-def test_a_subclass_dispatch_sees_every_command() -> None:
-    """apply and apply_all take new orders and cancels to their book directly only when
-    _dispatch is the engine's own."""
+def test_the_stage_sees_every_command_with_its_events() -> None:
+    """apply, apply_all and dispatch_marked call the stage after each command, the new orders
+    and cancels that apply_all takes to their book directly included."""
     commands: list[Command] = [
         ListInstrument(SYM, UnitType.EUA),
         NewOrder(1, "a", SYM, Side.SELL, 10, price=100),
@@ -466,11 +462,13 @@ def test_a_subclass_dispatch_sees_every_command() -> None:
         CancelOrder(1),
         CancelOrder(1),
     ]
-    batched, single, plain = _Watched(), _Watched(), Engine()
-    expected = [e for c in commands for e in plain.apply(c)]
-    assert batched.apply_all(commands) == expected
-    assert [e for c in commands for e in single.apply(c)] == expected
-    assert batched.seen == single.seen == commands
+    (batched, in_batch), (single, one_by_one), (marked, in_marked) = _watched(), _watched(), _watched()
+    plain = Engine()
+    expected = [plain.apply(c) for c in commands]
+    assert batched.apply_all(commands) == [e for es in expected for e in es]
+    assert [single.apply(c) for c in commands] == expected
+    assert marked.dispatch_marked(commands, []) == [e for es in expected for e in es]
+    assert in_batch == one_by_one == in_marked == list(zip(commands, expected, strict=True))
 
 
 @pytest.mark.parametrize(("account", "fault"), [

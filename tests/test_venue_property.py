@@ -130,9 +130,7 @@ def totals(reg: MemoryRegistry) -> Totals:
 
 
 def open_orders(venue: Venue) -> dict[int, Order]:
-    """The open orders by id (the index holds a status string for the others), on either core."""
-    return {oid: o for oid in range(MAX_ID + 1)
-            if (o := venue._index.get(oid)) is not None and not isinstance(o, str)}
+    return {oid: o for oid in range(MAX_ID + 1) if (o := venue.engine.open_order(oid)) is not None}
 
 
 def need(venue: Venue, order: Order) -> tuple[str, str, int]:

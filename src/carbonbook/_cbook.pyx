@@ -741,11 +741,20 @@ cdef class Router:
         self._route(command, Out(events), False)
         return events
 
-    def batch(self, commands, list events, bint decoded=False):
-        """Apply ``commands`` in order, appending their events to ``events`` as Structs."""
+    def batch(self, commands, list events, bint decoded=False, stage=None):
+        """Apply ``commands`` in order, appending their events to ``events`` as Structs; then,
+        after each command, ``stage(command, events, start)`` (an engine's stage, see
+        :data:`carbonbook.engine.Stage`: a venue's settler) when one is given."""
         cdef Out out = Out(events)
-        for command in commands:
-            self._route(command, out, decoded)
+        cdef Py_ssize_t start
+        if stage is None:
+            for command in commands:
+                self._route(command, out, decoded)
+        else:
+            for command in commands:
+                start = len(events)
+                self._route(command, out, decoded)
+                stage(command, events, start)
 
     def json(self, commands, Out out, bint decoded=False):
         """Apply ``commands`` in order, writing their events into the JSON :class:`Out` ``out``."""

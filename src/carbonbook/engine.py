@@ -8,6 +8,7 @@ market-data feed). It also answers market-data queries. It never reads the clock
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,14 @@ if TYPE_CHECKING:  # the compiled core may not be built
 
 Subscriber = Callable[[list[Event]], None]
 """Called with the events of each ``apply`` (or ``apply_all``) call, in order, once applied."""
+
+Stage = Callable[["Command | Undecodable", list[Event], int], None]
+"""A stage after matching: called with each command, the batch's event list and the index of
+the command's first event in it, right after the command is applied; it may append events,
+numbered by :attr:`Engine.take_seq` (a venue's settler appends ``trade_settled``)."""
+
+AdmitBid = primary.Admit
+"""A primary-auction bid's pre-trade check: see :attr:`Engine.admit_bid`."""
 
 _MALFORMED = RejectReason.MALFORMED
 _UNITS = frozenset(UnitType)
@@ -107,11 +116,26 @@ class Engine:
         self._books: dict[str, OrderBook] = {}
         self._subscribers: list[Subscriber] = []
         self._auctions: primary.Auctions = {}
+        self.stage: Stage | None = None
+        """Called after each command (see :data:`Stage`); None: nothing runs after matching."""
+        self.admit_bid: AdmitBid | None = None
+        """The pre-trade check of primary-auction bids: None to accept ``bid``, or a
+        ``(reason, detail)`` refusal, which becomes its ``rejected`` event.
+
+        Called once per bid, after every check of the engine's own (the bid is well formed,
+        its auction is open, its price and quantity fit the tick and lot, its id is new)
+        and just before the bid is accepted: returning None always means ``accepted``
+        follows, so the check may hold the bidder's cash here (``bid.price * bid.qty`` in
+        ``auction.currency``) and release it after the ``auction_cleared``. ``auction`` is
+        the auction's opening command. ``reason`` should be a stable code; a refusal changes
+        nothing in the engine. It must not apply commands. None (the default) admits every bid."""
         self._bind()
 
     def _bind(self) -> None:
         """Bind the compiled core's router to the books and index (again after a restore); the
         pure core and a subclass with its own ``_dispatch`` (which sees every command) have none."""
+        self.take_seq: Callable[[], int] = self._seq.__next__
+        """Take the next ``seq``, for an event a :data:`Stage` appends (a C call). O(1)."""
         fast = self._core.COMPILED and self.__class__._dispatch is Engine._dispatch
         self._router: _cbook.Router | None = (
             self._core.Router(self._books, self._index, self._dispatch) if fast else None)
@@ -133,6 +157,8 @@ class Engine:
         else:
             events = []
             self._dispatch(command, events)
+        if self.stage is not None:
+            self.stage(command, events, 0)
         if self._subscribers:
             self.publish(events)
         return events
@@ -148,11 +174,15 @@ class Engine:
         """
         events: list[Event] = []
         dispatch = self._dispatch
-        if self._router is not None:
-            self._router.batch(commands, events, decoded)
-        elif self.__class__._dispatch is not Engine._dispatch:  # a subclass's own dispatch sees every command
-            for command in commands:
+        stage = self.stage
+        if self._router is not None:  # the compiled core, which runs the stage after each command
+            self._router.batch(commands, events, decoded, stage)
+        elif stage is not None or self.__class__._dispatch is not Engine._dispatch:
+            for command in commands:  # a subclass's own dispatch sees every command
+                start = len(events)
                 dispatch(command, events, decoded)
+                if stage is not None:
+                    stage(command, events, start)
         else:
             self._core.route(self._books, self._index, commands, events, decoded, dispatch)
         self.publish(events)
@@ -161,8 +191,8 @@ class Engine:
     def json_out(self) -> Any:
         """Where :meth:`apply_all_json` writes: the compiled core's JSON ``Out``, or None when this
         engine gives its events only as Structs (the pure core, subscribers, a subclass's
-        ``_dispatch`` or ``apply_all``)."""
-        if (self._router is not None and self._core.JSON_OK and not self._subscribers
+        ``_dispatch`` or ``apply_all``, a stage)."""
+        if (self._router is not None and self._core.JSON_OK and not self._subscribers and self.stage is None
                 and self.__class__.apply_all is Engine.apply_all):
             return self._core.Out()
         return None
@@ -219,27 +249,10 @@ class Engine:
         primary.open_auction(self._auctions, cmd, self._seq.__next__, events)
 
     def _place_bid(self, cmd: PlaceBid, events: list[Event]) -> None:
-        primary.place_bid(self._auctions, self._index, cmd, self._seq.__next__, events, self._admit_bid)
+        primary.place_bid(self._auctions, self._index, cmd, self._seq.__next__, events, self.admit_bid)
 
     def _close_auction(self, cmd: CloseAuction, events: list[Event]) -> None:
         primary.close_auction(self._auctions, cmd, self._seq.__next__, events)
-
-    def _admit_bid(self, bid: PlaceBid, auction: OpenAuction) -> tuple[str, str] | None:
-        """The pre-trade hook for primary-auction bids: None to accept ``bid``, or a
-        ``(reason, detail)`` refusal, which becomes its ``rejected`` event.
-
-        Called once per bid, after every check of the engine's own (the bid is well formed,
-        its auction is open, its price and quantity fit the tick and lot, its id is new)
-        and just before the bid is accepted: returning None always means ``accepted``
-        follows, so a subclass may hold the bidder's cash here (``bid.price * bid.qty`` in
-        ``auction.currency``) and release it on a refusal of its own or after the
-        ``auction_cleared``. ``auction`` is the auction's opening command (seller, unit,
-        currency, scheme, period, tick, lot, ...). ``reason`` should be a stable code (a
-        :class:`~carbonbook._types.RejectReason` value or a new one of the hook's own);
-        a refusal changes nothing in the engine. The hook must not apply commands. The base
-        engine admits every bid.
-        """
-        return None
 
     def _list(self, cmd: ListInstrument, events: list[Event]) -> None:
         fault = _instrument_fault(cmd)
@@ -325,6 +338,11 @@ class Engine:
         """The ``seq`` the next event will take. O(1)."""
         return peek(self._seq)
 
+    def open_order(self, oid: int) -> Order | None:
+        """The book's own record of open order ``oid`` (to cancel it through its book), or None. O(1)."""
+        entry = self._index.get(oid)
+        return None if entry is None or entry.__class__ is str else entry  # type: ignore[return-value]
+
     def export_state(self) -> EngineState:
         """The whole state of the engine as data (see :mod:`carbonbook.snapshot`). O(orders + ids)."""
         return export_state(self._seq, self._books, self._index, self._auctions)
@@ -343,6 +361,20 @@ class Engine:
         engine._restore(state)
         return engine
 
+    def restore(self, state: EngineState) -> Engine:
+        """A new engine of this engine's class from ``state``, as :meth:`from_state` (what a
+        journal calls on whatever it wraps, see :mod:`carbonbook.journal`)."""
+        return type(self).from_state(state)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """What a journal writes each batch in (see :mod:`carbonbook.journal`): an engine has
+        nothing to commit, so nothing."""
+        return nullcontext()
+
+    def store_ahead(self) -> int:
+        """Events a store behind this engine holds past it: an engine has no store, so 0."""
+        return 0
+
     def _restore(self, state: EngineState) -> None:
         self._seq, self._books, self._index = restore_parts(state, self._core)
         self._auctions = primary.restore_auctions(state.auctions, self._index)
@@ -355,9 +387,13 @@ class Engine:
         events: list[Event] = []
         dispatch = self._dispatch
         mark = starts.append
+        stage = self.stage
         for command in commands:
-            mark(len(events))
+            start = len(events)
+            mark(start)
             dispatch(command, events)
+            if stage is not None:
+                stage(command, events, start)
         return events
 
     def publish(self, events: list[Event]) -> None:

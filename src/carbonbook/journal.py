@@ -82,10 +82,11 @@ import sys
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Literal, get_args
+from typing import Any, BinaryIO, Literal, Protocol, get_args
 
 import msgspec
 
@@ -101,8 +102,9 @@ from carbonbook.errors import (
     TornRecordWarning,
 )
 from carbonbook.events import Event
-from carbonbook.snapshot import SnapshotFile, decode_file, fsync_dir, read_snapshot, write_snapshot
-from carbonbook.venue import Venue, VenueState
+from carbonbook.snapshot import MAGIC as SNAPSHOT_MAGIC
+from carbonbook.snapshot import EngineState, SnapshotFile, decode_file, fsync_dir, write_snapshot
+from carbonbook.venue import LogMismatch, Venue, VenueState
 
 MAGIC = b"CBJRNL01"
 VENUE_MAGIC = b"CBJVEN01"
@@ -122,6 +124,52 @@ _REPLAY_BATCH = 4096
 
 Applied = Command | Undecodable | object
 """What a journal accepts: what ``Engine.apply_all`` accepts."""
+
+
+class Applier(Protocol):
+    """What a journal wraps: anything that applies commands in marked batches and exports its
+    state (an :class:`~carbonbook.engine.Engine`, a :class:`~carbonbook.venue.Venue`)."""
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next event will take."""
+
+    def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
+        """Apply ``commands`` without publishing; append each one's first event's index to ``starts``."""
+
+    def publish(self, events: list[Event]) -> None:
+        """Hand ``events`` to the subscribers."""
+
+    def state_hash(self) -> str:
+        """A hash of the state, equal for equal states."""
+
+    def export_state(self) -> EngineState | VenueState:
+        """The whole state as data (what a snapshot holds; its type says which kind of journal)."""
+
+    def restore(self, state: Any) -> Applier:
+        """A new applier like this one from ``state`` (LogMismatch if its store is behind it)."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """What a batch is written in, before it commits (write-ahead)."""
+
+    def store_ahead(self) -> int:
+        """Events its store holds past it (0: none)."""
+
+
+@dataclass(frozen=True)
+class _Format:
+    """What the state an applier exports says about its journal's files."""
+
+    magic: bytes
+    snapshot_magic: bytes
+    snapshot: type[SnapshotFile] | type[VenueSnapshotFile]
+    records: frozenset[type] | None  # the classes its batches may hold (None: any object)
+
+
+def _format(applier: Applier) -> _Format:
+    """The journal format of ``applier``, by the type of the state it exports: O(its state), so
+    it is asked of a new applier (or of one about to be snapshotted anyway)."""
+    return _FORMATS[type(applier.export_state())]
 
 
 # -- payloads ---------------------------------------------------------------------------
@@ -164,7 +212,6 @@ _ENUM_FIELDS: dict[str, Any] = {
     "unit": UnitType, "phase": Phase, "tie_rule": TieRule, "cap_rule": CapRule,
 }
 _SET_FIELDS = frozenset(("allowances", "credits", "units"))  # frozensets of unit types
-_VENUE_RECORDS = _COMMAND_CLASSES | {Undecodable}
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 
@@ -356,7 +403,7 @@ def _scan_from(data: bytes, start: int, path: Path) -> Scan:
 class Recovery:
     """The outcome of :func:`recover`."""
 
-    engine: Engine
+    engine: Applier
     """The recovered engine (a :class:`~carbonbook.venue.Venue` for a venue's journal)."""
     records: int
     """Commands the engine has applied (snapshot plus journal tail)."""
@@ -379,7 +426,10 @@ class VenueSnapshotFile(msgspec.Struct, frozen=True):
     state: VenueState
 
 
-_venue_snapshots = msgspec.msgpack.Decoder(VenueSnapshotFile)
+_FORMATS: dict[type, _Format] = {
+    EngineState: _Format(MAGIC, SNAPSHOT_MAGIC, SnapshotFile, None),
+    VenueState: _Format(VENUE_MAGIC, VENUE_SNAPSHOT_MAGIC, VenueSnapshotFile, _COMMAND_CLASSES | {Undecodable}),
+}
 
 
 def _snapshots(directory: Path) -> list[tuple[int, Path]]:
@@ -391,7 +441,7 @@ def _snapshots(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def replay_entries(engine: Engine, entries: Sequence[Entry], path: str = JOURNAL_NAME) -> None:
+def replay_entries(engine: Applier, entries: Sequence[Entry], path: str = JOURNAL_NAME) -> None:
     """Apply journal entries to ``engine``, checking each record's ``seq``; raise
     :class:`JournalMismatch` when the journal does not continue the engine. Nothing is published."""
     for i in range(0, len(entries), _REPLAY_BATCH):
@@ -417,25 +467,27 @@ def recover(directory: Path | str, venue: Callable[[], Venue] | None = None) -> 
     start). Records the registry already holds are replayed without touching it, the rest
     are carried out. :class:`JournalMismatch` if the journal is not of the kind asked for,
     or if the registry holds events the journal does not."""
-    return _recover_into(Path(directory), Engine() if venue is None else _new_venue(venue))
+    return _recover_into(Path(directory), Engine() if venue is None else _new(venue))
 
 
-def _new_venue(make: Callable[[], Venue]) -> Venue:
-    venue = make()
-    if not isinstance(venue, Venue) or venue.next_seq != 1:
-        raise TypeError(f"venue= must make a new Venue with nothing applied yet, not {venue!r}")
-    return venue
+def _new(make: Callable[[], Applier]) -> Applier:
+    """What ``venue=`` makes: a new applier whose state is a venue's."""
+    applier = make()
+    if applier.next_seq != 1 or _format(applier) is not _FORMATS[VenueState]:
+        raise TypeError(f"venue= must make a new Venue with nothing applied yet, not {applier!r}")
+    return applier
 
 
-def _recover_into(directory: Path, base: Engine) -> Recovery:
+def _recover_into(directory: Path, base: Applier) -> Recovery:
     """:func:`recover` into ``base``: a new engine, or a new venue on its registry."""
     path = directory / JOURNAL_NAME
     data = path.read_bytes() if path.exists() else b""
-    _check_magic(data, VENUE_MAGIC if isinstance(base, Venue) else MAGIC, path)
+    form = _format(base)
+    _check_magic(data, form.magic, path)
     engine, records, start, chosen = base, 0, len(MAGIC), None
     for _, snap_path in _snapshots(directory):
         try:
-            loaded = _load_snapshot(snap_path, len(data), base)
+            loaded = _load_snapshot(snap_path, len(data), base, form)
         except SnapshotError as exc:
             warnings.warn(f"skipping snapshot: {exc}", TornRecordWarning, stacklevel=3)
             continue
@@ -448,39 +500,33 @@ def _recover_into(directory: Path, base: Engine) -> Recovery:
         warnings.warn(f"{path}: dropping a torn last record ({result.torn} bytes at byte offset "
                       f"{result.end})", TornRecordWarning, stacklevel=3)
     replay_entries(engine, result.entries, str(path))
-    if isinstance(engine, Venue):
-        _check_registry(engine, path)
+    _check_store(engine, path)
     return Recovery(engine, records + len(result.entries), result.end, chosen,
                     len(result.entries), result.torn)
 
 
-def _load_snapshot(path: Path, size: int, base: Engine) -> tuple[Engine, int, int] | None:
-    """The engine a snapshot holds (a venue on ``base``'s registry, with its settings), its records
-    and offset; None for a venue snapshot its registry has not reached. SnapshotError if unusable."""
-    snap: SnapshotFile | VenueSnapshotFile
-    if isinstance(base, Venue):
-        snap = decode_file(path.read_bytes(), str(path), VENUE_SNAPSHOT_MAGIC, _venue_snapshots)
-    else:
-        snap = read_snapshot(path)
+def _load_snapshot(path: Path, size: int, base: Applier, form: _Format) -> tuple[Applier, int, int] | None:
+    """The applier a snapshot holds (restored by ``base``: a venue on its registry, with its
+    settings), its records and offset; None for a snapshot its store has not reached.
+    SnapshotError if unusable."""
+    decoder = msgspec.msgpack.Decoder(form.snapshot)
+    snap = decode_file(path.read_bytes(), str(path), form.snapshot_magic, decoder)
     if snap.offset > max(size, len(MAGIC)):
         raise SnapshotError(f"{path}: ends at journal offset {snap.offset}, past the journal's {size} bytes")
-    if isinstance(snap, SnapshotFile):
-        return Engine.from_state(snap.state), snap.records, snap.offset
-    assert isinstance(base, Venue)
-    if base.registry.position < snap.state.engine.seq - 1:
+    try:
+        return base.restore(snap.state), snap.records, snap.offset
+    except LogMismatch:  # its store is behind the snapshot
         return None
-    venue = type(base).from_venue_state(base.registry, snap.state, currency=base.currency,
-                                        lag=base.settlement.lag, batch=base.settlement.batch)
-    return venue, snap.records, snap.offset
 
 
-def _check_registry(venue: Venue, where: object) -> None:
-    """Refuse a venue whose registry holds events past the venue's: commands the journal lacks."""
-    held, last = venue.registry.position, venue.next_seq - 1
-    if held > last:
-        raise JournalMismatch(f"{where}: the registry holds events up to {held}, the journal's venue only up "
-                              f"to {last}: it went through commands that are not in the journal (records lost "
-                              "without fsync, or another log)")
+def _check_store(applier: Applier, where: object) -> None:
+    """Refuse an applier whose store holds events past its own: commands the journal lacks."""
+    ahead = applier.store_ahead()
+    if ahead:
+        last = applier.next_seq - 1
+        raise JournalMismatch(f"{where}: the registry holds events up to {last + ahead}, the journal's venue "
+                              f"only up to {last}: it went through commands that are not in the journal "
+                              "(records lost without fsync, or another log)")
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -516,8 +562,8 @@ class Journal:
     behind both); open the directory again to recover.
     """
 
-    def __init__(self, engine: Engine, directory: Path, file: BinaryIO, records: int, offset: int,
-                 fsync: FsyncPolicy, keep: int) -> None:
+    def __init__(self, engine: Applier, directory: Path, file: BinaryIO, records: int, offset: int,
+                 fsync: FsyncPolicy, keep: int, form: _Format | None = None) -> None:
         self.engine = engine
         self.directory = directory
         self.fsync = fsync
@@ -530,11 +576,11 @@ class Journal:
         self._seq = engine.next_seq
         self._unsynced_bytes = 0
         self._unsynced_records = 0
-        self._registry = engine.registry if isinstance(engine, Venue) else None
+        self._format = _format(engine) if form is None else form
         self._failed = False
 
     @classmethod
-    def open(cls, directory: Path | str, fsync: FsyncPolicy | None = None, engine: Engine | None = None,
+    def open(cls, directory: Path | str, fsync: FsyncPolicy | None = None, engine: Applier | None = None,
              keep: int = 2, venue: Callable[[], Venue] | None = None) -> Journal:
         """Open (creating it if need be) the journal in ``directory`` and recover its engine.
 
@@ -557,15 +603,17 @@ class Journal:
         if fresh and path.exists():
             _check_magic(path.read_bytes(), MAGIC, path)  # the start of a magic, or refused
         if fresh and engine is not None:
-            if isinstance(engine, Venue):
-                _check_registry(engine, directory)
+            _check_store(engine, directory)
             journaled, records, offset = engine, 0, len(MAGIC)
+            form = _format(engine)
         else:
-            recovery = _recover_into(directory, Engine() if venue is None else _new_venue(venue))
+            base = Engine() if venue is None else _new(venue)
+            form = _format(base)
+            recovery = _recover_into(directory, base)
             journaled, records, offset = recovery.engine, recovery.records, recovery.offset
         if fresh:
             with open(path, "wb") as f:
-                f.write(VENUE_MAGIC if isinstance(journaled, Venue) else MAGIC)
+                f.write(form.magic)
                 f.flush()
                 os.fsync(f.fileno())
             fsync_dir(directory)
@@ -576,7 +624,7 @@ class Journal:
             file.truncate(offset)
             os.fsync(file.fileno())
         file.seek(offset)
-        journal = cls(journaled, directory, file, records, offset, fsync or FsyncPolicy(), keep)
+        journal = cls(journaled, directory, file, records, offset, fsync or FsyncPolicy(), keep, form)
         if engine is not None and engine.next_seq != 1:
             journal.snapshot()
         return journal
@@ -599,17 +647,14 @@ class Journal:
                                   "again to recover")
         batch = commands if isinstance(commands, list | tuple) else list(commands)
         payloads = [encode_command(c) for c in batch]
-        registry = self._registry
-        if registry is not None:
+        allowed = self._format.records
+        if allowed is not None:
             for c in batch:
-                if c.__class__ not in _VENUE_RECORDS:
+                if c.__class__ not in allowed:
                     raise TypeError(f"a venue's journal takes commands and Undecodable records, not {c!r}")
         try:
-            if registry is None:
+            with self.engine.transaction():  # write-ahead: the records are written before it commits
                 events = self._dispatch_and_write(batch, payloads)
-            else:
-                with registry.transaction():  # write-ahead: the records are written before it commits
-                    events = self._dispatch_and_write(batch, payloads)
         except BaseException:
             self._failed = True
             raise
@@ -654,12 +699,9 @@ class Journal:
                                   "the engine")
         self.sync()
         path = self.directory / f"snapshot-{self.records:016d}.cbs"
-        engine = self.engine
-        if isinstance(engine, Venue):
-            write_snapshot(path, VenueSnapshotFile(self.records, self.offset, engine.export_venue_state()),
-                           VENUE_SNAPSHOT_MAGIC)
-        else:
-            write_snapshot(path, SnapshotFile(self.records, self.offset, engine.export_state()))
+        form = self._format
+        write_snapshot(path, form.snapshot(self.records, self.offset, self.engine.export_state()),  # type: ignore[arg-type]
+                       form.snapshot_magic)
         for _, old in _snapshots(self.directory)[max(self.keep, 1):]:
             old.unlink(missing_ok=True)
         return path

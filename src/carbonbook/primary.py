@@ -24,7 +24,7 @@ Bids (``bid``)
     ``auction_closed``, ``bad_price`` (not positive or off the auction's tick),
     ``bad_qty`` (not positive or not a whole number of lots), ``duplicate_id`` (the id of
     any order or bid ever accepted), then the engine's pre-trade hook
-    (:meth:`carbonbook.engine.Engine._admit_bid`), whose refusal carries its own reason.
+    (:attr:`carbonbook.engine.Engine.admit_bid`), whose refusal carries its own reason.
     A rejected bid changes nothing and does not claim its id. An accepted bid's id is
     entered in the engine's id index with status :data:`BID`, so no order or bid can
     reuse it; a bid cannot be cancelled or modified (``unknown_order``).
@@ -171,7 +171,7 @@ def open_auction(auctions: Auctions, cmd: OpenAuction, seq: Callable[[], int], e
 
 
 def place_bid(auctions: Auctions, index: Index, cmd: PlaceBid, seq: Callable[[], int],
-              events: list[Event], admit: Admit) -> None:
+              events: list[Event], admit: Admit | None) -> None:
     """Accept the sealed bid ``cmd`` or refuse it (see the module docstring); ``admit`` is
     the pre-trade hook, called last. O(1) plus the hook."""
     oid, name, account, price, qty = cmd.id, cmd.auction, cmd.account, cmd.price, cmd.qty
@@ -190,7 +190,7 @@ def place_bid(auctions: Auctions, index: Index, cmd: PlaceBid, seq: Callable[[],
         and not qty % session.spec.lot
         and oid not in index
     ):
-        refusal = admit(cmd, session.terms)
+        refusal = None if admit is None else admit(cmd, session.terms)
         if refusal is None:
             index[oid] = BID
             session.bids.append(Bid(oid, account, price, qty))

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 
@@ -40,6 +40,9 @@ from carbonbook.commands import CancelOrder, Command, ModifyOrder, Undecodable
 from carbonbook.engine import Engine
 from carbonbook.events import RENAMED, Event, InstrumentListed, ReadableEvent, Rejected, Trade, current
 from carbonbook.replay import replay
+
+if TYPE_CHECKING:
+    from carbonbook.venue import Venue
 
 _DECODER = msgspec.json.Decoder(ReadableEvent)
 """Events, also under the tags they had before their renaming (:data:`~carbonbook.events.RENAMED`)."""
@@ -201,7 +204,7 @@ def read_events(source: BinaryIO) -> Iterator[tuple[list[Event], int]]:
 
 
 def build(events: BinaryIO, log: BinaryIO | None = None, msgpack: bool = False,
-          depth: int = 50, engine: Engine | None = None,
+          depth: int = 50, engine: Engine | Venue | None = None,
           progress: Callable[[int, int], object] | None = None) -> Report:
     """The report of the events in ``events``; with ``log`` (the order log they came from)
     also spreads, per-instrument rejections and the book at the end (``depth`` levels).
@@ -239,7 +242,7 @@ def build(events: BinaryIO, log: BinaryIO | None = None, msgpack: bool = False,
 class _Sampler:
     """Applies a batch to ``engine`` one command at a time and reports after each."""
 
-    def __init__(self, engine: Engine, report: Report) -> None:
+    def __init__(self, engine: Engine | Venue, report: Report) -> None:
         self._engine = engine
         self._report = report
 

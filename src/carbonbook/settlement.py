@@ -150,48 +150,53 @@ class SettlementAdapter:
                                 t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, 0)
 
     def settle_trades(self, trades: Iterable[Trade]) -> list[SettlementRecord]:
-        """Settle ``trades`` now, ``batch`` per registry transaction, and return their outcomes."""
+        """Settle ``trades`` now, ``batch`` per registry transaction, and return their outcomes.
+        O(1) Python per trade besides the registry's work (a venue calls it once per command)."""
+        todo = trades if isinstance(trades, list) else list(trades)
+        batch = self.batch
+        if len(todo) <= batch:
+            return self._settle_chunk(todo)
         out: list[SettlementRecord] = []
-        todo = list(trades)
-        reg = self.registry
-        pending = self._pending
+        for i in range(0, len(todo), batch):
+            out += self._settle_chunk(todo[i:i + batch])
+        return out
+
+    def _settle_chunk(self, chunk: list[Trade]) -> list[SettlementRecord]:
+        """Settle up to ``batch`` trades in one registry transaction."""
         instruments = self.instruments
         use_holds = self.use_holds
-        for i in range(0, len(todo), self.batch):
-            chunk = todo[i:i + self.batch]
-            rows: list[SettleTerms] = []
-            refused: list[tuple[int, SettlementFailed]] = []  # (position in chunk, outcome)
-            sym: object = None  # the last symbol seen, its instrument, unit type and currency
-            inst: Instrument | None = None
-            unit = UnitType.JPA
-            currency = ""
+        rows: list[SettleTerms] = []
+        refused: list[tuple[int, SettlementFailed]] = []  # (position in chunk, outcome)
+        sym: object = None  # the last symbol seen, its instrument, unit type and currency
+        inst: Instrument | None = None
+        unit = UnitType.JPA
+        currency = ""
+        for t in chunk:
+            if t.symbol is not sym:
+                sym = t.symbol
+                inst = instruments.get(t.symbol)
+                if inst is not None:
+                    unit = inst.unit
+                    currency = inst.currency
+            amount = t.price * t.qty
+            if inst is None or (amount > 0x3FFFFFFF and amount > INT64_MAX):
+                refused.append((len(rows) + len(refused), self._unsettleable(t)))
+            elif use_holds:
+                rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount, t.sell_id,
+                             t.buy_id))
+            else:
+                rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount, None, None))
+        records = self.registry.settle_batch(rows)  # one registry transaction
+        if refused:  # merge the registry's outcomes with the trades refused here, in order
+            records = list(records)
+            for pos, failed in refused:
+                records.insert(pos, failed)
+        pending = self._pending
+        if pending:
             for t in chunk:
-                if t.symbol is not sym:
-                    sym = t.symbol
-                    inst = instruments.get(t.symbol)
-                    if inst is not None:
-                        unit = inst.unit
-                        currency = inst.currency
-                amount = t.price * t.qty
-                if inst is None or (amount > 0x3FFFFFFF and amount > INT64_MAX):
-                    refused.append((len(rows) + len(refused), self._unsettleable(t)))
-                elif use_holds:
-                    rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
-                                 t.sell_id, t.buy_id))
-                else:
-                    rows.append((t.seq, t.sell_account, t.buy_account, unit, t.qty, currency, amount,
-                                 None, None))
-            records = reg.settle_batch(rows)  # one registry transaction
-            if refused:  # merge the registry's outcomes with the trades refused here, in order
-                records = list(records)
-                for pos, failed in refused:
-                    records.insert(pos, failed)
-            if pending:
-                for t in chunk:
-                    pending.pop(t.seq, None)
-            out.extend(records)
-            if self.keep_results:
-                self.results.extend(records)
-            if self.on_result is not None:
-                self.on_result(records)
-        return out
+                pending.pop(t.seq, None)
+        if self.keep_results:
+            self.results.extend(records)
+        if self.on_result is not None:
+            self.on_result(records)
+        return records

@@ -16,7 +16,6 @@ from carbonbook.registry.base import (
     Compliance,
     ComplianceStatus,
     Entry,
-    Outcome,
     Registry,
     Scheme,
     Serials,
@@ -33,7 +32,7 @@ def open_registry(url: str) -> Registry:
     (created if missing), ``postgresql://user@host:port/database`` (the ``postgres`` extra),
     or ``memory:`` (nothing kept). ValueError for anything else.
 
-    >>> open_registry("memory:").position
+    >>> open_registry("memory:").last_txid
     0
     """
     if url == "memory:":
@@ -58,7 +57,6 @@ __all__ = [
     "ComplianceStatus",
     "Entry",
     "MemoryRegistry",
-    "Outcome",
     "Registry",
     "SQLiteRegistry",
     "Scheme",

@@ -1,13 +1,13 @@
 """The registry's rules over an in-memory state, shared by every backend.
 
-State lives in plain dicts. Every mutation goes through an undo log of
-``(container, key, old value)`` triples (two hot paths log a compact record instead: a
-hold transaction, see ``_hold_tx``, and a run of fast-path settlements, see
-``_settle_rows``), so a refused operation, a failed settlement inside a batch, or any
-exception rolls back exactly what it changed. At the end of the outermost transaction a
-backend's ``_commit(log)`` hook sees the same log and writes the touched keys (the SQL
-backends write them in one database transaction; memory does nothing). The persisted
-containers are listed in ``_persisted()``; the others are indexes derived from them by
+State lives in plain dicts. Every mutation goes through an undo log of ``(container,
+key, old value)`` triples (two hot paths log a compact record instead: a hold
+transaction, see ``_hold_tx``, and a run of settlements, see ``_settle_rows``), so a
+refused operation, a failed settlement inside a batch, or any exception rolls back
+exactly what it changed. At the end of the outermost transaction a backend's
+``_commit(log)`` hook sees the same log and writes the touched keys (the SQL backends
+write them in one database transaction; memory does nothing). The persisted containers
+are listed in ``_persisted()``; the others are indexes derived from them by
 ``_derive()``.
 """
 
@@ -56,7 +56,6 @@ from carbonbook.registry.base import (
     Compliance,
     ComplianceStatus,
     Entry,
-    Outcome,
     Registry,
     Scheme,
     Serials,
@@ -76,6 +75,7 @@ _HOLD: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
+_UNIT_NAMES = frozenset(str(u) for u in UnitType)
 
 Hold = tuple[str, str, str, int]
 """(account, "units" or "cash", unit type or currency, amount)."""
@@ -187,7 +187,7 @@ class StateRegistry(Registry):
         self._holds: dict[int, Hold] = {}
         self._comp: dict[tuple[str, int], CompRow] = {}
         self._settlements: dict[int, SettlementRecord] = {}
-        self._outcomes: dict[int, tuple[int, str, str]] = {}
+        self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
         self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
         # derived
@@ -202,7 +202,7 @@ class StateRegistry(Registry):
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
                 "holds": self._holds, "compliance": self._comp, "settlements": self._settlements,
-                "outcomes": self._outcomes, "meta": self._meta}
+                "checkpoint": self._checkpoint, "meta": self._meta}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -683,44 +683,54 @@ class StateRegistry(Registry):
 
     # -- holds ---------------------------------------------------------------------
 
-    def _new_hold(self, hold: int, account: str) -> None:
-        if type(hold) is not int or not 0 <= hold <= INT64_MAX:
+    # Hold changes check everything before they change anything, so inside a transaction they
+    # need no savepoint of their own (a refusal has changed nothing); outside one they open it.
+    # A venue makes one or two per order: each is one call here plus ``_hold_tx``.
+
+    def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
+        return self._reserve(hold, account, "units", unit, qty)
+
+    def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
+        return self._reserve(hold, account, "cash", currency, amount)
+
+    def _reserve(self, hold: int, account: str, kind: str, asset: Any, amount: int) -> int:
+        """Hold ``amount`` of ``account``'s unreserved ``asset`` (a unit type for ``kind``
+        ``units``, a currency for ``cash``) under hold id ``hold``, in one transaction."""
+        if self._log is None:
+            with self.transaction():
+                return self._reserve(hold, account, kind, asset, amount)
+        units = kind == "units"
+        if type(amount) is not int or amount <= 0 or amount > INT64_MAX:
+            _qty(amount, "quantity" if units else "amount")
+        have: dict[Any, int]
+        reserved: dict[Any, int]
+        if units:
+            if type(asset) is not UnitType:
+                asset = _unit(asset)
+            have, reserved = self._held, self._ureserved
+        else:
+            if type(asset) is not str or not asset:
+                _name(asset, "currency")
+            have, reserved = self._cash, self._creserved
+        if type(hold) is not int or hold < 0 or hold > INT64_MAX:
             raise OperationRefused(f"hold id must be an integer in 0..2**63-1, got {hold!r}")
         if hold in self._holds:
             raise DuplicateHold(f"hold {hold} already exists")
-        self._open(account, "reserving")
-
-    # Hold changes check everything before they change anything, so inside a transaction they
-    # need no savepoint of their own (a refusal has changed nothing); outside one they open it.
-
-    def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
-        if self._log is None:
-            with self.transaction():
-                return self.reserve(hold, account, unit, qty)
-        _qty(qty)
-        unit = _unit(unit)
-        self._new_hold(hold, account)
-        free = self._free_units(account, unit)
-        if free < qty:
-            raise InsufficientUnits(f"account {account!r} has {free} unreserved {unit}; {qty} needed")
-        asset = str(unit)
-        entry = Entry(self._meta["txid"] + 1, "reserve", account, unit=unit, qty=qty, ref=hold)
-        return self._hold_tx(hold, (account, "units", asset, qty), self._ureserved, (account, asset), qty,
-                             entry)
-
-    def reserve_cash(self, hold: int, account: str, currency: str, amount: int) -> int:
-        if self._log is None:
-            with self.transaction():
-                return self.reserve_cash(hold, account, currency, amount)
-        _qty(amount, "amount")
-        _name(currency, "currency")
-        self._new_hold(hold, account)
-        free = self._free_cash(account, currency)
+        acc = self._accounts.get(account) if type(account) is str else None
+        if acc is None or acc.status is not _OPEN:
+            self._open(account, "reserving")
+        key = (account, asset)
+        free = have.get(key, 0) - reserved.get(key, 0)
         if free < amount:
-            raise InsufficientFunds(f"account {account!r} has {free} unreserved {currency}; {amount} needed")
-        entry = Entry(self._meta["txid"] + 1, "reserve", account, currency=currency, amount=amount, ref=hold)
-        return self._hold_tx(hold, (account, "cash", currency, amount), self._creserved, (account, currency),
-                             amount, entry)
+            if units:
+                raise InsufficientUnits(f"account {account!r} has {max(free, 0)} unreserved {asset}; "
+                                        f"{amount} needed")
+            raise InsufficientFunds(f"account {account!r} has {free} unreserved {asset}; {amount} needed")
+        txid = self._meta["txid"] + 1
+        name = str(asset)
+        return self._hold_tx(hold, _MISSING, (account, kind, name, amount), reserved, key, amount,
+                             Entry(txid, "reserve", account, None, name, amount, None, 0, hold) if units
+                             else Entry(txid, "reserve", account, None, None, 0, name, amount, hold))
 
     def _shrink_hold(self, hold: int, cut: int) -> None:
         account, kind, asset, amount = self._holds[hold]
@@ -734,49 +744,45 @@ class StateRegistry(Registry):
         if self._log is None:
             with self.transaction():
                 return self.release(hold, amount)
-        if hold not in self._holds:
+        h = self._holds.get(hold) if type(hold) is int else None
+        if h is None:
             raise UnknownHold(f"hold {hold!r} does not exist")
-        account, kind, asset, left = self._holds[hold]
+        account, kind, asset, left = h
         if amount is None:
             amount = left
         else:
-            _qty(amount, "amount")
+            if type(amount) is not int or amount <= 0 or amount > INT64_MAX:
+                _qty(amount, "amount")
             if amount > left:
                 raise OperationRefused(f"hold {hold} has {left} left; cannot release {amount}")
         txid = self._meta["txid"] + 1
-        if kind == "units":
-            reserved = self._ureserved
-            entry = Entry(txid, "release", account, unit=asset, qty=amount, ref=hold)
-        else:
-            reserved = self._creserved
-            entry = Entry(txid, "release", account, currency=asset, amount=amount, ref=hold)
-        return self._hold_tx(hold, None if amount == left else (account, kind, asset, left - amount), reserved,
-                             (account, asset), -amount, entry)
+        units = kind == "units"
+        return self._hold_tx(hold, h, None if amount == left else (account, kind, asset, left - amount),
+                             self._ureserved if units else self._creserved, (account, asset), -amount,
+                             Entry(txid, "release", account, None, asset, amount, None, 0, hold) if units
+                             else Entry(txid, "release", account, None, None, 0, asset, amount, hold))
 
-    def _hold_tx(self, hold: int, value: Hold | None, reserved: dict[tuple[str, str], int],
+    def _hold_tx(self, hold: int, before: Any, after: Hold | None, reserved: dict[Any, int],
                  key: tuple[str, str], delta: int, entry: Entry) -> int:
         """Carry out the hold transaction journaled as ``entry`` (its txid is the next one): hold
-        ``hold`` becomes ``value`` (None: gone) and the reserved total at ``key`` (the hold's
-        account and asset) changes by ``delta``. Returns the txid.
+        ``hold`` goes from ``before`` (``_MISSING``: absent) to ``after`` (None: gone) and the
+        reserved total at ``key`` (the hold's account and asset) changes by ``delta``. Returns
+        the txid.
 
         A venue makes about one of these per order or cancel, so its undo record is one log
         entry, ``(None, _HOLD, (hold, the hold before, the total before, the txid before, the
         journal length before))`` (``_MISSING``: absent), instead of four (``_undo_hold``)."""
-        log = self._log
-        assert log is not None
-        holds = self._holds
-        meta = self._meta
-        journal = self._journal
         total = reserved.get(key, _MISSING)
-        log.append((None, _HOLD, (hold, holds.get(hold, _MISSING), total, meta["txid"], len(journal))))
-        if value is None:
-            del holds[hold]
+        txid = entry.txid
+        self._log.append((None, _HOLD, (hold, before, total, txid - 1, len(self._journal))))  # type: ignore[union-attr]
+        if after is None:
+            del self._holds[hold]
         else:
-            holds[hold] = value
+            self._holds[hold] = after
         reserved[key] = delta if total is _MISSING else total + delta
-        meta["txid"] = entry.txid
-        journal.append(entry)
-        return entry.txid
+        self._meta["txid"] = txid
+        self._journal.append(entry)
+        return txid
 
     @property
     def last_txid(self) -> int:
@@ -786,34 +792,14 @@ class StateRegistry(Registry):
         entry = self._holds.get(hold)
         return 0 if entry is None else entry[3]
 
-    # -- order-log position ------------------------------------------------------------
+    # -- a venue's checkpoint table (carbonbook.checkpoint) ---------------------------
 
-    @property
-    def position(self) -> int:
-        return self._meta.get("position", 0)
+    def checkpoint_row(self, key: int) -> tuple[int, str, str] | None:
+        return self._checkpoint.get(key)
 
-    @property
-    def position_digest(self) -> int:
-        return self._meta.get("digest", 0)
-
-    def set_position(self, seq: int, digest: int = 0) -> None:
+    def put_checkpoint_row(self, key: int, row: tuple[int, str, str]) -> None:
         with self.transaction():
-            if type(seq) is not int or seq < self.position:
-                raise OperationRefused(f"position must be an integer not below {self.position}, got {seq!r}")
-            if type(digest) is not int or not -(2**63) <= digest < 2**63:
-                raise OperationRefused(f"digest must be a signed 64-bit integer, got {digest!r}")
-            self._put(self._meta, "position", seq)
-            self._put(self._meta, "digest", digest)
-
-    def record_outcome(self, seq: int, outcome: Outcome) -> None:
-        with self.transaction():
-            if type(seq) is not int or seq < 0 or seq in self._outcomes:
-                raise OperationRefused(f"outcome seq must be a new non-negative integer, got {seq!r}")
-            self._put(self._outcomes, seq, (outcome.txid, outcome.reason, outcome.detail))
-
-    def outcome(self, seq: int) -> Outcome | None:
-        row = self._outcomes.get(seq)
-        return None if row is None else Outcome(*row)
+            self._put(self._checkpoint, key, row)
 
     # -- cash ----------------------------------------------------------------------
 
@@ -885,15 +871,18 @@ class StateRegistry(Registry):
         return self._settle_rows(trades, False)
 
     def _settle_rows(self, rows: Iterable[SettleTerms], dup_raises: bool) -> list[SettlementRecord]:
-        """Settle each row in one transaction (see ``settle`` and ``settle_batch``).
+        """Settle each row in one transaction (see ``settle`` and ``settle_batch``): the only
+        settlement path.
 
-        The common case (both accounts open and allowed, enough free units and cash once
-        the trade's holds are counted, as a venue's trades are) runs inline here, consuming
-        the holds as ``_settle`` does, and records its undo information as flat values in a
-        segment list (one ``(None, _FAST, segment)`` log entry for a run of such trades; see
-        ``_undo_fast``): no tuple or list per trade outlives it, which keeps the cyclic
-        garbage collector from promoting and rescanning thousands of log objects per batch.
-        Anything unusual goes through ``_settle``, which raises the precise refusal."""
+        A trade settles when both accounts are open and allowed and there are enough free
+        units and cash once the trade's own holds are counted (which it consumes: up to
+        ``qty`` of the seller's units hold, up to ``amount`` of the buyer's cash hold). Its
+        undo information is recorded as flat values in a segment list (one
+        ``(None, _FAST, segment)`` log entry for a run of settlements; see ``_undo_fast``): no
+        tuple or list per trade outlives it, which keeps the cyclic garbage collector from
+        promoting and rescanning thousands of log objects per batch. A trade the checks refuse
+        changes nothing; ``_refuse_settlement`` names the refusal. Cost: about 300 bytecodes
+        per trade (oldest block split, two cash moves, holds, journal row and record)."""
         out: list[SettlementRecord] = []
         record: SettlementRecord
         with self.transaction():
@@ -946,6 +935,8 @@ class StateRegistry(Registry):
                         out.append(done)
                     continue
                 fast = False
+                if type(unit) is not UnitType and type(unit) is str and unit in _UNIT_NAMES:
+                    unit = UnitType(unit)
                 if seller != buyer and type(currency) is str and currency:
                     if len(log) != seg_end:  # something else was logged since: recheck, open a new segment
                         ok_src.clear()
@@ -1002,18 +993,13 @@ class StateRegistry(Registry):
                                 ch = None
                         fast = (u_free >= qty and c_free >= amount
                                 and (s_cash2 := amount if s_cash is _MISSING else s_cash + amount) <= INT64_MAX)
-                if not fast:
-                    mark = len(log)
+                if not fast:  # the trade is refused: say why (nothing has changed)
                     try:
-                        record = self._settle(trade_id, seller, buyer, unit, qty, currency, amount, unit_hold,
-                                              cash_hold)
+                        self._refuse_settlement(trade_id, seller, buyer, unit, qty, currency, amount,
+                                                unit_hold, cash_hold)
                     except RegistryError as e:
-                        self._undo(log, mark)
                         record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
                                                   qty, str(currency), amount)
-                    except BaseException:
-                        self._undo(log, mark)
-                        raise
                     append((settlements, trade_id, _MISSING))
                     settlements[trade_id] = record
                     out.append(record)
@@ -1163,8 +1149,10 @@ class StateRegistry(Registry):
                 inner.appendleft(bid)
         meta["block"] = first
 
-    def _settle(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int, currency: str,
-                amount: int, unit_hold: int | None, cash_hold: int | None) -> Settled:
+    def _refuse_settlement(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int,
+                           currency: str, amount: int, unit_hold: int | None, cash_hold: int | None) -> None:
+        """Raise the refusal of a settlement that ``_settle_rows`` could not carry out, the
+        first that applies (it changes nothing)."""
         unit = _unit(unit)
         _name(currency, "currency")
         src = self._open(seller, "selling")
@@ -1184,26 +1172,12 @@ class StateRegistry(Registry):
             raise InsufficientFunds(f"buyer {buyer!r} has {free_cash} unreserved {currency}; {amount} needed")
         if self._cash.get((seller, currency), 0) + amount > INT64_MAX:
             raise InvalidQuantity(f"balance of {seller!r} would pass 2**63 - 1")
-        if unit_cut:
-            self._shrink_hold(unit_hold, unit_cut)  # type: ignore[arg-type]
-        if cash_cut:
-            self._shrink_hold(cash_hold, cash_cut)  # type: ignore[arg-type]
-        self._take(seller, unit, qty, buyer, _ACTIVE, None)
-        self._between_legs()
-        cash = self._cash
-        log = self._log
-        assert log is not None
-        key = (buyer, currency)
-        old = cash[key]
-        log.append((cash, key, old))
-        cash[key] = old - amount
-        key = (seller, currency)
-        old = cash.get(key, _MISSING)
-        log.append((cash, key, old))
-        cash[key] = amount if old is _MISSING else old + amount
-        txid = self._txid()
-        self._append(Entry(txid, "settle", seller, buyer, unit, qty, currency, amount, trade_id))
-        return Settled(trade_id, txid, seller, buyer, unit, qty, currency, amount)
+        held = self._held.get((seller, unit), 0)
+        free = held - self._ureserved.get((seller, unit), 0) + unit_cut
+        if held >= qty:
+            raise InsufficientUnits(
+                f"account {seller!r} holds {held} {unit} but {held - free} are reserved; {qty} needed")
+        raise InsufficientUnits(f"account {seller!r} holds {held} active {unit}; {qty} needed")
 
     def settlement(self, trade_id: int) -> SettlementRecord | None:
         return self._settlements.get(trade_id)

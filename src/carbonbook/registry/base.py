@@ -206,18 +206,6 @@ class SettlementFailed(msgspec.Struct, frozen=True, gc=False, tag="settlement_fa
     amount: int
 
 
-class Outcome(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """What the order-log command answered by event ``seq`` did to a registry: transaction
-    ``txid``, or, when refused (``txid`` 0), the refusal's ``reason`` code and ``detail``
-    (a venue also records each sell order an expiry cancelled: reason ``units_expired``,
-    the order id as ``detail``). A venue records these so that replaying a log into the
-    same registry changes nothing and gives the same events (see :mod:`carbonbook.venue`)."""
-
-    txid: int
-    reason: str = ""
-    detail: str = ""
-
-
 SettlementRecord = Settled | SettlementFailed
 """The recorded outcome of a trade id."""
 
@@ -317,34 +305,6 @@ class Registry(ABC):
     @abstractmethod
     def hold(self, hold: int) -> int:
         """What is left of hold ``hold`` (units or cash), 0 if there is no such hold."""
-
-    # -- order-log position -----------------------------------------------------------
-
-    @property
-    @abstractmethod
-    def position(self) -> int:
-        """The ``seq`` of the last order-log event whose registry effects this registry holds
-        (0: none). Stored in the same transactions as the effects."""
-
-    @property
-    @abstractmethod
-    def position_digest(self) -> int:
-        """The digest stored with :attr:`position`: a venue's running hash of the events up to
-        it, which tells whether a log replayed into this registry is the one it went through."""
-
-    @abstractmethod
-    def set_position(self, seq: int, digest: int = 0) -> None:
-        """Advance :attr:`position` to ``seq`` (never backwards), storing ``digest`` (a signed
-        64-bit integer) with it."""
-
-    @abstractmethod
-    def record_outcome(self, seq: int, outcome: Outcome) -> None:
-        """Record what the command answered by event ``seq`` did (once per ``seq``; no event
-        has seq 0, under which a venue records its settings)."""
-
-    @abstractmethod
-    def outcome(self, seq: int) -> Outcome | None:
-        """The recorded outcome of event ``seq``, if any."""
 
     # -- cash ----------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ class SQLiteRegistry(SqlRegistry):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute("BEGIN IMMEDIATE")
-            for stmt in ddl():
+            for stmt in ddl(rowid=True):
                 self._conn.execute(stmt)
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:

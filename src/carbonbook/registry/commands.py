@@ -1,0 +1,104 @@
+"""The order log's registry commands carried out on a registry: one function per command.
+
+:func:`carry_out` runs a :class:`~carbonbook.commands.RegistryCommand` (except
+``business_day``, the settler's) as the registry call it names and returns the detail of its
+``recorded`` event; a refusal raises the registry's :class:`~carbonbook.errors.RegistryError`.
+Each is one registry call (a surrender also reads the compliance status), atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from carbonbook.commands import (
+    CarryOver,
+    Deposit,
+    Expire,
+    Issue,
+    OpenAccount,
+    OpenScheme,
+    RecordEmissions,
+    RegistryCommand,
+    Retire,
+    SetAccountStatus,
+    SetCap,
+    Surrender,
+    Transfer,
+)
+from carbonbook.registry.base import AccountKind, AccountStatus, Registry, Scheme
+
+__all__ = ["carry_out"]
+
+
+def carry_out(registry: Registry, cmd: RegistryCommand) -> str:
+    """Carry out ``cmd`` on ``registry``; return the detail of its ``recorded``. KeyError for a
+    command class with no handler (``business_day``)."""
+    return _HANDLERS[cmd.__class__](registry, cmd)
+
+
+def _open_scheme(reg: Registry, c: OpenScheme) -> str:
+    reg.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking))
+    return ""
+
+
+def _set_cap(reg: Registry, c: SetCap) -> str:
+    reg.set_cap(c.scheme, c.period, c.cap)
+    return ""
+
+
+def _open_account(reg: Registry, c: OpenAccount) -> str:
+    reg.open_account(c.account, AccountKind(c.kind), units=c.units, scheme=c.scheme)
+    return ""
+
+
+def _set_status(reg: Registry, c: SetAccountStatus) -> str:
+    reg.set_status(c.account, AccountStatus(c.status))
+    return ""
+
+
+def _issue(reg: Registry, c: Issue) -> str:
+    b = reg.issue(c.account, c.unit, c.qty, scheme=c.scheme, period=c.period, origin=c.origin,
+                  start=c.start, project=c.project, expiry=c.expiry)
+    return f"serials {b.origin} {b.start}-{b.end}"
+
+
+def _transfer(reg: Registry, c: Transfer) -> str:
+    reg.transfer(c.sender, c.receiver, c.unit, c.qty)
+    return ""
+
+
+def _deposit(reg: Registry, c: Deposit) -> str:
+    reg.deposit(c.account, c.currency, c.amount)
+    return ""
+
+
+def _emissions(reg: Registry, c: RecordEmissions) -> str:
+    reg.record_emissions(c.account, c.period, c.tonnes)
+    return ""
+
+
+def _surrender(reg: Registry, c: Surrender) -> str:
+    reg.surrender(c.account, c.period, c.unit, c.qty, to=c.to)
+    comp = reg.compliance(c.account, c.period)
+    return f"{comp.surrendered} of {comp.obligation} surrendered for {c.period}: status {comp.status}"
+
+
+def _retire(reg: Registry, c: Retire) -> str:
+    reg.retire(c.account, c.unit, c.qty, to=c.to)
+    return ""
+
+
+def _carry_over(reg: Registry, c: CarryOver) -> str:
+    return f"{reg.carry_over(c.account, c.unit, c.period)} units carried over"
+
+
+def _expire(reg: Registry, c: Expire) -> str:
+    return f"{reg.expire(c.unit, c.period)} units expired"
+
+
+_HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
+    OpenScheme: _open_scheme, SetCap: _set_cap, OpenAccount: _open_account, SetAccountStatus: _set_status,
+    Issue: _issue, Transfer: _transfer, Deposit: _deposit, RecordEmissions: _emissions,
+    Surrender: _surrender, Retire: _retire, CarryOver: _carry_over, Expire: _expire,
+}
