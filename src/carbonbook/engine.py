@@ -362,9 +362,9 @@ class Engine:
         return engine
 
     def restore(self, state: EngineState) -> Engine:
-        """A new engine of this engine's class from ``state``, as :meth:`from_state` (what a
-        journal calls on whatever it wraps, see :mod:`carbonbook.journal`)."""
-        return type(self).from_state(state)
+        """A new engine of this engine's class and core from ``state``, as :meth:`from_state`
+        (what a journal calls on whatever it wraps, see :mod:`carbonbook.journal`)."""
+        return type(self).from_state(state, core=self.core)
 
     def transaction(self) -> AbstractContextManager[None]:
         """What a journal writes each batch in (see :mod:`carbonbook.journal`): an engine has
