@@ -24,7 +24,8 @@ from msgspec.structs import astuple
 
 from carbonbook._types import UnitType
 from carbonbook.errors import RegistryIntegrityError
-from carbonbook.registry._state import _FAST, _HOLD, _MISSING, Log, StateRegistry, _entry
+from carbonbook.registry._state import StateRegistry
+from carbonbook.registry._store import _FAST, _HOLD, _MISSING, Log, Store, _entry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -190,7 +191,7 @@ class SqlRegistry(StateRegistry):
 
     # -- loading -------------------------------------------------------------------
 
-    def _load_into(self, target: StateRegistry) -> int:
+    def _load_into(self, target: Store) -> int:
         target._reset()
         tables = target._persisted()
         version = 0

@@ -1,0 +1,199 @@
+"""Serials and issuance: accounts, schemes, caps, issuance and expiry.
+
+Issuance checks the scheme issues the unit type, the period's cap and that the serials
+overlap no issued range of their origin (a scan of the issuances: O(issuances)).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from carbonbook._types import INT64_MAX, UnitType
+from carbonbook.errors import (
+    AccountClosed,
+    CapExceeded,
+    DuplicateAccount,
+    DuplicateScheme,
+    DuplicateSerial,
+    InvalidQuantity,
+    OperationRefused,
+    UnitNotAllowed,
+)
+from carbonbook.registry._store import (
+    _ACTIVE,
+    _OPEN,
+    Store,
+    _name,
+    _period,
+    _qty,
+    _unit,
+)
+from carbonbook.registry.base import (
+    EXPIRING_UNITS,
+    PROJECT_UNITS,
+    Account,
+    AccountKind,
+    AccountStatus,
+    Block,
+    BlockState,
+    Entry,
+    Scheme,
+)
+
+
+class IssuanceRules(Store):
+    """Opens accounts and schemes, sets caps, issues serial blocks and expires them."""
+
+    # -- accounts and schemes ------------------------------------------------------
+
+    def open_account(self, account: str, kind: AccountKind = AccountKind.HOLDING, *,
+                     units: Iterable[UnitType] | None = None, scheme: str | None = None) -> int:
+        with self.transaction():
+            _name(account, "account id")
+            if account in self._accounts:
+                raise DuplicateAccount(f"account {account!r} already exists")
+            try:
+                kind = AccountKind(kind)
+            except ValueError:
+                raise OperationRefused(f"unknown account kind {kind!r}") from None
+            allowed = None if units is None else frozenset(_unit(u) for u in units)
+            if scheme is not None:
+                self._scheme(scheme)
+            self._put(self._accounts, account, Account(account, kind, _OPEN, allowed, scheme))
+            txid = self._txid()
+            self._append(Entry(txid, "open", account, detail=str(kind)))
+            return txid
+
+    def set_status(self, account: str, status: AccountStatus) -> int:
+        with self.transaction():
+            acc = self._acct(account)
+            try:
+                status = AccountStatus(status)
+            except ValueError:
+                raise OperationRefused(f"unknown account status {status!r}") from None
+            if acc.status is AccountStatus.CLOSED:
+                raise AccountClosed(f"account {account!r} is closed: closing is final")
+            self._put(self._accounts, account, Account(acc.id, acc.kind, status, acc.units, acc.scheme))
+            txid = self._txid()
+            self._append(Entry(txid, "status", account, detail=str(status)))
+            return txid
+
+    def account(self, account: str) -> Account:
+        return self._acct(account)
+
+    def create_scheme(self, scheme: Scheme) -> int:
+        with self.transaction():
+            _name(scheme.name, "scheme name")
+            if scheme.name in self._schemes:
+                raise DuplicateScheme(f"scheme {scheme.name!r} already exists")
+            if type(scheme.offset_percent) is not int or not 0 <= scheme.offset_percent <= 100:
+                raise InvalidQuantity(
+                    f"offset_percent must be an integer in 0..100, got {scheme.offset_percent!r}")
+            if not scheme.allowances:
+                raise OperationRefused(f"scheme {scheme.name!r} issues no unit type")
+            clean = Scheme(scheme.name, frozenset(_unit(u) for u in scheme.allowances),
+                           frozenset(_unit(u) for u in scheme.credits), scheme.offset_percent,
+                           bool(scheme.banking))
+            if clean.allowances & clean.credits:
+                raise OperationRefused("a unit type cannot be both an allowance and a credit")
+            self._put(self._schemes, scheme.name, clean)
+            txid = self._txid()
+            self._append(Entry(txid, "scheme", "", detail=scheme.name))
+            return txid
+
+    def set_cap(self, scheme: str, period: int, cap: int) -> int:
+        with self.transaction():
+            self._scheme(scheme)
+            _period(period)
+            _qty(cap, "cap")
+            issued = self._caps.get((scheme, period), (0, 0))[1]
+            if cap < issued:
+                raise CapExceeded(f"scheme {scheme!r} already issued {issued} for {period}; cap {cap} is below")
+            self._put(self._caps, (scheme, period), (cap, issued))
+            txid = self._txid()
+            self._append(Entry(txid, "cap", "", qty=cap, ref=period, detail=scheme))
+            return txid
+
+    # -- units ---------------------------------------------------------------------
+
+    def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
+              origin: str = "JP", start: int | None = None, project: str | None = None,
+              expiry: int | None = None) -> Block:
+        with self.transaction():
+            _qty(qty)
+            unit = _unit(unit)
+            acc = self._open(account, "issuing")
+            if acc.kind not in (AccountKind.ISSUANCE, AccountKind.HOLDING):
+                raise UnitNotAllowed(f"cannot issue into {acc.kind} account {account!r}")
+            self._may_hold(acc, unit)
+            sch = self._scheme(scheme)
+            if unit not in sch.allowances and unit not in sch.credits:
+                raise UnitNotAllowed(f"scheme {scheme!r} does not issue {unit}")
+            _period(period)
+            _name(origin, "origin")
+            if unit in PROJECT_UNITS and (type(project) is not str or not project):
+                raise OperationRefused(f"{unit} units need a project id")
+            if unit in EXPIRING_UNITS and type(expiry) is not int:
+                raise OperationRefused(f"{unit} units need an expiry period")
+            if expiry is not None and _period(expiry) < period:
+                raise OperationRefused(f"expiry {expiry} is before the units' period {period}")
+            cap, issued = self._caps.get((scheme, period), (0, 0))
+            if issued + qty > cap:
+                raise CapExceeded(f"scheme {scheme!r} may issue {cap - issued} more for {period}; {qty} asked")
+            if start is None:
+                start = self._top.get(origin, 0) + 1
+            elif type(start) is not int or start < 1:
+                raise InvalidQuantity(f"first serial must be a positive integer, got {start!r}")
+            end = start + qty - 1
+            if end > INT64_MAX:
+                raise InvalidQuantity(f"serials {start}..{end} go past 2**63 - 1")
+            for (o, s), (e, *_rest) in self._issuances.items():
+                if o == origin and s <= end and e >= start:
+                    raise DuplicateSerial(f"serials {origin} {start}..{end} overlap issued {s}..{e}")
+            self._put(self._caps, (scheme, period), (cap, issued + qty))
+            self._put(self._issuances, (origin, start), (end, str(unit), scheme, period))
+            self._add(self._issued, unit, qty)
+            if end > self._top.get(origin, 0):
+                self._put(self._top, origin, end)
+            bid = self._new_block_id()
+            block = Block(bid, origin, unit, start, end, account, _ACTIVE, period, scheme, project, expiry)
+            self._put(self._blocks, bid, block)
+            self._q_push(self._inner_of((account, unit)), bid)
+            self._add(self._held, (account, unit), qty)
+            txid = self._txid()
+            self._append(Entry(txid, "issue", account, unit=unit, qty=qty, ref=period,
+                               detail=f"{scheme} {origin} {start}..{end}"))
+            return block
+
+    def expire(self, unit: UnitType, period: int) -> int:
+        with self.transaction():
+            unit = _unit(unit)
+            _period(period)
+            dying = [b for b in self._blocks.values()
+                     if b.state is _ACTIVE and b.unit is unit
+                     and (b.period if b.expiry is None else b.expiry) <= period]
+            total = 0
+            touched: set[str] = set()
+            for b in dying:
+                n = b.end - b.start + 1
+                self._q_remove(self._index[b.holder, unit], b.id)
+                self._put(self._blocks, b.id, Block(b.id, b.origin, unit, b.start, b.end, b.holder,
+                                                    BlockState.EXPIRED, b.period, b.scheme, b.project,
+                                                    b.expiry))
+                self._add(self._held, (b.holder, unit), -n)
+                touched.add(b.holder)
+                total += n
+            for holder in sorted(touched):  # shrink holds the expiry left uncovered, newest first
+                excess = self._ureserved.get((holder, unit), 0) - self._held[holder, unit]
+                for hid in sorted(self._holds, reverse=True):
+                    if excess <= 0:
+                        break
+                    account, kind, asset, amount = self._holds[hid]
+                    if account == holder and kind == "units" and asset == unit:
+                        cut = min(excess, amount)
+                        self._shrink_hold(hid, cut)
+                        excess -= cut
+            if total:
+                txid = self._txid()
+                self._append(Entry(txid, "expire", "", unit=unit, qty=total, ref=period))
+            return total
