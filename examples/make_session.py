@@ -6,9 +6,10 @@ sqlite:///jvets.db``). It has three parts, 4,000 lines in all:
 
 **Setup** (April-September 2010). Four schemes: ``JVETS`` (allowances JPA; credits JVER
 and CER for at most 10 % of an obligation; banking allowed), ``CDM`` (Kyoto CERs of the
-first commitment period, period 2008, originating registry ``CN``), ``J-VER`` (forest
-offset credits) and ``JCDM`` (国内クレジット, domestic credits). A cap per scheme, an
-issuance account, a retirement account (償却) and a cancellation account (無効化), and
+first commitment period, period 2008, originating registry ``CN``; banking allowed, as a CP1
+CER counts throughout 2008-12), ``J-VER`` (forest offset credits) and ``JCDM``
+(国内クレジット, domestic credits). A cap per scheme, an issuance account, a retirement
+account (償却) and a cancellation account (無効化), and
 fourteen holding accounts, eight of them JVETS target holders (``scheme: JVETS``). Each
 target holder is allocated JPA from the issuance account: its verified base-year
 emissions minus its committed reduction (the numbers are in :data:`TARGETS`). Three over-
@@ -508,7 +509,7 @@ class Session:
         r(OpenScheme(name="JVETS", allowances=frozenset({UnitType.JPA}),
                      credits=frozenset({UnitType.JVER, UnitType.CER}), offset_percent=OFFSET_PERCENT,
                      ts=next(t)))
-        r(OpenScheme(name="CDM", allowances=frozenset({UnitType.CER}), banking=False, ts=next(t)))
+        r(OpenScheme(name="CDM", allowances=frozenset({UnitType.CER}), ts=next(t)))
         r(OpenScheme(name="J-VER", allowances=frozenset({UnitType.JVER}), ts=next(t)))
         r(OpenScheme(name="JCDM", allowances=frozenset({UnitType.JCR}), ts=next(t)))
         for scheme, cap in CAPS.items():

@@ -239,13 +239,18 @@ class RecordEmissions(RegistryCommand, tag="emissions", frozen=True):
 
 class Surrender(RegistryCommand, tag="surrender", frozen=True):
     """Surrender ``qty`` units of ``unit`` from ``account`` into retirement account ``to``
-    against its obligation for ``period``."""
+    against its obligation for ``period``: the oldest units the scheme accepts for it, only
+    those of ``vintage`` when given, or serials ``start``..``end`` of ``origin`` when given."""
 
     account: Name
     period: Int64
     unit: UnitType
     qty: Int64
     to: Name
+    vintage: Int64 | None = None
+    origin: Name = "JP"
+    start: Int64 | None = None
+    end: Int64 | None = None
 
 
 class Retire(RegistryCommand, tag="retire", frozen=True):

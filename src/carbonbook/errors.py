@@ -108,6 +108,14 @@ class OffsetLimitExceeded(RegistryError):
     code = "offset_limit"
 
 
+class NotEligible(RegistryError):
+    """Raised when a surrender asks for units the account holds but that the scheme's rules do not
+    accept for the period (issuing scheme, vintage and banking, expiry); ``detail`` names the
+    unit, the rule and the period."""
+
+    code = "not_eligible"
+
+
 class OperationRefused(RegistryError):
     """Raised when an operation is refused for a rule not covered by a narrower type
     (banking not allowed, missing project id, emissions already recorded, ...)."""

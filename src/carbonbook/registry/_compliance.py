@@ -1,4 +1,11 @@
-"""Compliance: verified emissions, obligations, surrender and carry-over.
+"""Compliance: verified emissions, obligations, surrender and its eligibility, carry-over.
+
+A surrender counts only units the account's scheme accepts for the period (``ineligible``
+states the rules and their sources) and takes the oldest eligible ones first, or the named
+vintage or serials; it is refused with ``not_eligible`` when those cannot cover it.
+Surrendering more than the obligation is allowed, as in the EU registry (code A is
+"surrendered >= verified", DOMAIN.md 2): the surplus is spent, it does not carry to a later
+period, and the recorded detail says so (``registry.commands``).
 """
 
 from __future__ import annotations
@@ -8,6 +15,7 @@ from collections import deque
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
     InvalidQuantity,
+    NotEligible,
     OffsetLimitExceeded,
     OperationRefused,
     UnitNotAllowed,
@@ -26,7 +34,34 @@ from carbonbook.registry.base import (
     Compliance,
     ComplianceStatus,
     Entry,
+    Scheme,
+    Serials,
 )
+
+
+def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | None:
+    """Why block ``b``, issued under ``issuer``, does not count for ``scheme``'s obligation for
+    ``period`` (None: it counts). The caller has checked that ``scheme`` accepts ``b``'s unit
+    type, as an allowance or as a credit. The rules, in order:
+
+    - an allowance counts only for the scheme that issued it (linked schemes: issue 14,
+      item 5); a credit (CER, ERU, JVER, ...) counts for any scheme that lists its type,
+      within that scheme's offset limit (DOMAIN.md 2, "International credits"; 3, JVETS);
+    - a unit without an expiry counts for its own period (vintage); for a later one only when its issuing
+      scheme allows banking (DOMAIN.md 2, "Banking": none from phase 1 to 2; Kyoto
+      carry-over, DOMAIN.md 1); never for an earlier one (borrowing: issue 14, item 2);
+    - a unit with an expiry (tCER, lCER) counts from its period up to its expiry period,
+      banking or not (DOMAIN.md 1: valid until the end of the next commitment period).
+    """
+    if b.unit in scheme.allowances and b.scheme != scheme.name:
+        return f"scheme {b.scheme!r}, whose allowances {scheme.name!r} does not accept"
+    if b.period > period:
+        return f"vintage {b.period}, later than {period} (no borrowing)"
+    if b.expiry is not None:
+        return None if period <= b.expiry else f"vintage {b.period}, expired after {b.expiry}"
+    if b.period < period and not issuer.banking:
+        return f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
+    return None
 
 
 class ComplianceRules(Store):
@@ -71,11 +106,16 @@ class ComplianceRules(Store):
             status = ComplianceStatus.A if surrendered >= obligation else ComplianceStatus.B
         return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall, status)
 
-    def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str) -> int:
+    def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str,
+                  vintage: int | None = None, serials: Serials | None = None) -> int:
         with self.transaction():
             _qty(qty)
             unit = _unit(unit)
             _period(period)
+            if vintage is not None:
+                _period(vintage)
+                if serials is not None:
+                    raise OperationRefused("a surrender names a vintage or serials, not both")
             acc = self._open(account, "surrendering")
             if acc.scheme is None:
                 raise OperationRefused(f"account {account!r} has no compliance scheme")
@@ -91,12 +131,48 @@ class ComplianceRules(Store):
                         f"({sch.offset_percent}% of the obligation); {offsets} used, {qty} more asked")
             elif unit not in sch.allowances:
                 raise UnitNotAllowed(f"scheme {sch.name!r} does not accept {unit}")
-            self._take(account, unit, qty, to, BlockState.SURRENDERED, None)
+            if serials is None:
+                picks = self._eligible(account, sch, unit, qty, period, vintage)
+                self._take(account, unit, qty, to, BlockState.SURRENDERED, None, picks=picks)
+            else:
+                def admit(b: Block) -> None:
+                    fault = ineligible(sch, self._schemes[b.scheme], b, period)
+                    if fault is not None:
+                        raise NotEligible(f"serials {b.origin} {b.start}..{b.end} ({b.unit}) do not count for "
+                                          f"{sch.name!r} {period}: {fault}")
+                self._take(account, unit, qty, to, BlockState.SURRENDERED, serials, admit=admit)
             self._put(self._comp, (account, period),
                       (verified, surrendered + qty, offsets + (qty if credit else 0)))
             txid = self._txid()
             self._append(Entry(txid, "surrender", account, to, unit, qty, ref=period))
             return txid
+
+    def _eligible(self, account: str, sch: Scheme, unit: UnitType, qty: int, period: int,
+                  vintage: int | None) -> list[int]:
+        """The ids of ``account``'s active ``unit`` blocks that count for ``sch``'s ``period``
+        (only those of ``vintage`` when given), oldest vintage first, then oldest block.
+        Raises NotEligible when they cannot cover ``qty`` but the ineligible ones would have
+        helped (an account that holds too few units at all gets InsufficientUnits from the
+        move). Cost: O(blocks held of ``unit``)."""
+        blocks = self._blocks
+        ok: list[Block] = []
+        refused: dict[str, int] = {}
+        for bid in self._index.get((account, unit), ()):
+            b = blocks[bid]
+            fault = ineligible(sch, self._schemes[b.scheme], b, period)
+            if fault is None and vintage is not None and b.period != vintage:
+                fault = f"vintage {b.period}, not the named vintage {vintage}"
+            if fault is None:
+                ok.append(b)
+            else:
+                refused[fault] = refused.get(fault, 0) + b.qty
+        have = sum(b.qty for b in ok)
+        if have < qty and refused:
+            why = "; ".join(f"{n} {unit} of {fault}" for fault, n in sorted(refused.items()))
+            raise NotEligible(f"account {account!r} holds {have} {unit} that count for {sch.name!r} {period}, "
+                              f"{qty} needed; not eligible: {why}")
+        ok.sort(key=lambda b: (b.period, b.id))
+        return [b.id for b in ok]
 
     def carry_over(self, account: str, unit: UnitType, period: int) -> int:
         with self.transaction():

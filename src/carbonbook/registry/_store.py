@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
 from types import TracebackType
 from typing import Any
@@ -340,11 +340,17 @@ class Store(Registry):
     # -- moving units --------------------------------------------------------------
 
     def _take(self, sender: str, unit: UnitType, qty: int, receiver: str, state: BlockState,
-              serials: Serials | None, extra_free: int = 0) -> None:
-        """Move ``qty`` units of ``sender`` to ``receiver`` in ``state`` (validated here)."""
+              serials: Serials | None, extra_free: int = 0, picks: Iterable[int] | None = None,
+              admit: Callable[[Block], None] | None = None) -> None:
+        """Move ``qty`` units of ``sender`` to ``receiver`` in ``state`` (validated here): the
+        named ``serials`` (each block they touch passed to ``admit``, which may refuse it),
+        else the blocks ``picks`` (ids, in order; the caller checked they cover ``qty``), else
+        the oldest blocks first. A block taken in part keeps its id and
+        place and gives its first serials. Cost: O(blocks touched), plus O(held blocks) per
+        block a pick removes from inside the holder's queue."""
         free = self._free_units(sender, unit) + extra_free
         if serials is not None:
-            self._take_serials(sender, unit, qty, receiver, state, serials, free)
+            self._take_serials(sender, unit, qty, receiver, state, serials, free, admit)
             return
         if free < qty:
             held = self._held.get((sender, unit), 0)
@@ -353,14 +359,18 @@ class Store(Registry):
                     f"account {sender!r} holds {held} {unit} but {held - free} are reserved; {qty} needed")
             raise InsufficientUnits(f"account {sender!r} holds {held} active {unit}; {qty} needed")
         inner = self._index[sender, unit]
+        chosen = None if picks is None else iter(picks)
         need = qty
         blocks = self._blocks
         while need:
-            bid = inner[0]
+            bid = inner[0] if chosen is None else next(chosen)
             b = blocks[bid]
             n = b.end - b.start + 1
             if n <= need:
-                self._q_popleft(inner)
+                if chosen is None:
+                    self._q_popleft(inner)
+                else:
+                    self._q_remove(inner, bid)
                 self._del(blocks, bid)
                 self._place(b, b.start, b.end, receiver, state)
                 need -= n
@@ -381,7 +391,7 @@ class Store(Registry):
             self._q_push(self._inner_of((holder, b.unit)), bid)
 
     def _take_serials(self, sender: str, unit: UnitType, qty: int, receiver: str, state: BlockState,
-                      serials: Serials, free: int) -> None:
+                      serials: Serials, free: int, admit: Callable[[Block], None] | None) -> None:
         if type(serials) is not Serials:
             raise OperationRefused(f"serials must be a Serials (origin, start, end), got {serials!r}")
         origin, start, end = serials.origin, serials.start, serials.end
@@ -398,6 +408,8 @@ class Store(Registry):
             if b.holder != sender or b.unit is not unit:
                 raise InsufficientUnits(f"serials {origin} {max(b.start, start)}..{min(b.end, end)} "
                                         f"are not {unit} held by {sender!r}")
+            if admit is not None:
+                admit(b)
         if free < qty:
             raise InsufficientUnits(f"account {sender!r} has {free} unreserved {unit}; {qty} needed")
         inner = self._index[sender, unit]

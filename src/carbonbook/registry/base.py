@@ -269,9 +269,12 @@ class Registry(ABC):
         """Move ``qty`` active, unreserved units (the given serials, or the oldest blocks first)."""
 
     @abstractmethod
-    def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str) -> int:
+    def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str,
+                  vintage: int | None = None, serials: Serials | None = None) -> int:
         """Surrender units against ``account``'s obligation for ``period`` into retirement account
-        ``to``. Credits count against the scheme's offset limit. Terminal."""
+        ``to``: the oldest units the scheme accepts for ``period`` (only those of ``vintage``
+        when given), or the named ``serials``. Refused with ``not_eligible`` when the eligible
+        units cannot cover ``qty``. Credits count against the scheme's offset limit. Terminal."""
 
     @abstractmethod
     def retire(self, account: str, unit: UnitType, qty: int, *, to: str,

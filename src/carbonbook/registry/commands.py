@@ -26,7 +26,7 @@ from carbonbook.commands import (
     Surrender,
     Transfer,
 )
-from carbonbook.registry.base import AccountKind, AccountStatus, Registry, Scheme
+from carbonbook.registry.base import AccountKind, AccountStatus, Registry, Scheme, Serials
 
 __all__ = ["carry_out"]
 
@@ -79,9 +79,14 @@ def _emissions(reg: Registry, c: RecordEmissions) -> str:
 
 
 def _surrender(reg: Registry, c: Surrender) -> str:
-    reg.surrender(c.account, c.period, c.unit, c.qty, to=c.to)
+    serials = None if c.start is None and c.end is None else Serials(c.origin, c.start, c.end)  # type: ignore[arg-type]
+    reg.surrender(c.account, c.period, c.unit, c.qty, to=c.to, vintage=c.vintage, serials=serials)
     comp = reg.compliance(c.account, c.period)
-    return f"{comp.surrendered} of {comp.obligation} surrendered for {c.period}: status {comp.status}"
+    said = f"{comp.surrendered} of {comp.obligation} surrendered for {c.period}: status {comp.status}"
+    if comp.verified is not None and comp.surrendered > comp.obligation:
+        surplus = comp.surrendered - comp.obligation
+        said += f", {surplus} above the obligation (spent; not carried to a later period)"
+    return said
 
 
 def _retire(reg: Registry, c: Retire) -> str:
