@@ -29,6 +29,7 @@ from carbonbook.errors import (
     InsufficientFunds,
     InsufficientUnits,
     InvalidQuantity,
+    NotEligible,
     OffsetLimitExceeded,
     OperationRefused,
     RegistryError,
@@ -560,6 +561,161 @@ class RegistryContract:
         assert reg.expire(JPA, 2010) == 300
         assert reg.available("a", JPA) == 0
         reg.check()
+
+    # -- eligibility of units for a surrender (issue 14, item 1) ------------------------
+
+    def test_no_banking_refuses_an_earlier_vintage(self, reg: Registry) -> None:
+        """EUETS has banking false: its 2010 EUAs never count for 2012, even the oldest; its
+        2012 EUAs do, and 2010 ones still count for 2010."""
+        reg.set_cap("EUETS", 2012, 1_000)
+        reg.open_account("eu-op", scheme="EUETS")
+        reg.issue("eu-op", EUA, 100, scheme="EUETS", period=2010, origin="EU")
+        reg.record_emissions("eu-op", 2012, 50)
+        refused(reg, NotEligible, "100 EUA of vintage 2010 of scheme 'EUETS', which does not allow banking "
+                "into 2012", reg.surrender, "eu-op", 2012, EUA, 50, to="ret")
+        assert reg.compliance("eu-op", 2012).status is ComplianceStatus.B
+        reg.issue("eu-op", EUA, 60, scheme="EUETS", period=2012, origin="EU")
+        refused(reg, NotEligible, "holds 60 EUA that count for 'EUETS' 2012, 61 needed", reg.surrender,
+                "eu-op", 2012, EUA, 61, to="ret")
+        reg.surrender("eu-op", 2012, EUA, 50, to="ret")
+        c = reg.compliance("eu-op", 2012)
+        assert (c.status, c.obligation, c.surrendered, c.shortfall) == (ComplianceStatus.A, 50, 50, 0)
+        assert [(b.period, b.qty) for b in reg.blocks("ret")] == [(2012, 50)]
+        assert reg.holding("eu-op", EUA) == 110
+        reg.surrender("eu-op", 2010, EUA, 100, to="ret")
+        assert reg.holding("eu-op", EUA) == 10 and reg.compliance("eu-op", 2010).surrendered == 100
+        reg.check()
+
+    def test_allowances_count_only_for_their_scheme(self, reg: Registry) -> None:
+        """JPA issued under TRIAL never counts for a JVETS obligation; the JVETS JPA do, even
+        though the TRIAL block is older."""
+        reg.create_scheme(Scheme("TRIAL", frozenset({JPA})))
+        reg.set_cap("TRIAL", 2010, 1_000)
+        reg.issue("b", JPA, 100, scheme="TRIAL", period=2010, origin="TR")
+        reg.record_emissions("b", 2010, 50)
+        refused(reg, NotEligible, "holds 0 JPA that count for 'JVETS' 2010, 50 needed; not eligible: 100 JPA "
+                "of scheme 'TRIAL', whose allowances 'JVETS' does not accept", reg.surrender, "b", 2010, JPA,
+                50, to="ret")
+        reg.transfer("a", "b", JPA, 30)
+        refused(reg, NotEligible, "holds 30 JPA", reg.surrender, "b", 2010, JPA, 50, to="ret")
+        reg.surrender("b", 2010, JPA, 30, to="ret")
+        c = reg.compliance("b", 2010)
+        assert (c.status, c.surrendered, c.shortfall) == (ComplianceStatus.B, 30, 20)
+        assert [(b.origin, b.qty) for b in reg.blocks("ret")] == [("JP", 30)]
+        assert reg.holding("b", JPA) == 100 and reg.holding("a", JPA) == 970
+        reg.check()
+
+    def test_a_later_vintage_is_borrowing_and_refused(self, reg: Registry) -> None:
+        reg.issue("c", JPA, 100, scheme="JVETS", period=2011)
+        reg.record_emissions("c", 2010, 40)
+        refused(reg, NotEligible, "100 JPA of vintage 2011, later than 2010 \\(no borrowing\\)", reg.surrender,
+                "c", 2010, JPA, 40, to="ret")
+        reg.surrender("c", 2011, JPA, 40, to="ret")
+        assert reg.compliance("c", 2011).surrendered == 40 and reg.compliance("c", 2010).surrendered == 0
+
+    def test_oldest_eligible_vintage_first_unless_one_is_named(self, reg: Registry) -> None:
+        reg.issue("a", JPA, 200, scheme="JVETS", period=2011)
+        reg.surrender("a", 2011, JPA, 150, to="ret", vintage=2011)
+        assert [(b.period, b.qty) for b in reg.blocks("ret")] == [(2011, 150)]
+        reg.surrender("a", 2011, JPA, 100, to="ret")  # JVETS banks: the 2010 JPA go first
+        assert sorted((b.period, b.qty) for b in reg.blocks("ret")) == [(2010, 100), (2011, 150)]
+        refused(reg, NotEligible, "holds 50 JPA .* 900 JPA of vintage 2010, not the named vintage 2011",
+                reg.surrender, "a", 2011, JPA, 51, to="ret", vintage=2011)
+        assert reg.holding("a", JPA) == 950 and reg.compliance("a", 2011).surrendered == 250
+        reg.check()
+
+    def test_surrender_by_serials(self, reg: Registry) -> None:
+        reg.create_scheme(Scheme("TRIAL", frozenset({JPA})))
+        reg.set_cap("TRIAL", 2010, 1_000)
+        reg.issue("a", JPA, 10, scheme="TRIAL", period=2010, origin="TR")
+        reg.surrender("a", 2010, JPA, 10, to="ret", serials=Serials("JP", 501, 510))
+        assert [(b.start, b.end, b.state) for b in reg.blocks("ret")] == [(501, 510, BlockState.SURRENDERED)]
+        refused(reg, NotEligible, "serials TR 1..10 \\(JPA\\) do not count for 'JVETS' 2010: scheme 'TRIAL'",
+                reg.surrender, "a", 2010, JPA, 10, to="ret", serials=Serials("TR", 1, 10))
+        refused(reg, TerminalUnits, "surrendered", reg.surrender, "a", 2010, JPA, 10, to="ret",
+                serials=Serials("JP", 501, 510))
+        assert reg.holding("a", JPA) == 1000 and reg.compliance("a", 2010).surrendered == 10
+        reg.check()
+
+    def test_surplus_is_spent_not_carried(self, reg: Registry) -> None:
+        """50 against an obligation of 10 is status A (EU code A: surrendered >= verified); the
+        40 above it do not count for the next period."""
+        reg.record_emissions("a", 2010, 10)
+        reg.surrender("a", 2010, JPA, 50, to="ret")
+        c = reg.compliance("a", 2010)
+        assert (c.status, c.obligation, c.surrendered, c.shortfall) == (ComplianceStatus.A, 10, 50, 0)
+        reg.record_emissions("a", 2011, 20)
+        c = reg.compliance("a", 2011)
+        assert (c.status, c.obligation, c.surrendered) == (ComplianceStatus.B, 20, 0)
+
+    @pytest.mark.parametrize("vintage", [-1, 10**6, 1.5, True, "2010"])
+    def test_bad_vintage_refused(self, reg: Registry, vintage: Any) -> None:
+        refused(reg, OperationRefused, "period must be", reg.surrender, "a", 2010, JPA, 1, to="ret",
+                vintage=vintage)
+
+    @pytest.mark.parametrize("serials", [(1, 2), Serials("JP", "1", 1), Serials("JP", 2, 1), None])
+    def test_bad_surrender_serials_refused(self, reg: Registry, serials: Any) -> None:
+        if serials is None:
+            refused(reg, OperationRefused, "vintage or serials, not both", reg.surrender, "a", 2010, JPA, 1,
+                    to="ret", vintage=2010, serials=Serials("JP", 1, 1))
+        else:
+            refused(reg, RegistryError, "serials", reg.surrender, "a", 2010, JPA, 1, to="ret", serials=serials)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.too_slow, HealthCheck.differing_executors])
+    @given(data=st.data())
+    def test_no_unit_counts_twice_or_out_of_period(self, make_registry: Factory, data: st.DataObject) -> None:
+        """Whatever the sequence, each surrendered serial counts for one surrender only, and
+        only for a period it is valid for (its own, or a later one where its scheme banks),
+        under the scheme that issued it; refusals change nothing."""
+        reg = world(make_registry())
+        reg.create_scheme(Scheme("TRIAL", frozenset({JPA})))
+        for period in (2010, 2011, 2012):
+            for scheme in ("TRIAL", "EUETS", "JVETS"):
+                reg.set_cap(scheme, period, 100_000)
+        reg.open_account("eu-op", scheme="EUETS")
+        banks = {"JVETS": True, "TRIAL": True, "EUETS": False}
+        periods = st.sampled_from((2010, 2011, 2012))
+        ops = st.one_of(
+            st.tuples(st.just("issue"), st.sampled_from(("a", "b", "eu-op")),
+                      st.sampled_from(("JVETS", "TRIAL", "EUETS")), periods, st.integers(1, 40)),
+            st.tuples(st.just("transfer"), st.sampled_from(("a", "b")), st.sampled_from(("a", "b")),
+                      st.integers(1, 60)),
+            st.tuples(st.just("surrender"), st.sampled_from(("a", "b", "eu-op")), periods, st.integers(1, 60),
+                      st.one_of(st.none(), periods)),
+        )
+        counted: dict[tuple[str, int], int] = {}
+        seen: set[tuple[str, int]] = set()
+        for op in data.draw(st.lists(ops, max_size=15)):
+            before = fingerprint(reg)
+            ret_before = {(b.origin, b.start) for b in reg.blocks("ret")}
+            try:
+                if op[0] == "issue":
+                    reg.issue(op[1], EUA if op[2] == "EUETS" else JPA, op[4], scheme=op[2], period=op[3],
+                              origin=op[2][:2])
+                elif op[0] == "transfer":
+                    reg.transfer(op[1], op[2], JPA, op[3])
+                else:
+                    account, period, qty, vintage = op[1:]
+                    reg.surrender(account, period, EUA if account == "eu-op" else JPA, qty, to="ret",
+                                  vintage=vintage)
+                    new = [b for b in reg.blocks("ret") if (b.origin, b.start) not in ret_before]
+                    assert sum(b.qty for b in new) == qty
+                    own = "EUETS" if account == "eu-op" else "JVETS"
+                    for b in new:
+                        assert b.scheme == own and b.period <= period
+                        assert b.period == period or banks[b.scheme]
+                        assert vintage is None or b.period == vintage
+                        for serial in range(b.start, b.end + 1):
+                            assert (b.origin, serial) not in seen
+                            seen.add((b.origin, serial))
+                    counted[account, period] = counted.get((account, period), 0) + qty
+            except RegistryError:
+                assert fingerprint(reg) == before
+            reg.check()
+        assert len(seen) == sum(b.qty for b in reg.blocks("ret"))
+        for (account, period), qty in counted.items():
+            assert reg.compliance(account, period).surrendered == qty
 
     # -- random sequences ----------------------------------------------------------
 

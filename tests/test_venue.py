@@ -812,6 +812,30 @@ def test_compliance_through_the_log() -> None:
     verified(v)
 
 
+def test_surrender_eligibility_through_the_log() -> None:
+    """Serials, a vintage and the order-log's not_eligible; a surplus is said in the detail."""
+    v = make_venue()
+    s = S0
+    events = v.apply_all([
+        RecordEmissions(account="tepco", period=2010, tonnes=10),
+        Surrender(account="tepco", period=2010, unit=JPA, qty=5, to="retired", vintage=2011),
+        Surrender(account="tepco", period=2010, unit=JPA, qty=5, to="retired", start=1, end=5),
+        Surrender(account="tepco", period=2010, unit=JPA, qty=45, to="retired", vintage=2010),
+        Surrender(account="tepco", period=2010, unit=JPA, qty=5, to="retired", start=7),
+    ])
+    assert isinstance(events[1], Rejected) and events[1].reason == "not_eligible"
+    assert "not the named vintage 2011" in events[1].detail
+    assert [e.detail for e in events[2:4] if isinstance(e, Recorded)] == [
+        "5 of 10 surrendered for 2010: status B",
+        "50 of 10 surrendered for 2010: status A, 40 above the obligation "
+        "(spent; not carried to a later period)",
+    ]
+    assert isinstance(events[4], Rejected) and events[4].reason == "bad_qty"
+    assert events[4].seq == s + 4
+    assert v.registry.compliance("tepco", 2010).surrendered == 50
+    verified(v)
+
+
 @pytest.mark.parametrize(("command", "code"), [
     (SetCap(scheme="JVETS", period=2010, cap=1), None),  # below what was issued: the registry decides
     (Issue(account="tepco", unit=JPA, qty=9000, scheme="JVETS", period=2010), "cap_exceeded"),
