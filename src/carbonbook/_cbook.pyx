@@ -48,6 +48,8 @@ cdef extern from *:
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+    bint PyUnicode_IS_COMPACT_ASCII(object o)
+    void* PyUnicode_DATA(object o)
     int _del_items "PyList_SetSlice"(object keys, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
     ctypedef struct PyMemberDef:
         Py_ssize_t offset
@@ -116,10 +118,11 @@ cdef Py_ssize_t _POST = _slot_offset(NewOrder, "post_only")
 cdef Py_ssize_t _STP = _slot_offset(NewOrder, "stp")
 cdef Py_ssize_t _CAP = _slot_offset(NewOrder, "cap")
 cdef Py_ssize_t _SYMBOL = _slot_offset(NewOrder, "symbol")
+cdef Py_ssize_t _CANCEL_ID = _slot_offset(CancelOrder, "id")
 
 
 cdef inline object _field(object obj, Py_ssize_t offset, str name):
-    """The field at ``offset`` of a NewOrder (getattr's AttributeError when it is unset)."""
+    """The field at ``offset`` of a NewOrder or CancelOrder (getattr's AttributeError when it is unset)."""
     cdef PyObject* value = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
     if value is NULL:
         return getattr(obj, name)
@@ -133,6 +136,20 @@ cdef inline bint _int64(object value, long long* out):
         return False
     out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
     return overflow == 0
+
+
+cdef inline bint _plain_name(str name):
+    """Is ``name`` printable ASCII (so no control character)? Other names take the full test
+    of the rule of names (:func:`carbonbook._types.name_fault`), which may accept them."""
+    cdef const unsigned char* data
+    cdef Py_ssize_t i
+    if not PyUnicode_IS_COMPACT_ASCII(name):
+        return False
+    data = <const unsigned char*>PyUnicode_DATA(name)
+    for i in range(PyUnicode_GET_LENGTH(name)):
+        if data[i] < 32 or data[i] == 127:
+            return False
+    return True
 
 
 cdef inline int _tif_code(object tif):
@@ -406,7 +423,7 @@ cdef class Book:
         # one pass over every refusal but post_only, as the pure book's; _refusal finds which one
         ok = (decoded or (
             type(account_o) is str and 0 < PyUnicode_GET_LENGTH(account_o) <= NAME_MAX
-            and (<str>account_o).isprintable()
+            and _plain_name(account_o)
             and (is_buy or side is _SELL)
             and (tif is _GTC or tif is _IOC or tif is _FOK)
             and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH))) \
@@ -780,7 +797,7 @@ cdef class Router:
                     return (<Book>book)._submit(command, out, decoded)
                 return out.call(book.submit, command, decoded)
         elif cls is _CancelOrder:
-            oid = command.id
+            oid = _field(command, _CANCEL_ID, "id")
             if type(oid) is int:
                 found = PyDict_GetItemWithError(self.index, oid)
                 if found is not NULL and type(<object>found) is Order:
@@ -793,10 +810,6 @@ cdef class Router:
 
 
 # -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
-
-cdef extern from "Python.h":
-    bint PyUnicode_IS_COMPACT_ASCII(object o)
-    void* PyUnicode_DATA(object o)
 
 cdef object _json_encode = msgspec.json.Encoder().encode
 cdef bytes _PAIRS_BYTES = "".join(f"{i:02d}" for i in range(100)).encode()
