@@ -5,11 +5,13 @@ Same layout, same Python-visible containers (a dict of levels and a sorted key l
 a deque of orders per level, the engine's id index), so the phase books of
 :mod:`carbonbook.phases`, snapshots, the venue and the queries work on either core unchanged.
 What differs is how the hot path runs: typed C locals, order and level fields as C integers,
-the fields of a :class:`~carbonbook.commands.NewOrder` read at their slot offsets, list and
-dict operations through the C API, and :func:`route` applying a batch without a Python
-frame per command. A level's total is a 128-bit integer, so it never overflows where the
-pure book's Python integers would not. :mod:`carbonbook.book` is the reference: every rule
-here is its rule, and the test suite runs against both.
+the fields of new orders and cancels read at their slot offsets, list and dict operations
+through the C API, a :class:`Router` per engine that applies commands without a Python frame
+each, and :class:`Out`, which gives events as msgspec Structs or writes them as JSON Lines
+without building them (replay). A level's total is a 128-bit integer, so it never overflows
+where the pure book's Python integers would not. :mod:`carbonbook.book` is the reference:
+every rule here is its rule, and the test suite runs against both (``tests/test_cores.py``
+requires byte-identical events, snapshots and state hashes).
 """
 
 cimport cython
@@ -99,7 +101,10 @@ cdef enum:
     COMPACT_MIN = 32  # a level is compacted only when it holds more dead entries than this...
 
 
-# -- the fields of a NewOrder, read at their slot offsets ---------------------------------
+# -- the fields of a NewOrder or CancelOrder, read at their slot offsets -------------------
+# msgspec keeps a Struct's fields in slots (member descriptors, checked here at import); a
+# read at the offset skips the attribute lookup: 1,070 instructions less per busy message in a
+# batch (callgrind, 200,000 messages: 2,315.8 M with getattr, 2,101.0 M at the offsets).
 
 cdef Py_ssize_t _slot_offset(object cls, str name) except -1:
     descr = cls.__dict__[name]
