@@ -817,6 +817,8 @@ cdef class Router:
 # -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
 
 cdef object _json_encode = msgspec.json.Encoder().encode
+cdef dict _ENUM_JSON = {m: _json_encode(m) for m in CancelReason}
+"""The JSON of each cancel reason (an enum member is not a plain str, so _str would encode it)."""
 cdef bytes _PAIRS_BYTES = "".join(f"{i:02d}" for i in range(100)).encode()
 cdef const char* _PAIRS = _PAIRS_BYTES
 
@@ -1083,7 +1085,8 @@ cdef class Out:
                 self.buf[self.size + n + 1] = 34
                 self.size += n + 2
                 return 0
-        return self._bytes(_json_encode(text))
+        found = PyDict_GetItemWithError(_ENUM_JSON, text) if type(text) is not str else NULL
+        return self._bytes(<bytes>found if found is not NULL else _json_encode(text))
 
 
 def _self_test():
