@@ -67,8 +67,6 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
 class ComplianceRules(Store):
     """Emissions, obligations and compliance status, surrenders and carry-over."""
 
-    # -- compliance ----------------------------------------------------------------
-
     def record_emissions(self, account: str, period: int, tonnes: int) -> int:
         with self.transaction():
             acc = self._acct(account)

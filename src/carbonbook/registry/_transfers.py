@@ -1,4 +1,10 @@
 """Transfers and holds: moving units between accounts, retiring them, reserving units and cash.
+
+A transfer needs two distinct open accounts, a receiver that may hold the unit type and
+enough active, unreserved units (oldest blocks first, or named serials); retirement moves
+them into a retirement or cancellation account for good. A hold reserves units or cash
+for a venue's order (checked before anything changes, so it needs no savepoint) and is
+one compact undo record (``_hold_tx``). Cost: O(blocks touched) per move, O(1) per hold.
 """
 
 from __future__ import annotations
