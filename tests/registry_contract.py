@@ -608,8 +608,8 @@ class RegistryContract:
     def test_a_later_vintage_is_borrowing_and_refused(self, reg: Registry) -> None:
         reg.issue("c", JPA, 100, scheme="JVETS", period=2011)
         reg.record_emissions("c", 2010, 40)
-        refused(reg, NotEligible, "100 JPA of vintage 2011, later than 2010 \\(no borrowing\\)", reg.surrender,
-                "c", 2010, JPA, 40, to="ret")
+        refused(reg, NotEligible, "100 JPA of vintage 2011, later than 2010 \\(scheme 'JVETS' does not lend "
+                "it\\)", reg.surrender, "c", 2010, JPA, 40, to="ret")
         reg.surrender("c", 2011, JPA, 40, to="ret")
         assert reg.compliance("c", 2011).surrendered == 40 and reg.compliance("c", 2010).surrendered == 0
 
@@ -648,6 +648,57 @@ class RegistryContract:
         c = reg.compliance("a", 2011)
         assert (c.status, c.obligation, c.surrendered) == (ComplianceStatus.B, 20, 0)
 
+    def test_banking_between_phases(self, reg: Registry) -> None:
+        """EU phase 1 (2005-07) units never count in phase 2 (2008-12); within phase 2 they bank."""
+        reg.create_scheme(Scheme("EU2", frozenset({UnitType.UKA}), phases=frozenset({2005, 2008}),
+                                 phase_banking=False))
+        for period in (2007, 2008, 2009):
+            reg.set_cap("EU2", period, 1_000)
+        reg.open_account("op", scheme="EU2")
+        reg.issue("op", UnitType.UKA, 100, scheme="EU2", period=2007, origin="EU")
+        reg.issue("op", UnitType.UKA, 100, scheme="EU2", period=2008, origin="EU")
+        refused(reg, NotEligible, "100 UKA of vintage 2007 of scheme 'EU2', which does not allow banking into "
+                "2009", reg.surrender, "op", 2009, UnitType.UKA, 101, to="ret")
+        refused(reg, OperationRefused, "does not allow banking into 2008", reg.carry_over, "op", UnitType.UKA,
+                2007)
+        reg.surrender("op", 2009, UnitType.UKA, 60, to="ret")  # the 2008 units bank within phase 2
+        reg.surrender("op", 2007, UnitType.UKA, 100, to="ret")
+        assert reg.carry_over("op", UnitType.UKA, 2008) == 40
+        assert sorted((b.period, b.qty) for b in reg.blocks("ret")) == [(2007, 100), (2008, 60)]
+        assert reg.holding("op", UnitType.UKA) == 40
+        reg.check()
+
+    def test_borrowing_is_the_next_vintage_within_a_phase_used_last_and_recorded(self, reg: Registry) -> None:
+        reg.create_scheme(Scheme("LEND", frozenset({UnitType.UKA}), phases=frozenset({2008, 2013}),
+                                 borrowing=True))
+        for period in (2008, 2009, 2010, 2012, 2013):
+            reg.set_cap("LEND", period, 1_000)
+        reg.open_account("op", scheme="LEND")
+        for period in (2008, 2009, 2010, 2013):
+            reg.issue("op", UnitType.UKA, 100, scheme="LEND", period=period, origin="EU")
+        reg.record_emissions("op", 2008, 150)
+        refused(reg, NotEligible, "100 UKA of vintage 2010, later than 2008 \\(scheme 'LEND' does not lend "
+                "it\\)", reg.surrender, "op", 2008, UnitType.UKA, 201, to="ret")
+        txid = reg.surrender("op", 2008, UnitType.UKA, 150, to="ret")
+        c = reg.compliance("op", 2008)
+        assert (c.status, c.surrendered, c.borrowed) == (ComplianceStatus.A, 150, 50)
+        assert sorted((b.period, b.qty) for b in reg.blocks("ret")) == [(2008, 100), (2009, 50)]
+        assert [e.detail for e in reg.journal(txid - 1)] == ["borrowed 50 of 2009"]
+        refused(reg, NotEligible, "100 UKA of vintage 2013, later than 2012", reg.surrender, "op", 2012,
+                UnitType.UKA, 1, to="ret", serials=None, vintage=2013)
+        refused(reg, NotEligible, "serials EU 301..400 \\(UKA\\) do not count for 'LEND' 2012: vintage 2013",
+                reg.surrender, "op", 2012, UnitType.UKA, 100, to="ret", serials=Serials("EU", 301, 400))
+        reg.surrender("op", 2009, UnitType.UKA, 10, to="ret", serials=Serials("EU", 201, 210))
+        assert reg.compliance("op", 2009).borrowed == 10 and reg.holding("op", UnitType.UKA) == 240
+        reg.check()
+
+    @pytest.mark.parametrize("fields", [{"phases": frozenset({-1})}, {"phases": frozenset({1.5})},
+                                        {"phases": "2008"}, {"phases": frozenset({True})},
+                                        {"borrowing": "yes"}, {"borrowing": 1}, {"phase_banking": None}])
+    def test_bad_scheme_banking_rules_refused(self, reg: Registry, fields: dict[str, Any]) -> None:
+        refused(reg, OperationRefused, "must be", reg.create_scheme, Scheme("NEW", frozenset({UnitType.UKA}),
+                                                                            **fields))
+
     @pytest.mark.parametrize("vintage", [-1, 10**6, 1.5, True, "2010"])
     def test_bad_vintage_refused(self, reg: Registry, vintage: Any) -> None:
         refused(reg, OperationRefused, "period must be", reg.surrender, "a", 2010, JPA, 1, to="ret",
@@ -669,22 +720,35 @@ class RegistryContract:
         only for a period it is valid for (its own, or a later one where its scheme banks),
         under the scheme that issued it; refusals change nothing."""
         reg = world(make_registry())
-        reg.create_scheme(Scheme("TRIAL", frozenset({JPA})))
+        reg.create_scheme(Scheme("TRIAL", frozenset({JPA}), phases=frozenset({2010, 2012}), phase_banking=False,
+                                 borrowing=True))
         for period in (2010, 2011, 2012):
             for scheme in ("TRIAL", "EUETS", "JVETS"):
                 reg.set_cap(scheme, period, 100_000)
         reg.open_account("eu-op", scheme="EUETS")
-        banks = {"JVETS": True, "TRIAL": True, "EUETS": False}
+        reg.open_account("tr-op", scheme="TRIAL")
+
+        def valid(scheme: str, vintage: int, period: int) -> bool:
+            """The rules written out: EUETS neither banks nor lends, JVETS banks, TRIAL banks
+            and lends within its phases 2010-11 and 2012-."""
+            if scheme == "EUETS":
+                return vintage == period
+            if scheme == "JVETS":
+                return vintage <= period
+            same_phase = (vintage >= 2012) == (period >= 2012)
+            return vintage == period or (same_phase and vintage <= period + 1)
+
         periods = st.sampled_from((2010, 2011, 2012))
+        holders = st.sampled_from(("a", "b", "tr-op"))
         ops = st.one_of(
-            st.tuples(st.just("issue"), st.sampled_from(("a", "b", "eu-op")),
+            st.tuples(st.just("issue"), st.sampled_from(("a", "b", "eu-op", "tr-op")),
                       st.sampled_from(("JVETS", "TRIAL", "EUETS")), periods, st.integers(1, 40)),
-            st.tuples(st.just("transfer"), st.sampled_from(("a", "b")), st.sampled_from(("a", "b")),
-                      st.integers(1, 60)),
-            st.tuples(st.just("surrender"), st.sampled_from(("a", "b", "eu-op")), periods, st.integers(1, 60),
-                      st.one_of(st.none(), periods)),
+            st.tuples(st.just("transfer"), holders, holders, st.integers(1, 60)),
+            st.tuples(st.just("surrender"), st.sampled_from(("a", "b", "eu-op", "tr-op")), periods,
+                      st.integers(1, 60), st.one_of(st.none(), periods)),
         )
         counted: dict[tuple[str, int], int] = {}
+        lent: dict[tuple[str, int], int] = {}
         seen: set[tuple[str, int]] = set()
         for op in data.draw(st.lists(ops, max_size=15)):
             before = fingerprint(reg)
@@ -701,21 +765,23 @@ class RegistryContract:
                                   vintage=vintage)
                     new = [b for b in reg.blocks("ret") if (b.origin, b.start) not in ret_before]
                     assert sum(b.qty for b in new) == qty
-                    own = "EUETS" if account == "eu-op" else "JVETS"
+                    own = {"eu-op": "EUETS", "tr-op": "TRIAL"}.get(account, "JVETS")
                     for b in new:
-                        assert b.scheme == own and b.period <= period
-                        assert b.period == period or banks[b.scheme]
+                        assert b.scheme == own and valid(b.scheme, b.period, period)
                         assert vintage is None or b.period == vintage
                         for serial in range(b.start, b.end + 1):
                             assert (b.origin, serial) not in seen
                             seen.add((b.origin, serial))
+                    lent[account, period] = lent.get((account, period), 0) + sum(
+                        b.qty for b in new if b.period > period)
                     counted[account, period] = counted.get((account, period), 0) + qty
             except RegistryError:
                 assert fingerprint(reg) == before
             reg.check()
         assert len(seen) == sum(b.qty for b in reg.blocks("ret"))
         for (account, period), qty in counted.items():
-            assert reg.compliance(account, period).surrendered == qty
+            c = reg.compliance(account, period)
+            assert (c.surrendered, c.borrowed) == (qty, lent[account, period])
 
     # -- random sequences ----------------------------------------------------------
 

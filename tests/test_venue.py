@@ -836,6 +836,26 @@ def test_surrender_eligibility_through_the_log() -> None:
     verified(v)
 
 
+def test_borrowing_through_the_log() -> None:
+    """A scheme that lends next period's vintage within a phase: the borrowing is said."""
+    v = make_venue()
+    uka = UnitType.UKA
+    events = v.apply_all([
+        OpenScheme(name="LEND", allowances=frozenset({uka}), phases=frozenset({2008, 2013}), borrowing=True),
+        OpenScheme(name="BAD", allowances=frozenset({uka}), phases=frozenset({-1})),
+        SetCap(scheme="LEND", period=2011, cap=100),
+        OpenAccount(account="op", scheme="LEND"),
+        Issue(account="op", unit=uka, qty=8, scheme="LEND", period=2011),
+        RecordEmissions(account="op", period=2010, tonnes=5),
+        Surrender(account="op", period=2010, unit=uka, qty=5, to="retired"),
+    ])
+    assert isinstance(events[1], Rejected) and events[1].reason == "refused"
+    assert isinstance(events[-1], Recorded)
+    assert events[-1].detail == "5 of 5 surrendered for 2010: status A, 5 borrowed from 2011"
+    assert v.registry.compliance("op", 2010).borrowed == 5
+    verified(v)
+
+
 @pytest.mark.parametrize(("command", "code"), [
     (SetCap(scheme="JVETS", period=2010, cap=1), None),  # below what was issued: the registry decides
     (Issue(account="tepco", unit=JPA, qty=9000, scheme="JVETS", period=2010), "cap_exceeded"),

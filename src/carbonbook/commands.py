@@ -162,13 +162,18 @@ class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, k
 
 class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     """Create a compliance scheme: the ``allowances`` it issues, the ``credits`` it accepts
-    for at most ``offset_percent`` % of an obligation, and whether it allows ``banking``."""
+    for at most ``offset_percent`` % of an obligation, the first periods of its ``phases``,
+    and whether it allows ``banking`` within a phase, ``phase_banking`` into a later phase
+    and ``borrowing`` from the next period within a phase."""
 
     name: Name
     allowances: frozenset[UnitType]
     credits: frozenset[UnitType] = frozenset()
     offset_percent: Int64 = 0
     banking: bool = True
+    phases: frozenset[Int64] = frozenset()
+    phase_banking: bool = True
+    borrowing: bool = False
 
 
 class SetCap(RegistryCommand, tag="cap", frozen=True):

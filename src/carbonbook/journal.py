@@ -211,7 +211,7 @@ _ENUM_FIELDS: dict[str, Any] = {
     "side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": SelfTradePrevention,
     "unit": UnitType, "phase": Phase, "tie_rule": TieRule, "cap_rule": CapRule,
 }
-_SET_FIELDS = frozenset(("allowances", "credits", "units"))  # frozensets of unit types
+_SET_FIELDS = frozenset(("allowances", "credits", "units", "phases"))  # frozensets of unit types or periods
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 

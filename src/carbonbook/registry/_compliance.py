@@ -21,6 +21,7 @@ from carbonbook.errors import (
     UnitNotAllowed,
 )
 from carbonbook.registry._store import (
+    CompRow,
     Store,
     _period,
     _qty,
@@ -47,21 +48,29 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
     - an allowance counts only for the scheme that issued it (linked schemes: issue 14,
       item 5); a credit (CER, ERU, JVER, ...) counts for any scheme that lists its type,
       within that scheme's offset limit (DOMAIN.md 2, "International credits"; 3, JVETS);
-    - a unit without an expiry counts for its own period (vintage); for a later one only when its issuing
-      scheme allows banking (DOMAIN.md 2, "Banking": none from phase 1 to 2; Kyoto
-      carry-over, DOMAIN.md 1); never for an earlier one (borrowing: issue 14, item 2);
+    - a unit without an expiry counts for its own period (vintage); for a later one only when its
+      issuing scheme banks into it (``Scheme.banks``: within a phase, or across phases; DOMAIN.md
+      2, "Banking": none from phase 1 to 2, unlimited from phase 2; Kyoto carry-over, DOMAIN.md
+      1); for the period before its own only when the scheme lends it (``Scheme.lends``: the next
+      period within a phase, DOMAIN.md 2; the trial market's borrowing, DOMAIN.md 0), never further back;
     - a unit with an expiry (tCER, lCER) counts from its period up to its expiry period,
       banking or not (DOMAIN.md 1: valid until the end of the next commitment period).
     """
     if b.unit in scheme.allowances and b.scheme != scheme.name:
         return f"scheme {b.scheme!r}, whose allowances {scheme.name!r} does not accept"
     if b.period > period:
-        return f"vintage {b.period}, later than {period} (no borrowing)"
+        if issuer.lends(b.period, period):
+            return None
+        return f"vintage {b.period}, later than {period} (scheme {issuer.name!r} does not lend it)"
     if b.expiry is not None:
         return None if period <= b.expiry else f"vintage {b.period}, expired after {b.expiry}"
-    if b.period < period and not issuer.banking:
+    if b.period < period and not issuer.banks(b.period, period):
         return f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
     return None
+
+
+_NONE: CompRow = (None, 0, 0, 0)
+"""The compliance row of an account and period with nothing recorded."""
 
 
 class ComplianceRules(Store):
@@ -75,10 +84,10 @@ class ComplianceRules(Store):
             _period(period)
             if type(tonnes) is not int or not 0 <= tonnes <= INT64_MAX:
                 raise InvalidQuantity(f"emissions must be a non-negative integer, got {tonnes!r}")
-            verified, surrendered, offsets = self._comp.get((account, period), (None, 0, 0))
+            verified, *counts = self._comp.get((account, period), _NONE)
             if verified is not None:
                 raise OperationRefused(f"emissions of {account!r} for {period} are already recorded")
-            self._put(self._comp, (account, period), (tonnes, surrendered, offsets))
+            self._put(self._comp, (account, period), (tonnes, *counts))
             txid = self._txid()
             self._append(Entry(txid, "emissions", account, qty=tonnes, ref=period))
             return txid
@@ -88,21 +97,22 @@ class ComplianceRules(Store):
         carry = 0
         obligation = 0
         for p in range(min(periods), period + 1) if periods else ():
-            verified, surrendered, _ = self._comp.get((account, p), (None, 0, 0))
+            verified, surrendered, *_ = self._comp.get((account, p), _NONE)
             obligation = (verified or 0) + carry
             carry = max(0, obligation - surrendered)
         return obligation
 
     def compliance(self, account: str, period: int) -> Compliance:
         self._acct(account)
-        verified, surrendered, offsets = self._comp.get((account, period), (None, 0, 0))
+        verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
         obligation = self._obligation(account, period)
         shortfall = max(0, obligation - surrendered)
         if verified is None:
             status = ComplianceStatus.C
         else:
             status = ComplianceStatus.A if surrendered >= obligation else ComplianceStatus.B
-        return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall, status)
+        return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall, status,
+                          borrowed)
 
     def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str,
                   vintage: int | None = None, serials: Serials | None = None) -> int:
@@ -119,7 +129,7 @@ class ComplianceRules(Store):
                 raise OperationRefused(f"account {account!r} has no compliance scheme")
             self._terminal_target(to, (AccountKind.RETIREMENT,))
             sch = self._schemes[acc.scheme]
-            verified, surrendered, offsets = self._comp.get((account, period), (None, 0, 0))
+            verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
             credit = unit in sch.credits
             if credit:
                 limit = sch.offset_percent * self._obligation(account, period) // 100
@@ -129,20 +139,33 @@ class ComplianceRules(Store):
                         f"({sch.offset_percent}% of the obligation); {offsets} used, {qty} more asked")
             elif unit not in sch.allowances:
                 raise UnitNotAllowed(f"scheme {sch.name!r} does not accept {unit}")
+            lent = 0
             if serials is None:
                 picks = self._eligible(account, sch, unit, qty, period, vintage)
+                need = qty
+                for bid in picks:
+                    b = self._blocks[bid]
+                    if b.period > period:
+                        lent += min(need, b.qty)
+                    need -= min(need, b.qty)
+                    if not need:
+                        break
                 self._take(account, unit, qty, to, BlockState.SURRENDERED, None, picks=picks)
             else:
                 def admit(b: Block) -> None:
+                    nonlocal lent
                     fault = ineligible(sch, self._schemes[b.scheme], b, period)
                     if fault is not None:
                         raise NotEligible(f"serials {b.origin} {b.start}..{b.end} ({b.unit}) do not count for "
                                           f"{sch.name!r} {period}: {fault}")
+                    if b.period > period:
+                        lent += min(b.end, serials.end) - max(b.start, serials.start) + 1
                 self._take(account, unit, qty, to, BlockState.SURRENDERED, serials, admit=admit)
             self._put(self._comp, (account, period),
-                      (verified, surrendered + qty, offsets + (qty if credit else 0)))
+                      (verified, surrendered + qty, offsets + (qty if credit else 0), borrowed + lent))
             txid = self._txid()
-            self._append(Entry(txid, "surrender", account, to, unit, qty, ref=period))
+            self._append(Entry(txid, "surrender", account, to, unit, qty, ref=period,
+                               detail=f"borrowed {lent} of {period + 1}" if lent else ""))
             return txid
 
     def _eligible(self, account: str, sch: Scheme, unit: UnitType, qty: int, period: int,
@@ -182,8 +205,8 @@ class ComplianceRules(Store):
             inner = self._index.get((account, unit), deque())
             moving = [self._blocks[bid] for bid in inner if self._blocks[bid].period == period]
             for b in moving:
-                if not self._schemes[b.scheme].banking:
-                    raise OperationRefused(f"scheme {b.scheme!r} does not allow banking")
+                if not self._schemes[b.scheme].banks(period, period + 1):
+                    raise OperationRefused(f"scheme {b.scheme!r} does not allow banking into {period + 1}")
                 if b.expiry is not None and b.expiry <= period:
                     raise OperationRefused(f"serials {b.origin} {b.start}..{b.end} expire in {b.expiry}")
             total = 0

@@ -71,8 +71,8 @@ Hold = tuple[str, str, str, int]
 """(account, "units" or "cash", unit type or currency, amount)."""
 Issuance = tuple[int, str, str, int]
 """(last serial, unit type, scheme, period), keyed by (origin, first serial)."""
-CompRow = tuple[int | None, int, int]
-"""(verified emissions or None, surrendered, offsets surrendered), keyed by (account, period)."""
+CompRow = tuple[int | None, int, int, int]
+"""(verified emissions or None, surrendered, offsets surrendered, borrowed), keyed by (account, period)."""
 Log = list[tuple[Any, Any, Any]]
 
 

@@ -103,13 +103,31 @@ class Account(msgspec.Struct, frozen=True, gc=False):
 class Scheme(msgspec.Struct, frozen=True, gc=False):
     """A compliance scheme: the unit types it issues (``allowances``) and accepts as
     ``credits`` (offsets); surrendered credits may cover at most ``offset_percent`` % of an
-    obligation; ``banking`` allows carry-over of its allowances into the next period."""
+    obligation. ``phases`` are the first periods of its phases (EU: 2005, 2008, 2013; none:
+    one phase). Its units count for a later period of the same phase when ``banking``, of a
+    later phase when ``phase_banking`` too, and for the period before their own, in the same
+    phase, when ``borrowing`` (EU: next year's allocation within a phase)."""
 
     name: str
     allowances: frozenset[UnitType]
     credits: frozenset[UnitType] = frozenset()
     offset_percent: int = 0
     banking: bool = True
+    phases: frozenset[int] = frozenset()
+    phase_banking: bool = True
+    borrowing: bool = False
+
+    def phase(self, period: int) -> int:
+        """The first period of ``period``'s phase (0 before the first phase, or with none)."""
+        return max((p for p in self.phases if p <= period), default=0)
+
+    def banks(self, vintage: int, period: int) -> bool:
+        """Whether a unit of ``vintage`` counts for the later ``period`` (banking)."""
+        return self.banking and (self.phase_banking or self.phase(vintage) == self.phase(period))
+
+    def lends(self, vintage: int, period: int) -> bool:
+        """Whether a unit of ``vintage`` counts for ``period``, the one before it (borrowing)."""
+        return self.borrowing and vintage == period + 1 and self.phase(vintage) == self.phase(period)
 
 
 class Block(msgspec.Struct, frozen=True, gc=False, array_like=True):
@@ -165,7 +183,8 @@ class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
 class Compliance(msgspec.Struct, frozen=True, gc=False):
     """An account's compliance for a period. ``obligation`` is ``verified`` plus the
-    shortfall carried from the previous period; ``offsets`` counts surrendered credits."""
+    shortfall carried from the previous period; ``offsets`` counts surrendered credits,
+    ``borrowed`` the surrendered units of the next period's vintage (borrowing)."""
 
     account: str
     period: int
@@ -175,6 +194,7 @@ class Compliance(msgspec.Struct, frozen=True, gc=False):
     offsets: int
     shortfall: int
     status: ComplianceStatus
+    borrowed: int = 0
 
 
 class Settled(msgspec.Struct, frozen=True, gc=False, tag="settled", tag_field="type"):

@@ -38,7 +38,8 @@ def carry_out(registry: Registry, cmd: RegistryCommand) -> str:
 
 
 def _open_scheme(reg: Registry, c: OpenScheme) -> str:
-    reg.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking))
+    reg.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking, c.phases,
+                             c.phase_banking, c.borrowing))
     return ""
 
 
@@ -83,6 +84,8 @@ def _surrender(reg: Registry, c: Surrender) -> str:
     reg.surrender(c.account, c.period, c.unit, c.qty, to=c.to, vintage=c.vintage, serials=serials)
     comp = reg.compliance(c.account, c.period)
     said = f"{comp.surrendered} of {comp.obligation} surrendered for {c.period}: status {comp.status}"
+    if comp.borrowed:
+        said += f", {comp.borrowed} borrowed from {c.period + 1}"
     if comp.verified is not None and comp.surrendered > comp.obligation:
         surplus = comp.surrendered - comp.obligation
         said += f", {surplus} above the obligation (spent; not carried to a later period)"
