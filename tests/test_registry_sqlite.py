@@ -84,3 +84,24 @@ def test_one_claimed_writer_at_a_time(tmp_path: Path) -> None:
     two.claim_writer()
     assert two.holding("a", UnitType.JPA) == 995
     two.close()
+
+
+def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
+    """A registry file written before schemes had phases and borrowing (and compliance rows a
+    borrowed count) opens: the columns are added, with one phase and no borrowing."""
+    path = tmp_path / "old.db"
+    reg = world(SQLiteRegistry(path))
+    reg.record_emissions("a", 2010, 7)
+    before = fingerprint(reg)
+    reg.close()  # type: ignore[attr-defined]
+    conn = sqlite3.connect(path)
+    for table, column in (("schemes", "phases"), ("schemes", "phase_banking"), ("schemes", "borrowing"),
+                          ("compliance", "borrowed")):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.commit()
+    conn.close()
+    again = SQLiteRegistry(path)
+    assert fingerprint(again) == before
+    assert again.compliance("a", 2010).borrowed == 0
+    again.surrender("a", 2010, UnitType.JPA, 7, to="ret")
+    again.check()

@@ -79,6 +79,22 @@ def ddl(rowid: bool = False) -> list[str]:
     return out
 
 
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("schemes", "phases", "''"), ("schemes", "phase_banking", "1"), ("schemes", "borrowing", "0"),
+    ("compliance", "borrowed", "0"),
+)
+"""Columns added to a table after it was first shipped, with the value an older database's
+rows get (``upgrade``)."""
+
+
+def upgrade(has_column: Callable[[str, str], bool]) -> list[str]:
+    """The statements that add every column of ``ADDED_COLUMNS`` a database lacks, so a
+    registry written by an older carbonbook opens (its schemes keep their rules: one phase,
+    no borrowing)."""
+    return [f"ALTER TABLE {table} ADD COLUMN {column} {'BIGINT' if column in _INT_COLUMNS else 'TEXT'} "
+            f"DEFAULT {default}" for table, column, default in ADDED_COLUMNS if not has_column(table, column)]
+
+
 def _units(units: frozenset[UnitType] | None) -> str | None:
     return None if units is None else ",".join(sorted(str(u) for u in units))
 

@@ -20,7 +20,7 @@ from carbonbook.errors import (
     RegistryInUse,
     RegistryUnavailable,
 )
-from carbonbook.registry._sql import _INT_COLUMNS, Row, SqlRegistry, ddl
+from carbonbook.registry._sql import _INT_COLUMNS, Row, SqlRegistry, ddl, upgrade
 
 try:
     import psycopg
@@ -57,9 +57,16 @@ class PostgresRegistry(SqlRegistry):
                 self._conn.execute(_sql.SQL("SET search_path TO {}").format(_sql.Identifier(schema)))
                 for stmt in ddl():
                     self._conn.execute(stmt.encode())
+                for stmt in upgrade(self._has_column):
+                    self._conn.execute(stmt.encode())
         except psycopg.Error as e:
             raise _translate(e) from e
         self.reload()
+
+    def _has_column(self, table: str, column: str) -> bool:
+        row = self._conn.execute(b"SELECT 1 FROM information_schema.columns WHERE table_schema = "
+                                 b"current_schema() AND table_name = %s AND column_name = %s", (table, column))
+        return row.fetchone() is not None
 
     def _read(self, sql: str) -> list[Row]:
         try:

@@ -20,7 +20,7 @@ from carbonbook.errors import (
     RegistryInUse,
     RegistryUnavailable,
 )
-from carbonbook.registry._sql import Row, SqlRegistry, ddl
+from carbonbook.registry._sql import Row, SqlRegistry, ddl, upgrade
 
 
 def _translate(e: sqlite3.Error) -> RegistryError:
@@ -51,10 +51,15 @@ class SQLiteRegistry(SqlRegistry):
             self._conn.execute("BEGIN IMMEDIATE")
             for stmt in ddl(rowid=True):
                 self._conn.execute(stmt)
+            for stmt in upgrade(self._has_column):
+                self._conn.execute(stmt)
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             raise RegistryUnavailable(f"sqlite: {e}: {os.path.abspath(self.path)}") from e
         self.reload()
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return any(row[1] == column for row in self._conn.execute(f"PRAGMA table_info({table})"))
 
     def _read(self, sql: str) -> list[Row]:
         try:
