@@ -487,3 +487,22 @@ def test_hand_built_orders_follow_the_rule_of_names(make_engine: Callable[[], En
     else:
         assert isinstance(event, Rejected) and (event.id, event.reason) == (1, RejectReason.MALFORMED)
         assert fault in event.detail and event.detail.startswith("account ")
+
+
+@pytest.mark.parametrize("command", [
+    NewOrder(1, "a", ["X"], Side.BUY, 5, price=5), NewOrder(1, "a", {"X": 1}, Side.BUY, 5, price=5),  # type: ignore[arg-type]
+    NewOrder(1, None, SYM, Side.BUY, 5, price=5), NewOrder(1, "a", SYM, "up", 5, price=5),  # type: ignore[arg-type]
+    NewOrder(1, "a", SYM, Side.BUY, 5.0, price=5), NewOrder(1, "a", SYM, Side.BUY, True, price=5),  # type: ignore[arg-type]
+    NewOrder(1, "a", SYM, Side.BUY, 5, price=2**70), NewOrder(2**64, "a", SYM, Side.BUY, 5, price=5),
+    NewOrder(1, "a", SYM, Side.BUY, 5, cap=2**80, order_type=OrderType.MARKET),
+    CancelOrder([1]), CancelOrder(2**70), ModifyOrder([3], price=5), "junk", None,  # type: ignore[arg-type]
+], ids=lambda c: repr(c)[:40])
+def test_hostile_hand_built_commands_are_malformed_on_every_core(make_engine: Callable[[], Engine],
+                                                                 command: Command) -> None:
+    """Wrong types, unhashable names and out-of-range numbers built in Python: one ``malformed``
+    rejection each, never an exception, and the book unchanged."""
+    eng = make_engine()
+    eng.apply(ListInstrument(SYM, UnitType.JPA))
+    (event,) = eng.apply(command)
+    assert isinstance(event, Rejected) and event.reason == RejectReason.MALFORMED
+    assert eng.snapshot() == book()

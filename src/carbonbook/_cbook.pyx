@@ -786,13 +786,13 @@ cdef class Router:
     cdef int _route(self, object command, Out out, bint decoded) except -1:
         cdef object cls = type(command)
         cdef object book, entry, oid, symbol
-        cdef PyObject* found
+        cdef PyObject* found = NULL
         if cls is _NewOrder:
             symbol = _field(command, _SYMBOL, "symbol")
             if self.last_symbol is not None and type(symbol) is str and (
                     symbol is self.last_symbol or <str>symbol == <str>self.last_symbol):
                 found = <PyObject*>self.last_book
-            else:
+            elif type(symbol) is str:  # anything else is malformed (a list would not even hash)
                 found = PyDict_GetItemWithError(self.books, symbol)
                 if found is not NULL:
                     self.last_symbol, self.last_book = symbol, <object>found

@@ -605,7 +605,8 @@ def route(books: dict[str, OrderBook], index: Index, commands: Iterable[object],
     for command in commands:
         cls = command.__class__
         if cls is NewOrder:
-            book = books.get(command.symbol)  # type: ignore[attr-defined]
+            symbol = command.symbol  # type: ignore[attr-defined]
+            book = books.get(symbol) if symbol.__class__ is str else None  # a list is unhashable
             if book is not None:
                 book.submit(command, events, decoded)  # type: ignore[arg-type]
                 continue

@@ -208,7 +208,8 @@ class Engine:
     def _dispatch(self, command: Command | Undecodable, events: list[Event], decoded: bool = False) -> None:
         cls = command.__class__
         if cls is NewOrder:
-            book = self._books.get(command.symbol)  # type: ignore[union-attr]
+            symbol = command.symbol  # type: ignore[union-attr]
+            book = self._books.get(symbol) if symbol.__class__ is str else None  # a list is unhashable
             if book is None:
                 self._unlisted(command, events)  # type: ignore[arg-type]
             else:
