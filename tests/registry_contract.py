@@ -745,7 +745,7 @@ class RegistryContract:
                       st.sampled_from(("JVETS", "TRIAL", "EUETS")), periods, st.integers(1, 40)),
             st.tuples(st.just("transfer"), holders, holders, st.integers(1, 60)),
             st.tuples(st.just("surrender"), st.sampled_from(("a", "b", "eu-op", "tr-op")), periods,
-                      st.integers(1, 60), st.one_of(st.none(), periods)),
+                      st.integers(1, 60), st.one_of(st.none(), periods, st.just("serials"))),
         )
         counted: dict[tuple[str, int], int] = {}
         lent: dict[tuple[str, int], int] = {}
@@ -761,8 +761,17 @@ class RegistryContract:
                     reg.transfer(op[1], op[2], JPA, op[3])
                 else:
                     account, period, qty, vintage = op[1:]
-                    reg.surrender(account, period, EUA if account == "eu-op" else JPA, qty, to="ret",
-                                  vintage=vintage)
+                    unit = EUA if account == "eu-op" else JPA
+                    serials = None
+                    if vintage == "serials":  # a range inside one of its blocks, eligible or not
+                        vintage = None
+                        held = [b for b in reg.blocks(account, unit) if b.state is BlockState.ACTIVE]
+                        if held:
+                            b = data.draw(st.sampled_from(held))
+                            first = b.start + data.draw(st.integers(0, b.qty - 1))
+                            qty = min(qty, b.end - first + 1)
+                            serials = Serials(b.origin, first, first + qty - 1)
+                    reg.surrender(account, period, unit, qty, to="ret", vintage=vintage, serials=serials)
                     new = [b for b in reg.blocks("ret") if (b.origin, b.start) not in ret_before]
                     assert sum(b.qty for b in new) == qty
                     own = {"eu-op": "EUETS", "tr-op": "TRIAL"}.get(account, "JVETS")
