@@ -141,15 +141,7 @@ class ComplianceRules(Store):
                 raise UnitNotAllowed(f"scheme {sch.name!r} does not accept {unit}")
             lent = 0
             if serials is None:
-                picks = self._eligible(account, sch, unit, qty, period, vintage)
-                need = qty
-                for bid in picks:
-                    b = self._blocks[bid]
-                    if b.period > period:
-                        lent += min(need, b.qty)
-                    need -= min(need, b.qty)
-                    if not need:
-                        break
+                picks, lent = self._eligible(account, sch, unit, qty, period, vintage)
                 self._take(account, unit, qty, to, BlockState.SURRENDERED, None, picks=picks)
             else:
                 def admit(b: Block) -> None:
@@ -169,9 +161,10 @@ class ComplianceRules(Store):
             return txid
 
     def _eligible(self, account: str, sch: Scheme, unit: UnitType, qty: int, period: int,
-                  vintage: int | None) -> list[int]:
+                  vintage: int | None) -> tuple[list[int], int]:
         """The ids of ``account``'s active ``unit`` blocks that count for ``sch``'s ``period``
-        (only those of ``vintage`` when given), oldest vintage first, then oldest block.
+        (only those of ``vintage`` when given), oldest vintage first (so borrowed units go
+        last), then oldest block; and how many of the first ``qty`` units are borrowed.
         Raises NotEligible when they cannot cover ``qty`` but the ineligible ones would have
         helped (an account that holds too few units at all gets InsufficientUnits from the
         move). Cost: O(blocks held of ``unit``)."""
@@ -193,7 +186,8 @@ class ComplianceRules(Store):
             raise NotEligible(f"account {account!r} holds {have} {unit} that count for {sch.name!r} {period}, "
                               f"{qty} needed; not eligible: {why}")
         ok.sort(key=lambda b: (b.period, b.id))
-        return [b.id for b in ok]
+        borrowed = sum(b.qty for b in ok if b.period > period)
+        return [b.id for b in ok], max(0, min(borrowed, qty - (have - borrowed)))
 
     def carry_over(self, account: str, unit: UnitType, period: int) -> int:
         with self.transaction():
