@@ -753,14 +753,22 @@ cdef class Router:
     cdef object dispatch
     cdef object last_symbol
     cdef object last_book
+    cdef Out out  # one's sink, pointed at each call's list
 
     def __init__(self, dict books, dict index, dispatch):
         self.books, self.index, self.dispatch = books, index, dispatch
+        self.out = Out([])
 
     def one(self, command):
         """The events of one command, as Structs (what ``Engine.apply`` returns)."""
         cdef list events = []
-        self._route(command, Out(events), False)
+        cdef Out out = self.out
+        cdef list outer = out.events  # a handler that applied a command itself would nest
+        out.events = events
+        try:
+            self._route(command, out, False)
+        finally:
+            out.events = outer
         return events
 
     def batch(self, commands, list events, bint decoded=False, stage=None):

@@ -52,8 +52,8 @@ Cost
 
 Phases
     This class is the continuous, unbanded book. Other phases and price bands are
-    subclasses in :mod:`carbonbook.phases` that a book switches to by changing its
-    class; they share these slots (phase, band, reference, the market orders of a
+    mixins in :mod:`carbonbook.phases` over each core's ``OrderBook`` that a book switches
+    to by changing its class; they share these slots (phase, band, reference, the market orders of a
     call) and leave this hot path as it was, but for one store per fill that keeps
     ``reference``, the last trade price.
 

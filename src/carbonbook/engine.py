@@ -116,8 +116,7 @@ class Engine:
         self._books: dict[str, OrderBook] = {}
         self._subscribers: list[Subscriber] = []
         self._auctions: primary.Auctions = {}
-        self.stage: Stage | None = None
-        """Called after each command (see :data:`Stage`); None: nothing runs after matching."""
+        self._stage: Stage | None = None
         self.admit_bid: AdmitBid | None = None
         """The pre-trade check of primary-auction bids: None to accept ``bid``, or a
         ``(reason, detail)`` refusal, which becomes its ``rejected`` event.
@@ -133,14 +132,26 @@ class Engine:
 
     def _bind(self) -> None:
         """Bind the compiled core's router to the books and index (again after a restore); the
-        pure core and a subclass with its own ``_dispatch`` (which sees every command) have none."""
+        pure core and a subclass with its own ``_dispatch`` (which sees every command) have none.
+        ``apply`` calls the router alone while there is no stage and no subscriber."""
         self.take_seq: Callable[[], int] = self._seq.__next__
         """Take the next ``seq``, for an event a :data:`Stage` appends (a C call). O(1)."""
         fast = self._core.COMPILED and self.__class__._dispatch is Engine._dispatch
         self._router: _cbook.Router | None = (
             self._core.Router(self._books, self._index, self._dispatch) if fast else None)
+        alone = self._router is not None and self._stage is None and not self._subscribers
         self._one: Callable[[Command | Undecodable], list[Event]] | None = (
-            None if self._router is None else self._router.one)
+            self._router.one if alone else None)  # type: ignore[union-attr]
+
+    @property
+    def stage(self) -> Stage | None:
+        """Called after each command (see :data:`Stage`); None: nothing runs after matching."""
+        return self._stage
+
+    @stage.setter
+    def stage(self, stage: Stage | None) -> None:
+        self._stage = stage
+        self._bind()
 
     # -- commands ---------------------------------------------------------------
 
@@ -152,13 +163,15 @@ class Engine:
     def apply(self, command: Command | Undecodable) -> list[Event]:
         """Apply one command; return its events (also given to every subscriber)."""
         one = self._one
-        if one is not None:
-            events = one(command)
+        if one is not None:  # the compiled core, no stage, no subscriber
+            return one(command)
+        if self._router is not None:
+            events = self._router.one(command)
         else:
             events = []
             self._dispatch(command, events)
-        if self.stage is not None:
-            self.stage(command, events, 0)
+        if self._stage is not None:
+            self._stage(command, events, 0)
         if self._subscribers:
             self.publish(events)
         return events
@@ -243,6 +256,7 @@ class Engine:
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` with the events of every later ``apply`` or ``apply_all``."""
         self._subscribers.append(subscriber)
+        self._bind()
 
     # -- primary auctions (carbonbook.primary) ------------------------------------------
 
