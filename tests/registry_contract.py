@@ -22,6 +22,7 @@ from carbonbook.errors import (
     AccountBlocked,
     AccountClosed,
     CapExceeded,
+    DeadlinePassed,
     DuplicateAccount,
     DuplicateHold,
     DuplicateSerial,
@@ -38,6 +39,7 @@ from carbonbook.errors import (
     UnitNotAllowed,
     UnknownAccount,
     UnknownHold,
+    UnknownScheme,
 )
 from carbonbook.registry import (
     AccountKind,
@@ -561,6 +563,97 @@ class RegistryContract:
         assert reg.expire(JPA, 2010) == 300
         assert reg.available("a", JPA) == 0
         reg.check()
+
+    # -- compliance calendar: deadlines, finality, penalties (issue 14, item 3) ---------
+
+    def _eu(self, reg: Registry) -> None:
+        """Scheme EU (EUA, banking) with a deadline for 2008 (day 10, EUR 100/t) and one for
+        2009 (day 20, no penalty); operators ``eu1`` (150 t in 2008, 100 EUA of 2008) and
+        ``eu2`` (no emissions)."""
+        reg.create_scheme(Scheme("EU", frozenset({EUA})))
+        for period in (2008, 2009):
+            reg.set_cap("EU", period, 10_000)
+        reg.open_account("eu1", scheme="EU")
+        reg.open_account("eu2", scheme="EU")
+        reg.issue("eu1", EUA, 100, scheme="EU", period=2008, origin="EU")
+        reg.record_emissions("eu1", 2008, 150)
+        reg.set_deadline("EU", 2008, 10, penalty=10_000, currency="EUR")
+        reg.set_deadline("EU", 2009, 20)
+
+    def test_deadline_makes_the_status_final_and_records_the_penalty(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._eu(reg)
+        reg.surrender("eu1", 2008, EUA, 100, to="ret")
+        assert reg.pass_days(0, 10) == []  # day 10 is the deadline itself: still open
+        assert not reg.compliance("eu1", 2008).final
+        finals = reg.pass_days(10, 11)
+        assert [(f.account, f.period, f.day, f.status, f.obligation, f.surrendered, f.shortfall, f.penalty,
+                 f.currency) for f in finals] == [
+            ("eu1", 2008, 10, ComplianceStatus.B, 150, 100, 50, 500_000, "EUR"),
+            ("eu2", 2008, 10, ComplianceStatus.C, 0, 0, 0, 0, "EUR")]
+        reg = reopen(reg)
+        assert reg.pass_days(10, 11) == finals  # asked again (a replay): the same finals
+        assert reg.pass_days(11, 12) == []
+        c = reg.compliance("eu1", 2008)
+        assert (c.status, c.shortfall, c.final, c.penalty) == (ComplianceStatus.B, 50, True, 500_000)
+        last = list(reg.journal())[-2:]
+        assert [(e.kind, e.account, e.qty, e.currency, e.amount, e.ref) for e in last] == [
+            ("compliance_final", "eu1", 50, "EUR", 500_000, 2008),
+            ("compliance_final", "eu2", 0, "EUR", 0, 2008)]
+        # a late surrender or late emissions for 2008: refused, nothing moves
+        reg.issue("eu1", EUA, 80, scheme="EU", period=2009, origin="EU")
+        refused(reg, DeadlinePassed, "deadline of 'EU' 2008 \\(day 10\\) has passed", reg.surrender,
+                "eu1", 2008, EUA, 50, to="ret")
+        refused(reg, DeadlinePassed, "emissions of 'eu2' for 2008", reg.record_emissions, "eu2", 2008, 5)
+        # the shortfall is surrendered against 2009, whose obligation carries it; 2008 stays B
+        reg.record_emissions("eu1", 2009, 30)
+        reg.surrender("eu1", 2009, EUA, 80, to="ret")
+        c9 = reg.compliance("eu1", 2009)
+        assert (c9.obligation, c9.surrendered, c9.status, c9.final) == (80, 80, ComplianceStatus.A, False)
+        assert reg.compliance("eu1", 2008).status is ComplianceStatus.B
+        assert reg.holding("eu1", EUA) == 0
+        assert sum(b.qty for b in reg.blocks("ret", EUA)) == 180
+        assert reg.balance("eu1", "EUR") == 0  # the penalty is assessed, not debited
+        finals = reg.pass_days(12, 21)
+        assert [(f.account, f.status, f.shortfall, f.penalty, f.currency) for f in finals] == [
+            ("eu1", ComplianceStatus.A, 0, 0, None), ("eu2", ComplianceStatus.C, 0, 0, None)]
+        reg.check()
+
+    def test_without_a_deadline_a_late_surrender_still_counts(self, reg: Registry) -> None:
+        """A scheme that sets no deadline keeps the old rules: nothing is ever final."""
+        reg.record_emissions("a", 2010, 50)
+        assert reg.pass_days(0, 1000) == []
+        reg.surrender("a", 2010, JPA, 50, to="ret")
+        c = reg.compliance("a", 2010)
+        assert (c.status, c.final, c.penalty) == (ComplianceStatus.A, False, 0)
+
+    def test_two_deadlines_passed_on_one_day_in_order(self, reg: Registry) -> None:
+        self._eu(reg)
+        reg.record_emissions("eu1", 2009, 10)
+        finals = reg.pass_days(0, 25)
+        assert [(f.account, f.period, f.obligation, f.shortfall, f.penalty) for f in finals] == [
+            ("eu1", 2008, 150, 150, 1_500_000), ("eu2", 2008, 0, 0, 0),
+            ("eu1", 2009, 160, 160, 0), ("eu2", 2009, 0, 0, 0)]
+        reg.check()
+
+    @pytest.mark.parametrize(("args", "kw", "exc", "match"), [
+        (("NOPE", 2008, 10), {}, UnknownScheme, "NOPE"),
+        (("EU", -1, 10), {}, OperationRefused, "period"),
+        (("EU", 2008, -1), {}, OperationRefused, "deadline day"),
+        (("EU", 2008, 1.5), {}, OperationRefused, "deadline day"),
+        (("EU", 2008, 10), {"penalty": -1, "currency": "EUR"}, InvalidQuantity, "penalty"),
+        (("EU", 2008, 10), {"penalty": True, "currency": "EUR"}, InvalidQuantity, "penalty"),
+        (("EU", 2008, 10), {"penalty": 100}, OperationRefused, "needs its currency"),
+        (("EU", 2008, 10), {"penalty": 100, "currency": "a\x00b"}, OperationRefused, "currency"),
+        (("EU", 2008, 30), {}, OperationRefused, "already set"),
+        (("EU", 2010, 4), {}, OperationRefused, "before the current business day 5"),
+    ])
+    def test_bad_deadline(self, reg: Registry, args: tuple[Any, ...], kw: dict[str, Any],
+                          exc: type[RegistryError], match: str) -> None:
+        self._eu(reg)
+        reg.set_cap("EU", 2010, 1)
+        reg.pass_days(0, 5)
+        refused(reg, exc, match, reg.set_deadline, *args, **kw)
 
     # -- eligibility of units for a surrender (issue 14, item 1) ------------------------
 

@@ -61,6 +61,7 @@ from carbonbook.commands import (
     Retire,
     SetAccountStatus,
     SetCap,
+    SetDeadline,
     SetPhase,
     Surrender,
     Transfer,
@@ -1709,3 +1710,60 @@ def test_hand_built_orders_and_listings_keep_the_rule_of_names(name: str) -> Non
     for command in (NewOrder(1, name, SYM, Side.BUY, 1, price=1), ListInstrument(name, JPA)):
         [rejected] = engine.apply(command)
         assert isinstance(rejected, Rejected) and rejected.reason == "malformed"
+
+
+# -- compliance calendar in the order log (issue 14, item 3) -------------------------------
+
+DEADLINE_LOG: list[Command] = [
+    *SETUP,
+    SetDeadline(scheme="JVETS", period=2010, day=3, penalty=1_000, currency="JPY"),
+    RecordEmissions(account="tepco", period=2010, tonnes=1200),
+    Surrender(account="tepco", period=2010, unit=JPA, qty=900, to="retired"),
+    BusinessDay(day=3),
+    BusinessDay(day=4),
+    Surrender(account="tepco", period=2010, unit=JPA, qty=100, to="retired"),
+    RecordEmissions(account="marubeni", period=2010, tonnes=5),
+    SetDeadline(scheme="JVETS", period=2011, day=2),
+    SetDeadline(scheme="JVETS", period=2010, day=9),
+    SetDeadline(scheme="NOPE", period=2010, day=9),
+    SetDeadline(scheme="JVETS", period=2012, day=9, penalty=-1, currency="JPY"),
+    BusinessDay(day=5),
+]
+
+
+def test_deadline_in_the_order_log_makes_compliance_final_with_a_penalty() -> None:
+    v = make_venue()
+    reg = v.registry
+    events = v.apply_all(DEADLINE_LOG[len(SETUP):])
+    s = S0
+    assert events[0] == Recorded(s, "deadline", events[0].txid, "JVETS 2010: surrender by day 3")  # type: ignore[union-attr]
+    assert events[2] == Recorded(s + 2, "surrender", events[2].txid,  # type: ignore[union-attr]
+                                 "900 of 1200 surrendered for 2010: status B")
+    assert events[3] == Recorded(s + 3, "business_day", None, "day 3: 0 trades due")
+    finals = [e for e in events if isinstance(e, Recorded) and e.command == "compliance_final"]
+    assert [(e.seq, e.detail) for e in finals] == [
+        (s + 5, "marubeni 2010: status C final at the deadline (day 3), 0 of 0 surrendered, 0 short"),
+        (s + 6, "tepco 2010: status B final at the deadline (day 3), 900 of 1200 surrendered, 300 short, "
+                "penalty 300000 JPY")]
+    rejected = [(e.seq, e.reason) for e in events if isinstance(e, Rejected)]
+    assert rejected == [(s + 7, "deadline_passed"), (s + 8, "deadline_passed"), (s + 9, "refused"),
+                        (s + 10, "refused"), (s + 11, "unknown_scheme"), (s + 12, "bad_qty")]
+    assert events[-1] == Recorded(s + 13, "business_day", None, "day 5: 0 trades due")
+    c = reg.compliance("tepco", 2010)
+    assert (c.status, c.shortfall, c.final, c.penalty) == ("B", 300, True, 300_000)
+    assert reg.holding("tepco", JPA) == 100 and reg.balance("tepco", "JPY") == 0
+    verified(v)
+
+
+def test_deadline_log_replays_into_sqlite_with_the_same_events(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "deadline.jsonl", DEADLINE_LOG)
+    db = f"sqlite:///{tmp_path / 'reg.db'}"
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"e{i}.jsonl"
+        assert main(["replay", str(log), "--registry", db, "--out", str(out), "--quiet"]) == EXIT_OK
+        outs.append(out.read_bytes())
+    assert main(["replay", str(log), "--registry", "memory:", "--out", str(tmp_path / "m.jsonl"),
+                 "--quiet"]) == EXIT_OK
+    assert outs[0] == outs[1] == (tmp_path / "m.jsonl").read_bytes()
+    assert outs[0].count(b'"command":"compliance_final"') == 2

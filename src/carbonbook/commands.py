@@ -283,6 +283,19 @@ class Expire(RegistryCommand, tag="expire", frozen=True):
     period: Int64
 
 
+class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
+    """Set ``scheme``'s surrender deadline for ``period``: business ``day``, the last day a
+    surrender or emissions for ``period`` count; when a later business day starts the period's
+    compliance is final and each account short pays ``penalty`` (minor units of ``currency``)
+    per tonne."""
+
+    scheme: Name
+    period: Int64
+    day: Int64
+    penalty: Int64 = 0
+    currency: Name | None = None
+
+
 class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
     """Start business ``day`` (an integer, never decreasing): trades due by then settle."""
 
@@ -291,7 +304,7 @@ class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
 
 Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenAuction | PlaceBid
            | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Transfer | Deposit
-           | RecordEmissions | Surrender | Retire | CarryOver | Expire | BusinessDay)
+           | RecordEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline | BusinessDay)
 """Any order-log command."""
 
 

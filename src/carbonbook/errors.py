@@ -116,6 +116,14 @@ class NotEligible(RegistryError):
     code = "not_eligible"
 
 
+class DeadlinePassed(RegistryError):
+    """Raised when a surrender or emissions for a period come after its scheme's surrender
+    deadline has passed: the period's compliance is final (DOMAIN.md 2: the shortfall is
+    surrendered with the next period's units, so surrender against the next period)."""
+
+    code = "deadline_passed"
+
+
 class OperationRefused(RegistryError):
     """Raised when an operation is refused for a rule not covered by a narrower type
     (banking not allowed, missing project id, emissions already recorded, ...)."""

@@ -79,8 +79,15 @@ class Settler:
         due = [t for when, t in adapter.queue if when <= day]
         if self.engine.next_seq <= self.checkpoint.replayed:
             self._check_settled(due)
+        since = adapter.day
         records = adapter.settle_due(day)
         events.append(Recorded(take(), "business_day", None, f"day {day}: {len(records)} trades due"))
+        for f in self.registry.pass_days(since, day) if day > since else ():
+            said = (f"{f.account} {f.period}: status {f.status} final at the deadline (day {f.day}), "
+                    f"{f.surrendered} of {f.obligation} surrendered, {f.shortfall} short")
+            if f.penalty:
+                said += f", penalty {f.penalty} {f.currency}"
+            events.append(Recorded(take(), "compliance_final", f.txid, said))
         self._outcomes(records, due, events)
 
     def _check_settled(self, trades: list[Trade]) -> None:

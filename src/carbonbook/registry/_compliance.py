@@ -14,6 +14,7 @@ from collections import deque
 
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
+    DeadlinePassed,
     InvalidQuantity,
     NotEligible,
     OffsetLimitExceeded,
@@ -23,6 +24,7 @@ from carbonbook.errors import (
 from carbonbook.registry._store import (
     CompRow,
     Store,
+    _name,
     _period,
     _qty,
     _unit,
@@ -35,6 +37,7 @@ from carbonbook.registry.base import (
     Compliance,
     ComplianceStatus,
     Entry,
+    Final,
     Scheme,
     Serials,
 )
@@ -74,7 +77,80 @@ _NONE: CompRow = (None, 0, 0, 0)
 
 
 class ComplianceRules(Store):
-    """Emissions, obligations and compliance status, surrenders and carry-over."""
+    """Emissions, obligations and compliance status, surrenders and carry-over, deadlines and
+    penalties.
+
+    A scheme's surrender deadline for a period (``set_deadline``) is a business day of the
+    order log; when a later business day starts (``pass_days``) every operator account of the
+    scheme gets its compliance for the period made final (a ``compliance_final`` transaction
+    with the penalty: shortfall x rate, DOMAIN.md 2 "Penalty"). After that a surrender or
+    emissions for the period are refused with ``deadline_passed``: the status is final, and the
+    shortfall, carried into the next period's obligation, is surrendered against that period
+    (DOMAIN.md 2: "the shortfall must still be surrendered with next year's allowances").
+    Periods of a scheme without a deadline keep today's rules (never final)."""
+
+    def _open_period(self, scheme: str, account: str, period: int, what: str) -> None:
+        dl = self._deadlines.get((scheme, period))
+        if dl is not None and dl[3]:
+            raise DeadlinePassed(
+                f"{what} of {account!r} for {period}: the surrender deadline of {scheme!r} {period} "
+                f"(day {dl[0]}) has passed and its compliance is final; the shortfall is carried into "
+                f"{period + 1}'s obligation: surrender against {period + 1}")
+
+    def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
+                     currency: str | None = None) -> int:
+        with self.transaction():
+            sch = self._scheme(scheme)
+            _period(period)
+            if type(day) is not int or not 0 <= day <= INT64_MAX:
+                raise OperationRefused(f"deadline day must be a non-negative integer, got {day!r}")
+            if type(penalty) is not int or not 0 <= penalty <= INT64_MAX:
+                raise InvalidQuantity(f"penalty must be a non-negative integer, got {penalty!r}")
+            if currency is not None:
+                _name(currency, "currency")
+            elif penalty:
+                raise OperationRefused("a penalty needs its currency")
+            if (sch.name, period) in self._deadlines:
+                raise OperationRefused(f"the deadline of {sch.name!r} {period} is already set")
+            today = self._meta.get("day", 0)
+            if day < today:
+                raise OperationRefused(f"deadline day {day} is before the current business day {today}")
+            self._put(self._deadlines, (sch.name, period), (day, penalty, currency, 0))
+            txid = self._txid()
+            self._append(Entry(txid, "deadline", sch.name, currency=currency, amount=penalty, ref=period,
+                               detail=f"day {day}"))
+            return txid
+
+    def pass_days(self, since: int, day: int) -> list[Final]:
+        with self.transaction():
+            if day > self._meta.get("day", 0):
+                self._put(self._meta, "day", day)
+            due = sorted((dl[0], sch, period) for (sch, period), dl in self._deadlines.items()
+                         if dl[0] < day and not dl[3])
+            for when, sch, period in due:
+                self._finalize(sch, period, when)
+            out: list[Final] = []
+            shown = sorted((dl[0], sch, period) for (sch, period), dl in self._deadlines.items()
+                           if since <= dl[0] < day)
+            for when, sch, period in shown:
+                currency = self._deadlines[sch, period][2]
+                for (account, p), (status, obl, surr, short, pen, txid) in sorted(self._finals.items()):
+                    if p == period and self._accounts[account].scheme == sch:
+                        out.append(Final(account, period, when, ComplianceStatus(status), obl, surr, short, pen,
+                                         currency, txid))
+            return out
+
+    def _finalize(self, scheme: str, period: int, when: int) -> None:
+        day, rate, currency, _ = self._deadlines[scheme, period]
+        for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
+            c = self.compliance(account, period)
+            penalty = c.shortfall * rate if c.verified is not None else 0
+            txid = self._txid()
+            self._put(self._finals, (account, period),
+                      (str(c.status), c.obligation, c.surrendered, c.shortfall, penalty, txid))
+            self._append(Entry(txid, "compliance_final", account, currency=currency, amount=penalty,
+                               qty=c.shortfall, ref=period, detail=f"status {c.status}, day {when}"))
+        self._put(self._deadlines, (scheme, period), (day, rate, currency, 1))
 
     def record_emissions(self, account: str, period: int, tonnes: int) -> int:
         with self.transaction():
@@ -82,6 +158,7 @@ class ComplianceRules(Store):
             if acc.scheme is None:
                 raise OperationRefused(f"account {account!r} has no compliance scheme")
             _period(period)
+            self._open_period(acc.scheme, account, period, "emissions")
             if type(tonnes) is not int or not 0 <= tonnes <= INT64_MAX:
                 raise InvalidQuantity(f"emissions must be a non-negative integer, got {tonnes!r}")
             verified, *counts = self._comp.get((account, period), _NONE)
@@ -96,7 +173,12 @@ class ComplianceRules(Store):
         periods = [p for (a, p) in self._comp if a == account and p <= period]
         carry = 0
         obligation = 0
+        finals = self._finals
         for p in range(min(periods), period + 1) if periods else ():
+            final = finals.get((account, p)) if finals else None
+            if final is not None:
+                obligation, carry = final[1], final[3]
+                continue
             verified, surrendered, *_ = self._comp.get((account, p), _NONE)
             obligation = (verified or 0) + carry
             carry = max(0, obligation - surrendered)
@@ -105,6 +187,11 @@ class ComplianceRules(Store):
     def compliance(self, account: str, period: int) -> Compliance:
         self._acct(account)
         verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
+        final = self._finals.get((account, period))
+        if final is not None:
+            status, obligation, surrendered, shortfall, penalty, _ = final
+            return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall,
+                              ComplianceStatus(status), borrowed, True, penalty)
         obligation = self._obligation(account, period)
         shortfall = max(0, obligation - surrendered)
         if verified is None:
@@ -127,6 +214,7 @@ class ComplianceRules(Store):
             acc = self._open(account, "surrendering")
             if acc.scheme is None:
                 raise OperationRefused(f"account {account!r} has no compliance scheme")
+            self._open_period(acc.scheme, account, period, "surrender")
             self._terminal_target(to, (AccountKind.RETIREMENT,))
             sch = self._schemes[acc.scheme]
             verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)

@@ -52,6 +52,8 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cash": (("account", "currency"), ("amount",)),
     "holds": (("id",), ("account", "kind", "asset", "amount")),
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets", "borrowed")),
+    "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed")),
+    "finals": (("account", "period"), ("status", "obligation", "surrendered", "shortfall", "penalty", "txid")),
     "settlements": (("trade_id",), ("status", "txid", "seller", "buyer", "unit", "qty", "currency",
                                     "amount", "reason", "detail")),
     "checkpoint": (("seq",), ("txid", "reason", "detail")),
@@ -59,7 +61,8 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
                 "phase_banking", "borrowing", "borrowed",
-                "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq"}
+                "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq",
+                "day", "penalty", "passed", "obligation", "shortfall"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
 
 

@@ -71,6 +71,12 @@ Hold = tuple[str, str, str, int]
 """(account, "units" or "cash", unit type or currency, amount)."""
 Issuance = tuple[int, str, str, int]
 """(last serial, unit type, scheme, period), keyed by (origin, first serial)."""
+Deadline = tuple[int, int, str | None, int]
+"""(surrender deadline business day, penalty per tonne in minor units, currency, 1 once passed),
+keyed by (scheme, period)."""
+FinalRow = tuple[str, int, int, int, int, int]
+"""(status, obligation, surrendered, shortfall, penalty, txid) of a period whose deadline passed,
+keyed by (account, period)."""
 CompRow = tuple[int | None, int, int, int]
 """(verified emissions or None, surrendered, offsets surrendered, borrowed), keyed by (account, period)."""
 Log = list[tuple[Any, Any, Any]]
@@ -174,6 +180,8 @@ class Store(Registry):
         self._cash: dict[tuple[str, str], int] = {}
         self._holds: dict[int, Hold] = {}
         self._comp: dict[tuple[str, int], CompRow] = {}
+        self._deadlines: dict[tuple[str, int], Deadline] = {}
+        self._finals: dict[tuple[str, int], FinalRow] = {}
         self._settlements: dict[int, SettlementRecord] = {}
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
@@ -189,7 +197,8 @@ class Store(Registry):
     def _persisted(self) -> dict[str, dict[Any, Any]]:
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
-                "holds": self._holds, "compliance": self._comp, "settlements": self._settlements,
+                "holds": self._holds, "compliance": self._comp,
+                "deadlines": self._deadlines, "finals": self._finals, "settlements": self._settlements,
                 "checkpoint": self._checkpoint, "meta": self._meta}
 
     def _derive(self) -> None:

@@ -195,6 +195,26 @@ class Compliance(msgspec.Struct, frozen=True, gc=False):
     shortfall: int
     status: ComplianceStatus
     borrowed: int = 0
+    final: bool = False
+    penalty: int = 0
+
+
+class Final(msgspec.Struct, frozen=True, gc=False):
+    """An account's compliance for ``period``, made final when its scheme's surrender deadline
+    (business day ``day``) passed: its status, obligation, units surrendered, shortfall and the
+    ``penalty`` (shortfall x the scheme's rate, minor units of ``currency``), recorded as
+    registry transaction ``txid`` (journal kind ``compliance_final``)."""
+
+    account: str
+    period: int
+    day: int
+    status: ComplianceStatus
+    obligation: int
+    surrendered: int
+    shortfall: int
+    penalty: int
+    currency: str | None
+    txid: int
 
 
 class Settled(msgspec.Struct, frozen=True, gc=False, tag="settled", tag_field="type"):
@@ -344,6 +364,19 @@ class Registry(ABC):
     @abstractmethod
     def compliance(self, account: str, period: int) -> Compliance:
         """The account's obligation, surrendered units and status A/B/C for ``period``."""
+
+    @abstractmethod
+    def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
+                     currency: str | None = None) -> int:
+        """Set ``scheme``'s surrender deadline for ``period``: business day ``day`` (the last day
+        a surrender or emissions for ``period`` count), and the penalty per tonne short
+        (minor units of ``currency``). Once per scheme and period, not before the current day."""
+
+    @abstractmethod
+    def pass_days(self, since: int, day: int) -> list[Final]:
+        """Start business ``day`` (after ``since``): make final every period whose deadline lies
+        before ``day`` and is not final yet; return the finals of the deadlines in
+        ``since``..``day - 1`` (those made now, or before when replayed), in deadline order."""
 
     # -- settlement ----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from carbonbook.commands import (
     Retire,
     SetAccountStatus,
     SetCap,
+    SetDeadline,
     Surrender,
     Transfer,
 )
@@ -105,8 +106,14 @@ def _expire(reg: Registry, c: Expire) -> str:
     return f"{reg.expire(c.unit, c.period)} units expired"
 
 
+def _deadline(reg: Registry, c: SetDeadline) -> str:
+    reg.set_deadline(c.scheme, c.period, c.day, penalty=c.penalty, currency=c.currency)
+    return f"{c.scheme} {c.period}: surrender by day {c.day}"
+
+
 _HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
     OpenScheme: _open_scheme, SetCap: _set_cap, OpenAccount: _open_account, SetAccountStatus: _set_status,
     Issue: _issue, Transfer: _transfer, Deposit: _deposit, RecordEmissions: _emissions,
     Surrender: _surrender, Retire: _retire, CarryOver: _carry_over, Expire: _expire,
+    SetDeadline: _deadline,
 }
