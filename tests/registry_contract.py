@@ -636,7 +636,28 @@ class RegistryContract:
             ("eu1", 2009, 160, 160, 0), ("eu2", 2009, 0, 0, 0)]
         reg.check()
 
+    def test_rggi_style_deadline_carries_a_multiple_of_the_shortfall(self, reg: Registry) -> None:
+        """A deadline with multiple 3 adds three times the final shortfall to the next period's
+        obligation (RGGI's excess-emissions deduction); no penalty in cash."""
+        reg.create_scheme(Scheme("RGGI", frozenset({UnitType.RGA})))
+        reg.set_cap("RGGI", 2009, 1_000)
+        reg.open_account("plant", scheme="RGGI")
+        reg.issue("plant", UnitType.RGA, 70, scheme="RGGI", period=2009, origin="US")
+        reg.set_deadline("RGGI", 2009, 5, multiple=3)
+        reg.record_emissions("plant", 2009, 100)
+        reg.surrender("plant", 2009, UnitType.RGA, 70, to="ret")
+        [f] = reg.pass_days(0, 6)
+        assert (f.status, f.shortfall, f.carried, f.penalty) == (ComplianceStatus.B, 30, 90, 0)
+        reg.record_emissions("plant", 2010, 40)
+        c = reg.compliance("plant", 2010)
+        assert (c.obligation, c.shortfall, c.status) == (130, 130, ComplianceStatus.B)
+        assert reg.compliance("plant", 2009).shortfall == 30
+        reg.check()
+
     @pytest.mark.parametrize(("args", "kw", "exc", "match"), [
+        (("EU", 2010, 10), {"multiple": 0}, InvalidQuantity, "multiple"),
+        (("EU", 2010, 10), {"multiple": 101}, InvalidQuantity, "multiple"),
+        (("EU", 2010, 10), {"multiple": 2.0}, InvalidQuantity, "multiple"),
         (("NOPE", 2008, 10), {}, UnknownScheme, "NOPE"),
         (("EU", -1, 10), {}, OperationRefused, "period"),
         (("EU", 2008, -1), {}, OperationRefused, "deadline day"),

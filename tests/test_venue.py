@@ -1727,6 +1727,7 @@ DEADLINE_LOG: list[Command] = [
     SetDeadline(scheme="JVETS", period=2010, day=9),
     SetDeadline(scheme="NOPE", period=2010, day=9),
     SetDeadline(scheme="JVETS", period=2012, day=9, penalty=-1, currency="JPY"),
+    SetDeadline(scheme="JVETS", period=2012, day=9, multiple=0),
     BusinessDay(day=5),
 ]
 
@@ -1747,8 +1748,9 @@ def test_deadline_in_the_order_log_makes_compliance_final_with_a_penalty() -> No
                 "penalty 300000 JPY")]
     rejected = [(e.seq, e.reason) for e in events if isinstance(e, Rejected)]
     assert rejected == [(s + 7, "deadline_passed"), (s + 8, "deadline_passed"), (s + 9, "refused"),
-                        (s + 10, "refused"), (s + 11, "unknown_scheme"), (s + 12, "bad_qty")]
-    assert events[-1] == Recorded(s + 13, "business_day", None, "day 5: 0 trades due")
+                        (s + 10, "refused"), (s + 11, "unknown_scheme"), (s + 12, "bad_qty"),
+                        (s + 13, "bad_qty")]
+    assert events[-1] == Recorded(s + 14, "business_day", None, "day 5: 0 trades due")
     c = reg.compliance("tepco", 2010)
     assert (c.status, c.shortfall, c.final, c.penalty) == ("B", 300, True, 300_000)
     assert reg.holding("tepco", JPA) == 100 and reg.balance("tepco", "JPY") == 0
@@ -1767,3 +1769,18 @@ def test_deadline_log_replays_into_sqlite_with_the_same_events(tmp_path: Path) -
                  "--quiet"]) == EXIT_OK
     assert outs[0] == outs[1] == (tmp_path / "m.jsonl").read_bytes()
     assert outs[0].count(b'"command":"compliance_final"') == 2
+
+
+def test_deadline_with_a_multiple_says_what_it_adds_to_the_next_obligation() -> None:
+    v = make_venue()
+    v.apply_all([SetDeadline(scheme="JVETS", period=2010, day=1, multiple=3),
+                 RecordEmissions(account="tepco", period=2010, tonnes=1010),
+                 Surrender(account="tepco", period=2010, unit=JPA, qty=1000, to="retired")])
+    events = v.apply(BusinessDay(day=2))
+    assert [e.detail for e in events if isinstance(e, Recorded) and e.command == "compliance_final"] == [
+        "marubeni 2010: status C final at the deadline (day 1), 0 of 0 surrendered, 0 short",
+        "tepco 2010: status B final at the deadline (day 1), 1000 of 1010 surrendered, 10 short, "
+        "30 added to 2011's obligation"]
+    v.apply(RecordEmissions(account="tepco", period=2011, tonnes=5))
+    assert v.registry.compliance("tepco", 2011).obligation == 35
+    verified(v)

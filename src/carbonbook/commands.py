@@ -287,13 +287,14 @@ class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
     """Set ``scheme``'s surrender deadline for ``period``: business ``day``, the last day a
     surrender or emissions for ``period`` count; when a later business day starts the period's
     compliance is final and each account short pays ``penalty`` (minor units of ``currency``)
-    per tonne."""
+    per tonne and carries ``multiple`` times its shortfall into the next obligation."""
 
     scheme: Name
     period: Int64
     day: Int64
     penalty: Int64 = 0
     currency: Name | None = None
+    multiple: Int64 = 1
 
 
 class BusinessDay(RegistryCommand, tag="business_day", frozen=True):

@@ -87,6 +87,8 @@ class Settler:
                     f"{f.surrendered} of {f.obligation} surrendered, {f.shortfall} short")
             if f.penalty:
                 said += f", penalty {f.penalty} {f.currency}"
+            if f.carried != f.shortfall:
+                said += f", {f.carried} added to {f.period + 1}'s obligation"
             events.append(Recorded(take(), "compliance_final", f.txid, said))
         self._outcomes(records, due, events)
 

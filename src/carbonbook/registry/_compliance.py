@@ -72,6 +72,9 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
     return None
 
 
+MULTIPLE_MAX = 100
+"""The largest multiple of a shortfall a deadline may carry into the next obligation."""
+
 _NONE: CompRow = (None, 0, 0, 0)
 """The compliance row of an account and period with nothing recorded."""
 
@@ -87,6 +90,9 @@ class ComplianceRules(Store):
     emissions for the period are refused with ``deadline_passed``: the status is final, and the
     shortfall, carried into the next period's obligation, is surrendered against that period
     (DOMAIN.md 2: "the shortfall must still be surrendered with next year's allowances").
+    A deadline's ``multiple`` (default 1) is how many times the final shortfall is added to the
+    next period's obligation: 1 is the EU rule (the shortfall itself, DOMAIN.md 2); RGGI-style
+    schemes deduct a multiple of the excess emissions (3 in RGGI: recalled, issue 14 item 3).
     Periods of a scheme without a deadline keep today's rules (never final)."""
 
     def _open_period(self, scheme: str, account: str, period: int, what: str) -> None:
@@ -98,7 +104,7 @@ class ComplianceRules(Store):
                 f"{period + 1}'s obligation: surrender against {period + 1}")
 
     def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
-                     currency: str | None = None) -> int:
+                     currency: str | None = None, multiple: int = 1) -> int:
         with self.transaction():
             sch = self._scheme(scheme)
             _period(period)
@@ -106,6 +112,8 @@ class ComplianceRules(Store):
                 raise OperationRefused(f"deadline day must be a non-negative integer, got {day!r}")
             if type(penalty) is not int or not 0 <= penalty <= INT64_MAX:
                 raise InvalidQuantity(f"penalty must be a non-negative integer, got {penalty!r}")
+            if type(multiple) is not int or not 1 <= multiple <= MULTIPLE_MAX:
+                raise InvalidQuantity(f"multiple must be an integer in 1..{MULTIPLE_MAX}, got {multiple!r}")
             if currency is not None:
                 _name(currency, "currency")
             elif penalty:
@@ -115,10 +123,11 @@ class ComplianceRules(Store):
             today = self._meta.get("day", 0)
             if day < today:
                 raise OperationRefused(f"deadline day {day} is before the current business day {today}")
-            self._put(self._deadlines, (sch.name, period), (day, penalty, currency, 0))
+            self._put(self._deadlines, (sch.name, period), (day, penalty, currency, 0, multiple))
             txid = self._txid()
+            said = f"day {day}" + (f", shortfall carried x{multiple}" if multiple > 1 else "")
             self._append(Entry(txid, "deadline", sch.name, currency=currency, amount=penalty, ref=period,
-                               detail=f"day {day}"))
+                               detail=said))
             return txid
 
     def pass_days(self, since: int, day: int) -> list[Final]:
@@ -134,23 +143,25 @@ class ComplianceRules(Store):
                            if since <= dl[0] < day)
             for when, sch, period in shown:
                 currency = self._deadlines[sch, period][2]
-                for (account, p), (status, obl, surr, short, pen, txid) in sorted(self._finals.items()):
+                for (account, p), row in sorted(self._finals.items()):
+                    status, obl, surr, short, pen, txid, carried = row
                     if p == period and self._accounts[account].scheme == sch:
                         out.append(Final(account, period, when, ComplianceStatus(status), obl, surr, short, pen,
-                                         currency, txid))
+                                         currency, txid, carried))
             return out
 
     def _finalize(self, scheme: str, period: int, when: int) -> None:
-        day, rate, currency, _ = self._deadlines[scheme, period]
+        day, rate, currency, _, multiple = self._deadlines[scheme, period]
         for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
             c = self.compliance(account, period)
-            penalty = c.shortfall * rate if c.verified is not None else 0
+            penalty = min(INT64_MAX, c.shortfall * rate) if c.verified is not None else 0
+            carried = min(INT64_MAX, c.shortfall * multiple)
             txid = self._txid()
             self._put(self._finals, (account, period),
-                      (str(c.status), c.obligation, c.surrendered, c.shortfall, penalty, txid))
+                      (str(c.status), c.obligation, c.surrendered, c.shortfall, penalty, txid, carried))
             self._append(Entry(txid, "compliance_final", account, currency=currency, amount=penalty,
                                qty=c.shortfall, ref=period, detail=f"status {c.status}, day {when}"))
-        self._put(self._deadlines, (scheme, period), (day, rate, currency, 1))
+        self._put(self._deadlines, (scheme, period), (day, rate, currency, 1, multiple))
 
     def record_emissions(self, account: str, period: int, tonnes: int) -> int:
         with self.transaction():
@@ -177,7 +188,7 @@ class ComplianceRules(Store):
         for p in range(min(periods), period + 1) if periods else ():
             final = finals.get((account, p)) if finals else None
             if final is not None:
-                obligation, carry = final[1], final[3]
+                obligation, carry = final[1], final[6]
                 continue
             verified, surrendered, *_ = self._comp.get((account, p), _NONE)
             obligation = (verified or 0) + carry
@@ -189,7 +200,7 @@ class ComplianceRules(Store):
         verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
         final = self._finals.get((account, period))
         if final is not None:
-            status, obligation, surrendered, shortfall, penalty, _ = final
+            status, obligation, surrendered, shortfall, penalty, _, _ = final
             return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall,
                               ComplianceStatus(status), borrowed, True, penalty)
         obligation = self._obligation(account, period)

@@ -52,8 +52,9 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cash": (("account", "currency"), ("amount",)),
     "holds": (("id",), ("account", "kind", "asset", "amount")),
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets", "borrowed")),
-    "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed")),
-    "finals": (("account", "period"), ("status", "obligation", "surrendered", "shortfall", "penalty", "txid")),
+    "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed", "multiple")),
+    "finals": (("account", "period"), ("status", "obligation", "surrendered", "shortfall", "penalty", "txid",
+                                        "carried")),
     "settlements": (("trade_id",), ("status", "txid", "seller", "buyer", "unit", "qty", "currency",
                                     "amount", "reason", "detail")),
     "checkpoint": (("seq",), ("txid", "reason", "detail")),
@@ -62,7 +63,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
                 "phase_banking", "borrowing", "borrowed",
                 "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq",
-                "day", "penalty", "passed", "obligation", "shortfall"}
+                "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
 
 

@@ -71,12 +71,12 @@ Hold = tuple[str, str, str, int]
 """(account, "units" or "cash", unit type or currency, amount)."""
 Issuance = tuple[int, str, str, int]
 """(last serial, unit type, scheme, period), keyed by (origin, first serial)."""
-Deadline = tuple[int, int, str | None, int]
-"""(surrender deadline business day, penalty per tonne in minor units, currency, 1 once passed),
-keyed by (scheme, period)."""
-FinalRow = tuple[str, int, int, int, int, int]
-"""(status, obligation, surrendered, shortfall, penalty, txid) of a period whose deadline passed,
-keyed by (account, period)."""
+Deadline = tuple[int, int, str | None, int, int]
+"""(surrender deadline business day, penalty per tonne in minor units, currency, 1 once passed,
+multiple of the shortfall carried into the next obligation), keyed by (scheme, period)."""
+FinalRow = tuple[str, int, int, int, int, int, int]
+"""(status, obligation, surrendered, shortfall, penalty, txid, carried into the next period) of a
+period whose deadline passed, keyed by (account, period)."""
 CompRow = tuple[int | None, int, int, int]
 """(verified emissions or None, surrendered, offsets surrendered, borrowed), keyed by (account, period)."""
 Log = list[tuple[Any, Any, Any]]

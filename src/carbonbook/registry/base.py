@@ -203,7 +203,8 @@ class Final(msgspec.Struct, frozen=True, gc=False):
     """An account's compliance for ``period``, made final when its scheme's surrender deadline
     (business day ``day``) passed: its status, obligation, units surrendered, shortfall and the
     ``penalty`` (shortfall x the scheme's rate, minor units of ``currency``), recorded as
-    registry transaction ``txid`` (journal kind ``compliance_final``)."""
+    registry transaction ``txid`` (journal kind ``compliance_final``); ``carried`` is what the
+    shortfall adds to the next period's obligation (shortfall x the deadline's multiple)."""
 
     account: str
     period: int
@@ -215,6 +216,7 @@ class Final(msgspec.Struct, frozen=True, gc=False):
     penalty: int
     currency: str | None
     txid: int
+    carried: int = 0
 
 
 class Settled(msgspec.Struct, frozen=True, gc=False, tag="settled", tag_field="type"):
@@ -367,10 +369,12 @@ class Registry(ABC):
 
     @abstractmethod
     def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
-                     currency: str | None = None) -> int:
+                     currency: str | None = None, multiple: int = 1) -> int:
         """Set ``scheme``'s surrender deadline for ``period``: business day ``day`` (the last day
-        a surrender or emissions for ``period`` count), and the penalty per tonne short
-        (minor units of ``currency``). Once per scheme and period, not before the current day."""
+        a surrender or emissions for ``period`` count), the penalty per tonne short
+        (minor units of ``currency``) and the ``multiple`` of the shortfall carried into the next
+        period's obligation (1..100; RGGI-style deduction when above 1). Once per scheme and
+        period, not before the current day."""
 
     @abstractmethod
     def pass_days(self, since: int, day: int) -> list[Final]:

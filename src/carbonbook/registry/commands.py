@@ -107,7 +107,7 @@ def _expire(reg: Registry, c: Expire) -> str:
 
 
 def _deadline(reg: Registry, c: SetDeadline) -> str:
-    reg.set_deadline(c.scheme, c.period, c.day, penalty=c.penalty, currency=c.currency)
+    reg.set_deadline(c.scheme, c.period, c.day, penalty=c.penalty, currency=c.currency, multiple=c.multiple)
     return f"{c.scheme} {c.period}: surrender by day {c.day}"
 
 
