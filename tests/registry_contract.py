@@ -636,6 +636,36 @@ class RegistryContract:
             ("eu1", 2009, 160, 160, 0), ("eu2", 2009, 0, 0, 0)]
         reg.check()
 
+    def test_emissions_corrected_before_the_deadline_keep_both_figures(self, reg: Registry) -> None:
+        self._eu(reg)
+        reg.surrender("eu1", 2008, EUA, 100, to="ret")
+        reg.correct_emissions("eu1", 2008, 90)
+        c = reg.compliance("eu1", 2008)
+        assert (c.verified, c.obligation, c.status, c.shortfall) == (90, 90, ComplianceStatus.A, 0)
+        assert [(e.kind, e.qty, e.detail) for e in reg.journal() if e.account == "eu1"
+                and e.kind.startswith("emissions")] == [
+            ("emissions", 150, ""), ("emissions_correction", 90, "corrected from 150 to 90")]
+        reg.pass_days(0, 11)
+        assert reg.compliance("eu1", 2008).final
+        refused(reg, DeadlinePassed, "emissions correction of 'eu1' for 2008", reg.correct_emissions,
+                "eu1", 2008, 100)
+        reg.check()
+
+    @pytest.mark.parametrize(("args", "exc", "match"), [
+        (("eu2", 2008, 10), OperationRefused, "not recorded: nothing to correct"),
+        (("eu1", 2008, 150), OperationRefused, "already 150"),
+        (("eu1", 2008, -1), InvalidQuantity, "non-negative"),
+        (("eu1", 2008, 1.5), InvalidQuantity, "non-negative"),
+        (("eu1", 2008, 2**63), InvalidQuantity, "non-negative"),
+        (("eu1", -3, 10), OperationRefused, "period"),
+        (("nobody", 2008, 10), UnknownAccount, "nobody"),
+        (("ret", 2008, 10), OperationRefused, "no compliance scheme"),
+    ])
+    def test_bad_emissions_correction(self, reg: Registry, args: tuple[Any, ...], exc: type[RegistryError],
+                                      match: str) -> None:
+        self._eu(reg)
+        refused(reg, exc, match, reg.correct_emissions, *args)
+
     def test_rggi_style_deadline_carries_a_multiple_of_the_shortfall(self, reg: Registry) -> None:
         """A deadline with multiple 3 adds three times the final shortfall to the next period's
         obligation (RGGI's excess-emissions deduction); no penalty in cash."""

@@ -52,6 +52,7 @@ from carbonbook.codec import json_encoder
 from carbonbook.commands import (
     BusinessDay,
     CarryOver,
+    CorrectEmissions,
     Deposit,
     Expire,
     Issue,
@@ -1719,10 +1720,12 @@ DEADLINE_LOG: list[Command] = [
     SetDeadline(scheme="JVETS", period=2010, day=3, penalty=1_000, currency="JPY"),
     RecordEmissions(account="tepco", period=2010, tonnes=1200),
     Surrender(account="tepco", period=2010, unit=JPA, qty=900, to="retired"),
+    CorrectEmissions(account="tepco", period=2010, tonnes=1250),
     BusinessDay(day=3),
     BusinessDay(day=4),
     Surrender(account="tepco", period=2010, unit=JPA, qty=100, to="retired"),
     RecordEmissions(account="marubeni", period=2010, tonnes=5),
+    CorrectEmissions(account="tepco", period=2010, tonnes=900),
     SetDeadline(scheme="JVETS", period=2011, day=2),
     SetDeadline(scheme="JVETS", period=2010, day=9),
     SetDeadline(scheme="NOPE", period=2010, day=9),
@@ -1740,19 +1743,22 @@ def test_deadline_in_the_order_log_makes_compliance_final_with_a_penalty() -> No
     assert events[0] == Recorded(s, "deadline", events[0].txid, "JVETS 2010: surrender by day 3")  # type: ignore[union-attr]
     assert events[2] == Recorded(s + 2, "surrender", events[2].txid,  # type: ignore[union-attr]
                                  "900 of 1200 surrendered for 2010: status B")
-    assert events[3] == Recorded(s + 3, "business_day", None, "day 3: 0 trades due")
+    assert events[3] == Recorded(s + 3, "emissions_correction", events[3].txid,  # type: ignore[union-attr]
+                                 "2010 emissions corrected from 1200 to 1250: 900 of 1250 surrendered, "
+                                 "status B")
+    assert events[4] == Recorded(s + 4, "business_day", None, "day 3: 0 trades due")
     finals = [e for e in events if isinstance(e, Recorded) and e.command == "compliance_final"]
     assert [(e.seq, e.detail) for e in finals] == [
-        (s + 5, "marubeni 2010: status C final at the deadline (day 3), 0 of 0 surrendered, 0 short"),
-        (s + 6, "tepco 2010: status B final at the deadline (day 3), 900 of 1200 surrendered, 300 short, "
-                "penalty 300000 JPY")]
+        (s + 6, "marubeni 2010: status C final at the deadline (day 3), 0 of 0 surrendered, 0 short"),
+        (s + 7, "tepco 2010: status B final at the deadline (day 3), 900 of 1250 surrendered, 350 short, "
+                "penalty 350000 JPY")]
     rejected = [(e.seq, e.reason) for e in events if isinstance(e, Rejected)]
-    assert rejected == [(s + 7, "deadline_passed"), (s + 8, "deadline_passed"), (s + 9, "refused"),
-                        (s + 10, "refused"), (s + 11, "unknown_scheme"), (s + 12, "bad_qty"),
-                        (s + 13, "bad_qty")]
-    assert events[-1] == Recorded(s + 14, "business_day", None, "day 5: 0 trades due")
+    assert rejected == [(s + 8, "deadline_passed"), (s + 9, "deadline_passed"), (s + 10, "deadline_passed"),
+                        (s + 11, "refused"), (s + 12, "refused"), (s + 13, "unknown_scheme"),
+                        (s + 14, "bad_qty"), (s + 15, "bad_qty")]
+    assert events[-1] == Recorded(s + 16, "business_day", None, "day 5: 0 trades due")
     c = reg.compliance("tepco", 2010)
-    assert (c.status, c.shortfall, c.final, c.penalty) == ("B", 300, True, 300_000)
+    assert (c.status, c.shortfall, c.final, c.penalty) == ("B", 350, True, 350_000)
     assert reg.holding("tepco", JPA) == 100 and reg.balance("tepco", "JPY") == 0
     verified(v)
 

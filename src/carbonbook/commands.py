@@ -242,6 +242,15 @@ class RecordEmissions(RegistryCommand, tag="emissions", frozen=True):
     tonnes: Int64
 
 
+class CorrectEmissions(RegistryCommand, tag="emissions_correction", frozen=True):
+    """Correct ``account``'s recorded verified emissions for ``period`` to ``tonnes``, before
+    the scheme's surrender deadline for it (the old figure stays in the journal)."""
+
+    account: Name
+    period: Int64
+    tonnes: Int64
+
+
 class Surrender(RegistryCommand, tag="surrender", frozen=True):
     """Surrender ``qty`` units of ``unit`` from ``account`` into retirement account ``to``
     against its obligation for ``period``: the oldest units the scheme accepts for it, only
@@ -305,7 +314,8 @@ class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
 
 Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenAuction | PlaceBid
            | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Transfer | Deposit
-           | RecordEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline | BusinessDay)
+           | RecordEmissions | CorrectEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline
+           | BusinessDay)
 """Any order-log command."""
 
 

@@ -163,21 +163,39 @@ class ComplianceRules(Store):
                                qty=c.shortfall, ref=period, detail=f"status {c.status}, day {when}"))
         self._put(self._deadlines, (scheme, period), (day, rate, currency, 1, multiple))
 
+    def _emissions_row(self, account: str, period: int, tonnes: int, what: str) -> CompRow:
+        """Check an emissions figure for ``account``'s open ``period``; its compliance row."""
+        acc = self._acct(account)
+        if acc.scheme is None:
+            raise OperationRefused(f"account {account!r} has no compliance scheme")
+        _period(period)
+        self._open_period(acc.scheme, account, period, what)
+        if type(tonnes) is not int or not 0 <= tonnes <= INT64_MAX:
+            raise InvalidQuantity(f"emissions must be a non-negative integer, got {tonnes!r}")
+        return self._comp.get((account, period), _NONE)
+
     def record_emissions(self, account: str, period: int, tonnes: int) -> int:
         with self.transaction():
-            acc = self._acct(account)
-            if acc.scheme is None:
-                raise OperationRefused(f"account {account!r} has no compliance scheme")
-            _period(period)
-            self._open_period(acc.scheme, account, period, "emissions")
-            if type(tonnes) is not int or not 0 <= tonnes <= INT64_MAX:
-                raise InvalidQuantity(f"emissions must be a non-negative integer, got {tonnes!r}")
-            verified, *counts = self._comp.get((account, period), _NONE)
+            verified, *counts = self._emissions_row(account, period, tonnes, "emissions")
             if verified is not None:
                 raise OperationRefused(f"emissions of {account!r} for {period} are already recorded")
             self._put(self._comp, (account, period), (tonnes, *counts))
             txid = self._txid()
             self._append(Entry(txid, "emissions", account, qty=tonnes, ref=period))
+            return txid
+
+    def correct_emissions(self, account: str, period: int, tonnes: int) -> int:
+        with self.transaction():
+            verified, *counts = self._emissions_row(account, period, tonnes, "emissions correction")
+            if verified is None:
+                raise OperationRefused(f"emissions of {account!r} for {period} are not recorded: "
+                                       "nothing to correct")
+            if verified == tonnes:
+                raise OperationRefused(f"emissions of {account!r} for {period} are already {tonnes}")
+            self._put(self._comp, (account, period), (tonnes, *counts))
+            txid = self._txid()
+            self._append(Entry(txid, "emissions_correction", account, qty=tonnes, ref=period,
+                               detail=f"corrected from {verified} to {tonnes}"))
             return txid
 
     def _obligation(self, account: str, period: int) -> int:

@@ -364,6 +364,11 @@ class Registry(ABC):
         """Record verified emissions (once) for an operator account and period."""
 
     @abstractmethod
+    def correct_emissions(self, account: str, period: int, tonnes: int) -> int:
+        """Correct recorded verified emissions before the period's deadline: the journal keeps
+        the first figure (``emissions``) and each correction with the figure it replaced."""
+
+    @abstractmethod
     def compliance(self, account: str, period: int) -> Compliance:
         """The account's obligation, surrendered units and status A/B/C for ``period``."""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from carbonbook.commands import (
     CarryOver,
+    CorrectEmissions,
     Deposit,
     Expire,
     Issue,
@@ -80,6 +81,14 @@ def _emissions(reg: Registry, c: RecordEmissions) -> str:
     return ""
 
 
+def _correct_emissions(reg: Registry, c: CorrectEmissions) -> str:
+    before = reg.compliance(c.account, c.period).verified
+    reg.correct_emissions(c.account, c.period, c.tonnes)
+    comp = reg.compliance(c.account, c.period)
+    return (f"{c.period} emissions corrected from {before} to {c.tonnes}: {comp.surrendered} of "
+            f"{comp.obligation} surrendered, status {comp.status}")
+
+
 def _surrender(reg: Registry, c: Surrender) -> str:
     serials = None if c.start is None and c.end is None else Serials(c.origin, c.start, c.end)  # type: ignore[arg-type]
     reg.surrender(c.account, c.period, c.unit, c.qty, to=c.to, vintage=c.vintage, serials=serials)
@@ -115,5 +124,5 @@ _HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
     OpenScheme: _open_scheme, SetCap: _set_cap, OpenAccount: _open_account, SetAccountStatus: _set_status,
     Issue: _issue, Transfer: _transfer, Deposit: _deposit, RecordEmissions: _emissions,
     Surrender: _surrender, Retire: _retire, CarryOver: _carry_over, Expire: _expire,
-    SetDeadline: _deadline,
+    SetDeadline: _deadline, CorrectEmissions: _correct_emissions,
 }
