@@ -666,6 +666,32 @@ class RegistryContract:
         self._eu(reg)
         refused(reg, exc, match, reg.correct_emissions, *args)
 
+    def test_removals_are_negative_emissions_where_the_scheme_allows_them(self, reg: Registry) -> None:
+        """NZ forestry: a scheme with removals takes negative verified emissions; they lower the
+        obligation (and the shortfall carried into it) but never below zero."""
+        nzu = UnitType.NZU
+        reg.create_scheme(Scheme("NZ", frozenset({nzu}), removals=True))
+        reg.set_cap("NZ", 2008, 1_000)
+        reg.open_account("forest", scheme="NZ")
+        reg.issue("forest", nzu, 30, scheme="NZ", period=2008, origin="NZ")
+        reg.set_deadline("NZ", 2008, 3)
+        reg.record_emissions("forest", 2008, 40)
+        reg.surrender("forest", 2008, nzu, 30, to="ret")
+        reg.pass_days(0, 4)
+        reg.record_emissions("forest", 2009, -25)
+        c = reg.compliance("forest", 2009)
+        assert (c.verified, c.obligation, c.shortfall, c.status) == (-25, 0, 0, ComplianceStatus.A)
+        reg.correct_emissions("forest", 2009, -4)
+        c = reg.compliance("forest", 2009)
+        assert (c.verified, c.obligation, c.shortfall, c.status) == (-4, 6, 6, ComplianceStatus.B)
+        reg.record_emissions("forest", 2010, 3)
+        assert reg.compliance("forest", 2010).obligation == 9
+        refused(reg, InvalidQuantity, "counts no removals", reg.record_emissions, "b", 2010, -5)
+        refused(reg, InvalidQuantity, "negative: net removals", reg.record_emissions, "forest", 2011, -(2**63))
+        refused(reg, OperationRefused, "removals must be true or false", reg.create_scheme,
+                Scheme("NZ2", frozenset({nzu}), removals=1))  # type: ignore[arg-type]
+        reg.check()
+
     def test_rggi_style_deadline_carries_a_multiple_of_the_shortfall(self, reg: Registry) -> None:
         """A deadline with multiple 3 adds three times the final shortfall to the next period's
         obligation (RGGI's excess-emissions deduction); no penalty in cash."""

@@ -96,7 +96,7 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     reg.close()  # type: ignore[attr-defined]
     conn = sqlite3.connect(path)
     for table, column in (("schemes", "phases"), ("schemes", "phase_banking"), ("schemes", "borrowing"),
-                          ("compliance", "borrowed")):
+                          ("schemes", "removals"), ("compliance", "borrowed")):
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     conn.commit()
     conn.close()

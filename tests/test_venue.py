@@ -1790,3 +1790,20 @@ def test_deadline_with_a_multiple_says_what_it_adds_to_the_next_obligation() -> 
     v.apply(RecordEmissions(account="tepco", period=2011, tonnes=5))
     assert v.registry.compliance("tepco", 2011).obligation == 35
     verified(v)
+
+
+def test_removals_through_the_log() -> None:
+    """A scheme with removals takes negative emissions; one without refuses them (bad_qty)."""
+    v = make_venue()
+    nzu = UnitType.NZU
+    events = v.apply_all([
+        OpenScheme(name="NZ", allowances=frozenset({nzu}), removals=True),
+        OpenAccount(account="forest", scheme="NZ"),
+        RecordEmissions(account="forest", period=2010, tonnes=-40),
+        RecordEmissions(account="tepco", period=2010, tonnes=-40),
+    ])
+    assert [(type(e).__name__, getattr(e, "reason", None)) for e in events] == [
+        ("Recorded", None), ("Recorded", None), ("Recorded", None), ("Rejected", "bad_qty")]
+    c = v.registry.compliance("forest", 2010)
+    assert (c.verified, c.obligation, c.status) == (-40, 0, "A")
+    verified(v)

@@ -164,7 +164,8 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     """Create a compliance scheme: the ``allowances`` it issues, the ``credits`` it accepts
     for at most ``offset_percent`` % of an obligation, the first periods of its ``phases``,
     and whether it allows ``banking`` within a phase, ``phase_banking`` into a later phase
-    and ``borrowing`` from the next period within a phase."""
+    and ``borrowing`` from the next period within a phase; with ``removals`` its operators'
+    verified emissions may be negative (net removals, NZ forestry)."""
 
     name: Name
     allowances: frozenset[UnitType]
@@ -174,6 +175,7 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     phases: frozenset[Int64] = frozenset()
     phase_banking: bool = True
     borrowing: bool = False
+    removals: bool = False
 
 
 class SetCap(RegistryCommand, tag="cap", frozen=True):

@@ -170,8 +170,13 @@ class ComplianceRules(Store):
             raise OperationRefused(f"account {account!r} has no compliance scheme")
         _period(period)
         self._open_period(acc.scheme, account, period, what)
-        if type(tonnes) is not int or not 0 <= tonnes <= INT64_MAX:
-            raise InvalidQuantity(f"emissions must be a non-negative integer, got {tonnes!r}")
+        if self._schemes[acc.scheme].removals:
+            if type(tonnes) is not int or not -INT64_MAX <= tonnes <= INT64_MAX:
+                raise InvalidQuantity(f"emissions must be an integer below 2**63 in size (negative: net "
+                                      f"removals), got {tonnes!r}")
+        elif type(tonnes) is not int or not 0 <= tonnes <= INT64_MAX:
+            raise InvalidQuantity(f"emissions must be a non-negative integer (scheme {acc.scheme!r} counts no "
+                                  f"removals), got {tonnes!r}")
         return self._comp.get((account, period), _NONE)
 
     def record_emissions(self, account: str, period: int, tonnes: int) -> int:
@@ -210,6 +215,8 @@ class ComplianceRules(Store):
                 continue
             verified, surrendered, *_ = self._comp.get((account, p), _NONE)
             obligation = (verified or 0) + carry
+            if obligation < 0:  # net removals (a scheme with removals) owe nothing, carry nothing
+                obligation = 0
             carry = max(0, obligation - surrendered)
         return obligation
 

@@ -91,7 +91,7 @@ class IssuanceRules(Store):
                     f"offset_percent must be an integer in 0..100, got {scheme.offset_percent!r}")
             if not scheme.allowances:
                 raise OperationRefused(f"scheme {scheme.name!r} issues no unit type")
-            for flag in ("phase_banking", "borrowing"):
+            for flag in ("phase_banking", "borrowing", "removals"):
                 if type(getattr(scheme, flag)) is not bool:
                     raise OperationRefused(f"{flag} must be true or false, got {getattr(scheme, flag)!r}")
             if not isinstance(scheme.phases, frozenset | set | tuple | list):
@@ -99,7 +99,7 @@ class IssuanceRules(Store):
             clean = Scheme(scheme.name, frozenset(_unit(u) for u in scheme.allowances),
                            frozenset(_unit(u) for u in scheme.credits), scheme.offset_percent,
                            bool(scheme.banking), frozenset(_period(p) for p in scheme.phases),
-                           scheme.phase_banking, scheme.borrowing)
+                           scheme.phase_banking, scheme.borrowing, scheme.removals)
             if clean.allowances & clean.credits:
                 raise OperationRefused("a unit type cannot be both an allowance and a credit")
             self._put(self._schemes, scheme.name, clean)

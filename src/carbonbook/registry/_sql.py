@@ -44,7 +44,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # table: (key columns, value columns)
     "accounts": (("account",), ("kind", "status", "units", "scheme")),
     "schemes": (("name",), ("allowances", "credits", "offset_percent", "banking", "phases", "phase_banking",
-                            "borrowing")),
+                            "borrowing", "removals")),
     "caps": (("scheme", "period"), ("cap", "issued")),
     "issuances": (("origin", "first"), ("last", "unit", "scheme", "period")),
     "blocks": (("id",), ("origin", "unit", "first", "last", "holder", "state", "period", "scheme",
@@ -61,7 +61,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "meta": (("k",), ("v",)),
 }
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
-                "phase_banking", "borrowing", "borrowed",
+                "phase_banking", "borrowing", "borrowed", "removals",
                 "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq",
                 "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
@@ -85,6 +85,7 @@ def ddl(rowid: bool = False) -> list[str]:
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schemes", "phases", "''"), ("schemes", "phase_banking", "1"), ("schemes", "borrowing", "0"),
+    ("schemes", "removals", "0"),
     ("compliance", "borrowed", "0"),
 )
 """Columns added to a table after it was first shipped, with the value an older database's
@@ -112,7 +113,8 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
         return (k, str(v.kind), str(v.status), _units(v.units), v.scheme)
     if table == "schemes":
         return (k, _units(v.allowances), _units(v.credits), v.offset_percent, int(v.banking),
-                ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking), int(v.borrowing))
+                ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking), int(v.borrowing),
+                int(v.removals))
     if table == "blocks":
         return (v.id, v.origin, str(v.unit), v.start, v.end, v.holder, str(v.state), v.period, v.scheme,
                 v.project, v.expiry)
@@ -154,7 +156,8 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
         return r[0], Account(r[0], AccountKind(r[1]), AccountStatus(r[2]), _unit_set(r[3]), r[4])
     if table == "schemes":
         return r[0], Scheme(r[0], _unit_set(r[1]) or frozenset(), _unit_set(r[2]) or frozenset(), r[3],
-                            bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p), bool(r[6]), bool(r[7]))
+                            bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p), bool(r[6]), bool(r[7]),
+                            bool(r[8]))
     if table == "blocks":
         return r[0], Block(r[0], r[1], UnitType(r[2]), r[3], r[4], r[5], BlockState(r[6]), r[7], r[8],
                            r[9], r[10])

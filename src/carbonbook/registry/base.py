@@ -106,7 +106,9 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     obligation. ``phases`` are the first periods of its phases (EU: 2005, 2008, 2013; none:
     one phase). Its units count for a later period of the same phase when ``banking``, of a
     later phase when ``phase_banking`` too, and for the period before their own, in the same
-    phase, when ``borrowing`` (EU: next year's allocation within a phase)."""
+    phase, when ``borrowing`` (EU: next year's allocation within a phase). With ``removals``
+    verified emissions may be negative (net removals, NZ forestry): they lower the period's
+    obligation, never below zero."""
 
     name: str
     allowances: frozenset[UnitType]
@@ -116,6 +118,7 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     phases: frozenset[int] = frozenset()
     phase_banking: bool = True
     borrowing: bool = False
+    removals: bool = False
 
     def phase(self, period: int) -> int:
         """The first period of ``period``'s phase (0 before the first phase, or with none)."""
