@@ -692,6 +692,20 @@ class RegistryContract:
                 Scheme("NZ2", frozenset({nzu}), removals=1))  # type: ignore[arg-type]
         reg.check()
 
+    def test_finals_of_huge_obligations_stay_within_64_bits(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        big = 2**63 - 1
+        self._eu(reg)
+        reg.correct_emissions("eu1", 2008, big)
+        reg.record_emissions("eu1", 2009, big)
+        finals = reg.pass_days(0, 30)
+        mine = [(f.period, f.obligation, f.shortfall, f.penalty, f.carried) for f in finals
+                if f.account == "eu1"]
+        assert mine == [(2008, big, big, big, big), (2009, big, big, 0, big)]
+        reg = reopen(reg)
+        assert reg.compliance("eu1", 2009).obligation == big
+        reg.check()
+
     def test_rggi_style_deadline_carries_a_multiple_of_the_shortfall(self, reg: Registry) -> None:
         """A deadline with multiple 3 adds three times the final shortfall to the next period's
         obligation (RGGI's excess-emissions deduction); no penalty in cash."""

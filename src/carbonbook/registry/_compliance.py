@@ -157,10 +157,12 @@ class ComplianceRules(Store):
             penalty = min(INT64_MAX, c.shortfall * rate) if c.verified is not None else 0
             carried = min(INT64_MAX, c.shortfall * multiple)
             txid = self._txid()
+            # obligations add up carried shortfalls: what is stored stays within 64 bits
+            obligation, shortfall = min(INT64_MAX, c.obligation), min(INT64_MAX, c.shortfall)
             self._put(self._finals, (account, period),
-                      (str(c.status), c.obligation, c.surrendered, c.shortfall, penalty, txid, carried))
+                      (str(c.status), obligation, c.surrendered, shortfall, penalty, txid, carried))
             self._append(Entry(txid, "compliance_final", account, currency=currency, amount=penalty,
-                               qty=c.shortfall, ref=period, detail=f"status {c.status}, day {when}"))
+                               qty=shortfall, ref=period, detail=f"status {c.status}, day {when}"))
         self._put(self._deadlines, (scheme, period), (day, rate, currency, 1, multiple))
 
     def _emissions_row(self, account: str, period: int, tonnes: int, what: str) -> CompRow:
