@@ -88,7 +88,7 @@ cdef object _Rejected = Rejected
 cdef object _Trade = Trade
 cdef object _popleft = deque.popleft
 cdef object _append = deque.append
-cdef object _refusal = _pure.refusal
+cdef object _order_rejection = _pure.order_rejection
 cdef object _bad_price = _pure.bad_price
 cdef object _bad_qty = _pure.bad_qty
 
@@ -382,9 +382,6 @@ cdef class Book:
         """Change a resting order's price and/or open quantity: :meth:`carbonbook.book.OrderBook.modify`."""
         self._modify(order, price, qty, Out(events))
 
-    def _refusal(self, cmd):
-        return _refusal(self, cmd)
-
     def _rest(self, oid, account, side, price, qty, post_only, stp, is_buy):
         return self._c_rest(oid, account, price, price, qty, post_only, is_buy, _stp_code(stp))
 
@@ -425,7 +422,7 @@ cdef class Book:
             oid, account_o, side, qty_o, price_o = cmd.id, cmd.account, cmd.side, cmd.qty, cmd.price
             order_type, tif, post_only, stp, cap_o = cmd.order_type, cmd.tif, cmd.post_only, cmd.stp, cmd.cap
         is_buy = side is _BUY
-        # one pass over every refusal but post_only, as the pure book's; _refusal finds which one
+        # one pass over every refusal but post_only, as the pure book's; order_rejection() says which
         ok = (decoded or (
             type(account_o) is str and 0 < PyUnicode_GET_LENGTH(account_o) <= NAME_MAX
             and _plain_name(account_o)
@@ -449,11 +446,11 @@ cdef class Book:
             tif_c = GTC if tif is _GTC else IOC if tif is _IOC else FOK
             stp_c = INCOMING if stp is _CANCEL_INCOMING else RESTING if stp is _CANCEL_RESTING else BOTH
         else:
-            refusal = _refusal(self, cmd)
+            refusal = _order_rejection(self, cmd)
             if refusal is not None:
                 out.event(refusal)
                 return 0
-            # well formed with plain values equal to the members (checked by _refusal)
+            # well formed with plain values equal to the members (checked by order_rejection())
             is_buy = side == _BUY
             tif_c = _tif_code(tif)
             stp_c = _stp_code(stp)

@@ -267,13 +267,13 @@ class OrderBook:
         cap = cmd.cap
         account = cmd.account
         is_buy = side is _BUY
-        if not (  # one pass over every refusal but post_only; _refusal finds which one
+        if not (  # one pass over every refusal but post_only; order_rejection() finds which one
             (decoded or (
                 oid.__class__ is int and 0 <= oid <= INT64_MAX
                 and qty.__class__ is int and qty <= INT64_MAX
                 and account.__class__ is str and 0 < len(account) <= NAME_MAX and account.isprintable()
                 # enum fields by identity with the members: a plain value equal to a member
-                # (or post_only 0) takes _refusal's full test, which lets it through
+                # (or post_only 0) takes order_rejection()'s full test, which lets it through
                 and (is_buy or side is _SELL)
                 and (tif is _GTC or tif is _IOC or tif is _FOK)
                 and (stp is _CANCEL_INCOMING or stp is _CANCEL_RESTING or stp is _CANCEL_BOTH)))
@@ -285,7 +285,7 @@ class OrderBook:
                                  and cap > 0 and is_buy and price is None))
             and oid not in index
         ):
-            rejected = self._refusal(cmd)
+            rejected = order_rejection(self, cmd)
             if rejected is not None:
                 events.append(rejected)
                 return
@@ -331,9 +331,6 @@ class OrderBook:
         else:
             index[oid] = CANCELLED
             events.append(Cancelled(next(seq), oid, qty, _unfilled_reason(cmd)))
-
-    def _refusal(self, cmd: NewOrder) -> Rejected | None:
-        return refusal(self, cmd)
 
     def cancel(self, order: Order, events: list[Event], reason: CancelReason = _USER) -> None:
         """Cancel a resting order's open remainder (reason ``user`` unless the caller, such as
@@ -619,7 +616,7 @@ def route(books: dict[str, OrderBook], index: Index, commands: Iterable[object],
         dispatch(command, events, decoded)
 
 
-def refusal(book: OrderBook, cmd: NewOrder) -> Rejected | None:
+def order_rejection(book: OrderBook, cmd: NewOrder) -> Rejected | None:
     """The rejection of a new order by the contract's order (malformed, bad_price, bad_qty,
     duplicate_id), or None when it has none: values equal to the enum members are well
     formed, though submit's quick test takes only the members themselves. Both cores call it."""

@@ -81,7 +81,7 @@ from carbonbook._types import (
     Side,
     TimeInForce,
 )
-from carbonbook.book import CANCELLED, FILLED, Order, OrderBook
+from carbonbook.book import CANCELLED, FILLED, Order, OrderBook, order_rejection
 from carbonbook.commands import NewOrder
 from carbonbook.events import (
     Accepted,
@@ -176,7 +176,7 @@ class BandedPhase(_Phase):
     def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
         price = cmd.price
         if price.__class__ is int and outside_band(self, price):
-            refusal = self._refusal(cmd)
+            refusal = order_rejection(self, cmd)
             events.append(refusal if refusal is not None
                           else _band_rejection(self, cmd.id, price))
             return
@@ -196,7 +196,7 @@ class ClosedPhase(_Phase):
     __slots__ = ()
 
     def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
-        refusal = self._refusal(cmd)
+        refusal = order_rejection(self, cmd)
         events.append(refusal if refusal is not None else _phase_rejection(
             self, cmd.id, f"{self.symbol} is {self.phase}: no new orders"))
 
@@ -215,7 +215,7 @@ class CallPhase(_Phase):
     __slots__ = ()
 
     def submit(self, cmd: NewOrder, events: list[Event], decoded: bool = False) -> None:
-        refusal = self._refusal(cmd)
+        refusal = order_rejection(self, cmd)
         price = cmd.price
         if refusal is None:
             if price is None and self.call_only:
