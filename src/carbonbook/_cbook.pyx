@@ -875,7 +875,8 @@ cdef class Out:
     byte for byte what msgspec writes for the Structs but without building them (the path of
     ``carbonbook replay``): :meth:`take` returns the bytes written since the last take, and
     :meth:`tally` says what they were. Events the core does not write itself (rejections,
-    other phases' and commands' events) are encoded with msgspec and kept for the tally. Appending costs O(1) amortised.
+    other phases' and commands' events) are encoded with msgspec and kept for the tally.
+    Appending costs O(1) amortised.
     """
 
     cdef list events
