@@ -21,6 +21,7 @@ from carbonbook.checkpoint import Checkpoint, Outcome
 from carbonbook.errors import (
     AccountBlocked,
     AccountClosed,
+    BorrowingLimitExceeded,
     CapExceeded,
     DeadlinePassed,
     DuplicateAccount,
@@ -52,6 +53,7 @@ from carbonbook.registry import (
     Settled,
     SettlementFailed,
 )
+from carbonbook.registry._allocation import said
 
 JPA, JVER, EUA = UnitType.JPA, UnitType.JVER, UnitType.EUA
 ACCOUNTS = ("iss", "a", "b", "c", "ret", "can", "blk", "cls", "jpa-only")
@@ -97,6 +99,7 @@ def fingerprint(reg: Registry) -> Any:
         [reg.issued(u) for u in UNITS],
         [reg.compliance(a, p) for a in ("a", "b", "c") for p in (2010, 2011)],
         [reg.account(a) for a in ACCOUNTS],
+        reg.allocations(),
     )
 
 
@@ -975,6 +978,116 @@ class RegistryContract:
         for (account, period), qty in counted.items():
             c = reg.compliance(account, period)
             assert (c.surrendered, c.borrowed) == (qty, lent[account, period])
+
+    # -- allocation (issue 14, item 4) and the borrowing limit (item 2) ---------------
+
+    def test_allocation_by_grandfathering_benchmark_and_intensity_with_inputs_on_record(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        first = reg.last_txid
+        g = reg.allocate("a", 2010, "grandfathering", base=[1200, 1000, 1100], reduction=150)
+        b = reg.allocate("b", 2010, "benchmark", activity=2000, rate=766, per=1000)
+        i = reg.allocate("c", 2010, "intensity", activity=1000, rate=9, per=10)
+        assert (g.qty, b.qty, i.qty) == (950, 1532, 900)  # 3300/3 - 150; 2000 x 0.766; 1000 x 0.9
+        assert [said(a) for a in (g, b, i)] == [
+            "a 2010 grandfathering: base-year average (1200+1000+1100)/3 - 150 reduction: +950 JPA",
+            "b 2010 benchmark: activity 2000 x 766/1000: +1532 JPA",
+            "c 2010 intensity: forecast production 1000 x 9/10, to be trued up: +900 JPA"]
+        up = reg.true_up("c", 2010, 1200)  # verified production above the forecast: 180 more
+        down = reg.true_up("c", 2010, 1000, to="iss")  # corrected down: 180 taken back
+        assert (up.qty, up.reduction, down.qty, down.reduction) == (180, 900, -180, 1080)
+        back = reg.return_allocation("a", 2010, 50, to="iss")
+        assert back.qty == -50
+        assert [reg.holding(name, JPA) for name in ("a", "b", "c", "iss")] == [1900, 1532, 900, 230]
+        assert [(e.kind, e.account, e.counterparty, e.qty, e.ref) for e in reg.journal(first)] == [
+            ("allocate", "a", None, 950, 2010), ("allocate", "b", None, 1532, 2010),
+            ("allocate", "c", None, 900, 2010), ("true_up", "c", None, 180, 2010),
+            ("true_up", "c", "iss", 180, 2010),
+            ("allocation_return", "a", "iss", 50, 2010)]
+        reg = reopen(reg)
+        records = reg.allocations()
+        assert records == [g, b, i, up, down, back]
+        assert (records[0].base, records[0].reduction, records[1].activity, records[1].rate) == (
+            (1200, 1000, 1100), 150, 2000, 766)
+        assert [a.qty for a in reg.allocations("c", 2010)] == [900, 180, -180]
+        assert reg.issued(JPA) == 1000 + 950 + 1532 + 900 + 180
+        reg.check()
+
+    @pytest.mark.parametrize(("args", "kw", "exc", "match"), [
+        (("a", 2010, "auction"), {"activity": 5}, OperationRefused, "method must be one of"),
+        (("a", 2010, "benchmark"), {}, InvalidQuantity, "activity must be a positive"),
+        (("a", 2010, "benchmark"), {"activity": 10, "rate": 0}, InvalidQuantity, "rate must be"),
+        (("a", 2010, "benchmark"), {"activity": 10, "per": -1}, InvalidQuantity, "per must be"),
+        (("a", 2010, "benchmark"), {"activity": 1, "rate": 1, "per": 2}, InvalidQuantity, "computes to 0"),
+        (("a", 2010, "benchmark"), {"activity": 10, "base": [5]}, OperationRefused, "not base years"),
+        (("a", 2010, "grandfathering"), {}, InvalidQuantity, "1..10 base years"),
+        (("a", 2010, "grandfathering"), {"base": [5, -1]}, InvalidQuantity, "base years"),
+        (("a", 2010, "grandfathering"), {"base": [5, 1.5]}, InvalidQuantity, "base years"),
+        (("a", 2010, "grandfathering"), {"base": "100"}, OperationRefused, "base must be a list"),
+        (("a", 2010, "grandfathering"), {"base": [100], "reduction": 100}, InvalidQuantity, "computes to 0"),
+        (("a", 2010, "grandfathering"), {"base": [100], "reduction": -1}, InvalidQuantity, "reduction"),
+        (("a", 2010, "grandfathering"), {"base": [100], "activity": 3}, OperationRefused, "not an activity"),
+        (("a", 2010, "benchmark"), {"activity": 200_000}, CapExceeded, "may issue 98500 more"),
+        (("a", 2012, "benchmark"), {"activity": 1}, CapExceeded, "may issue 0 more"),
+        (("a", 2010, "benchmark"), {"activity": 10, "unit": JVER}, UnitNotAllowed, "allocates no JVER"),
+        (("b2", 2010, "benchmark"), {"activity": 10}, OperationRefused, "no compliance scheme"),
+        (("blk", 2010, "benchmark"), {"activity": 10}, AccountBlocked, "blocked"),
+        (("zz", 2010, "benchmark"), {"activity": 10}, UnknownAccount, "does not exist"),
+        (("a", -5, "benchmark"), {"activity": 10}, OperationRefused, "period must be"),
+    ])
+    def test_bad_allocation_refused(self, reg: Registry, args: tuple[Any, ...], kw: dict[str, Any],
+                                    exc: type[RegistryError], match: str) -> None:
+        reg.open_account("b2")
+        refused(reg, exc, match, reg.allocate, *args, **kw)
+
+    def test_bad_true_up_and_return_refused(self, reg: Registry) -> None:
+        refused(reg, OperationRefused, "no intensity allocation for 2010", reg.true_up, "c", 2010, 100)
+        reg.allocate("c", 2010, "intensity", activity=1000, rate=9, per=10)
+        refused(reg, OperationRefused, "= 900, already allocated", reg.true_up, "c", 2010, 1000)
+        refused(reg, InvalidQuantity, "production must be", reg.true_up, "c", 2010, 0)
+        refused(reg, OperationRefused, "need the issuance account", reg.true_up, "c", 2010, 500)
+        refused(reg, UnitNotAllowed, "not issuance", reg.true_up, "c", 2010, 500, to="b")
+        reg.transfer("c", "b", JPA, 800)
+        refused(reg, InsufficientUnits, "holds 100 JPA of 'JVETS' 2010; 450 to give back", reg.true_up, "c",
+                2010, 500, to="iss")
+        refused(reg, OperationRefused, "allocated 900 for 2010: it cannot return 901", reg.return_allocation,
+                "c", 2010, 901, to="iss")
+        refused(reg, OperationRefused, "allocated 0 for 2010", reg.return_allocation, "a", 2010, 1, to="iss")
+        refused(reg, InvalidQuantity, "quantity must be", reg.return_allocation, "c", 2010, 0, to="iss")
+
+    def _trial(self, reg: Registry) -> None:
+        """Scheme TRIAL (JPA, borrowing up to 20% of the next allocation); ``op`` allocated 1,000
+        for 2010 and for 2011, ``op2`` for 2010 only; both emitted 1,300 in 2010."""
+        reg.create_scheme(Scheme("TRIAL", frozenset({UnitType.TKA}), borrowing=True, borrow_limit=2000))
+        for period in (2010, 2011):
+            reg.set_cap("TRIAL", period, 10_000)
+        for name in ("op", "op2"):
+            reg.open_account(name, scheme="TRIAL")
+            reg.allocate(name, 2010, "grandfathering", base=[1000])
+            reg.record_emissions(name, 2010, 1300)
+        reg.allocate("op", 2011, "grandfathering", base=[1000])
+        reg.issue("op2", UnitType.TKA, 1000, scheme="TRIAL", period=2011)  # not an allocation
+
+    def test_borrowing_is_limited_to_a_share_of_the_next_allocation_and_cuts_it(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._trial(reg)
+        tka = UnitType.TKA
+        refused(reg, BorrowingLimitExceeded, r"lends 'op' at most 200 of 2011 for 2010 \(2000 bp of its 2011 "
+                r"allocation of 1000\); 0 borrowed, 300 more asked", reg.surrender, "op", 2010, tka, 1300,
+                to="ret")
+        txid = reg.surrender("op", 2010, tka, 1150, to="ret")
+        reg.surrender("op", 2010, tka, 50, to="ret")
+        refused(reg, BorrowingLimitExceeded, "200 borrowed, 1 more asked", reg.surrender, "op", 2010, tka, 1,
+                to="ret")
+        reg = reopen(reg)
+        c = reg.compliance("op", 2010)
+        assert (c.status, c.surrendered, c.borrowed, c.shortfall) == (ComplianceStatus.B, 1200, 200, 100)
+        cuts = [(a.txid, a.period, a.method, a.qty) for a in reg.allocations("op", 2011)]
+        assert cuts[1:] == [(txid, 2011, "borrowed", -150), (txid + 1, 2011, "borrowed", -50)]
+        assert sum(a.qty for a in reg.allocations("op", 2011)) == 800 == reg.holding("op", tka)
+        # units of 2011 that are no allocation: nothing to borrow against
+        refused(reg, BorrowingLimitExceeded, "at most 0 of 2011", reg.surrender, "op2", 2010, tka, 1001,
+                to="ret")
+        reg.check()
 
     # -- random sequences ----------------------------------------------------------
 

@@ -26,6 +26,7 @@ from carbonbook._types import (
     name_fault,
 )
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
+from carbonbook.registry.base import OffsetLimit
 
 
 class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False):
@@ -164,8 +165,13 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     """Create a compliance scheme: the ``allowances`` it issues, the ``credits`` it accepts
     for at most ``offset_percent`` % of an obligation, the first periods of its ``phases``,
     and whether it allows ``banking`` within a phase, ``phase_banking`` into a later phase
-    and ``borrowing`` from the next period within a phase; with ``removals`` its operators'
-    verified emissions may be negative (net removals, NZ forestry)."""
+    and ``borrowing`` from the next period within a phase (at most ``borrow_limit`` basis
+    points of the next period's allocation); with ``removals`` its operators' verified
+    emissions may be negative (net removals, NZ forestry). ``offset_limits`` is its offset
+    table (rows ``{"unit", "bp", "base", "over"}``), ``excluded`` maps project types to the
+    first period they no longer count for, ``links`` names the schemes whose allowances it
+    accepts, at most ``import_limit`` basis points of an obligation (see
+    :class:`~carbonbook.registry.base.Scheme`)."""
 
     name: Name
     allowances: frozenset[UnitType]
@@ -176,6 +182,11 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     phase_banking: bool = True
     borrowing: bool = False
     removals: bool = False
+    borrow_limit: Int64 | None = None
+    offset_limits: tuple[OffsetLimit, ...] = ()
+    excluded: dict[Name, Int64] = {}
+    links: frozenset[Name] = frozenset()
+    import_limit: Int64 | None = None
 
 
 class SetCap(RegistryCommand, tag="cap", frozen=True):
@@ -205,8 +216,9 @@ class SetAccountStatus(RegistryCommand, tag="account_status", frozen=True):
 
 
 class Issue(RegistryCommand, tag="issue", frozen=True):
-    """Issue (allocate) ``qty`` new units of ``unit`` into ``account`` under ``scheme`` for
-    ``period``: the next free serials of ``origin`` unless ``start`` is given."""
+    """Issue ``qty`` new units of ``unit`` into ``account`` under ``scheme`` for ``period``: the
+    next free serials of ``origin`` unless ``start`` is given; a credit may state its
+    ``project_type``."""
 
     account: Name
     unit: UnitType
@@ -217,6 +229,47 @@ class Issue(RegistryCommand, tag="issue", frozen=True):
     start: Int64 | None = None
     project: Name | None = None
     expiry: Int64 | None = None
+    project_type: Name | None = None
+
+
+class Allocate(RegistryCommand, tag="allocate", frozen=True):
+    """Allocate free units to operator ``account`` for ``period`` by ``method``: ``benchmark``
+    (``activity`` x ``rate``/``per``), ``grandfathering`` (the average of ``base`` years'
+    emissions x ``rate``/``per`` minus ``reduction``) or ``intensity`` (forecast production
+    ``activity`` x ``rate``/``per``, trued up later); see
+    :class:`~carbonbook.registry.base.Allocation`."""
+
+    account: Name
+    period: Int64
+    method: Literal["benchmark", "grandfathering", "intensity"]
+    unit: UnitType | None = None
+    activity: Int64 = 0
+    rate: Int64 = 1
+    per: Int64 = 1
+    base: tuple[Int64, ...] = ()
+    reduction: Int64 = 0
+    origin: Name = "JP"
+
+
+class TrueUp(RegistryCommand, tag="true_up", frozen=True):
+    """True up ``account``'s intensity allocation for ``period`` on its verified ``production``:
+    units given for a shortfall, or taken back into issuance account ``to`` for an excess."""
+
+    account: Name
+    period: Int64
+    production: Int64
+    to: Name | None = None
+    origin: Name = "JP"
+
+
+class ReturnAllocation(RegistryCommand, tag="allocation_return", frozen=True):
+    """Return ``qty`` units of ``account``'s excess allocation for ``period`` into issuance
+    account ``to``."""
+
+    account: Name
+    period: Int64
+    qty: Int64
+    to: Name
 
 
 class Transfer(RegistryCommand, tag="transfer", frozen=True):
@@ -315,7 +368,8 @@ class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
 
 
 Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenAuction | PlaceBid
-           | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Transfer | Deposit
+           | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Allocate | TrueUp
+           | ReturnAllocation | Transfer | Deposit
            | RecordEmissions | CorrectEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline
            | BusinessDay)
 """Any order-log command."""
