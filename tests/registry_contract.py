@@ -43,10 +43,12 @@ from carbonbook.errors import (
     UnknownScheme,
 )
 from carbonbook.registry import (
+    ALLOCATION_METHODS,
     AccountKind,
     AccountStatus,
     BlockState,
     ComplianceStatus,
+    OffsetLimit,
     Registry,
     Scheme,
     Serials,
@@ -1089,6 +1091,122 @@ class RegistryContract:
                 to="ret")
         reg.check()
 
+    # -- offset tables, project-type exclusions and linking (issue 14, item 5) ---------
+
+    def _eu2(self, reg: Registry) -> None:
+        """Scheme EU2 (EUA; phases 2008 and 2013): CERs up to 10% of verified emissions per
+        period, ERUs up to 5% of the allocation over the phase, HFC-23 CERs excluded from 2013.
+        ``op`` allocated 1,000 for 2008 and 2009, emitted 1,000 in 2008; it holds 100 HFC-23 CERs
+        (serials 1..100) and 300 hydro CERs of 2008 (101..400), and 200 ERUs of 2008."""
+        reg.create_scheme(Scheme("CDM", frozenset({UnitType.CER, UnitType.ERU})))
+        reg.create_scheme(Scheme("EU2", frozenset({EUA}), frozenset({UnitType.CER, UnitType.ERU}),
+                                 phases=frozenset({2008, 2013}),
+                                 offset_limits=(OffsetLimit(UnitType.CER, 1000, "emissions"),
+                                                OffsetLimit(UnitType.ERU, 500, "allocation", "phase")),
+                                 excluded=frozenset({("HFC-23", 2013), ("adipic-N2O", 2013)})))
+        for period in (2008, 2009, 2013):
+            reg.set_cap("EU2", period, 10_000)
+        reg.set_cap("CDM", 2008, 10_000)
+        reg.open_account("op", scheme="EU2")
+        for period in (2008, 2009):
+            reg.allocate("op", period, "benchmark", activity=1000, origin="EU")
+        reg.record_emissions("op", 2008, 1000)
+        reg.issue("op", UnitType.CER, 100, scheme="CDM", period=2008, origin="CN", project="CDM-1",
+                  project_type="HFC-23")
+        reg.issue("op", UnitType.CER, 300, scheme="CDM", period=2008, origin="CN", project="CDM-2",
+                  project_type="hydro")
+        reg.issue("op", UnitType.ERU, 200, scheme="CDM", period=2008, origin="UA", project="JI-1")
+
+    def test_offset_table_per_credit_type_per_period_and_over_the_phase(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._eu2(reg)
+        cer, eru = UnitType.CER, UnitType.ERU
+        said = r"allows 100 CER for 'op' in 2008 \(1000 bp of its emissions of 1000\); 0 used, 101 more asked"
+        refused(reg, OffsetLimitExceeded, said, reg.surrender, "op", 2008, cer, 101, to="ret")
+        reg.surrender("op", 2008, cer, 100, to="ret")  # the HFC-23 credits still count for 2008
+        assert [(b.start, b.end, b.project_type) for b in reg.blocks("ret", cer)] == [(1, 100, "HFC-23")]
+        reg.surrender("op", 2008, eru, 60, to="ret")
+        reg.record_emissions("op", 2009, 500)
+        reg = reopen(reg)
+        said = (r"allows 100 ERU for 'op' in the phase of 2009 \(2008-2009\) \(500 bp of its allocation "
+                r"of 2000\); 60 used, 41 more asked")
+        refused(reg, OffsetLimitExceeded, said, reg.surrender, "op", 2009, eru, 41, to="ret")
+        reg.surrender("op", 2009, eru, 40, to="ret")
+        c = reg.compliance("op", 2009)
+        assert (c.surrendered, c.offsets) == (40, 40)
+        reg.check()
+
+    def test_excluded_project_types_do_not_count_from_their_first_period(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._eu2(reg)
+        reg = reopen(reg)
+        assert [b.project_type for b in reg.blocks("op", UnitType.CER)] == ["HFC-23", "hydro"]
+        reg.record_emissions("op", 2013, 100)
+        said = r"CN 1..100 \(CER\) do not count for 'EU2' 2013: project type HFC-23, which 'EU2' excludes"
+        refused(reg, NotEligible, said, reg.surrender, "op", 2013, UnitType.CER, 10, to="ret",
+                serials=Serials("CN", 1, 10))
+        reg.surrender("op", 2013, UnitType.CER, 10, to="ret")  # the oldest eligible: hydro, not HFC-23
+        assert [(b.start, b.end, b.project_type) for b in reg.blocks("ret")] == [(101, 110, "hydro")]
+        reg.check()
+
+    def _linked(self, reg: Registry) -> None:
+        """CA and XX issue CCA; QC links to CA (not XX), taking at most 50% of an obligation from it.
+        ``qc-op`` holds 80 CCA of CA, 50 of QC and 10 of XX, all 2013, and emitted 100."""
+        reg.create_scheme(Scheme("CA", frozenset({UnitType.CCA})))
+        reg.create_scheme(Scheme("XX", frozenset({UnitType.CCA})))
+        reg.create_scheme(Scheme("QC", frozenset({UnitType.CCA}), links=frozenset({"CA"}), import_limit=5000))
+        reg.open_account("qc-op", scheme="QC")
+        for scheme, qty in (("CA", 80), ("QC", 50), ("XX", 10)):
+            reg.set_cap(scheme, 2013, 1000)
+            reg.issue("qc-op", UnitType.CCA, qty, scheme=scheme, period=2013, origin=scheme)
+        reg.record_emissions("qc-op", 2013, 100)
+
+    def test_linked_schemes_allowances_count_within_the_import_limit(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._linked(reg)
+        cca = UnitType.CCA
+        said = (r"takes at most 50 allowances of linked schemes from 'qc-op' in 2013 \(5000 bp of its "
+                r"obligation of 100\); 0 used, 80 more asked")
+        refused(reg, OffsetLimitExceeded, said, reg.surrender, "qc-op", 2013, cca, 100, to="ret")
+        refused(reg, NotEligible, "scheme 'XX', whose allowances 'QC' does not accept", reg.surrender, "qc-op",
+                2013, cca, 10, to="ret", serials=Serials("XX", 1, 10))
+        reg.surrender("qc-op", 2013, cca, 50, to="ret", serials=Serials("QC", 1, 50))
+        reg = reopen(reg)
+        reg.surrender("qc-op", 2013, cca, 50, to="ret")
+        c = reg.compliance("qc-op", 2013)
+        assert (c.status, c.surrendered) == (ComplianceStatus.A, 100)
+        assert sorted((b.scheme, b.qty) for b in reg.blocks("ret")) == [("CA", 50), ("QC", 50)]
+        assert reg.holding("qc-op", cca) == 40
+        refused(reg, UnitNotAllowed, "'JVETS' does not accept CCA", reg.surrender, "a", 2013, cca, 1, to="ret")
+        reg.check()
+
+    @pytest.mark.parametrize(("fields", "exc", "match"), [
+        ({"offset_limits": (OffsetLimit(UnitType.CER, 100),)}, OperationRefused, "does not accept as a credit"),
+        ({"offset_limits": (OffsetLimit(JVER, 10_001),)}, InvalidQuantity, "bp must be basis points"),
+        ({"offset_limits": (OffsetLimit(JVER, 100, "sales"),)}, OperationRefused, "base is emissions"),  # type: ignore[arg-type]
+        ({"offset_limits": (OffsetLimit(JVER, 100, "emissions", "year"),)}, OperationRefused, "over"),  # type: ignore[arg-type]
+        ({"offset_limits": ((JVER, 100),)}, OperationRefused, "must be an OffsetLimit"),
+        ({"offset_limits": "JVER"}, OperationRefused, "must be a list"),
+        ({"excluded": frozenset({("HFC-23", -1)})}, OperationRefused, "period must be"),
+        ({"excluded": frozenset({("", 2013)})}, OperationRefused, "project type"),
+        ({"excluded": frozenset({"HFC-23"})}, OperationRefused, "an exclusion is"),
+        ({"links": frozenset({"NEW"})}, OperationRefused, "cannot link to itself"),
+        ({"links": frozenset({""})}, OperationRefused, "linked scheme"),
+        ({"borrow_limit": -1}, InvalidQuantity, "borrow_limit must be basis points"),
+        ({"import_limit": 1.5}, InvalidQuantity, "import_limit must be basis points"),
+    ])
+    def test_bad_offset_table_exclusions_or_links_refused(self, reg: Registry, fields: dict[str, Any],
+                                                          exc: type[RegistryError], match: str) -> None:
+        refused(reg, exc, match, reg.create_scheme, Scheme("NEW", frozenset({UnitType.UKA}), frozenset({JVER}),
+                                                           **fields))
+
+    @pytest.mark.parametrize(("unit", "ptype", "match"), [
+        (JPA, "HFC-23", "JPA units come from no project"), (JVER, "", "project type"),
+        (JVER, 7, "project type")])
+    def test_bad_project_type_refused(self, reg: Registry, unit: UnitType, ptype: Any, match: str) -> None:
+        refused(reg, OperationRefused, match, reg.issue, "a", unit, 5, scheme="JVETS", period=2010,
+                project="JV-9", project_type=ptype)
+
     # -- random sequences ----------------------------------------------------------
 
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -1111,6 +1229,14 @@ class RegistryContract:
             st.tuples(st.just("carry"), names, units),
             st.tuples(st.just("deposit"), names, qtys),
             st.tuples(st.just("status"), names, st.sampled_from(list(AccountStatus))),
+            st.tuples(st.just("allocate"), names, st.sampled_from([2010, 2011]),
+                      st.sampled_from(ALLOCATION_METHODS), qtys),
+            st.tuples(st.just("true_up"), names, qtys, st.sampled_from(["iss", "b", None])),
+            st.tuples(st.just("return"), names, st.sampled_from([2010, 2011]), qtys,
+                      st.sampled_from(["iss", "b"])),
+            st.tuples(st.just("emissions"), names, st.sampled_from([2010, 2011]), qtys),
+            st.tuples(st.just("deadline"), st.integers(0, 3)),
+            st.tuples(st.just("day"), st.integers(0, 5)),
         )
         for op in data.draw(st.lists(ops, max_size=25)):
             before = fingerprint(reg)
@@ -1152,5 +1278,20 @@ class RegistryContract:
             reg.carry_over(op[1], op[2], 2010)
         elif kind == "deposit":
             reg.deposit(op[1], "JPY", op[2])
+        elif kind == "allocate":
+            if op[3] == "grandfathering":
+                reg.allocate(op[1], op[2], op[3], base=[op[4], 100], reduction=5)
+            else:
+                reg.allocate(op[1], op[2], op[3], activity=op[4], rate=3, per=4)
+        elif kind == "true_up":
+            reg.true_up(op[1], 2010, op[2], to=op[3])
+        elif kind == "return":
+            reg.return_allocation(op[1], op[2], op[3], to=op[4])
+        elif kind == "emissions":
+            reg.record_emissions(op[1], op[2], op[3])
+        elif kind == "deadline":
+            reg.set_deadline("JVETS", 2010, op[1], penalty=100, currency="JPY")
+        elif kind == "day":
+            reg.pass_days(op[1], op[1] + 1)
         else:
             reg.set_status(op[1], op[2])
