@@ -50,6 +50,7 @@ from carbonbook.checkpoint import Checkpoint
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_encoder
 from carbonbook.commands import (
+    Allocate,
     BusinessDay,
     CarryOver,
     CorrectEmissions,
@@ -60,16 +61,18 @@ from carbonbook.commands import (
     OpenScheme,
     RecordEmissions,
     Retire,
+    ReturnAllocation,
     SetAccountStatus,
     SetCap,
     SetDeadline,
     SetPhase,
     Surrender,
     Transfer,
+    TrueUp,
 )
 from carbonbook.errors import RegistryUnavailable
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
-from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
+from carbonbook.registry import MemoryRegistry, OffsetLimit, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState
 
 SYM = "JPA-2010"
@@ -909,6 +912,13 @@ ALL_REGISTRY_COMMANDS: list[Command] = [
     Retire(account="a", unit=JPA, qty=1, to="r"),
     CarryOver(account="a", unit=JPA, period=2010),
     Expire(unit=JPA, period=2010),
+    OpenScheme(name="EU", allowances=frozenset({UnitType.EUA}), credits=frozenset({UnitType.CER}),
+               borrow_limit=2000, offset_limits=(OffsetLimit(UnitType.CER, 1100, "allocation", "phase"),),
+               excluded={"HFC-23": 2013}, links=frozenset({"CH"}), import_limit=500),
+    Issue(account="a", unit=UnitType.CER, qty=1, scheme="CDM", period=2008, project="P", project_type="hydro"),
+    Allocate(account="a", period=2010, method="grandfathering", base=(3, 4), reduction=1),
+    TrueUp(account="a", period=2010, production=5, to="iss"),
+    ReturnAllocation(account="a", period=2010, qty=1, to="iss"),
     BusinessDay(day=1),
 ]
 

@@ -3,6 +3,9 @@
 Each Struct's tag is its ``type`` in the order log. Decoding with
 :data:`carbonbook.codec` validates types and bounds; the engine checks the
 rest (tick, lot, ids, book state) and answers with events, never exceptions.
+The Structs forbid unknown fields, so that a decoder notices them: the order log ignores
+them (ORDER-LOG.md), and :mod:`carbonbook.codec` decodes such a record again without them
+and counts it (``replay``'s summary names the fields).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 from carbonbook.registry.base import OffsetLimit
 
 
-class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False):
+class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False,
+                     forbid_unknown_fields=True):
     """Open a book for ``symbol`` trading ``unit``; prices in multiples of ``tick``, quantities of ``lot``.
 
     ``phase`` is the starting phase (``continuous``, or ``call`` for a ``call_only``
@@ -51,7 +55,8 @@ class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=
     currency: Name | None = None
 
 
-class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=False):
+class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=False,
+               forbid_unknown_fields=True):
     """Enter an order. ``price`` is required for a limit order and absent for a market order.
 
     ``cap`` (market buys only) is the most the order may spend, in minor currency units:
@@ -73,14 +78,16 @@ class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=Fals
     ts: Int64 | None = None
 
 
-class CancelOrder(msgspec.Struct, tag_field="type", tag="cancel", frozen=True, gc=False):
+class CancelOrder(msgspec.Struct, tag_field="type", tag="cancel", frozen=True, gc=False,
+                  forbid_unknown_fields=True):
     """Cancel the open remainder of order ``id``."""
 
     id: OrderId
     ts: Int64 | None = None
 
 
-class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, gc=False):
+class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, gc=False,
+                  forbid_unknown_fields=True):
     """Change the price and/or the open quantity of order ``id``.
 
     A lower quantity at the same price keeps time priority; a new price or a higher
@@ -93,7 +100,8 @@ class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, g
     ts: Int64 | None = None
 
 
-class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=False):
+class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=False,
+               forbid_unknown_fields=True):
     """Switch ``symbol`` to ``phase``; ``reference`` (optional) becomes its reference price.
 
     Leaving a call for ``continuous`` or ``closed`` uncrosses the book.
@@ -105,7 +113,8 @@ class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=Fa
     ts: Int64 | None = None
 
 
-class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, gc=False):
+class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, gc=False,
+                  forbid_unknown_fields=True):
     """Open the sealed-bid primary auction ``auction``: ``seller`` offers ``volume`` tonnes of ``unit``.
 
     The other fields are :class:`~carbonbook.auction.AuctionSpec`'s, with its names and
@@ -131,7 +140,8 @@ class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, 
     ts: Int64 | None = None
 
 
-class PlaceBid(msgspec.Struct, tag_field="type", tag="bid", frozen=True, gc=False):
+class PlaceBid(msgspec.Struct, tag_field="type", tag="bid", frozen=True, gc=False,
+               forbid_unknown_fields=True):
     """A sealed bid ``id`` in ``auction``: ``account`` would buy up to ``qty`` tonnes at up to ``price``.
 
     Bid ids share the order-id space: unique among every id ever accepted.
@@ -145,7 +155,8 @@ class PlaceBid(msgspec.Struct, tag_field="type", tag="bid", frozen=True, gc=Fals
     ts: Int64 | None = None
 
 
-class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen=True, gc=False):
+class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen=True, gc=False,
+                   forbid_unknown_fields=True):
     """Close the bidding window of ``auction`` and clear it."""
 
     auction: Name
@@ -155,7 +166,8 @@ class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen
 # -- registry commands: carried out by a venue with a registry (carbonbook.venue) ---------
 
 
-class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True):
+class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True,
+                      forbid_unknown_fields=True):
     """A command for the registry behind a venue. Without one, it is rejected (``no_registry``)."""
 
     ts: Int64 | None = None
