@@ -1128,8 +1128,8 @@ class RegistryContract:
         reg.surrender("op", 2008, eru, 60, to="ret")
         reg.record_emissions("op", 2009, 500)
         reg = reopen(reg)
-        said = (r"allows 100 ERU for 'op' in the phase of 2009 \(2008-2009\) \(500 bp of its allocation "
-                r"of 2000\); 60 used, 41 more asked")
+        said = (r"allows 100 ERU for 'op' in the phase from 2008 \(periods on record: 2008, 2009\) \(500 bp of "
+                r"its allocation of 2000\); 60 used, 41 more asked")
         refused(reg, OffsetLimitExceeded, said, reg.surrender, "op", 2009, eru, 41, to="ret")
         reg.surrender("op", 2009, eru, 40, to="ret")
         c = reg.compliance("op", 2009)

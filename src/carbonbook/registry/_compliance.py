@@ -365,7 +365,8 @@ class ComplianceRules(Store):
                 base = sum(self._obligation(account, p) for p in periods)
             else:
                 base = sum(max(0, allocated(self, account, p, cuts=False)) for p in periods)
-            span = period if row.over == "period" else f"the phase of {period} ({periods[0]}-{periods[-1]})"
+            span = (period if row.over == "period" else
+                    f"the phase from {sch.phase(period)} (periods on record: {', '.join(map(str, periods))})")
             _within(row.bp, base, used, qty, OffsetLimitExceeded,
                     f"scheme {sch.name!r} allows {{limit}} {unit} for {account!r} in {span} ({row.bp} bp of "
                     f"its {row.base} of {base}); {used} used")
