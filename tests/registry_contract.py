@@ -1207,6 +1207,97 @@ class RegistryContract:
         refused(reg, OperationRefused, match, reg.issue, "a", unit, 5, scheme="JVETS", period=2010,
                 project="JV-9", project_type=ptype)
 
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.too_slow, HealthCheck.differing_executors])
+    @given(data=st.data())
+    def test_limits_exclusions_and_links_hold_whatever_the_sequence(self, make_registry: Factory,
+                                                                    data: st.DataObject) -> None:
+        """Across allocations, issues and surrenders (oldest eligible, by vintage, by serials),
+        every unit surrendered for scheme LINKED counts under the rules written out here:
+        allowances of LINKED or of HOME (which it links to), never of OTHER; an HFC-23 credit
+        never for 2011 or later; a later vintage only LINKED's own next one, and borrowed units
+        within 20% of the next period's allocation; CERs within 10% of verified emissions;
+        HOME's within half the obligation. Each serial counts once; refusals change nothing."""
+        reg = world(make_registry())
+        uka, cer = UnitType.UKA, UnitType.CER
+        reg.create_scheme(Scheme("HOME", frozenset({uka})))
+        reg.create_scheme(Scheme("OTHER", frozenset({uka})))
+        reg.create_scheme(Scheme("CDM", frozenset({cer})))
+        reg.create_scheme(Scheme("LINKED", frozenset({uka}), frozenset({cer}), borrowing=True,
+                                 borrow_limit=2000, offset_limits=(OffsetLimit(cer, 1000),),
+                                 excluded=frozenset({("HFC-23", 2011)}), links=frozenset({"HOME"}),
+                                 import_limit=5000))
+        for scheme in ("HOME", "OTHER", "CDM", "LINKED"):
+            for period in (2010, 2011, 2012):
+                reg.set_cap(scheme, period, 100_000)
+        reg.open_account("op", scheme="LINKED")
+        for period in (2010, 2011):
+            reg.record_emissions("op", period, 200)
+        periods = st.sampled_from((2010, 2011, 2012))
+        ops = st.one_of(
+            st.tuples(st.just("allocate"), periods, st.integers(1, 150)),
+            st.tuples(st.just("issue"), st.sampled_from(("HOME", "OTHER", "LINKED")), periods,
+                      st.integers(1, 60)),
+            st.tuples(st.just("credit"), st.sampled_from(("HFC-23", "hydro")), st.integers(1, 40)),
+            st.tuples(st.just("surrender"), st.sampled_from((2010, 2011)), st.sampled_from((uka, cer)),
+                      st.integers(1, 80), st.one_of(st.none(), periods, st.just("serials"))),
+        )
+        allocated: dict[int, int] = {}
+        borrowed: dict[int, int] = {}
+        credits: dict[int, int] = {}
+        imported: dict[int, int] = {}
+        seen: set[tuple[str, int]] = set()
+        for op in data.draw(st.lists(ops, max_size=15)):
+            before = fingerprint(reg)
+            ret_before = {(b.origin, b.start) for b in reg.blocks("ret")}
+            try:
+                if op[0] == "allocate":
+                    reg.allocate("op", op[1], "benchmark", activity=op[2])
+                    allocated[op[1]] = allocated.get(op[1], 0) + op[2]
+                elif op[0] == "issue":
+                    reg.issue("op", uka, op[3], scheme=op[1], period=op[2], origin=op[1])
+                elif op[0] == "credit":
+                    reg.issue("op", cer, op[2], scheme="CDM", period=2010, origin="CN", project="P",
+                              project_type=op[1])
+                else:
+                    _, period, unit, qty, vintage = op
+                    obligation = reg.compliance("op", period).obligation
+                    serials = None
+                    if vintage == "serials":
+                        vintage = None
+                        held = [b for b in reg.blocks("op", unit) if b.state is BlockState.ACTIVE]
+                        if held:
+                            b = data.draw(st.sampled_from(held))
+                            qty = min(qty, b.qty)
+                            serials = Serials(b.origin, b.start, b.start + qty - 1)
+                    reg.surrender("op", period, unit, qty, to="ret", vintage=vintage, serials=serials)
+                    new = [b for b in reg.blocks("ret") if (b.origin, b.start) not in ret_before]
+                    assert sum(b.qty for b in new) == qty
+                    for b in new:
+                        assert vintage is None or b.period == vintage
+                        if b.unit is cer:
+                            assert b.project_type != "HFC-23" or period < 2011
+                            credits[period] = credits.get(period, 0) + b.qty
+                        else:
+                            assert b.scheme in ("LINKED", "HOME")
+                            assert b.period <= period or (b.scheme == "LINKED" and b.period == period + 1)
+                            if b.period > period:
+                                borrowed[period] = borrowed.get(period, 0) + b.qty
+                            if b.scheme == "HOME":
+                                imported[period] = imported.get(period, 0) + b.qty
+                        for serial in range(b.start, b.end + 1):
+                            assert (b.origin, serial) not in seen
+                            seen.add((b.origin, serial))
+                    assert borrowed.get(period, 0) <= 2000 * allocated.get(period + 1, 0) // 10_000
+                    assert credits.get(period, 0) <= 1000 * 200 // 10_000
+                    if any(b.scheme == "HOME" for b in new):
+                        assert imported[period] <= 5000 * obligation // 10_000
+            except RegistryError:
+                assert fingerprint(reg) == before
+            reg.check()
+        for period in (2010, 2011):
+            assert reg.compliance("op", period).borrowed == borrowed.get(period, 0)
+
     # -- random sequences ----------------------------------------------------------
 
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
