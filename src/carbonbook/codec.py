@@ -25,7 +25,7 @@ _LENIENT: dict[type, type] = {cls: types.new_class(cls.__name__, (cls,), {"forbi
                               for cls in get_args(Command)}
 """Each command class's twin that skips unknown fields (the commands themselves forbid them)."""
 _LenientCommand = Union[tuple(_LENIENT.values())]  # type: ignore[valid-type]  # noqa: UP007
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)`$")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`$")
 
 
 def _unknown_field(exc: Exception) -> str | None:

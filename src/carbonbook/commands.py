@@ -18,6 +18,7 @@ from carbonbook._types import (
     INT64_MAX,
     Int64,
     Name,
+    OffsetLimit,
     OrderId,
     OrderType,
     Phase,
@@ -29,7 +30,6 @@ from carbonbook._types import (
     name_fault,
 )
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
-from carbonbook.registry.base import OffsetLimit
 
 
 class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False,

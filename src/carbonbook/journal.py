@@ -90,7 +90,7 @@ from typing import Any, BinaryIO, Literal, Protocol, get_args
 
 import msgspec
 
-from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
+from carbonbook._types import OffsetLimit, OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 from carbonbook.codec import command_batches
 from carbonbook.commands import Command, Undecodable
@@ -102,7 +102,6 @@ from carbonbook.errors import (
     TornRecordWarning,
 )
 from carbonbook.events import Event
-from carbonbook.registry.base import OffsetLimit
 from carbonbook.snapshot import MAGIC as SNAPSHOT_MAGIC
 from carbonbook.snapshot import EngineState, SnapshotFile, decode_file, fsync_dir, write_snapshot
 from carbonbook.venue import LogMismatch, Venue, VenueState

@@ -5,6 +5,7 @@
 ``carbonbook.registry.postgres.PostgresRegistry`` (needs the ``postgres`` extra) implement it.
 """
 
+from carbonbook._types import OffsetLimit
 from carbonbook.registry.base import (
     ALLOCATION_METHODS,
     EXPIRING_UNITS,
@@ -19,7 +20,6 @@ from carbonbook.registry.base import (
     ComplianceStatus,
     Entry,
     Final,
-    OffsetLimit,
     Registry,
     Scheme,
     Serials,

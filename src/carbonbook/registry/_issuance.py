@@ -11,7 +11,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from carbonbook._types import INT64_MAX, UnitType
+from carbonbook._types import INT64_MAX, OffsetLimit, UnitType
 from carbonbook.errors import (
     AccountClosed,
     CapExceeded,
@@ -40,7 +40,6 @@ from carbonbook.registry.base import (
     Block,
     BlockState,
     Entry,
-    OffsetLimit,
     Scheme,
 )
 

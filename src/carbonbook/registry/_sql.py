@@ -23,7 +23,7 @@ import msgspec
 import msgspec.json as _json
 from msgspec.structs import astuple
 
-from carbonbook._types import UnitType
+from carbonbook._types import OffsetLimit, UnitType
 from carbonbook.errors import RegistryIntegrityError
 from carbonbook.registry._state import StateRegistry
 from carbonbook.registry._store import _FAST, _HOLD, _MISSING, Log, Store, _entry
@@ -34,7 +34,6 @@ from carbonbook.registry.base import (
     Block,
     BlockState,
     Entry,
-    OffsetLimit,
     Scheme,
     Settled,
     SettlementFailed,

@@ -32,11 +32,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from enum import StrEnum
-from typing import Literal
 
 import msgspec
 
-from carbonbook._types import UnitType
+from carbonbook._types import OffsetLimit, UnitType
 from carbonbook.errors import DuplicateTrade
 
 
@@ -99,20 +98,6 @@ class Account(msgspec.Struct, frozen=True, gc=False):
     status: AccountStatus
     units: frozenset[UnitType] | None = None
     scheme: str | None = None
-
-
-class OffsetLimit(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
-    """A row of a scheme's offset table: credits of type ``unit`` surrendered by an account may
-    cover at most ``bp`` basis points (1/100 of a percent) of its ``base`` (``emissions``: its
-    verified emissions; ``obligation``: its obligation, carried shortfall included;
-    ``allocation``: its free allocation on record), per compliance period (``over``
-    ``period``) or summed over the periods of the phase (``over`` ``phase``: units and base
-    both counted over the phase)."""
-
-    unit: UnitType
-    bp: int
-    base: Literal["emissions", "obligation", "allocation"] = "emissions"
-    over: Literal["period", "phase"] = "period"
 
 
 class Scheme(msgspec.Struct, frozen=True, gc=False):
