@@ -1207,7 +1207,7 @@ class RegistryContract:
         refused(reg, OperationRefused, match, reg.issue, "a", unit, 5, scheme="JVETS", period=2010,
                 project="JV-9", project_type=ptype)
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                      HealthCheck.too_slow, HealthCheck.differing_executors])
     @given(data=st.data())
     def test_limits_exclusions_and_links_hold_whatever_the_sequence(self, make_registry: Factory,
@@ -1233,21 +1233,29 @@ class RegistryContract:
         reg.open_account("op", scheme="LINKED")
         for period in (2010, 2011):
             reg.record_emissions("op", period, 200)
+        # a start that lets many surrenders through: 2011's allocation, some of each kind of unit
+        reg.allocate("op", 2011, "benchmark", activity=100)
+        for scheme in ("HOME", "OTHER", "LINKED"):
+            reg.issue("op", uka, 40, scheme=scheme, period=2010, origin=scheme)
+        reg.issue("op", uka, 30, scheme="LINKED", period=2011, origin="LINKED")
+        for kind in ("HFC-23", "hydro"):
+            reg.issue("op", cer, 15, scheme="CDM", period=2010, origin="CN", project="P", project_type=kind)
         periods = st.sampled_from((2010, 2011, 2012))
+        surrenders = st.tuples(st.just("surrender"), st.sampled_from((2010, 2011)), st.sampled_from((uka, cer)),
+                               st.integers(1, 25), st.sampled_from((None, 2010, 2011, 2011, 2012, "serials")))
         ops = st.one_of(
+            surrenders, surrenders,
             st.tuples(st.just("allocate"), periods, st.integers(1, 150)),
             st.tuples(st.just("issue"), st.sampled_from(("HOME", "OTHER", "LINKED")), periods,
                       st.integers(1, 60)),
             st.tuples(st.just("credit"), st.sampled_from(("HFC-23", "hydro")), st.integers(1, 40)),
-            st.tuples(st.just("surrender"), st.sampled_from((2010, 2011)), st.sampled_from((uka, cer)),
-                      st.integers(1, 80), st.one_of(st.none(), periods, st.just("serials"))),
         )
-        allocated: dict[int, int] = {}
+        allocated: dict[int, int] = {2011: 100}
         borrowed: dict[int, int] = {}
         credits: dict[int, int] = {}
         imported: dict[int, int] = {}
         seen: set[tuple[str, int]] = set()
-        for op in data.draw(st.lists(ops, max_size=15)):
+        for op in data.draw(st.lists(ops, min_size=3, max_size=15)):
             before = fingerprint(reg)
             ret_before = {(b.origin, b.start) for b in reg.blocks("ret")}
             try:
