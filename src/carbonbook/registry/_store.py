@@ -14,8 +14,9 @@ them by ``_derive()``.
 schemes, free units and cash) and the one way units move (``_take``: oldest block first,
 or named serials). The rule families build on it, one module each: ``_issuance``
 (accounts, schemes, caps, issuance, expiry), ``_transfers`` (transfers, retirement,
-holds), ``_cash`` (deposits, delivery-versus-payment settlement), ``_compliance``
-(emissions, surrender and its eligibility, carry-over). ``_state.StateRegistry`` is the
+holds), ``_cash`` (deposits, delivery-versus-payment settlement), ``_allocation`` (free
+allocation, true-up, return of excess), ``_compliance`` (emissions, surrender and its
+eligibility, limits and links, carry-over, deadlines). ``_state.StateRegistry`` is the
 facade that joins them.
 """
 
