@@ -155,9 +155,15 @@ class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen
 
 
 class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True):
-    """A command for the registry behind a venue. Without one, it is rejected (``no_registry``)."""
+    """A command for the registry behind a venue. Without one, it is rejected (``no_registry``).
+
+    ``actor`` is the person acting: a representative of the account the command acts for, or an
+    administrator (see :mod:`carbonbook.registry._controls`); refused ``not_authorised`` when
+    they may not. Absent, it is no one in particular, which only an account without
+    representatives, or a registry without administrators, accepts (logs from before actors)."""
 
     ts: Int64 | None = None
+    actor: Name | None = None
 
 
 class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
@@ -308,6 +314,69 @@ class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
     multiple: Int64 = 1
 
 
+class AddAdministrator(RegistryCommand, tag="administrator", frozen=True):
+    """Make ``person`` an administrator of the registry (the first by anyone, later ones by an
+    administrator): from then on only administrators do administrative acts."""
+
+    person: Name
+
+
+class AddRepresentative(RegistryCommand, tag="representative", frozen=True):
+    """Make ``person`` an authorised representative of ``account`` (by an administrator): from
+    then on only its representatives act for it."""
+
+    account: Name
+    person: Name
+
+
+class SetControls(RegistryCommand, tag="controls", frozen=True):
+    """Set ``account``'s transfer controls (by an administrator): ``trusted_delay`` business
+    days before a trusted-list addition counts, ``outside_delay`` business days a transfer to an
+    account outside the list waits (cancellable), or ``bar_outside`` to refuse those, ``limit``
+    units per transfer outside the list, and ``four_eyes`` approval of every transfer."""
+
+    account: Name
+    trusted_delay: Int64 = 0
+    outside_delay: Int64 = 0
+    bar_outside: bool = False
+    limit: Int64 | None = None
+    four_eyes: bool = False
+
+
+class ProposeTrusted(RegistryCommand, tag="trust", frozen=True):
+    """A representative of ``account`` proposes adding ``trusted`` to its trusted account list."""
+
+    account: Name
+    trusted: Name
+
+
+class ApproveTrusted(RegistryCommand, tag="trust_approval", frozen=True):
+    """A second representative of ``account`` approves adding ``trusted`` to its trusted list."""
+
+    account: Name
+    trusted: Name
+
+
+class RemoveTrusted(RegistryCommand, tag="distrust", frozen=True):
+    """A representative of ``account`` removes ``trusted`` from its trusted list, at once."""
+
+    account: Name
+    trusted: Name
+
+
+class ApproveTransfer(RegistryCommand, tag="transfer_approval", frozen=True):
+    """A second representative of the sender approves pending transfer ``transfer`` (the txid
+    of the ``recorded`` that proposed it)."""
+
+    transfer: Int64
+
+
+class CancelTransfer(RegistryCommand, tag="transfer_cancellation", frozen=True):
+    """A representative of the sender, or an administrator, cancels pending transfer ``transfer``."""
+
+    transfer: Int64
+
+
 class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
     """Start business ``day`` (an integer, never decreasing): trades due by then settle."""
 
@@ -317,7 +386,8 @@ class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
 Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenAuction | PlaceBid
            | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Transfer | Deposit
            | RecordEmissions | CorrectEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline
-           | BusinessDay)
+           | AddAdministrator | AddRepresentative | SetControls | ProposeTrusted | ApproveTrusted
+           | RemoveTrusted | ApproveTransfer | CancelTransfer | BusinessDay)
 """Any order-log command."""
 
 

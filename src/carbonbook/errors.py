@@ -124,6 +124,32 @@ class DeadlinePassed(RegistryError):
     code = "deadline_passed"
 
 
+class NotAuthorised(RegistryError):
+    """Raised when the actor of a registry command may not do it: not a representative of the
+    account it acts for, not an administrator, or the proposer approving their own proposal."""
+
+    code = "not_authorised"
+
+
+class NotTrusted(RegistryError):
+    """Raised when a transfer goes to an account outside the sender's trusted account list and
+    the sender's controls bar such transfers (operator accounts, DOMAIN.md 6)."""
+
+    code = "not_trusted"
+
+
+class TransferLimitExceeded(RegistryError):
+    """Raised when a transfer outside the sender's trusted account list is above its per-transfer limit."""
+
+    code = "limit_exceeded"
+
+
+class UnknownTransfer(RegistryError, LookupError):
+    """Raised when a pending transfer does not exist or is no longer pending (executed, cancelled, failed)."""
+
+    code = "unknown_transfer"
+
+
 class OperationRefused(RegistryError):
     """Raised when an operation is refused for a rule not covered by a narrower type
     (banking not allowed, missing project id, emissions already recorded, ...)."""

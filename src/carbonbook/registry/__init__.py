@@ -15,14 +15,17 @@ from carbonbook.registry.base import (
     BlockState,
     Compliance,
     ComplianceStatus,
+    Controls,
     Entry,
     Final,
+    PendingTransfer,
     Registry,
     Scheme,
     Serials,
     Settled,
     SettlementFailed,
     SettlementRecord,
+    Trusted,
 )
 from carbonbook.registry.memory import MemoryRegistry
 from carbonbook.registry.sqlite import SQLiteRegistry
@@ -56,9 +59,11 @@ __all__ = [
     "BlockState",
     "Compliance",
     "ComplianceStatus",
+    "Controls",
     "Entry",
     "Final",
     "MemoryRegistry",
+    "PendingTransfer",
     "Registry",
     "SQLiteRegistry",
     "Scheme",
@@ -66,5 +71,6 @@ __all__ = [
     "Settled",
     "SettlementFailed",
     "SettlementRecord",
+    "Trusted",
     "open_registry",
 ]

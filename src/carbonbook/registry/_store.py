@@ -22,11 +22,14 @@ facade that joins them.
 from __future__ import annotations
 
 from abc import abstractmethod
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
 from types import TracebackType
 from typing import Any
+
+from msgspec.structs import replace
 
 from carbonbook._types import INT64_MAX, UnitType, name_fault
 from carbonbook.errors import (
@@ -79,6 +82,14 @@ FinalRow = tuple[str, int, int, int, int, int, int]
 period whose deadline passed, keyed by (account, period)."""
 CompRow = tuple[int | None, int, int, int]
 """(verified emissions or None, surrendered, offsets surrendered, borrowed), keyed by (account, period)."""
+ControlRow = tuple[int, int, int, int | None, int]
+"""(trusted_delay, outside_delay, bar_outside, limit, four_eyes) of an account (``Controls``)."""
+TrustRow = tuple[str | None, str | None, int | None]
+"""(proposer, approver, effective day or None), keyed by (account, trusted account)."""
+PendingRow = tuple[str, str, str, int, str | None, str | None, str, int | None, int, int | None, int | None,
+                   str]
+"""(sender, receiver, unit, qty, proposer, approver, state, due, outside, done txid, done day, reason) of
+a pending transfer, keyed by the txid that proposed it (``PendingTransfer``)."""
 Log = list[tuple[Any, Any, Any]]
 
 
@@ -167,6 +178,7 @@ class Store(Registry):
     def __init__(self) -> None:
         self._log: Log | None = None
         self._journal_mark = 0
+        self._actor: str | None = None  # the person acting (``ControlRules.acting``), stamped on journal rows
         self._reset()
 
     # -- state -------------------------------------------------------------------
@@ -186,6 +198,13 @@ class Store(Registry):
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
         self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
+        # access and controls (``_controls``)
+        self._admins: dict[str, int] = {}  # person -> txid that made them an administrator
+        self._reps: dict[tuple[str, str], int] = {}  # (account, person) -> txid
+        self._controls: dict[str, ControlRow] = {}
+        self._trusted: dict[tuple[str, str], TrustRow] = {}
+        self._pending: dict[int, PendingRow] = {}
+        self._days: dict[int, int] = {}  # business day -> the first txid made on it
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -199,7 +218,9 @@ class Store(Registry):
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
                 "holds": self._holds, "compliance": self._comp,
                 "deadlines": self._deadlines, "finals": self._finals, "settlements": self._settlements,
-                "checkpoint": self._checkpoint, "meta": self._meta}
+                "checkpoint": self._checkpoint, "meta": self._meta, "administrators": self._admins,
+                "representatives": self._reps, "controls": self._controls, "trusted": self._trusted,
+                "pending": self._pending, "days": self._days}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -264,6 +285,8 @@ class Store(Registry):
 
     def _append(self, entry: Entry) -> None:
         assert self._log is not None
+        if self._actor is not None and entry.actor is None:
+            entry = replace(entry, actor=self._actor)
         self._log.append((self._journal, _APPEND, len(self._journal)))
         self._journal.append(entry)
 
@@ -294,6 +317,15 @@ class Store(Registry):
     @abstractmethod
     def _undo_fast(self, seg: list[Any], stop: int) -> None:
         """Undo a run of fast-path settlements (``CashRules``)."""
+
+    @abstractmethod
+    def _controlled(self, sender: str) -> bool:
+        """Whether transfers out of ``sender`` go through its controls (``ControlRules``)."""
+
+    @abstractmethod
+    def _controlled_transfer(self, sender: str, receiver: str, unit: UnitType, qty: int,
+                             serials: Serials | None) -> int:
+        """A checked transfer out of a controlled account, at once or pending (``ControlRules``)."""
 
     def _commit(self, log: Log) -> None:
         """Persist a finished outermost transaction (backends override)."""
@@ -480,7 +512,15 @@ class Store(Registry):
         return self._issued.get(unit, 0)
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
-        return (_entry(e) for e in self._journal if e.txid > since)
+        return self._dated(_entry(e) for e in self._journal if e.txid > since)
+
+    def _dated(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        """``entries`` with the business day each was made on (``Entry.day``). O(log days) each."""
+        marks = sorted((txid, day) for day, txid in self._days.items())
+        firsts = [txid for txid, _ in marks]
+        for e in entries:
+            i = bisect_right(firsts, e.txid)
+            yield replace(e, day=marks[i - 1][1] if i else 0)
     # -- invariants ----------------------------------------------------------------
 
     def check(self) -> None:

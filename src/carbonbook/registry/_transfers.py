@@ -56,6 +56,8 @@ class TransferRules(Store):
             if src.kind in _TERMINAL_KINDS:
                 raise TerminalUnits(f"units in {src.kind} account {sender!r} never move again")
             self._may_hold(dst, unit)
+            if self._controlled(sender):
+                return self._controlled_transfer(sender, receiver, unit, qty, serials)
             self._take(sender, unit, qty, receiver, _ACTIVE, serials)
             txid = self._txid()
             self._append(Entry(txid, "transfer", sender, receiver, unit, qty))

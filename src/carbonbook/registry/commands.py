@@ -1,9 +1,16 @@
 """The order log's registry commands carried out on a registry: one function per command.
 
 :func:`carry_out` runs a :class:`~carbonbook.commands.RegistryCommand` (except
-``business_day``, the settler's) as the registry call it names and returns the detail of its
+``business_day``, the settler's) as the registry call it names, with its ``actor`` acting
+(:meth:`~carbonbook.registry.base.Registry.acting`), and returns the detail of its
 ``recorded`` event; a refusal raises the registry's :class:`~carbonbook.errors.RegistryError`.
 Each is one registry call (a surrender also reads the compliance status), atomic.
+
+Who may: :data:`_ACTS_FOR` names, per command, the account field whose representatives may
+give it (None: an administrator's act); the rest are checked by the registry call itself
+(approving or cancelling a pending transfer, whose sender the command does not name, and
+naming the first administrator). An unknown account passes the check, so it stays the
+registry call's own refusal, as before actors existed.
 """
 
 from __future__ import annotations
@@ -12,6 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from carbonbook.commands import (
+    AddAdministrator,
+    AddRepresentative,
+    ApproveTransfer,
+    ApproveTrusted,
+    CancelTransfer,
     CarryOver,
     CorrectEmissions,
     Deposit,
@@ -19,16 +31,27 @@ from carbonbook.commands import (
     Issue,
     OpenAccount,
     OpenScheme,
+    ProposeTrusted,
     RecordEmissions,
     RegistryCommand,
+    RemoveTrusted,
     Retire,
     SetAccountStatus,
     SetCap,
+    SetControls,
     SetDeadline,
     Surrender,
     Transfer,
 )
-from carbonbook.registry.base import AccountKind, AccountStatus, Registry, Scheme, Serials
+from carbonbook.registry.base import (
+    AccountKind,
+    AccountStatus,
+    Controls,
+    PendingTransfer,
+    Registry,
+    Scheme,
+    Serials,
+)
 
 __all__ = ["carry_out"]
 
@@ -36,7 +59,12 @@ __all__ = ["carry_out"]
 def carry_out(registry: Registry, cmd: RegistryCommand) -> str:
     """Carry out ``cmd`` on ``registry``; return the detail of its ``recorded``. KeyError for a
     command class with no handler (``business_day``)."""
-    return _HANDLERS[cmd.__class__](registry, cmd)
+    handler = _HANDLERS[cmd.__class__]
+    with registry.acting(cmd.actor):
+        acts_for = _ACTS_FOR.get(cmd.__class__, _SELF)
+        if acts_for is not _SELF:
+            registry.authorise(cmd.actor, None if acts_for is None else getattr(cmd, acts_for))
+        return handler(registry, cmd)
 
 
 def _open_scheme(reg: Registry, c: OpenScheme) -> str:
@@ -67,8 +95,17 @@ def _issue(reg: Registry, c: Issue) -> str:
 
 
 def _transfer(reg: Registry, c: Transfer) -> str:
-    reg.transfer(c.sender, c.receiver, c.unit, c.qty)
-    return ""
+    txid = reg.transfer(c.sender, c.receiver, c.unit, c.qty)
+    return _waits(reg.pending_transfer(txid))
+
+
+def _waits(p: PendingTransfer | None) -> str:
+    """What a transfer that waits waits for ("" for one done at once)."""
+    if p is None or p.state not in ("proposed", "delayed"):
+        return ""
+    why = ("a second representative's approval" if p.state == "proposed"
+           else f"day {p.due} (outside the trusted list)")
+    return f"transfer {p.id} pending: {p.qty} {p.unit} {p.sender} -> {p.receiver} waits for {why}"
 
 
 def _deposit(reg: Registry, c: Deposit) -> str:
@@ -120,9 +157,65 @@ def _deadline(reg: Registry, c: SetDeadline) -> str:
     return f"{c.scheme} {c.period}: surrender by day {c.day}"
 
 
+def _administrator(reg: Registry, c: AddAdministrator) -> str:
+    reg.add_administrator(c.person)
+    return f"{c.person} is an administrator"
+
+
+def _representative(reg: Registry, c: AddRepresentative) -> str:
+    reg.add_representative(c.account, c.person)
+    return f"{c.person} represents {c.account}"
+
+
+def _controls(reg: Registry, c: SetControls) -> str:
+    reg.set_controls(c.account, Controls(c.trusted_delay, c.outside_delay, c.bar_outside, c.limit, c.four_eyes))
+    return ""
+
+
+def _trust(reg: Registry, c: ProposeTrusted) -> str:
+    reg.propose_trusted(c.account, c.trusted)
+    return f"{c.trusted} proposed for {c.account}'s trusted list: awaits a second representative"
+
+
+def _trust_approval(reg: Registry, c: ApproveTrusted) -> str:
+    reg.approve_trusted(c.account, c.trusted)
+    day = next(t.effective for t in reg.trusted(c.account) if t.trusted == c.trusted)
+    return f"{c.trusted} on {c.account}'s trusted list from day {day}"
+
+
+def _distrust(reg: Registry, c: RemoveTrusted) -> str:
+    reg.remove_trusted(c.account, c.trusted)
+    return f"{c.trusted} off {c.account}'s trusted list"
+
+
+def _transfer_approval(reg: Registry, c: ApproveTransfer) -> str:
+    reg.approve_transfer(c.transfer)
+    p = reg.pending_transfer(c.transfer)
+    assert p is not None
+    return _waits(p) or f"transfer {p.id} executed: {p.qty} {p.unit} {p.sender} -> {p.receiver}"
+
+
+def _transfer_cancellation(reg: Registry, c: CancelTransfer) -> str:
+    reg.cancel_transfer(c.transfer)
+    return f"transfer {c.transfer} cancelled: its units are released"
+
+
 _HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
     OpenScheme: _open_scheme, SetCap: _set_cap, OpenAccount: _open_account, SetAccountStatus: _set_status,
     Issue: _issue, Transfer: _transfer, Deposit: _deposit, RecordEmissions: _emissions,
     Surrender: _surrender, Retire: _retire, CarryOver: _carry_over, Expire: _expire,
-    SetDeadline: _deadline, CorrectEmissions: _correct_emissions,
+    SetDeadline: _deadline, CorrectEmissions: _correct_emissions, AddAdministrator: _administrator,
+    AddRepresentative: _representative, SetControls: _controls, ProposeTrusted: _trust,
+    ApproveTrusted: _trust_approval, RemoveTrusted: _distrust, ApproveTransfer: _transfer_approval,
+    CancelTransfer: _transfer_cancellation,
 }
+
+_SELF = "self"
+_ACTS_FOR: dict[type, str | None] = {
+    OpenScheme: None, SetCap: None, OpenAccount: None, SetAccountStatus: None, Issue: None, Deposit: None,
+    RecordEmissions: None, CorrectEmissions: None, Expire: None, SetDeadline: None, AddRepresentative: None,
+    SetControls: None, Transfer: "sender", Surrender: "account", Retire: "account", CarryOver: "account",
+    ProposeTrusted: "account", ApproveTrusted: "account", RemoveTrusted: "account",
+}
+"""Per command, the field naming the account whose representatives may give it (None: an
+administrator's act); a command missing here is checked by its registry call (``_SELF``)."""
