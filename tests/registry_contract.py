@@ -30,6 +30,7 @@ from carbonbook.errors import (
     InsufficientFunds,
     InsufficientUnits,
     InvalidQuantity,
+    NotAuthorised,
     NotEligible,
     OffsetLimitExceeded,
     OperationRefused,
@@ -40,12 +41,16 @@ from carbonbook.errors import (
     UnknownAccount,
     UnknownHold,
     UnknownScheme,
+    UnknownTransfer,
 )
 from carbonbook.registry import (
     AccountKind,
     AccountStatus,
     BlockState,
+    Certificate,
     ComplianceStatus,
+    Controls,
+    PendingTransfer,
     Registry,
     Scheme,
     Serials,
@@ -975,6 +980,94 @@ class RegistryContract:
         for (account, period), qty in counted.items():
             c = reg.compliance(account, period)
             assert (c.surrendered, c.borrowed) == (qty, lent[account, period])
+
+    # -- voluntary cancellation with a certificate (issue 15, item 5) ------------------
+
+    def test_cancellation_certificate_names_serials_beneficiary_and_purpose(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        txid = reg.retire("a", JVER, 300, to="can", beneficiary="LUMINE", purpose="staff commuting FY2010")
+        named = reg.retire("a", JVER, 51, to="can", serials=Serials("JP", 1400, 1450), purpose="new year cards")
+        plain = reg.retire("a", JPA, 10, to="can")
+        reg = reopen(reg)
+        assert reg.certificate(txid) == Certificate(txid, "a", "can", JVER, 300, [Serials("JP", 1001, 1300)],
+                                                    "LUMINE", "staff commuting FY2010", 0, None)
+        cert = reg.certificate(named)
+        assert cert is not None and (cert.serials, cert.beneficiary, cert.purpose) == (
+            [Serials("JP", 1400, 1450)], None, "new year cards")
+        cert = reg.certificate(plain)
+        assert cert is not None and (cert.qty, cert.serials) == (10, [Serials("JP", 1, 10)])
+        assert [e.detail for e in reg.journal(txid - 1) if e.kind == "cancel"] == [
+            "JP 1001-1300", "JP 1400-1450", "JP 1-10"]
+        assert reg.certificate(txid - 1) is None and reg.certificate("x") is None  # type: ignore[arg-type]
+        reg.check()
+
+    def test_cancellation_certificate_records_actor_and_day(self, reg: Registry) -> None:
+        reg.start_day(0, 3)
+        with reg.acting("lumine-rep"):
+            txid = reg.retire("a", JVER, 5, to="can", beneficiary="LUMINE")
+        cert = reg.certificate(txid)
+        assert cert is not None and (cert.day, cert.actor) == (3, "lumine-rep")
+        (entry,) = [e for e in reg.journal(txid - 1)]
+        assert (entry.kind, entry.actor, entry.day) == ("cancel", "lumine-rep", 3)
+
+    def test_bad_cancellation_changes_nothing(self, reg: Registry) -> None:
+        refused(reg, OperationRefused, "retirement takes no beneficiary", reg.retire, "a", JVER, 5, to="ret",
+                beneficiary="LUMINE")
+        refused(reg, OperationRefused, "purpose", reg.retire, "a", JVER, 5, to="can", purpose="")
+        refused(reg, OperationRefused, "beneficiary", reg.retire, "a", JVER, 5, to="can", beneficiary="x\x00")
+        refused(reg, OperationRefused, "beneficiary", reg.retire, "a", JVER, 5, to="can", beneficiary=7)
+        refused(reg, InsufficientUnits, "holds 500", reg.retire, "a", JVER, 501, to="can", beneficiary="LUMINE")
+
+    # -- access and transfer controls (issue 15, item 1) ---------------------------------
+
+    def test_pending_transfer_survives_a_reopen_and_executes_on_its_day(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        reg.add_administrator("admin")
+        with reg.acting("admin"):
+            reg.add_representative("a", "alice")
+            reg.set_controls("a", Controls(outside_delay=2))
+        with reg.acting("alice"):
+            pid = reg.transfer("a", "b", JPA, 100)
+        reg = reopen(reg)
+        waiting = PendingTransfer(pid, "a", "b", JPA, 100, "alice", None, "delayed", 2, True)
+        assert reg.pending_transfer(pid) == waiting
+        assert (reg.holding("a", JPA), reg.available("a", JPA)) == (1000, 900)
+        assert reg.start_day(0, 1) == []
+        (done,) = reg.start_day(1, 2)
+        assert (done.state, done.done_day, reg.holding("b", JPA)) == ("executed", 2, 100)
+        reg = reopen(reg)
+        assert reg.start_day(0, 2) == [done]  # read back, not done twice
+        assert (reg.holding("a", JPA), reg.available("a", JPA)) == (900, 900)
+        assert [(e.kind, e.actor, e.day) for e in reg.journal(pid - 1)] == [
+            ("transfer_proposed", "alice", 0), ("transfer", "alice", 2)]
+        reg.check()
+
+    def test_refused_control_acts_change_nothing(self, reg: Registry) -> None:
+        reg.add_administrator("admin")
+        with reg.acting("admin"):
+            reg.add_representative("a", "alice")
+            reg.add_representative("a", "bob")
+            reg.set_controls("a", Controls(four_eyes=True))
+        refused(reg, NotAuthorised, "not a representative", reg.transfer, "a", "b", JPA, 1)
+        refused(reg, NotAuthorised, "not an administrator", reg.add_representative, "a", "mallory")
+        refused(reg, NotAuthorised, "not an administrator", reg.add_administrator, "mallory")
+        with reg.acting("alice"):
+            pid = reg.transfer("a", "b", JPA, 1)
+            refused(reg, NotAuthorised, "second representative", reg.approve_transfer, pid)
+            refused(reg, OperationRefused, "cannot name serials", reg.transfer, "a", "b", JPA, 1,
+                    serials=Serials("JP", 1, 1))
+            refused(reg, InsufficientUnits, "999 unreserved", reg.transfer, "a", "b", JPA, 1000)
+        with reg.acting("admin"):
+            refused(reg, OperationRefused, "controls must be", reg.set_controls, "a", "x")
+            refused(reg, OperationRefused, "four_eyes", reg.set_controls, "a", Controls(four_eyes=1))  # type: ignore[arg-type]
+            refused(reg, InvalidQuantity, "limit", reg.set_controls, "a", Controls(limit=-5))
+            refused(reg, UnknownAccount, "does not exist", reg.set_controls, "zz", Controls())
+        with reg.acting("bob"):
+            refused(reg, UnknownTransfer, "does not exist", reg.approve_transfer, pid + 100)
+            reg.cancel_transfer(pid)
+            refused(reg, UnknownTransfer, "is cancelled", reg.cancel_transfer, pid)
+        refused(reg, OperationRefused, "business day", reg.start_day, 0, -1)
+        refused(reg, OperationRefused, "actor", lambda: reg.acting("").__enter__())
 
     # -- random sequences ----------------------------------------------------------
 

@@ -277,12 +277,15 @@ class Surrender(RegistryCommand, tag="surrender", frozen=True):
 
 class Retire(RegistryCommand, tag="retire", frozen=True):
     """Retire ``qty`` units (into a retirement account) or cancel them voluntarily (into a
-    cancellation account, as J-Credit 無効化) from ``account`` into ``to``."""
+    cancellation account, as J-Credit 無効化) from ``account`` into ``to``; a cancellation
+    records the ``beneficiary`` of the offset and its ``purpose`` in its certificate."""
 
     account: Name
     unit: UnitType
     qty: Int64
     to: Name
+    beneficiary: Name | None = None
+    purpose: Name | None = None
 
 
 class CarryOver(RegistryCommand, tag="carry_over", frozen=True):

@@ -67,6 +67,8 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pending": (("id",), ("sender", "receiver", "unit", "qty", "proposer", "approver", "state", "due",
                           "outside", "done_txid", "done_day", "reason")),
     "days": (("day",), ("txid",)),
+    "certificates": (("id",), ("account", "cancelled_into", "unit", "qty", "serials", "beneficiary", "purpose",
+                               "day", "actor")),
 }
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
                 "phase_banking", "borrowing", "borrowed", "removals",

@@ -90,6 +90,9 @@ PendingRow = tuple[str, str, str, int, str | None, str | None, str, int | None, 
                    str]
 """(sender, receiver, unit, qty, proposer, approver, state, due, outside, done txid, done day, reason) of
 a pending transfer, keyed by the txid that proposed it (``PendingTransfer``)."""
+CertRow = tuple[str, str, str, int, str, str | None, str | None, int, str | None]
+"""(account, cancellation account, unit, qty, serials as ``ORIGIN START-END`` joined by ``,``,
+beneficiary, purpose, day, actor) of a voluntary cancellation, keyed by its txid (``Certificate``)."""
 Log = list[tuple[Any, Any, Any]]
 
 
@@ -205,6 +208,7 @@ class Store(Registry):
         self._trusted: dict[tuple[str, str], TrustRow] = {}
         self._pending: dict[int, PendingRow] = {}
         self._days: dict[int, int] = {}  # business day -> the first txid made on it
+        self._certificates: dict[int, CertRow] = {}  # cancellation txid -> its certificate
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -220,7 +224,7 @@ class Store(Registry):
                 "deadlines": self._deadlines, "finals": self._finals, "settlements": self._settlements,
                 "checkpoint": self._checkpoint, "meta": self._meta, "administrators": self._admins,
                 "representatives": self._reps, "controls": self._controls, "trusted": self._trusted,
-                "pending": self._pending, "days": self._days}
+                "pending": self._pending, "days": self._days, "certificates": self._certificates}
 
     def _derive(self) -> None:
         self._issued = {}

@@ -244,6 +244,24 @@ class Trusted(msgspec.Struct, frozen=True, gc=False):
     effective: int | None
 
 
+class Certificate(msgspec.Struct, frozen=True, gc=False):
+    """The record of a voluntary cancellation (J-Credit 無効化; the seed's offsets): ``qty`` units of
+    ``unit`` of ``account``, serials ``serials``, cancelled into ``into`` by transaction ``id`` on
+    business day ``day`` by ``actor``, on behalf of ``beneficiary`` for ``purpose`` (e.g. a
+    retailer offsetting its staff's commuting)."""
+
+    id: int
+    account: str
+    into: str
+    unit: UnitType
+    qty: int
+    serials: list[Serials]
+    beneficiary: str | None
+    purpose: str | None
+    day: int
+    actor: str | None
+
+
 class Compliance(msgspec.Struct, frozen=True, gc=False):
     """An account's compliance for a period. ``obligation`` is ``verified`` plus the
     shortfall carried from the previous period; ``offsets`` counts surrendered credits,
@@ -386,9 +404,16 @@ class Registry(ABC):
 
     @abstractmethod
     def retire(self, account: str, unit: UnitType, qty: int, *, to: str,
-               serials: Serials | None = None) -> int:
+               serials: Serials | None = None, beneficiary: str | None = None,
+               purpose: str | None = None) -> int:
         """Retire (into a retirement account) or voluntarily cancel (into a cancellation account,
-        J-Credit 無効化) units. Terminal."""
+        J-Credit 無効化) units. Terminal. A cancellation yields a :class:`Certificate` (its id is
+        the returned txid) naming its serials, ``beneficiary`` and ``purpose``; a retirement
+        takes neither."""
+
+    @abstractmethod
+    def certificate(self, certificate: int) -> Certificate | None:
+        """The certificate of the cancellation made by txid ``certificate``, if any."""
 
     @abstractmethod
     def carry_over(self, account: str, unit: UnitType, period: int) -> int:

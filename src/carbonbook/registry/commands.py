@@ -140,8 +140,13 @@ def _surrender(reg: Registry, c: Surrender) -> str:
 
 
 def _retire(reg: Registry, c: Retire) -> str:
-    reg.retire(c.account, c.unit, c.qty, to=c.to)
-    return ""
+    txid = reg.retire(c.account, c.unit, c.qty, to=c.to, beneficiary=c.beneficiary, purpose=c.purpose)
+    cert = reg.certificate(txid)
+    if cert is None or (c.beneficiary is None and c.purpose is None):
+        return ""  # as before certificates named them (the certificate is still there)
+    said = f"certificate {cert.id}: {cert.qty} {cert.unit} " + ", ".join(
+        f"{s.origin} {s.start}-{s.end}" for s in cert.serials)
+    return said + "".join(f", {k} {v}" for k, v in (("for", cert.beneficiary), ("purpose:", cert.purpose)) if v)
 
 
 def _carry_over(reg: Registry, c: CarryOver) -> str:
