@@ -57,6 +57,7 @@ from carbonbook.registry import (
     Settled,
     SettlementFailed,
 )
+from carbonbook.registry._audit import active_blocks
 
 JPA, JVER, EUA = UnitType.JPA, UnitType.JVER, UnitType.EUA
 ACCOUNTS = ("iss", "a", "b", "c", "ret", "can", "blk", "cls", "jpa-only")
@@ -1091,6 +1092,8 @@ class RegistryContract:
             st.tuples(st.just("carry"), names, units),
             st.tuples(st.just("deposit"), names, qtys),
             st.tuples(st.just("status"), names, st.sampled_from(list(AccountStatus))),
+            st.tuples(st.just("serials"), names, st.sampled_from(["b", "c", "can", "ret"]), units,
+                      st.integers(1, 1600), st.integers(0, 60)),
         )
         for op in data.draw(st.lists(ops, max_size=25)):
             before = fingerprint(reg)
@@ -1107,6 +1110,9 @@ class RegistryContract:
                     assert 0 <= reg.available_cash(a, c) <= reg.balance(a, c)
             active = sum(b.qty for b in reg.blocks() if b.state is BlockState.ACTIVE)
             assert active == sum(reg.holding(a, u) for a in ACCOUNTS for u in UNITS)
+        # the audit trail's model of the blocks, rebuilt from the journal, is the registry's
+        assert active_blocks(reg.journal(), reg._moves) == sorted(  # type: ignore[attr-defined]
+            (b.origin, b.start, b.end, b.holder, b.state) for b in reg.blocks())
 
     @staticmethod
     def _apply(reg: Registry, op: tuple[Any, ...]) -> None:
@@ -1120,6 +1126,12 @@ class RegistryContract:
                       project="P1")
         elif kind == "retire":
             reg.retire(op[1], op[3], op[4], to=op[2])
+        elif kind == "serials":
+            named = Serials("JP", op[4], op[4] + op[5])
+            if op[2] in ("can", "ret"):
+                reg.retire(op[1], op[3], op[5] + 1, to=op[2], serials=named)
+            else:
+                reg.transfer(op[1], op[2], op[3], op[5] + 1, serials=named)
         elif kind == "surrender":
             reg.surrender(op[1], 2010, op[2], op[3], to="ret")
         elif kind == "reserve":

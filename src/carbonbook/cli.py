@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_import_lobster(commands)
     _add_report(commands)
     _add_bench(commands)
+    _add_registry_reports(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "journal":
             return _journal(args)
+        if args.command == "registry":
+            return _registry_report(args)
         if args.command == "recover":
             return _on_registry(args, lambda registry: _recover(args, registry))
         return _on_registry(args, lambda registry: _replay_on(args, registry))
@@ -137,6 +140,79 @@ def _open_registry(url: str) -> Registry:
         registry.close()
         raise
     return registry
+
+
+# -- registry reports ----------------------------------------------------------------------
+
+
+def _add_registry_reports(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "registry", help="read a registry: audit trail, statement, cancellation certificate",
+        description="Print what a registry holds (see carbonbook.registry.report); it reads and "
+                    "changes nothing, so it needs no writer's claim.")
+    reports = p.add_subparsers(dest="report", required=True)
+    q = reports.add_parser("audit", help="the journal of an account, or who held a serial range and when")
+    q.add_argument("url", metavar="URL", help="the registry (sqlite:///PATH.db, postgresql://...)")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--account", help="every journal row by or towards ACCOUNT: txid, business day, "
+                                         "kind, what moved, actor, approver")
+    which.add_argument("--serials", metavar="ORIGIN:FIRST-LAST",
+                       help="who held these serials and when, from the issuance on")
+    q = reports.add_parser("statement", help="an account's holdings by unit, vintage, project and serial block")
+    q.add_argument("url", metavar="URL", help="the registry")
+    q.add_argument("account", help="the account")
+    q = reports.add_parser("certificate", help="a voluntary cancellation's certificate")
+    q.add_argument("url", metavar="URL", help="the registry")
+    q.add_argument("id", type=int, help="the certificate id (the txid of the cancellation)")
+
+
+def _serial_range(text: str) -> tuple[str, int, int]:
+    """``ORIGIN:FIRST-LAST`` as its parts (ValueError otherwise)."""
+    origin, _, span = text.rpartition(":")
+    first, _, last = span.partition("-")
+    if not origin or not first.isdigit() or not last.isdigit() or int(first) > int(last):
+        raise ValueError(f"--serials {text!r}: give ORIGIN:FIRST-LAST, e.g. JP:1-500")
+    return origin, int(first), int(last)
+
+
+def _registry_report(args: argparse.Namespace) -> int:
+    from carbonbook.registry import open_registry, report
+
+    try:
+        registry = open_registry(args.url)
+    except ValueError as exc:
+        print(f"carbonbook: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RegistryError as exc:
+        print(f"carbonbook: registry {args.url}: {exc}", file=sys.stderr)
+        return EXIT_IO
+    try:
+        if args.report == "statement":
+            lines: list[str] | None = report.statement(registry, args.account)
+        elif args.report == "certificate":
+            lines = report.certificate_text(registry, args.id)
+            if lines is None:
+                print(f"carbonbook: registry {args.url}: no cancellation certificate {args.id}",
+                      file=sys.stderr)
+                return EXIT_IO
+        elif args.account is not None:
+            lines = report.account_audit(registry, args.account)
+        else:
+            try:
+                origin, first, last = _serial_range(args.serials)
+            except ValueError as exc:
+                print(f"carbonbook: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            lines = report.serial_audit(registry, origin, first, last)
+            if not lines:
+                lines = [f"no serials {origin} {first}-{last} were ever issued here"]
+    except RegistryError as exc:
+        print(f"carbonbook: registry {args.url}: {exc}", file=sys.stderr)
+        return EXIT_IO
+    finally:
+        registry.close()
+    print("\n".join(lines or ()))
+    return EXIT_OK
 
 
 def _venue_maker(args: argparse.Namespace, registry: Registry | None,

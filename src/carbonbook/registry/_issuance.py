@@ -166,6 +166,7 @@ class IssuanceRules(Store):
             self._put(self._blocks, bid, block)
             self._q_push(self._inner_of((account, unit)), bid)
             self._add(self._held, (account, unit), qty)
+            self._moving = ("issue", [(origin, start, end)])
             txid = self._txid()
             self._append(Entry(txid, "issue", account, unit=unit, qty=qty, ref=period,
                                detail=f"{scheme} {origin} {start}..{end}"))
@@ -200,6 +201,7 @@ class IssuanceRules(Store):
                         self._shrink_hold(hid, cut)
                         excess -= cut
             if total:
+                self._moving = ("expire", [(b.origin, b.start, b.end) for b in dying])
                 txid = self._txid()
                 self._append(Entry(txid, "expire", "", unit=unit, qty=total, ref=period))
             return total

@@ -67,6 +67,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "pending": (("id",), ("sender", "receiver", "unit", "qty", "proposer", "approver", "state", "due",
                           "outside", "done_txid", "done_day", "reason")),
     "days": (("day",), ("txid",)),
+    "moves": (("txid",), ("how", "ranges")),
     "certificates": (("id",), ("account", "cancelled_into", "unit", "qty", "serials", "beneficiary", "purpose",
                                "day", "actor")),
 }

@@ -29,6 +29,7 @@ from itertools import pairwise
 from types import TracebackType
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from carbonbook._types import INT64_MAX, UnitType, name_fault
@@ -44,6 +45,7 @@ from carbonbook.errors import (
     UnknownAccount,
     UnknownScheme,
 )
+from carbonbook.registry._audit import serial_history
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -51,6 +53,7 @@ from carbonbook.registry.base import (
     Block,
     BlockState,
     Entry,
+    Holding,
     Registry,
     Scheme,
     Serials,
@@ -58,6 +61,7 @@ from carbonbook.registry.base import (
     SettlementRecord,
 )
 
+_MOVES = msgspec.json.Encoder()
 _MISSING: Any = object()
 _APPEND: Any = object()
 _POPLEFT: Any = object()
@@ -174,6 +178,7 @@ class _Tx:
                 reg._undo(log, 0)
         finally:
             reg._log = None
+            reg._moving = None
 
 class Store(Registry):
     """The state, the undo log and the shared checks and unit moves (see the module)."""
@@ -182,6 +187,7 @@ class Store(Registry):
         self._log: Log | None = None
         self._journal_mark = 0
         self._actor: str | None = None  # the person acting (``ControlRules.acting``), stamped on journal rows
+        self._moving: tuple[str, list[tuple[str, int, int]]] | None = None  # serials moved, for the next row
         self._reset()
 
     # -- state -------------------------------------------------------------------
@@ -209,6 +215,7 @@ class Store(Registry):
         self._pending: dict[int, PendingRow] = {}
         self._days: dict[int, int] = {}  # business day -> the first txid made on it
         self._certificates: dict[int, CertRow] = {}  # cancellation txid -> its certificate
+        self._moves: dict[int, tuple[str, str]] = {}  # txid -> (how, JSON [[origin, first, last], ...])
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -224,7 +231,8 @@ class Store(Registry):
                 "deadlines": self._deadlines, "finals": self._finals, "settlements": self._settlements,
                 "checkpoint": self._checkpoint, "meta": self._meta, "administrators": self._admins,
                 "representatives": self._reps, "controls": self._controls, "trusted": self._trusted,
-                "pending": self._pending, "days": self._days, "certificates": self._certificates}
+                "pending": self._pending, "days": self._days, "certificates": self._certificates,
+                "moves": self._moves}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -291,10 +299,15 @@ class Store(Registry):
         assert self._log is not None
         if self._actor is not None and entry.actor is None:
             entry = replace(entry, actor=self._actor)
+        if self._moving is not None:  # the serials the transaction moved (``_audit``)
+            mode, ranges = self._moving
+            self._moving = None
+            self._put(self._moves, entry.txid, (mode, _MOVES.encode(ranges).decode()))
         self._log.append((self._journal, _APPEND, len(self._journal)))
         self._journal.append(entry)
 
     def _undo(self, log: Log, mark: int) -> None:
+        self._moving = None
         for i in range(len(log) - 1, mark - 1, -1):
             d, k, old = log[i]
             if k is _FAST:
@@ -396,6 +409,7 @@ class Store(Registry):
         free = self._free_units(sender, unit) + extra_free
         if serials is not None:
             self._take_serials(sender, unit, qty, receiver, state, serials, free, admit)
+            self._moving = ("serials", [(serials.origin, serials.start, serials.end)])
             return
         if free < qty:
             held = self._held.get((sender, unit), 0)
@@ -407,6 +421,8 @@ class Store(Registry):
         chosen = None if picks is None else iter(picks)
         need = qty
         blocks = self._blocks
+        moved: list[tuple[str, int, int]] = []
+        self._moving = ("take", moved)
         while need:
             bid = inner[0] if chosen is None else next(chosen)
             b = blocks[bid]
@@ -418,11 +434,13 @@ class Store(Registry):
                     self._q_remove(inner, bid)
                 self._del(blocks, bid)
                 self._place(b, b.start, b.end, receiver, state)
+                moved.append((b.origin, b.start, b.end))
                 need -= n
             else:
                 self._put(blocks, bid, Block(bid, b.origin, b.unit, b.start + need, b.end, b.holder,
                                              b.state, b.period, b.scheme, b.project, b.expiry))
                 self._place(b, b.start, b.start + need - 1, receiver, state)
+                moved.append((b.origin, b.start, b.start + need - 1))
                 need = 0
         self._add(self._held, (sender, unit), -qty)
         if state is _ACTIVE:
@@ -517,6 +535,11 @@ class Store(Registry):
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
         return self._dated(_entry(e) for e in self._journal if e.txid > since)
+
+    def serial_history(self, origin: str, start: int, end: int) -> list[Holding]:
+        if type(start) is not int or type(end) is not int or start > end:
+            raise InvalidQuantity(f"serials {start!r}..{end!r} are not a range")
+        return serial_history(self.journal(), self._moves, origin, start, end)
 
     def _dated(self, entries: Iterable[Entry]) -> Iterator[Entry]:
         """``entries`` with the business day each was made on (``Entry.day``). O(log days) each."""

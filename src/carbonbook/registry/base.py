@@ -262,6 +262,24 @@ class Certificate(msgspec.Struct, frozen=True, gc=False):
     actor: str | None
 
 
+class Holding(msgspec.Struct, frozen=True, gc=False):
+    """Serials ``start``..``end`` of ``origin`` (``unit``) came to ``holder`` in ``state`` by
+    transaction ``txid`` (journal ``kind``; ``actor`` and ``approver`` as journaled) on business
+    day ``day``; they stay there until a later holding of the same serials."""
+
+    origin: str
+    start: int
+    end: int
+    unit: str
+    holder: str
+    state: BlockState
+    txid: int
+    day: int | None
+    kind: str
+    actor: str | None
+    approver: str | None
+
+
 class Compliance(msgspec.Struct, frozen=True, gc=False):
     """An account's compliance for a period. ``obligation`` is ``verified`` plus the
     shortfall carried from the previous period; ``offsets`` counts surrendered credits,
@@ -620,6 +638,12 @@ class Registry(ABC):
     @abstractmethod
     def journal(self, since: int = 0) -> Iterator[Entry]:
         """Journal rows with ``txid > since`` in txid order."""
+
+    @abstractmethod
+    def serial_history(self, origin: str, start: int, end: int) -> list[Holding]:
+        """Who held serials ``start``..``end`` of ``origin`` and when: every holding of them
+        (clipped to them), oldest first, with the transaction, business day, actor and
+        approver that made it (see :mod:`carbonbook.registry._audit`). O(journal)."""
 
     @abstractmethod
     def check(self) -> None:
