@@ -106,12 +106,21 @@ def _add_registry_options(p: argparse.ArgumentParser, what: str) -> None:
                         "for a registry a replay went into; else 0: at once)")
 
 
-def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int]) -> int:
-    """``run`` with the registry ``--registry`` names (None without one), closed afterwards.
-    What the registry, the journal or the venue refuses is one line on standard error, exit 1
-    (a URL that names no registry: exit 2)."""
+def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int],
+                 claim: bool = True) -> int:
+    """``run`` with the registry ``--registry`` names (None without one; claimed as its only
+    writer unless ``claim`` is false: a reader), closed afterwards. What the registry, the
+    journal or the venue refuses is one line on standard error, exit 1 (a URL that names no
+    registry: exit 2)."""
     try:
-        registry = None if args.registry is None else _open_registry(args.registry)
+        if args.registry is None:
+            registry = None
+        elif claim:
+            registry = _open_registry(args.registry)
+        else:
+            from carbonbook.registry import open_registry
+
+            registry = open_registry(args.registry)
     except ValueError as exc:  # not a registry URL
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -176,42 +185,33 @@ def _serial_range(text: str) -> tuple[str, int, int]:
 
 
 def _registry_report(args: argparse.Namespace) -> int:
-    from carbonbook.registry import open_registry, report
+    args.registry = args.url
+    return _on_registry(args, lambda registry: _print_report(args, registry), claim=False)
 
-    try:
-        registry = open_registry(args.url)
-    except ValueError as exc:
-        print(f"carbonbook: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RegistryError as exc:
-        print(f"carbonbook: registry {args.url}: {exc}", file=sys.stderr)
-        return EXIT_IO
-    try:
-        if args.report == "statement":
-            lines: list[str] | None = report.statement(registry, args.account)
-        elif args.report == "certificate":
-            lines = report.certificate_text(registry, args.id)
-            if lines is None:
-                print(f"carbonbook: registry {args.url}: no cancellation certificate {args.id}",
-                      file=sys.stderr)
-                return EXIT_IO
-        elif args.account is not None:
-            lines = report.account_audit(registry, args.account)
-        else:
-            try:
-                origin, first, last = _serial_range(args.serials)
-            except ValueError as exc:
-                print(f"carbonbook: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-            lines = report.serial_audit(registry, origin, first, last)
-            if not lines:
-                lines = [f"no serials {origin} {first}-{last} were ever issued here"]
-    except RegistryError as exc:
-        print(f"carbonbook: registry {args.url}: {exc}", file=sys.stderr)
-        return EXIT_IO
-    finally:
-        registry.close()
-    print("\n".join(lines or ()))
+
+def _print_report(args: argparse.Namespace, registry: Registry | None) -> int:
+    from carbonbook.registry import report
+
+    assert registry is not None
+    if args.report == "statement":
+        lines = report.statement(registry, args.account)
+    elif args.report == "certificate":
+        found = report.certificate_text(registry, args.id)
+        if found is None:
+            print(f"carbonbook: registry {args.url}: no cancellation certificate {args.id}", file=sys.stderr)
+            return EXIT_IO
+        lines = found
+    elif args.account is not None:
+        lines = report.account_audit(registry, args.account)
+    else:
+        try:
+            origin, first, last = _serial_range(args.serials)
+        except ValueError as exc:
+            print(f"carbonbook: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        lines = report.serial_audit(registry, origin, first, last) or [
+            f"no serials {origin} {first}-{last} were ever issued here"]
+    print("\n".join(lines))
     return EXIT_OK
 
 
