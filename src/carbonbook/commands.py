@@ -212,7 +212,8 @@ class SetAccountStatus(RegistryCommand, tag="account_status", frozen=True):
 
 class Issue(RegistryCommand, tag="issue", frozen=True):
     """Issue (allocate) ``qty`` new units of ``unit`` into ``account`` under ``scheme`` for
-    ``period``: the next free serials of ``origin`` unless ``start`` is given."""
+    ``period``: the next free serials of ``origin`` unless ``start`` is given. Under a crediting
+    programme: credits of registered ``project`` for its verified ``monitoring`` period."""
 
     account: Name
     unit: UnitType
@@ -223,6 +224,7 @@ class Issue(RegistryCommand, tag="issue", frozen=True):
     start: Int64 | None = None
     project: Name | None = None
     expiry: Int64 | None = None
+    monitoring: Int64 | None = None
 
 
 class Transfer(RegistryCommand, tag="transfer", frozen=True):
@@ -380,6 +382,49 @@ class CancelTransfer(RegistryCommand, tag="transfer_cancellation", frozen=True):
     transfer: Int64
 
 
+class SetProgramme(RegistryCommand, tag="programme", frozen=True):
+    """Make scheme ``name`` a crediting programme with this methodology list (code: project
+    type, e.g. ``{"E001": "woody biomass boiler fuel"}``); an administrator's act."""
+
+    name: Name
+    methodologies: dict[Name, Name]
+
+
+class Accredit(RegistryCommand, tag="accreditation", frozen=True):
+    """Accredit person ``verifier`` to verify ``programme``'s monitoring reports (an administrator's act)."""
+
+    programme: Name
+    verifier: Name
+
+
+class RegisterProject(RegistryCommand, tag="project", frozen=True):
+    """Register ``project`` under ``programme`` with ``methodology`` (from its list); its credits
+    go to ``account`` (an administrator's act)."""
+
+    project: Name
+    programme: Name
+    methodology: Name
+    account: Name
+
+
+class ReportMonitoring(RegistryCommand, tag="monitoring_report", frozen=True):
+    """A representative of ``project``'s account reports the ``reductions`` (tonnes) of monitoring
+    ``period``."""
+
+    project: Name
+    period: Int64
+    reductions: Int64
+
+
+class Verify(RegistryCommand, tag="verification", frozen=True):
+    """An accredited verifier (the ``actor``) verifies ``verified`` tonnes of ``project``'s
+    monitoring ``period`` (at most what was reported, once)."""
+
+    project: Name
+    period: Int64
+    verified: Int64
+
+
 class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
     """Start business ``day`` (an integer, never decreasing): trades due by then settle."""
 
@@ -390,7 +435,8 @@ Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | Op
            | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Transfer | Deposit
            | RecordEmissions | CorrectEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline
            | AddAdministrator | AddRepresentative | SetControls | ProposeTrusted | ApproveTrusted
-           | RemoveTrusted | ApproveTransfer | CancelTransfer | BusinessDay)
+           | RemoveTrusted | ApproveTransfer | CancelTransfer | SetProgramme | Accredit | RegisterProject
+           | ReportMonitoring | Verify | BusinessDay)
 """Any order-log command."""
 
 

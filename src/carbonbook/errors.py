@@ -150,6 +150,31 @@ class UnknownTransfer(RegistryError, LookupError):
     code = "unknown_transfer"
 
 
+class UnknownProject(RegistryError, LookupError):
+    """Raised when a project is not registered (or not under the programme named)."""
+
+    code = "unknown_project"
+
+
+class UnlistedMethodology(RegistryError):
+    """Raised when a project's methodology is not on its crediting programme's list (J-VER's positive list)."""
+
+    code = "unlisted_methodology"
+
+
+class ExceedsVerified(RegistryError):
+    """Raised when credits would exceed a monitoring period's verified reductions (or it is not
+    verified), or a verification would exceed the reductions reported."""
+
+    code = "exceeds_verified"
+
+
+class AlreadyIssued(RegistryError):
+    """Raised when credits were issued for a project's monitoring period already."""
+
+    code = "already_issued"
+
+
 class OperationRefused(RegistryError):
     """Raised when an operation is refused for a rule not covered by a narrower type
     (banking not allowed, missing project id, emissions already recorded, ...)."""

@@ -124,7 +124,7 @@ class IssuanceRules(Store):
 
     def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
               origin: str = "JP", start: int | None = None, project: str | None = None,
-              expiry: int | None = None) -> Block:
+              expiry: int | None = None, monitoring: int | None = None) -> Block:
         with self.transaction():
             _qty(qty)
             unit = _unit(unit)
@@ -143,6 +143,7 @@ class IssuanceRules(Store):
                 raise OperationRefused(f"{unit} units need an expiry period")
             if expiry is not None and _period(expiry) < period:
                 raise OperationRefused(f"expiry {expiry} is before the units' period {period}")
+            self._credit_issuance(scheme, unit, qty, project, monitoring)
             cap, issued = self._caps.get((scheme, period), (0, 0))
             if issued + qty > cap:
                 raise CapExceeded(f"scheme {scheme!r} may issue {cap - issued} more for {period}; {qty} asked")

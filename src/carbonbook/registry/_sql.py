@@ -68,6 +68,10 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                           "outside", "done_txid", "done_day", "reason")),
     "days": (("day",), ("txid",)),
     "moves": (("txid",), ("how", "ranges")),
+    "programmes": (("scheme",), ("methodologies",)),
+    "verifiers": (("programme", "person"), ("txid",)),
+    "projects": (("project",), ("programme", "methodology", "account")),
+    "monitoring": (("project", "period"), ("reported", "verified", "verifier", "issued")),
     "certificates": (("id",), ("account", "cancelled_into", "unit", "qty", "serials", "beneficiary", "purpose",
                                "day", "actor")),
 }
@@ -76,7 +80,7 @@ _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percen
                 "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq",
                 "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried",
                 "trusted_delay", "outside_delay", "bar_outside", "transfer_limit", "four_eyes", "effective",
-                "due", "outside", "done_txid", "done_day"}
+                "due", "outside", "done_txid", "done_day", "reported"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail",
             "actor", "approver")
 """The journal's columns: :class:`~carbonbook.registry.base.Entry`'s fields but ``day``, which is read

@@ -97,6 +97,8 @@ a pending transfer, keyed by the txid that proposed it (``PendingTransfer``)."""
 CertRow = tuple[str, str, str, int, str, str | None, str | None, int, str | None]
 """(account, cancellation account, unit, qty, serials as ``ORIGIN START-END`` joined by ``,``,
 beneficiary, purpose, day, actor) of a voluntary cancellation, keyed by its txid (``Certificate``)."""
+MonitoringRow = tuple[int, int | None, str | None, int | None]
+"""(reported, verified or None, verifier, credits issued or None), keyed by (project, monitoring period)."""
 Log = list[tuple[Any, Any, Any]]
 
 
@@ -215,6 +217,11 @@ class Store(Registry):
         self._pending: dict[int, PendingRow] = {}
         self._days: dict[int, int] = {}  # business day -> the first txid made on it
         self._certificates: dict[int, CertRow] = {}  # cancellation txid -> its certificate
+        # crediting programmes (``_projects``)
+        self._programmes: dict[str, str] = {}  # scheme -> JSON {methodology: project type}
+        self._verifiers: dict[tuple[str, str], int] = {}  # (programme, person) -> txid
+        self._projects: dict[str, tuple[str, str, str]] = {}  # project -> (programme, methodology, account)
+        self._monitoring: dict[tuple[str, int], MonitoringRow] = {}
         self._moves: dict[int, tuple[str, str]] = {}  # txid -> (how, JSON [[origin, first, last], ...])
         # derived
         self._issued: dict[UnitType, int] = {}
@@ -232,7 +239,8 @@ class Store(Registry):
                 "checkpoint": self._checkpoint, "meta": self._meta, "administrators": self._admins,
                 "representatives": self._reps, "controls": self._controls, "trusted": self._trusted,
                 "pending": self._pending, "days": self._days, "certificates": self._certificates,
-                "moves": self._moves}
+                "moves": self._moves, "programmes": self._programmes, "verifiers": self._verifiers,
+                "projects": self._projects, "monitoring": self._monitoring}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -343,6 +351,11 @@ class Store(Registry):
     def _controlled_transfer(self, sender: str, receiver: str, unit: UnitType, qty: int,
                              serials: Serials | None) -> int:
         """A checked transfer out of a controlled account, at once or pending (``ControlRules``)."""
+
+    @abstractmethod
+    def _credit_issuance(self, scheme: str, unit: UnitType, qty: int, project: str | None,
+                         monitoring: int | None) -> None:
+        """Refuse an issuance a crediting programme forbids (``ProjectRules``)."""
 
     def _commit(self, log: Log) -> None:
         """Persist a finished outermost transaction (backends override)."""

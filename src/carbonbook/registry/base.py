@@ -280,6 +280,18 @@ class Holding(msgspec.Struct, frozen=True, gc=False):
     approver: str | None
 
 
+class Project(msgspec.Struct, frozen=True, gc=False):
+    """A registered project: ``id`` (the ``project`` of its credits' blocks), the crediting
+    ``programme`` (the blocks' ``scheme``), its ``methodology`` from the programme's list and that
+    methodology's ``project_type`` (e.g. ``HFC-23``), and the proponent's ``account``."""
+
+    id: str
+    programme: str
+    methodology: str
+    project_type: str
+    account: str
+
+
 class Compliance(msgspec.Struct, frozen=True, gc=False):
     """An account's compliance for a period. ``obligation`` is ``verified`` plus the
     shortfall carried from the previous period; ``offsets`` counts surrendered credits,
@@ -399,10 +411,43 @@ class Registry(ABC):
     @abstractmethod
     def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
               origin: str = "JP", start: int | None = None, project: str | None = None,
-              expiry: int | None = None) -> Block:
+              expiry: int | None = None, monitoring: int | None = None) -> Block:
         """Issue (or allocate) ``qty`` new units into an issuance or holding account, under
         ``scheme``'s cap for ``period``. Serials start at ``start``, by default after the
-        highest serial ``origin`` ever issued."""
+        highest serial ``origin`` ever issued. Under a crediting programme the units are
+        credits of registered ``project`` for its verified ``monitoring`` period: at most what
+        was verified, once (see :mod:`carbonbook.registry._projects`)."""
+
+    # -- crediting programmes, projects and verification -------------------------------
+
+    @abstractmethod
+    def set_programme(self, scheme: str, methodologies: dict[str, str]) -> int:
+        """Make ``scheme`` a crediting programme with this methodology list (code: project type)."""
+
+    @abstractmethod
+    def accredit(self, programme: str, verifier: str) -> int:
+        """Accredit person ``verifier`` to verify monitoring reports of ``programme``'s projects."""
+
+    @abstractmethod
+    def register_project(self, project: str, programme: str, methodology: str, account: str) -> int:
+        """Register ``project`` under ``programme`` with a methodology of its list; its credits go
+        to ``account``."""
+
+    @abstractmethod
+    def report_monitoring(self, project: str, period: int, reductions: int) -> int:
+        """A representative of the project's account reports a monitoring period's reductions (once)."""
+
+    @abstractmethod
+    def verify(self, project: str, period: int, verified: int) -> int:
+        """An accredited verifier (the actor) verifies at most the reported reductions (once)."""
+
+    @abstractmethod
+    def project(self, project: str) -> Project:
+        """A registered project (its programme, methodology and project type)."""
+
+    @abstractmethod
+    def monitoring(self, project: str, period: int) -> tuple[int, int | None, int | None]:
+        """A monitoring period's reported, verified (None: not yet) and issued (None: not yet) tonnes."""
 
     @abstractmethod
     def transfer(self, sender: str, receiver: str, unit: UnitType, qty: int, *,

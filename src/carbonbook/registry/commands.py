@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from carbonbook.commands import (
+    Accredit,
     AddAdministrator,
     AddRepresentative,
     ApproveTransfer,
@@ -33,15 +34,19 @@ from carbonbook.commands import (
     OpenScheme,
     ProposeTrusted,
     RecordEmissions,
+    RegisterProject,
     RegistryCommand,
     RemoveTrusted,
+    ReportMonitoring,
     Retire,
     SetAccountStatus,
     SetCap,
     SetControls,
     SetDeadline,
+    SetProgramme,
     Surrender,
     Transfer,
+    Verify,
 )
 from carbonbook.registry.base import (
     AccountKind,
@@ -90,7 +95,7 @@ def _set_status(reg: Registry, c: SetAccountStatus) -> str:
 
 def _issue(reg: Registry, c: Issue) -> str:
     b = reg.issue(c.account, c.unit, c.qty, scheme=c.scheme, period=c.period, origin=c.origin,
-                  start=c.start, project=c.project, expiry=c.expiry)
+                  start=c.start, project=c.project, expiry=c.expiry, monitoring=c.monitoring)
     return f"serials {b.origin} {b.start}-{b.end}"
 
 
@@ -205,6 +210,32 @@ def _transfer_cancellation(reg: Registry, c: CancelTransfer) -> str:
     return f"transfer {c.transfer} cancelled: its units are released"
 
 
+def _programme(reg: Registry, c: SetProgramme) -> str:
+    reg.set_programme(c.name, dict(c.methodologies))
+    return f"{c.name}: {len(c.methodologies)} methodologies"
+
+
+def _accredit(reg: Registry, c: Accredit) -> str:
+    reg.accredit(c.programme, c.verifier)
+    return f"{c.verifier} verifies for {c.programme}"
+
+
+def _project(reg: Registry, c: RegisterProject) -> str:
+    reg.register_project(c.project, c.programme, c.methodology, c.account)
+    p = reg.project(c.project)
+    return f"{p.id}: {p.programme} {p.methodology} ({p.project_type})"
+
+
+def _monitoring(reg: Registry, c: ReportMonitoring) -> str:
+    reg.report_monitoring(c.project, c.period, c.reductions)
+    return f"{c.project} {c.period}: {c.reductions} reported"
+
+
+def _verify(reg: Registry, c: Verify) -> str:
+    reg.verify(c.project, c.period, c.verified)
+    return f"{c.project} {c.period}: {c.verified} verified"
+
+
 _HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
     OpenScheme: _open_scheme, SetCap: _set_cap, OpenAccount: _open_account, SetAccountStatus: _set_status,
     Issue: _issue, Transfer: _transfer, Deposit: _deposit, RecordEmissions: _emissions,
@@ -212,7 +243,8 @@ _HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
     SetDeadline: _deadline, CorrectEmissions: _correct_emissions, AddAdministrator: _administrator,
     AddRepresentative: _representative, SetControls: _controls, ProposeTrusted: _trust,
     ApproveTrusted: _trust_approval, RemoveTrusted: _distrust, ApproveTransfer: _transfer_approval,
-    CancelTransfer: _transfer_cancellation,
+    CancelTransfer: _transfer_cancellation, SetProgramme: _programme, Accredit: _accredit,
+    RegisterProject: _project, ReportMonitoring: _monitoring, Verify: _verify,
 }
 
 _SELF = "self"
@@ -220,7 +252,8 @@ _ACTS_FOR: dict[type, str | None] = {
     OpenScheme: None, SetCap: None, OpenAccount: None, SetAccountStatus: None, Issue: None, Deposit: None,
     RecordEmissions: None, CorrectEmissions: None, Expire: None, SetDeadline: None, AddRepresentative: None,
     SetControls: None, Transfer: "sender", Surrender: "account", Retire: "account", CarryOver: "account",
-    ProposeTrusted: "account", ApproveTrusted: "account", RemoveTrusted: "account",
+    ProposeTrusted: "account", ApproveTrusted: "account", RemoveTrusted: "account", SetProgramme: None,
+    Accredit: None, RegisterProject: None,
 }
 """Per command, the field naming the account whose representatives may give it (None: an
 administrator's act); a command missing here is checked by its registry call (``_SELF``)."""
