@@ -175,6 +175,19 @@ class AlreadyIssued(RegistryError):
     code = "already_issued"
 
 
+class NotAccepted(RegistryError):
+    """Raised when a linked registry does not accept units: no scheme there takes the unit type,
+    or the link does not cover the scheme that issued them."""
+
+    code = "not_accepted"
+
+
+class ReserveBreached(RegistryError):
+    """Raised when an external transfer would take a registry below its commitment period reserve."""
+
+    code = "commitment_period_reserve"
+
+
 class OperationRefused(RegistryError):
     """Raised when an operation is refused for a rule not covered by a narrower type
     (banking not allowed, missing project id, emissions already recorded, ...)."""

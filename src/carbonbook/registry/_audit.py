@@ -23,9 +23,10 @@ from carbonbook.errors import OperationRefused
 from carbonbook.registry.base import BlockState, Entry, Holding
 
 _STATE = {"transfer": BlockState.ACTIVE, "settle": BlockState.ACTIVE, "retire": BlockState.RETIRED,
-          "cancel": BlockState.CANCELLED, "surrender": BlockState.SURRENDERED}
+          "cancel": BlockState.CANCELLED, "surrender": BlockState.SURRENDERED,
+          "external_out": BlockState.EXPORTED}
 """The state units take in a journal row's kind of move."""
-_MOVERS = frozenset(("issue", "expire", *_STATE)) - {"settle"}
+_MOVERS = frozenset(("issue", "expire", "external_in", "external_compensated", *_STATE)) - {"settle"}
 """The journal kinds that move serials and have a ``moves`` row (a settlement's are worked out)."""
 
 
@@ -96,6 +97,26 @@ class _Model:
             if hi < b[3]:
                 self.place(origin, unit, hi + 1, b[3], sender, BlockState.ACTIVE)
 
+    def arrive(self, origin: str, unit: str, start: int, end: int, holder: str) -> None:
+        """As ``LinkRules._arrive``: revive exported blocks, place the serials never here."""
+        cover = sorted((bid for bid, b in self.blocks.items()
+                        if b[0] == origin and b[2] <= end and b[3] >= start),
+                       key=lambda bid: self.blocks[bid][2])
+        pos = start
+        for bid in cover:
+            b = self.blocks.pop(bid)
+            if pos < b[2]:
+                self.place(origin, unit, pos, b[2] - 1, holder, BlockState.ACTIVE)
+            lo, hi = max(b[2], pos), min(b[3], end)
+            if b[2] < lo:
+                self.place(origin, unit, b[2], lo - 1, b[4], BlockState.EXPORTED)
+            self.place(origin, unit, lo, hi, holder, BlockState.ACTIVE)
+            if hi < b[3]:
+                self.place(origin, unit, hi + 1, b[3], b[4], BlockState.EXPORTED)
+            pos = hi + 1
+        if pos <= end:
+            self.place(origin, unit, pos, end, holder, BlockState.ACTIVE)
+
     def apply(self, e: Entry, move: tuple[str, str] | None) -> None:
         self.row = e
         unit = str(e.unit)
@@ -121,9 +142,13 @@ class _Model:
                 self.blocks[bid] = [origin, b[1], start, end, b[4], BlockState.EXPIRED]
                 self.history.append(Holding(origin, start, end, b[1], b[4], BlockState.EXPIRED, e.txid, e.day,
                                             e.kind, e.actor, e.approver))
-        elif how == "serials":
+        elif how == "serials":  # an export's units stay with their account, exported
+            receiver = e.account if e.kind == "external_out" else str(e.counterparty)
             for origin, start, end in ranges:
-                self.named(e.account, unit, origin, start, end, str(e.counterparty), _STATE[e.kind])
+                self.named(e.account, unit, origin, start, end, receiver, _STATE[e.kind])
+        elif how == "import":
+            for origin, start, end in ranges:
+                self.arrive(origin, unit, start, end, e.account)
         else:  # "take": the pieces moved, in order: whole blocks or their heads
             for origin, start, end in ranges:
                 self.head(self.find(e.account, unit, origin, start), end - start + 1, str(e.counterparty),

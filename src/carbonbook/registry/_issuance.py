@@ -7,6 +7,7 @@ overlap no issued range of their origin (a scan of the issuances: O(issuances)).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain
 
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
@@ -154,7 +155,9 @@ class IssuanceRules(Store):
             end = start + qty - 1
             if end > INT64_MAX:
                 raise InvalidQuantity(f"serials {start}..{end} go past 2**63 - 1")
-            for (o, s), (e, *_rest) in self._issuances.items():
+            if self.linked is not None:  # no serial issued twice in any linked registry
+                self.linked(origin, start, end)
+            for (o, s), (e, *_rest) in chain(self._issuances.items(), self._imports.items()):
                 if o == origin and s <= end and e >= start:
                     raise DuplicateSerial(f"serials {origin} {start}..{end} overlap issued {s}..{e}")
             self._put(self._caps, (scheme, period), (cap, issued + qty))

@@ -25,7 +25,7 @@ from abc import abstractmethod
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import pairwise
+from itertools import chain, pairwise
 from types import TracebackType
 from typing import Any
 
@@ -72,6 +72,8 @@ _HOLD: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
+_STAY = (BlockState.EXPIRED, BlockState.EXPORTED)
+"""Inactive states whose blocks stay with the account that held them (not in a terminal account)."""
 _UNIT_NAMES = frozenset(str(u) for u in UnitType)
 
 Hold = tuple[str, str, str, int]
@@ -99,6 +101,9 @@ CertRow = tuple[str, str, str, int, str, str | None, str | None, int, str | None
 beneficiary, purpose, day, actor) of a voluntary cancellation, keyed by its txid (``Certificate``)."""
 MonitoringRow = tuple[int, int | None, str | None, int | None]
 """(reported, verified or None, verifier, credits issued or None), keyed by (project, monitoring period)."""
+ExternalRow = tuple[str, str, str, str, str, str, int, str, str]
+"""(state, direction ``out``/``in``, this registry's account, the other registry, its account, unit, qty,
+serial blocks as JSON, reason) of an external transfer, keyed by the transaction log's id."""
 Log = list[tuple[Any, Any, Any]]
 
 
@@ -190,6 +195,7 @@ class Store(Registry):
         self._journal_mark = 0
         self._actor: str | None = None  # the person acting (``ControlRules.acting``), stamped on journal rows
         self._moving: tuple[str, list[tuple[str, int, int]]] | None = None  # serials moved, for the next row
+        self.linked: Callable[[str, int, int], None] | None = None  # a transaction log's issuance check
         self._reset()
 
     # -- state -------------------------------------------------------------------
@@ -222,7 +228,10 @@ class Store(Registry):
         self._verifiers: dict[tuple[str, str], int] = {}  # (programme, person) -> txid
         self._projects: dict[str, tuple[str, str, str]] = {}  # project -> (programme, methodology, account)
         self._monitoring: dict[tuple[str, int], MonitoringRow] = {}
-        self._moves: dict[int, tuple[str, str]] = {}  # txid -> (how, JSON [[origin, first, last], ...])
+        self._moves: dict[int, tuple[str, str]] = {}
+        # linked registries (``_linking``)
+        self._imports: dict[tuple[str, int], Issuance] = {}  # serials that came from a linked registry
+        self._external: dict[int, ExternalRow] = {}  # txid -> (how, JSON [[origin, first, last], ...])
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -240,7 +249,8 @@ class Store(Registry):
                 "representatives": self._reps, "controls": self._controls, "trusted": self._trusted,
                 "pending": self._pending, "days": self._days, "certificates": self._certificates,
                 "moves": self._moves, "programmes": self._programmes, "verifiers": self._verifiers,
-                "projects": self._projects, "monitoring": self._monitoring}
+                "projects": self._projects, "monitoring": self._monitoring, "imports": self._imports,
+                "external": self._external}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -248,6 +258,9 @@ class Store(Registry):
         for (origin, _start), (last, unit, _s, _p) in self._issuances.items():
             u = UnitType(unit)
             self._issued[u] = self._issued.get(u, 0) + last - _start + 1
+            if last > self._top.get(origin, 0):
+                self._top[origin] = last
+        for (origin, _start), (last, *_rest) in self._imports.items():
             if last > self._top.get(origin, 0):
                 self._top[origin] = last
         self._index = {}
@@ -422,7 +435,11 @@ class Store(Registry):
         free = self._free_units(sender, unit) + extra_free
         if serials is not None:
             self._take_serials(sender, unit, qty, receiver, state, serials, free, admit)
-            self._moving = ("serials", [(serials.origin, serials.start, serials.end)])
+            named = (serials.origin, serials.start, serials.end)
+            if self._moving is not None and self._moving[0] == "serials":  # several ranges in one row
+                self._moving[1].append(named)
+            else:
+                self._moving = ("serials", [named])
             return
         if free < qty:
             held = self._held.get((sender, unit), 0)
@@ -468,6 +485,28 @@ class Store(Registry):
 
     def _take_serials(self, sender: str, unit: UnitType, qty: int, receiver: str, state: BlockState,
                       serials: Serials, free: int, admit: Callable[[Block], None] | None) -> None:
+        cover = self._cover(sender, unit, qty, serials, admit)
+        start, end = serials.start, serials.end
+        if free < qty:
+            raise InsufficientUnits(f"account {sender!r} has {free} unreserved {unit}; {qty} needed")
+        inner = self._index[sender, unit]
+        for b in cover:
+            self._q_remove(inner, b.id)
+            self._del(self._blocks, b.id)
+            lo, hi = max(b.start, start), min(b.end, end)
+            if b.start < lo:
+                self._place(b, b.start, lo - 1, sender, _ACTIVE)
+            self._place(b, lo, hi, receiver, state)
+            if hi < b.end:
+                self._place(b, hi + 1, b.end, sender, _ACTIVE)
+        self._add(self._held, (sender, unit), -qty)
+        if state is _ACTIVE:
+            self._add(self._held, (receiver, unit), qty)
+
+    def _cover(self, sender: str, unit: UnitType, qty: int, serials: Serials,
+               admit: Callable[[Block], None] | None = None) -> list[Block]:
+        """The blocks that hold ``serials`` (``qty`` of them), by first serial, each checked active,
+        ``sender``'s, of ``unit`` and passed to ``admit``. O(blocks)."""
         if type(serials) is not Serials:
             raise OperationRefused(f"serials must be a Serials (origin, start, end), got {serials!r}")
         origin, start, end = serials.origin, serials.start, serials.end
@@ -486,21 +525,7 @@ class Store(Registry):
                                         f"are not {unit} held by {sender!r}")
             if admit is not None:
                 admit(b)
-        if free < qty:
-            raise InsufficientUnits(f"account {sender!r} has {free} unreserved {unit}; {qty} needed")
-        inner = self._index[sender, unit]
-        for b in cover:
-            self._q_remove(inner, b.id)
-            self._del(self._blocks, b.id)
-            lo, hi = max(b.start, start), min(b.end, end)
-            if b.start < lo:
-                self._place(b, b.start, lo - 1, sender, _ACTIVE)
-            self._place(b, lo, hi, receiver, state)
-            if hi < b.end:
-                self._place(b, hi + 1, b.end, sender, _ACTIVE)
-        self._add(self._held, (sender, unit), -qty)
-        if state is _ACTIVE:
-            self._add(self._held, (receiver, unit), qty)
+        return cover
     def _terminal_target(self, to: str, kinds: tuple[AccountKind, ...]) -> Account:
         dst = self._open(to, "receiving")
         if dst.kind not in kinds:
@@ -587,12 +612,13 @@ class Store(Registry):
         active: dict[str, int] = {}
         by_origin: dict[str, list[tuple[int, int, str]]] = {}
         cap_use: dict[tuple[str, int], int] = {}
-        for (origin, start), (end, unit, scheme, period) in s._issuances.items():
+        for (origin, start), (end, unit, scheme, period) in chain(s._issuances.items(), s._imports.items()):
             if end < start:
                 fail(f"issuance {origin} {start}..{end} is empty")
             issued[unit] = issued.get(unit, 0) + end - start + 1
             by_origin.setdefault(origin, []).append((start, end, unit))
-            cap_use[scheme, period] = cap_use.get((scheme, period), 0) + end - start + 1
+            if (origin, start) in s._issuances:  # imported units count against their issuer's cap
+                cap_use[scheme, period] = cap_use.get((scheme, period), 0) + end - start + 1
         for key, (cap, used) in s._caps.items():
             if used != cap_use.get(key, 0) or used > cap:
                 fail(f"cap {key}: {used} recorded, {cap_use.get(key, 0)} issued, cap {cap}")
@@ -619,7 +645,7 @@ class Store(Registry):
                     fail(f"active block {bid} sits in {holder.kind} account {b.holder!r}")
             else:
                 terminal[b.unit] = terminal.get(b.unit, 0) + n
-                if b.state is not BlockState.EXPIRED and holder.kind not in _TERMINAL_KINDS:
+                if b.state not in _STAY and holder.kind not in _TERMINAL_KINDS:
                     fail(f"{b.state} block {bid} sits in {holder.kind} account {b.holder!r}")
         for origin, blocks in spans.items():
             blocks.sort()

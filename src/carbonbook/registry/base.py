@@ -70,6 +70,7 @@ class BlockState(StrEnum):
     RETIRED = "retired"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    EXPORTED = "exported"  # gone to a linked registry (``carbonbook.registry.linking``); back if they return
 
 
 class ComplianceStatus(StrEnum):
@@ -290,6 +291,24 @@ class Project(msgspec.Struct, frozen=True, gc=False):
     methodology: str
     project_type: str
     account: str
+
+
+class ExternalTransfer(msgspec.Struct, frozen=True, gc=False):
+    """An external transfer ``id`` (the transaction log's) as one registry wrote it down:
+    ``state`` (``proposed``, ``completed``, ``rejected``, ``compensated``), ``direction``
+    (``out`` or ``in``), this registry's ``account``, the ``registry`` and ``other_account`` on the
+    other side, ``qty`` units of ``unit`` in serial ``blocks``, and the ``reason`` of a refusal."""
+
+    id: int
+    state: str
+    direction: str
+    account: str
+    registry: str
+    other_account: str
+    unit: UnitType
+    qty: int
+    blocks: list[Block]
+    reason: str = ""
 
 
 class Compliance(msgspec.Struct, frozen=True, gc=False):
