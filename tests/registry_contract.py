@@ -1111,7 +1111,7 @@ class RegistryContract:
             active = sum(b.qty for b in reg.blocks() if b.state is BlockState.ACTIVE)
             assert active == sum(reg.holding(a, u) for a in ACCOUNTS for u in UNITS)
         # the audit trail's model of the blocks, rebuilt from the journal, is the registry's
-        assert active_blocks(reg.journal(), reg._moves) == sorted(  # type: ignore[attr-defined]
+        assert active_blocks(reg.journal(), reg._ledgers.moves) == sorted(  # type: ignore[attr-defined]
             (b.origin, b.start, b.end, b.holder, b.state) for b in reg.blocks())
 
     @staticmethod

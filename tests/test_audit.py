@@ -77,7 +77,7 @@ def test_who_held_which_serials_and_when(backend: tuple[RegistryFactory, Reopen]
         Holding("JP", 31, 40, "JPA", "offsets", CANCELLED, 17, 2, "cancel", "bob", None),
     ]  # tepco's oldest block is what is left of the issued one, not the JP 1-10 it bought back
     assert reg.serial_history("JP", 500, 600) == []
-    assert active_blocks(reg.journal(), reg._moves) == sorted(  # type: ignore[attr-defined]
+    assert active_blocks(reg.journal(), reg._ledgers.moves) == sorted(  # type: ignore[attr-defined]
         (b.origin, b.start, b.end, b.holder, b.state) for b in reg.blocks())
 
 
@@ -97,13 +97,13 @@ def test_the_model_rebuilds_the_example_sessions_blocks() -> None:
     with EXAMPLE.open("rb") as source:
         for batch, *_ in command_batches(source, False):
             venue.apply_all(batch)
-    assert active_blocks(reg.journal(), reg._moves) == sorted(  # type: ignore[attr-defined]
+    assert active_blocks(reg.journal(), reg._ledgers.moves) == sorted(  # type: ignore[attr-defined]
         (b.origin, b.start, b.end, b.holder, b.state) for b in reg.blocks())
 
 
 def test_a_registry_from_before_moves_were_recorded_is_refused_not_misread() -> None:
     reg = run(MemoryRegistry())
-    reg._moves.clear()  # type: ignore[attr-defined]
+    reg._ledgers.moves.clear()  # type: ignore[attr-defined]
     with pytest.raises(Exception, match="names no serials"):
         reg.serial_history("JP", 1, 10)
 

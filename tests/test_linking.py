@@ -138,7 +138,7 @@ def test_transfers_across_memory_sqlite_and_postgres(tmp_path: Path, pg: StateRe
 
     for reg in (jp, eu, ch):
         reg.check()
-        assert active_blocks(reg.journal(), reg._moves) == sorted(holdings(reg))
+        assert active_blocks(reg.journal(), reg._ledgers.moves) == sorted(holdings(reg))
     again = SQLiteRegistry(tmp_path / "eu.db")  # written down for good
     assert again.external(back.id) == eu.external(back.id) and holdings(again) == holdings(eu)
     again.check()
@@ -194,7 +194,7 @@ def test_a_failed_receiving_side_is_compensated_and_a_crash_recovered(tmp_path: 
     assert inn is not None and (inn.state, inn.reason) == ("rejected", "unavailable")
     assert (jp.holding("mitsui", CER), eu.holding("rwe", CER)) == (100, 0)
     jp.check()
-    assert active_blocks(jp.journal(), jp._moves) == sorted(holdings(jp))  # type: ignore[attr-defined]
+    assert active_blocks(jp.journal(), jp._ledgers.moves) == sorted(holdings(jp))  # type: ignore[attr-defined]
     monkeypatch.undo()
 
     def crash(*args: Any) -> None:
@@ -253,7 +253,7 @@ def test_random_operations_across_two_linked_registries(data: st.DataObject) -> 
             pass
         for r in regs.values():
             r.check()
-            assert active_blocks(r.journal(), r._moves) == sorted(holdings(r))
+            assert active_blocks(r.journal(), r._ledgers.moves) == sorted(holdings(r))
         live: dict[tuple[str, int], str] = {}
         done = 0
         for n, r in regs.items():

@@ -3,6 +3,8 @@
 :class:`Registry` is the contract (see :mod:`carbonbook.registry.base`);
 :class:`MemoryRegistry`, :class:`SQLiteRegistry` (the embedded default) and
 ``carbonbook.registry.postgres.PostgresRegistry`` (needs the ``postgres`` extra) implement it.
+:class:`carbonbook.registry.linking.TransactionLog` links registries (Kyoto's ITL), and
+:mod:`carbonbook.registry.report` prints audit trails, statements and certificates.
 """
 
 from carbonbook.registry.base import (

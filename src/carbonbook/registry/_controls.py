@@ -89,14 +89,14 @@ class ControlRules(Store):
 
     def authorise(self, actor: str | None, account: str | None = None) -> None:
         if account is None:
-            if self._admins and actor not in self._admins:
+            if self._ledgers.admins and actor not in self._ledgers.admins:
                 raise NotAuthorised(f"{actor!r} is not an administrator of this registry")
             return
-        if self._has_reps(account) and (actor is None or (account, actor) not in self._reps):
+        if self._has_reps(account) and (actor is None or (account, actor) not in self._ledgers.reps):
             raise NotAuthorised(f"{actor!r} is not a representative of account {account!r}")
 
     def _has_reps(self, account: str) -> bool:
-        return any(a == account for a, _ in self._reps)
+        return any(a == account for a, _ in self._ledgers.reps)
 
     def _authorise_rep(self, account: str) -> str | None:
         """The actor, who must represent ``account`` (anyone while it has no representatives)."""
@@ -107,10 +107,10 @@ class ControlRules(Store):
         with self.transaction():
             _name(person, "person")
             self.authorise(self._actor)
-            if person in self._admins:
+            if person in self._ledgers.admins:
                 raise DuplicateAccount(f"{person!r} is an administrator already")
             txid = self._txid()
-            self._put(self._admins, person, txid)
+            self._put(self._ledgers.admins, person, txid)
             self._append(Entry(txid, "administrator", "", detail=person))
             return txid
 
@@ -121,10 +121,10 @@ class ControlRules(Store):
             acc = self._acct(account)
             if acc.status.value == "closed":
                 raise AccountClosed(f"account {account!r} is closed")
-            if (account, person) in self._reps:
+            if (account, person) in self._ledgers.reps:
                 raise DuplicateAccount(f"{person!r} represents {account!r} already")
             txid = self._txid()
-            self._put(self._reps, (account, person), txid)
+            self._put(self._ledgers.reps, (account, person), txid)
             self._append(Entry(txid, "representative", account, detail=person))
             return txid
 
@@ -142,7 +142,7 @@ class ControlRules(Store):
                    None if controls.limit is None else _qty(controls.limit, "limit"),
                    int(controls.four_eyes))
             txid = self._txid()
-            self._put(self._controls, account, row)
+            self._put(self._ledgers.controls, account, row)
             self._append(Entry(txid, "controls", account, qty=row[3] or 0, detail=(
                 f"trusted list delay {row[0]}, outside delay {row[1]}, "
                 f"outside {'barred' if row[2] else 'allowed'}, "
@@ -152,7 +152,7 @@ class ControlRules(Store):
     def controls(self, account: str) -> Controls:
         """``account``'s controls (all off when none were set)."""
         self._acct(account)
-        row = self._controls.get(account)
+        row = self._ledgers.controls.get(account)
         return Controls() if row is None else Controls(row[0], row[1], bool(row[2]), row[3], bool(row[4]))
 
     # -- the trusted account list ----------------------------------------------------------
@@ -163,17 +163,17 @@ class ControlRules(Store):
             self._acct(trusted)
             if trusted == account:
                 raise SameAccount(f"{account!r} cannot trust itself")
-            if (account, trusted) in self._trusted:
+            if (account, trusted) in self._ledgers.trusted:
                 raise OperationRefused(f"{trusted!r} is on {account!r}'s trusted list already")
             txid = self._txid()
-            self._put(self._trusted, (account, trusted), (actor, None, None))
+            self._put(self._ledgers.trusted, (account, trusted), (actor, None, None))
             self._append(Entry(txid, "trust_proposed", account, trusted))
             return txid
 
     def approve_trusted(self, account: str, trusted: str) -> int:
         with self.transaction():
             actor = self._authorise_rep(account)
-            row = self._trusted.get((account, trusted))
+            row = self._ledgers.trusted.get((account, trusted))
             if row is None or row[2] is not None:
                 raise OperationRefused(f"no proposal to trust {trusted!r} awaits approval on {account!r}")
             if actor is None or actor == row[0]:
@@ -181,7 +181,7 @@ class ControlRules(Store):
                                     f"{row[0]!r}'s proposal")
             effective = self._today() + self._control(account)[0]
             txid = self._txid()
-            self._put(self._trusted, (account, trusted), (row[0], actor, effective))
+            self._put(self._ledgers.trusted, (account, trusted), (row[0], actor, effective))
             self._append(Entry(txid, "trust_approved", account, trusted, ref=effective, approver=actor,
                                actor=row[0], detail=f"trusted from day {effective}"))
             return txid
@@ -189,18 +189,18 @@ class ControlRules(Store):
     def remove_trusted(self, account: str, trusted: str) -> int:
         with self.transaction():
             self._authorise_rep(account)
-            if (account, trusted) not in self._trusted:
+            if (account, trusted) not in self._ledgers.trusted:
                 raise OperationRefused(f"{trusted!r} is not on {account!r}'s trusted list")
             txid = self._txid()
-            self._del(self._trusted, (account, trusted))
+            self._del(self._ledgers.trusted, (account, trusted))
             self._append(Entry(txid, "trust_removed", account, trusted))
             return txid
 
     def trusted(self, account: str) -> list[Trusted]:
-        return [Trusted(a, t, *row) for (a, t), row in sorted(self._trusted.items()) if a == account]
+        return [Trusted(a, t, *row) for (a, t), row in sorted(self._ledgers.trusted.items()) if a == account]
 
     def _is_trusted(self, account: str, other: str) -> bool:
-        row = self._trusted.get((account, other))
+        row = self._ledgers.trusted.get((account, other))
         return row is not None and row[2] is not None and row[2] <= self._today()
 
     # -- controlled transfers ----------------------------------------------------------------
@@ -209,13 +209,13 @@ class ControlRules(Store):
         return self._meta.get("day", 0)
 
     def _control(self, account: str) -> tuple[int, int, int, int | None, int]:
-        return self._controls.get(account, (0, 0, 0, None, 0))
+        return self._ledgers.controls.get(account, (0, 0, 0, None, 0))
 
     def _controlled(self, sender: str) -> bool:
         """Whether transfers out of ``sender`` go through the controls (it has representatives
         or controls). Called by every transfer: two dict lookups, or a scan of the
         representatives when there are any."""
-        return sender in self._controls or (bool(self._reps) and self._has_reps(sender))
+        return sender in self._ledgers.controls or (bool(self._ledgers.reps) and self._has_reps(sender))
 
     def _controlled_transfer(self, sender: str, receiver: str, unit: UnitType, qty: int,
                              serials: Serials | None) -> int:
@@ -238,7 +238,8 @@ class ControlRules(Store):
             raise InsufficientUnits(f"account {sender!r} has {free} unreserved {unit}; {qty} needed")
         txid = self._txid()
         state, due = ("proposed", None) if four_eyes else ("delayed", self._today() + delay)
-        self._put(self._pending, txid, (sender, receiver, str(unit), qty, actor, None, state, due, int(outside),
+        self._put(self._ledgers.pending, txid, (sender, receiver, str(unit), qty, actor, None, state, due,
+                                                int(outside),
                                         None, None, ""))
         self._hold_for(txid, sender, unit, qty)
         said = ("awaits a second representative" if four_eyes
@@ -274,7 +275,7 @@ class ControlRules(Store):
             if row[8] and delay:
                 due = self._today() + delay
                 txid = self._txid()
-                self._put(self._pending, transfer, (*row[:5], actor, "delayed", due, *row[8:]))
+                self._put(self._ledgers.pending, transfer, (*row[:5], actor, "delayed", due, *row[8:]))
                 self._append(Entry(txid, "transfer_approved", sender, receiver, row[2], qty, ref=transfer,
                                    actor=proposer, approver=actor,
                                    detail=f"outside the trusted list: executes on day {due}"))
@@ -282,7 +283,7 @@ class ControlRules(Store):
             self._unhold(transfer)
             self._check_open(sender, receiver, unit)
             txid = self._move(sender, receiver, unit, qty, None, "transfer", transfer, actor, proposer)
-            self._put(self._pending, transfer,
+            self._put(self._ledgers.pending, transfer,
                       (*row[:5], actor, "executed", row[7], row[8], txid, self._today(), ""))
             return txid
 
@@ -292,16 +293,17 @@ class ControlRules(Store):
             try:
                 self._authorise_rep(row[0])
             except NotAuthorised:
-                if not self._admins or self._actor not in self._admins:
+                if not self._ledgers.admins or self._actor not in self._ledgers.admins:
                     raise
             self._unhold(transfer)
             txid = self._txid()
-            self._put(self._pending, transfer, (*row[:6], "cancelled", row[7], row[8], txid, self._today(), ""))
+            self._put(self._ledgers.pending, transfer,
+                      (*row[:6], "cancelled", row[7], row[8], txid, self._today(), ""))
             self._append(Entry(txid, "transfer_cancelled", row[0], row[1], row[2], row[3], ref=transfer))
             return txid
 
     def _waiting(self, transfer: int, states: tuple[str, ...]) -> PendingRow:
-        row = self._pending.get(transfer) if type(transfer) is int else None
+        row = self._ledgers.pending.get(transfer) if type(transfer) is int else None
         if row is None or row[6] not in states:
             said = "does not exist" if row is None else f"is {row[6]}"
             what = "approve" if len(states) == 1 else "cancel"
@@ -316,7 +318,7 @@ class ControlRules(Store):
         self._may_hold(dst, unit)
 
     def pending_transfer(self, transfer: int) -> PendingTransfer | None:
-        row = self._pending.get(transfer) if type(transfer) is int else None
+        row = self._ledgers.pending.get(transfer) if type(transfer) is int else None
         return None if row is None else _pending(transfer, row)
 
     def start_day(self, since: int, day: int) -> list[PendingTransfer]:
@@ -324,27 +326,28 @@ class ControlRules(Store):
             if type(day) is not int or not 0 <= day <= INT64_MAX:
                 raise OperationRefused(f"business day must be a non-negative integer, got {day!r}")
             if day > self._today():
-                self._put(self._days, day, self._meta["txid"] + 1)
+                self._put(self._ledgers.days, day, self._meta["txid"] + 1)
                 self._put(self._meta, "day", day)
-                due = sorted(p for p, r in self._pending.items() if r[6] == "delayed" and (r[7] or 0) <= day)
+                due = sorted(p for p, r in self._ledgers.pending.items()
+                             if r[6] == "delayed" and (r[7] or 0) <= day)
                 for pid in due:
                     self._execute(pid, day)
-            return [_pending(p, r) for p, r in sorted(self._pending.items())
+            return [_pending(p, r) for p, r in sorted(self._ledgers.pending.items())
                     if r[6] in ("executed", "failed") and r[7] is not None  # a due day: done by start_day
                     and r[10] is not None and since < r[10] <= day]
 
     def _execute(self, pid: int, day: int) -> None:
         """Execute delayed transfer ``pid`` on ``day``, or record why it failed (its hold released)."""
-        row = self._pending[pid]
+        row = self._ledgers.pending[pid]
         unit = UnitType(row[2])
         self._unhold(pid)
         try:
             with self.transaction():
                 self._check_open(row[0], row[1], unit)
                 txid = self._move(row[0], row[1], unit, row[3], None, "transfer", pid, row[5], row[4])
-            self._put(self._pending, pid, (*row[:6], "executed", row[7], row[8], txid, day, ""))
+            self._put(self._ledgers.pending, pid, (*row[:6], "executed", row[7], row[8], txid, day, ""))
         except RegistryError as e:
             txid = self._txid()
-            self._put(self._pending, pid, (*row[:6], "failed", row[7], row[8], txid, day, e.code))
+            self._put(self._ledgers.pending, pid, (*row[:6], "failed", row[7], row[8], txid, day, e.code))
             self._append(Entry(txid, "transfer_failed", row[0], row[1], row[2], row[3], ref=pid, actor=row[4],
                                approver=row[5], detail=f"{e.code}: {e}"))

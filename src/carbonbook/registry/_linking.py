@@ -77,25 +77,26 @@ class LinkRules(Store):
                          unit: UnitType, qty: int, pieces: list[Block]) -> int:
         """Write down external transfer ``ext`` as ``proposed`` (``direction`` ``out`` or ``in``)."""
         with self.transaction():
-            if type(ext) is not int or ext <= 0 or ext in self._external:
+            if type(ext) is not int or ext <= 0 or ext in self._ledgers.external:
                 raise OperationRefused(f"external transfer id must be a new positive integer, got {ext!r}")
             _name(other, "registry")
             txid = self._txid()
-            self._put(self._external, ext, ("proposed", direction, account, other, other_account, str(unit),
+            self._put(self._ledgers.external, ext, ("proposed", direction, account, other, other_account,
+                                                    str(unit),
                                             qty, _BLOCKS.encode(pieces).decode(), ""))
             self._append(Entry(txid, "external_proposed", account, f"{other}:{other_account}", str(unit), qty,
                                ref=ext, detail=direction))
             return txid
 
     def _row(self, ext: int, direction: str, states: tuple[str, ...] = ("proposed",)) -> ExternalRow:
-        row = self._external.get(ext) if type(ext) is int else None
+        row = self._ledgers.external.get(ext) if type(ext) is int else None
         if row is None or row[1] != direction or row[0] not in states:
             raise UnknownTransfer(f"no {direction} external transfer {ext!r} is {' or '.join(states)}")
         return row
 
     def _mark(self, ext: int, row: ExternalRow, state: str, reason: str, kind: str) -> int:
         txid = self._txid()
-        self._put(self._external, ext, (state, *row[1:8], reason))
+        self._put(self._ledgers.external, ext, (state, *row[1:8], reason))
         self._append(Entry(txid, kind, row[2], f"{row[3]}:{row[4]}", row[5], row[6], ref=ext, detail=reason))
         return txid
 
@@ -132,14 +133,14 @@ class LinkRules(Store):
     def external_reject(self, ext: int, reason: str) -> int:
         """Write down that proposed ``ext`` was refused (``reason``): nothing moved."""
         with self.transaction():
-            row = self._external.get(ext) if type(ext) is int else None
+            row = self._ledgers.external.get(ext) if type(ext) is int else None
             if row is None or row[0] != "proposed":
                 raise UnknownTransfer(f"no external transfer {ext!r} is proposed")
             return self._mark(ext, row, "rejected", reason, "external_rejected")
 
     def external(self, ext: int) -> ExternalTransfer | None:
         """External transfer ``ext`` as this registry wrote it down, if any."""
-        row = self._external.get(ext) if type(ext) is int else None
+        row = self._ledgers.external.get(ext) if type(ext) is int else None
         if row is None:
             return None
         return ExternalTransfer(ext, row[0], row[1], row[2], row[3], row[4], UnitType(row[5]), row[6],
@@ -153,7 +154,7 @@ class LinkRules(Store):
     def issued_overlap(self, origin: str, start: int, end: int) -> bool:
         """Whether any serial ``start``..``end`` of ``origin`` was ever issued or imported here."""
         return any(o == origin and s <= end and row[0] >= start
-                   for (o, s), row in (*self._issuances.items(), *self._imports.items()))
+                   for (o, s), row in (*self._issuances.items(), *self._ledgers.imports.items()))
 
     def _arrive(self, piece: Block, holder: str) -> None:
         """Put serials ``piece`` into ``holder``: revive the exported blocks that hold them (their
@@ -183,7 +184,7 @@ class LinkRules(Store):
             self._import(piece, pos, hi, holder)
 
     def _import(self, piece: Block, lo: int, hi: int, holder: str) -> None:
-        self._put(self._imports, (piece.origin, lo), (hi, str(piece.unit), piece.scheme, piece.period))
+        self._put(self._ledgers.imports, (piece.origin, lo), (hi, str(piece.unit), piece.scheme, piece.period))
         if hi > self._top.get(piece.origin, 0):
             self._put(self._top, piece.origin, hi)
         self._place(piece, lo, hi, holder, _ACTIVE)

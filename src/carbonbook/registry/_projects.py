@@ -85,7 +85,7 @@ class ProjectRules(Store):
         with self.transaction():
             self.authorise(self._actor)
             self._scheme(scheme)
-            if scheme in self._programmes:
+            if scheme in self._ledgers.programmes:
                 raise OperationRefused(f"{scheme!r} has a methodology list already")
             if not isinstance(methodologies, dict) or not methodologies:
                 raise OperationRefused(f"a programme needs a methodology list, got {methodologies!r:.80}")
@@ -93,7 +93,8 @@ class ProjectRules(Store):
                 _name(code, "methodology")
                 _name(kind, "project type")
             txid = self._txid()
-            self._put(self._programmes, scheme, _LISTS.encode(dict(sorted(methodologies.items()))).decode())
+            listed = _LISTS.encode(dict(sorted(methodologies.items()))).decode()
+            self._put(self._ledgers.programmes, scheme, listed)
             self._append(Entry(txid, "programme", "", detail=f"{scheme}: {', '.join(sorted(methodologies))}"))
             return txid
 
@@ -102,10 +103,10 @@ class ProjectRules(Store):
             self.authorise(self._actor)
             self._programme(programme)
             _name(verifier, "verifier")
-            if (programme, verifier) in self._verifiers:
+            if (programme, verifier) in self._ledgers.verifiers:
                 raise DuplicateAccount(f"{verifier!r} is accredited for {programme!r} already")
             txid = self._txid()
-            self._put(self._verifiers, (programme, verifier), txid)
+            self._put(self._ledgers.verifiers, (programme, verifier), txid)
             self._append(Entry(txid, "accreditation", "", detail=f"{verifier} verifies for {programme}"))
             return txid
 
@@ -115,13 +116,13 @@ class ProjectRules(Store):
             _name(project, "project id")
             listed = self._programme(programme)
             self._acct(account)
-            if project in self._projects:
+            if project in self._ledgers.projects:
                 raise OperationRefused(f"project {project!r} is registered already")
             if methodology not in listed:
                 raise UnlistedMethodology(f"methodology {methodology!r} is not on {programme!r}'s list "
                                           f"({', '.join(listed)})")
             txid = self._txid()
-            self._put(self._projects, project, (programme, methodology, account))
+            self._put(self._ledgers.projects, project, (programme, methodology, account))
             self._append(Entry(txid, "project", account, detail=f"{project}: {programme} {methodology} "
                                                                 f"({listed[methodology]})"))
             return txid
@@ -132,10 +133,10 @@ class ProjectRules(Store):
             self.authorise(self._actor, row[2])
             _period(period)
             _tonnes(reductions, "reductions")
-            if (project, period) in self._monitoring:
+            if (project, period) in self._ledgers.monitoring:
                 raise OperationRefused(f"project {project!r} reported monitoring period {period} already")
             txid = self._txid()
-            self._put(self._monitoring, (project, period), (reductions, None, None, None))
+            self._put(self._ledgers.monitoring, (project, period), (reductions, None, None, None))
             self._append(Entry(txid, "monitoring_report", row[2], qty=reductions, ref=period, detail=project))
             return txid
 
@@ -143,9 +144,9 @@ class ProjectRules(Store):
         with self.transaction():
             row = self._project_row(project)
             actor = self._actor
-            if actor is None or (row[0], actor) not in self._verifiers:
+            if actor is None or (row[0], actor) not in self._ledgers.verifiers:
                 raise NotAuthorised(f"{actor!r} is not a verifier accredited for {row[0]!r}")
-            report = self._monitoring.get((project, period)) if type(period) is int else None
+            report = self._ledgers.monitoring.get((project, period)) if type(period) is int else None
             if report is None:
                 raise OperationRefused(f"project {project!r} reported no monitoring period {period!r}")
             if report[1] is not None:
@@ -154,7 +155,7 @@ class ProjectRules(Store):
             if verified > report[0]:
                 raise ExceedsVerified(f"{verified} verified is more than the {report[0]} reported")
             txid = self._txid()
-            self._put(self._monitoring, (project, period), (report[0], verified, actor, None))
+            self._put(self._ledgers.monitoring, (project, period), (report[0], verified, actor, None))
             self._append(Entry(txid, "verification", row[2], qty=verified, ref=period, detail=project))
             return txid
 
@@ -166,20 +167,20 @@ class ProjectRules(Store):
     def monitoring(self, project: str, period: int) -> tuple[int, int | None, int | None]:
         """A monitoring period's (reported, verified or None, issued or None) reductions."""
         self._project_row(project)
-        row = self._monitoring.get((project, period))
+        row = self._ledgers.monitoring.get((project, period))
         if row is None:
             raise OperationRefused(f"project {project!r} reported no monitoring period {period!r}")
         return row[0], row[1], row[3]
 
     def _programme(self, name: object) -> dict[str, str]:
         self._scheme(name)
-        listed = self._programmes.get(name)  # type: ignore[call-overload]
+        listed = self._ledgers.programmes.get(name)  # type: ignore[call-overload]
         if listed is None:
             raise OperationRefused(f"scheme {name!r} is not a crediting programme (it has no methodology list)")
         return msgspec.json.decode(listed, type=dict[str, str])
 
     def _project_row(self, project: object) -> tuple[str, str, str]:
-        row = self._projects.get(project) if type(project) is str else None
+        row = self._ledgers.projects.get(project) if type(project) is str else None
         if row is None:
             raise UnknownProject(f"project {project!r} is not registered")
         return row
@@ -188,8 +189,9 @@ class ProjectRules(Store):
                          monitoring: int | None) -> None:
         """Refuse an issuance a programme's rules forbid (called by ``issue`` before it changes
         anything); record it against its monitoring period. Legacy schemes pass untouched."""
-        if scheme not in self._programmes:
-            issuer = next((p for p in sorted(self._programmes) if unit in self._schemes[p].allowances), None)
+        if scheme not in self._ledgers.programmes:
+            issuer = next((p for p in sorted(self._ledgers.programmes) if unit in self._schemes[p].allowances),
+                          None)
             if issuer is not None:
                 raise UnitNotAllowed(f"{unit} are credits of programme {issuer!r}: they are issued there, "
                                      f"against a verified monitoring report, not by scheme {scheme!r}")
@@ -202,7 +204,7 @@ class ProjectRules(Store):
         if monitoring is None:
             raise OperationRefused(f"credits of {scheme!r} are issued for a verified monitoring period: "
                                    "name it")
-        report = self._monitoring.get((project, _period(monitoring)))  # type: ignore[arg-type]
+        report = self._ledgers.monitoring.get((project, _period(monitoring)))  # type: ignore[arg-type]
         if report is None or report[1] is None:
             raise ExceedsVerified(f"monitoring period {monitoring} of {project!r} is not verified: "
                                   "nothing to issue")
@@ -212,4 +214,4 @@ class ProjectRules(Store):
         if qty > report[1]:
             raise ExceedsVerified(f"{qty} asked, but {report[1]} verified for monitoring period {monitoring} "
                                   f"of {project!r}")
-        self._put(self._monitoring, (project, monitoring), (report[0], report[1], report[2], qty))
+        self._put(self._ledgers.monitoring, (project, monitoring), (report[0], report[1], report[2], qty))

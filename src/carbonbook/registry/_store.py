@@ -15,8 +15,12 @@ schemes, free units and cash) and the one way units move (``_take``: oldest bloc
 or named serials). The rule families build on it, one module each: ``_issuance``
 (accounts, schemes, caps, issuance, expiry), ``_transfers`` (transfers, retirement,
 holds), ``_cash`` (deposits, delivery-versus-payment settlement), ``_compliance``
-(emissions, surrender and its eligibility, carry-over). ``_state.StateRegistry`` is the
-facade that joins them.
+(emissions, surrender and its eligibility, carry-over), ``_controls`` (actors, trusted lists,
+controlled and pending transfers), ``_projects`` (crediting programmes, verification, the
+issuance bound) and ``_linking`` (a registry's side of transfers between linked registries).
+``_state.StateRegistry`` is the facade that joins them. The journal rows written through
+``_append`` carry the acting person (``_actor``) and, in the ``moves`` table, the serials the
+transaction moved (``_moving``; see ``_audit``); the fast settlement path writes neither.
 """
 
 from __future__ import annotations
@@ -149,6 +153,41 @@ def _entry(e: Entry | Settled) -> Entry:
         return Entry(e.txid, "settle", e.seller, e.buyer, e.unit, e.qty, e.currency, e.amount, e.trade_id)
     return e
 
+class Ledgers:
+    """The registry's books beyond units and cash, in one attribute of the registry so that its
+    own attributes stay few (CPython keeps an instance's attributes inline, fast to read on the
+    hot paths, only up to 30 of them). Persisted like the rest (``Store._persisted``)."""
+
+    __slots__ = ("admins", "certificates", "controls", "days", "external", "imports", "monitoring", "moves",
+                 "pending", "programmes", "projects", "reps", "trusted", "verifiers")
+
+    def __init__(self) -> None:
+        # access and controls (``_controls``)
+        self.admins: dict[str, int] = {}  # person -> txid that made them an administrator
+        self.reps: dict[tuple[str, str], int] = {}  # (account, person) -> txid
+        self.controls: dict[str, ControlRow] = {}
+        self.trusted: dict[tuple[str, str], TrustRow] = {}
+        self.pending: dict[int, PendingRow] = {}
+        self.days: dict[int, int] = {}  # business day -> the first txid made on it
+        self.certificates: dict[int, CertRow] = {}  # cancellation txid -> its certificate
+        self.moves: dict[int, tuple[str, str]] = {}  # txid -> (how, JSON [[origin, first, last], ...])
+        # crediting programmes (``_projects``)
+        self.programmes: dict[str, str] = {}  # scheme -> JSON {methodology: project type}
+        self.verifiers: dict[tuple[str, str], int] = {}  # (programme, person) -> txid
+        self.projects: dict[str, tuple[str, str, str]] = {}  # project -> (programme, methodology, account)
+        self.monitoring: dict[tuple[str, int], MonitoringRow] = {}
+        # linked registries (``_linking``)
+        self.imports: dict[tuple[str, int], Issuance] = {}  # serials that came from a linked registry
+        self.external: dict[int, ExternalRow] = {}  # the transaction log's id -> this side of the transfer
+
+
+_LEDGERS = {"administrators": "admins", "representatives": "reps", "controls": "controls", "trusted": "trusted",
+            "pending": "pending", "days": "days", "certificates": "certificates", "moves": "moves",
+            "programmes": "programmes", "verifiers": "verifiers", "projects": "projects",
+            "monitoring": "monitoring", "imports": "imports", "external": "external"}
+"""The persisted table of each of the ``Ledgers``."""
+
+
 class _Tx:
     __slots__ = ("mark", "reg")
 
@@ -215,23 +254,7 @@ class Store(Registry):
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
         self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
-        # access and controls (``_controls``)
-        self._admins: dict[str, int] = {}  # person -> txid that made them an administrator
-        self._reps: dict[tuple[str, str], int] = {}  # (account, person) -> txid
-        self._controls: dict[str, ControlRow] = {}
-        self._trusted: dict[tuple[str, str], TrustRow] = {}
-        self._pending: dict[int, PendingRow] = {}
-        self._days: dict[int, int] = {}  # business day -> the first txid made on it
-        self._certificates: dict[int, CertRow] = {}  # cancellation txid -> its certificate
-        # crediting programmes (``_projects``)
-        self._programmes: dict[str, str] = {}  # scheme -> JSON {methodology: project type}
-        self._verifiers: dict[tuple[str, str], int] = {}  # (programme, person) -> txid
-        self._projects: dict[str, tuple[str, str, str]] = {}  # project -> (programme, methodology, account)
-        self._monitoring: dict[tuple[str, int], MonitoringRow] = {}
-        self._moves: dict[int, tuple[str, str]] = {}
-        # linked registries (``_linking``)
-        self._imports: dict[tuple[str, int], Issuance] = {}  # serials that came from a linked registry
-        self._external: dict[int, ExternalRow] = {}  # txid -> (how, JSON [[origin, first, last], ...])
+        self._ledgers = Ledgers()
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -245,12 +268,8 @@ class Store(Registry):
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
                 "holds": self._holds, "compliance": self._comp,
                 "deadlines": self._deadlines, "finals": self._finals, "settlements": self._settlements,
-                "checkpoint": self._checkpoint, "meta": self._meta, "administrators": self._admins,
-                "representatives": self._reps, "controls": self._controls, "trusted": self._trusted,
-                "pending": self._pending, "days": self._days, "certificates": self._certificates,
-                "moves": self._moves, "programmes": self._programmes, "verifiers": self._verifiers,
-                "projects": self._projects, "monitoring": self._monitoring, "imports": self._imports,
-                "external": self._external}
+                "checkpoint": self._checkpoint, "meta": self._meta,
+                **{table: getattr(self._ledgers, name) for table, name in _LEDGERS.items()}}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -260,7 +279,7 @@ class Store(Registry):
             self._issued[u] = self._issued.get(u, 0) + last - _start + 1
             if last > self._top.get(origin, 0):
                 self._top[origin] = last
-        for (origin, _start), (last, *_rest) in self._imports.items():
+        for (origin, _start), (last, *_rest) in self._ledgers.imports.items():
             if last > self._top.get(origin, 0):
                 self._top[origin] = last
         self._index = {}
@@ -323,7 +342,7 @@ class Store(Registry):
         if self._moving is not None:  # the serials the transaction moved (``_audit``)
             mode, ranges = self._moving
             self._moving = None
-            self._put(self._moves, entry.txid, (mode, _MOVES.encode(ranges).decode()))
+            self._put(self._ledgers.moves, entry.txid, (mode, _MOVES.encode(ranges).decode()))
         self._log.append((self._journal, _APPEND, len(self._journal)))
         self._journal.append(entry)
 
@@ -577,11 +596,11 @@ class Store(Registry):
     def serial_history(self, origin: str, start: int, end: int) -> list[Holding]:
         if type(start) is not int or type(end) is not int or start > end:
             raise InvalidQuantity(f"serials {start!r}..{end!r} are not a range")
-        return serial_history(self.journal(), self._moves, origin, start, end)
+        return serial_history(self.journal(), self._ledgers.moves, origin, start, end)
 
     def _dated(self, entries: Iterable[Entry]) -> Iterator[Entry]:
         """``entries`` with the business day each was made on (``Entry.day``). O(log days) each."""
-        marks = sorted((txid, day) for day, txid in self._days.items())
+        marks = sorted((txid, day) for day, txid in self._ledgers.days.items())
         firsts = [txid for txid, _ in marks]
         for e in entries:
             i = bisect_right(firsts, e.txid)
@@ -612,7 +631,8 @@ class Store(Registry):
         active: dict[str, int] = {}
         by_origin: dict[str, list[tuple[int, int, str]]] = {}
         cap_use: dict[tuple[str, int], int] = {}
-        for (origin, start), (end, unit, scheme, period) in chain(s._issuances.items(), s._imports.items()):
+        for (origin, start), (end, unit, scheme, period) in chain(s._issuances.items(),
+                                                                  s._ledgers.imports.items()):
             if end < start:
                 fail(f"issuance {origin} {start}..{end} is empty")
             issued[unit] = issued.get(unit, 0) + end - start + 1

@@ -95,14 +95,15 @@ class TransferRules(Store):
                            if b in self._blocks and self._blocks[b].holder == to),
                           key=lambda b: (b.origin, b.start))
             spans = msgspec.json.encode([(b.origin, b.start, b.end) for b in made]).decode()
-            self._put(self._certificates, txid, (account, to, str(unit), qty, spans, beneficiary, purpose,
+            self._put(self._ledgers.certificates, txid, (account, to, str(unit), qty, spans, beneficiary,
+                                                         purpose,
                                                  self._meta.get("day", 0), self._actor))
             self._append(Entry(txid, "cancel", account, to, unit, qty,
                                detail=", ".join(f"{b.origin} {b.start}-{b.end}" for b in made)))
             return txid
 
     def certificate(self, certificate: int) -> Certificate | None:
-        row = self._certificates.get(certificate) if type(certificate) is int else None
+        row = self._ledgers.certificates.get(certificate) if type(certificate) is int else None
         if row is None:
             return None
         serials = [Serials(*span) for span in msgspec.json.decode(row[4])]

@@ -60,7 +60,8 @@ class TransactionLog:
         issued or held by a linked one): from now on its issuance is checked against every other."""
         if name in self.registries or any(r is registry for r in self.registries.values()):
             raise OperationRefused(f"{name!r} is linked already")
-        for (origin, start), (end, *_rest) in (*registry._issuances.items(), *registry._imports.items()):
+        for (origin, start), (end, *_rest) in (*registry._issuances.items(),
+                                               *registry._ledgers.imports.items()):
             self._check_issuance(name, origin, start, end)  # its serials are nowhere else
         self.registries[name] = registry
         registry.linked = lambda origin, start, end: self._check_issuance(name, origin, start, end)
@@ -128,7 +129,7 @@ class TransactionLog:
             raise OperationRefused("an external transfer goes to another registry")
         pieces = src.external_pieces(account, unit, qty, serials)
         unit = pieces[0].unit
-        ext = 1 + max((max(r._external, default=0) for r in self.registries.values()), default=0)
+        ext = 1 + max((max(r._ledgers.external, default=0) for r in self.registries.values()), default=0)
         src.external_propose(ext, "out", account, receiver, other_account, unit, qty, pieces)
         dst.external_propose(ext, "in", other_account, sender, account, unit, qty, pieces)
         try:
@@ -161,7 +162,7 @@ class TransactionLog:
         not happen is imported now, or compensated. Returns the ids finished."""
         done = []
         for name, src in self.registries.items():
-            for ext in sorted(src._external):
+            for ext in sorted(src._ledgers.external):
                 out = src.external(ext)
                 if out is None or out.direction != "out":
                     continue
