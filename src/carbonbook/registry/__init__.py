@@ -3,6 +3,8 @@
 :class:`Registry` is the contract (see :mod:`carbonbook.registry.base`);
 :class:`MemoryRegistry`, :class:`SQLiteRegistry` (the embedded default) and
 ``carbonbook.registry.postgres.PostgresRegistry`` (needs the ``postgres`` extra) implement it.
+:class:`carbonbook.registry.linking.TransactionLog` links registries (Kyoto's ITL), and
+:mod:`carbonbook.registry.report` prints audit trails, statements and certificates.
 """
 
 from carbonbook._types import OffsetLimit
@@ -16,16 +18,22 @@ from carbonbook.registry.base import (
     Allocation,
     Block,
     BlockState,
+    Certificate,
     Compliance,
     ComplianceStatus,
+    Controls,
     Entry,
     Final,
+    Holding,
+    PendingTransfer,
+    Project,
     Registry,
     Scheme,
     Serials,
     Settled,
     SettlementFailed,
     SettlementRecord,
+    Trusted,
 )
 from carbonbook.registry.memory import MemoryRegistry
 from carbonbook.registry.sqlite import SQLiteRegistry
@@ -59,12 +67,17 @@ __all__ = [
     "Allocation",
     "Block",
     "BlockState",
+    "Certificate",
     "Compliance",
     "ComplianceStatus",
+    "Controls",
     "Entry",
     "Final",
+    "Holding",
     "MemoryRegistry",
     "OffsetLimit",
+    "PendingTransfer",
+    "Project",
     "Registry",
     "SQLiteRegistry",
     "Scheme",
@@ -72,5 +85,6 @@ __all__ = [
     "Settled",
     "SettlementFailed",
     "SettlementRecord",
+    "Trusted",
     "open_registry",
 ]
