@@ -1,10 +1,10 @@
 """The registry's state and its undo log, shared by every rule family and backend.
 
 State lives in plain dicts. Every mutation goes through an undo log of ``(container,
-key, old value)`` triples (two hot paths log a compact record instead: a hold
-transaction, see ``TransferRules._hold_tx``, and a run of settlements, see
-``CashRules._settle_rows``), so a refused operation, a failed settlement inside a batch,
-or any exception rolls back exactly what it changed. At the end of the outermost
+key, old value)`` triples (the registry's hot path, its ledger, logs a compact record
+instead: a hold transaction or a run of settlements, see ``_ledger.Ledger``), so a refused
+operation, a failed settlement inside a batch, or any exception rolls back exactly what it
+changed. At the end of the outermost
 transaction a backend's ``_commit(log)`` hook sees the same log and writes the touched
 keys (the SQL backends write them in one database transaction; memory does nothing). The
 persisted containers are listed in ``_persisted()``; the others are indexes derived from
@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from carbonbook._types import INT64_MAX, UnitType, name_fault
 from carbonbook.errors import (
@@ -54,6 +54,9 @@ from carbonbook.registry.base import (
     Settled,
     SettlementRecord,
 )
+
+if TYPE_CHECKING:
+    from carbonbook.registry._ledger import Ledger
 
 _MISSING: Any = object()
 _APPEND: Any = object()
@@ -167,7 +170,11 @@ class Store(Registry):
     def __init__(self) -> None:
         self._log: Log | None = None
         self._journal_mark = 0
+        self._ledger = self._ledger_type(self)  # type: ignore[arg-type]  # a Store is always a whole registry
         self._reset()
+
+    _ledger_type: ClassVar[type[Ledger]]
+    """The registry's ledger, its hot path (``_ledger.Ledger`` or its compiled twin)."""
 
     # -- state -------------------------------------------------------------------
 
@@ -193,6 +200,7 @@ class Store(Registry):
         self._held: dict[tuple[str, UnitType], int] = {}
         self._ureserved: dict[tuple[str, str], int] = {}
         self._creserved: dict[tuple[str, str], int] = {}
+        self._ledger.bind()
 
     def _persisted(self) -> dict[str, dict[Any, Any]]:
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
@@ -222,6 +230,7 @@ class Store(Registry):
         for account, kind, asset, amount in self._holds.values():
             target = self._ureserved if kind == "units" else self._creserved
             target[account, asset] = target.get((account, asset), 0) + amount
+        self._ledger.bind()
 
     def _inner_of(self, key: tuple[str, UnitType]) -> deque[int]:
         """The active block ids of a holder and unit type, oldest (lowest id) first."""
@@ -287,6 +296,9 @@ class Store(Registry):
             else:
                 d[k] = old
         del log[mark:]
+    def _between_legs(self) -> None:
+        """Called between the units leg and the cash leg of a settlement (a test hook)."""
+
     @abstractmethod
     def _undo_hold(self, hold: int, old: Any, total: Any, txid: int, jlen: int) -> None:
         """Undo a hold transaction from its undo record (``TransferRules``)."""
