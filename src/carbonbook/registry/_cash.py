@@ -137,8 +137,8 @@ class CashRules(Store):
 
     def _refuse_settlement(self, trade_id: int, seller: str, buyer: str, unit: UnitType, qty: int,
                            currency: str, amount: int, unit_hold: int | None, cash_hold: int | None) -> None:
-        """Raise the refusal of a settlement that ``_settle_rows`` could not carry out, the
-        first that applies (it changes nothing)."""
+        """Raise the refusal of a settlement that the ledger (``_ledger.Ledger.settle``) could not
+        carry out, the first that applies (it changes nothing)."""
         unit = _unit(unit)
         _name(currency, "currency")
         src = self._open(seller, "selling")
