@@ -5,9 +5,9 @@ from __future__ import annotations
 from importlib.util import find_spec
 
 from carbonbook import core
+from carbonbook.registry._allocation import AllocationRules
 from carbonbook.registry._cash import CashRules
 from carbonbook.registry._compliance import ComplianceRules
-from carbonbook.registry._issuance import IssuanceRules
 from carbonbook.registry._ledger import Ledger
 from carbonbook.registry._transfers import TransferRules
 
@@ -21,7 +21,7 @@ if core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None:
     LEDGER = _cvenue.Ledger
 
 
-class StateRegistry(IssuanceRules, TransferRules, CashRules, ComplianceRules):
+class StateRegistry(AllocationRules, TransferRules, CashRules, ComplianceRules):
     """The registry facade: every rule family over one state and undo log; backends add
     persistence."""
 
