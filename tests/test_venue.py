@@ -13,10 +13,7 @@ marubeni has 1,000,000 JPY, mitsui 500,000 JPY; ``SYM`` trades JPA in JPY.
 
 from __future__ import annotations
 
-import itertools
-import os
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +47,13 @@ from carbonbook.checkpoint import Checkpoint
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_encoder
 from carbonbook.commands import (
+    AddAdministrator,
+    AddRepresentative,
+    Allocate,
+    ApproveTransfer,
+    ApproveTrusted,
     BusinessDay,
+    CancelTransfer,
     CarryOver,
     CorrectEmissions,
     Deposit,
@@ -58,19 +61,25 @@ from carbonbook.commands import (
     Issue,
     OpenAccount,
     OpenScheme,
+    ProposeTrusted,
     RecordEmissions,
+    RemoveTrusted,
     Retire,
+    ReturnAllocation,
     SetAccountStatus,
     SetCap,
+    SetControls,
     SetDeadline,
     SetPhase,
     Surrender,
     Transfer,
+    TrueUp,
 )
 from carbonbook.errors import RegistryUnavailable
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
-from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
+from carbonbook.registry import MemoryRegistry, OffsetLimit, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState
+from conftest import RegistryFactory, Reopen
 
 SYM = "JPA-2010"
 JPA = UnitType.JPA
@@ -873,6 +882,22 @@ def test_borrowing_through_the_log() -> None:
     (Surrender(account="tepco", period=2010, unit=JCR, qty=1, to="retired"), "offset_limit"),
     (Retire(account="tepco", unit=JPA, qty=5, to="mitsui"), "unit_not_allowed"),
     (RecordEmissions(account="nobody", period=2010, tonnes=5), "unknown_account"),
+    (Allocate(account="tepco", period=2010, method="benchmark", activity=1, per=2), "bad_qty"),
+    (Allocate(account="tepco", period=2010, method="benchmark", activity=9001), "cap_exceeded"),
+    (Allocate(account="mitsui", period=2010, method="grandfathering", base=(5,)), "refused"),
+    (Allocate(account="tepco", period=2010, method="grandfathering", base=(5,), reduction=5), "bad_qty"),
+    (Allocate(account="tepco", period=2010, method="grandfathering"), "bad_qty"),
+    (Allocate(account="tepco", period=2010, method="benchmark", activity=5, unit=JCR), "unit_not_allowed"),
+    (TrueUp(account="tepco", period=2010, production=5), "refused"),
+    (TrueUp(account="nobody", period=2010, production=5), "unknown_account"),
+    (ReturnAllocation(account="tepco", period=2010, qty=5, to="mitsui"), "refused"),
+    (ReturnAllocation(account="tepco", period=2010, qty=0, to="mitsui"), "bad_qty"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), borrow_limit=10_001), "bad_qty"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), links=frozenset({"X"})), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), excluded={"HFC-23": -1}), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}),
+                offset_limits=(OffsetLimit(UnitType.CER, 100),)), "refused"),
+    (Issue(account="tepco", unit=JPA, qty=5, scheme="JVETS", period=2010, project_type="HFC-23"), "refused"),
 ])
 def test_registry_refusals_are_rejected_with_the_registrys_code(command: Command,
                                                                 code: str | None) -> None:
@@ -909,6 +934,21 @@ ALL_REGISTRY_COMMANDS: list[Command] = [
     Retire(account="a", unit=JPA, qty=1, to="r"),
     CarryOver(account="a", unit=JPA, period=2010),
     Expire(unit=JPA, period=2010),
+    OpenScheme(name="EU", allowances=frozenset({UnitType.EUA}), credits=frozenset({UnitType.CER}),
+               borrow_limit=2000, offset_limits=(OffsetLimit(UnitType.CER, 1100, "allocation", "phase"),),
+               excluded={"HFC-23": 2013}, links=frozenset({"CH"}), import_limit=500),
+    Issue(account="a", unit=UnitType.CER, qty=1, scheme="CDM", period=2008, project="P", project_type="hydro"),
+    Allocate(account="a", period=2010, method="grandfathering", base=(3, 4), reduction=1),
+    TrueUp(account="a", period=2010, production=5, to="iss"),
+    ReturnAllocation(account="a", period=2010, qty=1, to="iss"),
+    AddAdministrator(person="admin"),
+    AddRepresentative(account="a", person="alice", actor="admin"),
+    SetControls(account="a", trusted_delay=4, outside_delay=1, bar_outside=False, limit=2, four_eyes=True),
+    ProposeTrusted(account="a", trusted="b", actor="alice"),
+    ApproveTrusted(account="a", trusted="b", actor="bob"),
+    RemoveTrusted(account="a", trusted="b", actor="alice"),
+    ApproveTransfer(transfer=1, actor="bob"),
+    CancelTransfer(transfer=1, actor="alice"),
     BusinessDay(day=1),
 ]
 
@@ -1206,80 +1246,6 @@ def encode(events: Sequence[Event]) -> bytes:
 
 def state(reg: Registry) -> Any:
     return fingerprint(reg), Checkpoint(reg).position
-
-
-RegistryFactory = Callable[[], Registry]
-Reopen = Callable[[Registry], Registry]
-
-
-def _pg_dsn() -> str:
-    return os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[RegistryFactory, Reopen]]:
-    """A factory of fresh registries of one backend, and how to open one again (memory: the
-    same object). PostgreSQL uses CARBONBOOK_PG_DSN, one schema per registry, dropped after;
-    an unreachable server fails the test unless CARBONBOOK_PG_SKIP=1."""
-    counter = itertools.count()
-    made: list[Registry] = []
-    if request.param == "memory":
-        def fresh() -> Registry:
-            return MemoryRegistry()
-
-        yield fresh, lambda reg: reg
-        return
-    if request.param == "sqlite":
-        def fresh_sqlite() -> Registry:
-            reg = SQLiteRegistry(tmp_path / f"venue{next(counter)}.db")
-            made.append(reg)
-            return reg
-
-        def reopen_sqlite(reg: Registry) -> Registry:
-            assert isinstance(reg, SQLiteRegistry)
-            reg.close()
-            again = SQLiteRegistry(reg.path)
-            made.append(again)
-            return again
-
-        yield fresh_sqlite, reopen_sqlite
-        for reg in made:
-            reg.close()
-        return
-    if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
-        pytest.skip("CARBONBOOK_PG_SKIP=1")
-    import psycopg
-    from psycopg import sql
-
-    from carbonbook.registry.postgres import PostgresRegistry
-
-    dsn = _pg_dsn()
-    run = uuid.uuid4().hex[:8]
-    schemas: list[str] = []
-
-    def fresh_pg() -> Registry:
-        schema = f"cbvenue_{run}_{next(counter)}"
-        schemas.append(schema)
-        reg = PostgresRegistry(dsn, schema=schema)
-        made.append(reg)
-        return reg
-
-    def reopen_pg(reg: Registry) -> Registry:
-        assert isinstance(reg, PostgresRegistry)
-        reg.close()
-        again = PostgresRegistry(dsn, schema=reg.schema)
-        made.append(again)
-        return again
-
-    try:
-        yield fresh_pg, reopen_pg
-    finally:
-        for reg in made:
-            reg.close()
-        if schemas:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                for schema in schemas:
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def run_log(reg: Registry, commands: Sequence[Command], *, lag: int = 1,

@@ -3,26 +3,37 @@
 :class:`Registry` is the contract (see :mod:`carbonbook.registry.base`);
 :class:`MemoryRegistry`, :class:`SQLiteRegistry` (the embedded default) and
 ``carbonbook.registry.postgres.PostgresRegistry`` (needs the ``postgres`` extra) implement it.
+:class:`carbonbook.registry.linking.TransactionLog` links registries (Kyoto's ITL), and
+:mod:`carbonbook.registry.report` prints audit trails, statements and certificates.
 """
 
+from carbonbook._types import OffsetLimit
 from carbonbook.registry.base import (
+    ALLOCATION_METHODS,
     EXPIRING_UNITS,
     PROJECT_UNITS,
     Account,
     AccountKind,
     AccountStatus,
+    Allocation,
     Block,
     BlockState,
+    Certificate,
     Compliance,
     ComplianceStatus,
+    Controls,
     Entry,
     Final,
+    Holding,
+    PendingTransfer,
+    Project,
     Registry,
     Scheme,
     Serials,
     Settled,
     SettlementFailed,
     SettlementRecord,
+    Trusted,
 )
 from carbonbook.registry.memory import MemoryRegistry
 from carbonbook.registry.sqlite import SQLiteRegistry
@@ -47,18 +58,26 @@ def open_registry(url: str) -> Registry:
     raise ValueError(f"not a registry URL: {url!r} (sqlite:///PATH, postgresql://..., memory:)")
 
 __all__ = [
+    "ALLOCATION_METHODS",
     "EXPIRING_UNITS",
     "PROJECT_UNITS",
     "Account",
     "AccountKind",
     "AccountStatus",
+    "Allocation",
     "Block",
     "BlockState",
+    "Certificate",
     "Compliance",
     "ComplianceStatus",
+    "Controls",
     "Entry",
     "Final",
+    "Holding",
     "MemoryRegistry",
+    "OffsetLimit",
+    "PendingTransfer",
+    "Project",
     "Registry",
     "SQLiteRegistry",
     "Scheme",
@@ -66,5 +85,6 @@ __all__ = [
     "Settled",
     "SettlementFailed",
     "SettlementRecord",
+    "Trusted",
     "open_registry",
 ]
