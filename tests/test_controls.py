@@ -18,6 +18,7 @@ from carbonbook import Command, Event, ListInstrument, NewOrder, Rejected, Side,
 from carbonbook.commands import (
     AddAdministrator,
     AddRepresentative,
+    Allocate,
     ApproveTransfer,
     ApproveTrusted,
     BusinessDay,
@@ -29,10 +30,12 @@ from carbonbook.commands import (
     ProposeTrusted,
     RemoveTrusted,
     Retire,
+    ReturnAllocation,
     SetAccountStatus,
     SetCap,
     SetControls,
     Transfer,
+    TrueUp,
 )
 from carbonbook.errors import NotAuthorised
 from carbonbook.events import Recorded
@@ -302,3 +305,14 @@ def test_library_transfers_out_of_a_controlled_account_need_its_representative()
     assert reg.pending_transfer(txid) is not None
     assert reg.controls("tepco") == Controls(trusted_delay=4, outside_delay=1, limit=600)
     assert reg.controls("mitsui") == Controls()
+
+
+def test_allocation_is_an_administrators_act_and_its_return_a_representatives(fresh: Registry) -> None:
+    venue = setup(fresh)
+    refused(venue, Allocate(account="tepco", period=2010, method="benchmark", activity=10, actor="alice"),
+            "not_authorised")
+    refused(venue, TrueUp(account="tepco", period=2010, production=5, actor="alice"), "not_authorised")
+    refused(venue, ReturnAllocation(account="tepco", period=2010, qty=1, to="retired", actor="carol"),
+            "not_authorised")
+    assert rec(venue.apply(Allocate(account="tepco", period=2010, method="benchmark", activity=10,
+                                    actor="admin"))[0])[:2] == ("allocate", N)

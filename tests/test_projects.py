@@ -120,6 +120,9 @@ def test_unlisted_methodologies_and_compliance_schemes_mint_nothing(venue: Venue
     assert outcome(venue, RegisterProject(project="CDM-0001-hfc23", programme="CDM", methodology="AM0001",
                                           account="sumitomo-forestry", actor="admin")) == (
         "project", "CDM-0001-hfc23: CDM AM0001 (HFC-23)")
+    assert outcome(venue, RegisterProject(project="CDM-0116-adipic", programme="CDM", methodology="AM0021",
+                                          account="sumitomo-forestry", actor="admin")) == (
+        "project", "CDM-0116-adipic: CDM AM0021 (adipic-N2O)")  # the name the exclusions use
     assert outcome(venue, RegisterProject(project="CDM-0002", programme="CDM", methodology="R002",
                                           account="sumitomo-forestry", actor="admin")) == (
         "rejected", "unlisted_methodology")  # J-VER's, not on CDM's list

@@ -57,7 +57,7 @@ METHODOLOGIES: dict[str, dict[str, str]] = {
     },
     "CDM": {  # methodology numbers recalled, not confirmed by DOMAIN.md
         "AM0001": "HFC-23",
-        "AM0021": "adipic N2O",
+        "AM0021": "adipic-N2O",
         "ACM0002": "grid-connected renewable electricity",
     },
 }

@@ -273,7 +273,7 @@ _ACTS_FOR: dict[type, str | None] = {
     RecordEmissions: None, CorrectEmissions: None, Expire: None, SetDeadline: None, AddRepresentative: None,
     SetControls: None, Transfer: "sender", Surrender: "account", Retire: "account", CarryOver: "account",
     ProposeTrusted: "account", ApproveTrusted: "account", RemoveTrusted: "account", SetProgramme: None,
-    Accredit: None, RegisterProject: None,
+    Accredit: None, RegisterProject: None, Allocate: None, TrueUp: None, ReturnAllocation: "account",
 }
 """Per command, the field naming the account whose representatives may give it (None: an
 administrator's act); a command missing here is checked by its registry call (``_SELF``)."""
