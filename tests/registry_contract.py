@@ -751,6 +751,82 @@ class RegistryContract:
         reg.pass_days(0, 5)
         refused(reg, exc, match, reg.set_deadline, *args, **kw)
 
+    def _reporting(self, reg: Registry) -> None:
+        """Scheme EU (EUA) with a reporting deadline on day 5 and a surrender deadline on day 10
+        (EUR 100/t) for 2008; operators ``op1`` (100 t reported, 100 EUA), ``op2`` and ``op3``
+        (nothing reported, 50 EUA)."""
+        reg.create_scheme(Scheme("EU", frozenset({EUA})))
+        reg.set_cap("EU", 2008, 10_000)
+        for name in ("op1", "op2", "op3"):
+            reg.open_account(name, scheme="EU")
+        reg.issue("op1", EUA, 100, scheme="EU", period=2008, origin="EU")
+        reg.issue("op3", EUA, 50, scheme="EU", period=2008, origin="EU")
+        reg.record_emissions("op1", 2008, 100)
+        reg.set_deadline("EU", 2008, 10, penalty=10_000, currency="EUR", report=5)
+
+    def test_reporting_deadline_records_status_c_and_a_late_report_still_counts(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        """EU: emissions of X verified by 31 March X+1, surrender by 30 April (DOMAIN.md 2). An
+        account without emissions when the reporting deadline passes gets status C recorded; a
+        late report (or an estimate) entered before the surrender deadline counts."""
+        self._reporting(reg)
+        assert list(reg.journal())[-1].detail == "report by day 5, day 10"
+        assert reg.pass_days(0, 5) == []  # day 5 is the reporting deadline itself: still open
+        missed = reg.pass_days(5, 6)
+        assert [(m.account, m.period, m.day, m.deadline) for m in missed] == [("op2", 2008, 5, 10),
+                                                                              ("op3", 2008, 5, 10)]
+        assert [(e.txid, e.kind, e.account, e.ref, e.detail) for e in list(reg.journal())[-2:]] == [
+            (missed[0].txid, "report_missed", "op2", 2008, "status C, no verified emissions at the reporting "
+                                                           "deadline, day 5"),
+            (missed[1].txid, "report_missed", "op3", 2008, "status C, no verified emissions at the reporting "
+                                                           "deadline, day 5")]
+        reg = reopen(reg)
+        assert reg.pass_days(5, 6) == missed  # asked again (a replay): the same records
+        c = reg.compliance("op3", 2008)
+        assert (c.status, c.verified, c.report_missed, c.final) == (ComplianceStatus.C, None, 5, False)
+        assert reg.compliance("op1", 2008).report_missed is None
+        reg.record_emissions("op3", 2008, 60)  # a late report is allowed up to the surrender deadline
+        reg.surrender("op3", 2008, EUA, 50, to="ret")
+        reg.surrender("op1", 2008, EUA, 100, to="ret")
+        c = reg.compliance("op3", 2008)
+        assert (c.status, c.obligation, c.shortfall, c.report_missed) == (ComplianceStatus.B, 60, 10, 5)
+        finals = reg.pass_days(6, 11)
+        assert [(f.account, f.status, f.shortfall, f.penalty) for f in finals] == [
+            ("op1", ComplianceStatus.A, 0, 0), ("op2", ComplianceStatus.C, 0, 0),
+            ("op3", ComplianceStatus.B, 10, 100_000)]
+        assert reg.pass_days(0, 11) == [*missed, *finals]  # reporting records first, by day
+        c = reg.compliance("op2", 2008)
+        assert (c.status, c.final, c.report_missed) == (ComplianceStatus.C, True, 5)
+        refused(reg, DeadlinePassed, "emissions of 'op2' for 2008", reg.record_emissions, "op2", 2008, 5)
+        reg.check()
+
+    def test_reporting_and_surrender_deadlines_passed_on_one_day_in_order(self, reg: Registry) -> None:
+        """Two schemes: one business day passes A's surrender deadline (day 3) and B's reporting
+        deadline (day 3): B's report records come first, then A's finals, each by account."""
+        reg.create_scheme(Scheme("A", frozenset({EUA})))
+        reg.create_scheme(Scheme("B", frozenset({UnitType.UKA})))
+        reg.open_account("a1", scheme="A")
+        reg.open_account("b1", scheme="B")
+        reg.open_account("b2", scheme="B")
+        reg.set_deadline("A", 2010, 3, report=1)
+        reg.set_deadline("B", 2010, 8, report=3)
+        reg.record_emissions("b2", 2010, 7)
+        out = reg.pass_days(0, 4)
+        assert [(type(r).__name__, r.account, r.day) for r in out] == [
+            ("ReportMissed", "a1", 1), ("ReportMissed", "b1", 3), ("Final", "a1", 3)]
+        assert [e.txid for e in reg.journal() if e.kind in ("report_missed", "compliance_final")] == [
+            r.txid for r in out]
+        reg.check()
+
+    @pytest.mark.parametrize(("report", "match"), [
+        (11, "got 11"), (4, "got 4"), (-1, "got -1"), (6.0, "got 6.0"), (True, "got True"),
+        ("6", "got .6.")])
+    def test_bad_reporting_deadline(self, reg: Registry, report: Any, match: str) -> None:
+        reg.create_scheme(Scheme("EU", frozenset({EUA})))
+        reg.pass_days(0, 5)
+        refused(reg, OperationRefused, "reporting deadline must be a business day .*" + match, reg.set_deadline,
+                "EU", 2008, 10, report=report)
+
     # -- eligibility of units for a surrender (issue 14, item 1) ------------------------
 
     def test_no_banking_refuses_an_earlier_vintage(self, reg: Registry) -> None:

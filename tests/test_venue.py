@@ -1818,6 +1818,32 @@ def test_deadline_with_a_multiple_says_what_it_adds_to_the_next_obligation() -> 
     verified(v)
 
 
+def test_reporting_deadline_in_the_order_log_records_status_c_before_the_finals() -> None:
+    v = make_venue()
+    events = v.apply_all([SetDeadline(scheme="JVETS", period=2010, day=3, report=1),
+                          RecordEmissions(account="tepco", period=2010, tonnes=10),
+                          SetDeadline(scheme="JVETS", period=2011, day=3, report=4),
+                          BusinessDay(day=2),
+                          RecordEmissions(account="marubeni", period=2010, tonnes=5),
+                          BusinessDay(day=4)])
+    assert events[0].detail == "JVETS 2010: report by day 1, surrender by day 3"  # type: ignore[union-attr]
+    assert [type(e).__name__ for e in events[2:]] == ["Rejected", "Recorded", "Recorded", "Recorded",
+                                                      "Recorded", "Recorded", "Recorded"]
+    assert [(e.command, e.detail) for e in events[3:] if isinstance(e, Recorded)] == [
+        ("business_day", "day 2: 0 trades due"),
+        ("report_missed", "marubeni 2010: status C at the reporting deadline (day 1), no verified emissions; "
+                          "emissions entered by the surrender deadline (day 3) still count"),
+        ("emissions", ""),
+        ("business_day", "day 4: 0 trades due"),
+        ("compliance_final", "marubeni 2010: status B final at the deadline (day 3), 0 of 5 surrendered, "
+                             "5 short"),
+        ("compliance_final", "tepco 2010: status B final at the deadline (day 3), 0 of 10 surrendered, "
+                             "10 short")]
+    assert events[2].reason == "refused"  # type: ignore[union-attr]  # a reporting day after the deadline
+    assert v.registry.compliance("marubeni", 2010).report_missed == 1
+    verified(v)
+
+
 def test_removals_through_the_log() -> None:
     """A scheme with removals takes negative emissions; one without refuses them (bad_qty)."""
     v = make_venue()

@@ -363,7 +363,9 @@ class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
     """Set ``scheme``'s surrender deadline for ``period``: business ``day``, the last day a
     surrender or emissions for ``period`` count; when a later business day starts the period's
     compliance is final and each account short pays ``penalty`` (minor units of ``currency``)
-    per tonne and carries ``multiple`` times its shortfall into the next obligation."""
+    per tonne and carries ``multiple`` times its shortfall into the next obligation. ``report``
+    is the reporting deadline (a business day up to ``day``): accounts without verified
+    emissions when it passes get status C recorded."""
 
     scheme: Name
     period: Int64
@@ -371,6 +373,7 @@ class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
     penalty: Int64 = 0
     currency: Name | None = None
     multiple: Int64 = 1
+    report: Int64 | None = None
 
 
 class BusinessDay(RegistryCommand, tag="business_day", frozen=True):

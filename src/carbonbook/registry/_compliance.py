@@ -44,6 +44,7 @@ from carbonbook.registry.base import (
     ComplianceStatus,
     Entry,
     Final,
+    ReportMissed,
     Scheme,
     Serials,
 )
@@ -122,7 +123,16 @@ class ComplianceRules(Store):
     A deadline's ``multiple`` (default 1) is how many times the final shortfall is added to the
     next period's obligation: 1 is the EU rule (the shortfall itself, DOMAIN.md 2); RGGI-style
     schemes deduct a multiple of the excess emissions (3 in RGGI: recalled, issue 14 item 3).
-    Periods of a scheme without a deadline keep today's rules (never final)."""
+    Periods of a scheme without a deadline keep today's rules (never final).
+
+    A deadline may also set a reporting deadline (EU: verified emissions for year X by 31 March
+    X+1, before the 30 April surrender deadline, DOMAIN.md 2). When a later business day starts,
+    every operator account of the scheme without verified emissions for the period gets status C
+    recorded (a ``report_missed`` transaction, ``Compliance.report_missed``; DOMAIN.md 2: C =
+    emissions not entered by the deadline). A late report is allowed: emissions entered after it,
+    up to the surrender deadline, count as usual (Directive 2003/87/EC Art. 15: the operator may
+    not transfer allowances until its report is verified or an estimated figure is entered,
+    which implies a late figure is taken; that transfer ban is not enforced here)."""
 
     def _open_period(self, scheme: str, account: str, period: int, what: str) -> None:
         dl = self._deadlines.get((scheme, period))
@@ -133,7 +143,7 @@ class ComplianceRules(Store):
                 f"{period + 1}'s obligation: surrender against {period + 1}")
 
     def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
-                     currency: str | None = None, multiple: int = 1) -> int:
+                     currency: str | None = None, multiple: int = 1, report: int | None = None) -> int:
         with self.transaction():
             sch = self._scheme(scheme)
             _period(period)
@@ -152,35 +162,58 @@ class ComplianceRules(Store):
             today = self._meta.get("day", 0)
             if day < today:
                 raise OperationRefused(f"deadline day {day} is before the current business day {today}")
-            self._put(self._deadlines, (sch.name, period), (day, penalty, currency, 0, multiple))
+            if report is not None and (type(report) is not int or not today <= report <= day):
+                raise OperationRefused(f"reporting deadline must be a business day in {today}..{day} (from "
+                                       f"the current day to the surrender deadline), got {report!r}")
+            self._put(self._deadlines, (sch.name, period), (day, penalty, currency, 0, multiple, report, 0))
             txid = self._txid()
-            said = f"day {day}" + (f", shortfall carried x{multiple}" if multiple > 1 else "")
+            said = (f"report by day {report}, " if report is not None else "") + f"day {day}"
+            said += f", shortfall carried x{multiple}" if multiple > 1 else ""
             self._append(Entry(txid, "deadline", sch.name, currency=currency, amount=penalty, ref=period,
                                detail=said))
             return txid
 
-    def pass_days(self, since: int, day: int) -> list[Final]:
+    def pass_days(self, since: int, day: int) -> list[Final | ReportMissed]:
         with self.transaction():
             if day > self._meta.get("day", 0):
                 self._put(self._meta, "day", day)
-            due = sorted((dl[0], sch, period) for (sch, period), dl in self._deadlines.items()
-                         if dl[0] < day and not dl[3])
-            for when, sch, period in due:
-                self._finalize(sch, period, when)
-            out: list[Final] = []
-            shown = sorted((dl[0], sch, period) for (sch, period), dl in self._deadlines.items()
-                           if since <= dl[0] < day)
-            for when, sch, period in shown:
-                currency = self._deadlines[sch, period][2]
-                for (account, p), row in sorted(self._finals.items()):
-                    status, obl, surr, short, pen, txid, carried = row
-                    if p == period and self._accounts[account].scheme == sch:
+            # (day, 0: reporting / 1: surrender deadline, scheme, period, passed)
+            due = sorted([(dl[5], 0, sch, period, dl[6]) for (sch, period), dl in self._deadlines.items()
+                          if dl[5] is not None]
+                         + [(dl[0], 1, sch, period, dl[3]) for (sch, period), dl in self._deadlines.items()])
+            for when, kind, sch, period, passed in due:
+                if when < day and not passed:
+                    (self._finalize if kind else self._report_due)(sch, period, when)
+            out: list[Final | ReportMissed] = []
+            for when, kind, sch, period, _ in due:
+                if not since <= when < day:
+                    continue
+                dl = self._deadlines[sch, period]
+                mine = [account for account, p in (self._finals if kind else self._missed)
+                        if p == period and self._accounts[account].scheme == sch]
+                for account in sorted(mine):
+                    if kind:
+                        status, obl, surr, short, pen, txid, carried = self._finals[account, period]
                         out.append(Final(account, period, when, ComplianceStatus(status), obl, surr, short, pen,
-                                         currency, txid, carried))
+                                         dl[2], txid, carried))
+                    else:
+                        out.append(ReportMissed(account, period, when, dl[0], self._missed[account, period][1]))
             return out
 
+    def _report_due(self, scheme: str, period: int, when: int) -> None:
+        """Record status C for every operator account of ``scheme`` without verified emissions for
+        ``period`` at its reporting deadline (business day ``when``), in account order."""
+        for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
+            if self._comp.get((account, period), _NONE)[0] is None:
+                txid = self._txid()
+                self._put(self._missed, (account, period), (when, txid))
+                said = f"status C, no verified emissions at the reporting deadline, day {when}"
+                self._append(Entry(txid, "report_missed", account, ref=period, detail=said))
+        dl = self._deadlines[scheme, period]
+        self._put(self._deadlines, (scheme, period), (*dl[:6], 1))
+
     def _finalize(self, scheme: str, period: int, when: int) -> None:
-        day, rate, currency, _, multiple = self._deadlines[scheme, period]
+        day, rate, currency, _, multiple, report, reported = self._deadlines[scheme, period]
         for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
             c = self.compliance(account, period)
             penalty = min(INT64_MAX, c.shortfall * rate) if c.verified is not None else 0
@@ -192,7 +225,7 @@ class ComplianceRules(Store):
                       (str(c.status), obligation, c.surrendered, shortfall, penalty, txid, carried))
             self._append(Entry(txid, "compliance_final", account, currency=currency, amount=penalty,
                                qty=shortfall, ref=period, detail=f"status {c.status}, day {when}"))
-        self._put(self._deadlines, (scheme, period), (day, rate, currency, 1, multiple))
+        self._put(self._deadlines, (scheme, period), (day, rate, currency, 1, multiple, report, reported))
 
     def _emissions_row(self, account: str, period: int, tonnes: int, what: str) -> CompRow:
         """Check an emissions figure for ``account``'s open ``period``; its compliance row."""
@@ -254,11 +287,13 @@ class ComplianceRules(Store):
     def compliance(self, account: str, period: int) -> Compliance:
         self._acct(account)
         verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
+        missed = self._missed.get((account, period)) if self._missed else None
+        report = None if missed is None else missed[0]
         final = self._finals.get((account, period))
         if final is not None:
             status, obligation, surrendered, shortfall, penalty, _, _ = final
             return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall,
-                              ComplianceStatus(status), borrowed, True, penalty)
+                              ComplianceStatus(status), borrowed, True, penalty, report)
         obligation = self._obligation(account, period)
         shortfall = max(0, obligation - surrendered)
         if verified is None:
@@ -266,7 +301,7 @@ class ComplianceRules(Store):
         else:
             status = ComplianceStatus.A if surrendered >= obligation else ComplianceStatus.B
         return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall, status,
-                          borrowed)
+                          borrowed, report_missed=report)
 
     def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str,
                   vintage: int | None = None, serials: Serials | None = None) -> int:

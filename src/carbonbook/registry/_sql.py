@@ -54,9 +54,11 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cash": (("account", "currency"), ("amount",)),
     "holds": (("id",), ("account", "kind", "asset", "amount")),
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets", "borrowed")),
-    "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed", "multiple")),
+    "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed", "multiple", "report",
+                                          "reported")),
     "finals": (("account", "period"), ("status", "obligation", "surrendered", "shortfall", "penalty", "txid",
                                         "carried")),
+    "missed": (("account", "period"), ("day", "txid")),
     "allocations": (("txid",), ("account", "scheme", "period", "method", "unit", "qty", "activity", "rate",
                                 "per", "base", "reduction")),
     "credit_use": (("account", "period", "kind"), ("qty",)),
@@ -69,7 +71,7 @@ _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percen
                 "phase_banking", "borrowing", "borrowed", "removals",
                 "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq",
                 "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried", "borrow_limit",
-                "import_limit", "activity", "rate", "per", "reduction"}
+                "import_limit", "report", "reported", "activity", "rate", "per", "reduction"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
 
 
@@ -94,6 +96,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schemes", "removals", "0"), ("schemes", "borrow_limit", "NULL"), ("schemes", "offset_limits", "'[]'"),
     ("schemes", "excluded", "'[]'"), ("schemes", "links", "'[]'"), ("schemes", "import_limit", "NULL"),
     ("compliance", "borrowed", "0"), ("blocks", "project_type", "NULL"),
+    ("deadlines", "report", "NULL"), ("deadlines", "reported", "0"),
 )
 """Columns added to a table after it was first shipped, with the value an older database's
 rows get (``upgrade``)."""

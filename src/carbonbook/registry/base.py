@@ -205,7 +205,9 @@ class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
 class Compliance(msgspec.Struct, frozen=True, gc=False):
     """An account's compliance for a period. ``obligation`` is ``verified`` plus the
     shortfall carried from the previous period; ``offsets`` counts surrendered credits,
-    ``borrowed`` the surrendered units of the next period's vintage (borrowing)."""
+    ``borrowed`` the surrendered units of the next period's vintage (borrowing).
+    ``report_missed`` is the reporting deadline (business day) the account passed without
+    verified emissions (status C recorded then; :class:`ReportMissed`), None when it did not."""
 
     account: str
     period: int
@@ -218,6 +220,7 @@ class Compliance(msgspec.Struct, frozen=True, gc=False):
     borrowed: int = 0
     final: bool = False
     penalty: int = 0
+    report_missed: int | None = None
 
 
 class Final(msgspec.Struct, frozen=True, gc=False):
@@ -238,6 +241,19 @@ class Final(msgspec.Struct, frozen=True, gc=False):
     currency: str | None
     txid: int
     carried: int = 0
+
+
+class ReportMissed(msgspec.Struct, frozen=True, gc=False):
+    """Operator ``account`` had no verified emissions for ``period`` when its scheme's reporting
+    deadline (business day ``day``) passed: status C, recorded as registry transaction ``txid``
+    (journal kind ``report_missed``). Emissions entered later, up to the surrender deadline
+    (business day ``deadline``), still count (a late report or the authority's estimate)."""
+
+    account: str
+    period: int
+    day: int
+    deadline: int
+    txid: int
 
 
 ALLOCATION_METHODS = ("benchmark", "grandfathering", "intensity")
@@ -460,18 +476,23 @@ class Registry(ABC):
 
     @abstractmethod
     def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
-                     currency: str | None = None, multiple: int = 1) -> int:
+                     currency: str | None = None, multiple: int = 1, report: int | None = None) -> int:
         """Set ``scheme``'s surrender deadline for ``period``: business day ``day`` (the last day
         a surrender or emissions for ``period`` count), the penalty per tonne short
         (minor units of ``currency``) and the ``multiple`` of the shortfall carried into the next
-        period's obligation (1..100; RGGI-style deduction when above 1). Once per scheme and
-        period, not before the current day."""
+        period's obligation (1..100; RGGI-style deduction when above 1); ``report`` is the
+        reporting deadline (a business day, at most ``day``; None: none), when every operator
+        account without verified emissions gets status C recorded (:class:`ReportMissed`). Once
+        per scheme and period, not before the current day."""
 
     @abstractmethod
-    def pass_days(self, since: int, day: int) -> list[Final]:
-        """Start business ``day`` (after ``since``): make final every period whose deadline lies
-        before ``day`` and is not final yet; return the finals of the deadlines in
-        ``since``..``day - 1`` (those made now, or before when replayed), in deadline order."""
+    def pass_days(self, since: int, day: int) -> list[Final | ReportMissed]:
+        """Start business ``day`` (after ``since``): record status C for the accounts without
+        emissions at every reporting deadline before ``day`` not yet passed, and make final every
+        period whose surrender deadline lies before ``day`` and is not final yet; return the
+        records of the deadlines in ``since``..``day - 1`` (those made now, or before when
+        replayed), by day, a day's reporting deadlines before its surrender deadlines, then by
+        scheme, period and account."""
 
     # -- settlement ----------------------------------------------------------------
 

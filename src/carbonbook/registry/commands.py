@@ -134,8 +134,10 @@ def _expire(reg: Registry, c: Expire) -> str:
 
 
 def _deadline(reg: Registry, c: SetDeadline) -> str:
-    reg.set_deadline(c.scheme, c.period, c.day, penalty=c.penalty, currency=c.currency, multiple=c.multiple)
-    return f"{c.scheme} {c.period}: surrender by day {c.day}"
+    reg.set_deadline(c.scheme, c.period, c.day, penalty=c.penalty, currency=c.currency, multiple=c.multiple,
+                     report=c.report)
+    report = "" if c.report is None else f"report by day {c.report}, "
+    return f"{c.scheme} {c.period}: {report}surrender by day {c.day}"
 
 
 _HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
