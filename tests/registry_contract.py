@@ -827,6 +827,72 @@ class RegistryContract:
         refused(reg, OperationRefused, "reporting deadline must be a business day .*" + match, reg.set_deadline,
                 "EU", 2008, 10, report=report)
 
+    def test_control_period_obligation_is_the_sum_of_its_years(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        """RGGI-style control periods 2009-2011 and 2012-2014: emissions per year, one obligation,
+        surrender, deadline and status per control period, named by its last year; a year inside
+        one shows the control period's compliance, never a status of its own."""
+        rga = UnitType.RGA
+        reg.create_scheme(Scheme("RGGI", frozenset({rga}), banking=False,
+                                 control_periods=((2012, 2014), (2009, 2011))))
+        for period in (2009, 2010, 2011, 2012):
+            reg.set_cap("RGGI", period, 1_000)
+            reg.issue("c", rga, 100 if period < 2012 else 50, scheme="RGGI", period=period, origin="US")
+        reg.open_account("plant", scheme="RGGI")
+        reg.transfer("c", "plant", rga, 350)
+        reg.record_emissions("plant", 2009, 90)
+        reg.record_emissions("plant", 2010, 100)
+        c = reg.compliance("plant", 2009)
+        assert (c.period, c.first, c.verified, c.obligation, c.status) == (2011, 2009, 190, 190,
+                                                                            ComplianceStatus.C)  # 2011 to come
+        reg.surrender("plant", 2010, rga, 150, to="ret")  # for the control period: 2009's vintage first
+        reg.record_emissions("plant", 2011, 110)
+        c = reg.compliance("plant", 2011)
+        assert (c.verified, c.obligation, c.surrendered, c.shortfall, c.status) == (
+            300, 300, 150, 150, ComplianceStatus.B)
+        assert reg.compliance("plant", 2010) == c
+        # every vintage of the control period counts for it (no banking needed); 2012's does not
+        refused(reg, NotEligible, "holds 150 RGA that count for 'RGGI' 2011, 200 needed; not eligible: 50 RGA "
+                "of vintage 2012", reg.surrender, "plant", 2011, rga, 200, to="ret")
+        reg.surrender("plant", 2011, rga, 130, to="ret")
+        assert sorted((b.period, b.qty) for b in reg.blocks("ret")) == [(2009, 100), (2010, 50), (2010, 50),
+                                                                        (2011, 80)]
+        reg.set_deadline("RGGI", 2009, 5, multiple=3)  # the control period's deadline
+        refused(reg, OperationRefused, "deadline of 'RGGI' 2011 is already set", reg.set_deadline, "RGGI",
+                2011, 6)
+        [f] = reg.pass_days(0, 6)
+        assert (f.account, f.period, f.status, f.obligation, f.shortfall, f.carried) == (
+            "plant", 2011, ComplianceStatus.B, 300, 20, 60)
+        refused(reg, DeadlinePassed, "emissions correction of 'plant' for 2009: the surrender deadline of "
+                "'RGGI' 2011", reg.correct_emissions, "plant", 2009, 95)
+        reg = reopen(reg)
+        c = reg.compliance("plant", 2012)  # the next control period carries 3 x 20, nothing reported yet
+        assert (c.period, c.first, c.verified, c.obligation, c.status) == (2014, 2012, None, 60,
+                                                                            ComplianceStatus.C)
+        reg.record_emissions("plant", 2012, 40)
+        reg.record_emissions("plant", 2013, 30)
+        reg.record_emissions("plant", 2014, 20)
+        c = reg.compliance("plant", 2013)
+        assert (c.period, c.verified, c.obligation, c.shortfall, c.status) == (2014, 90, 150, 150,
+                                                                                ComplianceStatus.B)
+        c = reg.compliance("plant", 2015)  # outside every control period: a year of its own
+        assert (c.period, c.first, c.obligation) == (2015, None, 150)
+        reg.check()
+
+    @pytest.mark.parametrize(("spans", "match"), [
+        (((2009, 2011), (2011, 2013)), "control periods overlap in 2011"),
+        (((2009, 2009),), "from its first to a later last period, got 2009..2009"),
+        (((2011, 2009),), "got 2011..2009"),
+        (((2009, 2010, 2011),), "a control period is \\(first, last\\)"),
+        ((2009,), "a control period is \\(first, last\\)"),
+        (((-1, 2010),), "period must be"),
+        (((2009, 1.5),), "period must be"),
+        ("2009-2011", "control_periods must be a list"),
+    ])
+    def test_bad_control_periods_refused(self, reg: Registry, spans: Any, match: str) -> None:
+        refused(reg, OperationRefused, match, reg.create_scheme, Scheme("NEW", frozenset({UnitType.RGA}),
+                                                                        control_periods=spans))
+
     # -- eligibility of units for a surrender (issue 14, item 1) ------------------------
 
     def test_no_banking_refuses_an_earlier_vintage(self, reg: Registry) -> None:

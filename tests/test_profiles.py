@@ -181,7 +181,7 @@ def test_eu_ets_phase_2_to_3_benchmark_phase_1_units_cer_limit_penalty_hfc_ban(r
     assert all(b.project_type == "HFC-23" for b in reg.blocks("cement-de", CER))
 
 
-def test_rggi_control_period_with_the_excess_emissions_deduction(run: Run) -> None:
+def test_rggi_control_periods_with_the_excess_emissions_deduction(run: Run) -> None:
     events, reg = run("rggi-2009-2011.jsonl")
     assert outcomes(events)[-4:] == [
         ("surrender", "9000 of 9500 surrendered for 2011: status B"),
@@ -192,8 +192,16 @@ def test_rggi_control_period_with_the_excess_emissions_deduction(run: Run) -> No
         ("compliance_final", "plant-ny 2011: status B final at the deadline (day 2), 9000 of 9500 surrendered, "
                              "500 short, 1500 added to 2012's obligation"),
     ]
+    # the control period's obligation: 3000 + 3200 + 3300 reported year by year
     assert status(reg, "plant-ny", 2011) == (ComplianceStatus.B, 9500, 9000, 500, True, 0)
-    assert status(reg, "plant-ny", 2014)[:2] == (ComplianceStatus.B, 8000 + 1500)  # the next control period
+    c = reg.compliance("plant-ny", 2010)  # a year inside the control period shows the control period's
+    assert (c.period, c.first, c.verified, c.status, c.final) == (2011, 2009, 9500, ComplianceStatus.B, True)
+    # the next control period, 2012-2014: 2600 + 2700 + 2700 and the 1500 carried, whichever year is asked
+    for year in (2012, 2013, 2014):
+        c = reg.compliance("plant-ny", year)
+        assert (c.period, c.first, c.verified, c.obligation, c.status) == (2014, 2012, 8000, 8000 + 1500,
+                                                                            ComplianceStatus.B)
+    assert status(reg, "plant-md", 2009) == (ComplianceStatus.A, 1900 + 1950 + 1950, 5800, 0, True, 0)
     # the plants bought the oldest vintage (2009), which counts for the control period (banking)
     assert {(b.period, b.state) for b in reg.blocks("rggi-retirement")} == {(2009, "surrendered")}
     assert (reg.holding("plant-ny", RGA), reg.holding("plant-md", RGA), reg.holding("rggi-auction", RGA)) == (

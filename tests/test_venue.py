@@ -892,6 +892,10 @@ def test_borrowing_through_the_log() -> None:
     (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}),
                 offset_limits=(OffsetLimit(UnitType.CER, 100),)), "refused"),
     (Issue(account="tepco", unit=JPA, qty=5, scheme="JVETS", period=2010, project_type="HFC-23"), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.RGA}), control_periods=((2011, 2009),)), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.RGA}), control_periods=((2009, 2011), (2010, 2012))),
+     "refused"),
+    (SetDeadline(scheme="JVETS", period=2010, day=5, report=6), "refused"),
 ])
 def test_registry_refusals_are_rejected_with_the_registrys_code(command: Command,
                                                                 code: str | None) -> None:

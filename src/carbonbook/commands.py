@@ -182,7 +182,8 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     emissions may be negative (net removals, NZ forestry). ``offset_limits`` is its offset
     table (rows ``{"unit", "bp", "base", "over"}``), ``excluded`` maps project types to the
     first period they no longer count for, ``links`` names the schemes whose allowances it
-    accepts, at most ``import_limit`` basis points of an obligation (see
+    accepts, at most ``import_limit`` basis points of an obligation; ``control_periods`` lists
+    multi-year compliance periods as ``[first, last]`` (see
     :class:`~carbonbook.registry.base.Scheme`)."""
 
     name: Name
@@ -199,6 +200,7 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     excluded: dict[Name, Int64] = {}
     links: frozenset[Name] = frozenset()
     import_limit: Int64 | None = None
+    control_periods: tuple[tuple[Int64, Int64], ...] = ()
 
 
 class SetCap(RegistryCommand, tag="cap", frozen=True):

@@ -61,7 +61,8 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
       that lists its type, within that scheme's offset limits (DOMAIN.md 2, "International
       credits"; 3, JVETS), unless the scheme excludes its project type from ``period`` on
       (``Scheme.excluded``; EU: HFC-23 and adipic N2O credits from 2013, Reg. 550/2011, DOMAIN.md 2);
-    - a unit without an expiry counts for its own period (vintage); for a later one only when its
+    - a unit without an expiry counts for its own period (vintage) and for the control period
+      holding it (``Scheme.control_periods``, RGGI); for a later one only when its
       issuing scheme banks into it (``Scheme.banks``: within a phase, or across phases; DOMAIN.md
       2, "Banking": none from phase 1 to 2, unlimited from phase 2; Kyoto carry-over, DOMAIN.md
       1); for the period before its own only when the scheme lends it (``Scheme.lends``: the next
@@ -81,7 +82,7 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
         return f"vintage {b.period}, later than {period} (scheme {issuer.name!r} does not lend it)"
     if b.expiry is not None:
         return None if period <= b.expiry else f"vintage {b.period}, expired after {b.expiry}"
-    if b.period < period and not issuer.banks(b.period, period):
+    if b.period < scheme.span(period)[0] and not issuer.banks(b.period, period):
         return f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
     return None
 
@@ -134,19 +135,22 @@ class ComplianceRules(Store):
     not transfer allowances until its report is verified or an estimated figure is entered,
     which implies a late figure is taken; that transfer ban is not enforced here)."""
 
-    def _open_period(self, scheme: str, account: str, period: int, what: str) -> None:
-        dl = self._deadlines.get((scheme, period))
+    def _open_period(self, scheme: str, account: str, period: int, what: str) -> int:
+        """The compliance period holding ``period`` (its last period), unless its deadline passed."""
+        last = self._schemes[scheme].span(period)[1]
+        dl = self._deadlines.get((scheme, last))
         if dl is not None and dl[3]:
             raise DeadlinePassed(
-                f"{what} of {account!r} for {period}: the surrender deadline of {scheme!r} {period} "
+                f"{what} of {account!r} for {period}: the surrender deadline of {scheme!r} {last} "
                 f"(day {dl[0]}) has passed and its compliance is final; the shortfall is carried into "
-                f"{period + 1}'s obligation: surrender against {period + 1}")
+                f"{last + 1}'s obligation: surrender against {last + 1}")
+        return last
 
     def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
                      currency: str | None = None, multiple: int = 1, report: int | None = None) -> int:
         with self.transaction():
             sch = self._scheme(scheme)
-            _period(period)
+            period = sch.span(_period(period))[1]
             if type(day) is not int or not 0 <= day <= INT64_MAX:
                 raise OperationRefused(f"deadline day must be a non-negative integer, got {day!r}")
             if type(penalty) is not int or not 0 <= penalty <= INT64_MAX:
@@ -203,8 +207,9 @@ class ComplianceRules(Store):
     def _report_due(self, scheme: str, period: int, when: int) -> None:
         """Record status C for every operator account of ``scheme`` without verified emissions for
         ``period`` at its reporting deadline (business day ``when``), in account order."""
+        first = self._schemes[scheme].span(period)[0]
         for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
-            if self._comp.get((account, period), _NONE)[0] is None:
+            if not self._verified(account, first, period)[1]:
                 txid = self._txid()
                 self._put(self._missed, (account, period), (when, txid))
                 said = f"status C, no verified emissions at the reporting deadline, day {when}"
@@ -216,7 +221,7 @@ class ComplianceRules(Store):
         day, rate, currency, _, multiple, report, reported = self._deadlines[scheme, period]
         for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
             c = self.compliance(account, period)
-            penalty = min(INT64_MAX, c.shortfall * rate) if c.verified is not None else 0
+            penalty = min(INT64_MAX, c.shortfall * rate) if c.status is not ComplianceStatus.C else 0
             carried = min(INT64_MAX, c.shortfall * multiple)
             txid = self._txid()
             # obligations add up carried shortfalls: what is stored stays within 64 bits
@@ -267,41 +272,67 @@ class ComplianceRules(Store):
                                detail=f"corrected from {verified} to {tonnes}"))
             return txid
 
+    def _span(self, account: str, period: int) -> tuple[int, int]:
+        """The compliance period of ``account``'s scheme holding ``period`` (``Scheme.span``)."""
+        scheme = self._accounts[account].scheme
+        return (period, period) if scheme is None else self._schemes[scheme].span(period)
+
+    def _verified(self, account: str, first: int, last: int) -> tuple[int | None, bool]:
+        """The verified emissions of ``account`` over ``first``..``last`` on record (None: none),
+        and whether every one of those periods has a figure. O(last - first)."""
+        total: int | None = None
+        complete = True
+        for p in range(first, last + 1):
+            verified = self._comp.get((account, p), _NONE)[0]
+            if verified is None:
+                complete = False
+            else:
+                total = verified if total is None else total + verified
+        return total, complete
+
     def _obligation(self, account: str, period: int) -> int:
-        periods = [p for (a, p) in self._comp if a == account and p <= period]
+        """``account``'s obligation for the compliance period holding ``period``: its verified
+        emissions plus what earlier periods carried into it, walking every compliance period from
+        the first on record (a final's figures stand as made). O(periods since the first)."""
+        last = self._span(account, period)[1]
+        periods = [p for (a, p) in self._comp if a == account and p <= last]
         carry = 0
         obligation = 0
         finals = self._finals
-        for p in range(min(periods), period + 1) if periods else ():
-            final = finals.get((account, p)) if finals else None
+        p = min(periods) if periods else last + 1
+        while p <= last:
+            first, end = self._span(account, p)
+            final = finals.get((account, end)) if finals else None
             if final is not None:
                 obligation, carry = final[1], final[6]
-                continue
-            verified, surrendered, *_ = self._comp.get((account, p), _NONE)
-            obligation = (verified or 0) + carry
-            if obligation < 0:  # net removals (a scheme with removals) owe nothing, carry nothing
-                obligation = 0
-            carry = max(0, obligation - surrendered)
+            else:
+                # net removals (a scheme with removals) owe nothing, carry nothing
+                obligation = max(0, (self._verified(account, first, end)[0] or 0) + carry)
+                carry = max(0, obligation - self._comp.get((account, end), _NONE)[1])
+            p = end + 1
         return obligation
 
     def compliance(self, account: str, period: int) -> Compliance:
         self._acct(account)
-        verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
+        first, period = self._span(account, period)
+        since = None if first == period else first
+        _, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
+        verified, complete = self._verified(account, first, period)
         missed = self._missed.get((account, period)) if self._missed else None
         report = None if missed is None else missed[0]
         final = self._finals.get((account, period))
         if final is not None:
             status, obligation, surrendered, shortfall, penalty, _, _ = final
             return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall,
-                              ComplianceStatus(status), borrowed, True, penalty, report)
+                              ComplianceStatus(status), borrowed, True, penalty, report, since)
         obligation = self._obligation(account, period)
         shortfall = max(0, obligation - surrendered)
-        if verified is None:
+        if not complete:
             status = ComplianceStatus.C
         else:
             status = ComplianceStatus.A if surrendered >= obligation else ComplianceStatus.B
         return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall, status,
-                          borrowed, report_missed=report)
+                          borrowed, report_missed=report, first=since)
 
     def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str,
                   vintage: int | None = None, serials: Serials | None = None) -> int:
@@ -316,7 +347,7 @@ class ComplianceRules(Store):
             acc = self._open(account, "surrendering")
             if acc.scheme is None:
                 raise OperationRefused(f"account {account!r} has no compliance scheme")
-            self._open_period(acc.scheme, account, period, "surrender")
+            period = self._open_period(acc.scheme, account, period, "surrender")
             self._terminal_target(to, (AccountKind.RETIREMENT,))
             sch = self._schemes[acc.scheme]
             verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
@@ -376,13 +407,14 @@ class ComplianceRules(Store):
                                                 0, 1, 1, "", 0))
 
     def _phase_periods(self, account: str, sch: Scheme, period: int) -> list[int]:
-        """The periods of ``period``'s phase of ``sch`` for which ``account`` has anything on record."""
+        """The compliance periods (each named by its last period) of ``period``'s phase of ``sch`` for
+        which ``account`` has anything on record."""
         seen = {p for (a, p) in self._comp if a == account}
         seen.update(r[2] for r in self._allocations.values() if r[0] == account)
         seen.update(p for (a, p, _) in self._credit_use if a == account)
         seen.add(period)
         phase = sch.phase(period)
-        return sorted(p for p in seen if sch.phase(p) == phase)
+        return sorted({sch.span(p)[1] for p in seen if sch.phase(p) == phase})
 
     def _offset_table(self, account: str, sch: Scheme, unit: UnitType, period: int, qty: int) -> None:
         """Check ``qty`` more credits of ``unit`` against every row of ``sch``'s offset table for
@@ -394,12 +426,14 @@ class ComplianceRules(Store):
                 continue
             periods = [period] if row.over == "period" else self._phase_periods(account, sch, period)
             used = sum(self._credit_use.get((account, p, str(unit)), 0) for p in periods)
+            spans = [sch.span(p) for p in periods]
             if row.base == "emissions":
-                base = sum(max(0, self._comp.get((account, p), _NONE)[0] or 0) for p in periods)
+                base = sum(max(0, self._verified(account, *span)[0] or 0) for span in spans)
             elif row.base == "obligation":
                 base = sum(self._obligation(account, p) for p in periods)
             else:
-                base = sum(max(0, allocated(self, account, p, cuts=False)) for p in periods)
+                base = sum(max(0, allocated(self, account, y, cuts=False)) for first, last in spans
+                           for y in range(first, last + 1))
             span = (period if row.over == "period" else
                     f"the phase from {sch.phase(period)} (periods on record: {', '.join(map(str, periods))})")
             _within(row.bp, base, used, qty, OffsetLimitExceeded,

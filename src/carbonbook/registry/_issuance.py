@@ -7,6 +7,7 @@ overlap no issued range of their origin (a scan of the issuances: O(issuances)).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import Any
 
 from msgspec.structs import replace
@@ -70,6 +71,25 @@ def _offset_limit(row: object, credits: frozenset[UnitType]) -> OffsetLimit:
         raise OperationRefused(f"an offset limit's base is emissions, obligation or allocation and its over "
                                f"period or phase, got {row.base!r}, {row.over!r}")
     return OffsetLimit(unit, row.bp, row.base, row.over)
+
+
+def _control_periods(value: object) -> tuple[tuple[int, int], ...]:
+    """Control periods as sorted ``(first, last)`` pairs, each longer than one period, none
+    overlapping another."""
+    spans = []
+    for pair in _listed(value, "control_periods"):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise OperationRefused(f"a control period is (first, last), got {pair!r:.80}")
+        first, last = _period(pair[0]), _period(pair[1])
+        if first >= last:
+            raise OperationRefused(f"a control period runs from its first to a later last period, got "
+                                   f"{first}..{last}")
+        spans.append((first, last))
+    spans.sort()
+    for (_, last), (first, _) in pairwise(spans):
+        if first <= last:
+            raise OperationRefused(f"control periods overlap in {first}")
+    return tuple(spans)
 
 
 def _exclusion(pair: object) -> tuple[str, int]:
@@ -143,7 +163,8 @@ class IssuanceRules(Store):
                                  for row in _listed(scheme.offset_limits, "offset_limits")),
                            frozenset(_exclusion(pair) for pair in _listed(scheme.excluded, "excluded")),
                            frozenset(_name(s, "linked scheme") for s in _listed(scheme.links, "links")),
-                           _basis_points(scheme.import_limit, "import_limit"))
+                           _basis_points(scheme.import_limit, "import_limit"),
+                           _control_periods(scheme.control_periods))
             if clean.allowances & clean.credits:
                 raise OperationRefused("a unit type cannot be both an allowance and a credit")
             if clean.name in clean.links:

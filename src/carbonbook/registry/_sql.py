@@ -46,7 +46,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "accounts": (("account",), ("kind", "status", "units", "scheme")),
     "schemes": (("name",), ("allowances", "credits", "offset_percent", "banking", "phases", "phase_banking",
                             "borrowing", "removals", "borrow_limit", "offset_limits", "excluded", "links",
-                            "import_limit")),
+                            "import_limit", "control_periods")),
     "caps": (("scheme", "period"), ("cap", "issued")),
     "issuances": (("origin", "first"), ("last", "unit", "scheme", "period")),
     "blocks": (("id",), ("origin", "unit", "first", "last", "holder", "state", "period", "scheme",
@@ -96,7 +96,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schemes", "removals", "0"), ("schemes", "borrow_limit", "NULL"), ("schemes", "offset_limits", "'[]'"),
     ("schemes", "excluded", "'[]'"), ("schemes", "links", "'[]'"), ("schemes", "import_limit", "NULL"),
     ("compliance", "borrowed", "0"), ("blocks", "project_type", "NULL"),
-    ("deadlines", "report", "NULL"), ("deadlines", "reported", "0"),
+    ("deadlines", "report", "NULL"), ("deadlines", "reported", "0"), ("schemes", "control_periods", "'[]'"),
 )
 """Columns added to a table after it was first shipped, with the value an older database's
 rows get (``upgrade``)."""
@@ -126,7 +126,7 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
                 ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking), int(v.borrowing),
                 int(v.removals), v.borrow_limit, _json.encode(v.offset_limits).decode(),
                 _json.encode(sorted(v.excluded)).decode(), _json.encode(sorted(v.links)).decode(),
-                v.import_limit)
+                v.import_limit, _json.encode(v.control_periods).decode())
     if table == "blocks":
         return _block_row(k, v)
     if table == "holds":
@@ -170,7 +170,8 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
                             bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p), bool(r[6]), bool(r[7]),
                             bool(r[8]), r[9], _json.decode(r[10], type=tuple[OffsetLimit, ...]),
                             frozenset(_json.decode(r[11], type=list[tuple[str, int]])),
-                            frozenset(_json.decode(r[12], type=list[str])), r[13])
+                            frozenset(_json.decode(r[12], type=list[str])), r[13],
+                            _json.decode(r[14], type=tuple[tuple[int, int], ...]))
     if table == "blocks":
         return r[0], Block(r[0], r[1], UnitType(r[2]), r[3], r[4], r[5], BlockState(r[6]), r[7], r[8],
                            r[9], r[10], r[11])

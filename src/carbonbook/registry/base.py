@@ -117,7 +117,11 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     ``(project type, first period)`` pairs: credits of that project type
     (``Block.project_type``, e.g. ``HFC-23``, ``adipic-N2O``) count for no period from the
     first on. ``links`` names the schemes whose allowances it accepts (ICAP-style linking),
-    together at most ``import_limit`` basis points of the period's obligation when set."""
+    together at most ``import_limit`` basis points of the period's obligation when set.
+
+    ``control_periods`` are multi-year compliance periods ``(first, last)`` (RGGI: 2009-2011,
+    2012-2014): emissions are recorded per year, but the obligation, surrenders, deadlines and
+    status belong to the control period, named by its last year (:meth:`span`)."""
 
     name: str
     allowances: frozenset[UnitType]
@@ -133,6 +137,15 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     excluded: frozenset[tuple[str, int]] = frozenset()
     links: frozenset[str] = frozenset()
     import_limit: int | None = None
+    control_periods: tuple[tuple[int, int], ...] = ()
+
+    def span(self, period: int) -> tuple[int, int]:
+        """The first and last period of the compliance period holding ``period``: its control
+        period, else ``period`` alone."""
+        for first, last in self.control_periods:
+            if first <= period <= last:
+                return first, last
+        return period, period
 
     def phase(self, period: int) -> int:
         """The first period of ``period``'s phase (0 before the first phase, or with none)."""
@@ -203,9 +216,12 @@ class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
 
 class Compliance(msgspec.Struct, frozen=True, gc=False):
-    """An account's compliance for a period. ``obligation`` is ``verified`` plus the
-    shortfall carried from the previous period; ``offsets`` counts surrendered credits,
-    ``borrowed`` the surrendered units of the next period's vintage (borrowing).
+    """An account's compliance for a period: a year, or a scheme's control period ``first`` to
+    ``period`` (its last year; ``first`` is None for a single period), whose ``verified`` is the
+    sum of its years' emissions on record and whose status is C while a year has none.
+    ``obligation`` is ``verified`` plus the shortfall carried from the previous period;
+    ``offsets`` counts surrendered credits, ``borrowed`` the surrendered units of the next
+    period's vintage (borrowing).
     ``report_missed`` is the reporting deadline (business day) the account passed without
     verified emissions (status C recorded then; :class:`ReportMissed`), None when it did not."""
 
@@ -221,6 +237,7 @@ class Compliance(msgspec.Struct, frozen=True, gc=False):
     final: bool = False
     penalty: int = 0
     report_missed: int | None = None
+    first: int | None = None
 
 
 class Final(msgspec.Struct, frozen=True, gc=False):

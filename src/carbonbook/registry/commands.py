@@ -46,7 +46,7 @@ def carry_out(registry: Registry, cmd: RegistryCommand) -> str:
 def _open_scheme(reg: Registry, c: OpenScheme) -> str:
     reg.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking, c.phases,
                              c.phase_banking, c.borrowing, c.removals, c.borrow_limit, c.offset_limits,
-                             frozenset(c.excluded.items()), c.links, c.import_limit))
+                             frozenset(c.excluded.items()), c.links, c.import_limit, c.control_periods))
     return ""
 
 
