@@ -999,6 +999,44 @@ class RegistryContract:
         assert reg.holding("op", UnitType.UKA) == 40
         reg.check()
 
+    def test_banking_per_phase_change(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        """EU: no banking from phase 1 (2005-07) into phase 2 (2008-12), banking from phase 2 into
+        phase 3 (2013-20): ``phase_banking`` lists the phases earlier ones bank into."""
+        reg.create_scheme(Scheme("EU3", frozenset({EUA}), phases=frozenset({2005, 2008, 2013}),
+                                 phase_banking=frozenset({2013})))
+        for period in (2007, 2012, 2013):
+            reg.set_cap("EU3", period, 1_000)
+        reg.open_account("op", scheme="EU3")
+        reg.issue("op", EUA, 100, scheme="EU3", period=2007, origin="EU")
+        reg.issue("op", EUA, 100, scheme="EU3", period=2012, origin="EU")
+        refused(reg, NotEligible, "holds 100 EUA that count for 'EU3' 2012, 101 needed; not eligible: 100 EUA "
+                "of vintage 2007 of scheme 'EU3', which does not allow banking into 2012 \\(from its phase of "
+                "2005 into that of 2008\\)", reg.surrender, "op", 2012, EUA, 101, to="ret")
+        refused(reg, NotEligible, "holds 100 EUA that count for 'EU3' 2013, 150 needed; not eligible: 100 EUA "
+                "of vintage 2007 .* \\(from its phase of 2005 into that of 2013\\)", reg.surrender, "op", 2013,
+                EUA, 150, to="ret")
+        refused(reg, OperationRefused, "does not allow banking into 2008", reg.carry_over, "op", EUA, 2007)
+        reg = reopen(reg)
+        refused(reg, NotEligible, "vintage 2007 .* into 2013", reg.surrender, "op", 2013, EUA, 1, to="ret",
+                vintage=2007)  # the rule stays when the registry is opened again
+        reg.surrender("op", 2013, EUA, 60, to="ret")  # phase 2's units bank into phase 3
+        assert reg.carry_over("op", EUA, 2012) == 40
+        assert [(b.period, b.qty, b.state) for b in reg.blocks("ret")] == [(2012, 60, BlockState.SURRENDERED)]
+        assert sorted((b.period, b.qty) for b in reg.blocks("op")) == [(2007, 100), (2013, 40)]
+        assert reg.compliance("op", 2013).surrendered == 60
+        reg.check()
+
+    @pytest.mark.parametrize(("into", "match"), [
+        (frozenset({2010}), "phase_banking names \\[2010\\], which are not first periods of phases"),
+        ("2013", "phase_banking must be true, false or a list of phases"),
+        (None, "phase_banking must be true, false or a list of phases"),
+        (frozenset({-1}), "period must be"),
+    ])
+    def test_bad_phase_banking_refused(self, reg: Registry, into: Any, match: str) -> None:
+        refused(reg, OperationRefused, match, reg.create_scheme, Scheme("NEW", frozenset({EUA}),
+                                                                        phases=frozenset({2008, 2013}),
+                                                                        phase_banking=into))
+
     def test_borrowing_is_the_next_vintage_within_a_phase_used_last_and_recorded(self, reg: Registry) -> None:
         reg.create_scheme(Scheme("LEND", frozenset({UnitType.UKA}), phases=frozenset({2008, 2013}),
                                  borrowing=True))

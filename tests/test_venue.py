@@ -896,6 +896,8 @@ def test_borrowing_through_the_log() -> None:
     (OpenScheme(name="X", allowances=frozenset({UnitType.RGA}), control_periods=((2009, 2011), (2010, 2012))),
      "refused"),
     (SetDeadline(scheme="JVETS", period=2010, day=5, report=6), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), phases=frozenset({2008}),
+                phase_banking=frozenset({2013})), "refused"),
 ])
 def test_registry_refusals_are_rejected_with_the_registrys_code(command: Command,
                                                                 code: str | None) -> None:

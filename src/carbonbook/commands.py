@@ -177,6 +177,7 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     """Create a compliance scheme: the ``allowances`` it issues, the ``credits`` it accepts
     for at most ``offset_percent`` % of an obligation, the first periods of its ``phases``,
     and whether it allows ``banking`` within a phase, ``phase_banking`` into a later phase
+    (true, false, or the first periods of the phases it banks into)
     and ``borrowing`` from the next period within a phase (at most ``borrow_limit`` basis
     points of the next period's allocation); with ``removals`` its operators' verified
     emissions may be negative (net removals, NZ forestry). ``offset_limits`` is its offset
@@ -192,7 +193,7 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     offset_percent: Int64 = 0
     banking: bool = True
     phases: frozenset[Int64] = frozenset()
-    phase_banking: bool = True
+    phase_banking: bool | frozenset[Int64] = True
     borrowing: bool = False
     removals: bool = False
     borrow_limit: Int64 | None = None

@@ -83,7 +83,11 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
     if b.expiry is not None:
         return None if period <= b.expiry else f"vintage {b.period}, expired after {b.expiry}"
     if b.period < scheme.span(period)[0] and not issuer.banks(b.period, period):
-        return f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
+        said = f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
+        first, last = issuer.phase(b.period), issuer.phase(period)
+        if issuer.banking and first != last:
+            said += f" (from its phase of {first} into that of {last})"
+        return said
     return None
 
 

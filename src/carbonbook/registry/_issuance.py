@@ -73,6 +73,20 @@ def _offset_limit(row: object, credits: frozenset[UnitType]) -> OffsetLimit:
     return OffsetLimit(unit, row.bp, row.base, row.over)
 
 
+def _phase_banking(value: object, phases: frozenset[int]) -> bool | frozenset[int]:
+    """``phase_banking``: true, false, or the first periods of the phases earlier phases bank into,
+    each one of ``phases``."""
+    if type(value) is bool:
+        return value
+    if not isinstance(value, frozenset | set | tuple | list):
+        raise OperationRefused(f"phase_banking must be true, false or a list of phases, got {value!r:.80}")
+    into = frozenset(_period(p) for p in value)
+    if not into <= phases:
+        raise OperationRefused(f"phase_banking names {sorted(into - phases)}, which are not first periods of "
+                               f"phases {sorted(phases)}")
+    return into
+
+
 def _control_periods(value: object) -> tuple[tuple[int, int], ...]:
     """Control periods as sorted ``(first, last)`` pairs, each longer than one period, none
     overlapping another."""
@@ -148,16 +162,17 @@ class IssuanceRules(Store):
                     f"offset_percent must be an integer in 0..100, got {scheme.offset_percent!r}")
             if not scheme.allowances:
                 raise OperationRefused(f"scheme {scheme.name!r} issues no unit type")
-            for flag in ("phase_banking", "borrowing", "removals"):
+            for flag in ("borrowing", "removals"):
                 if type(getattr(scheme, flag)) is not bool:
                     raise OperationRefused(f"{flag} must be true or false, got {getattr(scheme, flag)!r}")
             if not isinstance(scheme.phases, frozenset | set | tuple | list):
                 raise OperationRefused(f"phases must be a list of periods, got {scheme.phases!r:.80}")
+            phases = frozenset(_period(p) for p in scheme.phases)
             credits = frozenset(_unit(u) for u in scheme.credits)
             clean = Scheme(scheme.name, frozenset(_unit(u) for u in scheme.allowances), credits,
                            scheme.offset_percent, bool(scheme.banking),
-                           frozenset(_period(p) for p in scheme.phases),
-                           scheme.phase_banking, scheme.borrowing, scheme.removals,
+                           phases, _phase_banking(scheme.phase_banking, phases), scheme.borrowing,
+                           scheme.removals,
                            _basis_points(scheme.borrow_limit, "borrow_limit"),
                            tuple(_offset_limit(row, credits)
                                  for row in _listed(scheme.offset_limits, "offset_limits")),

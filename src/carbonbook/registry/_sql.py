@@ -46,7 +46,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "accounts": (("account",), ("kind", "status", "units", "scheme")),
     "schemes": (("name",), ("allowances", "credits", "offset_percent", "banking", "phases", "phase_banking",
                             "borrowing", "removals", "borrow_limit", "offset_limits", "excluded", "links",
-                            "import_limit", "control_periods")),
+                            "import_limit", "control_periods", "banking_into")),
     "caps": (("scheme", "period"), ("cap", "issued")),
     "issuances": (("origin", "first"), ("last", "unit", "scheme", "period")),
     "blocks": (("id",), ("origin", "unit", "first", "last", "holder", "state", "period", "scheme",
@@ -97,6 +97,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schemes", "excluded", "'[]'"), ("schemes", "links", "'[]'"), ("schemes", "import_limit", "NULL"),
     ("compliance", "borrowed", "0"), ("blocks", "project_type", "NULL"),
     ("deadlines", "report", "NULL"), ("deadlines", "reported", "0"), ("schemes", "control_periods", "'[]'"),
+    ("schemes", "banking_into", "NULL"),
 )
 """Columns added to a table after it was first shipped, with the value an older database's
 rows get (``upgrade``)."""
@@ -123,10 +124,11 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
         return (k, str(v.kind), str(v.status), _units(v.units), v.scheme)
     if table == "schemes":
         return (k, _units(v.allowances), _units(v.credits), v.offset_percent, int(v.banking),
-                ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking), int(v.borrowing),
+                ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking is True), int(v.borrowing),
                 int(v.removals), v.borrow_limit, _json.encode(v.offset_limits).decode(),
                 _json.encode(sorted(v.excluded)).decode(), _json.encode(sorted(v.links)).decode(),
-                v.import_limit, _json.encode(v.control_periods).decode())
+                v.import_limit, _json.encode(v.control_periods).decode(),
+                None if type(v.phase_banking) is bool else ",".join(str(p) for p in sorted(v.phase_banking)))
     if table == "blocks":
         return _block_row(k, v)
     if table == "holds":
@@ -167,7 +169,9 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
         return r[0], Account(r[0], AccountKind(r[1]), AccountStatus(r[2]), _unit_set(r[3]), r[4])
     if table == "schemes":
         return r[0], Scheme(r[0], _unit_set(r[1]) or frozenset(), _unit_set(r[2]) or frozenset(), r[3],
-                            bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p), bool(r[6]), bool(r[7]),
+                            bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p),
+                            bool(r[6]) if r[15] is None else frozenset(int(p) for p in r[15].split(",") if p),
+                            bool(r[7]),
                             bool(r[8]), r[9], _json.decode(r[10], type=tuple[OffsetLimit, ...]),
                             frozenset(_json.decode(r[11], type=list[tuple[str, int]])),
                             frozenset(_json.decode(r[12], type=list[str])), r[13],

@@ -105,7 +105,9 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     ``credits`` (offsets); surrendered credits may cover at most ``offset_percent`` % of an
     obligation. ``phases`` are the first periods of its phases (EU: 2005, 2008, 2013; none:
     one phase). Its units count for a later period of the same phase when ``banking``, of a
-    later phase when ``phase_banking`` too, and for the period before their own, in the same
+    later phase when ``phase_banking`` too (true: across every phase change; false: none; a set
+    of phases' first periods: only into those, so EU's ``{2013}`` banks phase 2 into phase 3
+    but not phase 1 into phase 2), and for the period before their own, in the same
     phase, when ``borrowing`` (EU: next year's allocation within a phase), at most
     ``borrow_limit`` basis points of the account's allocation for that next period when set
     (None: no limit). With ``removals`` verified emissions may be negative (net removals, NZ
@@ -129,7 +131,7 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     offset_percent: int = 0
     banking: bool = True
     phases: frozenset[int] = frozenset()
-    phase_banking: bool = True
+    phase_banking: bool | frozenset[int] = True
     borrowing: bool = False
     removals: bool = False
     borrow_limit: int | None = None
@@ -152,8 +154,15 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
         return max((p for p in self.phases if p <= period), default=0)
 
     def banks(self, vintage: int, period: int) -> bool:
-        """Whether a unit of ``vintage`` counts for the later ``period`` (banking)."""
-        return self.banking and (self.phase_banking or self.phase(vintage) == self.phase(period))
+        """Whether a unit of ``vintage`` counts for the later ``period`` (banking): within a phase when
+        ``banking``, into a later phase when ``phase_banking`` allows every phase change on the way."""
+        into = self.phase_banking
+        if not self.banking or into is False:
+            return self.banking and self.phase(vintage) == self.phase(period)
+        if into is True:
+            return True
+        first, last = self.phase(vintage), self.phase(period)
+        return all(p in into for p in self.phases if first < p <= last)
 
     def lends(self, vintage: int, period: int) -> bool:
         """Whether a unit of ``vintage`` counts for ``period``, the one before it (borrowing)."""
