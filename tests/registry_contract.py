@@ -1266,9 +1266,16 @@ class RegistryContract:
         cuts = [(a.txid, a.period, a.method, a.qty) for a in reg.allocations("op", 2011)]
         assert cuts[1:] == [(txid, 2011, "borrowed", -150), (txid + 1, 2011, "borrowed", -50)]
         assert sum(a.qty for a in reg.allocations("op", 2011)) == 800 == reg.holding("op", tka)
-        # units of 2011 that are no allocation: nothing to borrow against
-        refused(reg, BorrowingLimitExceeded, "at most 0 of 2011", reg.surrender, "op2", 2010, tka, 1001,
-                to="ret")
+        # units of 2011 that are no allocation: nothing to borrow against until 2011 is allocated
+        refused(reg, BorrowingLimitExceeded, "at most 2000 bp of its 2011 allocation, and no 2011 allocation "
+                "is on record yet: nothing can be borrowed from 2011 for 2010 until it is allocated; 1 asked",
+                reg.surrender, "op2", 2010, tka, 1001, to="ret")
+        reg.allocate("op2", 2011, "grandfathering", base=[500])
+        txid = reg.surrender("op2", 2010, tka, 1100, to="ret")  # 20% of 500: 100 of 2011
+        assert reg.compliance("op2", 2010).borrowed == 100
+        assert [(a.method, a.qty) for a in reg.allocations("op2", 2011)] == [("grandfathering", 500),
+                                                                             ("borrowed", -100)]
+        assert [e.detail for e in reg.journal(txid - 1)] == ["borrowed 100 of 2011"]
         reg.check()
 
     # -- offset tables, project-type exclusions and linking (issue 14, item 5) ---------

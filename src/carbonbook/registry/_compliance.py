@@ -400,8 +400,16 @@ class ComplianceRules(Store):
         """Check a surrender's ``lent`` units of ``period + 1`` against ``sch``'s borrowing limit (a
         share of the account's allocation for ``period + 1``: the trial market's 借り入れ, DOMAIN.md
         0) and record them as a cut to that allocation (an ``Allocation`` of method ``borrowed``)
-        when one is on record."""
+        when one is on record. With a limit and no allocation for ``period + 1`` on record yet (or
+        none left after returns) nothing may be borrowed: the limit's base does not exist, and
+        no other base is assumed (EU: the year's allocation is issued by 28 February, before the
+        30 April surrender, so the base is normally there)."""
         nxt = allocated(self, account, period + 1, cuts=False)
+        if sch.borrow_limit is not None and nxt <= 0:
+            raise BorrowingLimitExceeded(
+                f"scheme {sch.name!r} lends {account!r} at most {sch.borrow_limit} bp of its {period + 1} "
+                f"allocation, and no {period + 1} allocation is on record yet: nothing can be borrowed "
+                f"from {period + 1} for {period} until it is allocated; {lent} asked")
         if sch.borrow_limit is not None:
             _within(sch.borrow_limit, nxt, borrowed, lent, BorrowingLimitExceeded,
                     f"scheme {sch.name!r} lends {account!r} at most {{limit}} of {period + 1} for {period} "
