@@ -10,12 +10,19 @@ event carries a non-empty ``detail``.
 against bids. ``m.px(k)`` is the price ``k`` ticks *into* the maker side from the
 reference price ``BASE`` (``k = 0`` is the touch, larger ``k`` is a worse price for
 the taker, ``k = -1`` is one tick on the taker's side of it).
+
+``backend`` gives a factory of fresh registries of each backend (memory, SQLite,
+PostgreSQL) and a way to open one again, for tests that must hold on all three.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +39,7 @@ from carbonbook import (
     UnitType,
 )
 from carbonbook import core as cores
+from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
 
 SYM = "JPA-2030"
 BASE = 1000
@@ -162,3 +170,77 @@ class Mirror:
 def m(request: pytest.FixtureRequest) -> Mirror:
     """The taker side of a mirrored scenario."""
     return Mirror(request.param)
+
+
+RegistryFactory = Callable[[], Registry]
+Reopen = Callable[[Registry], Registry]
+
+
+def _pg_dsn() -> str:
+    return os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[RegistryFactory, Reopen]]:
+    """A factory of fresh registries of one backend, and how to open one again (memory: the
+    same object). PostgreSQL uses CARBONBOOK_PG_DSN, one schema per registry, dropped after;
+    an unreachable server fails the test unless CARBONBOOK_PG_SKIP=1."""
+    counter = itertools.count()
+    made: list[Registry] = []
+    if request.param == "memory":
+        def fresh() -> Registry:
+            return MemoryRegistry()
+
+        yield fresh, lambda reg: reg
+        return
+    if request.param == "sqlite":
+        def fresh_sqlite() -> Registry:
+            reg = SQLiteRegistry(tmp_path / f"venue{next(counter)}.db")
+            made.append(reg)
+            return reg
+
+        def reopen_sqlite(reg: Registry) -> Registry:
+            assert isinstance(reg, SQLiteRegistry)
+            reg.close()
+            again = SQLiteRegistry(reg.path)
+            made.append(again)
+            return again
+
+        yield fresh_sqlite, reopen_sqlite
+        for reg in made:
+            reg.close()
+        return
+    if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
+        pytest.skip("CARBONBOOK_PG_SKIP=1")
+    import psycopg
+    from psycopg import sql
+
+    from carbonbook.registry.postgres import PostgresRegistry
+
+    dsn = _pg_dsn()
+    run = uuid.uuid4().hex[:8]
+    schemas: list[str] = []
+
+    def fresh_pg() -> Registry:
+        schema = f"cbvenue_{run}_{next(counter)}"
+        schemas.append(schema)
+        reg = PostgresRegistry(dsn, schema=schema)
+        made.append(reg)
+        return reg
+
+    def reopen_pg(reg: Registry) -> Registry:
+        assert isinstance(reg, PostgresRegistry)
+        reg.close()
+        again = PostgresRegistry(dsn, schema=reg.schema)
+        made.append(again)
+        return again
+
+    try:
+        yield fresh_pg, reopen_pg
+    finally:
+        for reg in made:
+            reg.close()
+        if schemas:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for schema in schemas:
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

@@ -35,13 +35,11 @@ from carbonbook.journal import (
 from carbonbook.journal import main as journal_main
 from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue
+from conftest import RegistryFactory, Reopen
 from test_venue import (
     ALL_REGISTRY_COMMANDS,
     JPA,
     SETUP,
-    RegistryFactory,
-    Reopen,
-    backend,  # noqa: F401 - the fixture, shared with test_venue
     encode,
     expiry_log,
     fingerprint,
@@ -139,7 +137,7 @@ def test_a_plain_engine_journal_replays_registry_commands_as_no_registry(tmp_pat
 
 
 @pytest.mark.parametrize("cut", [EXPIRY - 3, EXPIRY + 2])
-def test_a_recovered_venue_continues_as_if_uninterrupted(backend: tuple[RegistryFactory, Reopen],  # noqa: F811
+def test_a_recovered_venue_continues_as_if_uninterrupted(backend: tuple[RegistryFactory, Reopen],
                                                          tmp_path: Path, cut: int) -> None:
     fresh, reopen = backend
     one = fresh()
@@ -159,7 +157,7 @@ def test_a_recovered_venue_continues_as_if_uninterrupted(backend: tuple[Registry
     two.check()
 
 
-def test_recovery_from_a_snapshot_in_the_middle(backend: tuple[RegistryFactory, Reopen],  # noqa: F811
+def test_recovery_from_a_snapshot_in_the_middle(backend: tuple[RegistryFactory, Reopen],
                                                 tmp_path: Path) -> None:
     """A venue journaled from its current state (its first snapshot) and snapshotted again later."""
     fresh, reopen = backend

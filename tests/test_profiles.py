@@ -16,7 +16,7 @@ from carbonbook.core import CORES
 from carbonbook.events import Event, Recorded, Rejected
 from carbonbook.registry import ComplianceStatus, Registry
 from carbonbook.venue import Venue
-from test_venue import RegistryFactory, Reopen, backend  # noqa: F401 - the fixture
+from conftest import RegistryFactory, Reopen
 
 PROFILES = Path(__file__).resolve().parent.parent / "examples" / "profiles"
 JPA, CER, JCR, EUA, RGA = UnitType.JPA, UnitType.CER, UnitType.JCR, UnitType.EUA, UnitType.RGA
@@ -50,7 +50,7 @@ Run = Callable[[str], tuple[list[Event], Registry]]
 
 
 @pytest.fixture
-def run(backend: tuple[RegistryFactory, Reopen]) -> Run:  # noqa: F811 - the fixture
+def run(backend: tuple[RegistryFactory, Reopen]) -> Run:
     """Replay a profile into a fresh registry of the backend; the events and the registry as
     opened again from its store."""
     fresh, reopen = backend

@@ -13,10 +13,7 @@ marubeni has 1,000,000 JPY, mitsui 500,000 JPY; ``SYM`` trades JPA in JPY.
 
 from __future__ import annotations
 
-import itertools
-import os
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +47,13 @@ from carbonbook.checkpoint import Checkpoint
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_encoder
 from carbonbook.commands import (
+    AddAdministrator,
+    AddRepresentative,
     Allocate,
+    ApproveTransfer,
+    ApproveTrusted,
     BusinessDay,
+    CancelTransfer,
     CarryOver,
     CorrectEmissions,
     Deposit,
@@ -59,11 +61,14 @@ from carbonbook.commands import (
     Issue,
     OpenAccount,
     OpenScheme,
+    ProposeTrusted,
     RecordEmissions,
+    RemoveTrusted,
     Retire,
     ReturnAllocation,
     SetAccountStatus,
     SetCap,
+    SetControls,
     SetDeadline,
     SetPhase,
     Surrender,
@@ -74,6 +79,7 @@ from carbonbook.errors import RegistryUnavailable
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
 from carbonbook.registry import MemoryRegistry, OffsetLimit, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState
+from conftest import RegistryFactory, Reopen
 
 SYM = "JPA-2010"
 JPA = UnitType.JPA
@@ -941,6 +947,14 @@ ALL_REGISTRY_COMMANDS: list[Command] = [
     Allocate(account="a", period=2010, method="grandfathering", base=(3, 4), reduction=1),
     TrueUp(account="a", period=2010, production=5, to="iss"),
     ReturnAllocation(account="a", period=2010, qty=1, to="iss"),
+    AddAdministrator(person="admin"),
+    AddRepresentative(account="a", person="alice", actor="admin"),
+    SetControls(account="a", trusted_delay=4, outside_delay=1, bar_outside=False, limit=2, four_eyes=True),
+    ProposeTrusted(account="a", trusted="b", actor="alice"),
+    ApproveTrusted(account="a", trusted="b", actor="bob"),
+    RemoveTrusted(account="a", trusted="b", actor="alice"),
+    ApproveTransfer(transfer=1, actor="bob"),
+    CancelTransfer(transfer=1, actor="alice"),
     BusinessDay(day=1),
 ]
 
@@ -1238,80 +1252,6 @@ def encode(events: Sequence[Event]) -> bytes:
 
 def state(reg: Registry) -> Any:
     return fingerprint(reg), Checkpoint(reg).position
-
-
-RegistryFactory = Callable[[], Registry]
-Reopen = Callable[[Registry], Registry]
-
-
-def _pg_dsn() -> str:
-    return os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[RegistryFactory, Reopen]]:
-    """A factory of fresh registries of one backend, and how to open one again (memory: the
-    same object). PostgreSQL uses CARBONBOOK_PG_DSN, one schema per registry, dropped after;
-    an unreachable server fails the test unless CARBONBOOK_PG_SKIP=1."""
-    counter = itertools.count()
-    made: list[Registry] = []
-    if request.param == "memory":
-        def fresh() -> Registry:
-            return MemoryRegistry()
-
-        yield fresh, lambda reg: reg
-        return
-    if request.param == "sqlite":
-        def fresh_sqlite() -> Registry:
-            reg = SQLiteRegistry(tmp_path / f"venue{next(counter)}.db")
-            made.append(reg)
-            return reg
-
-        def reopen_sqlite(reg: Registry) -> Registry:
-            assert isinstance(reg, SQLiteRegistry)
-            reg.close()
-            again = SQLiteRegistry(reg.path)
-            made.append(again)
-            return again
-
-        yield fresh_sqlite, reopen_sqlite
-        for reg in made:
-            reg.close()
-        return
-    if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
-        pytest.skip("CARBONBOOK_PG_SKIP=1")
-    import psycopg
-    from psycopg import sql
-
-    from carbonbook.registry.postgres import PostgresRegistry
-
-    dsn = _pg_dsn()
-    run = uuid.uuid4().hex[:8]
-    schemas: list[str] = []
-
-    def fresh_pg() -> Registry:
-        schema = f"cbvenue_{run}_{next(counter)}"
-        schemas.append(schema)
-        reg = PostgresRegistry(dsn, schema=schema)
-        made.append(reg)
-        return reg
-
-    def reopen_pg(reg: Registry) -> Registry:
-        assert isinstance(reg, PostgresRegistry)
-        reg.close()
-        again = PostgresRegistry(dsn, schema=reg.schema)
-        made.append(again)
-        return again
-
-    try:
-        yield fresh_pg, reopen_pg
-    finally:
-        for reg in made:
-            reg.close()
-        if schemas:
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                for schema in schemas:
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def run_log(reg: Registry, commands: Sequence[Command], *, lag: int = 1,

@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_import_lobster(commands)
     _add_report(commands)
     _add_bench(commands)
+    _add_registry_reports(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "journal":
             return _journal(args)
+        if args.command == "registry":
+            return _registry_report(args)
         if args.command == "recover":
             return _on_registry(args, lambda registry: _recover(args, registry))
         return _on_registry(args, lambda registry: _replay_on(args, registry))
@@ -103,12 +106,21 @@ def _add_registry_options(p: argparse.ArgumentParser, what: str) -> None:
                         "for a registry a replay went into; else 0: at once)")
 
 
-def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int]) -> int:
-    """``run`` with the registry ``--registry`` names (None without one), closed afterwards.
-    What the registry, the journal or the venue refuses is one line on standard error, exit 1
-    (a URL that names no registry: exit 2)."""
+def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int],
+                 claim: bool = True) -> int:
+    """``run`` with the registry ``--registry`` names (None without one; claimed as its only
+    writer unless ``claim`` is false: a reader), closed afterwards. What the registry, the
+    journal or the venue refuses is one line on standard error, exit 1 (a URL that names no
+    registry: exit 2)."""
     try:
-        registry = None if args.registry is None else _open_registry(args.registry)
+        if args.registry is None:
+            registry = None
+        elif claim:
+            registry = _open_registry(args.registry)
+        else:
+            from carbonbook.registry import open_registry
+
+            registry = open_registry(args.registry)
     except ValueError as exc:  # not a registry URL
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -137,6 +149,70 @@ def _open_registry(url: str) -> Registry:
         registry.close()
         raise
     return registry
+
+
+# -- registry reports ----------------------------------------------------------------------
+
+
+def _add_registry_reports(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "registry", help="read a registry: audit trail, statement, cancellation certificate",
+        description="Print what a registry holds (see carbonbook.registry.report); it reads and "
+                    "changes nothing, so it needs no writer's claim.")
+    reports = p.add_subparsers(dest="report", required=True)
+    q = reports.add_parser("audit", help="the journal of an account, or who held a serial range and when")
+    q.add_argument("url", metavar="URL", help="the registry (sqlite:///PATH.db, postgresql://...)")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--account", help="every journal row by or towards ACCOUNT: txid, business day, "
+                                         "kind, what moved, actor, approver")
+    which.add_argument("--serials", metavar="ORIGIN:FIRST-LAST",
+                       help="who held these serials and when, from the issuance on")
+    q = reports.add_parser("statement", help="an account's holdings by unit, vintage, project and serial block")
+    q.add_argument("url", metavar="URL", help="the registry")
+    q.add_argument("account", help="the account")
+    q = reports.add_parser("certificate", help="a voluntary cancellation's certificate")
+    q.add_argument("url", metavar="URL", help="the registry")
+    q.add_argument("id", type=int, help="the certificate id (the txid of the cancellation)")
+
+
+def _serial_range(text: str) -> tuple[str, int, int]:
+    """``ORIGIN:FIRST-LAST`` as its parts (ValueError otherwise)."""
+    origin, _, span = text.rpartition(":")
+    first, _, last = span.partition("-")
+    if not origin or not first.isdigit() or not last.isdigit() or int(first) > int(last):
+        raise ValueError(f"--serials {text!r}: give ORIGIN:FIRST-LAST, e.g. JP:1-500")
+    return origin, int(first), int(last)
+
+
+def _registry_report(args: argparse.Namespace) -> int:
+    args.registry = args.url
+    return _on_registry(args, lambda registry: _print_report(args, registry), claim=False)
+
+
+def _print_report(args: argparse.Namespace, registry: Registry | None) -> int:
+    from carbonbook.registry import report
+
+    assert registry is not None
+    if args.report == "statement":
+        lines = report.statement(registry, args.account)
+    elif args.report == "certificate":
+        found = report.certificate_text(registry, args.id)
+        if found is None:
+            print(f"carbonbook: registry {args.url}: no cancellation certificate {args.id}", file=sys.stderr)
+            return EXIT_IO
+        lines = found
+    elif args.account is not None:
+        lines = report.account_audit(registry, args.account)
+    else:
+        try:
+            origin, first, last = _serial_range(args.serials)
+        except ValueError as exc:
+            print(f"carbonbook: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        lines = report.serial_audit(registry, origin, first, last) or [
+            f"no serials {origin} {first}-{last} were ever issued here"]
+    print("\n".join(lines))
+    return EXIT_OK
 
 
 def _venue_maker(args: argparse.Namespace, registry: Registry | None,

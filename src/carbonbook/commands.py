@@ -168,9 +168,15 @@ class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen
 
 class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True,
                       forbid_unknown_fields=True):
-    """A command for the registry behind a venue. Without one, it is rejected (``no_registry``)."""
+    """A command for the registry behind a venue. Without one, it is rejected (``no_registry``).
+
+    ``actor`` is the person acting: a representative of the account the command acts for, or an
+    administrator (see :mod:`carbonbook.registry._controls`); refused ``not_authorised`` when
+    they may not. Absent, it is no one in particular, which only an account without
+    representatives, or a registry without administrators, accepts (logs from before actors)."""
 
     ts: Int64 | None = None
+    actor: Name | None = None
 
 
 class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
@@ -233,7 +239,8 @@ class SetAccountStatus(RegistryCommand, tag="account_status", frozen=True):
 class Issue(RegistryCommand, tag="issue", frozen=True):
     """Issue ``qty`` new units of ``unit`` into ``account`` under ``scheme`` for ``period``: the
     next free serials of ``origin`` unless ``start`` is given; a credit may state its
-    ``project_type``."""
+    ``project_type``. Under a crediting programme: credits of registered ``project`` for its
+    verified ``monitoring`` period, of the project's type."""
 
     account: Name
     unit: UnitType
@@ -245,6 +252,7 @@ class Issue(RegistryCommand, tag="issue", frozen=True):
     project: Name | None = None
     expiry: Int64 | None = None
     project_type: Name | None = None
+    monitoring: Int64 | None = None
 
 
 class Allocate(RegistryCommand, tag="allocate", frozen=True):
@@ -339,12 +347,15 @@ class Surrender(RegistryCommand, tag="surrender", frozen=True):
 
 class Retire(RegistryCommand, tag="retire", frozen=True):
     """Retire ``qty`` units (into a retirement account) or cancel them voluntarily (into a
-    cancellation account, as J-Credit 無効化) from ``account`` into ``to``."""
+    cancellation account, as J-Credit 無効化) from ``account`` into ``to``; a cancellation
+    records the ``beneficiary`` of the offset and its ``purpose`` in its certificate."""
 
     account: Name
     unit: UnitType
     qty: Int64
     to: Name
+    beneficiary: Name | None = None
+    purpose: Name | None = None
 
 
 class CarryOver(RegistryCommand, tag="carry_over", frozen=True):
@@ -379,6 +390,112 @@ class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
     report: Int64 | None = None
 
 
+class AddAdministrator(RegistryCommand, tag="administrator", frozen=True):
+    """Make ``person`` an administrator of the registry (the first by anyone, later ones by an
+    administrator): from then on only administrators do administrative acts."""
+
+    person: Name
+
+
+class AddRepresentative(RegistryCommand, tag="representative", frozen=True):
+    """Make ``person`` an authorised representative of ``account`` (by an administrator): from
+    then on only its representatives act for it."""
+
+    account: Name
+    person: Name
+
+
+class SetControls(RegistryCommand, tag="controls", frozen=True):
+    """Set ``account``'s transfer controls (by an administrator): ``trusted_delay`` business
+    days before a trusted-list addition counts, ``outside_delay`` business days a transfer to an
+    account outside the list waits (cancellable), or ``bar_outside`` to refuse those, ``limit``
+    units per transfer outside the list, and ``four_eyes`` approval of every transfer."""
+
+    account: Name
+    trusted_delay: Int64 = 0
+    outside_delay: Int64 = 0
+    bar_outside: bool = False
+    limit: Int64 | None = None
+    four_eyes: bool = False
+
+
+class ProposeTrusted(RegistryCommand, tag="trust", frozen=True):
+    """A representative of ``account`` proposes adding ``trusted`` to its trusted account list."""
+
+    account: Name
+    trusted: Name
+
+
+class ApproveTrusted(RegistryCommand, tag="trust_approval", frozen=True):
+    """A second representative of ``account`` approves adding ``trusted`` to its trusted list."""
+
+    account: Name
+    trusted: Name
+
+
+class RemoveTrusted(RegistryCommand, tag="distrust", frozen=True):
+    """A representative of ``account`` removes ``trusted`` from its trusted list, at once."""
+
+    account: Name
+    trusted: Name
+
+
+class ApproveTransfer(RegistryCommand, tag="transfer_approval", frozen=True):
+    """A second representative of the sender approves pending transfer ``transfer`` (the txid
+    of the ``recorded`` that proposed it)."""
+
+    transfer: Int64
+
+
+class CancelTransfer(RegistryCommand, tag="transfer_cancellation", frozen=True):
+    """A representative of the sender, or an administrator, cancels pending transfer ``transfer``."""
+
+    transfer: Int64
+
+
+class SetProgramme(RegistryCommand, tag="programme", frozen=True):
+    """Make scheme ``name`` a crediting programme with this methodology list (code: project
+    type, e.g. ``{"E001": "woody biomass boiler fuel"}``); an administrator's act."""
+
+    name: Name
+    methodologies: dict[Name, Name]
+
+
+class Accredit(RegistryCommand, tag="accreditation", frozen=True):
+    """Accredit person ``verifier`` to verify ``programme``'s monitoring reports (an administrator's act)."""
+
+    programme: Name
+    verifier: Name
+
+
+class RegisterProject(RegistryCommand, tag="project", frozen=True):
+    """Register ``project`` under ``programme`` with ``methodology`` (from its list); its credits
+    go to ``account`` (an administrator's act)."""
+
+    project: Name
+    programme: Name
+    methodology: Name
+    account: Name
+
+
+class ReportMonitoring(RegistryCommand, tag="monitoring_report", frozen=True):
+    """A representative of ``project``'s account reports the ``reductions`` (tonnes) of monitoring
+    ``period``."""
+
+    project: Name
+    period: Int64
+    reductions: Int64
+
+
+class Verify(RegistryCommand, tag="verification", frozen=True):
+    """An accredited verifier (the ``actor``) verifies ``verified`` tonnes of ``project``'s
+    monitoring ``period`` (at most what was reported, once)."""
+
+    project: Name
+    period: Int64
+    verified: Int64
+
+
 class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
     """Start business ``day`` (an integer, never decreasing): trades due by then settle."""
 
@@ -389,7 +506,9 @@ Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | Op
            | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Allocate | TrueUp
            | ReturnAllocation | Transfer | Deposit
            | RecordEmissions | CorrectEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline
-           | BusinessDay)
+           | AddAdministrator | AddRepresentative | SetControls | ProposeTrusted | ApproveTrusted
+           | RemoveTrusted | ApproveTransfer | CancelTransfer | SetProgramme | Accredit | RegisterProject
+           | ReportMonitoring | Verify | BusinessDay)
 """Any order-log command."""
 
 

@@ -133,6 +133,70 @@ class DeadlinePassed(RegistryError):
     code = "deadline_passed"
 
 
+class NotAuthorised(RegistryError):
+    """Raised when the actor of a registry command may not do it: not a representative of the
+    account it acts for, not an administrator, or the proposer approving their own proposal."""
+
+    code = "not_authorised"
+
+
+class NotTrusted(RegistryError):
+    """Raised when a transfer goes to an account outside the sender's trusted account list and
+    the sender's controls bar such transfers (operator accounts, DOMAIN.md 6)."""
+
+    code = "not_trusted"
+
+
+class TransferLimitExceeded(RegistryError):
+    """Raised when a transfer outside the sender's trusted account list is above its per-transfer limit."""
+
+    code = "limit_exceeded"
+
+
+class UnknownTransfer(RegistryError, LookupError):
+    """Raised when a pending transfer does not exist or is no longer pending (executed, cancelled, failed)."""
+
+    code = "unknown_transfer"
+
+
+class UnknownProject(RegistryError, LookupError):
+    """Raised when a project is not registered (or not under the programme named)."""
+
+    code = "unknown_project"
+
+
+class UnlistedMethodology(RegistryError):
+    """Raised when a project's methodology is not on its crediting programme's list (J-VER's positive list)."""
+
+    code = "unlisted_methodology"
+
+
+class ExceedsVerified(RegistryError):
+    """Raised when credits would exceed a monitoring period's verified reductions (or it is not
+    verified), or a verification would exceed the reductions reported."""
+
+    code = "exceeds_verified"
+
+
+class AlreadyIssued(RegistryError):
+    """Raised when credits were issued for a project's monitoring period already."""
+
+    code = "already_issued"
+
+
+class NotAccepted(RegistryError):
+    """Raised when a linked registry does not accept units: no scheme there takes the unit type,
+    or the link does not cover the scheme that issued them."""
+
+    code = "not_accepted"
+
+
+class ReserveBreached(RegistryError):
+    """Raised when an external transfer would take a registry below its commitment period reserve."""
+
+    code = "commitment_period_reserve"
+
+
 class OperationRefused(RegistryError):
     """Raised when an operation is refused for a rule not covered by a narrower type
     (banking not allowed, missing project id, emissions already recorded, ...)."""

@@ -11,7 +11,10 @@ appends the outcomes to them, each with the next seq:
 - **auction allocations**: each in its own transaction, the units issued to the seller (when
   the auction names a scheme and period) and delivered against ``price * qty``
   (``allocation_settled`` or ``allocation_failed``), its outcome in the checkpoint;
-- **business days** (``business_day``): ``recorded``, then the outcomes of the trades due.
+- **business days** (``business_day``): ``recorded``, then the delayed transfers it executes
+  (``recorded`` ``transfer_executed`` or ``transfer_failed``, see
+  :meth:`~carbonbook.registry.base.Registry.start_day`), the compliance finals, and the
+  outcomes of the trades due.
 
 Events up to the checkpoint's ``replayed`` change nothing: their trades must have settled
 then (:class:`~carbonbook.checkpoint.LogMismatch` otherwise). Costs: one registry
@@ -80,8 +83,15 @@ class Settler:
         if self.engine.next_seq <= self.checkpoint.replayed:
             self._check_settled(due)
         since = adapter.day
+        done = self.registry.start_day(since, day) if day > since else []
         records = adapter.settle_due(day)
         events.append(Recorded(take(), "business_day", None, f"day {day}: {len(records)} trades due"))
+        for p in done:
+            said = f"transfer {p.id}: {p.qty} {p.unit} {p.sender} -> {p.receiver}"
+            if p.state == "executed":
+                events.append(Recorded(take(), "transfer_executed", p.done_txid, said))
+            else:
+                events.append(Recorded(take(), "transfer_failed", p.done_txid, f"{said} failed: {p.reason}"))
         for f in self.registry.pass_days(since, day) if day > since else ():
             if type(f) is ReportMissed:
                 events.append(Recorded(take(), "report_missed", f.txid, (

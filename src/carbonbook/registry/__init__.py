@@ -3,6 +3,8 @@
 :class:`Registry` is the contract (see :mod:`carbonbook.registry.base`);
 :class:`MemoryRegistry`, :class:`SQLiteRegistry` (the embedded default) and
 ``carbonbook.registry.postgres.PostgresRegistry`` (needs the ``postgres`` extra) implement it.
+:class:`carbonbook.registry.linking.TransactionLog` links registries (Kyoto's ITL), and
+:mod:`carbonbook.registry.report` prints audit trails, statements and certificates.
 """
 
 from carbonbook._types import OffsetLimit
@@ -16,10 +18,15 @@ from carbonbook.registry.base import (
     Allocation,
     Block,
     BlockState,
+    Certificate,
     Compliance,
     ComplianceStatus,
+    Controls,
     Entry,
     Final,
+    Holding,
+    PendingTransfer,
+    Project,
     Registry,
     ReportMissed,
     Scheme,
@@ -27,6 +34,7 @@ from carbonbook.registry.base import (
     Settled,
     SettlementFailed,
     SettlementRecord,
+    Trusted,
 )
 from carbonbook.registry.memory import MemoryRegistry
 from carbonbook.registry.sqlite import SQLiteRegistry
@@ -60,12 +68,17 @@ __all__ = [
     "Allocation",
     "Block",
     "BlockState",
+    "Certificate",
     "Compliance",
     "ComplianceStatus",
+    "Controls",
     "Entry",
     "Final",
+    "Holding",
     "MemoryRegistry",
     "OffsetLimit",
+    "PendingTransfer",
+    "Project",
     "Registry",
     "ReportMissed",
     "SQLiteRegistry",
@@ -74,5 +87,6 @@ __all__ = [
     "Settled",
     "SettlementFailed",
     "SettlementRecord",
+    "Trusted",
     "open_registry",
 ]

@@ -7,7 +7,7 @@ overlap no issued range of their origin (a scan of the issuances: O(issuances)).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any
 
 from msgspec.structs import replace
@@ -206,9 +206,11 @@ class IssuanceRules(Store):
 
     def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
               origin: str = "JP", start: int | None = None, project: str | None = None,
-              expiry: int | None = None, project_type: str | None = None) -> Block:
+              expiry: int | None = None, project_type: str | None = None,
+              monitoring: int | None = None) -> Block:
         with self.transaction():
-            block = self._mint(account, unit, qty, scheme, period, origin, start, project, expiry, project_type)
+            block = self._mint(account, unit, qty, scheme, period, origin, start, project, expiry, project_type,
+                               monitoring)
             txid = self._txid()
             self._append(Entry(txid, "issue", account, unit=block.unit, qty=qty, ref=period,
                                detail=f"{scheme} {origin} {block.start}..{block.end}"))
@@ -216,9 +218,10 @@ class IssuanceRules(Store):
 
     def _mint(self, account: str, unit: UnitType, qty: int, scheme: str, period: int, origin: str,
               start: int | None, project: str | None = None, expiry: int | None = None,
-              project_type: str | None = None) -> Block:
-        """Create ``qty`` new serials into ``account`` (checked here), journaling nothing: the
-        one way units come into being (an issue, an allocation)."""
+              project_type: str | None = None, monitoring: int | None = None) -> Block:
+        """Create ``qty`` new serials into ``account`` (checked here), journaling nothing but the
+        serials it made (``_moving``): the one way units come into being (an issue, an
+        allocation). A crediting programme's credits take their project's type."""
         _qty(qty)
         unit = _unit(unit)
         acc = self._open(account, "issuing")
@@ -240,6 +243,11 @@ class IssuanceRules(Store):
             raise OperationRefused(f"{unit} units need an expiry period")
         if expiry is not None and _period(expiry) < period:
             raise OperationRefused(f"expiry {expiry} is before the units' period {period}")
+        listed = self._credit_issuance(scheme, unit, qty, project, monitoring)
+        if listed is not None:
+            if project_type not in (None, listed):
+                raise OperationRefused(f"project {project!r} is of type {listed!r}, not {project_type!r}")
+            project_type = listed
         cap, issued = self._caps.get((scheme, period), (0, 0))
         if issued + qty > cap:
             raise CapExceeded(f"scheme {scheme!r} may issue {cap - issued} more for {period}; {qty} asked")
@@ -250,7 +258,9 @@ class IssuanceRules(Store):
         end = start + qty - 1
         if end > INT64_MAX:
             raise InvalidQuantity(f"serials {start}..{end} go past 2**63 - 1")
-        for (o, s), (e, *_rest) in self._issuances.items():
+        if self.linked is not None:  # no serial issued twice in any linked registry
+            self.linked(origin, start, end)
+        for (o, s), (e, *_rest) in chain(self._issuances.items(), self._ledgers.imports.items()):
             if o == origin and s <= end and e >= start:
                 raise DuplicateSerial(f"serials {origin} {start}..{end} overlap issued {s}..{e}")
         self._put(self._caps, (scheme, period), (cap, issued + qty))
@@ -264,6 +274,7 @@ class IssuanceRules(Store):
         self._put(self._blocks, bid, block)
         self._q_push(self._inner_of((account, unit)), bid)
         self._add(self._held, (account, unit), qty)
+        self._moving = ("issue", [(origin, start, end)])
         return block
 
     def expire(self, unit: UnitType, period: int) -> int:
@@ -293,6 +304,7 @@ class IssuanceRules(Store):
                         self._shrink_hold(hid, cut)
                         excess -= cut
             if total:
+                self._moving = ("expire", [(b.origin, b.start, b.end) for b in dying])
                 txid = self._txid()
                 self._append(Entry(txid, "expire", "", unit=unit, qty=total, ref=period))
             return total

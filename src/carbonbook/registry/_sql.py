@@ -66,13 +66,36 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                                     "amount", "reason", "detail")),
     "checkpoint": (("seq",), ("txid", "reason", "detail")),
     "meta": (("k",), ("v",)),
+    "administrators": (("person",), ("txid",)),
+    "representatives": (("account", "person"), ("txid",)),
+    "controls": (("account",), ("trusted_delay", "outside_delay", "bar_outside", "transfer_limit",
+                                "four_eyes")),
+    "trusted": (("account", "trusted"), ("proposer", "approver", "effective")),
+    "pending": (("id",), ("sender", "receiver", "unit", "qty", "proposer", "approver", "state", "due",
+                          "outside", "done_txid", "done_day", "reason")),
+    "days": (("day",), ("txid",)),
+    "moves": (("txid",), ("how", "ranges")),
+    "programmes": (("scheme",), ("methodologies",)),
+    "imports": (("origin", "first"), ("last", "unit", "scheme", "period")),
+    "external": (("id",), ("state", "direction", "account", "registry", "other_account", "unit", "qty",
+                           "blocks", "reason")),
+    "verifiers": (("programme", "person"), ("txid",)),
+    "projects": (("project",), ("programme", "methodology", "account")),
+    "monitoring": (("project", "period"), ("reported", "verified", "verifier", "issued")),
+    "certificates": (("id",), ("account", "cancelled_into", "unit", "qty", "serials", "beneficiary", "purpose",
+                               "day", "actor")),
 }
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
                 "phase_banking", "borrowing", "borrowed", "removals",
                 "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq",
                 "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried", "borrow_limit",
-                "import_limit", "report", "reported", "activity", "rate", "per", "reduction"}
-_JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
+                "import_limit", "activity", "rate", "per", "reduction",
+                "trusted_delay", "outside_delay", "bar_outside", "transfer_limit", "four_eyes", "effective",
+                "due", "outside", "done_txid", "done_day", "reported", "report"}
+_JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail",
+            "actor", "approver")
+"""The journal's columns: :class:`~carbonbook.registry.base.Entry`'s fields but ``day``, which is read
+from the ``days`` table."""
 
 
 def ddl(rowid: bool = False) -> list[str]:
@@ -98,6 +121,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("compliance", "borrowed", "0"), ("blocks", "project_type", "NULL"),
     ("deadlines", "report", "NULL"), ("deadlines", "reported", "0"), ("schemes", "control_periods", "'[]'"),
     ("schemes", "banking_into", "NULL"),
+    ("journal", "actor", "NULL"), ("journal", "approver", "NULL"),
 )
 """Columns added to a table after it was first shipped, with the value an older database's
 rows get (``upgrade``)."""
@@ -192,12 +216,13 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
 
 
 def _journal_row(e: Entry | Settled) -> Row:
-    if type(e) is Entry:  # its fields are the journal's columns; a unit type is written as text
-        row = astuple(e)
+    if type(e) is Entry:  # its fields but the day are the journal's columns; a unit type is written as text
+        row = astuple(e)[:-1]
         unit = row[4]
         return row if unit is None or unit.__class__ is str else (*row[:4], str(unit), *row[5:])
     assert isinstance(e, Settled)  # a settlement's journal row is its record
-    return (e.txid, "settle", e.seller, e.buyer, str(e.unit), e.qty, e.currency, e.amount, e.trade_id, "")
+    return (e.txid, "settle", e.seller, e.buyer, str(e.unit), e.qty, e.currency, e.amount, e.trade_id, "", None,
+            None)
 
 
 class SqlRegistry(StateRegistry):
@@ -339,7 +364,7 @@ class SqlRegistry(StateRegistry):
         rows = self._read(f"SELECT {', '.join(_JOURNAL)} FROM journal WHERE txid > {since} ORDER BY txid")
         cached = [_entry(e) for e in self._journal if e.txid > since]  # an open transaction's own rows
         dec: Callable[[Row], Entry] = lambda r: msgspec.convert(list(r), Entry)  # noqa: E731
-        return iter([dec(r) for r in rows] + cached)
+        return self._dated([dec(r) for r in rows] + cached)
 
     def check(self) -> None:
         super().check()

@@ -5,9 +5,13 @@ from __future__ import annotations
 from carbonbook.registry._allocation import AllocationRules
 from carbonbook.registry._cash import CashRules
 from carbonbook.registry._compliance import ComplianceRules
+from carbonbook.registry._controls import ControlRules
+from carbonbook.registry._linking import LinkRules
+from carbonbook.registry._projects import ProjectRules
 from carbonbook.registry._transfers import TransferRules
 
 
-class StateRegistry(AllocationRules, TransferRules, CashRules, ComplianceRules):
+class StateRegistry(AllocationRules, TransferRules, CashRules, ComplianceRules, ControlRules, ProjectRules,
+                    LinkRules):
     """The registry facade: every rule family over one state and undo log; backends add
     persistence."""

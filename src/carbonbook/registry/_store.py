@@ -16,19 +16,25 @@ or named serials). The rule families build on it, one module each: ``_issuance``
 (accounts, schemes, caps, issuance, expiry), ``_transfers`` (transfers, retirement,
 holds), ``_cash`` (deposits, delivery-versus-payment settlement), ``_allocation`` (free
 allocation, true-up, return of excess), ``_compliance`` (emissions, surrender and its
-eligibility, limits and links, carry-over, deadlines). ``_state.StateRegistry`` is the
-facade that joins them.
+eligibility, limits and links, carry-over, deadlines), ``_controls`` (actors, trusted lists,
+controlled and pending transfers), ``_projects`` (crediting programmes, verification, the
+issuance bound) and ``_linking`` (a registry's side of transfers between linked registries).
+``_state.StateRegistry`` is the facade that joins them. The journal rows written through
+``_append`` carry the acting person (``_actor``) and, in the ``moves`` table, the serials the
+transaction moved (``_moving``; see ``_audit``); the fast settlement path writes neither.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import pairwise
+from itertools import chain, pairwise
 from types import TracebackType
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from carbonbook._types import INT64_MAX, UnitType, name_fault
@@ -44,6 +50,7 @@ from carbonbook.errors import (
     UnknownAccount,
     UnknownScheme,
 )
+from carbonbook.registry._audit import serial_history
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -51,6 +58,7 @@ from carbonbook.registry.base import (
     Block,
     BlockState,
     Entry,
+    Holding,
     Registry,
     Scheme,
     Serials,
@@ -58,6 +66,7 @@ from carbonbook.registry.base import (
     SettlementRecord,
 )
 
+_MOVES = msgspec.json.Encoder()
 _MISSING: Any = object()
 _APPEND: Any = object()
 _POPLEFT: Any = object()
@@ -68,6 +77,8 @@ _HOLD: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
+_STAY = (BlockState.EXPIRED, BlockState.EXPORTED)
+"""Inactive states whose blocks stay with the account that held them (not in a terminal account)."""
 _UNIT_NAMES = frozenset(str(u) for u in UnitType)
 
 Hold = tuple[str, str, str, int]
@@ -89,6 +100,22 @@ CompRow = tuple[int | None, int, int, int]
 AllocRow = tuple[str, str, int, str, str, int, int, int, int, str, int]
 """(account, scheme, period, method, unit type, qty, activity, rate, per, base years' emissions as
 comma-separated text, reduction) of an allocation record (``base.Allocation``), keyed by txid."""
+ControlRow = tuple[int, int, int, int | None, int]
+"""(trusted_delay, outside_delay, bar_outside, limit, four_eyes) of an account (``Controls``)."""
+TrustRow = tuple[str | None, str | None, int | None]
+"""(proposer, approver, effective day or None), keyed by (account, trusted account)."""
+PendingRow = tuple[str, str, str, int, str | None, str | None, str, int | None, int, int | None, int | None,
+                   str]
+"""(sender, receiver, unit, qty, proposer, approver, state, due, outside, done txid, done day, reason) of
+a pending transfer, keyed by the txid that proposed it (``PendingTransfer``)."""
+CertRow = tuple[str, str, str, int, str, str | None, str | None, int, str | None]
+"""(account, cancellation account, unit, qty, serials as ``ORIGIN START-END`` joined by ``,``,
+beneficiary, purpose, day, actor) of a voluntary cancellation, keyed by its txid (``Certificate``)."""
+MonitoringRow = tuple[int, int | None, str | None, int | None]
+"""(reported, verified or None, verifier, credits issued or None), keyed by (project, monitoring period)."""
+ExternalRow = tuple[str, str, str, str, str, str, int, str, str]
+"""(state, direction ``out``/``in``, this registry's account, the other registry, its account, unit, qty,
+serial blocks as JSON, reason) of an external transfer, keyed by the transaction log's id."""
 Log = list[tuple[Any, Any, Any]]
 
 
@@ -134,6 +161,41 @@ def _entry(e: Entry | Settled) -> Entry:
         return Entry(e.txid, "settle", e.seller, e.buyer, e.unit, e.qty, e.currency, e.amount, e.trade_id)
     return e
 
+class Ledgers:
+    """The registry's books beyond units and cash, in one attribute of the registry so that its
+    own attributes stay few (CPython keeps an instance's attributes inline, fast to read on the
+    hot paths, only up to 30 of them). Persisted like the rest (``Store._persisted``)."""
+
+    __slots__ = ("admins", "certificates", "controls", "days", "external", "imports", "monitoring", "moves",
+                 "pending", "programmes", "projects", "reps", "trusted", "verifiers")
+
+    def __init__(self) -> None:
+        # access and controls (``_controls``)
+        self.admins: dict[str, int] = {}  # person -> txid that made them an administrator
+        self.reps: dict[tuple[str, str], int] = {}  # (account, person) -> txid
+        self.controls: dict[str, ControlRow] = {}
+        self.trusted: dict[tuple[str, str], TrustRow] = {}
+        self.pending: dict[int, PendingRow] = {}
+        self.days: dict[int, int] = {}  # business day -> the first txid made on it
+        self.certificates: dict[int, CertRow] = {}  # cancellation txid -> its certificate
+        self.moves: dict[int, tuple[str, str]] = {}  # txid -> (how, JSON [[origin, first, last], ...])
+        # crediting programmes (``_projects``)
+        self.programmes: dict[str, str] = {}  # scheme -> JSON {methodology: project type}
+        self.verifiers: dict[tuple[str, str], int] = {}  # (programme, person) -> txid
+        self.projects: dict[str, tuple[str, str, str]] = {}  # project -> (programme, methodology, account)
+        self.monitoring: dict[tuple[str, int], MonitoringRow] = {}
+        # linked registries (``_linking``)
+        self.imports: dict[tuple[str, int], Issuance] = {}  # serials that came from a linked registry
+        self.external: dict[int, ExternalRow] = {}  # the transaction log's id -> this side of the transfer
+
+
+_LEDGERS = {"administrators": "admins", "representatives": "reps", "controls": "controls", "trusted": "trusted",
+            "pending": "pending", "days": "days", "certificates": "certificates", "moves": "moves",
+            "programmes": "programmes", "verifiers": "verifiers", "projects": "projects",
+            "monitoring": "monitoring", "imports": "imports", "external": "external"}
+"""The persisted table of each of the ``Ledgers``."""
+
+
 class _Tx:
     __slots__ = ("mark", "reg")
 
@@ -170,6 +232,7 @@ class _Tx:
                 reg._undo(log, 0)
         finally:
             reg._log = None
+            reg._moving = None
 
 class Store(Registry):
     """The state, the undo log and the shared checks and unit moves (see the module)."""
@@ -177,6 +240,9 @@ class Store(Registry):
     def __init__(self) -> None:
         self._log: Log | None = None
         self._journal_mark = 0
+        self._actor: str | None = None  # the person acting (``ControlRules.acting``), stamped on journal rows
+        self._moving: tuple[str, list[tuple[str, int, int]]] | None = None  # serials moved, for the next row
+        self.linked: Callable[[str, int, int], None] | None = None  # a transaction log's issuance check
         self._reset()
 
     # -- state -------------------------------------------------------------------
@@ -199,6 +265,7 @@ class Store(Registry):
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
         self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
+        self._ledgers = Ledgers()
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
@@ -214,7 +281,8 @@ class Store(Registry):
                 "deadlines": self._deadlines, "finals": self._finals, "missed": self._missed,
                 "allocations": self._allocations,
                 "credit_use": self._credit_use, "settlements": self._settlements,
-                "checkpoint": self._checkpoint, "meta": self._meta}
+                "checkpoint": self._checkpoint, "meta": self._meta,
+                **{table: getattr(self._ledgers, name) for table, name in _LEDGERS.items()}}
 
     def _derive(self) -> None:
         self._issued = {}
@@ -222,6 +290,9 @@ class Store(Registry):
         for (origin, _start), (last, unit, _s, _p) in self._issuances.items():
             u = UnitType(unit)
             self._issued[u] = self._issued.get(u, 0) + last - _start + 1
+            if last > self._top.get(origin, 0):
+                self._top[origin] = last
+        for (origin, _start), (last, *_rest) in self._ledgers.imports.items():
             if last > self._top.get(origin, 0):
                 self._top[origin] = last
         self._index = {}
@@ -279,10 +350,17 @@ class Store(Registry):
 
     def _append(self, entry: Entry) -> None:
         assert self._log is not None
+        if self._actor is not None and entry.actor is None:
+            entry = replace(entry, actor=self._actor)
+        if self._moving is not None:  # the serials the transaction moved (``_audit``)
+            mode, ranges = self._moving
+            self._moving = None
+            self._put(self._ledgers.moves, entry.txid, (mode, _MOVES.encode(ranges).decode()))
         self._log.append((self._journal, _APPEND, len(self._journal)))
         self._journal.append(entry)
 
     def _undo(self, log: Log, mark: int) -> None:
+        self._moving = None
         for i in range(len(log) - 1, mark - 1, -1):
             d, k, old = log[i]
             if k is _FAST:
@@ -309,6 +387,20 @@ class Store(Registry):
     @abstractmethod
     def _undo_fast(self, seg: list[Any], stop: int) -> None:
         """Undo a run of fast-path settlements (``CashRules``)."""
+
+    @abstractmethod
+    def _controlled(self, sender: str) -> bool:
+        """Whether transfers out of ``sender`` go through its controls (``ControlRules``)."""
+
+    @abstractmethod
+    def _controlled_transfer(self, sender: str, receiver: str, unit: UnitType, qty: int,
+                             serials: Serials | None) -> int:
+        """A checked transfer out of a controlled account, at once or pending (``ControlRules``)."""
+
+    @abstractmethod
+    def _credit_issuance(self, scheme: str, unit: UnitType, qty: int, project: str | None,
+                         monitoring: int | None) -> str | None:
+        """Refuse an issuance a crediting programme forbids; the project's type (``ProjectRules``)."""
 
     def _commit(self, log: Log) -> None:
         """Persist a finished outermost transaction (backends override)."""
@@ -375,6 +467,11 @@ class Store(Registry):
         free = self._free_units(sender, unit) + extra_free
         if serials is not None:
             self._take_serials(sender, unit, qty, receiver, state, serials, free, admit)
+            named = (serials.origin, serials.start, serials.end)
+            if self._moving is not None and self._moving[0] == "serials":  # several ranges in one row
+                self._moving[1].append(named)
+            else:
+                self._moving = ("serials", [named])
             return
         if free < qty:
             held = self._held.get((sender, unit), 0)
@@ -386,6 +483,8 @@ class Store(Registry):
         chosen = None if picks is None else iter(picks)
         need = qty
         blocks = self._blocks
+        moved: list[tuple[str, int, int]] = []
+        self._moving = ("take", moved)
         while need:
             bid = inner[0] if chosen is None else next(chosen)
             b = blocks[bid]
@@ -397,10 +496,12 @@ class Store(Registry):
                     self._q_remove(inner, bid)
                 self._del(blocks, bid)
                 self._place(b, b.start, b.end, receiver, state)
+                moved.append((b.origin, b.start, b.end))
                 need -= n
             else:
                 self._put(blocks, bid, replace(b, start=b.start + need))
                 self._place(b, b.start, b.start + need - 1, receiver, state)
+                moved.append((b.origin, b.start, b.start + need - 1))
                 need = 0
         self._add(self._held, (sender, unit), -qty)
         if state is _ACTIVE:
@@ -414,6 +515,28 @@ class Store(Registry):
 
     def _take_serials(self, sender: str, unit: UnitType, qty: int, receiver: str, state: BlockState,
                       serials: Serials, free: int, admit: Callable[[Block], None] | None) -> None:
+        cover = self._cover(sender, unit, qty, serials, admit)
+        start, end = serials.start, serials.end
+        if free < qty:
+            raise InsufficientUnits(f"account {sender!r} has {free} unreserved {unit}; {qty} needed")
+        inner = self._index[sender, unit]
+        for b in cover:
+            self._q_remove(inner, b.id)
+            self._del(self._blocks, b.id)
+            lo, hi = max(b.start, start), min(b.end, end)
+            if b.start < lo:
+                self._place(b, b.start, lo - 1, sender, _ACTIVE)
+            self._place(b, lo, hi, receiver, state)
+            if hi < b.end:
+                self._place(b, hi + 1, b.end, sender, _ACTIVE)
+        self._add(self._held, (sender, unit), -qty)
+        if state is _ACTIVE:
+            self._add(self._held, (receiver, unit), qty)
+
+    def _cover(self, sender: str, unit: UnitType, qty: int, serials: Serials,
+               admit: Callable[[Block], None] | None = None) -> list[Block]:
+        """The blocks that hold ``serials`` (``qty`` of them), by first serial, each checked active,
+        ``sender``'s, of ``unit`` and passed to ``admit``. O(blocks)."""
         if type(serials) is not Serials:
             raise OperationRefused(f"serials must be a Serials (origin, start, end), got {serials!r}")
         origin, start, end = serials.origin, serials.start, serials.end
@@ -432,21 +555,7 @@ class Store(Registry):
                                         f"are not {unit} held by {sender!r}")
             if admit is not None:
                 admit(b)
-        if free < qty:
-            raise InsufficientUnits(f"account {sender!r} has {free} unreserved {unit}; {qty} needed")
-        inner = self._index[sender, unit]
-        for b in cover:
-            self._q_remove(inner, b.id)
-            self._del(self._blocks, b.id)
-            lo, hi = max(b.start, start), min(b.end, end)
-            if b.start < lo:
-                self._place(b, b.start, lo - 1, sender, _ACTIVE)
-            self._place(b, lo, hi, receiver, state)
-            if hi < b.end:
-                self._place(b, hi + 1, b.end, sender, _ACTIVE)
-        self._add(self._held, (sender, unit), -qty)
-        if state is _ACTIVE:
-            self._add(self._held, (receiver, unit), qty)
+        return cover
     def _terminal_target(self, to: str, kinds: tuple[AccountKind, ...]) -> Account:
         dst = self._open(to, "receiving")
         if dst.kind not in kinds:
@@ -493,7 +602,20 @@ class Store(Registry):
         return self._issued.get(unit, 0)
 
     def journal(self, since: int = 0) -> Iterator[Entry]:
-        return (_entry(e) for e in self._journal if e.txid > since)
+        return self._dated(_entry(e) for e in self._journal if e.txid > since)
+
+    def serial_history(self, origin: str, start: int, end: int) -> list[Holding]:
+        if type(start) is not int or type(end) is not int or start > end:
+            raise InvalidQuantity(f"serials {start!r}..{end!r} are not a range")
+        return serial_history(self.journal(), self._ledgers.moves, origin, start, end)
+
+    def _dated(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        """``entries`` with the business day each was made on (``Entry.day``). O(log days) each."""
+        marks = sorted((txid, day) for day, txid in self._ledgers.days.items())
+        firsts = [txid for txid, _ in marks]
+        for e in entries:
+            i = bisect_right(firsts, e.txid)
+            yield replace(e, day=marks[i - 1][1] if i else 0)
     # -- invariants ----------------------------------------------------------------
 
     def check(self) -> None:
@@ -520,12 +642,14 @@ class Store(Registry):
         active: dict[str, int] = {}
         by_origin: dict[str, list[tuple[int, int, str]]] = {}
         cap_use: dict[tuple[str, int], int] = {}
-        for (origin, start), (end, unit, scheme, period) in s._issuances.items():
+        for (origin, start), (end, unit, scheme, period) in chain(s._issuances.items(),
+                                                                  s._ledgers.imports.items()):
             if end < start:
                 fail(f"issuance {origin} {start}..{end} is empty")
             issued[unit] = issued.get(unit, 0) + end - start + 1
             by_origin.setdefault(origin, []).append((start, end, unit))
-            cap_use[scheme, period] = cap_use.get((scheme, period), 0) + end - start + 1
+            if (origin, start) in s._issuances:  # imported units count against their issuer's cap
+                cap_use[scheme, period] = cap_use.get((scheme, period), 0) + end - start + 1
         for key, (cap, used) in s._caps.items():
             if used != cap_use.get(key, 0) or used > cap:
                 fail(f"cap {key}: {used} recorded, {cap_use.get(key, 0)} issued, cap {cap}")
@@ -552,7 +676,7 @@ class Store(Registry):
                     fail(f"active block {bid} sits in {holder.kind} account {b.holder!r}")
             else:
                 terminal[b.unit] = terminal.get(b.unit, 0) + n
-                if b.state is not BlockState.EXPIRED and holder.kind not in _TERMINAL_KINDS:
+                if b.state not in _STAY and holder.kind not in _TERMINAL_KINDS:
                     fail(f"{b.state} block {bid} sits in {holder.kind} account {b.holder!r}")
         for origin, blocks in spans.items():
             blocks.sort()

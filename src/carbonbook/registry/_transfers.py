@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
     DuplicateHold,
@@ -36,6 +38,7 @@ from carbonbook.registry._store import (
 from carbonbook.registry.base import (
     AccountKind,
     BlockState,
+    Certificate,
     Entry,
     Serials,
 )
@@ -56,13 +59,16 @@ class TransferRules(Store):
             if src.kind in _TERMINAL_KINDS:
                 raise TerminalUnits(f"units in {src.kind} account {sender!r} never move again")
             self._may_hold(dst, unit)
+            if self._controlled(sender):
+                return self._controlled_transfer(sender, receiver, unit, qty, serials)
             self._take(sender, unit, qty, receiver, _ACTIVE, serials)
             txid = self._txid()
             self._append(Entry(txid, "transfer", sender, receiver, unit, qty))
             return txid
 
     def retire(self, account: str, unit: UnitType, qty: int, *, to: str,
-               serials: Serials | None = None) -> int:
+               serials: Serials | None = None, beneficiary: str | None = None,
+               purpose: str | None = None) -> int:
         with self.transaction():
             _qty(qty)
             unit = _unit(unit)
@@ -73,11 +79,35 @@ class TransferRules(Store):
                 raise SameAccount(f"cannot retire from {account!r} into itself")
             dst = self._terminal_target(to, _TERMINAL_KINDS)
             state = BlockState.RETIRED if dst.kind is AccountKind.RETIREMENT else BlockState.CANCELLED
+            for what, value in (("beneficiary", beneficiary), ("purpose", purpose)):
+                if value is not None:
+                    _name(value, what)
+                    if state is BlockState.RETIRED:
+                        raise OperationRefused(f"a retirement takes no {what}: cancel into a cancellation "
+                                               "account for a certificate")
+            first = self._meta["block"] + 1
             self._take(account, unit, qty, to, state, serials)
             txid = self._txid()
-            self._append(Entry(txid, "retire" if state is BlockState.RETIRED else "cancel",
-                               account, to, unit, qty))
+            if state is BlockState.RETIRED:
+                self._append(Entry(txid, "retire", account, to, unit, qty))
+                return txid
+            made = sorted((self._blocks[b] for b in range(first, self._meta["block"] + 1)
+                           if b in self._blocks and self._blocks[b].holder == to),
+                          key=lambda b: (b.origin, b.start))
+            spans = msgspec.json.encode([(b.origin, b.start, b.end) for b in made]).decode()
+            self._put(self._ledgers.certificates, txid, (account, to, str(unit), qty, spans, beneficiary,
+                                                         purpose,
+                                                 self._meta.get("day", 0), self._actor))
+            self._append(Entry(txid, "cancel", account, to, unit, qty,
+                               detail=", ".join(f"{b.origin} {b.start}-{b.end}" for b in made)))
             return txid
+
+    def certificate(self, certificate: int) -> Certificate | None:
+        row = self._ledgers.certificates.get(certificate) if type(certificate) is int else None
+        if row is None:
+            return None
+        serials = [Serials(*span) for span in msgspec.json.decode(row[4])]
+        return Certificate(certificate, row[0], row[1], UnitType(row[2]), row[3], serials, *row[5:])
 
     # -- holds ---------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class BlockState(StrEnum):
     RETIRED = "retired"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    EXPORTED = "exported"  # gone to a linked registry (``carbonbook.registry.linking``); back if they return
 
 
 class ComplianceStatus(StrEnum):
@@ -209,8 +210,14 @@ class Serials(msgspec.Struct, frozen=True, gc=False):
 class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """One journal row: transaction ``txid`` of ``kind`` by ``account`` (towards
     ``counterparty``), moving ``qty`` units of ``unit`` and ``amount`` of ``currency``.
-    ``ref`` is the trade id of a settlement, the period of a compliance transaction, or the
-    hold id; ``detail`` is free text."""
+    ``ref`` is the trade id of a settlement, the period of a compliance transaction, the
+    hold id, or the id of a pending transfer; ``detail`` is free text.
+
+    The audit trail: ``actor`` is the person who made the change (a representative or an
+    administrator; None: the registry operator's own code, or a venue's settlement and holds),
+    ``approver`` the second person who approved it (four-eyes, trusted-list additions), and
+    ``day`` the business day it was made on (0 before the first ``business_day``; filled when
+    the journal is read, from the day each business day began, see ``Registry.start_day``)."""
 
     txid: int
     kind: str
@@ -222,6 +229,126 @@ class Entry(msgspec.Struct, frozen=True, gc=False, array_like=True):
     amount: int = 0
     ref: int | None = None
     detail: str = ""
+    actor: str | None = None
+    approver: str | None = None
+    day: int | None = None
+
+
+class Controls(msgspec.Struct, frozen=True, gc=False):
+    """An account's transfer controls (DOMAIN.md 6, the Union Registry's after the 2010-11 thefts).
+
+    ``trusted_delay``: business days after its approval before an account added to the trusted
+    account list counts as trusted (EU: 4; 7 for Kyoto person accounts). ``outside_delay``:
+    business days a transfer to an account outside the list waits, cancellable, before it
+    executes (0: at once). ``bar_outside``: such transfers are refused instead (operator
+    accounts). ``limit``: the most units one transfer outside the list may move (None: no
+    limit; EU 2 M since 2023). ``four_eyes``: every transfer is proposed by one representative
+    and approved by another before it executes (or starts its delay)."""
+
+    trusted_delay: int = 0
+    outside_delay: int = 0
+    bar_outside: bool = False
+    limit: int | None = None
+    four_eyes: bool = False
+
+
+class PendingTransfer(msgspec.Struct, frozen=True, gc=False):
+    """A transfer that waits: ``id`` is the txid that proposed it. ``state`` is ``proposed``
+    (four-eyes: awaiting a second representative), ``delayed`` (outside the trusted list: it
+    executes when business day ``due`` starts), or, once done, ``executed``, ``cancelled`` or
+    ``failed`` (``reason`` says why) by transaction ``done_txid`` on day ``done_day``. While it
+    waits its units are held (hold id ``-id``)."""
+
+    id: int
+    sender: str
+    receiver: str
+    unit: UnitType
+    qty: int
+    proposer: str | None
+    approver: str | None
+    state: str
+    due: int | None
+    outside: bool
+    done_txid: int | None = None
+    done_day: int | None = None
+    reason: str = ""
+
+
+class Trusted(msgspec.Struct, frozen=True, gc=False):
+    """An entry of ``account``'s trusted account list: ``trusted`` was proposed by ``proposer``;
+    once approved by ``approver`` it counts from business day ``effective`` (None: not approved)."""
+
+    account: str
+    trusted: str
+    proposer: str | None
+    approver: str | None
+    effective: int | None
+
+
+class Certificate(msgspec.Struct, frozen=True, gc=False):
+    """The record of a voluntary cancellation (J-Credit 無効化; the seed's offsets): ``qty`` units of
+    ``unit`` of ``account``, serials ``serials``, cancelled into ``into`` by transaction ``id`` on
+    business day ``day`` by ``actor``, on behalf of ``beneficiary`` for ``purpose`` (e.g. a
+    retailer offsetting its staff's commuting)."""
+
+    id: int
+    account: str
+    into: str
+    unit: UnitType
+    qty: int
+    serials: list[Serials]
+    beneficiary: str | None
+    purpose: str | None
+    day: int
+    actor: str | None
+
+
+class Holding(msgspec.Struct, frozen=True, gc=False):
+    """Serials ``start``..``end`` of ``origin`` (``unit``) came to ``holder`` in ``state`` by
+    transaction ``txid`` (journal ``kind``; ``actor`` and ``approver`` as journaled) on business
+    day ``day``; they stay there until a later holding of the same serials."""
+
+    origin: str
+    start: int
+    end: int
+    unit: str
+    holder: str
+    state: BlockState
+    txid: int
+    day: int | None
+    kind: str
+    actor: str | None
+    approver: str | None
+
+
+class Project(msgspec.Struct, frozen=True, gc=False):
+    """A registered project: ``id`` (the ``project`` of its credits' blocks), the crediting
+    ``programme`` (the blocks' ``scheme``), its ``methodology`` from the programme's list and that
+    methodology's ``project_type`` (e.g. ``HFC-23``), and the proponent's ``account``."""
+
+    id: str
+    programme: str
+    methodology: str
+    project_type: str
+    account: str
+
+
+class ExternalTransfer(msgspec.Struct, frozen=True, gc=False):
+    """An external transfer ``id`` (the transaction log's) as one registry wrote it down:
+    ``state`` (``proposed``, ``completed``, ``rejected``, ``compensated``), ``direction``
+    (``out`` or ``in``), this registry's ``account``, the ``registry`` and ``other_account`` on the
+    other side, ``qty`` units of ``unit`` in serial ``blocks``, and the ``reason`` of a refusal."""
+
+    id: int
+    state: str
+    direction: str
+    account: str
+    registry: str
+    other_account: str
+    unit: UnitType
+    qty: int
+    blocks: list[Block]
+    reason: str = ""
 
 
 class Compliance(msgspec.Struct, frozen=True, gc=False):
@@ -400,16 +527,54 @@ class Registry(ABC):
     @abstractmethod
     def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
               origin: str = "JP", start: int | None = None, project: str | None = None,
-              expiry: int | None = None, project_type: str | None = None) -> Block:
+              expiry: int | None = None, project_type: str | None = None,
+              monitoring: int | None = None) -> Block:
         """Issue ``qty`` new units into an issuance or holding account, under ``scheme``'s cap for
-        ``period`` (a free allocation with its inputs on record is :meth:`allocate`); a credit may
-        state its ``project_type`` (``Block.project_type``). Serials start at ``start``, by
-        default after the highest serial ``origin`` ever issued."""
+        ``period`` (a free allocation with its inputs on record is :meth:`allocate`). Serials
+        start at ``start``, by default after the highest serial ``origin`` ever issued. A credit
+        may state its ``project_type`` (``Block.project_type``). Under a crediting programme the
+        units are credits of registered ``project`` for its verified ``monitoring`` period: at
+        most what was verified, once, and their project type is the project's (see
+        :mod:`carbonbook.registry._projects`)."""
+
+    # -- crediting programmes, projects and verification -------------------------------
+
+    @abstractmethod
+    def set_programme(self, scheme: str, methodologies: dict[str, str]) -> int:
+        """Make ``scheme`` a crediting programme with this methodology list (code: project type)."""
+
+    @abstractmethod
+    def accredit(self, programme: str, verifier: str) -> int:
+        """Accredit person ``verifier`` to verify monitoring reports of ``programme``'s projects."""
+
+    @abstractmethod
+    def register_project(self, project: str, programme: str, methodology: str, account: str) -> int:
+        """Register ``project`` under ``programme`` with a methodology of its list; its credits go
+        to ``account``."""
+
+    @abstractmethod
+    def report_monitoring(self, project: str, period: int, reductions: int) -> int:
+        """A representative of the project's account reports a monitoring period's reductions (once)."""
+
+    @abstractmethod
+    def verify(self, project: str, period: int, verified: int) -> int:
+        """An accredited verifier (the actor) verifies at most the reported reductions (once)."""
+
+    @abstractmethod
+    def project(self, project: str) -> Project:
+        """A registered project (its programme, methodology and project type)."""
+
+    @abstractmethod
+    def monitoring(self, project: str, period: int) -> tuple[int, int | None, int | None]:
+        """A monitoring period's reported, verified (None: not yet) and issued (None: not yet) tonnes."""
 
     @abstractmethod
     def transfer(self, sender: str, receiver: str, unit: UnitType, qty: int, *,
                  serials: Serials | None = None) -> int:
-        """Move ``qty`` active, unreserved units (the given serials, or the oldest blocks first)."""
+        """Move ``qty`` active, unreserved units (the given serials, or the oldest blocks first).
+        From an account with representatives, the actor (:meth:`acting`) must be one of them, and
+        its :class:`Controls` apply: a transfer that needs a second representative or waits out a
+        delay holds its units and is pending (:meth:`pending_transfer` of the returned txid)."""
 
     @abstractmethod
     def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str,
@@ -421,9 +586,16 @@ class Registry(ABC):
 
     @abstractmethod
     def retire(self, account: str, unit: UnitType, qty: int, *, to: str,
-               serials: Serials | None = None) -> int:
+               serials: Serials | None = None, beneficiary: str | None = None,
+               purpose: str | None = None) -> int:
         """Retire (into a retirement account) or voluntarily cancel (into a cancellation account,
-        J-Credit 無効化) units. Terminal."""
+        J-Credit 無効化) units. Terminal. A cancellation yields a :class:`Certificate` (its id is
+        the returned txid) naming its serials, ``beneficiary`` and ``purpose``; a retirement
+        takes neither."""
+
+    @abstractmethod
+    def certificate(self, certificate: int) -> Certificate | None:
+        """The certificate of the cancellation made by txid ``certificate``, if any."""
 
     @abstractmethod
     def carry_over(self, account: str, unit: UnitType, period: int) -> int:
@@ -478,6 +650,72 @@ class Registry(ABC):
     @abstractmethod
     def hold(self, hold: int) -> int:
         """What is left of hold ``hold`` (units or cash), 0 if there is no such hold."""
+
+    # -- access and controls (DOMAIN.md 6) ---------------------------------------------
+
+    @abstractmethod
+    def acting(self, actor: str | None) -> AbstractContextManager[None]:
+        """Make ``actor`` the person acting in the calls inside: the journal rows they write
+        name it, and the controls check it. Outside, the actor is None: the registry operator's
+        own code."""
+
+    @abstractmethod
+    def authorise(self, actor: str | None, account: str | None = None) -> None:
+        """Refuse (:class:`~carbonbook.errors.NotAuthorised`) unless ``actor`` may act for
+        ``account`` (one of its representatives), or, with ``account`` None, as an administrator.
+        The controls bind once configured: an account without representatives may be acted for
+        by anyone, and a registry without administrators takes administrative acts from anyone
+        (so order logs written before actors existed replay unchanged)."""
+
+    @abstractmethod
+    def add_administrator(self, person: str) -> int:
+        """Make ``person`` an administrator (the first by anyone, later ones by an administrator)."""
+
+    @abstractmethod
+    def add_representative(self, account: str, person: str) -> int:
+        """Make ``person`` an authorised representative of ``account`` (an administrator's act)."""
+
+    @abstractmethod
+    def set_controls(self, account: str, controls: Controls) -> int:
+        """Set ``account``'s transfer controls (an administrator's act); transfers already
+        pending keep the rules they started under."""
+
+    @abstractmethod
+    def propose_trusted(self, account: str, trusted: str) -> int:
+        """A representative of ``account`` proposes adding ``trusted`` to its trusted account list."""
+
+    @abstractmethod
+    def approve_trusted(self, account: str, trusted: str) -> int:
+        """A second representative of ``account`` approves the proposal: ``trusted`` counts as
+        trusted from ``trusted_delay`` business days after today."""
+
+    @abstractmethod
+    def remove_trusted(self, account: str, trusted: str) -> int:
+        """A representative of ``account`` takes ``trusted`` off its list, at once."""
+
+    @abstractmethod
+    def trusted(self, account: str) -> list[Trusted]:
+        """``account``'s trusted account list (proposed and approved entries), by account name."""
+
+    @abstractmethod
+    def approve_transfer(self, transfer: int) -> int:
+        """A representative of the sender other than its proposer approves the four-eyes
+        transfer ``transfer``: it executes, or starts its delay when outside the trusted list."""
+
+    @abstractmethod
+    def cancel_transfer(self, transfer: int) -> int:
+        """A representative of the sender, or an administrator, cancels a transfer that waits:
+        its units are released."""
+
+    @abstractmethod
+    def pending_transfer(self, transfer: int) -> PendingTransfer | None:
+        """The transfer proposed by txid ``transfer`` (waiting or done), if any."""
+
+    @abstractmethod
+    def start_day(self, since: int, day: int) -> list[PendingTransfer]:
+        """Start business ``day`` (after ``since``): note the txid it begins at (the journal's
+        days) and execute, in id order, every delayed transfer due by ``day``; return the
+        transfers done in ``since``..``day`` by this (those done now, or before when replayed)."""
 
     # -- cash ----------------------------------------------------------------------
 
@@ -596,6 +834,12 @@ class Registry(ABC):
     @abstractmethod
     def journal(self, since: int = 0) -> Iterator[Entry]:
         """Journal rows with ``txid > since`` in txid order."""
+
+    @abstractmethod
+    def serial_history(self, origin: str, start: int, end: int) -> list[Holding]:
+        """Who held serials ``start``..``end`` of ``origin`` and when: every holding of them
+        (clipped to them), oldest first, with the transaction, business day, actor and
+        approver that made it (see :mod:`carbonbook.registry._audit`). O(journal)."""
 
     @abstractmethod
     def check(self) -> None:
