@@ -1683,7 +1683,7 @@ class RegistryContract:
         elif kind == "emissions":
             reg.record_emissions(op[1], op[2], op[3])
         elif kind == "deadline":
-            reg.set_deadline("JVETS", 2010, op[1], penalty=100, currency="JPY")
+            reg.set_deadline("JVETS", 2010, op[1], penalty=100, currency="JPY", report=op[1])
         elif kind == "day":
             reg.pass_days(op[1], op[1] + 1)
         else:
