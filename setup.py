@@ -1,6 +1,7 @@
-"""Builds carbonbook's compiled core, :mod:`carbonbook._cbook` (Cython), where a C compiler exists.
+"""Builds carbonbook's compiled parts (Cython), where a C compiler exists: the core,
+:mod:`carbonbook._cbook`, and the registries' ledger, :mod:`carbonbook._cvenue`.
 
-Without one (or when the build fails) the package installs with its pure-Python core alone,
+Without one (or when the build fails) the package installs with its pure-Python parts alone,
 and says so in one line; ``carbonbook --version`` then names the core that runs. Everything
 else about the package is in pyproject.toml.
 """
@@ -35,7 +36,8 @@ def _fallback(exc: Exception) -> None:
 
 setup(
     ext_modules=cythonize(
-        [Extension("carbonbook._cbook", ["src/carbonbook/_cbook.pyx"], extra_compile_args=["-O2"])],
+        [Extension("carbonbook._cbook", ["src/carbonbook/_cbook.pyx"], extra_compile_args=["-O2"]),
+         Extension("carbonbook._cvenue", ["src/carbonbook/_cvenue.pyx"], extra_compile_args=["-O2"])],
         language_level=3,
     ),
     cmdclass={"build_ext": OptionalBuildExt},

@@ -2,7 +2,8 @@
 through a Venue (pre-trade holds, immediate DvP settlement of every trade) on each backend.
 
 Every account of the busy workload gets an operator account, 10,000,000 EUA and ample cash
-first, and market buys get a cap (a venue refuses market buys without one). Commands go in
+first, and market buys get a cap (a venue refuses market buys without one):
+``carbonbook.workload.venue_session``. Commands go in
 batches of 4,096 per ``apply_all``: one registry (database) transaction per batch, as
 ``carbonbook replay --registry`` does. Rates are messages (commands) per second, best of
 ``--repeat`` runs, each on a fresh engine and registry; the CPU-time rate is the one the
@@ -46,31 +47,15 @@ from functools import partial
 
 import msgspec
 
-from carbonbook import Engine, NewOrder, OrderType, Side, UnitType
-from carbonbook.commands import Command, Deposit, Issue, OpenAccount, OpenScheme, SetCap
+from carbonbook import Engine, UnitType
+from carbonbook.commands import Command
 from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
 from carbonbook.venue import Venue
-from carbonbook.workload import busy
+from carbonbook.workload import venue_session as session
 
 DSN = os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 BATCH = 4096
 BASE = 4_000  # --instructions: messages applied before the ones counted
-EUA = UnitType.EUA
-
-
-def session(n: int) -> tuple[list[Command], list[Command]]:
-    """The registry setup for the busy workload's accounts, and the workload (market buys capped)."""
-    flow = busy(n)
-    accounts = sorted({c.account for c in flow if isinstance(c, NewOrder)})
-    setup: list[Command] = [OpenScheme(name="EUETS", allowances=frozenset({EUA})),
-                            SetCap(scheme="EUETS", period=2026, cap=10**15)]
-    for a in accounts:
-        setup += [OpenAccount(account=a),
-                  Issue(account=a, unit=EUA, qty=10_000_000, scheme="EUETS", period=2026),
-                  Deposit(account=a, currency="EUR", amount=10**15)]
-    orders = [NewOrder(c.id, c.account, c.symbol, c.side, c.qty, order_type=OrderType.MARKET, cap=10**12)
-              if isinstance(c, NewOrder) and c.price is None and c.side is Side.BUY else c for c in flow]
-    return setup, orders
 
 
 def run(make: Callable[[], Engine | Venue], setup: list[Command],

@@ -90,3 +90,14 @@ def test_bench_throughput_script_runs() -> None:
                            "--runs", "1"], cwd=ROOT / "bench", capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"^busy +\w+ +2,001 ", proc.stdout, re.M), proc.stdout
+
+
+def test_bench_venue_against_the_bare_engine(yardstick: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--workload", "venue", "--messages", "2000", "--runs", "1", "--core", "pure",
+                 "--yardstick", yardstick]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert re.search(r"^busy +pure +2,001 ", out, re.M), out
+    row = re.search(r"^venue +pure +2,001 +([\d,]+) .* venue/engine ([\d.]+) apply, ([\d.]+) apply_all$",
+                    out, re.M)
+    assert row, out
+    assert 0 < float(row[2]) < 1 and 0 < float(row[3]) < 1

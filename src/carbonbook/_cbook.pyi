@@ -1,7 +1,7 @@
 """The compiled core has the interface of the pure one (see _cbook.pyx and carbonbook.core),
 plus the JSON event path."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from carbonbook.book import BookSide as BookSide
@@ -10,11 +10,23 @@ from carbonbook.book import Order as Order
 from carbonbook.book import OrderBook as Book
 from carbonbook.book import OrderBook as OrderBook
 from carbonbook.book import PriceLevel as PriceLevel
+from carbonbook.book import new_index as new_index
 from carbonbook.events import Event
 
 COMPILED: bool
 JSON_OK: bool
 JSON_WHY: str | None
+
+class IdIndex:
+    def get(self, oid: int, /) -> Order | str | None: ...
+    def __contains__(self, oid: object, /) -> bool: ...
+    def __getitem__(self, oid: int, /) -> Order | str: ...
+    def __setitem__(self, oid: int, entry: Order | str, /) -> None: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[int]: ...
+    def keys(self) -> list[int]: ...
+    def items(self) -> list[tuple[int, Order | str]]: ...
+    def values(self) -> list[Order | str]: ...
 
 class SymbolTrades:
     trades: int
@@ -37,5 +49,5 @@ class Router:
               stage: Callable[[Any, list[Event], int], None] | None = None) -> None: ...
     def json(self, commands: Iterable[object], out: Out, decoded: bool = False) -> None: ...
 
-__all__ = ["COMPILED", "JSON_OK", "JSON_WHY", "Book", "BookSide", "Order", "OrderBook", "Out", "PriceLevel",
-           "Router", "SymbolTrades"]
+__all__ = ["COMPILED", "JSON_OK", "JSON_WHY", "Book", "BookSide", "IdIndex", "Order", "OrderBook", "Out",
+           "PriceLevel", "Router", "SymbolTrades", "new_index"]

@@ -1,24 +1,32 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """The compiled order book: :mod:`carbonbook.book`'s classes, rules and events, in Cython.
 
-Same layout, same Python-visible containers (a dict of levels and a sorted key list per side,
-a deque of orders per level, the engine's id index), so the phase books of
-:mod:`carbonbook.phases`, snapshots, the venue and the queries work on either core unchanged.
-What differs is how the hot path runs: typed C locals, order and level fields as C integers,
-the fields of new orders and cancels read at their slot offsets, list and dict operations
-through the C API, a :class:`Router` per engine that applies commands without a Python frame
-each, and :class:`Out`, which gives events as msgspec Structs or writes them as JSON Lines
-without building them (replay). A level's total is a 128-bit integer, so it never overflows
-where the pure book's Python integers would not. :mod:`carbonbook.book` is the reference:
-every rule here is its rule, and the test suite runs against both (``tests/test_cores.py``
+The same classes (``Order``, ``PriceLevel``, ``BookSide``, ``OrderBook``) and the same small
+interface that the phase books of :mod:`carbonbook.phases`, snapshots, the venue and the
+queries use (a dict of levels and a sorted key list per side, each level's ``live()`` orders,
+the book's ``_rest``, ``_take_off`` and ``_resize``, an id index with a dict's ``get``, ``in``,
+item setting and ``items()``), so they work on either core unchanged. Storage differs: an
+:class:`Order` is 64 bytes with its id, quantity and codes as C integers and its price and
+symbol on its level; a level's queue is a singly linked list through its orders (no deque);
+the id index is an :class:`IdIndex`, a C hash table (no dict, no int object per id). So a
+resting order costs ~90 bytes instead of ~123, and a cancel of a random order of a deep book
+reads its index slot, its pair, the order and its level, nothing else. The hot path runs on
+typed C locals, reads the fields of new orders and cancels at their slot offsets, uses the C
+API for lists and dicts, routes commands with one :class:`Router` per engine (no Python frame
+each), and :class:`Out` gives events as msgspec Structs or writes them as JSON Lines without
+building them (replay). A level's total is a 128-bit integer, so it never overflows where
+the pure book's Python integers would not. :mod:`carbonbook.book` is the reference: every
+rule here is its rule, and the test suite runs against both (``tests/test_cores.py``
 requires byte-identical events, snapshots and state hashes).
 """
 
 cimport cython
-from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_SetItem
+from cpython.dict cimport PyDict_DelItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
 from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.limits cimport LLONG_MIN
@@ -48,7 +56,16 @@ from carbonbook.events import Accepted, Cancelled, Modified, Rejected, Trade
 cdef extern from *:
     ctypedef long long i128 "__int128"
 
+cdef extern from *:
+    """
+    static inline size_t carbonbook_spread(long long id, int shift) {
+        return (size_t)(((unsigned long long)id * 0x9E3779B97F4A7C15ULL) >> shift);
+    }
+    """
+    size_t _spread "carbonbook_spread"(long long id, int shift)  # Fibonacci hashing
+
 cdef extern from "Python.h":
+    void* PyMem_Calloc(size_t n, size_t size)
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
     bint PyUnicode_IS_COMPACT_ASCII(object o)
     void* PyUnicode_DATA(object o)
@@ -86,8 +103,6 @@ cdef object _Cancelled = Cancelled
 cdef object _Modified = Modified
 cdef object _Rejected = Rejected
 cdef object _Trade = Trade
-cdef object _popleft = deque.popleft
-cdef object _append = deque.append
 cdef object _order_rejection = _pure.order_rejection
 cdef object _bad_price = _pure.bad_price
 cdef object _bad_qty = _pure.bad_qty
@@ -189,6 +204,170 @@ cdef inline int _drop_key(list keys, long long key) except -1:
     return _del_items(keys, i, i + 1, NULL)
 
 
+# -- the id index ----------------------------------------------------------------------------
+
+cdef struct Entry:
+    long long id
+    PyObject* entry  # an owned reference
+
+
+@cython.final
+cdef class IdIndex:
+    """The engine's id index (see :data:`carbonbook.book.Index`): every accepted id, in the
+    order first set, to its resting :class:`Order` or its final status.
+
+    Laid out as CPython's dict but with C keys: an array of (id, entry) pairs in insertion
+    order, and a table of positions in it (open addressing, linear probing, at most half
+    full, ids spread by Fibonacci hashing). About 25 bytes an id (16 in the array, 8 in the
+    table), where a dict takes 42 and the id's int object 32 more; a lookup reads one table
+    slot and one pair, never an int object. ``get``, ``in`` and setting are O(1) expected;
+    ids are never removed. A key that is not a 64-bit int is never present and cannot be set.
+    """
+
+    cdef Entry* entries
+    cdef Py_ssize_t used
+    cdef Py_ssize_t room
+    cdef int* table  # a position in entries + 1; 0: empty
+    cdef size_t mask  # table size - 1
+    cdef int shift  # 64 - log2(table size)
+
+    def __cinit__(self):
+        self.table = <int*>PyMem_Calloc(8, sizeof(int))
+        if self.table is NULL:
+            raise MemoryError()
+        self.mask, self.shift = 7, 61
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.used):
+            Py_XDECREF(self.entries[i].entry)
+        PyMem_Free(self.entries)
+        PyMem_Free(self.table)
+
+    cdef inline Py_ssize_t find(self, long long oid):
+        """The position of ``oid`` in the entries, or -1."""
+        cdef size_t i = _spread(oid, self.shift)
+        cdef int at
+        while True:
+            at = self.table[i]
+            if at == 0:
+                return -1
+            if self.entries[at - 1].id == oid:
+                return at - 1
+            i = (i + 1) & self.mask
+
+    cdef inline PyObject* get_c(self, long long oid):
+        """The entry of ``oid`` (borrowed), or NULL."""
+        cdef Py_ssize_t at = self.find(oid)
+        return NULL if at < 0 else self.entries[at].entry
+
+    cdef int set_c(self, long long oid, object entry) except -1:
+        """Set the entry of ``oid``, adding the id when it is new."""
+        cdef size_t i = _spread(oid, self.shift)
+        cdef int at
+        cdef PyObject* old
+        while True:
+            at = self.table[i]
+            if at == 0:
+                break
+            if self.entries[at - 1].id == oid:
+                old = self.entries[at - 1].entry
+                Py_INCREF(entry)
+                self.entries[at - 1].entry = <PyObject*>entry
+                Py_XDECREF(old)
+                return 0
+            i = (i + 1) & self.mask
+        if self.used == self.room:
+            self._grow_entries()
+        if 2 * (self.used + 1) > <Py_ssize_t>(self.mask + 1):
+            self._grow_table()
+            i = _spread(oid, self.shift)
+            while self.table[i]:
+                i = (i + 1) & self.mask
+        Py_INCREF(entry)
+        self.entries[self.used].id = oid
+        self.entries[self.used].entry = <PyObject*>entry
+        self.used += 1
+        self.table[i] = <int>self.used
+        return 0
+
+    cdef int _grow_entries(self) except -1:
+        cdef Py_ssize_t room = 2 * self.room if self.room else 8
+        cdef Entry* grown
+        if room > 0x7FFFFFFE:
+            raise MemoryError("more than 2**31 - 2 order ids")
+        grown = <Entry*>PyMem_Realloc(self.entries, room * sizeof(Entry))
+        if grown is NULL:
+            raise MemoryError()
+        self.entries, self.room = grown, room
+        return 0
+
+    cdef int _grow_table(self) except -1:
+        cdef size_t size = 2 * (self.mask + 1), i
+        cdef Py_ssize_t k
+        cdef int* table = <int*>PyMem_Calloc(size, sizeof(int))
+        if table is NULL:
+            raise MemoryError()
+        PyMem_Free(self.table)
+        self.table, self.mask, self.shift = table, size - 1, self.shift - 1
+        for k in range(self.used):
+            i = _spread(self.entries[k].id, self.shift)
+            while table[i]:
+                i = (i + 1) & self.mask
+            table[i] = <int>(k + 1)
+        return 0
+
+    def get(self, key, default=None):
+        cdef long long oid
+        cdef PyObject* found
+        if not _int64(key, &oid):
+            return default
+        found = self.get_c(oid)
+        return default if found is NULL else <object>found
+
+    def __contains__(self, key):
+        cdef long long oid
+        return _int64(key, &oid) and self.find(oid) >= 0
+
+    def __getitem__(self, key):
+        cdef long long oid
+        cdef PyObject* found = NULL
+        if _int64(key, &oid):
+            found = self.get_c(oid)
+        if found is NULL:
+            raise KeyError(key)
+        return <object>found
+
+    def __setitem__(self, key, entry):
+        cdef long long oid
+        if not _int64(key, &oid):
+            raise TypeError(f"an order id is a 64-bit int, not {key!r}")
+        self.set_c(oid, entry)
+
+    def __len__(self):
+        return self.used
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def keys(self):
+        """The ids, in insertion order. O(ids)."""
+        return [self.entries[i].id for i in range(self.used)]
+
+    def values(self):
+        """The entries, in insertion order. O(ids)."""
+        return [<object>self.entries[i].entry for i in range(self.used)]
+
+    def items(self):
+        """(id, entry) pairs, in insertion order. O(ids)."""
+        return [(self.entries[i].id, <object>self.entries[i].entry) for i in range(self.used)]
+
+
+def new_index():
+    """An empty id index of this core: an :class:`IdIndex`."""
+    return IdIndex()
+
+
 # -- orders, levels and sides ----------------------------------------------------------------
 
 _STPS = (_CANCEL_INCOMING, _CANCEL_RESTING, _CANCEL_BOTH)
@@ -196,19 +375,22 @@ _STPS = (_CANCEL_INCOMING, _CANCEL_RESTING, _CANCEL_BOTH)
 
 @cython.freelist(256)
 @cython.no_gc
+@cython.final
 cdef class Order:
-    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in a level's deque.
+    """A resting order. ``qty`` is its open quantity; 0 marks a dead entry in its level's queue.
 
-    64 bytes: side and self-trade prevention are kept as small codes (``side`` and ``stp``
-    give the members back), and orders are not tracked by the garbage collector (they refer
-    to ints and strings only, so they never sit in a reference cycle).
+    64 bytes: the id and quantity are C integers; the price and symbol are its level's (a
+    market order of a call, or an order built by hand, has a level of its own); side and
+    self-trade prevention are small codes (``side`` and ``stp`` give the members back); and
+    ``next``, the order queued after it. Not tracked by the garbage collector: the only cycle
+    an order is in, with its level, is broken by the book (see :class:`PriceLevel`).
     """
 
-    cdef public object id
+    cdef readonly long long id
     cdef public str account
-    cdef public object symbol
-    cdef public object price
+    cdef readonly PriceLevel level
     cdef public long long qty
+    cdef Order next
     cdef char buy
     cdef char stp_code
     cdef public bint post_only
@@ -216,9 +398,8 @@ cdef class Order:
     def __init__(self, id, account, symbol, side, price, qty, post_only, stp):
         self.id = id
         self.account = account
-        self.symbol = symbol
+        self.level = _lone_level(symbol, price)
         self.side = side
-        self.price = price
         self.qty = qty
         self.post_only = post_only
         self.stp = stp
@@ -239,6 +420,20 @@ cdef class Order:
     def stp(self, value):
         self.stp_code = _stp_code(value)
 
+    @property
+    def symbol(self):
+        return self.level.symbol
+
+    @property
+    def price(self):
+        """Its level's price (0 for a market order of a call). Setting it moves the order to a
+        level of its own at that price, off its book's queues: what a test of ``check`` does."""
+        return self.level.price
+
+    @price.setter
+    def price(self, value):
+        self.level = _lone_level(self.level.symbol, value)
+
     def _fields(self):
         return (self.id, self.account, self.symbol, self.side, self.price, self.qty, self.post_only, self.stp)
 
@@ -252,44 +447,114 @@ cdef class Order:
                 "post_only={!r}, stp={!r})").format(*self._fields())
 
 
-cdef inline Order _new_order(object oid, str account, object symbol, object price, long long qty,
-                             bint post_only, bint buy, int stp_code):
-    cdef Order order = Order.__new__(Order)
-    order.id = oid
-    order.account = account
-    order.symbol = symbol
-    order.price = price
-    order.qty = qty
-    order.post_only = post_only
-    order.buy = buy
-    order.stp_code = stp_code
-    return order
-
-
 @cython.no_gc
+@cython.final
 cdef class PriceLevel:
     """The orders resting at one price, oldest first, and their live total quantity.
 
-    ``dead`` counts the cancelled entries (qty 0) still in ``orders``; the level is
-    compacted when they outnumber the live ones (and exceed 32).
+    The queue runs through the orders: the level holds the oldest (``head``) and newest
+    (``tail``), each order the next one, so a queue costs no container and an order one
+    pointer. A cancelled order (qty 0) stays queued, *dead*, until matching reaches it or the
+    level is compacted (when the dead outnumber the live and exceed 32), so a cancel touches
+    its order and level only. ``dead`` counts the dead entries, ``size`` all of them.
+
+    An order refers to its level (for its price and symbol), so a level and its queue are a
+    reference cycle outside the garbage collector: the book breaks it (:meth:`clear`) when
+    it removes the level, and a book side for each of its levels when it is freed.
     """
 
     cdef public object price
-    cdef public object orders
+    cdef object key  # its key in its side's dict
+    cdef readonly object symbol
+    cdef Order head
+    cdef Order tail
     cdef public i128 qty
     cdef public long long dead
+    cdef long long size
 
-    def __init__(self, price):
+    def __init__(self, price, symbol=None):
         self.price = price
-        self.orders = deque()
-        self.qty = 0
-        self.dead = 0
+        self.symbol = symbol
+
+    @property
+    def orders(self):
+        """Every queued order, dead ones included, oldest first. O(entries)."""
+        cdef list out = []
+        cdef Order o = self.head
+        while o is not None:
+            out.append(o)
+            o = o.next
+        return out
 
     def live(self):
         """The live orders in priority order. O(entries)."""
-        return (o for o in self.orders if o.qty)
+        cdef list out = []
+        cdef Order o = self.head
+        while o is not None:
+            if o.qty:
+                out.append(o)
+            o = o.next
+        return out
+
+    cdef inline void push(self, Order order):
+        order.next = None
+        if self.tail is None:
+            self.head = order
+        else:
+            self.tail.next = order
+        self.tail = order
+        self.size += 1
+
+    cdef inline Order pop(self):
+        """Dequeue the oldest order."""
+        cdef Order order = self.head
+        self.head = order.next
+        order.next = None
+        if self.head is None:
+            self.tail = None
+        self.size -= 1
+        return order
+
+    cdef void compact(self):
+        """Unlink the dead entries. O(entries)."""
+        cdef Order o = self.head, last = None, nxt
+        while o is not None:
+            nxt = o.next
+            if o.qty:
+                if last is None:
+                    self.head = o
+                else:
+                    last.next = o
+                last = o
+            else:
+                o.next = None
+            o = nxt
+        if last is None:
+            self.head = None
+        else:
+            last.next = None
+        self.tail = last
+        self.size -= self.dead
+        self.dead = 0
+
+    cdef void clear(self):
+        """Unqueue every order, one at a time (freeing a long queue recursively would not do)."""
+        cdef Order o = self.head, nxt
+        self.head = self.tail = None
+        while o is not None:
+            nxt = o.next
+            o.next = None
+            o = nxt
+        self.size = self.dead = 0
 
 
+cdef PriceLevel _lone_level(object symbol, object price):
+    cdef PriceLevel level = PriceLevel.__new__(PriceLevel)
+    level.price, level.symbol = price, symbol
+    return level
+
+
+@cython.no_gc  # it refers to a dict of levels and a list of ints, neither of which refers back
 cdef class BookSide:
     """One side of a book: levels by key (``sign * price``) and the sorted keys, best last."""
 
@@ -301,6 +566,12 @@ cdef class BookSide:
         self.sign = sign
         self.levels = {}
         self.keys = []
+
+    def __dealloc__(self):
+        if self.levels is not None:
+            for level in self.levels.values():
+                if type(level) is PriceLevel:
+                    (<PriceLevel>level).clear()
 
     def best(self):
         """The best level, or None when the side is empty. O(1)."""
@@ -317,6 +588,13 @@ cdef class BookSide:
         cdef Py_ssize_t n = PyList_GET_SIZE(self.keys)
         return n > 0 and _key_at(self.keys, n - 1) >= limit_key
 
+    cdef int drop(self, PriceLevel level) except -1:
+        """Remove an emptied level (its queue holds dead entries only)."""
+        _drop_key(self.keys, self.sign * PyLong_AsLongLong(level.price))
+        PyDict_DelItem(self.levels, level.key)
+        level.clear()
+        return 0
+
 
 # -- the book -----------------------------------------------------------------------------
 
@@ -329,7 +607,7 @@ cdef class Book:
     cdef public long long lot
     cdef public BookSide bids
     cdef public BookSide asks
-    cdef public dict _index
+    cdef public IdIndex _index
     cdef public object _seq
     cdef public object phase
     cdef public bint call_only
@@ -345,7 +623,7 @@ cdef class Book:
     cdef public object currency
     cdef public object risk
 
-    def __init__(self, symbol, unit, tick, lot, index, seq):
+    def __init__(self, symbol, unit, tick, lot, IdIndex index, seq):
         self.symbol = symbol
         self.unit = unit
         self.tick = tick
@@ -388,6 +666,11 @@ cdef class Book:
     def _take_off(self, Order order):
         self._c_take_off(order)
 
+    def _resize(self, Order order, long long qty):
+        """:meth:`carbonbook.book.OrderBook._resize`. O(1)."""
+        order.level.qty -= order.qty - qty
+        order.qty = qty
+
     def _executable(self, BookSide opp, account, limit_key, qty, stp, cap=None):
         return self._c_executable(opp, account, limit_key, qty, _stp_code(stp), cap)
 
@@ -406,7 +689,7 @@ cdef class Book:
         cdef int tif_c, stp_c
         cdef BookSide opp
         cdef object seq = self._seq
-        cdef dict index = self._index
+        cdef IdIndex index = self._index
         if type(cmd) is _NewOrder:
             oid = _field(cmd, _ID, "id")
             account_o = _field(cmd, _ACCOUNT, "account")
@@ -441,7 +724,7 @@ cdef class Book:
         if ok and cap_o is not None:
             ok = _int64(cap_o, &cap) and cap > 0 and is_buy and price_o is None
         if ok:
-            ok = not PyDict_Contains(index, oid)
+            ok = index.find(oid_c) < 0
         if ok:
             tif_c = GTC if tif is _GTC else IOC if tif is _IOC else FOK
             stp_c = INCOMING if stp is _CANCEL_INCOMING else RESTING if stp is _CANCEL_RESTING else BOTH
@@ -454,6 +737,7 @@ cdef class Book:
             is_buy = side == _BUY
             tif_c = _tif_code(tif)
             stp_c = _stp_code(stp)
+            oid_c = PyLong_AsLongLong(oid)
             qty = PyLong_AsLongLong(qty_o)
             if price_o is not None:
                 price = PyLong_AsLongLong(price_o)
@@ -476,8 +760,8 @@ cdef class Book:
         out.accepted(next(seq), oid, self.symbol)
         if crosses:
             if tif_c == FOK and self._c_executable(opp, account, limit_key, qty, stp_c, cap_o) < qty:
-                index[oid] = CANCELLED
-                out.cancelled(next(seq), oid, qty, _FOK_REASON)
+                index.set_c(oid_c, CANCELLED)
+                out.cancelled(next(seq), oid_c, qty, _FOK_REASON)
                 return 0
             if cap_o is None:
                 left = self._match(opp, oid, account, is_buy, limit_key, qty, stp_c, out)
@@ -487,25 +771,25 @@ cdef class Book:
                     if qty > held_back else 0
                 left = left - held_back if left < 0 else left + held_back
             if left == 0:
-                index[oid] = FILLED
+                index.set_c(oid_c, FILLED)
                 return 0
             if left < 0:
-                index[oid] = CANCELLED
-                out.cancelled(next(seq), oid, -left, _SELF_TRADE)
+                index.set_c(oid_c, CANCELLED)
+                out.cancelled(next(seq), oid_c, -left, _SELF_TRADE)
                 return 0
             qty = left
         if tif_c == GTC and price_o is not None:
-            index[oid] = self._c_rest(oid, account, price_o, price, qty, post_only, is_buy, stp_c)
+            index.set_c(oid_c, self._c_rest(oid_c, account, price_o, price, qty, post_only, is_buy, stp_c))
         else:
-            index[oid] = CANCELLED
-            out.cancelled(next(seq), oid, qty, _FOK_REASON if tif_c == FOK
+            index.set_c(oid_c, CANCELLED)
+            out.cancelled(next(seq), oid_c, qty, _FOK_REASON if tif_c == FOK
                           else _MARKET_REASON if price_o is None else _IOC_REASON)
         return 0
 
     cdef int _cancel(self, Order order, Out out, object reason) except -1:
         out.cancelled(next(self._seq), order.id, order.qty, reason)
         self._c_take_off(order)
-        self._index[order.id] = CANCELLED
+        self._index.set_c(order.id, CANCELLED)
         return 0
 
     cdef int _modify(self, Order order, object price_o, object qty_o, Out out) except -1:
@@ -514,10 +798,9 @@ cdef class Book:
         cdef object refusal
         cdef long long price, qty, limit_key, left
         cdef bint crosses, is_buy = order.buy
-        cdef BookSide own, opp
-        cdef PriceLevel level
+        cdef BookSide opp
         if price_o is None:
-            price_o = order.price
+            price_o = order.level.price
             price = PyLong_AsLongLong(price_o)
         else:
             price = PyLong_AsLongLong(price_o)
@@ -531,16 +814,14 @@ cdef class Book:
             if qty <= 0 or qty % self.lot:
                 out.event(_Rejected(next(seq), oid, _BAD_QTY, _bad_qty(qty_o, self.lot)))
                 return 0
-        if price == PyLong_AsLongLong(order.price) and qty <= order.qty:
+        if price == PyLong_AsLongLong(order.level.price) and qty <= order.qty:
             if self.risk is not None:
                 refusal = self.risk.amend(self, order, price_o, qty)
                 if refusal is not None:
                     out.event(_Rejected(next(seq), oid, refusal[0], refusal[1]))
                     return 0
-            out.modified(next(seq), oid, price_o, qty)
-            own = self.bids if is_buy else self.asks
-            level = <PriceLevel>self._level(own, own.sign * price)
-            level.qty -= order.qty - qty
+            out.modified(next(seq), order.id, price_o, qty)
+            order.level.qty -= order.qty - qty
             order.qty = qty
             return 0
         opp = self.asks if is_buy else self.bids
@@ -554,67 +835,61 @@ cdef class Book:
             if refusal is not None:
                 out.event(_Rejected(next(seq), oid, refusal[0], refusal[1]))
                 return 0
-        out.modified(next(seq), oid, price_o, qty)
+        out.modified(next(seq), order.id, price_o, qty)
         self._c_take_off(order)
         if crosses:
             left = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp_code, out)
             if left == 0:
-                self._index[oid] = FILLED
+                self._index.set_c(order.id, FILLED)
                 return 0
             if left < 0:
-                self._index[oid] = CANCELLED
-                out.cancelled(next(seq), oid, -left, _SELF_TRADE)
+                self._index.set_c(order.id, CANCELLED)
+                out.cancelled(next(seq), order.id, -left, _SELF_TRADE)
                 return 0
             qty = left
-        self._index[oid] = self._c_rest(oid, order.account, price_o, price, qty, order.post_only, is_buy,
-                                        order.stp_code)
+        self._index.set_c(order.id, self._c_rest(order.id, order.account, price_o, price, qty, order.post_only,
+                                                 is_buy, order.stp_code))
         return 0
 
-    cdef inline object _level(self, BookSide side, long long key):
-        return side.levels[PyLong_FromLongLong(key)]
-
-    cdef Order _c_rest(self, object oid, str account, object price_o, long long price,
+    cdef Order _c_rest(self, long long oid, str account, object price_o, long long price,
                        long long qty, bint post_only, bint is_buy, int stp_code):
         cdef BookSide own = self.bids if is_buy else self.asks
         cdef object key = price_o if is_buy else PyLong_FromLongLong(-price)
         cdef PyObject* found = PyDict_GetItemWithError(own.levels, key)
         cdef PriceLevel level
-        cdef list keys
-        cdef Py_ssize_t i
+        cdef Order order
         if found is NULL:
             level = PriceLevel.__new__(PriceLevel)
-            level.price = price_o
-            level.orders = deque()
+            level.price, level.key, level.symbol = price_o, key, self.symbol
             PyDict_SetItem(own.levels, key, level)
-            keys = own.keys
-            i = _bisect_left(keys, -price if not is_buy else price)
-            PyList_Insert(keys, i, key)
+            PyList_Insert(own.keys, _bisect_left(own.keys, -price if not is_buy else price), key)
         else:
             level = <PriceLevel>found
-            price_o = level.price  # one int object per level, not one per order
-        order = _new_order(oid, account, self.symbol, price_o, qty, post_only, is_buy, stp_code)
-        _append(level.orders, order)
+        order = Order.__new__(Order)
+        order.id = oid
+        order.account = account
+        order.level = level
+        order.qty = qty
+        order.post_only = post_only
+        order.buy = is_buy
+        order.stp_code = stp_code
+        level.push(order)
         level.qty += qty
         return order
 
     cdef int _c_take_off(self, Order order) except -1:
         """Mark a resting order dead; drop its level if it empties, compact it if it is mostly dead."""
-        cdef BookSide own = self.bids if order.buy else self.asks
-        cdef long long key = own.sign * PyLong_AsLongLong(order.price)
-        cdef object key_o = order.price if order.buy else PyLong_FromLongLong(key)
-        cdef PriceLevel level = <PriceLevel>own.levels[key_o]
+        cdef PriceLevel level = order.level
         cdef long long dead
         level.qty -= order.qty
         order.qty = 0
         if level.qty == 0:
-            _drop_key(own.keys, key)
-            PyDict_DelItem(own.levels, key_o)
+            (self.bids if order.buy else self.asks).drop(level)
         else:
             dead = level.dead + 1
-            if dead > COMPACT_MIN and 2 * dead > len(level.orders):  # ...and than live ones
-                level.orders = deque([o for o in level.orders if (<Order>o).qty])
-                dead = 0
             level.dead = dead
+            if dead > COMPACT_MIN and 2 * dead > level.size:  # ...and than live ones
+                level.compact()
         return 0
 
     cdef long long _c_executable(self, BookSide opp, str account, long long limit_key, long long qty,
@@ -631,12 +906,14 @@ cdef class Book:
             if _key_at(keys, i) < limit_key:
                 break
             level = <PriceLevel>opp.levels[<object>PyList_GET_ITEM(keys, i)]
-            for item in level.orders:
-                o = <Order>item
+            o = level.head
+            while o is not None:
                 if not o.qty:
+                    o = o.next
                     continue
                 if o.account == account:
                     if skip_own:
+                        o = o.next
                         continue
                     return qty - left
                 take = o.qty if o.qty < left else left
@@ -648,6 +925,7 @@ cdef class Book:
                 left -= take
                 if not left:
                     return qty
+                o = o.next
         return qty - left
 
     cdef long long _match(self, BookSide opp, object taker_id, str account, bint is_buy,
@@ -656,10 +934,10 @@ cdef class Book:
         when self-trade prevention stopped the order (its remainder must then be cancelled)."""
         cdef list keys = opp.keys
         cdef dict levels = opp.levels
-        cdef dict index = self._index
+        cdef IdIndex index = self._index
         cdef object seq = self._seq
         cdef object symbol = self.symbol
-        cdef object key_o, orders, price
+        cdef object key_o, price
         cdef PriceLevel level
         cdef Order maker
         cdef long long mq, fill
@@ -672,49 +950,41 @@ cdef class Book:
             if PyLong_AsLongLong(key_o) < limit_key:
                 break
             level = <PriceLevel>levels[key_o]
-            orders = level.orders
             price = level.price
             while True:
-                maker = <Order>orders[0]
+                maker = level.head
                 mq = maker.qty
                 if not mq:
-                    _popleft(orders)
+                    level.pop()
                     level.dead -= 1
                     continue
                 if maker.account == account:
                     if stp_code == INCOMING:
                         return -qty
-                    _popleft(orders)
+                    level.pop()
                     maker.qty = 0
                     level.qty -= mq
-                    index[maker.id] = CANCELLED
+                    index.set_c(maker.id, CANCELLED)
                     out.cancelled(next(seq), maker.id, mq, _SELF_TRADE)
                     if stp_code == BOTH:
                         if not level.qty:
-                            _del_items(keys, n - 1, n, NULL)
-                            PyDict_DelItem(levels, key_o)
+                            opp.drop(level)
                         return -qty
                 else:
                     if mq <= qty:
                         fill = mq
-                        _popleft(orders)
+                        level.pop()
                         maker.qty = 0
-                        index[maker.id] = FILLED
+                        index.set_c(maker.id, FILLED)
                     else:
                         fill = qty
                         maker.qty = mq - qty
                     level.qty -= fill
                     qty -= fill
                     self.reference = price
-                    if is_buy:
-                        out.trade(next(seq), symbol, price, fill, maker.id, taker_id,
-                                  taker_id, maker.id, account, maker.account)
-                    else:
-                        out.trade(next(seq), symbol, price, fill, maker.id, taker_id,
-                                  maker.id, taker_id, maker.account, account)
+                    out.trade(next(seq), symbol, price, fill, maker.id, taker_id, is_buy, maker.account, account)
                 if not level.qty:
-                    _del_items(keys, n - 1, n, NULL)
-                    PyDict_DelItem(levels, key_o)
+                    opp.drop(level)
                     break
                 if not qty:
                     return 0
@@ -740,19 +1010,20 @@ cdef class Router:
     straight to it, every other command to ``dispatch(command, events, decoded)`` (the
     engine's). Bound once to the engine's books, id index and dispatch (again after a restore).
 
-    The book of the last new order is kept with its symbol: a run of orders for one instrument
-    compares strings instead of hashing each (decoded symbols are new strings). Books are never
-    removed and never replaced (a phase change swaps a book's class in place), so it stays right.
+    The book of the last new order or cancel is kept with its symbol: a run of orders for one
+    instrument compares strings instead of hashing each (decoded symbols are new strings). Books
+    are never removed and never replaced (a phase change swaps a book's class in place), so it
+    stays right.
     """
 
     cdef dict books
-    cdef dict index
+    cdef IdIndex index
     cdef object dispatch
     cdef object last_symbol
     cdef object last_book
     cdef Out out  # one's sink, pointed at each call's list
 
-    def __init__(self, dict books, dict index, dispatch):
+    def __init__(self, dict books, IdIndex index, dispatch):
         self.books, self.index, self.dispatch = books, index, dispatch
         self.out = Out([])
 
@@ -790,7 +1061,8 @@ cdef class Router:
 
     cdef int _route(self, object command, Out out, bint decoded) except -1:
         cdef object cls = type(command)
-        cdef object book, entry, oid, symbol
+        cdef object book, entry, symbol
+        cdef long long oid
         cdef PyObject* found = NULL
         if cls is _NewOrder:
             symbol = _field(command, _SYMBOL, "symbol")
@@ -807,16 +1079,22 @@ cdef class Router:
                     return (<Book>book)._submit(command, out, decoded)
                 return out.call(book.submit, command, decoded)
         elif cls is _CancelOrder:
-            oid = _field(command, _CANCEL_ID, "id")
-            if type(oid) is int:
-                found = PyDict_GetItemWithError(self.index, oid)
+            if _int64(_field(command, _CANCEL_ID, "id"), &oid):
+                found = self.index.get_c(oid)
                 if found is not NULL and type(<object>found) is Order:
                     entry = <object>found
-                    book = self.books[(<Order>entry).symbol]
+                    symbol = (<Order>entry).level.symbol
+                    if symbol is self.last_symbol:
+                        book = self.last_book
+                    else:
+                        book = self.books[symbol]
                     if type(book) is OrderBook:
                         return (<Book>book)._cancel(<Order>entry, out, _USER)
                     return out.call(book.cancel, entry, None)
         return out.call(self.dispatch, command, decoded)
+
+
+# -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
 
 
 # -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
@@ -958,54 +1236,65 @@ cdef class Out:
         self.n_accepted += 1
         return 0
 
-    cdef int cancelled(self, object seq, object oid, long long qty, object reason) except -1:
+    cdef int cancelled(self, object seq, long long oid, long long qty, object reason) except -1:
         cdef list k
         if not self.json:
             self.events.append(_Cancelled(seq, oid, qty, reason))
             return 0
         k = _CANCELLED_KEYS.keys
         self._bytes(k[0]); self._pyint(seq)
-        self._bytes(k[1]); self._pyint(oid)
+        self._bytes(k[1]); self._int(oid)
         self._bytes(k[2]); self._int(qty)
         self._bytes(k[3]); self._str(reason)
         self._put("}\n", 2)
         self.n_cancelled += 1
         return 0
 
-    cdef int modified(self, object seq, object oid, object price, long long qty) except -1:
+    cdef int modified(self, object seq, long long oid, object price, long long qty) except -1:
         cdef list k
         if not self.json:
             self.events.append(_Modified(seq, oid, price, qty))
             return 0
         k = _MODIFIED_KEYS.keys
         self._bytes(k[0]); self._pyint(seq)
-        self._bytes(k[1]); self._pyint(oid)
+        self._bytes(k[1]); self._int(oid)
         self._bytes(k[2]); self._pyint(price)
         self._bytes(k[3]); self._int(qty)
         self._put("}\n", 2)
         self.n_modified += 1
         return 0
 
-    cdef int trade(self, object seq, object symbol, object price, long long qty, object maker_id,
-                   object taker_id, object buy_id, object sell_id, str buy_account,
-                   str sell_account) except -1:
+    cdef int trade(self, object seq, object symbol, object price, long long qty, long long maker_id,
+                   object taker_id, bint taker_buys, str maker_account, str taker_account) except -1:
         cdef list k
         cdef SymbolTrades stats
+        cdef object maker
         if not self.json:
-            self.events.append(_Trade(seq, symbol, price, qty, maker_id, taker_id, buy_id, sell_id,
-                                      buy_account, sell_account))
+            maker = maker_id
+            if taker_buys:
+                self.events.append(_Trade(seq, symbol, price, qty, maker, taker_id, taker_id, maker,
+                                          taker_account, maker_account))
+            else:
+                self.events.append(_Trade(seq, symbol, price, qty, maker, taker_id, maker, taker_id,
+                                          maker_account, taker_account))
             return 0
         k = _TRADE_KEYS.keys
         self._bytes(k[0]); self._pyint(seq)
         self._bytes(k[1]); self._str(symbol)
         self._bytes(k[2]); self._pyint(price)
         self._bytes(k[3]); self._int(qty)
-        self._bytes(k[4]); self._pyint(maker_id)
+        self._bytes(k[4]); self._int(maker_id)
         self._bytes(k[5]); self._pyint(taker_id)
-        self._bytes(k[6]); self._pyint(buy_id)
-        self._bytes(k[7]); self._pyint(sell_id)
-        self._bytes(k[8]); self._str(buy_account)
-        self._bytes(k[9]); self._str(sell_account)
+        if taker_buys:
+            self._bytes(k[6]); self._pyint(taker_id)
+            self._bytes(k[7]); self._int(maker_id)
+            self._bytes(k[8]); self._str(taker_account)
+            self._bytes(k[9]); self._str(maker_account)
+        else:
+            self._bytes(k[6]); self._int(maker_id)
+            self._bytes(k[7]); self._pyint(taker_id)
+            self._bytes(k[8]); self._str(maker_account)
+            self._bytes(k[9]); self._str(taker_account)
         self._put("}\n", 2)
         self.n_trade += 1
         if symbol is not self.last_symbol:
@@ -1105,7 +1394,7 @@ def _self_test():
     out.accepted(7, 2**63 - 1, "JPA-2010")
     out.cancelled(8, 0, 5, CancelReason.SELF_TRADE)
     out.modified(9, 12, 1500, 3)
-    out.trade(10, 'a"b\\c\u00e9', 1450, 200, 1, 2, 2, 1, "bob", "alice\n")
+    out.trade(10, 'a"b\\c\u00e9', 1450, 200, 1, 2, True, "alice\n", "bob")
     out.cancelled(11, 3, int("-9223372036854775808"), CancelReason.USER)
     got, want = out.take(), msgspec.json.Encoder().encode_lines(samples)
     if got != want:

@@ -15,7 +15,11 @@ validation, no self-trade prevention, trades as tuples). :func:`measure` runs, p
 
 Workloads (:mod:`carbonbook.workload`): ``busy`` (near-touch flow), ``deep`` (the same flow
 on a book of ``resting`` orders), ``auction`` (the same flow with a call auction every 2,000
-messages). The engine never reads the clock; only this module and the workload timers do.
+messages), ``venue`` (the busy flow through a :class:`~carbonbook.venue.Venue` on a
+:class:`~carbonbook.registry.MemoryRegistry`: pre-trade holds and DvP settlement of every
+trade; its registry setup is applied untimed, and the table also gives its rates as a
+multiple of the bare engine's on ``busy``, same core, same run). The engine never reads the
+clock; only this module and the workload timers do.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import tempfile
 import tracemalloc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -38,9 +43,11 @@ from carbonbook import core as cores
 from carbonbook import workload
 from carbonbook.commands import Command
 from carbonbook.engine import Engine
+from carbonbook.registry import MemoryRegistry
+from carbonbook.venue import Venue
 from carbonbook.workload import Phase
 
-WORKLOADS = ("busy", "deep", "auction")
+WORKLOADS = ("busy", "deep", "auction", "venue")
 YARDSTICK = Path("shared") / "bench" / "yardstick.py"
 """Where the yardstick lies next to a checkout: ``../shared/bench/yardstick.py``."""
 
@@ -94,6 +101,9 @@ def phases(name: str, messages: int, resting: int, seed: int) -> list[Phase]:
         return [Phase("mix", workload.busy(messages, seed))]
     if name == "auction":
         return [Phase("mix", workload.auction(messages, seed))]
+    if name == "venue":
+        setup, orders = workload.venue_session(messages, seed)
+        return [Phase("setup", setup), Phase("mix", orders)]
     commands = workload.deep(resting, messages, seed)
     return [Phase("rest", commands[:1 + resting]), Phase("mix", commands[1 + resting:])]
 
@@ -131,15 +141,17 @@ def measure(names: Sequence[str], core_names: Sequence[str], messages: int, rest
     for name in names:
         say(f"building {name} ...")
         parts = phases(name, messages, resting, seed)
-        everything = [c for p in parts for c in p.commands]
+        timed = parts[-1:] if name == "venue" else parts  # a venue's registry setup is untimed
+        everything = [c for p in timed for c in p.commands]
         before = yardstick_rate(yardstick, everything) if yardstick else None
         measured = []
         for core in core_names:
             say(f"{name} on the {core} core ...")
             n = len(everything)
-            walls = workload.best_times(parts, runs, core=core)
-            batches = workload.best_times(parts, runs, batch=True, core=core)
-            lat = workload.latencies(parts, core=core)[-1]
+            make = partial(_venue, core) if name == "venue" else None
+            walls = workload.best_times(parts, runs, core=core, make=make)[-len(timed):]
+            batches = workload.best_times(parts, runs, batch=True, core=core, make=make)[-len(timed):]
+            lat = workload.latencies(parts, core=core, make=make)[-1]
             p50, p99, p999 = (workload.percentile(lat, q) for q in (50, 99, 99.9))
             result = Result(name, core, n, n / sum(w for w, _ in walls) * 1e9,
                             n / sum(w for w, _ in batches) * 1e9, None, p50, p99, p999)
@@ -155,6 +167,11 @@ def measure(names: Sequence[str], core_names: Sequence[str], messages: int, rest
                 result.yardstick = max(before, after)
             results.append(result)
     return results
+
+
+def _venue(core: str) -> Venue:
+    """A venue on a fresh memory registry, its engine on ``core`` (the venue workload's prices are in EUR)."""
+    return Venue(MemoryRegistry(), currency="EUR", core=core)
 
 
 def machine() -> dict[str, str]:
@@ -191,6 +208,11 @@ def table(results: Sequence[Result]) -> list[str]:
                 mix += (f" (deep/busy {r.mix_apply / busy.apply:.2f} apply, "
                         f"{(r.mix_apply_all or 0) / busy.apply_all:.2f} apply_all)")
             other.append(mix)
+        if r.workload == "venue":
+            busy = next((b for b in results if b.workload == "busy" and b.core == r.core), None)
+            if busy is not None:
+                other.append(f"venue/engine {r.apply / busy.apply:.3f} apply, "
+                             f"{r.apply_all / busy.apply_all:.3f} apply_all")
         lines.append(f"{r.workload:<8} {r.core:<9} {r.messages:>10,} {r.apply:>11,.0f} "
                      f"{x.get('apply', 0):>5.2f} {r.apply_all:>12,.0f} {x.get('apply_all', 0):>5.2f} "
                      f"{r.p50_ns / 1e3:>7.2f} {r.p99_ns / 1e3:>7.2f} {r.p999_ns / 1e3:>8.2f}  "

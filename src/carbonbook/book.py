@@ -22,9 +22,16 @@ Cancels
     orders only, and a level whose quantity reaches 0 is removed at once.
 
 Index
-    One dict, shared by all books of an engine, maps every accepted order id to its
-    resting :class:`Order`, or to :data:`FILLED` / :data:`CANCELLED` once it has left
-    the book, so ids stay unique for the life of the engine.
+    One :class:`Index` (here a dict), shared by all books of an engine, maps every accepted
+    order id to its resting :class:`Order`, or to :data:`FILLED` / :data:`CANCELLED` once it
+    has left the book, so ids stay unique for the life of the engine.
+
+Interface
+    What the phase books, snapshots, the venue and the queries use of a book, on either core:
+    ``bids``/``asks`` (:class:`BookSide`: ``levels`` by key, ``keys``, ``best()``,
+    ``in_priority()``), a level's ``price``, ``qty`` and ``live()``, the order fields, and the
+    book's ``_rest``, ``_take_off`` and ``_resize``. The compiled core stores levels' queues
+    and the index differently (:mod:`carbonbook._cbook`) behind the same interface.
 
 Commands
     ``submit`` refuses, the first that applies: malformed, bad_price, bad_qty,
@@ -146,8 +153,28 @@ class PreTradeRisk(Protocol):
         """Check (and reserve for) a resting order about to become ``qty`` at ``price``."""
 
 
-Index = dict[int, "Order | str"]
-"""Order id -> resting order, or its final status (:data:`FILLED`, :data:`CANCELLED`)."""
+class Index(Protocol):
+    """Order id -> resting order, or its final status (:data:`FILLED`, :data:`CANCELLED`, a
+    primary-auction bid's ``BID``), for every id ever accepted, in the order first set.
+
+    What the engine, the phase books and snapshots use of a core's index (:func:`new_index`):
+    a dict here, the compiled core's C hash table there. Ids are never removed. Each
+    operation is O(1) expected but for ``items`` and ``values``, O(ids).
+    """
+
+    def get(self, oid: int, /) -> Order | str | None: ...
+    def __contains__(self, oid: object, /) -> bool: ...
+    def __getitem__(self, oid: int, /) -> Order | str: ...
+    def __setitem__(self, oid: int, entry: Order | str, /) -> None: ...
+    def __len__(self) -> int: ...
+    def items(self) -> Iterable[tuple[int, Order | str]]: ...
+    def values(self) -> Iterable[Order | str]: ...
+
+
+def new_index() -> Index:
+    """An empty id index of this core: a dict."""
+    index: dict[int, Order | str] = {}
+    return index
 
 
 class PriceLevel:
@@ -367,9 +394,7 @@ class OrderBook:
                     events.append(Rejected(next(seq), oid, refusal[0], refusal[1]))
                     return
             events.append(Modified(next(seq), oid, price, qty))
-            own = self.bids if is_buy else self.asks
-            own.levels[own.sign * price].qty -= order.qty - qty
-            order.qty = qty
+            self._resize(order, qty)
             return
         opp = self.asks if is_buy else self.bids
         limit_key = opp.sign * price
@@ -423,6 +448,13 @@ class OrderBook:
         level.orders.append(order)
         level.qty += qty
         return order
+
+    def _resize(self, order: Order, qty: int) -> None:
+        """Set a resting order's open quantity to ``qty`` (0 < qty <= its open quantity) in place,
+        keeping its priority; its level's total follows. O(1)."""
+        own = self.bids if order.side == _BUY else self.asks
+        own.levels[own.sign * order.price].qty -= order.qty - qty
+        order.qty = qty
 
     def _take_off(self, order: Order) -> None:
         """Mark a resting order dead; drop its level if it empties, compact it if it is mostly dead."""

@@ -577,10 +577,12 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "Engine.apply per message and Engine.apply_all in batches (best of --runs), "
                     "latency p50/p99/p99.9, and for deep the bytes per resting order. Rates are "
                     "printed as multiples of the yardstick's (carbonbook.benchmark).")
-    p.add_argument("--workload", choices=("busy", "deep", "auction", "all"), default="busy",
+    p.add_argument("--workload", choices=("busy", "deep", "auction", "venue", "all"), default="busy",
                    help="busy: a near-touch flow on a ~70-order book; deep: the same flow on a "
                         "book of --resting orders; auction: the flow with a call every 2,000 "
-                        "messages (default %(default)s)")
+                        "messages; venue: busy, then the busy flow through a venue on a memory "
+                        "registry (holds and DvP settlement), also as a multiple of the bare "
+                        "engine (default %(default)s)")
     p.add_argument("--core", choices=("pure", "compiled", "all"), default="all",
                    help="which core(s) to measure (default: every core this installation has)")
     p.add_argument("--messages", type=_positive, default=200_000,
@@ -613,7 +615,7 @@ def _bench(args: argparse.Namespace) -> int:
     from carbonbook import benchmark  # imported here: replay's start-up does not need it
 
     yardstick = benchmark.find_yardstick(args.yardstick)
-    names = benchmark.WORKLOADS if args.workload == "all" else (args.workload,)
+    names = {"all": benchmark.WORKLOADS, "venue": ("busy", "venue")}.get(args.workload, (args.workload,))
     core_names = sorted(cores.CORES) if args.core == "all" else [args.core]
     if args.core != "all" and args.core not in cores.CORES:
         print(f"carbonbook: no {args.core} core here ({cores.describe()})", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The order-book cores, and which one runs.
 
-A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide`` and ``OrderBook``
-and a way to route commands to its books: the pure core's function ``route``, the compiled
+A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide`` and ``OrderBook``,
+``new_index()`` (an empty id index, see :class:`carbonbook.book.Index`) and a way to route
+commands to its books: the pure core's function ``route``, the compiled
 core's ``Router`` (bound once per engine) and ``Out`` (events as Structs, or JSON Lines written
 by the core). Two exist, with the same rules, events and snapshots (the test suite runs
 against both):

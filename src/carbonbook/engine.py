@@ -112,7 +112,7 @@ class Engine:
     def __init__(self, core: str | None = None) -> None:
         self._core = cores.get(core)
         self._seq = count(1)
-        self._index: Index = {}
+        self._index: Index = self._core.new_index()
         self._books: dict[str, OrderBook] = {}
         self._subscribers: list[Subscriber] = []
         self._auctions: primary.Auctions = {}

@@ -84,17 +84,23 @@ class HoldGate:
     # -- the book-facing interface (PreTradeRisk) ----------------------------------------
 
     def admit(self, book: OrderBook, cmd: NewOrder) -> tuple[str, str] | None:
-        """Take the hold of a new order about to be accepted, or say why it cannot be."""
+        """Take the hold of a new order about to be accepted, or say why it cannot be (as
+        ``_once`` does, inline: this runs for every order)."""
+        if self.checkpoint.replaying:
+            return self._once(self._admit, book, cmd)
+        try:
+            self._admit(book, cmd)
+            return None
+        except RegistryError as e:
+            return self._refused(e)
+
+    def _admit(self, book: OrderBook, cmd: NewOrder) -> None:
         if cmd.side != _BUY:
-            return self._once(self.registry.reserve, cmd.id, cmd.account, book.unit, cmd.qty)
+            self.registry.reserve(cmd.id, cmd.account, book.unit, cmd.qty)
+            return
         amount = cmd.cap if cmd.price is None else cmd.price * cmd.qty
-        currency = book.currency or self.currency
-        if amount is None or amount > INT64_MAX:  # refused
-            return self._once(self._reserve_cash, cmd.id, cmd.account, currency, amount)
-        refused = self._once(self.registry.reserve_cash, cmd.id, cmd.account, currency, amount)
-        if refused is None:
-            self.buys[cmd.id] = cmd.price or _MARKET
-        return refused
+        self._reserve_cash(cmd.id, cmd.account, book.currency or self.currency, amount)
+        self.buys[cmd.id] = cmd.price or _MARKET
 
     def amend(self, book: OrderBook, order: Order, price: int, qty: int) -> tuple[str, str] | None:
         """Resize the hold of a resting order about to become ``qty`` at ``price``, or say why not."""
@@ -138,8 +144,12 @@ class HoldGate:
             act(*args)
             return None
         except RegistryError as e:
-            refused = refusal(e)
-        checkpoint.record(self.engine.next_seq, Outcome(0, *refused))
+            return self._refused(e)
+
+    def _refused(self, e: RegistryError) -> tuple[str, str]:
+        """Record the refusal ``e`` of the command whose answer takes the next seq, and return it."""
+        refused = refusal(e)
+        self.checkpoint.record(self.engine.next_seq, Outcome(0, *refused))
         return refused
 
     def _reserve_cash(self, hold: int, account: str, currency: str, amount: int | None) -> None:

@@ -273,9 +273,7 @@ class CallPhase(_Phase):
         _count(self, is_buy, order.price, -order.qty)
         _count(self, is_buy, new_price, new_qty)
         if new_price == order.price and new_qty <= order.qty:
-            own = self.bids if is_buy else self.asks
-            own.levels[own.sign * new_price].qty -= order.qty - new_qty
-            order.qty = new_qty
+            self._resize(order, new_qty)
         else:
             self._take_off(order)
             self._arrival[oid] = next(self._clock)
@@ -559,26 +557,17 @@ def uncross(book: OrderBook, events: list[Event]) -> None:
             maker, taker = s, b
         events.append(Trade(next(seq), symbol, price, q, maker.id, taker.id,  # type: ignore[arg-type]
                             b.id, s.id, b.account, s.account))
-        for o, own in ((b, book.bids), (s, book.asks)):
-            o.qty -= q
-            if o.price:
-                level = own.levels[own.sign * o.price]
-                level.qty -= q
-                if not o.qty:
-                    level.dead += 1
+        for o in (b, s):
+            if not o.price:  # a market order of the call: its queue is cleared below
+                o.qty -= q
+            elif o.qty > q:
+                book._resize(o, o.qty - q)
+            else:
+                book._take_off(o)
             if not o.qty:
                 index[o.id] = FILLED
     if fills:
         book.reference = price
-        for own in (book.bids, book.asks):
-            keys, levels = own.keys, own.levels
-            while keys and not levels[keys[-1]].qty:
-                del levels[keys.pop()]
-            if keys:
-                level = levels[keys[-1]]
-                while not level.orders[0].qty:
-                    level.orders.popleft()
-                    level.dead -= 1
     for oid, reason in list(book._expiring.items()):
         entry = index[oid]
         if not isinstance(entry, str):

@@ -19,8 +19,9 @@ appends the outcomes to them, each with the next seq:
 Events up to the checkpoint's ``replayed`` change nothing: their trades must have settled
 then (:class:`~carbonbook.checkpoint.LogMismatch` otherwise). Costs: one registry
 transaction per command with trades (``SettlementAdapter.settle_trades``, the registry's one
-settlement path, ``StateRegistry._settle_rows``), about 46,000 instructions per trade when a
-command makes two (bench/venue.py ``--settle-instructions``), and one event per trade.
+settlement path, its ledger's ``settle``), about 40,000 instructions per trade when a command
+makes two (46,000 on the reference ledger; bench/venue.py ``--settle-instructions``), and one
+event per trade.
 """
 
 from __future__ import annotations

@@ -201,20 +201,17 @@ def _order(core: ModuleType, rec: OrderRecord, symbol: str) -> Order:
                       rec.qty, rec.post_only, rec.stp)
 
 
-def _restore_side(core: ModuleType, side: BookSide, levels: list[LevelState], symbol: str,
-                  orders: dict[int, Order]) -> None:
-    for lvl in reversed(levels):  # worst first, so the key list ends with the best
+def _restore_side(book: OrderBook, is_buy: bool, levels: list[LevelState], orders: dict[int, Order]) -> None:
+    side = book.bids if is_buy else book.asks
+    for lvl in reversed(levels):  # worst first: each level is then worse than those rested
         key = side.sign * lvl.price
         if key in side.levels or (side.keys and side.keys[-1] >= key):
-            raise SnapshotError(f"{symbol}: levels out of priority order at price {lvl.price}")
-        level = core.PriceLevel(lvl.price)
+            raise SnapshotError(f"{book.symbol}: levels out of priority order at price {lvl.price}")
         for rec in lvl.orders:
-            order = _order(core, rec, symbol)
-            level.orders.append(order)
-            level.qty += rec.qty
-            orders[rec.id] = order
-        side.levels[key] = level
-        side.keys.append(key)
+            if (rec.side == Side.BUY) != is_buy:
+                raise SnapshotError(f"{book.symbol}: order {rec.id} rests on the wrong side")
+            orders[rec.id] = book._rest(rec.id, rec.account, rec.side, lvl.price, rec.qty, rec.post_only,
+                                        rec.stp, is_buy)
 
 
 def restore_book(state: BookState, index: Index, seq: count[int], orders: dict[int, Order],
@@ -231,8 +228,8 @@ def restore_book(state: BookState, index: Index, seq: count[int], orders: dict[i
     book.reference = state.reference
     book.currency = state.currency
     book.pending = state.pending
-    _restore_side(core, book.bids, state.bids, state.symbol, orders)
-    _restore_side(core, book.asks, state.asks, state.symbol, orders)
+    _restore_side(book, True, state.bids, orders)
+    _restore_side(book, False, state.asks, orders)
     for queue, recs in ((book.market_bids, state.market_bids), (book.market_asks, state.market_asks)):
         for rec in recs:
             order = _order(core, rec, state.symbol)
@@ -251,7 +248,7 @@ def restore_parts(state: EngineState, core: ModuleType = pure
     if state.version != STATE_VERSION:
         raise SnapshotError(f"state version {state.version} is not {STATE_VERSION}")
     seq = count(state.seq)
-    index: Index = {}
+    index: Index = core.new_index()
     orders: dict[int, Order] = {}
     books: dict[str, OrderBook] = {}
     for book_state in state.books:

@@ -18,6 +18,11 @@ commands (``random.Random(seed)``, no clocks, no hashing of unordered containers
     call, 199 messages of the mix are collected, and the next ``phase`` command uncrosses
     the book back to continuous trading.
 
+``venue_session(n, seed)``
+    The registry setup a :class:`~carbonbook.venue.Venue` needs for the busy mix (a scheme,
+    and per account an operator account, 10,000,000 EUA and ample EUR), then ``busy(n,
+    seed)`` with every market buy given a cap (a venue refuses market buys without one).
+
 ``deep(n_resting, n_mix, seed)``
     ``n_resting`` non-crossing GTC limit orders spread over thousands of price levels
     on both sides (they all rest), then ``n_mix`` messages of the busy mix around the
@@ -39,15 +44,30 @@ import random
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import perf_counter_ns, process_time_ns
+from typing import TYPE_CHECKING
 
 from carbonbook._types import OrderType, Side, UnitType
 from carbonbook._types import Phase as TradingPhase
-from carbonbook.commands import CancelOrder, Command, ListInstrument, NewOrder, SetPhase
+from carbonbook.commands import (
+    CancelOrder,
+    Command,
+    Deposit,
+    Issue,
+    ListInstrument,
+    NewOrder,
+    OpenAccount,
+    OpenScheme,
+    SetCap,
+    SetPhase,
+)
 from carbonbook.engine import Engine
 from carbonbook.events import Cancelled, Event, Rejected, Trade
+
+if TYPE_CHECKING:
+    from carbonbook.venue import Venue
 
 SYMBOL = "EUA-DEC26"
 """The one instrument of every workload (EU allowances, prices in euro cents per tonne)."""
@@ -217,6 +237,22 @@ def auction(n: int, seed: int = 1) -> list[Command]:
     return flow.commands
 
 
+def venue_session(n: int, seed: int = 1) -> tuple[list[Command], list[Command]]:
+    """The registry setup for the busy mix's accounts, and ``busy(n, seed)`` with market buys
+    capped (see the module docstring)."""
+    flow = busy(n, seed)
+    accounts = sorted({c.account for c in flow if isinstance(c, NewOrder)})
+    setup: list[Command] = [OpenScheme(name="EUETS", allowances=frozenset({UnitType.EUA})),
+                            SetCap(scheme="EUETS", period=2026, cap=10**15)]
+    for a in accounts:
+        setup += [OpenAccount(account=a),
+                  Issue(account=a, unit=UnitType.EUA, qty=10_000_000, scheme="EUETS", period=2026),
+                  Deposit(account=a, currency="EUR", amount=10**15)]
+    orders = [NewOrder(c.id, c.account, c.symbol, c.side, c.qty, order_type=OrderType.MARKET, cap=10**12)
+              if isinstance(c, NewOrder) and c.price is None and c.side is _BUY else c for c in flow]
+    return setup, orders
+
+
 def deep(n_resting: int, n_mix: int, seed: int = 1) -> list[Command]:
     """The instrument, ``n_resting`` orders that all rest, then ``n_mix`` busy messages.
 
@@ -285,7 +321,11 @@ class Phase:
     commands: Sequence[Command]
 
 
-def replay_ns(engine: Engine, commands: Sequence[Command], batch: bool) -> tuple[int, int]:
+Make = Callable[[], "Engine | Venue"]
+"""What a measurement runs on: a fresh engine (or venue) per run."""
+
+
+def replay_ns(engine: Engine | Venue, commands: Sequence[Command], batch: bool) -> tuple[int, int]:
     """Apply ``commands`` one ``apply`` at a time, or :data:`BATCH` per ``apply_all`` (as
     ``carbonbook replay`` does); return the wall time and this process's CPU time (ns)."""
     cpu = process_time_ns()
@@ -302,13 +342,14 @@ def replay_ns(engine: Engine, commands: Sequence[Command], batch: bool) -> tuple
 
 
 def best_times(phases: Sequence[Phase], runs: int, batch: bool = False,
-               core: str | None = None) -> list[tuple[int, int]]:
+               core: str | None = None, make: Make | None = None) -> list[tuple[int, int]]:
     """The best wall time and the best CPU time (ns) of each phase over ``runs`` runs,
-    each on a fresh Engine of ``core``. On a busy machine the CPU time leaves out the time the
-    process waited for a core (but not the cache misses other processes cause)."""
+    each on a fresh Engine of ``core`` (or what ``make`` makes). On a busy machine the CPU
+    time leaves out the time the process waited for a core (but not the cache misses other
+    processes cause)."""
     best = [(sys.maxsize, sys.maxsize)] * len(phases)
     for _ in range(runs):
-        engine = Engine(core=core)
+        engine = Engine(core=core) if make is None else make()
         for i, phase in enumerate(phases):
             wall, cpu = replay_ns(engine, phase.commands, batch)
             best[i] = (min(best[i][0], wall), min(best[i][1], cpu))
@@ -317,9 +358,10 @@ def best_times(phases: Sequence[Phase], runs: int, batch: bool = False,
     return best
 
 
-def latencies(phases: Sequence[Phase], core: str | None = None) -> list[array[int]]:
-    """Per-apply latency (ns, timer overhead included) of each phase, sorted; one fresh Engine of ``core``."""
-    engine = Engine(core=core)
+def latencies(phases: Sequence[Phase], core: str | None = None, make: Make | None = None) -> list[array[int]]:
+    """Per-apply latency (ns, timer overhead included) of each phase, sorted; one fresh Engine
+    of ``core`` (or what ``make`` makes)."""
+    engine = Engine(core=core) if make is None else make()
     apply = engine.apply
     now = perf_counter_ns
     out = []

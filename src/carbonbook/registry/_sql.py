@@ -323,7 +323,7 @@ class SqlRegistry(StateRegistry):
                 if v:
                     meta.setdefault("block", None)
                     meta.setdefault("txid", None)
-            elif k is _HOLD:  # a hold transaction (see StateRegistry._hold_tx)
+            elif k is _HOLD:  # a hold transaction (see _ledger.Ledger._hold_tx)
                 holds.setdefault(v[0], v[1])
                 meta.setdefault("txid", None)
             else:

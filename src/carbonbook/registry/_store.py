@@ -1,10 +1,10 @@
 """The registry's state and its undo log, shared by every rule family and backend.
 
 State lives in plain dicts. Every mutation goes through an undo log of ``(container,
-key, old value)`` triples (two hot paths log a compact record instead: a hold
-transaction, see ``TransferRules._hold_tx``, and a run of settlements, see
-``CashRules._settle_rows``), so a refused operation, a failed settlement inside a batch,
-or any exception rolls back exactly what it changed. At the end of the outermost
+key, old value)`` triples (the registry's hot path, its ledger, logs a compact record
+instead: a hold transaction or a run of settlements, see ``_ledger.Ledger``), so a refused
+operation, a failed settlement inside a batch, or any exception rolls back exactly what it
+changed. At the end of the outermost
 transaction a backend's ``_commit(log)`` hook sees the same log and writes the touched
 keys (the SQL backends write them in one database transaction; memory does nothing). The
 persisted containers are listed in ``_persisted()``; the others are indexes derived from
@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, pairwise
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from msgspec.structs import replace
@@ -67,6 +67,9 @@ from carbonbook.registry.base import (
 )
 
 _MOVES = msgspec.json.Encoder()
+if TYPE_CHECKING:
+    from carbonbook.registry._ledger import Ledger
+
 _MISSING: Any = object()
 _APPEND: Any = object()
 _POPLEFT: Any = object()
@@ -243,7 +246,11 @@ class Store(Registry):
         self._actor: str | None = None  # the person acting (``ControlRules.acting``), stamped on journal rows
         self._moving: tuple[str, list[tuple[str, int, int]]] | None = None  # serials moved, for the next row
         self.linked: Callable[[str, int, int], None] | None = None  # a transaction log's issuance check
+        self._ledger = self._ledger_type(self)  # type: ignore[arg-type]  # a Store is always a whole registry
         self._reset()
+
+    _ledger_type: ClassVar[type[Ledger]]
+    """The registry's ledger, its hot path (``_ledger.Ledger`` or its compiled twin)."""
 
     # -- state -------------------------------------------------------------------
 
@@ -273,6 +280,7 @@ class Store(Registry):
         self._held: dict[tuple[str, UnitType], int] = {}
         self._ureserved: dict[tuple[str, str], int] = {}
         self._creserved: dict[tuple[str, str], int] = {}
+        self._ledger.bind()
 
     def _persisted(self) -> dict[str, dict[Any, Any]]:
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
@@ -308,6 +316,7 @@ class Store(Registry):
         for account, kind, asset, amount in self._holds.values():
             target = self._ureserved if kind == "units" else self._creserved
             target[account, asset] = target.get((account, asset), 0) + amount
+        self._ledger.bind()
 
     def _inner_of(self, key: tuple[str, UnitType]) -> deque[int]:
         """The active block ids of a holder and unit type, oldest (lowest id) first."""
@@ -380,6 +389,9 @@ class Store(Registry):
             else:
                 d[k] = old
         del log[mark:]
+    def _between_legs(self) -> None:
+        """Called between the units leg and the cash leg of a settlement (a test hook)."""
+
     @abstractmethod
     def _undo_hold(self, hold: int, old: Any, total: Any, txid: int, jlen: int) -> None:
         """Undo a hold transaction from its undo record (``TransferRules``)."""
