@@ -758,6 +758,148 @@ class RegistryContract:
         reg.pass_days(0, 5)
         refused(reg, exc, match, reg.set_deadline, *args, **kw)
 
+    def _reporting(self, reg: Registry) -> None:
+        """Scheme EU (EUA) with a reporting deadline on day 5 and a surrender deadline on day 10
+        (EUR 100/t) for 2008; operators ``op1`` (100 t reported, 100 EUA), ``op2`` and ``op3``
+        (nothing reported, 50 EUA)."""
+        reg.create_scheme(Scheme("EU", frozenset({EUA})))
+        reg.set_cap("EU", 2008, 10_000)
+        for name in ("op1", "op2", "op3"):
+            reg.open_account(name, scheme="EU")
+        reg.issue("op1", EUA, 100, scheme="EU", period=2008, origin="EU")
+        reg.issue("op3", EUA, 50, scheme="EU", period=2008, origin="EU")
+        reg.record_emissions("op1", 2008, 100)
+        reg.set_deadline("EU", 2008, 10, penalty=10_000, currency="EUR", report=5)
+
+    def test_reporting_deadline_records_status_c_and_a_late_report_still_counts(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        """EU: emissions of X verified by 31 March X+1, surrender by 30 April (DOMAIN.md 2). An
+        account without emissions when the reporting deadline passes gets status C recorded; a
+        late report (or an estimate) entered before the surrender deadline counts."""
+        self._reporting(reg)
+        assert list(reg.journal())[-1].detail == "report by day 5, day 10"
+        assert reg.pass_days(0, 5) == []  # day 5 is the reporting deadline itself: still open
+        missed = reg.pass_days(5, 6)
+        assert [(m.account, m.period, m.day, m.deadline) for m in missed] == [("op2", 2008, 5, 10),
+                                                                              ("op3", 2008, 5, 10)]
+        assert [(e.txid, e.kind, e.account, e.ref, e.detail) for e in list(reg.journal())[-2:]] == [
+            (missed[0].txid, "report_missed", "op2", 2008, "status C, no verified emissions at the reporting "
+                                                           "deadline, day 5"),
+            (missed[1].txid, "report_missed", "op3", 2008, "status C, no verified emissions at the reporting "
+                                                           "deadline, day 5")]
+        reg = reopen(reg)
+        assert reg.pass_days(5, 6) == missed  # asked again (a replay): the same records
+        c = reg.compliance("op3", 2008)
+        assert (c.status, c.verified, c.report_missed, c.final) == (ComplianceStatus.C, None, 5, False)
+        assert reg.compliance("op1", 2008).report_missed is None
+        reg.record_emissions("op3", 2008, 60)  # a late report is allowed up to the surrender deadline
+        reg.surrender("op3", 2008, EUA, 50, to="ret")
+        reg.surrender("op1", 2008, EUA, 100, to="ret")
+        c = reg.compliance("op3", 2008)
+        assert (c.status, c.obligation, c.shortfall, c.report_missed) == (ComplianceStatus.B, 60, 10, 5)
+        finals = reg.pass_days(6, 11)
+        assert [(f.account, f.status, f.shortfall, f.penalty) for f in finals] == [
+            ("op1", ComplianceStatus.A, 0, 0), ("op2", ComplianceStatus.C, 0, 0),
+            ("op3", ComplianceStatus.B, 10, 100_000)]
+        assert reg.pass_days(0, 11) == [*missed, *finals]  # reporting records first, by day
+        c = reg.compliance("op2", 2008)
+        assert (c.status, c.final, c.report_missed) == (ComplianceStatus.C, True, 5)
+        refused(reg, DeadlinePassed, "emissions of 'op2' for 2008", reg.record_emissions, "op2", 2008, 5)
+        reg.check()
+
+    def test_reporting_and_surrender_deadlines_passed_on_one_day_in_order(self, reg: Registry) -> None:
+        """Two schemes: one business day passes A's surrender deadline (day 3) and B's reporting
+        deadline (day 3): B's report records come first, then A's finals, each by account."""
+        reg.create_scheme(Scheme("A", frozenset({EUA})))
+        reg.create_scheme(Scheme("B", frozenset({UnitType.UKA})))
+        reg.open_account("a1", scheme="A")
+        reg.open_account("b1", scheme="B")
+        reg.open_account("b2", scheme="B")
+        reg.set_deadline("A", 2010, 3, report=1)
+        reg.set_deadline("B", 2010, 8, report=3)
+        reg.record_emissions("b2", 2010, 7)
+        out = reg.pass_days(0, 4)
+        assert [(type(r).__name__, r.account, r.day) for r in out] == [
+            ("ReportMissed", "a1", 1), ("ReportMissed", "b1", 3), ("Final", "a1", 3)]
+        assert [e.txid for e in reg.journal() if e.kind in ("report_missed", "compliance_final")] == [
+            r.txid for r in out]
+        reg.check()
+
+    @pytest.mark.parametrize(("report", "match"), [
+        (11, "got 11"), (4, "got 4"), (-1, "got -1"), (6.0, "got 6.0"), (True, "got True"),
+        ("6", "got .6.")])
+    def test_bad_reporting_deadline(self, reg: Registry, report: Any, match: str) -> None:
+        reg.create_scheme(Scheme("EU", frozenset({EUA})))
+        reg.pass_days(0, 5)
+        refused(reg, OperationRefused, "reporting deadline must be a business day .*" + match, reg.set_deadline,
+                "EU", 2008, 10, report=report)
+
+    def test_control_period_obligation_is_the_sum_of_its_years(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        """RGGI-style control periods 2009-2011 and 2012-2014: emissions per year, one obligation,
+        surrender, deadline and status per control period, named by its last year; a year inside
+        one shows the control period's compliance, never a status of its own."""
+        rga = UnitType.RGA
+        reg.create_scheme(Scheme("RGGI", frozenset({rga}), banking=False,
+                                 control_periods=((2012, 2014), (2009, 2011))))
+        for period in (2009, 2010, 2011, 2012):
+            reg.set_cap("RGGI", period, 1_000)
+            reg.issue("c", rga, 100 if period < 2012 else 50, scheme="RGGI", period=period, origin="US")
+        reg.open_account("plant", scheme="RGGI")
+        reg.transfer("c", "plant", rga, 350)
+        reg.record_emissions("plant", 2009, 90)
+        reg.record_emissions("plant", 2010, 100)
+        c = reg.compliance("plant", 2009)
+        assert (c.period, c.first, c.verified, c.obligation, c.status) == (2011, 2009, 190, 190,
+                                                                            ComplianceStatus.C)  # 2011 to come
+        reg.surrender("plant", 2010, rga, 150, to="ret")  # for the control period: 2009's vintage first
+        reg.record_emissions("plant", 2011, 110)
+        c = reg.compliance("plant", 2011)
+        assert (c.verified, c.obligation, c.surrendered, c.shortfall, c.status) == (
+            300, 300, 150, 150, ComplianceStatus.B)
+        assert reg.compliance("plant", 2010) == c
+        # every vintage of the control period counts for it (no banking needed); 2012's does not
+        refused(reg, NotEligible, "holds 150 RGA that count for 'RGGI' 2011, 200 needed; not eligible: 50 RGA "
+                "of vintage 2012", reg.surrender, "plant", 2011, rga, 200, to="ret")
+        reg.surrender("plant", 2011, rga, 130, to="ret")
+        assert sorted((b.period, b.qty) for b in reg.blocks("ret")) == [(2009, 100), (2010, 50), (2010, 50),
+                                                                        (2011, 80)]
+        reg.set_deadline("RGGI", 2009, 5, multiple=3)  # the control period's deadline
+        refused(reg, OperationRefused, "deadline of 'RGGI' 2011 is already set", reg.set_deadline, "RGGI",
+                2011, 6)
+        [f] = reg.pass_days(0, 6)
+        assert (f.account, f.period, f.status, f.obligation, f.shortfall, f.carried) == (
+            "plant", 2011, ComplianceStatus.B, 300, 20, 60)
+        refused(reg, DeadlinePassed, "emissions correction of 'plant' for 2009: the surrender deadline of "
+                "'RGGI' 2011", reg.correct_emissions, "plant", 2009, 95)
+        reg = reopen(reg)
+        c = reg.compliance("plant", 2012)  # the next control period carries 3 x 20, nothing reported yet
+        assert (c.period, c.first, c.verified, c.obligation, c.status) == (2014, 2012, None, 60,
+                                                                            ComplianceStatus.C)
+        reg.record_emissions("plant", 2012, 40)
+        reg.record_emissions("plant", 2013, 30)
+        reg.record_emissions("plant", 2014, 20)
+        c = reg.compliance("plant", 2013)
+        assert (c.period, c.verified, c.obligation, c.shortfall, c.status) == (2014, 90, 150, 150,
+                                                                                ComplianceStatus.B)
+        c = reg.compliance("plant", 2015)  # outside every control period: a year of its own
+        assert (c.period, c.first, c.obligation) == (2015, None, 150)
+        reg.check()
+
+    @pytest.mark.parametrize(("spans", "match"), [
+        (((2009, 2011), (2011, 2013)), "control periods overlap in 2011"),
+        (((2009, 2009),), "from its first to a later last period, got 2009..2009"),
+        (((2011, 2009),), "got 2011..2009"),
+        (((2009, 2010, 2011),), "a control period is \\(first, last\\)"),
+        ((2009,), "a control period is \\(first, last\\)"),
+        (((-1, 2010),), "period must be"),
+        (((2009, 1.5),), "period must be"),
+        ("2009-2011", "control_periods must be a list"),
+    ])
+    def test_bad_control_periods_refused(self, reg: Registry, spans: Any, match: str) -> None:
+        refused(reg, OperationRefused, match, reg.create_scheme, Scheme("NEW", frozenset({UnitType.RGA}),
+                                                                        control_periods=spans))
+
     # -- eligibility of units for a surrender (issue 14, item 1) ------------------------
 
     def test_no_banking_refuses_an_earlier_vintage(self, reg: Registry) -> None:
@@ -863,6 +1005,44 @@ class RegistryContract:
         assert sorted((b.period, b.qty) for b in reg.blocks("ret")) == [(2007, 100), (2008, 60)]
         assert reg.holding("op", UnitType.UKA) == 40
         reg.check()
+
+    def test_banking_per_phase_change(self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        """EU: no banking from phase 1 (2005-07) into phase 2 (2008-12), banking from phase 2 into
+        phase 3 (2013-20): ``phase_banking`` lists the phases earlier ones bank into."""
+        reg.create_scheme(Scheme("EU3", frozenset({EUA}), phases=frozenset({2005, 2008, 2013}),
+                                 phase_banking=frozenset({2013})))
+        for period in (2007, 2012, 2013):
+            reg.set_cap("EU3", period, 1_000)
+        reg.open_account("op", scheme="EU3")
+        reg.issue("op", EUA, 100, scheme="EU3", period=2007, origin="EU")
+        reg.issue("op", EUA, 100, scheme="EU3", period=2012, origin="EU")
+        refused(reg, NotEligible, "holds 100 EUA that count for 'EU3' 2012, 101 needed; not eligible: 100 EUA "
+                "of vintage 2007 of scheme 'EU3', which does not allow banking into 2012 \\(from its phase of "
+                "2005 into that of 2008\\)", reg.surrender, "op", 2012, EUA, 101, to="ret")
+        refused(reg, NotEligible, "holds 100 EUA that count for 'EU3' 2013, 150 needed; not eligible: 100 EUA "
+                "of vintage 2007 .* \\(from its phase of 2005 into that of 2013\\)", reg.surrender, "op", 2013,
+                EUA, 150, to="ret")
+        refused(reg, OperationRefused, "does not allow banking into 2008", reg.carry_over, "op", EUA, 2007)
+        reg = reopen(reg)
+        refused(reg, NotEligible, "vintage 2007 .* into 2013", reg.surrender, "op", 2013, EUA, 1, to="ret",
+                vintage=2007)  # the rule stays when the registry is opened again
+        reg.surrender("op", 2013, EUA, 60, to="ret")  # phase 2's units bank into phase 3
+        assert reg.carry_over("op", EUA, 2012) == 40
+        assert [(b.period, b.qty, b.state) for b in reg.blocks("ret")] == [(2012, 60, BlockState.SURRENDERED)]
+        assert sorted((b.period, b.qty) for b in reg.blocks("op")) == [(2007, 100), (2013, 40)]
+        assert reg.compliance("op", 2013).surrendered == 60
+        reg.check()
+
+    @pytest.mark.parametrize(("into", "match"), [
+        (frozenset({2010}), "phase_banking names \\[2010\\], which are not first periods of phases"),
+        ("2013", "phase_banking must be true, false or a list of phases"),
+        (None, "phase_banking must be true, false or a list of phases"),
+        (frozenset({-1}), "period must be"),
+    ])
+    def test_bad_phase_banking_refused(self, reg: Registry, into: Any, match: str) -> None:
+        refused(reg, OperationRefused, match, reg.create_scheme, Scheme("NEW", frozenset({EUA}),
+                                                                        phases=frozenset({2008, 2013}),
+                                                                        phase_banking=into))
 
     def test_borrowing_is_the_next_vintage_within_a_phase_used_last_and_recorded(self, reg: Registry) -> None:
         reg.create_scheme(Scheme("LEND", frozenset({UnitType.UKA}), phases=frozenset({2008, 2013}),
@@ -1093,9 +1273,16 @@ class RegistryContract:
         cuts = [(a.txid, a.period, a.method, a.qty) for a in reg.allocations("op", 2011)]
         assert cuts[1:] == [(txid, 2011, "borrowed", -150), (txid + 1, 2011, "borrowed", -50)]
         assert sum(a.qty for a in reg.allocations("op", 2011)) == 800 == reg.holding("op", tka)
-        # units of 2011 that are no allocation: nothing to borrow against
-        refused(reg, BorrowingLimitExceeded, "at most 0 of 2011", reg.surrender, "op2", 2010, tka, 1001,
-                to="ret")
+        # units of 2011 that are no allocation: nothing to borrow against until 2011 is allocated
+        refused(reg, BorrowingLimitExceeded, "at most 2000 bp of its 2011 allocation, and no 2011 allocation "
+                "is on record yet: nothing can be borrowed from 2011 for 2010 until it is allocated; 1 asked",
+                reg.surrender, "op2", 2010, tka, 1001, to="ret")
+        reg.allocate("op2", 2011, "grandfathering", base=[500])
+        txid = reg.surrender("op2", 2010, tka, 1100, to="ret")  # 20% of 500: 100 of 2011
+        assert reg.compliance("op2", 2010).borrowed == 100
+        assert [(a.method, a.qty) for a in reg.allocations("op2", 2011)] == [("grandfathering", 500),
+                                                                             ("borrowed", -100)]
+        assert [e.detail for e in reg.journal(txid - 1)] == ["borrowed 100 of 2011"]
         reg.check()
 
     # -- offset tables, project-type exclusions and linking (issue 14, item 5) ---------
@@ -1496,7 +1683,7 @@ class RegistryContract:
         elif kind == "emissions":
             reg.record_emissions(op[1], op[2], op[3])
         elif kind == "deadline":
-            reg.set_deadline("JVETS", 2010, op[1], penalty=100, currency="JPY")
+            reg.set_deadline("JVETS", 2010, op[1], penalty=100, currency="JPY", report=op[1])
         elif kind == "day":
             reg.pass_days(op[1], op[1] + 1)
         else:

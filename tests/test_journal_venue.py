@@ -115,6 +115,8 @@ def test_registry_commands_are_journaled_and_a_venue_is_recovered(tmp_path: Path
 
 def test_every_registry_command_round_trips_hand_built_ones_included() -> None:
     odd = [OpenScheme(name="X", allowances=frozenset({JPA, "bogus"}), offset_percent=2**70),  # type: ignore[arg-type]
+           OpenScheme(name="X", allowances=frozenset({"bogus"}), phase_banking=frozenset({2013}),  # type: ignore[arg-type]
+                      control_periods=((2009, 2011),)),
            OpenAccount(account="a", units=frozenset({JPA}), kind="nonsense"),  # type: ignore[arg-type]
            Issue(account="a", unit="nope", qty=-(2**64), scheme="S", period=1),  # type: ignore[arg-type]
            Deposit(account="a", currency="JPY", amount=1.5)]  # type: ignore[arg-type]

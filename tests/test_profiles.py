@@ -146,7 +146,7 @@ def test_trial_market_absolute_and_intensity_targets_and_one_borrowing(run: Run)
             reg.balance("tokyo-gas", "JPY")) == (865_000, 865_000, 135_000)
 
 
-def test_eu_ets_phase_2_to_3_benchmark_phase_1_units_cer_limit_penalty_hfc_ban(run: Run) -> None:
+def test_eu_ets_phase_2_to_3_benchmark_phase_banking_cer_limit_penalty_hfc_ban(run: Run) -> None:
     events, reg = run("euets-2012.jsonl")
     got = outcomes(events)
     assert got[:4] == [
@@ -155,7 +155,11 @@ def test_eu_ets_phase_2_to_3_benchmark_phase_1_units_cer_limit_penalty_hfc_ban(r
         ("allocate", "cement-de 2012 benchmark: activity 100000 x 766/1000: +76600 EUA"),
         ("allocate", "power-pl 2012 grandfathering: base-year average (50000+52000)/2 x 90/100: +45900 EUA"),
         ("issue", "serials CN 1-9000")]
-    assert got[6][0] == "not_eligible" and "500 EUA of vintage 2007, expired after 2007" in got[6][1]
+    assert got[5] == ("deadline", "EUETS 2012: report by day 2, surrender by day 3")  # 31 March, 30 April
+    # phase_banking [2013]: phase 1 does not bank into phase 2 (phase 2 banks into phase 3, below)
+    assert got[6][0] == "not_eligible" and ("500 EUA of vintage 2007 of scheme 'EUETS', which does not allow "
+                                            "banking into 2012 (from its phase of 2005 into that of 2008)"
+                                            in got[6][1])
     assert got[7:] == [
         ("surrender", "76600 of 85000 surrendered for 2012: status B"),
         # 11% of the phase's allocation: 76600 x 0.11 = 8426
@@ -172,16 +176,20 @@ def test_eu_ets_phase_2_to_3_benchmark_phase_1_units_cer_limit_penalty_hfc_ban(r
         ("not_eligible", "serials CN 9001..11000 (CER) do not count for 'EUETS' 2013: project type HFC-23, "
                          "which 'EUETS' excludes from 2013"),
         ("surrender", "600 of 78000 surrendered for 2013: status B"),
+        ("issue", "serials EU 199601-199700"),
+        ("surrender", "100 of 42100 surrendered for 2013: status B"),  # 2012 EUAs banked into phase 3
     ]
     assert status(reg, "power-pl", 2012) == (ComplianceStatus.B, 48000, 45900, 2100, True, 21_000_000)
-    assert status(reg, "power-pl", 2013)[:2] == (ComplianceStatus.B, 42100)  # 40000 + the 2100 carried
+    assert status(reg, "power-pl", 2013)[:3] == (ComplianceStatus.B, 42100, 100)  # 40000 + the 2100 carried
+    banked = [(b.period, b.qty) for b in reg.blocks("eu-surrender", EUA) if b.start > 199_000]
+    assert banked == [(2012, 100)]
     assert (reg.holding("cement-de", EUA), reg.holding("cement-de", CER)) == (500 + 76600, 2000)
     assert sorted((b.project_type, b.qty) for b in reg.blocks("eu-surrender", CER)) == [("hydro", 600),
                                                                                        ("hydro", 8400)]
     assert all(b.project_type == "HFC-23" for b in reg.blocks("cement-de", CER))
 
 
-def test_rggi_control_period_with_the_excess_emissions_deduction(run: Run) -> None:
+def test_rggi_control_periods_with_the_excess_emissions_deduction(run: Run) -> None:
     events, reg = run("rggi-2009-2011.jsonl")
     assert outcomes(events)[-4:] == [
         ("surrender", "9000 of 9500 surrendered for 2011: status B"),
@@ -192,8 +200,16 @@ def test_rggi_control_period_with_the_excess_emissions_deduction(run: Run) -> No
         ("compliance_final", "plant-ny 2011: status B final at the deadline (day 2), 9000 of 9500 surrendered, "
                              "500 short, 1500 added to 2012's obligation"),
     ]
+    # the control period's obligation: 3000 + 3200 + 3300 reported year by year
     assert status(reg, "plant-ny", 2011) == (ComplianceStatus.B, 9500, 9000, 500, True, 0)
-    assert status(reg, "plant-ny", 2014)[:2] == (ComplianceStatus.B, 8000 + 1500)  # the next control period
+    c = reg.compliance("plant-ny", 2010)  # a year inside the control period shows the control period's
+    assert (c.period, c.first, c.verified, c.status, c.final) == (2011, 2009, 9500, ComplianceStatus.B, True)
+    # the next control period, 2012-2014: 2600 + 2700 + 2700 and the 1500 carried, whichever year is asked
+    for year in (2012, 2013, 2014):
+        c = reg.compliance("plant-ny", year)
+        assert (c.period, c.first, c.verified, c.obligation, c.status) == (2014, 2012, 8000, 8000 + 1500,
+                                                                            ComplianceStatus.B)
+    assert status(reg, "plant-md", 2009) == (ComplianceStatus.A, 1900 + 1950 + 1950, 5800, 0, True, 0)
     # the plants bought the oldest vintage (2009), which counts for the control period (banking)
     assert {(b.period, b.state) for b in reg.blocks("rggi-retirement")} == {(2009, "surrendered")}
     assert (reg.holding("plant-ny", RGA), reg.holding("plant-md", RGA), reg.holding("rggi-auction", RGA)) == (

@@ -12,6 +12,7 @@ import pytest
 from carbonbook import UnitType
 from carbonbook.errors import ConcurrentModification, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry, SQLiteRegistry
+from carbonbook.registry._sql import ADDED_COLUMNS
 from registry_contract import Factory, RegistryContract, fingerprint, world
 
 
@@ -88,20 +89,19 @@ def test_one_claimed_writer_at_a_time(tmp_path: Path) -> None:
 
 def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     """A registry file written before schemes had phases, borrowing, offset tables and links,
-    compliance rows a borrowed count, blocks a project type, and before the allocation and
-    credit-use tables, opens: the columns and tables are added, keeping its old rules."""
+    compliance rows a borrowed count, blocks a project type, deadlines a reporting day, and
+    before the allocation, credit-use and missed-report tables, opens: the columns and tables are
+    added, keeping its old rules."""
     path = tmp_path / "old.db"
     reg = world(SQLiteRegistry(path))
     reg.record_emissions("a", 2010, 7)
+    reg.set_deadline("JVETS", 2010, 5)
     before = fingerprint(reg)
     reg.close()  # type: ignore[attr-defined]
     conn = sqlite3.connect(path)
-    for table, column in (("schemes", "phases"), ("schemes", "phase_banking"), ("schemes", "borrowing"),
-                          ("schemes", "removals"), ("compliance", "borrowed"), ("schemes", "borrow_limit"),
-                          ("schemes", "offset_limits"), ("schemes", "excluded"), ("schemes", "links"),
-                          ("schemes", "import_limit"), ("blocks", "project_type")):
+    for table, column, _ in ADDED_COLUMNS:
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    for table in ("allocations", "credit_use"):
+    for table in ("allocations", "credit_use", "missed"):
         conn.execute(f"DROP TABLE {table}")
     conn.commit()
     conn.close()
@@ -109,4 +109,5 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     assert fingerprint(again) == before
     assert again.compliance("a", 2010).borrowed == 0
     again.surrender("a", 2010, UnitType.JPA, 7, to="ret")
+    assert [type(r).__name__ for r in again.pass_days(0, 6)] == ["Final"] * 3  # no reporting deadline
     again.check()

@@ -898,6 +898,12 @@ def test_borrowing_through_the_log() -> None:
     (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}),
                 offset_limits=(OffsetLimit(UnitType.CER, 100),)), "refused"),
     (Issue(account="tepco", unit=JPA, qty=5, scheme="JVETS", period=2010, project_type="HFC-23"), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.RGA}), control_periods=((2011, 2009),)), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.RGA}), control_periods=((2009, 2011), (2010, 2012))),
+     "refused"),
+    (SetDeadline(scheme="JVETS", period=2010, day=5, report=6), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), phases=frozenset({2008}),
+                phase_banking=frozenset({2013})), "refused"),
 ])
 def test_registry_refusals_are_rejected_with_the_registrys_code(command: Command,
                                                                 code: str | None) -> None:
@@ -937,6 +943,9 @@ ALL_REGISTRY_COMMANDS: list[Command] = [
     OpenScheme(name="EU", allowances=frozenset({UnitType.EUA}), credits=frozenset({UnitType.CER}),
                borrow_limit=2000, offset_limits=(OffsetLimit(UnitType.CER, 1100, "allocation", "phase"),),
                excluded={"HFC-23": 2013}, links=frozenset({"CH"}), import_limit=500),
+    OpenScheme(name="RGGI", allowances=frozenset({UnitType.RGA}), phases=frozenset({2009, 2012}),
+               phase_banking=frozenset({2012}), control_periods=((2009, 2011), (2012, 2014))),
+    SetDeadline(scheme="RGGI", period=2011, day=5, report=3),
     Issue(account="a", unit=UnitType.CER, qty=1, scheme="CDM", period=2008, project="P", project_type="hydro"),
     Allocate(account="a", period=2010, method="grandfathering", base=(3, 4), reduction=1),
     TrueUp(account="a", period=2010, production=5, to="iss"),
@@ -1755,6 +1764,32 @@ def test_deadline_with_a_multiple_says_what_it_adds_to_the_next_obligation() -> 
         "30 added to 2011's obligation"]
     v.apply(RecordEmissions(account="tepco", period=2011, tonnes=5))
     assert v.registry.compliance("tepco", 2011).obligation == 35
+    verified(v)
+
+
+def test_reporting_deadline_in_the_order_log_records_status_c_before_the_finals() -> None:
+    v = make_venue()
+    events = v.apply_all([SetDeadline(scheme="JVETS", period=2010, day=3, report=1),
+                          RecordEmissions(account="tepco", period=2010, tonnes=10),
+                          SetDeadline(scheme="JVETS", period=2011, day=3, report=4),
+                          BusinessDay(day=2),
+                          RecordEmissions(account="marubeni", period=2010, tonnes=5),
+                          BusinessDay(day=4)])
+    assert events[0].detail == "JVETS 2010: report by day 1, surrender by day 3"  # type: ignore[union-attr]
+    assert [type(e).__name__ for e in events[2:]] == ["Rejected", "Recorded", "Recorded", "Recorded",
+                                                      "Recorded", "Recorded", "Recorded"]
+    assert [(e.command, e.detail) for e in events[3:] if isinstance(e, Recorded)] == [
+        ("business_day", "day 2: 0 trades due"),
+        ("report_missed", "marubeni 2010: status C at the reporting deadline (day 1), no verified emissions; "
+                          "emissions entered by the surrender deadline (day 3) still count"),
+        ("emissions", ""),
+        ("business_day", "day 4: 0 trades due"),
+        ("compliance_final", "marubeni 2010: status B final at the deadline (day 3), 0 of 5 surrendered, "
+                             "5 short"),
+        ("compliance_final", "tepco 2010: status B final at the deadline (day 3), 0 of 10 surrendered, "
+                             "10 short")]
+    assert events[2].reason == "refused"  # type: ignore[union-attr]  # a reporting day after the deadline
+    assert v.registry.compliance("marubeni", 2010).report_missed == 1
     verified(v)
 
 

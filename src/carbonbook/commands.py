@@ -183,12 +183,14 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     """Create a compliance scheme: the ``allowances`` it issues, the ``credits`` it accepts
     for at most ``offset_percent`` % of an obligation, the first periods of its ``phases``,
     and whether it allows ``banking`` within a phase, ``phase_banking`` into a later phase
+    (true, false, or the first periods of the phases it banks into)
     and ``borrowing`` from the next period within a phase (at most ``borrow_limit`` basis
     points of the next period's allocation); with ``removals`` its operators' verified
     emissions may be negative (net removals, NZ forestry). ``offset_limits`` is its offset
     table (rows ``{"unit", "bp", "base", "over"}``), ``excluded`` maps project types to the
     first period they no longer count for, ``links`` names the schemes whose allowances it
-    accepts, at most ``import_limit`` basis points of an obligation (see
+    accepts, at most ``import_limit`` basis points of an obligation; ``control_periods`` lists
+    multi-year compliance periods as ``[first, last]`` (see
     :class:`~carbonbook.registry.base.Scheme`)."""
 
     name: Name
@@ -197,7 +199,7 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     offset_percent: Int64 = 0
     banking: bool = True
     phases: frozenset[Int64] = frozenset()
-    phase_banking: bool = True
+    phase_banking: bool | frozenset[Int64] = True
     borrowing: bool = False
     removals: bool = False
     borrow_limit: Int64 | None = None
@@ -205,6 +207,7 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     excluded: dict[Name, Int64] = {}
     links: frozenset[Name] = frozenset()
     import_limit: Int64 | None = None
+    control_periods: tuple[tuple[Int64, Int64], ...] = ()
 
 
 class SetCap(RegistryCommand, tag="cap", frozen=True):
@@ -374,7 +377,9 @@ class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
     """Set ``scheme``'s surrender deadline for ``period``: business ``day``, the last day a
     surrender or emissions for ``period`` count; when a later business day starts the period's
     compliance is final and each account short pays ``penalty`` (minor units of ``currency``)
-    per tonne and carries ``multiple`` times its shortfall into the next obligation."""
+    per tonne and carries ``multiple`` times its shortfall into the next obligation. ``report``
+    is the reporting deadline (a business day up to ``day``): accounts without verified
+    emissions when it passes get status C recorded."""
 
     scheme: Name
     period: Int64
@@ -382,6 +387,7 @@ class SetDeadline(RegistryCommand, tag="deadline", frozen=True):
     penalty: Int64 = 0
     currency: Name | None = None
     multiple: Int64 = 1
+    report: Int64 | None = None
 
 
 class AddAdministrator(RegistryCommand, tag="administrator", frozen=True):

@@ -211,8 +211,8 @@ _ENUM_FIELDS: dict[str, Any] = {
     "side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": SelfTradePrevention,
     "unit": UnitType, "phase": Phase, "tie_rule": TieRule, "cap_rule": CapRule,
 }
-_SET_FIELDS = frozenset(("allowances", "credits", "units", "phases", "links"))  # frozensets of unit types,
-# periods or names
+_SET_FIELDS = frozenset(("allowances", "credits", "units", "phases", "links", "phase_banking"))
+"""Fields that hold frozensets of unit types, periods or names (``phase_banking`` when not a bool)."""
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 
@@ -296,6 +296,8 @@ def decode_command(payload: bytes | memoryview) -> Command | Undecodable | objec
             value = tuple(OffsetLimit(**row) if isinstance(row, dict) else row for row in value)
         elif name == "base" and isinstance(value, list):  # a hand-built allocation's base years
             value = tuple(value)
+        elif name == "control_periods" and isinstance(value, list):  # a hand-built scheme's (first, last)s
+            value = tuple(tuple(span) if isinstance(span, list) else span for span in value)
         kwargs[name] = value
     return _revive(cls(**kwargs))
 

@@ -45,7 +45,7 @@ from carbonbook.events import (
     TradeSettled,
 )
 from carbonbook.holds import HoldGate, Refused
-from carbonbook.registry.base import Registry, Settled, SettlementRecord
+from carbonbook.registry.base import Final, Registry, ReportMissed, Settled, SettlementRecord
 from carbonbook.settlement import SettlementAdapter
 
 __all__ = ["Settler"]
@@ -94,6 +94,12 @@ class Settler:
             else:
                 events.append(Recorded(take(), "transfer_failed", p.done_txid, f"{said} failed: {p.reason}"))
         for f in self.registry.pass_days(since, day) if day > since else ():
+            if type(f) is ReportMissed:
+                events.append(Recorded(take(), "report_missed", f.txid, (
+                    f"{f.account} {f.period}: status C at the reporting deadline (day {f.day}), no verified "
+                    f"emissions; emissions entered by the surrender deadline (day {f.deadline}) still count")))
+                continue
+            assert type(f) is Final
             said = (f"{f.account} {f.period}: status {f.status} final at the deadline (day {f.day}), "
                     f"{f.surrendered} of {f.obligation} surrendered, {f.shortfall} short")
             if f.penalty:

@@ -44,6 +44,7 @@ from carbonbook.registry.base import (
     ComplianceStatus,
     Entry,
     Final,
+    ReportMissed,
     Scheme,
     Serials,
 )
@@ -60,7 +61,8 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
       that lists its type, within that scheme's offset limits (DOMAIN.md 2, "International
       credits"; 3, JVETS), unless the scheme excludes its project type from ``period`` on
       (``Scheme.excluded``; EU: HFC-23 and adipic N2O credits from 2013, Reg. 550/2011, DOMAIN.md 2);
-    - a unit without an expiry counts for its own period (vintage); for a later one only when its
+    - a unit without an expiry counts for its own period (vintage) and for the control period
+      holding it (``Scheme.control_periods``, RGGI); for a later one only when its
       issuing scheme banks into it (``Scheme.banks``: within a phase, or across phases; DOMAIN.md
       2, "Banking": none from phase 1 to 2, unlimited from phase 2; Kyoto carry-over, DOMAIN.md
       1); for the period before its own only when the scheme lends it (``Scheme.lends``: the next
@@ -80,8 +82,12 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
         return f"vintage {b.period}, later than {period} (scheme {issuer.name!r} does not lend it)"
     if b.expiry is not None:
         return None if period <= b.expiry else f"vintage {b.period}, expired after {b.expiry}"
-    if b.period < period and not issuer.banks(b.period, period):
-        return f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
+    if b.period < scheme.span(period)[0] and not issuer.banks(b.period, period):
+        said = f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
+        first, last = issuer.phase(b.period), issuer.phase(period)
+        if issuer.banking and first != last:
+            said += f" (from its phase of {first} into that of {last})"
+        return said
     return None
 
 
@@ -122,21 +128,33 @@ class ComplianceRules(Store):
     A deadline's ``multiple`` (default 1) is how many times the final shortfall is added to the
     next period's obligation: 1 is the EU rule (the shortfall itself, DOMAIN.md 2); RGGI-style
     schemes deduct a multiple of the excess emissions (3 in RGGI: recalled, issue 14 item 3).
-    Periods of a scheme without a deadline keep today's rules (never final)."""
+    Periods of a scheme without a deadline keep today's rules (never final).
 
-    def _open_period(self, scheme: str, account: str, period: int, what: str) -> None:
-        dl = self._deadlines.get((scheme, period))
+    A deadline may also set a reporting deadline (EU: verified emissions for year X by 31 March
+    X+1, before the 30 April surrender deadline, DOMAIN.md 2). When a later business day starts,
+    every operator account of the scheme without verified emissions for the period gets status C
+    recorded (a ``report_missed`` transaction, ``Compliance.report_missed``; DOMAIN.md 2: C =
+    emissions not entered by the deadline). A late report is allowed: emissions entered after it,
+    up to the surrender deadline, count as usual (Directive 2003/87/EC Art. 15: the operator may
+    not transfer allowances until its report is verified or an estimated figure is entered,
+    which implies a late figure is taken; that transfer ban is not enforced here)."""
+
+    def _open_period(self, scheme: str, account: str, period: int, what: str) -> int:
+        """The compliance period holding ``period`` (its last period), unless its deadline passed."""
+        last = self._schemes[scheme].span(period)[1]
+        dl = self._deadlines.get((scheme, last))
         if dl is not None and dl[3]:
             raise DeadlinePassed(
-                f"{what} of {account!r} for {period}: the surrender deadline of {scheme!r} {period} "
+                f"{what} of {account!r} for {period}: the surrender deadline of {scheme!r} {last} "
                 f"(day {dl[0]}) has passed and its compliance is final; the shortfall is carried into "
-                f"{period + 1}'s obligation: surrender against {period + 1}")
+                f"{last + 1}'s obligation: surrender against {last + 1}")
+        return last
 
     def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
-                     currency: str | None = None, multiple: int = 1) -> int:
+                     currency: str | None = None, multiple: int = 1, report: int | None = None) -> int:
         with self.transaction():
             sch = self._scheme(scheme)
-            _period(period)
+            period = sch.span(_period(period))[1]
             if type(day) is not int or not 0 <= day <= INT64_MAX:
                 raise OperationRefused(f"deadline day must be a non-negative integer, got {day!r}")
             if type(penalty) is not int or not 0 <= penalty <= INT64_MAX:
@@ -152,38 +170,62 @@ class ComplianceRules(Store):
             today = self._meta.get("day", 0)
             if day < today:
                 raise OperationRefused(f"deadline day {day} is before the current business day {today}")
-            self._put(self._deadlines, (sch.name, period), (day, penalty, currency, 0, multiple))
+            if report is not None and (type(report) is not int or not today <= report <= day):
+                raise OperationRefused(f"reporting deadline must be a business day in {today}..{day} (from "
+                                       f"the current day to the surrender deadline), got {report!r}")
+            self._put(self._deadlines, (sch.name, period), (day, penalty, currency, 0, multiple, report, 0))
             txid = self._txid()
-            said = f"day {day}" + (f", shortfall carried x{multiple}" if multiple > 1 else "")
+            said = (f"report by day {report}, " if report is not None else "") + f"day {day}"
+            said += f", shortfall carried x{multiple}" if multiple > 1 else ""
             self._append(Entry(txid, "deadline", sch.name, currency=currency, amount=penalty, ref=period,
                                detail=said))
             return txid
 
-    def pass_days(self, since: int, day: int) -> list[Final]:
+    def pass_days(self, since: int, day: int) -> list[Final | ReportMissed]:
         with self.transaction():
             if day > self._meta.get("day", 0):
                 self._put(self._meta, "day", day)
-            due = sorted((dl[0], sch, period) for (sch, period), dl in self._deadlines.items()
-                         if dl[0] < day and not dl[3])
-            for when, sch, period in due:
-                self._finalize(sch, period, when)
-            out: list[Final] = []
-            shown = sorted((dl[0], sch, period) for (sch, period), dl in self._deadlines.items()
-                           if since <= dl[0] < day)
-            for when, sch, period in shown:
-                currency = self._deadlines[sch, period][2]
-                for (account, p), row in sorted(self._finals.items()):
-                    status, obl, surr, short, pen, txid, carried = row
-                    if p == period and self._accounts[account].scheme == sch:
+            # (day, 0: reporting / 1: surrender deadline, scheme, period, passed)
+            due = sorted([(dl[5], 0, sch, period, dl[6]) for (sch, period), dl in self._deadlines.items()
+                          if dl[5] is not None]
+                         + [(dl[0], 1, sch, period, dl[3]) for (sch, period), dl in self._deadlines.items()])
+            for when, kind, sch, period, passed in due:
+                if when < day and not passed:
+                    (self._finalize if kind else self._report_due)(sch, period, when)
+            out: list[Final | ReportMissed] = []
+            for when, kind, sch, period, _ in due:
+                if not since <= when < day:
+                    continue
+                dl = self._deadlines[sch, period]
+                mine = [account for account, p in (self._finals if kind else self._missed)
+                        if p == period and self._accounts[account].scheme == sch]
+                for account in sorted(mine):
+                    if kind:
+                        status, obl, surr, short, pen, txid, carried = self._finals[account, period]
                         out.append(Final(account, period, when, ComplianceStatus(status), obl, surr, short, pen,
-                                         currency, txid, carried))
+                                         dl[2], txid, carried))
+                    else:
+                        out.append(ReportMissed(account, period, when, dl[0], self._missed[account, period][1]))
             return out
 
+    def _report_due(self, scheme: str, period: int, when: int) -> None:
+        """Record status C for every operator account of ``scheme`` without verified emissions for
+        ``period`` at its reporting deadline (business day ``when``), in account order."""
+        first = self._schemes[scheme].span(period)[0]
+        for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
+            if not self._verified(account, first, period)[1]:
+                txid = self._txid()
+                self._put(self._missed, (account, period), (when, txid))
+                said = f"status C, no verified emissions at the reporting deadline, day {when}"
+                self._append(Entry(txid, "report_missed", account, ref=period, detail=said))
+        dl = self._deadlines[scheme, period]
+        self._put(self._deadlines, (scheme, period), (*dl[:6], 1))
+
     def _finalize(self, scheme: str, period: int, when: int) -> None:
-        day, rate, currency, _, multiple = self._deadlines[scheme, period]
+        day, rate, currency, _, multiple, report, reported = self._deadlines[scheme, period]
         for account in sorted(a for a, acc in self._accounts.items() if acc.scheme == scheme):
             c = self.compliance(account, period)
-            penalty = min(INT64_MAX, c.shortfall * rate) if c.verified is not None else 0
+            penalty = min(INT64_MAX, c.shortfall * rate) if c.status is not ComplianceStatus.C else 0
             carried = min(INT64_MAX, c.shortfall * multiple)
             txid = self._txid()
             # obligations add up carried shortfalls: what is stored stays within 64 bits
@@ -192,7 +234,7 @@ class ComplianceRules(Store):
                       (str(c.status), obligation, c.surrendered, shortfall, penalty, txid, carried))
             self._append(Entry(txid, "compliance_final", account, currency=currency, amount=penalty,
                                qty=shortfall, ref=period, detail=f"status {c.status}, day {when}"))
-        self._put(self._deadlines, (scheme, period), (day, rate, currency, 1, multiple))
+        self._put(self._deadlines, (scheme, period), (day, rate, currency, 1, multiple, report, reported))
 
     def _emissions_row(self, account: str, period: int, tonnes: int, what: str) -> CompRow:
         """Check an emissions figure for ``account``'s open ``period``; its compliance row."""
@@ -234,39 +276,67 @@ class ComplianceRules(Store):
                                detail=f"corrected from {verified} to {tonnes}"))
             return txid
 
+    def _span(self, account: str, period: int) -> tuple[int, int]:
+        """The compliance period of ``account``'s scheme holding ``period`` (``Scheme.span``)."""
+        scheme = self._accounts[account].scheme
+        return (period, period) if scheme is None else self._schemes[scheme].span(period)
+
+    def _verified(self, account: str, first: int, last: int) -> tuple[int | None, bool]:
+        """The verified emissions of ``account`` over ``first``..``last`` on record (None: none),
+        and whether every one of those periods has a figure. O(last - first)."""
+        total: int | None = None
+        complete = True
+        for p in range(first, last + 1):
+            verified = self._comp.get((account, p), _NONE)[0]
+            if verified is None:
+                complete = False
+            else:
+                total = verified if total is None else total + verified
+        return total, complete
+
     def _obligation(self, account: str, period: int) -> int:
-        periods = [p for (a, p) in self._comp if a == account and p <= period]
+        """``account``'s obligation for the compliance period holding ``period``: its verified
+        emissions plus what earlier periods carried into it, walking every compliance period from
+        the first on record (a final's figures stand as made). O(periods since the first)."""
+        last = self._span(account, period)[1]
+        periods = [p for (a, p) in self._comp if a == account and p <= last]
         carry = 0
         obligation = 0
         finals = self._finals
-        for p in range(min(periods), period + 1) if periods else ():
-            final = finals.get((account, p)) if finals else None
+        p = min(periods) if periods else last + 1
+        while p <= last:
+            first, end = self._span(account, p)
+            final = finals.get((account, end)) if finals else None
             if final is not None:
                 obligation, carry = final[1], final[6]
-                continue
-            verified, surrendered, *_ = self._comp.get((account, p), _NONE)
-            obligation = (verified or 0) + carry
-            if obligation < 0:  # net removals (a scheme with removals) owe nothing, carry nothing
-                obligation = 0
-            carry = max(0, obligation - surrendered)
+            else:
+                # net removals (a scheme with removals) owe nothing, carry nothing
+                obligation = max(0, (self._verified(account, first, end)[0] or 0) + carry)
+                carry = max(0, obligation - self._comp.get((account, end), _NONE)[1])
+            p = end + 1
         return obligation
 
     def compliance(self, account: str, period: int) -> Compliance:
         self._acct(account)
-        verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
+        first, period = self._span(account, period)
+        since = None if first == period else first
+        _, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
+        verified, complete = self._verified(account, first, period)
+        missed = self._missed.get((account, period)) if self._missed else None
+        report = None if missed is None else missed[0]
         final = self._finals.get((account, period))
         if final is not None:
             status, obligation, surrendered, shortfall, penalty, _, _ = final
             return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall,
-                              ComplianceStatus(status), borrowed, True, penalty)
+                              ComplianceStatus(status), borrowed, True, penalty, report, since)
         obligation = self._obligation(account, period)
         shortfall = max(0, obligation - surrendered)
-        if verified is None:
+        if not complete:
             status = ComplianceStatus.C
         else:
             status = ComplianceStatus.A if surrendered >= obligation else ComplianceStatus.B
         return Compliance(account, period, verified, obligation, surrendered, offsets, shortfall, status,
-                          borrowed)
+                          borrowed, report_missed=report, first=since)
 
     def surrender(self, account: str, period: int, unit: UnitType, qty: int, *, to: str,
                   vintage: int | None = None, serials: Serials | None = None) -> int:
@@ -281,7 +351,7 @@ class ComplianceRules(Store):
             acc = self._open(account, "surrendering")
             if acc.scheme is None:
                 raise OperationRefused(f"account {account!r} has no compliance scheme")
-            self._open_period(acc.scheme, account, period, "surrender")
+            period = self._open_period(acc.scheme, account, period, "surrender")
             self._terminal_target(to, (AccountKind.RETIREMENT,))
             sch = self._schemes[acc.scheme]
             verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
@@ -330,8 +400,16 @@ class ComplianceRules(Store):
         """Check a surrender's ``lent`` units of ``period + 1`` against ``sch``'s borrowing limit (a
         share of the account's allocation for ``period + 1``: the trial market's 借り入れ, DOMAIN.md
         0) and record them as a cut to that allocation (an ``Allocation`` of method ``borrowed``)
-        when one is on record."""
+        when one is on record. With a limit and no allocation for ``period + 1`` on record yet (or
+        none left after returns) nothing may be borrowed: the limit's base does not exist, and
+        no other base is assumed (EU: the year's allocation is issued by 28 February, before the
+        30 April surrender, so the base is normally there)."""
         nxt = allocated(self, account, period + 1, cuts=False)
+        if sch.borrow_limit is not None and nxt <= 0:
+            raise BorrowingLimitExceeded(
+                f"scheme {sch.name!r} lends {account!r} at most {sch.borrow_limit} bp of its {period + 1} "
+                f"allocation, and no {period + 1} allocation is on record yet: nothing can be borrowed "
+                f"from {period + 1} for {period} until it is allocated; {lent} asked")
         if sch.borrow_limit is not None:
             _within(sch.borrow_limit, nxt, borrowed, lent, BorrowingLimitExceeded,
                     f"scheme {sch.name!r} lends {account!r} at most {{limit}} of {period + 1} for {period} "
@@ -341,13 +419,14 @@ class ComplianceRules(Store):
                                                 0, 1, 1, "", 0))
 
     def _phase_periods(self, account: str, sch: Scheme, period: int) -> list[int]:
-        """The periods of ``period``'s phase of ``sch`` for which ``account`` has anything on record."""
+        """The compliance periods (each named by its last period) of ``period``'s phase of ``sch`` for
+        which ``account`` has anything on record."""
         seen = {p for (a, p) in self._comp if a == account}
         seen.update(r[2] for r in self._allocations.values() if r[0] == account)
         seen.update(p for (a, p, _) in self._credit_use if a == account)
         seen.add(period)
         phase = sch.phase(period)
-        return sorted(p for p in seen if sch.phase(p) == phase)
+        return sorted({sch.span(p)[1] for p in seen if sch.phase(p) == phase})
 
     def _offset_table(self, account: str, sch: Scheme, unit: UnitType, period: int, qty: int) -> None:
         """Check ``qty`` more credits of ``unit`` against every row of ``sch``'s offset table for
@@ -359,12 +438,14 @@ class ComplianceRules(Store):
                 continue
             periods = [period] if row.over == "period" else self._phase_periods(account, sch, period)
             used = sum(self._credit_use.get((account, p, str(unit)), 0) for p in periods)
+            spans = [sch.span(p) for p in periods]
             if row.base == "emissions":
-                base = sum(max(0, self._comp.get((account, p), _NONE)[0] or 0) for p in periods)
+                base = sum(max(0, self._verified(account, *span)[0] or 0) for span in spans)
             elif row.base == "obligation":
                 base = sum(self._obligation(account, p) for p in periods)
             else:
-                base = sum(max(0, allocated(self, account, p, cuts=False)) for p in periods)
+                base = sum(max(0, allocated(self, account, y, cuts=False)) for first, last in spans
+                           for y in range(first, last + 1))
             span = (period if row.over == "period" else
                     f"the phase from {sch.phase(period)} (periods on record: {', '.join(map(str, periods))})")
             _within(row.bp, base, used, qty, OffsetLimitExceeded,

@@ -7,7 +7,7 @@ overlap no issued range of their origin (a scan of the issuances: O(issuances)).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 from msgspec.structs import replace
@@ -73,6 +73,39 @@ def _offset_limit(row: object, credits: frozenset[UnitType]) -> OffsetLimit:
     return OffsetLimit(unit, row.bp, row.base, row.over)
 
 
+def _phase_banking(value: object, phases: frozenset[int]) -> bool | frozenset[int]:
+    """``phase_banking``: true, false, or the first periods of the phases earlier phases bank into,
+    each one of ``phases``."""
+    if type(value) is bool:
+        return value
+    if not isinstance(value, frozenset | set | tuple | list):
+        raise OperationRefused(f"phase_banking must be true, false or a list of phases, got {value!r:.80}")
+    into = frozenset(_period(p) for p in value)
+    if not into <= phases:
+        raise OperationRefused(f"phase_banking names {sorted(into - phases)}, which are not first periods of "
+                               f"phases {sorted(phases)}")
+    return into
+
+
+def _control_periods(value: object) -> tuple[tuple[int, int], ...]:
+    """Control periods as sorted ``(first, last)`` pairs, each longer than one period, none
+    overlapping another."""
+    spans = []
+    for pair in _listed(value, "control_periods"):
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise OperationRefused(f"a control period is (first, last), got {pair!r:.80}")
+        first, last = _period(pair[0]), _period(pair[1])
+        if first >= last:
+            raise OperationRefused(f"a control period runs from its first to a later last period, got "
+                                   f"{first}..{last}")
+        spans.append((first, last))
+    spans.sort()
+    for (_, last), (first, _) in pairwise(spans):
+        if first <= last:
+            raise OperationRefused(f"control periods overlap in {first}")
+    return tuple(spans)
+
+
 def _exclusion(pair: object) -> tuple[str, int]:
     if not isinstance(pair, tuple | list) or len(pair) != 2:
         raise OperationRefused(f"an exclusion is (project type, first period), got {pair!r:.80}")
@@ -129,22 +162,24 @@ class IssuanceRules(Store):
                     f"offset_percent must be an integer in 0..100, got {scheme.offset_percent!r}")
             if not scheme.allowances:
                 raise OperationRefused(f"scheme {scheme.name!r} issues no unit type")
-            for flag in ("phase_banking", "borrowing", "removals"):
+            for flag in ("borrowing", "removals"):
                 if type(getattr(scheme, flag)) is not bool:
                     raise OperationRefused(f"{flag} must be true or false, got {getattr(scheme, flag)!r}")
             if not isinstance(scheme.phases, frozenset | set | tuple | list):
                 raise OperationRefused(f"phases must be a list of periods, got {scheme.phases!r:.80}")
+            phases = frozenset(_period(p) for p in scheme.phases)
             credits = frozenset(_unit(u) for u in scheme.credits)
             clean = Scheme(scheme.name, frozenset(_unit(u) for u in scheme.allowances), credits,
                            scheme.offset_percent, bool(scheme.banking),
-                           frozenset(_period(p) for p in scheme.phases),
-                           scheme.phase_banking, scheme.borrowing, scheme.removals,
+                           phases, _phase_banking(scheme.phase_banking, phases), scheme.borrowing,
+                           scheme.removals,
                            _basis_points(scheme.borrow_limit, "borrow_limit"),
                            tuple(_offset_limit(row, credits)
                                  for row in _listed(scheme.offset_limits, "offset_limits")),
                            frozenset(_exclusion(pair) for pair in _listed(scheme.excluded, "excluded")),
                            frozenset(_name(s, "linked scheme") for s in _listed(scheme.links, "links")),
-                           _basis_points(scheme.import_limit, "import_limit"))
+                           _basis_points(scheme.import_limit, "import_limit"),
+                           _control_periods(scheme.control_periods))
             if clean.allowances & clean.credits:
                 raise OperationRefused("a unit type cannot be both an allowance and a credit")
             if clean.name in clean.links:

@@ -46,7 +46,7 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "accounts": (("account",), ("kind", "status", "units", "scheme")),
     "schemes": (("name",), ("allowances", "credits", "offset_percent", "banking", "phases", "phase_banking",
                             "borrowing", "removals", "borrow_limit", "offset_limits", "excluded", "links",
-                            "import_limit")),
+                            "import_limit", "control_periods", "banking_into")),
     "caps": (("scheme", "period"), ("cap", "issued")),
     "issuances": (("origin", "first"), ("last", "unit", "scheme", "period")),
     "blocks": (("id",), ("origin", "unit", "first", "last", "holder", "state", "period", "scheme",
@@ -54,9 +54,11 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cash": (("account", "currency"), ("amount",)),
     "holds": (("id",), ("account", "kind", "asset", "amount")),
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets", "borrowed")),
-    "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed", "multiple")),
+    "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed", "multiple", "report",
+                                          "reported")),
     "finals": (("account", "period"), ("status", "obligation", "surrendered", "shortfall", "penalty", "txid",
                                         "carried")),
+    "missed": (("account", "period"), ("day", "txid")),
     "allocations": (("txid",), ("account", "scheme", "period", "method", "unit", "qty", "activity", "rate",
                                 "per", "base", "reduction")),
     "credit_use": (("account", "period", "kind"), ("qty",)),
@@ -89,7 +91,7 @@ _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percen
                 "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried", "borrow_limit",
                 "import_limit", "activity", "rate", "per", "reduction",
                 "trusted_delay", "outside_delay", "bar_outside", "transfer_limit", "four_eyes", "effective",
-                "due", "outside", "done_txid", "done_day", "reported"}
+                "due", "outside", "done_txid", "done_day", "reported", "report"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail",
             "actor", "approver")
 """The journal's columns: :class:`~carbonbook.registry.base.Entry`'s fields but ``day``, which is read
@@ -117,6 +119,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schemes", "removals", "0"), ("schemes", "borrow_limit", "NULL"), ("schemes", "offset_limits", "'[]'"),
     ("schemes", "excluded", "'[]'"), ("schemes", "links", "'[]'"), ("schemes", "import_limit", "NULL"),
     ("compliance", "borrowed", "0"), ("blocks", "project_type", "NULL"),
+    ("deadlines", "report", "NULL"), ("deadlines", "reported", "0"), ("schemes", "control_periods", "'[]'"),
+    ("schemes", "banking_into", "NULL"),
     ("journal", "actor", "NULL"), ("journal", "approver", "NULL"),
 )
 """Columns added to a table after it was first shipped, with the value an older database's
@@ -144,10 +148,11 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
         return (k, str(v.kind), str(v.status), _units(v.units), v.scheme)
     if table == "schemes":
         return (k, _units(v.allowances), _units(v.credits), v.offset_percent, int(v.banking),
-                ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking), int(v.borrowing),
+                ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking is True), int(v.borrowing),
                 int(v.removals), v.borrow_limit, _json.encode(v.offset_limits).decode(),
                 _json.encode(sorted(v.excluded)).decode(), _json.encode(sorted(v.links)).decode(),
-                v.import_limit)
+                v.import_limit, _json.encode(v.control_periods).decode(),
+                None if type(v.phase_banking) is bool else ",".join(str(p) for p in sorted(v.phase_banking)))
     if table == "blocks":
         return _block_row(k, v)
     if table == "holds":
@@ -188,10 +193,13 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
         return r[0], Account(r[0], AccountKind(r[1]), AccountStatus(r[2]), _unit_set(r[3]), r[4])
     if table == "schemes":
         return r[0], Scheme(r[0], _unit_set(r[1]) or frozenset(), _unit_set(r[2]) or frozenset(), r[3],
-                            bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p), bool(r[6]), bool(r[7]),
+                            bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p),
+                            bool(r[6]) if r[15] is None else frozenset(int(p) for p in r[15].split(",") if p),
+                            bool(r[7]),
                             bool(r[8]), r[9], _json.decode(r[10], type=tuple[OffsetLimit, ...]),
                             frozenset(_json.decode(r[11], type=list[tuple[str, int]])),
-                            frozenset(_json.decode(r[12], type=list[str])), r[13])
+                            frozenset(_json.decode(r[12], type=list[str])), r[13],
+                            _json.decode(r[14], type=tuple[tuple[int, int], ...]))
     if table == "blocks":
         return r[0], Block(r[0], r[1], UnitType(r[2]), r[3], r[4], r[5], BlockState(r[6]), r[7], r[8],
                            r[9], r[10], r[11])

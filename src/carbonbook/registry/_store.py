@@ -88,9 +88,13 @@ Hold = tuple[str, str, str, int]
 """(account, "units" or "cash", unit type or currency, amount)."""
 Issuance = tuple[int, str, str, int]
 """(last serial, unit type, scheme, period), keyed by (origin, first serial)."""
-Deadline = tuple[int, int, str | None, int, int]
+Deadline = tuple[int, int, str | None, int, int, int | None, int]
 """(surrender deadline business day, penalty per tonne in minor units, currency, 1 once passed,
-multiple of the shortfall carried into the next obligation), keyed by (scheme, period)."""
+multiple of the shortfall carried into the next obligation, reporting deadline business day or
+None, 1 once the reporting deadline passed), keyed by (scheme, period)."""
+MissedRow = tuple[int, int]
+"""(reporting deadline business day, txid) of an account without verified emissions at its
+scheme's reporting deadline for a period, keyed by (account, period)."""
 FinalRow = tuple[str, int, int, int, int, int, int]
 """(status, obligation, surrendered, shortfall, penalty, txid, carried into the next period) of a
 period whose deadline passed, keyed by (account, period)."""
@@ -261,6 +265,7 @@ class Store(Registry):
         self._comp: dict[tuple[str, int], CompRow] = {}
         self._deadlines: dict[tuple[str, int], Deadline] = {}
         self._finals: dict[tuple[str, int], FinalRow] = {}
+        self._missed: dict[tuple[str, int], MissedRow] = {}
         self._allocations: dict[int, AllocRow] = {}
         self._credit_use: dict[tuple[str, int, str], int] = {}
         self._settlements: dict[int, SettlementRecord] = {}
@@ -281,7 +286,8 @@ class Store(Registry):
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
                 "holds": self._holds, "compliance": self._comp,
-                "deadlines": self._deadlines, "finals": self._finals, "allocations": self._allocations,
+                "deadlines": self._deadlines, "finals": self._finals, "missed": self._missed,
+                "allocations": self._allocations,
                 "credit_use": self._credit_use, "settlements": self._settlements,
                 "checkpoint": self._checkpoint, "meta": self._meta,
                 **{table: getattr(self._ledgers, name) for table, name in _LEDGERS.items()}}

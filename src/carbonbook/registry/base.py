@@ -106,7 +106,9 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     ``credits`` (offsets); surrendered credits may cover at most ``offset_percent`` % of an
     obligation. ``phases`` are the first periods of its phases (EU: 2005, 2008, 2013; none:
     one phase). Its units count for a later period of the same phase when ``banking``, of a
-    later phase when ``phase_banking`` too, and for the period before their own, in the same
+    later phase when ``phase_banking`` too (true: across every phase change; false: none; a set
+    of phases' first periods: only into those, so EU's ``{2013}`` banks phase 2 into phase 3
+    but not phase 1 into phase 2), and for the period before their own, in the same
     phase, when ``borrowing`` (EU: next year's allocation within a phase), at most
     ``borrow_limit`` basis points of the account's allocation for that next period when set
     (None: no limit). With ``removals`` verified emissions may be negative (net removals, NZ
@@ -118,7 +120,11 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     ``(project type, first period)`` pairs: credits of that project type
     (``Block.project_type``, e.g. ``HFC-23``, ``adipic-N2O``) count for no period from the
     first on. ``links`` names the schemes whose allowances it accepts (ICAP-style linking),
-    together at most ``import_limit`` basis points of the period's obligation when set."""
+    together at most ``import_limit`` basis points of the period's obligation when set.
+
+    ``control_periods`` are multi-year compliance periods ``(first, last)`` (RGGI: 2009-2011,
+    2012-2014): emissions are recorded per year, but the obligation, surrenders, deadlines and
+    status belong to the control period, named by its last year (:meth:`span`)."""
 
     name: str
     allowances: frozenset[UnitType]
@@ -126,7 +132,7 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     offset_percent: int = 0
     banking: bool = True
     phases: frozenset[int] = frozenset()
-    phase_banking: bool = True
+    phase_banking: bool | frozenset[int] = True
     borrowing: bool = False
     removals: bool = False
     borrow_limit: int | None = None
@@ -134,14 +140,30 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     excluded: frozenset[tuple[str, int]] = frozenset()
     links: frozenset[str] = frozenset()
     import_limit: int | None = None
+    control_periods: tuple[tuple[int, int], ...] = ()
+
+    def span(self, period: int) -> tuple[int, int]:
+        """The first and last period of the compliance period holding ``period``: its control
+        period, else ``period`` alone."""
+        for first, last in self.control_periods:
+            if first <= period <= last:
+                return first, last
+        return period, period
 
     def phase(self, period: int) -> int:
         """The first period of ``period``'s phase (0 before the first phase, or with none)."""
         return max((p for p in self.phases if p <= period), default=0)
 
     def banks(self, vintage: int, period: int) -> bool:
-        """Whether a unit of ``vintage`` counts for the later ``period`` (banking)."""
-        return self.banking and (self.phase_banking or self.phase(vintage) == self.phase(period))
+        """Whether a unit of ``vintage`` counts for the later ``period`` (banking): within a phase when
+        ``banking``, into a later phase when ``phase_banking`` allows every phase change on the way."""
+        into = self.phase_banking
+        if not self.banking or into is False:
+            return self.banking and self.phase(vintage) == self.phase(period)
+        if into is True:
+            return True
+        first, last = self.phase(vintage), self.phase(period)
+        return all(p in into for p in self.phases if first < p <= last)
 
     def lends(self, vintage: int, period: int) -> bool:
         """Whether a unit of ``vintage`` counts for ``period``, the one before it (borrowing)."""
@@ -330,9 +352,14 @@ class ExternalTransfer(msgspec.Struct, frozen=True, gc=False):
 
 
 class Compliance(msgspec.Struct, frozen=True, gc=False):
-    """An account's compliance for a period. ``obligation`` is ``verified`` plus the
-    shortfall carried from the previous period; ``offsets`` counts surrendered credits,
-    ``borrowed`` the surrendered units of the next period's vintage (borrowing)."""
+    """An account's compliance for a period: a year, or a scheme's control period ``first`` to
+    ``period`` (its last year; ``first`` is None for a single period), whose ``verified`` is the
+    sum of its years' emissions on record and whose status is C while a year has none.
+    ``obligation`` is ``verified`` plus the shortfall carried from the previous period;
+    ``offsets`` counts surrendered credits, ``borrowed`` the surrendered units of the next
+    period's vintage (borrowing).
+    ``report_missed`` is the reporting deadline (business day) the account passed without
+    verified emissions (status C recorded then; :class:`ReportMissed`), None when it did not."""
 
     account: str
     period: int
@@ -345,6 +372,8 @@ class Compliance(msgspec.Struct, frozen=True, gc=False):
     borrowed: int = 0
     final: bool = False
     penalty: int = 0
+    report_missed: int | None = None
+    first: int | None = None
 
 
 class Final(msgspec.Struct, frozen=True, gc=False):
@@ -365,6 +394,19 @@ class Final(msgspec.Struct, frozen=True, gc=False):
     currency: str | None
     txid: int
     carried: int = 0
+
+
+class ReportMissed(msgspec.Struct, frozen=True, gc=False):
+    """Operator ``account`` had no verified emissions for ``period`` when its scheme's reporting
+    deadline (business day ``day``) passed: status C, recorded as registry transaction ``txid``
+    (journal kind ``report_missed``). Emissions entered later, up to the surrender deadline
+    (business day ``deadline``), still count (a late report or the authority's estimate)."""
+
+    account: str
+    period: int
+    day: int
+    deadline: int
+    txid: int
 
 
 ALLOCATION_METHODS = ("benchmark", "grandfathering", "intensity")
@@ -698,18 +740,23 @@ class Registry(ABC):
 
     @abstractmethod
     def set_deadline(self, scheme: str, period: int, day: int, *, penalty: int = 0,
-                     currency: str | None = None, multiple: int = 1) -> int:
+                     currency: str | None = None, multiple: int = 1, report: int | None = None) -> int:
         """Set ``scheme``'s surrender deadline for ``period``: business day ``day`` (the last day
         a surrender or emissions for ``period`` count), the penalty per tonne short
         (minor units of ``currency``) and the ``multiple`` of the shortfall carried into the next
-        period's obligation (1..100; RGGI-style deduction when above 1). Once per scheme and
-        period, not before the current day."""
+        period's obligation (1..100; RGGI-style deduction when above 1); ``report`` is the
+        reporting deadline (a business day, at most ``day``; None: none), when every operator
+        account without verified emissions gets status C recorded (:class:`ReportMissed`). Once
+        per scheme and period, not before the current day."""
 
     @abstractmethod
-    def pass_days(self, since: int, day: int) -> list[Final]:
-        """Start business ``day`` (after ``since``): make final every period whose deadline lies
-        before ``day`` and is not final yet; return the finals of the deadlines in
-        ``since``..``day - 1`` (those made now, or before when replayed), in deadline order."""
+    def pass_days(self, since: int, day: int) -> list[Final | ReportMissed]:
+        """Start business ``day`` (after ``since``): record status C for the accounts without
+        emissions at every reporting deadline before ``day`` not yet passed, and make final every
+        period whose surrender deadline lies before ``day`` and is not final yet; return the
+        records of the deadlines in ``since``..``day - 1`` (those made now, or before when
+        replayed), by day, a day's reporting deadlines before its surrender deadlines, then by
+        scheme, period and account."""
 
     # -- settlement ----------------------------------------------------------------
 

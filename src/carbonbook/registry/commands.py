@@ -79,7 +79,7 @@ def carry_out(registry: Registry, cmd: RegistryCommand) -> str:
 def _open_scheme(reg: Registry, c: OpenScheme) -> str:
     reg.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking, c.phases,
                              c.phase_banking, c.borrowing, c.removals, c.borrow_limit, c.offset_limits,
-                             frozenset(c.excluded.items()), c.links, c.import_limit))
+                             frozenset(c.excluded.items()), c.links, c.import_limit, c.control_periods))
     return ""
 
 
@@ -182,8 +182,10 @@ def _expire(reg: Registry, c: Expire) -> str:
 
 
 def _deadline(reg: Registry, c: SetDeadline) -> str:
-    reg.set_deadline(c.scheme, c.period, c.day, penalty=c.penalty, currency=c.currency, multiple=c.multiple)
-    return f"{c.scheme} {c.period}: surrender by day {c.day}"
+    reg.set_deadline(c.scheme, c.period, c.day, penalty=c.penalty, currency=c.currency, multiple=c.multiple,
+                     report=c.report)
+    report = "" if c.report is None else f"report by day {c.report}, "
+    return f"{c.scheme} {c.period}: {report}surrender by day {c.day}"
 
 
 def _administrator(reg: Registry, c: AddAdministrator) -> str:
