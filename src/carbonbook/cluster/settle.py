@@ -1,0 +1,123 @@
+"""The settlement consumer of a sharded venue: every shard's trades into one registry, once.
+
+A venue of more than one shard matches on each shard and settles here (the clearing-member
+model): pre-trade holds are upstream, with the clearing members whose accounts trade (a
+shard holds nothing: an account's cash and units are not split across shards, and no shard
+waits for another); :class:`SettlementConsumer` reads the events stream (every shard's
+subject, in stream order) and settles each trade delivery versus payment in the registry,
+with :class:`~carbonbook.settlement.SettlementAdapter` (no holds). A trade the registry cannot
+settle (units or cash short, an account blocked) is recorded there as a settlement failure,
+under its trade id, and moves nothing: the clearing member's default, settled outside.
+
+- **Trade ids.** Shard ``K``'s trade ``seq`` settles as trade id ``K << 40 | seq`` (shards below
+  2**23, ``seq`` below 2**40), unique across the venue.
+- **Exactly once.** Up to ``batch`` events are settled per registry transaction, which also
+  stores the consumer's position (the events stream's sequence of the last event it went
+  through, checkpoint row -2). A consumer that dies loses nothing: its successor starts after
+  the stored position, and the registry's settlement is idempotent by trade id besides.
+- **Instruments.** Each trade settles in the unit of its instrument's ``instrument_listed``
+  event and in its currency (the consumer's ``currency`` when it names none); a restarted
+  consumer reads the stream from the start for them, settling nothing before its position.
+
+A registry a one-shard venue settles into (``serve --registry``) is refused: its trades settle
+there already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from carbonbook.checkpoint import Checkpoint
+from carbonbook.cluster.wire import Names
+from carbonbook.errors import CarbonbookError
+from carbonbook.events import Event, InstrumentListed, Trade
+from carbonbook.registry.base import Registry, Settled
+from carbonbook.settlement import Instrument, SettlementAdapter
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+
+__all__ = ["SHARD_BITS", "SettlementConsumer", "trade_id"]
+
+SHARD_BITS = 40
+_POSITION_ROW = -2
+_event = msgspec.json.Decoder(Event)
+
+
+def trade_id(shard: int, seq: int) -> int:
+    """The registry trade id of shard ``shard``'s trade ``seq``."""
+    return shard << SHARD_BITS | seq
+
+
+class SettlementConsumer:
+    """Settles the trades of venue ``names`` into ``registry`` (see the module docstring)."""
+
+    def __init__(self, registry: Registry, names: Names, currency: str = "JPY", batch: int = 1000) -> None:
+        checkpoint = Checkpoint(registry)
+        if checkpoint.settings() is not None:
+            raise CarbonbookError("a venue settles its own trades into this registry (it went through "
+                                  "`serve --registry` or a replay): settle a sharded venue into another one")
+        self.registry = registry
+        self.names = names
+        self.currency = currency
+        self.batch = batch
+        self._store = checkpoint._store
+        row = self._store.checkpoint_row(_POSITION_ROW)
+        self.position = 0 if row is None else row[0]
+        self._adapter = SettlementAdapter(registry, {}, use_holds=False, keep_results=False)
+        self.settled = self.failed = 0
+
+    async def run(self, js: JetStreamContext, stop: asyncio.Event | None = None, follow: bool = False) -> None:
+        """Settle every trade the events stream holds (``follow``: and those to come, until ``stop``)."""
+        from nats.js.api import ConsumerConfig, DeliverPolicy
+
+        last = (await js.stream_info(self.names.events)).state.last_seq
+        if not last and not follow:
+            return
+        sub = await js.subscribe(self.names.event_subject(), stream=self.names.events, ordered_consumer=True,
+                                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        try:
+            done = False
+            while not done:
+                try:
+                    msgs = [await sub.next_msg(0.2)]
+                except TimeoutError:
+                    if not follow or (stop is not None and stop.is_set()):
+                        break
+                    continue
+                while len(msgs) < self.batch and sub.pending_msgs > 0:
+                    msgs.append(await sub.next_msg())
+                self.take(msgs)
+                done = not follow and msgs[-1].metadata.sequence.stream >= last
+        finally:
+            await sub.unsubscribe()
+
+    def take(self, msgs: list[Msg]) -> None:
+        """Settle the trades of ``msgs`` past the position, in one registry transaction with the new
+        position."""
+        instruments = self._adapter.instruments
+        assert isinstance(instruments, dict)
+        trades: list[Trade] = []
+        for msg in msgs:
+            where = msg.metadata.sequence.stream
+            event = _event.decode(msg.data)
+            if isinstance(event, InstrumentListed):
+                instruments[event.symbol] = Instrument(event.unit, event.currency or self.currency)
+            elif isinstance(event, Trade) and where > self.position:
+                shard = int(msg.subject.rsplit(".", 1)[1])
+                trades.append(msgspec.structs.replace(event, seq=trade_id(shard, event.seq)))
+        where = msgs[-1].metadata.sequence.stream
+        if where <= self.position:
+            return
+        with self.registry.transaction():
+            for record in self._adapter.settle_trades(trades):
+                if isinstance(record, Settled):
+                    self.settled += 1
+                else:
+                    self.failed += 1
+            self._store.put_checkpoint_row(_POSITION_ROW, (where, "settled_events", self.names.events))
+        self.position = where
