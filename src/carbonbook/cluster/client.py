@@ -46,9 +46,16 @@ class Publisher:
         subject = self.names.command_subject(self.router.route(command))
         return await self.js.publish_async(subject, encode_command(command), headers={MSG_ID: msg_id})
 
-    async def confirm(self, acks: list[asyncio.Future[PubAck]]) -> None:
-        """Await acknowledgements; count what was new and what was a duplicate."""
-        for ack in await asyncio.gather(*acks):
+    async def confirm(self, acks: list[asyncio.Future[PubAck]], timeout: float = 5.0) -> None:
+        """Await acknowledgements (TimeoutError after ``timeout`` seconds: publish them again, under
+        the same ids); count what was new and what was a duplicate."""
+        try:
+            done = await asyncio.wait_for(asyncio.gather(*acks), timeout)
+        except BaseException:
+            for ack in acks:
+                ack.cancel()
+            raise
+        for ack in done:
             if ack.duplicate:
                 self.duplicates += 1
             else:

@@ -103,6 +103,7 @@ class ShardVenue:
         self._since_snapshot = 0
         self.lease: Lease | None = None
         self.commands = 0  # applied by this process
+        self.ack_timeout = 5.0  # seconds to wait for a batch's acknowledgements before publishing again
 
     @property
     def object_name(self) -> str:
@@ -227,16 +228,21 @@ class ShardVenue:
     async def _lead(self) -> None:
         """Keep (or seek) the lease; as leader publish, and snapshot when due; as standby trim
         what the leader published."""
+        from nats.errors import Error as NatsError
+
         assert self.lease is not None
         was = self.lease.held()
-        if await self.lease.keep():
-            if not was:  # a takeover: what did the last leader publish?
+        try:
+            if await self.lease.keep():
+                if not was:  # a takeover: what did the last leader publish?
+                    await self._read_published()
+                await self._publish()
+                if self._since_snapshot >= self.snapshot_every:
+                    await self.snapshot()
+            elif self._pending and not was:
                 await self._read_published()
-            await self._publish()
-            if self._since_snapshot >= self.snapshot_every:
-                await self.snapshot()
-        elif self._pending and not was:
-            await self._read_published()
+        except (NatsError, TimeoutError):  # NATS unreachable for now: the events wait, under the same ids
+            await asyncio.sleep(0.1)
 
     async def _publish(self) -> None:
         """Publish the pending events, awaiting their acknowledgements."""
@@ -248,7 +254,12 @@ class ShardVenue:
         publish = self.js.publish_async
         acks = [await publish(subject, data, headers={MSG_ID: event_id(shard, seq), COMMAND_HEADER: str(where)})
                 for seq, data, where in self._pending]
-        await asyncio.gather(*acks)
+        try:
+            await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout)
+        except BaseException:
+            for ack in acks:
+                ack.cancel()
+            raise
         self.published, self._last_published = self._pending[-1][0], self._pending[-1][1]
         self._pending = []
 
