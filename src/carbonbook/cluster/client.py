@@ -55,8 +55,8 @@ class Publisher:
             for ack in acks:
                 ack.cancel()
             raise
-        for ack in done:
-            if ack.duplicate:
+        for pub in done:
+            if pub.duplicate:
                 self.duplicates += 1
             else:
                 self.published += 1

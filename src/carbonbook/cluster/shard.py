@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
+    from nats.js.object_store import ObjectStore
 
 __all__ = ["EventsDiverge", "Host", "ShardSnapshot", "ShardVenue"]
 
@@ -102,6 +103,7 @@ class ShardVenue:
         self._pending: list[tuple[int, bytes, int]] = []  # (seq, JSON, command sequence), unpublished
         self._since_snapshot = 0
         self.lease: Lease | None = None
+        self._store: ObjectStore | None = None
         self.commands = 0  # applied by this process
         self.ack_timeout = 5.0  # seconds to wait for a batch's acknowledgements before publishing again
 
@@ -118,7 +120,7 @@ class ShardVenue:
         from nats.js.errors import NotFoundError, ObjectNotFoundError
 
         await check_layout(self.js, self.names, self.shards)
-        store = await self.js.object_store(self.names.snapshots)
+        self._store = store = await self.js.object_store(self.names.snapshots)
         try:
             data = (await store.get(self.object_name)).data
         except (ObjectNotFoundError, NotFoundError):
@@ -183,12 +185,27 @@ class ShardVenue:
                     break
             while await self._take(sub, 0.0):
                 pass
-            if self.lease.held() or await self.lease.keep():
-                await self._publish()
-                await self.snapshot()
+            await self._final()
         finally:
             await sub.unsubscribe()
             await self.lease.release()
+
+    async def _final(self, tries: int = 50) -> None:
+        """As leader, publish what is pending and snapshot, retrying while NATS is unreachable (a
+        stream electing a leader); give up after ``tries`` (nothing is lost: a restart publishes
+        the rest from the last snapshot)."""
+        from nats.errors import Error as NatsError
+
+        assert self.lease is not None
+        for _ in range(tries):
+            try:
+                if self.lease.held() or await self.lease.keep():
+                    await self._publish()
+                    await self.snapshot()
+                return
+            except (NatsError, TimeoutError):
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"shard {self.shard}: NATS did not take the last events and snapshot")
 
     async def _take(self, sub: JetStreamContext.PushSubscription, timeout: float) -> int:
         """Apply the commands that have arrived (waiting up to ``timeout`` for the first), up to
@@ -271,8 +288,9 @@ class ShardVenue:
         snap = ShardSnapshot(self.shard, self.shards, self.position,
                              venue=state if isinstance(state, VenueState) else None,
                              engine=state if isinstance(state, EngineState) else None)
-        store = await self.js.object_store(self.names.snapshots)
-        await store.put(self.object_name, msgspec.msgpack.encode(snap))
+        if self._store is None:
+            self._store = await self.js.object_store(self.names.snapshots)
+        await self._store.put(self.object_name, msgspec.msgpack.encode(snap))
         self._since_snapshot = 0
 
 
