@@ -9,8 +9,10 @@ with :class:`~carbonbook.settlement.SettlementAdapter` (no holds). A trade the r
 settle (units or cash short, an account blocked) is recorded there as a settlement failure,
 under its trade id, and moves nothing: the clearing member's default, settled outside.
 
-- **Trade ids.** Shard ``K``'s trade ``seq`` settles as trade id ``K << 40 | seq`` (shards below
-  2**23, ``seq`` below 2**40), unique across the venue.
+- **Trade ids.** Shard ``K``'s trade ``seq`` settles as trade id ``(K + 1) << 40 | seq`` (shards
+  below 2**22, ``seq`` below 2**40): unique across the venue, and apart from the ids (``seq``) of
+  a venue that settled into the same registry (the administrator's ``carbonbook replay`` of the
+  registry commands that open accounts and fund them).
 - **Exactly once.** Up to ``batch`` events are settled per registry transaction, which also
   stores the consumer's position (the events stream's sequence of the last event it went
   through, checkpoint row -2). A consumer that dies loses nothing: its successor starts after
@@ -19,8 +21,8 @@ under its trade id, and moves nothing: the clearing member's default, settled ou
   event and in its currency (the consumer's ``currency`` when it names none); a restarted
   consumer reads the stream from the start for them, settling nothing before its position.
 
-A registry a one-shard venue settles into (``serve --registry``) is refused: its trades settle
-there already.
+Do not point it at the registry of a one-shard venue served with ``--registry``: that venue
+settles its own trades, and they would settle twice.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import msgspec
 
 from carbonbook.checkpoint import Checkpoint
 from carbonbook.cluster.wire import Names
-from carbonbook.errors import CarbonbookError
 from carbonbook.events import Event, InstrumentListed, Trade
 from carbonbook.registry.base import Registry, Settled
 from carbonbook.settlement import Instrument, SettlementAdapter
@@ -50,7 +51,7 @@ _event = msgspec.json.Decoder(Event)
 
 def trade_id(shard: int, seq: int) -> int:
     """The registry trade id of shard ``shard``'s trade ``seq``."""
-    return shard << SHARD_BITS | seq
+    return (shard + 1) << SHARD_BITS | seq
 
 
 class SettlementConsumer:
@@ -58,9 +59,6 @@ class SettlementConsumer:
 
     def __init__(self, registry: Registry, names: Names, currency: str = "JPY", batch: int = 1000) -> None:
         checkpoint = Checkpoint(registry)
-        if checkpoint.settings() is not None:
-            raise CarbonbookError("a venue settles its own trades into this registry (it went through "
-                                  "`serve --registry` or a replay): settle a sharded venue into another one")
         self.registry = registry
         self.names = names
         self.currency = currency
