@@ -39,7 +39,7 @@ def make_log(n: int, seed: int) -> bytes:
 
 def run(log: bytes) -> tuple[float, float, float, float, bytes]:
     """Bid wall time, close wall and CPU time, result encoding time, and all the events' bytes."""
-    commands = [cmd for batch, _, _ in command_batches(io.BytesIO(log), False) for cmd in batch]
+    commands = [cmd for batch, _, _, _ in command_batches(io.BytesIO(log), False) for cmd in batch]
     engine = Engine()
     t0 = perf_counter()
     events = engine.apply_all(commands[:-1])

@@ -290,7 +290,8 @@ def to_record(cmd: Command) -> dict[str, Any]:
     if cmd.ts is not None:
         record["ts"] = cmd.ts
     fields = msgspec.structs.fields(cmd)
-    values = {f.name: (getattr(cmd, f.name), f.default) for f in fields}
+    values = {f.name: (getattr(cmd, f.name), f.default if f.default_factory is msgspec.NODEFAULT
+                       else f.default_factory()) for f in fields}
     if isinstance(cmd, RegistryCommand):
         for f in fields:
             value, default = values[f.name]

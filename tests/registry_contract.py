@@ -21,6 +21,7 @@ from carbonbook.checkpoint import Checkpoint, Outcome
 from carbonbook.errors import (
     AccountBlocked,
     AccountClosed,
+    BorrowingLimitExceeded,
     CapExceeded,
     DeadlinePassed,
     DuplicateAccount,
@@ -42,16 +43,19 @@ from carbonbook.errors import (
     UnknownScheme,
 )
 from carbonbook.registry import (
+    ALLOCATION_METHODS,
     AccountKind,
     AccountStatus,
     BlockState,
     ComplianceStatus,
+    OffsetLimit,
     Registry,
     Scheme,
     Serials,
     Settled,
     SettlementFailed,
 )
+from carbonbook.registry._allocation import said
 
 JPA, JVER, EUA = UnitType.JPA, UnitType.JVER, UnitType.EUA
 ACCOUNTS = ("iss", "a", "b", "c", "ret", "can", "blk", "cls", "jpa-only")
@@ -97,6 +101,7 @@ def fingerprint(reg: Registry) -> Any:
         [reg.issued(u) for u in UNITS],
         [reg.compliance(a, p) for a in ("a", "b", "c") for p in (2010, 2011)],
         [reg.account(a) for a in ACCOUNTS],
+        reg.allocations(),
     )
 
 
@@ -976,6 +981,331 @@ class RegistryContract:
             c = reg.compliance(account, period)
             assert (c.surrendered, c.borrowed) == (qty, lent[account, period])
 
+    # -- allocation (issue 14, item 4) and the borrowing limit (item 2) ---------------
+
+    def test_allocation_by_grandfathering_benchmark_and_intensity_with_inputs_on_record(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        first = reg.last_txid
+        g = reg.allocate("a", 2010, "grandfathering", base=[1200, 1000, 1100], reduction=150)
+        b = reg.allocate("b", 2010, "benchmark", activity=2000, rate=766, per=1000)
+        i = reg.allocate("c", 2010, "intensity", activity=1000, rate=9, per=10)
+        assert (g.qty, b.qty, i.qty) == (950, 1532, 900)  # 3300/3 - 150; 2000 x 0.766; 1000 x 0.9
+        assert [said(a) for a in (g, b, i)] == [
+            "a 2010 grandfathering: base-year average (1200+1000+1100)/3 - 150 reduction: +950 JPA",
+            "b 2010 benchmark: activity 2000 x 766/1000: +1532 JPA",
+            "c 2010 intensity: forecast production 1000 x 9/10, to be trued up: +900 JPA"]
+        up = reg.true_up("c", 2010, 1200)  # verified production above the forecast: 180 more
+        down = reg.true_up("c", 2010, 1000, to="iss")  # corrected down: 180 taken back
+        assert (up.qty, up.reduction, down.qty, down.reduction) == (180, 900, -180, 1080)
+        back = reg.return_allocation("a", 2010, 50, to="iss")
+        assert back.qty == -50
+        assert [reg.holding(name, JPA) for name in ("a", "b", "c", "iss")] == [1900, 1532, 900, 230]
+        assert [(e.kind, e.account, e.counterparty, e.qty, e.ref) for e in reg.journal(first)] == [
+            ("allocate", "a", None, 950, 2010), ("allocate", "b", None, 1532, 2010),
+            ("allocate", "c", None, 900, 2010), ("true_up", "c", None, 180, 2010),
+            ("true_up", "c", "iss", 180, 2010),
+            ("allocation_return", "a", "iss", 50, 2010)]
+        reg = reopen(reg)
+        records = reg.allocations()
+        assert records == [g, b, i, up, down, back]
+        assert (records[0].base, records[0].reduction, records[1].activity, records[1].rate) == (
+            (1200, 1000, 1100), 150, 2000, 766)
+        assert [a.qty for a in reg.allocations("c", 2010)] == [900, 180, -180]
+        assert reg.issued(JPA) == 1000 + 950 + 1532 + 900 + 180
+        reg.check()
+
+    @pytest.mark.parametrize(("args", "kw", "exc", "match"), [
+        (("a", 2010, "auction"), {"activity": 5}, OperationRefused, "method must be one of"),
+        (("a", 2010, "benchmark"), {}, InvalidQuantity, "activity must be a positive"),
+        (("a", 2010, "benchmark"), {"activity": 10, "rate": 0}, InvalidQuantity, "rate must be"),
+        (("a", 2010, "benchmark"), {"activity": 10, "per": -1}, InvalidQuantity, "per must be"),
+        (("a", 2010, "benchmark"), {"activity": 1, "rate": 1, "per": 2}, InvalidQuantity, "computes to 0"),
+        (("a", 2010, "benchmark"), {"activity": 10, "base": [5]}, OperationRefused, "not base years"),
+        (("a", 2010, "grandfathering"), {}, InvalidQuantity, "1..10 base years"),
+        (("a", 2010, "grandfathering"), {"base": [5, -1]}, InvalidQuantity, "base years"),
+        (("a", 2010, "grandfathering"), {"base": [5, 1.5]}, InvalidQuantity, "base years"),
+        (("a", 2010, "grandfathering"), {"base": "100"}, OperationRefused, "base must be a list"),
+        (("a", 2010, "grandfathering"), {"base": [100], "reduction": 100}, InvalidQuantity, "computes to 0"),
+        (("a", 2010, "grandfathering"), {"base": [100], "reduction": -1}, InvalidQuantity, "reduction"),
+        (("a", 2010, "grandfathering"), {"base": [100], "activity": 3}, OperationRefused, "not an activity"),
+        (("a", 2010, "benchmark"), {"activity": 200_000}, CapExceeded, "may issue 98500 more"),
+        (("a", 2012, "benchmark"), {"activity": 1}, CapExceeded, "may issue 0 more"),
+        (("a", 2010, "benchmark"), {"activity": 10, "unit": JVER}, UnitNotAllowed, "allocates no JVER"),
+        (("b2", 2010, "benchmark"), {"activity": 10}, OperationRefused, "no compliance scheme"),
+        (("blk", 2010, "benchmark"), {"activity": 10}, AccountBlocked, "blocked"),
+        (("zz", 2010, "benchmark"), {"activity": 10}, UnknownAccount, "does not exist"),
+        (("a", -5, "benchmark"), {"activity": 10}, OperationRefused, "period must be"),
+    ])
+    def test_bad_allocation_refused(self, reg: Registry, args: tuple[Any, ...], kw: dict[str, Any],
+                                    exc: type[RegistryError], match: str) -> None:
+        reg.open_account("b2")
+        refused(reg, exc, match, reg.allocate, *args, **kw)
+
+    def test_bad_true_up_and_return_refused(self, reg: Registry) -> None:
+        refused(reg, OperationRefused, "no intensity allocation for 2010", reg.true_up, "c", 2010, 100)
+        reg.allocate("c", 2010, "intensity", activity=1000, rate=9, per=10)
+        refused(reg, OperationRefused, "= 900, already allocated", reg.true_up, "c", 2010, 1000)
+        refused(reg, InvalidQuantity, "production must be", reg.true_up, "c", 2010, 0)
+        refused(reg, OperationRefused, "need the issuance account", reg.true_up, "c", 2010, 500)
+        refused(reg, UnitNotAllowed, "not issuance", reg.true_up, "c", 2010, 500, to="b")
+        reg.transfer("c", "b", JPA, 800)
+        refused(reg, InsufficientUnits, "holds 100 JPA of 'JVETS' 2010; 450 to give back", reg.true_up, "c",
+                2010, 500, to="iss")
+        refused(reg, OperationRefused, "allocated 900 for 2010: it cannot return 901", reg.return_allocation,
+                "c", 2010, 901, to="iss")
+        refused(reg, OperationRefused, "allocated 0 for 2010", reg.return_allocation, "a", 2010, 1, to="iss")
+        refused(reg, InvalidQuantity, "quantity must be", reg.return_allocation, "c", 2010, 0, to="iss")
+
+    def _trial(self, reg: Registry) -> None:
+        """Scheme TRIAL (JPA, borrowing up to 20% of the next allocation); ``op`` allocated 1,000
+        for 2010 and for 2011, ``op2`` for 2010 only; both emitted 1,300 in 2010."""
+        reg.create_scheme(Scheme("TRIAL", frozenset({UnitType.TKA}), borrowing=True, borrow_limit=2000))
+        for period in (2010, 2011):
+            reg.set_cap("TRIAL", period, 10_000)
+        for name in ("op", "op2"):
+            reg.open_account(name, scheme="TRIAL")
+            reg.allocate(name, 2010, "grandfathering", base=[1000])
+            reg.record_emissions(name, 2010, 1300)
+        reg.allocate("op", 2011, "grandfathering", base=[1000])
+        reg.issue("op2", UnitType.TKA, 1000, scheme="TRIAL", period=2011)  # not an allocation
+
+    def test_borrowing_is_limited_to_a_share_of_the_next_allocation_and_cuts_it(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._trial(reg)
+        tka = UnitType.TKA
+        refused(reg, BorrowingLimitExceeded, r"lends 'op' at most 200 of 2011 for 2010 \(2000 bp of its 2011 "
+                r"allocation of 1000\); 0 borrowed, 300 more asked", reg.surrender, "op", 2010, tka, 1300,
+                to="ret")
+        txid = reg.surrender("op", 2010, tka, 1150, to="ret")
+        reg.surrender("op", 2010, tka, 50, to="ret")
+        refused(reg, BorrowingLimitExceeded, "200 borrowed, 1 more asked", reg.surrender, "op", 2010, tka, 1,
+                to="ret")
+        reg = reopen(reg)
+        c = reg.compliance("op", 2010)
+        assert (c.status, c.surrendered, c.borrowed, c.shortfall) == (ComplianceStatus.B, 1200, 200, 100)
+        cuts = [(a.txid, a.period, a.method, a.qty) for a in reg.allocations("op", 2011)]
+        assert cuts[1:] == [(txid, 2011, "borrowed", -150), (txid + 1, 2011, "borrowed", -50)]
+        assert sum(a.qty for a in reg.allocations("op", 2011)) == 800 == reg.holding("op", tka)
+        # units of 2011 that are no allocation: nothing to borrow against
+        refused(reg, BorrowingLimitExceeded, "at most 0 of 2011", reg.surrender, "op2", 2010, tka, 1001,
+                to="ret")
+        reg.check()
+
+    # -- offset tables, project-type exclusions and linking (issue 14, item 5) ---------
+
+    def _eu2(self, reg: Registry) -> None:
+        """Scheme EU2 (EUA; phases 2008 and 2013): CERs up to 10% of verified emissions per
+        period, ERUs up to 5% of the allocation over the phase, HFC-23 CERs excluded from 2013.
+        ``op`` allocated 1,000 for 2008 and 2009, emitted 1,000 in 2008; it holds 100 HFC-23 CERs
+        (serials 1..100) and 300 hydro CERs of 2008 (101..400), and 200 ERUs of 2008."""
+        reg.create_scheme(Scheme("CDM", frozenset({UnitType.CER, UnitType.ERU})))
+        reg.create_scheme(Scheme("EU2", frozenset({EUA}), frozenset({UnitType.CER, UnitType.ERU}),
+                                 phases=frozenset({2008, 2013}),
+                                 offset_limits=(OffsetLimit(UnitType.CER, 1000, "emissions"),
+                                                OffsetLimit(UnitType.ERU, 500, "allocation", "phase")),
+                                 excluded=frozenset({("HFC-23", 2013), ("adipic-N2O", 2013)})))
+        for period in (2008, 2009, 2013):
+            reg.set_cap("EU2", period, 10_000)
+        reg.set_cap("CDM", 2008, 10_000)
+        reg.open_account("op", scheme="EU2")
+        for period in (2008, 2009):
+            reg.allocate("op", period, "benchmark", activity=1000, origin="EU")
+        reg.record_emissions("op", 2008, 1000)
+        reg.issue("op", UnitType.CER, 100, scheme="CDM", period=2008, origin="CN", project="CDM-1",
+                  project_type="HFC-23")
+        reg.issue("op", UnitType.CER, 300, scheme="CDM", period=2008, origin="CN", project="CDM-2",
+                  project_type="hydro")
+        reg.issue("op", UnitType.ERU, 200, scheme="CDM", period=2008, origin="UA", project="JI-1")
+
+    def test_offset_table_per_credit_type_per_period_and_over_the_phase(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._eu2(reg)
+        cer, eru = UnitType.CER, UnitType.ERU
+        said = r"allows 100 CER for 'op' in 2008 \(1000 bp of its emissions of 1000\); 0 used, 101 more asked"
+        refused(reg, OffsetLimitExceeded, said, reg.surrender, "op", 2008, cer, 101, to="ret")
+        reg.surrender("op", 2008, cer, 100, to="ret")  # the HFC-23 credits still count for 2008
+        assert [(b.start, b.end, b.project_type) for b in reg.blocks("ret", cer)] == [(1, 100, "HFC-23")]
+        reg.surrender("op", 2008, eru, 60, to="ret")
+        reg.record_emissions("op", 2009, 500)
+        reg = reopen(reg)
+        said = (r"allows 100 ERU for 'op' in the phase from 2008 \(periods on record: 2008, 2009\) \(500 bp of "
+                r"its allocation of 2000\); 60 used, 41 more asked")
+        refused(reg, OffsetLimitExceeded, said, reg.surrender, "op", 2009, eru, 41, to="ret")
+        reg.surrender("op", 2009, eru, 40, to="ret")
+        c = reg.compliance("op", 2009)
+        assert (c.surrendered, c.offsets) == (40, 40)
+        reg.check()
+
+    def test_excluded_project_types_do_not_count_from_their_first_period(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._eu2(reg)
+        reg = reopen(reg)
+        assert [b.project_type for b in reg.blocks("op", UnitType.CER)] == ["HFC-23", "hydro"]
+        reg.record_emissions("op", 2013, 100)
+        said = r"CN 1..100 \(CER\) do not count for 'EU2' 2013: project type HFC-23, which 'EU2' excludes"
+        refused(reg, NotEligible, said, reg.surrender, "op", 2013, UnitType.CER, 10, to="ret",
+                serials=Serials("CN", 1, 10))
+        reg.surrender("op", 2013, UnitType.CER, 10, to="ret")  # the oldest eligible: hydro, not HFC-23
+        assert [(b.start, b.end, b.project_type) for b in reg.blocks("ret")] == [(101, 110, "hydro")]
+        reg.check()
+
+    def _linked(self, reg: Registry) -> None:
+        """CA and XX issue CCA; QC links to CA (not XX), taking at most 50% of an obligation from it.
+        ``qc-op`` holds 80 CCA of CA, 50 of QC and 10 of XX, all 2013, and emitted 100."""
+        reg.create_scheme(Scheme("CA", frozenset({UnitType.CCA})))
+        reg.create_scheme(Scheme("XX", frozenset({UnitType.CCA})))
+        reg.create_scheme(Scheme("QC", frozenset({UnitType.CCA}), links=frozenset({"CA"}), import_limit=5000))
+        reg.open_account("qc-op", scheme="QC")
+        for scheme, qty in (("CA", 80), ("QC", 50), ("XX", 10)):
+            reg.set_cap(scheme, 2013, 1000)
+            reg.issue("qc-op", UnitType.CCA, qty, scheme=scheme, period=2013, origin=scheme)
+        reg.record_emissions("qc-op", 2013, 100)
+
+    def test_linked_schemes_allowances_count_within_the_import_limit(
+            self, reg: Registry, reopen: Callable[[Registry], Registry]) -> None:
+        self._linked(reg)
+        cca = UnitType.CCA
+        said = (r"takes at most 50 allowances of linked schemes from 'qc-op' in 2013 \(5000 bp of its "
+                r"obligation of 100\); 0 used, 80 more asked")
+        refused(reg, OffsetLimitExceeded, said, reg.surrender, "qc-op", 2013, cca, 100, to="ret")
+        refused(reg, NotEligible, "scheme 'XX', whose allowances 'QC' does not accept", reg.surrender, "qc-op",
+                2013, cca, 10, to="ret", serials=Serials("XX", 1, 10))
+        reg.surrender("qc-op", 2013, cca, 50, to="ret", serials=Serials("QC", 1, 50))
+        reg = reopen(reg)
+        reg.surrender("qc-op", 2013, cca, 50, to="ret")
+        c = reg.compliance("qc-op", 2013)
+        assert (c.status, c.surrendered) == (ComplianceStatus.A, 100)
+        assert sorted((b.scheme, b.qty) for b in reg.blocks("ret")) == [("CA", 50), ("QC", 50)]
+        assert reg.holding("qc-op", cca) == 40
+        refused(reg, UnitNotAllowed, "'JVETS' does not accept CCA", reg.surrender, "a", 2013, cca, 1, to="ret")
+        reg.check()
+
+    @pytest.mark.parametrize(("fields", "exc", "match"), [
+        ({"offset_limits": (OffsetLimit(UnitType.CER, 100),)}, OperationRefused, "does not accept as a credit"),
+        ({"offset_limits": (OffsetLimit(JVER, 10_001),)}, InvalidQuantity, "bp must be basis points"),
+        ({"offset_limits": (OffsetLimit(JVER, 100, "sales"),)}, OperationRefused, "base is emissions"),  # type: ignore[arg-type]
+        ({"offset_limits": (OffsetLimit(JVER, 100, "emissions", "year"),)}, OperationRefused, "over"),  # type: ignore[arg-type]
+        ({"offset_limits": ((JVER, 100),)}, OperationRefused, "must be an OffsetLimit"),
+        ({"offset_limits": "JVER"}, OperationRefused, "must be a list"),
+        ({"excluded": frozenset({("HFC-23", -1)})}, OperationRefused, "period must be"),
+        ({"excluded": frozenset({("", 2013)})}, OperationRefused, "project type"),
+        ({"excluded": frozenset({"HFC-23"})}, OperationRefused, "an exclusion is"),
+        ({"links": frozenset({"NEW"})}, OperationRefused, "cannot link to itself"),
+        ({"links": frozenset({""})}, OperationRefused, "linked scheme"),
+        ({"borrow_limit": -1}, InvalidQuantity, "borrow_limit must be basis points"),
+        ({"import_limit": 1.5}, InvalidQuantity, "import_limit must be basis points"),
+    ])
+    def test_bad_offset_table_exclusions_or_links_refused(self, reg: Registry, fields: dict[str, Any],
+                                                          exc: type[RegistryError], match: str) -> None:
+        refused(reg, exc, match, reg.create_scheme, Scheme("NEW", frozenset({UnitType.UKA}), frozenset({JVER}),
+                                                           **fields))
+
+    @pytest.mark.parametrize(("unit", "ptype", "match"), [
+        (JPA, "HFC-23", "JPA units come from no project"), (JVER, "", "project type"),
+        (JVER, 7, "project type")])
+    def test_bad_project_type_refused(self, reg: Registry, unit: UnitType, ptype: Any, match: str) -> None:
+        refused(reg, OperationRefused, match, reg.issue, "a", unit, 5, scheme="JVETS", period=2010,
+                project="JV-9", project_type=ptype)
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.too_slow, HealthCheck.differing_executors])
+    @given(data=st.data())
+    def test_limits_exclusions_and_links_hold_whatever_the_sequence(self, make_registry: Factory,
+                                                                    data: st.DataObject) -> None:
+        """Across allocations, issues and surrenders (oldest eligible, by vintage, by serials),
+        every unit surrendered for scheme LINKED counts under the rules written out here:
+        allowances of LINKED or of HOME (which it links to), never of OTHER; an HFC-23 credit
+        never for 2011 or later; a later vintage only LINKED's own next one, and borrowed units
+        within 20% of the next period's allocation; CERs within 10% of verified emissions;
+        HOME's within half the obligation. Each serial counts once; refusals change nothing."""
+        reg = world(make_registry())
+        uka, cer = UnitType.UKA, UnitType.CER
+        reg.create_scheme(Scheme("HOME", frozenset({uka})))
+        reg.create_scheme(Scheme("OTHER", frozenset({uka})))
+        reg.create_scheme(Scheme("CDM", frozenset({cer})))
+        reg.create_scheme(Scheme("LINKED", frozenset({uka}), frozenset({cer}), borrowing=True,
+                                 borrow_limit=2000, offset_limits=(OffsetLimit(cer, 1000),),
+                                 excluded=frozenset({("HFC-23", 2011)}), links=frozenset({"HOME"}),
+                                 import_limit=5000))
+        for scheme in ("HOME", "OTHER", "CDM", "LINKED"):
+            for period in (2010, 2011, 2012):
+                reg.set_cap(scheme, period, 100_000)
+        reg.open_account("op", scheme="LINKED")
+        for period in (2010, 2011):
+            reg.record_emissions("op", period, 200)
+        # a start that lets many surrenders through: 2011's allocation, some of each kind of unit
+        reg.allocate("op", 2011, "benchmark", activity=100)
+        for scheme in ("HOME", "OTHER", "LINKED"):
+            reg.issue("op", uka, 40, scheme=scheme, period=2010, origin=scheme)
+        reg.issue("op", uka, 30, scheme="LINKED", period=2011, origin="LINKED")
+        for kind in ("HFC-23", "hydro"):
+            reg.issue("op", cer, 15, scheme="CDM", period=2010, origin="CN", project="P", project_type=kind)
+        periods = st.sampled_from((2010, 2011, 2012))
+        surrenders = st.tuples(st.just("surrender"), st.sampled_from((2010, 2011)), st.sampled_from((uka, cer)),
+                               st.integers(1, 25), st.sampled_from((None, 2010, 2011, 2011, 2012, "serials")))
+        ops = st.one_of(
+            surrenders, surrenders,
+            st.tuples(st.just("allocate"), periods, st.integers(1, 150)),
+            st.tuples(st.just("issue"), st.sampled_from(("HOME", "OTHER", "LINKED")), periods,
+                      st.integers(1, 60)),
+            st.tuples(st.just("credit"), st.sampled_from(("HFC-23", "hydro")), st.integers(1, 40)),
+        )
+        allocated: dict[int, int] = {2011: 100}
+        borrowed: dict[int, int] = {}
+        credits: dict[int, int] = {}
+        imported: dict[int, int] = {}
+        seen: set[tuple[str, int]] = set()
+        for op in data.draw(st.lists(ops, min_size=3, max_size=15)):
+            before = fingerprint(reg)
+            ret_before = {(b.origin, b.start) for b in reg.blocks("ret")}
+            try:
+                if op[0] == "allocate":
+                    reg.allocate("op", op[1], "benchmark", activity=op[2])
+                    allocated[op[1]] = allocated.get(op[1], 0) + op[2]
+                elif op[0] == "issue":
+                    reg.issue("op", uka, op[3], scheme=op[1], period=op[2], origin=op[1])
+                elif op[0] == "credit":
+                    reg.issue("op", cer, op[2], scheme="CDM", period=2010, origin="CN", project="P",
+                              project_type=op[1])
+                else:
+                    _, period, unit, qty, vintage = op
+                    obligation = reg.compliance("op", period).obligation
+                    serials = None
+                    if vintage == "serials":
+                        vintage = None
+                        held = [b for b in reg.blocks("op", unit) if b.state is BlockState.ACTIVE]
+                        if held:
+                            b = data.draw(st.sampled_from(held))
+                            qty = min(qty, b.qty)
+                            serials = Serials(b.origin, b.start, b.start + qty - 1)
+                    reg.surrender("op", period, unit, qty, to="ret", vintage=vintage, serials=serials)
+                    new = [b for b in reg.blocks("ret") if (b.origin, b.start) not in ret_before]
+                    assert sum(b.qty for b in new) == qty
+                    for b in new:
+                        assert vintage is None or b.period == vintage
+                        if b.unit is cer:
+                            assert b.project_type != "HFC-23" or period < 2011
+                            credits[period] = credits.get(period, 0) + b.qty
+                        else:
+                            assert b.scheme in ("LINKED", "HOME")
+                            assert b.period <= period or (b.scheme == "LINKED" and b.period == period + 1)
+                            if b.period > period:
+                                borrowed[period] = borrowed.get(period, 0) + b.qty
+                            if b.scheme == "HOME":
+                                imported[period] = imported.get(period, 0) + b.qty
+                        for serial in range(b.start, b.end + 1):
+                            assert (b.origin, serial) not in seen
+                            seen.add((b.origin, serial))
+                    assert borrowed.get(period, 0) <= 2000 * allocated.get(period + 1, 0) // 10_000
+                    assert credits.get(period, 0) <= 1000 * 200 // 10_000
+                    if any(b.scheme == "HOME" for b in new):
+                        assert imported[period] <= 5000 * obligation // 10_000
+            except RegistryError:
+                assert fingerprint(reg) == before
+            reg.check()
+        for period in (2010, 2011):
+            assert reg.compliance("op", period).borrowed == borrowed.get(period, 0)
+
     # -- random sequences ----------------------------------------------------------
 
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -998,6 +1328,14 @@ class RegistryContract:
             st.tuples(st.just("carry"), names, units),
             st.tuples(st.just("deposit"), names, qtys),
             st.tuples(st.just("status"), names, st.sampled_from(list(AccountStatus))),
+            st.tuples(st.just("allocate"), names, st.sampled_from([2010, 2011]),
+                      st.sampled_from(ALLOCATION_METHODS), qtys),
+            st.tuples(st.just("true_up"), names, qtys, st.sampled_from(["iss", "b", None])),
+            st.tuples(st.just("return"), names, st.sampled_from([2010, 2011]), qtys,
+                      st.sampled_from(["iss", "b"])),
+            st.tuples(st.just("emissions"), names, st.sampled_from([2010, 2011]), qtys),
+            st.tuples(st.just("deadline"), st.integers(0, 3)),
+            st.tuples(st.just("day"), st.integers(0, 5)),
         )
         for op in data.draw(st.lists(ops, max_size=25)):
             before = fingerprint(reg)
@@ -1039,5 +1377,20 @@ class RegistryContract:
             reg.carry_over(op[1], op[2], 2010)
         elif kind == "deposit":
             reg.deposit(op[1], "JPY", op[2])
+        elif kind == "allocate":
+            if op[3] == "grandfathering":
+                reg.allocate(op[1], op[2], op[3], base=[op[4], 100], reduction=5)
+            else:
+                reg.allocate(op[1], op[2], op[3], activity=op[4], rate=3, per=4)
+        elif kind == "true_up":
+            reg.true_up(op[1], 2010, op[2], to=op[3])
+        elif kind == "return":
+            reg.return_allocation(op[1], op[2], op[3], to=op[4])
+        elif kind == "emissions":
+            reg.record_emissions(op[1], op[2], op[3])
+        elif kind == "deadline":
+            reg.set_deadline("JVETS", 2010, op[1], penalty=100, currency="JPY")
+        elif kind == "day":
+            reg.pass_days(op[1], op[1] + 1)
         else:
             reg.set_status(op[1], op[2])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Any
+from collections import Counter
+from typing import Any, get_args
 
 import msgspec
 import pytest
@@ -26,7 +27,16 @@ from carbonbook.codec import (
     msgpack_decoder,
     msgpack_records,
 )
-from carbonbook.commands import CancelOrder, ListInstrument, ModifyOrder, NewOrder, Undecodable
+from carbonbook.commands import (
+    Allocate,
+    CancelOrder,
+    Command,
+    ListInstrument,
+    ModifyOrder,
+    NewOrder,
+    RecordEmissions,
+    Undecodable,
+)
 
 # --------------------------------------------------------------------------- JSON Lines framing
 
@@ -502,9 +512,43 @@ def test_command_batches_decode_every_line_in_place(
 ) -> None:
     monkeypatch.setattr(codec, "_CHUNK", chunk)
     batches = list(codec.command_batches(io.BytesIO(data), False))
-    assert [c for commands, _, _ in batches for c in commands] == _one_at_a_time(data)
-    assert sum(n for _, n, _ in batches) == data.count(b"\n") + 1
-    assert sum(size for _, _, size in batches) == len(data) + 1  # the last line counted with a newline
+    assert [c for commands, _, _, _ in batches for c in commands] == _one_at_a_time(data)
+    assert sum(n for _, n, _, _ in batches) == data.count(b"\n") + 1
+    assert sum(size for _, _, size, _ in batches) == len(data) + 1  # the last line counted with a newline
+
+
+_EXTRA = [
+    {"type": "instrument", "symbol": "A", "unit": "JPA", "production": 5},
+    {"type": "new", "id": 1, "account": "a", "symbol": "A", "side": "buy", "qty": 1, "price": 1,
+     "purpose": "x"},
+    {"type": "new", "purpose": "x", "id": 2, "account": "a", "symbol": "A", "side": "buy", "qty": 1,
+     "price": "1"},
+    {"type": "cancel", "id": 1},
+    {"type": "allocate", "account": "op", "period": 2010, "method": "benchmark", "activity": 5, "intensity": 3,
+     "beneficiary": "b"},
+    {"type": "emissions", "account": "op", "period": 2010, "tonnes": 5, "beneficiary": "b", "purpose": "p"},
+]
+
+
+@pytest.mark.parametrize("msgpack", [False, True])
+@pytest.mark.parametrize("chunk", [1, 1 << 22])
+def test_records_with_fields_the_log_ignores_are_decoded_without_them_and_counted(
+        monkeypatch: pytest.MonkeyPatch, msgpack: bool, chunk: int) -> None:
+    """ORDER-LOG.md: fields the contract does not name are ignored; the decoder says how many
+    records carried some, by the first such field's name (a record that is malformed anyway is
+    malformed, as before, and not counted)."""
+    monkeypatch.setattr(codec, "_CHUNK", chunk)
+    enc = msgspec.msgpack.encode if msgpack else lambda r: msgspec.json.encode(r) + b"\n"
+    batches = list(codec.command_batches(io.BytesIO(b"".join(enc(r) for r in _EXTRA)), msgpack))
+    commands = [c for cmds, _, _, _ in batches for c in cmds]
+    ignored = sum((i for _, _, _, i in batches), Counter())
+    assert ignored == {"production": 1, "purpose": 1, "intensity": 1, "beneficiary": 1}
+    assert commands[0] == ListInstrument("A", UnitType.JPA)
+    assert commands[1] == NewOrder(1, "a", "A", Side.BUY, 1, 1)
+    assert isinstance(commands[2], Undecodable) and "$.price" in commands[2].detail
+    assert commands[4] == Allocate(account="op", period=2010, method="benchmark", activity=5)
+    assert commands[5] == RecordEmissions(account="op", period=2010, tonnes=5)
+    assert all(type(c) in get_args(Command) for c in commands if type(c) is not Undecodable)
 
 
 # --------------------------------------------------------------------------- byte-order mark, names
@@ -515,11 +559,11 @@ def test_command_batches_decode_every_line_in_place(
 def test_a_byte_order_mark_at_the_start_is_skipped(data: bytes, step: int) -> None:
     """A UTF-8 BOM before line 1 (files and pipes, however the reads are cut) changes nothing;
     anywhere else it is part of its line."""
-    plain = [c for commands, _, _ in codec.command_batches(io.BytesIO(data), False) for c in commands]
+    plain = [c for commands, _, _, _ in codec.command_batches(io.BytesIO(data), False) for c in commands]
     with_bom = TrickleStream(codec.BOM + data, step)
-    assert [c for commands, _, _ in codec.command_batches(with_bom, False) for c in commands] == plain
+    assert [c for commands, _, _, _ in codec.command_batches(with_bom, False) for c in commands] == plain
     later = b'{"type":"cancel","id":1}\n' + codec.BOM + b'{"type":"cancel","id":2}\n'
-    second = [c for commands, _, _ in codec.command_batches(io.BytesIO(later), False) for c in commands][1]
+    second = [c for commands, _, _, _ in codec.command_batches(io.BytesIO(later), False) for c in commands][1]
     assert isinstance(second, Undecodable) and second.line == 2
 
 
@@ -551,7 +595,8 @@ def test_names_have_a_length_limit_and_no_control_characters(account: str, fault
     raw = [encode(o) for o in objects]
     if not msgpack and "\x7f" in account:
         assert b"\x7f" in raw[1]  # DEL is written as it is, not escaped
-    got = [c for commands, _, _ in codec.command_batches(io.BytesIO(b"".join(raw)), msgpack) for c in commands]
+    batches = codec.command_batches(io.BytesIO(b"".join(raw)), msgpack)
+    got = [c for commands, _, _, _ in batches for c in commands]
     assert got[0] == got[3] == NewOrder(2, "b", "A", Side.BUY, 1, 1)
     if fault is None:
         assert isinstance(got[1], NewOrder) and got[1].account == account

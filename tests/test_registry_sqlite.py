@@ -87,8 +87,9 @@ def test_one_claimed_writer_at_a_time(tmp_path: Path) -> None:
 
 
 def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
-    """A registry file written before schemes had phases and borrowing (and compliance rows a
-    borrowed count) opens: the columns are added, with one phase and no borrowing."""
+    """A registry file written before schemes had phases, borrowing, offset tables and links,
+    compliance rows a borrowed count, blocks a project type, and before the allocation and
+    credit-use tables, opens: the columns and tables are added, keeping its old rules."""
     path = tmp_path / "old.db"
     reg = world(SQLiteRegistry(path))
     reg.record_emissions("a", 2010, 7)
@@ -96,8 +97,12 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     reg.close()  # type: ignore[attr-defined]
     conn = sqlite3.connect(path)
     for table, column in (("schemes", "phases"), ("schemes", "phase_banking"), ("schemes", "borrowing"),
-                          ("schemes", "removals"), ("compliance", "borrowed")):
+                          ("schemes", "removals"), ("compliance", "borrowed"), ("schemes", "borrow_limit"),
+                          ("schemes", "offset_limits"), ("schemes", "excluded"), ("schemes", "links"),
+                          ("schemes", "import_limit"), ("blocks", "project_type")):
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    for table in ("allocations", "credit_use"):
+        conn.execute(f"DROP TABLE {table}")
     conn.commit()
     conn.close()
     again = SQLiteRegistry(path)

@@ -50,6 +50,7 @@ from carbonbook.checkpoint import Checkpoint
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_encoder
 from carbonbook.commands import (
+    Allocate,
     BusinessDay,
     CarryOver,
     CorrectEmissions,
@@ -60,16 +61,18 @@ from carbonbook.commands import (
     OpenScheme,
     RecordEmissions,
     Retire,
+    ReturnAllocation,
     SetAccountStatus,
     SetCap,
     SetDeadline,
     SetPhase,
     Surrender,
     Transfer,
+    TrueUp,
 )
 from carbonbook.errors import RegistryUnavailable
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
-from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
+from carbonbook.registry import MemoryRegistry, OffsetLimit, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState
 
 SYM = "JPA-2010"
@@ -873,6 +876,22 @@ def test_borrowing_through_the_log() -> None:
     (Surrender(account="tepco", period=2010, unit=JCR, qty=1, to="retired"), "offset_limit"),
     (Retire(account="tepco", unit=JPA, qty=5, to="mitsui"), "unit_not_allowed"),
     (RecordEmissions(account="nobody", period=2010, tonnes=5), "unknown_account"),
+    (Allocate(account="tepco", period=2010, method="benchmark", activity=1, per=2), "bad_qty"),
+    (Allocate(account="tepco", period=2010, method="benchmark", activity=9001), "cap_exceeded"),
+    (Allocate(account="mitsui", period=2010, method="grandfathering", base=(5,)), "refused"),
+    (Allocate(account="tepco", period=2010, method="grandfathering", base=(5,), reduction=5), "bad_qty"),
+    (Allocate(account="tepco", period=2010, method="grandfathering"), "bad_qty"),
+    (Allocate(account="tepco", period=2010, method="benchmark", activity=5, unit=JCR), "unit_not_allowed"),
+    (TrueUp(account="tepco", period=2010, production=5), "refused"),
+    (TrueUp(account="nobody", period=2010, production=5), "unknown_account"),
+    (ReturnAllocation(account="tepco", period=2010, qty=5, to="mitsui"), "refused"),
+    (ReturnAllocation(account="tepco", period=2010, qty=0, to="mitsui"), "bad_qty"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), borrow_limit=10_001), "bad_qty"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), links=frozenset({"X"})), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}), excluded={"HFC-23": -1}), "refused"),
+    (OpenScheme(name="X", allowances=frozenset({UnitType.EUA}),
+                offset_limits=(OffsetLimit(UnitType.CER, 100),)), "refused"),
+    (Issue(account="tepco", unit=JPA, qty=5, scheme="JVETS", period=2010, project_type="HFC-23"), "refused"),
 ])
 def test_registry_refusals_are_rejected_with_the_registrys_code(command: Command,
                                                                 code: str | None) -> None:
@@ -909,6 +928,13 @@ ALL_REGISTRY_COMMANDS: list[Command] = [
     Retire(account="a", unit=JPA, qty=1, to="r"),
     CarryOver(account="a", unit=JPA, period=2010),
     Expire(unit=JPA, period=2010),
+    OpenScheme(name="EU", allowances=frozenset({UnitType.EUA}), credits=frozenset({UnitType.CER}),
+               borrow_limit=2000, offset_limits=(OffsetLimit(UnitType.CER, 1100, "allocation", "phase"),),
+               excluded={"HFC-23": 2013}, links=frozenset({"CH"}), import_limit=500),
+    Issue(account="a", unit=UnitType.CER, qty=1, scheme="CDM", period=2008, project="P", project_type="hydro"),
+    Allocate(account="a", period=2010, method="grandfathering", base=(3, 4), reduction=1),
+    TrueUp(account="a", period=2010, production=5, to="iss"),
+    ReturnAllocation(account="a", period=2010, qty=1, to="iss"),
     BusinessDay(day=1),
 ]
 

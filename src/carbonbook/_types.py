@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
+import msgspec
 from msgspec import Meta
 
 INT64_MIN = -(2**63)
@@ -115,6 +116,20 @@ class UnitType(StrEnum):
     JVER = "JVER"  # J-VER offset credit
     JCR = "JCR"  # domestic credit / J-Credit
     GXC = "GXC"  # GX League excess-reduction credit
+
+
+class OffsetLimit(msgspec.Struct, frozen=True, gc=False):
+    """A row of a compliance scheme's offset table (``registry.base.Scheme.offset_limits``):
+    credits of type ``unit`` surrendered by an account may cover at most ``bp`` basis points
+    (1/100 of a percent) of its ``base`` (``emissions``: its verified emissions;
+    ``obligation``: its obligation, carried shortfall included; ``allocation``: its free
+    allocation on record), per compliance period (``over`` ``period``) or summed over the
+    periods of the phase (``over`` ``phase``: units and base both counted over the phase)."""
+
+    unit: UnitType
+    bp: int
+    base: Literal["emissions", "obligation", "allocation"] = "emissions"
+    over: Literal["period", "phase"] = "period"
 
 
 class RejectReason(StrEnum):

@@ -231,6 +231,9 @@ def _summary(tally: ReplayTally, engine: Engine | Venue, elapsed: float) -> str:
     if tally.rejections:
         lines.append("  rejections: " + ", ".join(
             f"{reason} {n:,}" for reason, n in sorted(tally.rejections.items())))
+    if tally.ignored:
+        names = ", ".join(f"{name} {n:,}" for name, n in sorted(tally.ignored.items()))
+        lines.append(f"  {sum(tally.ignored.values()):,} records carried fields the order log ignores: {names}")
     for symbol in engine.symbols:
         t = tally.symbols.get(symbol)
         depth = engine.depth(symbol, 1)

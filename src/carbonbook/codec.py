@@ -9,18 +9,62 @@ cannot be decoded becomes an ``Undecodable``, which the engine answers with a
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+import re
+import types
+from collections import Counter
+from collections.abc import Iterator
 from itertools import islice
-from typing import BinaryIO
+from typing import Any, BinaryIO, Union, get_args
 
 import msgspec
 
 from carbonbook._types import INT64_MAX
 from carbonbook.commands import Command, Undecodable, names_fault
 
-json_decoder = msgspec.json.Decoder(Command)
+_LENIENT: dict[type, type] = {cls: types.new_class(cls.__name__, (cls,), {"forbid_unknown_fields": False})
+                              for cls in get_args(Command)}
+"""Each command class's twin that skips unknown fields (the commands themselves forbid them)."""
+_LenientCommand = Union[tuple(_LENIENT.values())]  # type: ignore[valid-type]  # noqa: UP007
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`$")
+
+
+def _unknown_field(exc: Exception) -> str | None:
+    """The field a record's decoding stopped at because its command has no such field (a
+    top-level one only), or None for any other fault."""
+    m = _UNKNOWN_FIELD.match(str(exc)) if isinstance(exc, msgspec.ValidationError) else None
+    return None if m is None else m.group(1)
+
+
+class CommandDecoder:
+    """Decodes one order-log record into a command, as the order log does: types and bounds
+    validated, fields it does not name ignored (``decode``). ``strict`` (a msgspec Decoder) raises
+    on an unknown field instead, at no extra cost per record; ``relaxed`` decodes such a record
+    again with the fields skipped (its ``ignored``: the first unknown field's name)."""
+
+    def __init__(self, strict: msgspec.json.Decoder[Any] | msgspec.msgpack.Decoder[Any],
+                 lenient: msgspec.json.Decoder[Any] | msgspec.msgpack.Decoder[Any]) -> None:
+        self.strict = strict
+        self._lenient = lenient
+
+    def relaxed(self, record: bytes) -> Command:
+        """``record`` decoded with unknown fields skipped (DecodeFailure as any record)."""
+        twin = self._lenient.decode(record)
+        cls = twin.__class__.__mro__[1]
+        return cls(**{f: getattr(twin, f) for f in cls.__struct_fields__})  # type: ignore[no-any-return]
+
+    def decode(self, record: bytes) -> Command:
+        """``record`` as a command, unknown fields skipped; DecodeFailure if it is not one."""
+        try:
+            return self.strict.decode(record)  # type: ignore[no-any-return]
+        except msgspec.ValidationError as exc:
+            if _unknown_field(exc) is None:
+                raise
+        return self.relaxed(record)
+
+
+json_decoder = CommandDecoder(msgspec.json.Decoder(Command), msgspec.json.Decoder(_LenientCommand))
 """Decodes one JSON order-log line into a command (types and bounds validated)."""
-msgpack_decoder = msgspec.msgpack.Decoder(Command)
+msgpack_decoder = CommandDecoder(msgspec.msgpack.Decoder(Command), msgspec.msgpack.Decoder(_LenientCommand))
 """Decodes one MessagePack object into a command."""
 json_encoder = msgspec.json.Encoder()
 """Encodes events; ``json_encoder.encode_lines(events)`` gives JSON Lines."""
@@ -35,29 +79,36 @@ _CHUNK = 1 << 22
 _MSGPACK_BATCH = 16384  # MessagePack records per batch
 
 
-def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Command | Undecodable], int, int]]:
-    """Decode an order log a batch at a time: ``(commands, records, size)`` per batch.
+Batch = tuple[list[Command | Undecodable], int, int, Counter[str]]
+"""A decoded batch of an order log (:func:`command_batches`)."""
+
+
+def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[Batch]:
+    """Decode an order log a batch at a time: ``(commands, records, size, ignored)`` per batch.
 
     A batch is a 4 MiB chunk of JSON Lines or 16,384 MessagePack objects; ``records``
     counts its records (blank JSON lines included, though they give no command) and
     ``size`` its input bytes (a byte-order mark left out). A record that does not decode,
     or whose names break the rule of names (:func:`~carbonbook._types.name_fault`), becomes an
-    :class:`~carbonbook.commands.Undecodable` with its 1-based line, in its place.
+    :class:`~carbonbook.commands.Undecodable` with its 1-based line, in its place. A record with
+    fields its command does not have is decoded without them (the order log ignores them) and
+    counted in ``ignored`` under the first such field's name; only such records pay for it.
     """
     line = 0
     if msgpack:
-        decode = msgpack_decoder.decode
+        decoder = msgpack_decoder
         objects = msgpack_records(source.read())
         batches: Iterator[list[bytes]] = iter(lambda: list(islice(objects, _MSGPACK_BATCH)), [])
     else:
-        decode = json_decoder.decode
+        decoder = json_decoder
         batches = _jsonl_lines(source)
     for batch in batches:
+        ignored: Counter[str] = Counter()
         # JSON lines keep their newline (msgspec reads it as trailing whitespace): a record
         # that fails is looked at again without it (_decode_record)
         data = b"".join(batch)
         if msgpack:
-            commands = _decode_valid_utf8(batch, decode, line, msgpack)
+            commands = _decode_valid_utf8(batch, decoder, line, msgpack, ignored)
             for i, command in enumerate(commands):  # one per record: names are checked here
                 if command.__class__ is not Undecodable:
                     commands[i] = _named(command, line + i + 1)  # type: ignore[arg-type]
@@ -65,25 +116,26 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[tuple[list[Comm
         elif data.isascii() and b"\\" not in data and b"\x7f" not in data:
             # no record can hold invalid UTF-8, and none a control character in a name: in ASCII
             # JSON that takes an escape (a backslash) or DEL
-            commands = _decode_valid_utf8(batch, decode, line, msgpack)
+            commands = _decode_valid_utf8(batch, decoder, line, msgpack, ignored)
             line += len(batch)
         else:
             commands = []
             for record in batch:
                 line += 1
-                _decode_record(record, decode, line, commands)
+                _decode_record(record, decoder, line, commands, ignored)
         size = len(data)
         if not msgpack and batch and batch[-1][-1:] != b"\n":
             size += 1  # a last line without a newline is counted as if it had one
-        yield commands, len(batch), size
+        yield commands, len(batch), size, ignored
 
 
 def _decode_valid_utf8(
-    batch: list[bytes], decode: Callable[[bytes], Command], line: int, msgpack: bool,
+    batch: list[bytes], decoder: CommandDecoder, line: int, msgpack: bool, ignored: Counter[str],
 ) -> list[Command | Undecodable]:
     """Decode a batch whose records need no UTF-8 check (``line``: the line before its first)."""
     commands: list[Command | Undecodable] = []
     records = iter(batch)
+    decode = decoder.strict.decode
     done = 0  # records consumed
     while True:
         start = len(commands)
@@ -95,21 +147,29 @@ def _decode_valid_utf8(
         except DecodeFailure:
             done += len(commands) - start
             done += 1
-            _decode_record(batch[done - 1], decode, line + done, commands, msgpack)
+            _decode_record(batch[done - 1], decoder, line + done, commands, ignored, msgpack)
 
 
 def _decode_record(
-    record: bytes, decode: Callable[[bytes], Command], line: int, commands: list[Command | Undecodable],
-    msgpack: bool = False,
+    record: bytes, decoder: CommandDecoder, line: int, commands: list[Command | Undecodable],
+    ignored: Counter[str], msgpack: bool = False,
 ) -> None:
     """Append the command of ``record`` (line ``line``; a JSON line's newline is dropped), its
-    Undecodable, or nothing for a blank JSON line."""
+    Undecodable, or nothing for a blank JSON line; count it in ``ignored`` when it had fields
+    its command has not."""
     if not msgpack and record[-1:] == b"\n":
         record = record[:-1]
     try:
         if not msgpack and not record.isascii():
             record.decode()  # msgspec skips unknown fields unread: invalid UTF-8 is malformed
-        commands.append(_named(decode(record), line))
+        try:
+            commands.append(_named(decoder.strict.decode(record), line))
+        except msgspec.ValidationError as exc:
+            field = _unknown_field(exc)
+            if field is None:
+                raise
+            commands.append(_named(decoder.relaxed(record), line))
+            ignored[field] += 1
     except DecodeFailure as exc:
         if msgpack or record.strip():
             oid, detail = describe_fault(record, exc, msgpack)

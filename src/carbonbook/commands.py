@@ -3,6 +3,9 @@
 Each Struct's tag is its ``type`` in the order log. Decoding with
 :data:`carbonbook.codec` validates types and bounds; the engine checks the
 rest (tick, lot, ids, book state) and answers with events, never exceptions.
+The Structs forbid unknown fields, so that a decoder notices them: the order log ignores
+them (ORDER-LOG.md), and :mod:`carbonbook.codec` decodes such a record again without them
+and counts it (``replay``'s summary names the fields).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from carbonbook._types import (
     INT64_MAX,
     Int64,
     Name,
+    OffsetLimit,
     OrderId,
     OrderType,
     Phase,
@@ -28,7 +32,8 @@ from carbonbook._types import (
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 
 
-class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False):
+class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=True, gc=False,
+                     forbid_unknown_fields=True):
     """Open a book for ``symbol`` trading ``unit``; prices in multiples of ``tick``, quantities of ``lot``.
 
     ``phase`` is the starting phase (``continuous``, or ``call`` for a ``call_only``
@@ -50,7 +55,8 @@ class ListInstrument(msgspec.Struct, tag_field="type", tag="instrument", frozen=
     currency: Name | None = None
 
 
-class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=False):
+class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=False,
+               forbid_unknown_fields=True):
     """Enter an order. ``price`` is required for a limit order and absent for a market order.
 
     ``cap`` (market buys only) is the most the order may spend, in minor currency units:
@@ -72,14 +78,16 @@ class NewOrder(msgspec.Struct, tag_field="type", tag="new", frozen=True, gc=Fals
     ts: Int64 | None = None
 
 
-class CancelOrder(msgspec.Struct, tag_field="type", tag="cancel", frozen=True, gc=False):
+class CancelOrder(msgspec.Struct, tag_field="type", tag="cancel", frozen=True, gc=False,
+                  forbid_unknown_fields=True):
     """Cancel the open remainder of order ``id``."""
 
     id: OrderId
     ts: Int64 | None = None
 
 
-class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, gc=False):
+class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, gc=False,
+                  forbid_unknown_fields=True):
     """Change the price and/or the open quantity of order ``id``.
 
     A lower quantity at the same price keeps time priority; a new price or a higher
@@ -92,7 +100,8 @@ class ModifyOrder(msgspec.Struct, tag_field="type", tag="modify", frozen=True, g
     ts: Int64 | None = None
 
 
-class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=False):
+class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=False,
+               forbid_unknown_fields=True):
     """Switch ``symbol`` to ``phase``; ``reference`` (optional) becomes its reference price.
 
     Leaving a call for ``continuous`` or ``closed`` uncrosses the book.
@@ -104,7 +113,8 @@ class SetPhase(msgspec.Struct, tag_field="type", tag="phase", frozen=True, gc=Fa
     ts: Int64 | None = None
 
 
-class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, gc=False):
+class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, gc=False,
+                  forbid_unknown_fields=True):
     """Open the sealed-bid primary auction ``auction``: ``seller`` offers ``volume`` tonnes of ``unit``.
 
     The other fields are :class:`~carbonbook.auction.AuctionSpec`'s, with its names and
@@ -130,7 +140,8 @@ class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, 
     ts: Int64 | None = None
 
 
-class PlaceBid(msgspec.Struct, tag_field="type", tag="bid", frozen=True, gc=False):
+class PlaceBid(msgspec.Struct, tag_field="type", tag="bid", frozen=True, gc=False,
+               forbid_unknown_fields=True):
     """A sealed bid ``id`` in ``auction``: ``account`` would buy up to ``qty`` tonnes at up to ``price``.
 
     Bid ids share the order-id space: unique among every id ever accepted.
@@ -144,7 +155,8 @@ class PlaceBid(msgspec.Struct, tag_field="type", tag="bid", frozen=True, gc=Fals
     ts: Int64 | None = None
 
 
-class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen=True, gc=False):
+class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen=True, gc=False,
+                   forbid_unknown_fields=True):
     """Close the bidding window of ``auction`` and clear it."""
 
     auction: Name
@@ -154,7 +166,8 @@ class CloseAuction(msgspec.Struct, tag_field="type", tag="auction_close", frozen
 # -- registry commands: carried out by a venue with a registry (carbonbook.venue) ---------
 
 
-class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True):
+class RegistryCommand(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True,
+                      forbid_unknown_fields=True):
     """A command for the registry behind a venue. Without one, it is rejected (``no_registry``)."""
 
     ts: Int64 | None = None
@@ -164,8 +177,13 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     """Create a compliance scheme: the ``allowances`` it issues, the ``credits`` it accepts
     for at most ``offset_percent`` % of an obligation, the first periods of its ``phases``,
     and whether it allows ``banking`` within a phase, ``phase_banking`` into a later phase
-    and ``borrowing`` from the next period within a phase; with ``removals`` its operators'
-    verified emissions may be negative (net removals, NZ forestry)."""
+    and ``borrowing`` from the next period within a phase (at most ``borrow_limit`` basis
+    points of the next period's allocation); with ``removals`` its operators' verified
+    emissions may be negative (net removals, NZ forestry). ``offset_limits`` is its offset
+    table (rows ``{"unit", "bp", "base", "over"}``), ``excluded`` maps project types to the
+    first period they no longer count for, ``links`` names the schemes whose allowances it
+    accepts, at most ``import_limit`` basis points of an obligation (see
+    :class:`~carbonbook.registry.base.Scheme`)."""
 
     name: Name
     allowances: frozenset[UnitType]
@@ -176,6 +194,11 @@ class OpenScheme(RegistryCommand, tag="scheme", frozen=True):
     phase_banking: bool = True
     borrowing: bool = False
     removals: bool = False
+    borrow_limit: Int64 | None = None
+    offset_limits: tuple[OffsetLimit, ...] = ()
+    excluded: dict[Name, Int64] = {}
+    links: frozenset[Name] = frozenset()
+    import_limit: Int64 | None = None
 
 
 class SetCap(RegistryCommand, tag="cap", frozen=True):
@@ -205,8 +228,9 @@ class SetAccountStatus(RegistryCommand, tag="account_status", frozen=True):
 
 
 class Issue(RegistryCommand, tag="issue", frozen=True):
-    """Issue (allocate) ``qty`` new units of ``unit`` into ``account`` under ``scheme`` for
-    ``period``: the next free serials of ``origin`` unless ``start`` is given."""
+    """Issue ``qty`` new units of ``unit`` into ``account`` under ``scheme`` for ``period``: the
+    next free serials of ``origin`` unless ``start`` is given; a credit may state its
+    ``project_type``."""
 
     account: Name
     unit: UnitType
@@ -217,6 +241,47 @@ class Issue(RegistryCommand, tag="issue", frozen=True):
     start: Int64 | None = None
     project: Name | None = None
     expiry: Int64 | None = None
+    project_type: Name | None = None
+
+
+class Allocate(RegistryCommand, tag="allocate", frozen=True):
+    """Allocate free units to operator ``account`` for ``period`` by ``method``: ``benchmark``
+    (``activity`` x ``rate``/``per``), ``grandfathering`` (the average of ``base`` years'
+    emissions x ``rate``/``per`` minus ``reduction``) or ``intensity`` (forecast production
+    ``activity`` x ``rate``/``per``, trued up later); see
+    :class:`~carbonbook.registry.base.Allocation`."""
+
+    account: Name
+    period: Int64
+    method: Literal["benchmark", "grandfathering", "intensity"]
+    unit: UnitType | None = None
+    activity: Int64 = 0
+    rate: Int64 = 1
+    per: Int64 = 1
+    base: tuple[Int64, ...] = ()
+    reduction: Int64 = 0
+    origin: Name = "JP"
+
+
+class TrueUp(RegistryCommand, tag="true_up", frozen=True):
+    """True up ``account``'s intensity allocation for ``period`` on its verified ``production``:
+    units given for a shortfall, or taken back into issuance account ``to`` for an excess."""
+
+    account: Name
+    period: Int64
+    production: Int64
+    to: Name | None = None
+    origin: Name = "JP"
+
+
+class ReturnAllocation(RegistryCommand, tag="allocation_return", frozen=True):
+    """Return ``qty`` units of ``account``'s excess allocation for ``period`` into issuance
+    account ``to``."""
+
+    account: Name
+    period: Int64
+    qty: Int64
+    to: Name
 
 
 class Transfer(RegistryCommand, tag="transfer", frozen=True):
@@ -315,7 +380,8 @@ class BusinessDay(RegistryCommand, tag="business_day", frozen=True):
 
 
 Command = (ListInstrument | NewOrder | CancelOrder | ModifyOrder | SetPhase | OpenAuction | PlaceBid
-           | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Transfer | Deposit
+           | CloseAuction | OpenScheme | SetCap | OpenAccount | SetAccountStatus | Issue | Allocate | TrueUp
+           | ReturnAllocation | Transfer | Deposit
            | RecordEmissions | CorrectEmissions | Surrender | Retire | CarryOver | Expire | SetDeadline
            | BusinessDay)
 """Any order-log command."""

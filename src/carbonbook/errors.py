@@ -103,9 +103,18 @@ class DuplicateScheme(RegistryError):
 
 
 class OffsetLimitExceeded(RegistryError):
-    """Raised when a surrender would use more credits than the scheme's offset limit allows."""
+    """Raised when a surrender would use more credits than the scheme's offset limit allows (the
+    pooled ``offset_percent`` or a row of its offset table), or more allowances of linked schemes
+    than its import limit."""
 
     code = "offset_limit"
+
+
+class BorrowingLimitExceeded(RegistryError):
+    """Raised when a surrender would borrow more of the next period's units than the scheme's
+    borrowing limit (a share of the account's allocation for that period) allows."""
+
+    code = "borrowing_limit"
 
 
 class NotEligible(RegistryError):

@@ -90,7 +90,7 @@ from typing import Any, BinaryIO, Literal, Protocol, get_args
 
 import msgspec
 
-from carbonbook._types import OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
+from carbonbook._types import OffsetLimit, OrderType, Phase, SelfTradePrevention, Side, TimeInForce, UnitType
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 from carbonbook.codec import command_batches
 from carbonbook.commands import Command, Undecodable
@@ -211,7 +211,8 @@ _ENUM_FIELDS: dict[str, Any] = {
     "side": Side, "order_type": OrderType, "tif": TimeInForce, "stp": SelfTradePrevention,
     "unit": UnitType, "phase": Phase, "tie_rule": TieRule, "cap_rule": CapRule,
 }
-_SET_FIELDS = frozenset(("allowances", "credits", "units", "phases"))  # frozensets of unit types or periods
+_SET_FIELDS = frozenset(("allowances", "credits", "units", "phases", "links"))  # frozensets of unit types,
+# periods or names
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Command | UndecodableRecord | OpaqueRecord)
 
@@ -291,6 +292,10 @@ def decode_command(payload: bytes | memoryview) -> Command | Undecodable | objec
                 value = members
         elif name == "ccr" and isinstance(value, dict):  # a hand-built auction's reserve
             value = CostContainmentReserve(**value)
+        elif name == "offset_limits" and isinstance(value, list):  # a hand-built scheme's offset table
+            value = tuple(OffsetLimit(**row) if isinstance(row, dict) else row for row in value)
+        elif name == "base" and isinstance(value, list):  # a hand-built allocation's base years
+            value = tuple(value)
         kwargs[name] = value
     return _revive(cls(**kwargs))
 
@@ -726,7 +731,7 @@ class Journal:
 def log_commands(source: BinaryIO, msgpack: bool) -> Iterator[Command | Undecodable]:
     """The commands of an order log in order, as ``carbonbook replay`` reads them: a bad record
     becomes an :class:`Undecodable` with its 1-based line; blank JSON lines give nothing."""
-    for commands, _records, _size in command_batches(source, msgpack):
+    for commands, _records, _size, _ignored in command_batches(source, msgpack):
         yield from commands
 
 

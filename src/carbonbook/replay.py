@@ -44,6 +44,8 @@ class ReplayTally:
     """Events written, by ``type``."""
     rejections: Counter[str] = field(default_factory=Counter)
     symbols: dict[str, SymbolTally] = field(default_factory=dict)
+    ignored: Counter[str] = field(default_factory=Counter)
+    """Records that carried fields the order log ignores, by the first such field's name."""
 
     def add(self, events: list[Event]) -> None:
         """Count a batch of events."""
@@ -107,8 +109,9 @@ def replay(
     tally = ReplayTally()
     records = consumed = 0
     json_out = getattr(engine, "json_out", lambda: None)()
-    for commands, count, size in command_batches(source, msgpack):
+    for commands, count, size, ignored in command_batches(source, msgpack):
         records += count
+        tally.ignored.update(ignored)
         consumed += size
         if json_out is not None:
             engine.apply_all_json(commands, json_out, decoded=True)  # type: ignore[attr-defined]

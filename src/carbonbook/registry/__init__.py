@@ -5,12 +5,15 @@
 ``carbonbook.registry.postgres.PostgresRegistry`` (needs the ``postgres`` extra) implement it.
 """
 
+from carbonbook._types import OffsetLimit
 from carbonbook.registry.base import (
+    ALLOCATION_METHODS,
     EXPIRING_UNITS,
     PROJECT_UNITS,
     Account,
     AccountKind,
     AccountStatus,
+    Allocation,
     Block,
     BlockState,
     Compliance,
@@ -47,11 +50,13 @@ def open_registry(url: str) -> Registry:
     raise ValueError(f"not a registry URL: {url!r} (sqlite:///PATH, postgresql://..., memory:)")
 
 __all__ = [
+    "ALLOCATION_METHODS",
     "EXPIRING_UNITS",
     "PROJECT_UNITS",
     "Account",
     "AccountKind",
     "AccountStatus",
+    "Allocation",
     "Block",
     "BlockState",
     "Compliance",
@@ -59,6 +64,7 @@ __all__ = [
     "Entry",
     "Final",
     "MemoryRegistry",
+    "OffsetLimit",
     "Registry",
     "SQLiteRegistry",
     "Scheme",

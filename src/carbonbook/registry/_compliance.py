@@ -12,15 +12,21 @@ from __future__ import annotations
 
 from collections import deque
 
+from msgspec.structs import replace
+
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
+    BorrowingLimitExceeded,
     DeadlinePassed,
     InvalidQuantity,
     NotEligible,
     OffsetLimitExceeded,
     OperationRefused,
+    RegistryError,
     UnitNotAllowed,
 )
+from carbonbook.registry._allocation import allocated
+from carbonbook.registry._issuance import BP_MAX
 from carbonbook.registry._store import (
     CompRow,
     Store,
@@ -46,11 +52,14 @@ from carbonbook.registry.base import (
 def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | None:
     """Why block ``b``, issued under ``issuer``, does not count for ``scheme``'s obligation for
     ``period`` (None: it counts). The caller has checked that ``scheme`` accepts ``b``'s unit
-    type, as an allowance or as a credit. The rules, in order:
+    type, as an allowance (its own or a linked scheme's) or as a credit. The rules, in order:
 
-    - an allowance counts only for the scheme that issued it (linked schemes: issue 14,
-      item 5); a credit (CER, ERU, JVER, ...) counts for any scheme that lists its type,
-      within that scheme's offset limit (DOMAIN.md 2, "International credits"; 3, JVETS);
+    - an allowance counts only for the scheme that issued it and for schemes that link to that
+      one (``Scheme.links``: a scheme lists the schemes whose allowances it accepts, ICAP-style;
+      DOMAIN.md 0, international linking); a credit (CER, ERU, JVER, ...) counts for any scheme
+      that lists its type, within that scheme's offset limits (DOMAIN.md 2, "International
+      credits"; 3, JVETS), unless the scheme excludes its project type from ``period`` on
+      (``Scheme.excluded``; EU: HFC-23 and adipic N2O credits from 2013, Reg. 550/2011, DOMAIN.md 2);
     - a unit without an expiry counts for its own period (vintage); for a later one only when its
       issuing scheme banks into it (``Scheme.banks``: within a phase, or across phases; DOMAIN.md
       2, "Banking": none from phase 1 to 2, unlimited from phase 2; Kyoto carry-over, DOMAIN.md
@@ -59,8 +68,12 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
     - a unit with an expiry (tCER, lCER) counts from its period up to its expiry period,
       banking or not (DOMAIN.md 1: valid until the end of the next commitment period).
     """
-    if b.unit in scheme.allowances and b.scheme != scheme.name:
+    if b.unit not in scheme.credits and b.scheme != scheme.name and b.scheme not in scheme.links:
         return f"scheme {b.scheme!r}, whose allowances {scheme.name!r} does not accept"
+    if b.project_type is not None:
+        for kind, first in scheme.excluded:
+            if kind == b.project_type and period >= first:
+                return f"project type {kind}, which {scheme.name!r} excludes from {first}"
     if b.period > period:
         if issuer.lends(b.period, period):
             return None
@@ -71,6 +84,22 @@ def ineligible(scheme: Scheme, issuer: Scheme, b: Block, period: int) -> str | N
         return f"vintage {b.period} of scheme {issuer.name!r}, which does not allow banking into {period}"
     return None
 
+
+def _imported(scheme: Scheme, b: Block) -> bool:
+    """Whether ``b`` is an allowance of a scheme ``scheme`` links to (not its own, not a credit)."""
+    return b.scheme != scheme.name and b.unit not in scheme.credits
+
+
+def _within(bp: int, base: int, used: int, more: int, error: type[RegistryError], said: str) -> None:
+    """Refuse ``more`` on top of ``used`` beyond ``bp`` basis points of ``base`` (rounded down):
+    ``error`` with ``said`` (its ``{limit}`` filled in) and how many more were asked."""
+    limit = bp * base // BP_MAX
+    if used + more > limit:
+        raise error(said.format(limit=limit) + f", {more} more asked")
+
+
+IMPORTED = "import"
+"""The ``credit_use`` key under which allowances of linked schemes are counted."""
 
 MULTIPLE_MAX = 100
 """The largest multiple of a shortfall a deadline may carry into the next obligation."""
@@ -258,39 +287,109 @@ class ComplianceRules(Store):
             verified, surrendered, offsets, borrowed = self._comp.get((account, period), _NONE)
             credit = unit in sch.credits
             if credit:
-                limit = sch.offset_percent * self._obligation(account, period) // 100
-                if offsets + qty > limit:
-                    raise OffsetLimitExceeded(
-                        f"scheme {sch.name!r} allows {limit} credits for {account!r} in {period} "
-                        f"({sch.offset_percent}% of the obligation); {offsets} used, {qty} more asked")
-            elif unit not in sch.allowances:
+                if sch.offset_percent or not sch.offset_limits:
+                    limit = sch.offset_percent * self._obligation(account, period) // 100
+                    if offsets + qty > limit:
+                        raise OffsetLimitExceeded(
+                            f"scheme {sch.name!r} allows {limit} credits for {account!r} in {period} "
+                            f"({sch.offset_percent}% of the obligation); {offsets} used, {qty} more asked")
+            elif unit not in sch.allowances and not any(
+                    unit in self._schemes[s].allowances for s in sch.links if s in self._schemes):
                 raise UnitNotAllowed(f"scheme {sch.name!r} does not accept {unit}")
-            lent = 0
             if serials is None:
-                picks, lent = self._eligible(account, sch, unit, qty, period, vintage)
+                picks, lent, imported = self._eligible(account, sch, unit, qty, period, vintage)
                 self._take(account, unit, qty, to, BlockState.SURRENDERED, None, picks=picks)
             else:
+                lent = imported = 0
+
                 def admit(b: Block) -> None:
-                    nonlocal lent
+                    nonlocal lent, imported
                     fault = ineligible(sch, self._schemes[b.scheme], b, period)
                     if fault is not None:
                         raise NotEligible(f"serials {b.origin} {b.start}..{b.end} ({b.unit}) do not count for "
                                           f"{sch.name!r} {period}: {fault}")
-                    if b.period > period:
-                        lent += min(b.end, serials.end) - max(b.start, serials.start) + 1
+                    n = min(b.end, serials.end) - max(b.start, serials.start) + 1
+                    lent += n if b.period > period else 0
+                    imported += n if _imported(sch, b) else 0
                 self._take(account, unit, qty, to, BlockState.SURRENDERED, serials, admit=admit)
+            txid = self._txid()
+            if lent:
+                self._lend(account, sch, unit, period, borrowed, lent, txid)
+            if credit and sch.offset_limits:
+                self._offset_table(account, sch, unit, period, qty)
+            if imported:
+                self._imports(account, sch, period, imported)
             self._put(self._comp, (account, period),
                       (verified, surrendered + qty, offsets + (qty if credit else 0), borrowed + lent))
-            txid = self._txid()
             self._append(Entry(txid, "surrender", account, to, unit, qty, ref=period,
                                detail=f"borrowed {lent} of {period + 1}" if lent else ""))
             return txid
 
+    def _lend(self, account: str, sch: Scheme, unit: UnitType, period: int, borrowed: int, lent: int,
+              txid: int) -> None:
+        """Check a surrender's ``lent`` units of ``period + 1`` against ``sch``'s borrowing limit (a
+        share of the account's allocation for ``period + 1``: the trial market's 借り入れ, DOMAIN.md
+        0) and record them as a cut to that allocation (an ``Allocation`` of method ``borrowed``)
+        when one is on record."""
+        nxt = allocated(self, account, period + 1, cuts=False)
+        if sch.borrow_limit is not None:
+            _within(sch.borrow_limit, nxt, borrowed, lent, BorrowingLimitExceeded,
+                    f"scheme {sch.name!r} lends {account!r} at most {{limit}} of {period + 1} for {period} "
+                    f"({sch.borrow_limit} bp of its {period + 1} allocation of {nxt}); {borrowed} borrowed")
+        if nxt:
+            self._put(self._allocations, txid, (account, sch.name, period + 1, "borrowed", str(unit), -lent,
+                                                0, 1, 1, "", 0))
+
+    def _phase_periods(self, account: str, sch: Scheme, period: int) -> list[int]:
+        """The periods of ``period``'s phase of ``sch`` for which ``account`` has anything on record."""
+        seen = {p for (a, p) in self._comp if a == account}
+        seen.update(r[2] for r in self._allocations.values() if r[0] == account)
+        seen.update(p for (a, p, _) in self._credit_use if a == account)
+        seen.add(period)
+        phase = sch.phase(period)
+        return sorted(p for p in seen if sch.phase(p) == phase)
+
+    def _offset_table(self, account: str, sch: Scheme, unit: UnitType, period: int, qty: int) -> None:
+        """Check ``qty`` more credits of ``unit`` against every row of ``sch``'s offset table for
+        that credit type (DOMAIN.md 2, "International credits": per-installation limits in phase 2,
+        a share of allocation or of verified emissions in phase 3, Reg. 1123/2013; GX-ETS 10% of
+        emissions, DOMAIN.md 3), and count them."""
+        for row in sch.offset_limits:
+            if row.unit != unit:
+                continue
+            periods = [period] if row.over == "period" else self._phase_periods(account, sch, period)
+            used = sum(self._credit_use.get((account, p, str(unit)), 0) for p in periods)
+            if row.base == "emissions":
+                base = sum(max(0, self._comp.get((account, p), _NONE)[0] or 0) for p in periods)
+            elif row.base == "obligation":
+                base = sum(self._obligation(account, p) for p in periods)
+            else:
+                base = sum(max(0, allocated(self, account, p, cuts=False)) for p in periods)
+            span = (period if row.over == "period" else
+                    f"the phase from {sch.phase(period)} (periods on record: {', '.join(map(str, periods))})")
+            _within(row.bp, base, used, qty, OffsetLimitExceeded,
+                    f"scheme {sch.name!r} allows {{limit}} {unit} for {account!r} in {span} ({row.bp} bp of "
+                    f"its {row.base} of {base}); {used} used")
+        self._add(self._credit_use, (account, period, str(unit)), qty)
+
+    def _imports(self, account: str, sch: Scheme, period: int, imported: int) -> None:
+        """Check ``imported`` allowances of linked schemes against ``sch``'s import limit (a share
+        of the period's obligation) and count them."""
+        used = self._credit_use.get((account, period, IMPORTED), 0)
+        if sch.import_limit is not None:
+            obligation = self._obligation(account, period)
+            _within(sch.import_limit, obligation, used, imported, OffsetLimitExceeded,
+                    f"scheme {sch.name!r} takes at most {{limit}} allowances of linked schemes from "
+                    f"{account!r} in {period} ({sch.import_limit} bp of its obligation of {obligation}); "
+                    f"{used} used")
+        self._add(self._credit_use, (account, period, IMPORTED), imported)
+
     def _eligible(self, account: str, sch: Scheme, unit: UnitType, qty: int, period: int,
-                  vintage: int | None) -> tuple[list[int], int]:
+                  vintage: int | None) -> tuple[list[int], int, int]:
         """The ids of ``account``'s active ``unit`` blocks that count for ``sch``'s ``period``
         (only those of ``vintage`` when given), oldest vintage first (so borrowed units go
-        last), then oldest block; and how many of the first ``qty`` units are borrowed.
+        last), then oldest block; and how many of the first ``qty`` units are borrowed and how
+        many are allowances of a linked scheme.
         Raises NotEligible when they cannot cover ``qty`` but the ineligible ones would have
         helped (an account that holds too few units at all gets InsufficientUnits from the
         move). Cost: O(blocks held of ``unit``)."""
@@ -312,8 +411,16 @@ class ComplianceRules(Store):
             raise NotEligible(f"account {account!r} holds {have} {unit} that count for {sch.name!r} {period}, "
                               f"{qty} needed; not eligible: {why}")
         ok.sort(key=lambda b: (b.period, b.id))
-        borrowed = sum(b.qty for b in ok if b.period > period)
-        return [b.id for b in ok], max(0, min(borrowed, qty - (have - borrowed)))
+        need = qty
+        lent = imported = 0
+        for b in ok:
+            if not need:
+                break
+            n = min(b.qty, need)
+            lent += n if b.period > period else 0
+            imported += n if _imported(sch, b) else 0
+            need -= n
+        return [b.id for b in ok], lent, imported
 
     def carry_over(self, account: str, unit: UnitType, period: int) -> int:
         with self.transaction():
@@ -331,8 +438,7 @@ class ComplianceRules(Store):
                     raise OperationRefused(f"serials {b.origin} {b.start}..{b.end} expire in {b.expiry}")
             total = 0
             for b in moving:
-                self._put(self._blocks, b.id, Block(b.id, b.origin, b.unit, b.start, b.end, b.holder,
-                                                    b.state, period + 1, b.scheme, b.project, b.expiry))
+                self._put(self._blocks, b.id, replace(b, period=period + 1))
                 total += b.end - b.start + 1
             if total:
                 txid = self._txid()

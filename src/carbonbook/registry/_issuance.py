@@ -7,8 +7,11 @@ overlap no issued range of their origin (a scan of the issuances: O(issuances)).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from carbonbook._types import INT64_MAX, UnitType
+from msgspec.structs import replace
+
+from carbonbook._types import INT64_MAX, OffsetLimit, UnitType
 from carbonbook.errors import (
     AccountClosed,
     CapExceeded,
@@ -39,6 +42,40 @@ from carbonbook.registry.base import (
     Entry,
     Scheme,
 )
+
+BP_MAX = 10_000
+"""Basis points in a whole: limits in basis points lie in 0..BP_MAX."""
+
+
+def _basis_points(value: object, what: str) -> int | None:
+    if value is not None and (type(value) is not int or not 0 <= value <= BP_MAX):
+        raise InvalidQuantity(f"{what} must be basis points, an integer in 0..{BP_MAX}, got {value!r}")
+    return value
+
+
+def _listed(value: object, what: str) -> Iterable[Any]:
+    if not isinstance(value, frozenset | set | tuple | list):
+        raise OperationRefused(f"{what} must be a list, got {value!r:.80}")
+    return value
+
+
+def _offset_limit(row: object, credits: frozenset[UnitType]) -> OffsetLimit:
+    if type(row) is not OffsetLimit:
+        raise OperationRefused(f"an offset limit must be an OffsetLimit, got {row!r:.80}")
+    unit = _unit(row.unit)
+    if unit not in credits:
+        raise OperationRefused(f"offset limit on {unit}, which the scheme does not accept as a credit")
+    _basis_points(row.bp, "an offset limit's bp")
+    if row.base not in ("emissions", "obligation", "allocation") or row.over not in ("period", "phase"):
+        raise OperationRefused(f"an offset limit's base is emissions, obligation or allocation and its over "
+                               f"period or phase, got {row.base!r}, {row.over!r}")
+    return OffsetLimit(unit, row.bp, row.base, row.over)
+
+
+def _exclusion(pair: object) -> tuple[str, int]:
+    if not isinstance(pair, tuple | list) or len(pair) != 2:
+        raise OperationRefused(f"an exclusion is (project type, first period), got {pair!r:.80}")
+    return _name(pair[0], "project type"), _period(pair[1])
 
 
 class IssuanceRules(Store):
@@ -96,12 +133,21 @@ class IssuanceRules(Store):
                     raise OperationRefused(f"{flag} must be true or false, got {getattr(scheme, flag)!r}")
             if not isinstance(scheme.phases, frozenset | set | tuple | list):
                 raise OperationRefused(f"phases must be a list of periods, got {scheme.phases!r:.80}")
-            clean = Scheme(scheme.name, frozenset(_unit(u) for u in scheme.allowances),
-                           frozenset(_unit(u) for u in scheme.credits), scheme.offset_percent,
-                           bool(scheme.banking), frozenset(_period(p) for p in scheme.phases),
-                           scheme.phase_banking, scheme.borrowing, scheme.removals)
+            credits = frozenset(_unit(u) for u in scheme.credits)
+            clean = Scheme(scheme.name, frozenset(_unit(u) for u in scheme.allowances), credits,
+                           scheme.offset_percent, bool(scheme.banking),
+                           frozenset(_period(p) for p in scheme.phases),
+                           scheme.phase_banking, scheme.borrowing, scheme.removals,
+                           _basis_points(scheme.borrow_limit, "borrow_limit"),
+                           tuple(_offset_limit(row, credits)
+                                 for row in _listed(scheme.offset_limits, "offset_limits")),
+                           frozenset(_exclusion(pair) for pair in _listed(scheme.excluded, "excluded")),
+                           frozenset(_name(s, "linked scheme") for s in _listed(scheme.links, "links")),
+                           _basis_points(scheme.import_limit, "import_limit"))
             if clean.allowances & clean.credits:
                 raise OperationRefused("a unit type cannot be both an allowance and a credit")
+            if clean.name in clean.links:
+                raise OperationRefused(f"scheme {clean.name!r} cannot link to itself")
             self._put(self._schemes, scheme.name, clean)
             txid = self._txid()
             self._append(Entry(txid, "scheme", "", detail=scheme.name))
@@ -124,52 +170,65 @@ class IssuanceRules(Store):
 
     def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
               origin: str = "JP", start: int | None = None, project: str | None = None,
-              expiry: int | None = None) -> Block:
+              expiry: int | None = None, project_type: str | None = None) -> Block:
         with self.transaction():
-            _qty(qty)
-            unit = _unit(unit)
-            acc = self._open(account, "issuing")
-            if acc.kind not in (AccountKind.ISSUANCE, AccountKind.HOLDING):
-                raise UnitNotAllowed(f"cannot issue into {acc.kind} account {account!r}")
-            self._may_hold(acc, unit)
-            sch = self._scheme(scheme)
-            if unit not in sch.allowances and unit not in sch.credits:
-                raise UnitNotAllowed(f"scheme {scheme!r} does not issue {unit}")
-            _period(period)
-            _name(origin, "origin")
-            if unit in PROJECT_UNITS and (type(project) is not str or not project):
-                raise OperationRefused(f"{unit} units need a project id")
-            if unit in EXPIRING_UNITS and type(expiry) is not int:
-                raise OperationRefused(f"{unit} units need an expiry period")
-            if expiry is not None and _period(expiry) < period:
-                raise OperationRefused(f"expiry {expiry} is before the units' period {period}")
-            cap, issued = self._caps.get((scheme, period), (0, 0))
-            if issued + qty > cap:
-                raise CapExceeded(f"scheme {scheme!r} may issue {cap - issued} more for {period}; {qty} asked")
-            if start is None:
-                start = self._top.get(origin, 0) + 1
-            elif type(start) is not int or start < 1:
-                raise InvalidQuantity(f"first serial must be a positive integer, got {start!r}")
-            end = start + qty - 1
-            if end > INT64_MAX:
-                raise InvalidQuantity(f"serials {start}..{end} go past 2**63 - 1")
-            for (o, s), (e, *_rest) in self._issuances.items():
-                if o == origin and s <= end and e >= start:
-                    raise DuplicateSerial(f"serials {origin} {start}..{end} overlap issued {s}..{e}")
-            self._put(self._caps, (scheme, period), (cap, issued + qty))
-            self._put(self._issuances, (origin, start), (end, str(unit), scheme, period))
-            self._add(self._issued, unit, qty)
-            if end > self._top.get(origin, 0):
-                self._put(self._top, origin, end)
-            bid = self._new_block_id()
-            block = Block(bid, origin, unit, start, end, account, _ACTIVE, period, scheme, project, expiry)
-            self._put(self._blocks, bid, block)
-            self._q_push(self._inner_of((account, unit)), bid)
-            self._add(self._held, (account, unit), qty)
+            block = self._mint(account, unit, qty, scheme, period, origin, start, project, expiry, project_type)
             txid = self._txid()
-            self._append(Entry(txid, "issue", account, unit=unit, qty=qty, ref=period,
-                               detail=f"{scheme} {origin} {start}..{end}"))
+            self._append(Entry(txid, "issue", account, unit=block.unit, qty=qty, ref=period,
+                               detail=f"{scheme} {origin} {block.start}..{block.end}"))
             return block
+
+    def _mint(self, account: str, unit: UnitType, qty: int, scheme: str, period: int, origin: str,
+              start: int | None, project: str | None = None, expiry: int | None = None,
+              project_type: str | None = None) -> Block:
+        """Create ``qty`` new serials into ``account`` (checked here), journaling nothing: the
+        one way units come into being (an issue, an allocation)."""
+        _qty(qty)
+        unit = _unit(unit)
+        acc = self._open(account, "issuing")
+        if acc.kind not in (AccountKind.ISSUANCE, AccountKind.HOLDING):
+            raise UnitNotAllowed(f"cannot issue into {acc.kind} account {account!r}")
+        self._may_hold(acc, unit)
+        sch = self._scheme(scheme)
+        if unit not in sch.allowances and unit not in sch.credits:
+            raise UnitNotAllowed(f"scheme {scheme!r} does not issue {unit}")
+        _period(period)
+        _name(origin, "origin")
+        if unit in PROJECT_UNITS and (type(project) is not str or not project):
+            raise OperationRefused(f"{unit} units need a project id")
+        if project_type is not None:
+            _name(project_type, "project type")
+            if unit not in PROJECT_UNITS:
+                raise OperationRefused(f"{unit} units come from no project: they have no project type")
+        if unit in EXPIRING_UNITS and type(expiry) is not int:
+            raise OperationRefused(f"{unit} units need an expiry period")
+        if expiry is not None and _period(expiry) < period:
+            raise OperationRefused(f"expiry {expiry} is before the units' period {period}")
+        cap, issued = self._caps.get((scheme, period), (0, 0))
+        if issued + qty > cap:
+            raise CapExceeded(f"scheme {scheme!r} may issue {cap - issued} more for {period}; {qty} asked")
+        if start is None:
+            start = self._top.get(origin, 0) + 1
+        elif type(start) is not int or start < 1:
+            raise InvalidQuantity(f"first serial must be a positive integer, got {start!r}")
+        end = start + qty - 1
+        if end > INT64_MAX:
+            raise InvalidQuantity(f"serials {start}..{end} go past 2**63 - 1")
+        for (o, s), (e, *_rest) in self._issuances.items():
+            if o == origin and s <= end and e >= start:
+                raise DuplicateSerial(f"serials {origin} {start}..{end} overlap issued {s}..{e}")
+        self._put(self._caps, (scheme, period), (cap, issued + qty))
+        self._put(self._issuances, (origin, start), (end, str(unit), scheme, period))
+        self._add(self._issued, unit, qty)
+        if end > self._top.get(origin, 0):
+            self._put(self._top, origin, end)
+        bid = self._new_block_id()
+        block = Block(bid, origin, unit, start, end, account, _ACTIVE, period, scheme, project, expiry,
+                      project_type)
+        self._put(self._blocks, bid, block)
+        self._q_push(self._inner_of((account, unit)), bid)
+        self._add(self._held, (account, unit), qty)
+        return block
 
     def expire(self, unit: UnitType, period: int) -> int:
         with self.transaction():
@@ -183,9 +242,7 @@ class IssuanceRules(Store):
             for b in dying:
                 n = b.end - b.start + 1
                 self._q_remove(self._index[b.holder, unit], b.id)
-                self._put(self._blocks, b.id, Block(b.id, b.origin, unit, b.start, b.end, b.holder,
-                                                    BlockState.EXPIRED, b.period, b.scheme, b.project,
-                                                    b.expiry))
+                self._put(self._blocks, b.id, replace(b, state=BlockState.EXPIRED))
                 self._add(self._held, (b.holder, unit), -n)
                 touched.add(b.holder)
                 total += n

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
+import msgspec.json as _json
 from msgspec.structs import astuple
 
-from carbonbook._types import UnitType
+from carbonbook._types import OffsetLimit, UnitType
 from carbonbook.errors import RegistryIntegrityError
 from carbonbook.registry._state import StateRegistry
 from carbonbook.registry._store import _FAST, _HOLD, _MISSING, Log, Store, _entry
@@ -44,17 +45,21 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # table: (key columns, value columns)
     "accounts": (("account",), ("kind", "status", "units", "scheme")),
     "schemes": (("name",), ("allowances", "credits", "offset_percent", "banking", "phases", "phase_banking",
-                            "borrowing", "removals")),
+                            "borrowing", "removals", "borrow_limit", "offset_limits", "excluded", "links",
+                            "import_limit")),
     "caps": (("scheme", "period"), ("cap", "issued")),
     "issuances": (("origin", "first"), ("last", "unit", "scheme", "period")),
     "blocks": (("id",), ("origin", "unit", "first", "last", "holder", "state", "period", "scheme",
-                         "project", "expiry")),
+                         "project", "expiry", "project_type")),
     "cash": (("account", "currency"), ("amount",)),
     "holds": (("id",), ("account", "kind", "asset", "amount")),
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets", "borrowed")),
     "deadlines": (("scheme", "period"), ("day", "penalty", "currency", "passed", "multiple")),
     "finals": (("account", "period"), ("status", "obligation", "surrendered", "shortfall", "penalty", "txid",
                                         "carried")),
+    "allocations": (("txid",), ("account", "scheme", "period", "method", "unit", "qty", "activity", "rate",
+                                "per", "base", "reduction")),
+    "credit_use": (("account", "period", "kind"), ("qty",)),
     "settlements": (("trade_id",), ("status", "txid", "seller", "buyer", "unit", "qty", "currency",
                                     "amount", "reason", "detail")),
     "checkpoint": (("seq",), ("txid", "reason", "detail")),
@@ -63,7 +68,8 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _INT_COLUMNS = {"period", "cap", "issued", "first", "last", "id", "offset_percent", "banking", "amount",
                 "phase_banking", "borrowing", "borrowed", "removals",
                 "verified", "surrendered", "offsets", "trade_id", "txid", "qty", "v", "expiry", "ref", "seq",
-                "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried"}
+                "day", "penalty", "passed", "obligation", "shortfall", "multiple", "carried", "borrow_limit",
+                "import_limit", "activity", "rate", "per", "reduction"}
 _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency", "amount", "ref", "detail")
 
 
@@ -85,8 +91,9 @@ def ddl(rowid: bool = False) -> list[str]:
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schemes", "phases", "''"), ("schemes", "phase_banking", "1"), ("schemes", "borrowing", "0"),
-    ("schemes", "removals", "0"),
-    ("compliance", "borrowed", "0"),
+    ("schemes", "removals", "0"), ("schemes", "borrow_limit", "NULL"), ("schemes", "offset_limits", "'[]'"),
+    ("schemes", "excluded", "'[]'"), ("schemes", "links", "'[]'"), ("schemes", "import_limit", "NULL"),
+    ("compliance", "borrowed", "0"), ("blocks", "project_type", "NULL"),
 )
 """Columns added to a table after it was first shipped, with the value an older database's
 rows get (``upgrade``)."""
@@ -114,10 +121,11 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
     if table == "schemes":
         return (k, _units(v.allowances), _units(v.credits), v.offset_percent, int(v.banking),
                 ",".join(str(p) for p in sorted(v.phases)), int(v.phase_banking), int(v.borrowing),
-                int(v.removals))
+                int(v.removals), v.borrow_limit, _json.encode(v.offset_limits).decode(),
+                _json.encode(sorted(v.excluded)).decode(), _json.encode(sorted(v.links)).decode(),
+                v.import_limit)
     if table == "blocks":
-        return (v.id, v.origin, str(v.unit), v.start, v.end, v.holder, str(v.state), v.period, v.scheme,
-                v.project, v.expiry)
+        return _block_row(k, v)
     if table == "holds":
         return (k, *v)
     if table == "settlements":
@@ -133,7 +141,7 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
 
 def _block_row(k: Any, v: Block) -> Row:
     return (v.id, v.origin, str(v.unit), v.start, v.end, v.holder, str(v.state), v.period, v.scheme, v.project,
-            v.expiry)
+            v.expiry, v.project_type)
 
 
 def _cash_row(k: tuple[str, str], v: int) -> Row:
@@ -157,10 +165,12 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
     if table == "schemes":
         return r[0], Scheme(r[0], _unit_set(r[1]) or frozenset(), _unit_set(r[2]) or frozenset(), r[3],
                             bool(r[4]), frozenset(int(p) for p in r[5].split(",") if p), bool(r[6]), bool(r[7]),
-                            bool(r[8]))
+                            bool(r[8]), r[9], _json.decode(r[10], type=tuple[OffsetLimit, ...]),
+                            frozenset(_json.decode(r[11], type=list[tuple[str, int]])),
+                            frozenset(_json.decode(r[12], type=list[str])), r[13])
     if table == "blocks":
         return r[0], Block(r[0], r[1], UnitType(r[2]), r[3], r[4], r[5], BlockState(r[6]), r[7], r[8],
-                           r[9], r[10])
+                           r[9], r[10], r[11])
     if table == "holds":
         return r[0], tuple(r[1:])
     if table == "settlements":
@@ -222,8 +232,8 @@ class SqlRegistry(StateRegistry):
         tables = target._persisted()
         version = 0
         for table in _TABLES:
-            keys = _TABLES[table][0]
-            rows = self._read(f"SELECT * FROM {table} ORDER BY {', '.join(keys)}")
+            keys, values = _TABLES[table]
+            rows = self._read(f"SELECT {', '.join(keys + values)} FROM {table} ORDER BY {', '.join(keys)}")
             d = tables[table]
             for r in rows:
                 k, v = _from_row(table, tuple(r))

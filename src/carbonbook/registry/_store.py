@@ -28,6 +28,8 @@ from itertools import pairwise
 from types import TracebackType
 from typing import Any
 
+from msgspec.structs import replace
+
 from carbonbook._types import INT64_MAX, UnitType, name_fault
 from carbonbook.errors import (
     AccountBlocked,
@@ -79,6 +81,9 @@ FinalRow = tuple[str, int, int, int, int, int, int]
 period whose deadline passed, keyed by (account, period)."""
 CompRow = tuple[int | None, int, int, int]
 """(verified emissions or None, surrendered, offsets surrendered, borrowed), keyed by (account, period)."""
+AllocRow = tuple[str, str, int, str, str, int, int, int, int, str, int]
+"""(account, scheme, period, method, unit type, qty, activity, rate, per, base years' emissions as
+comma-separated text, reduction) of an allocation record (``base.Allocation``), keyed by txid."""
 Log = list[tuple[Any, Any, Any]]
 
 
@@ -182,6 +187,8 @@ class Store(Registry):
         self._comp: dict[tuple[str, int], CompRow] = {}
         self._deadlines: dict[tuple[str, int], Deadline] = {}
         self._finals: dict[tuple[str, int], FinalRow] = {}
+        self._allocations: dict[int, AllocRow] = {}
+        self._credit_use: dict[tuple[str, int, str], int] = {}
         self._settlements: dict[int, SettlementRecord] = {}
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
@@ -198,7 +205,8 @@ class Store(Registry):
         return {"accounts": self._accounts, "schemes": self._schemes, "caps": self._caps,
                 "issuances": self._issuances, "blocks": self._blocks, "cash": self._cash,
                 "holds": self._holds, "compliance": self._comp,
-                "deadlines": self._deadlines, "finals": self._finals, "settlements": self._settlements,
+                "deadlines": self._deadlines, "finals": self._finals, "allocations": self._allocations,
+                "credit_use": self._credit_use, "settlements": self._settlements,
                 "checkpoint": self._checkpoint, "meta": self._meta}
 
     def _derive(self) -> None:
@@ -384,8 +392,7 @@ class Store(Registry):
                 self._place(b, b.start, b.end, receiver, state)
                 need -= n
             else:
-                self._put(blocks, bid, Block(bid, b.origin, b.unit, b.start + need, b.end, b.holder,
-                                             b.state, b.period, b.scheme, b.project, b.expiry))
+                self._put(blocks, bid, replace(b, start=b.start + need))
                 self._place(b, b.start, b.start + need - 1, receiver, state)
                 need = 0
         self._add(self._held, (sender, unit), -qty)
@@ -394,8 +401,7 @@ class Store(Registry):
 
     def _place(self, b: Block, start: int, end: int, holder: str, state: BlockState) -> None:
         bid = self._new_block_id()
-        self._put(self._blocks, bid, Block(bid, b.origin, b.unit, start, end, holder, state, b.period,
-                                           b.scheme, b.project, b.expiry))
+        self._put(self._blocks, bid, replace(b, id=bid, start=start, end=end, holder=holder, state=state))
         if state is _ACTIVE:
             self._q_push(self._inner_of((holder, b.unit)), bid)
 

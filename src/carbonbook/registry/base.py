@@ -35,7 +35,7 @@ from enum import StrEnum
 
 import msgspec
 
-from carbonbook._types import UnitType
+from carbonbook._types import OffsetLimit, UnitType
 from carbonbook.errors import DuplicateTrade
 
 
@@ -106,9 +106,18 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     obligation. ``phases`` are the first periods of its phases (EU: 2005, 2008, 2013; none:
     one phase). Its units count for a later period of the same phase when ``banking``, of a
     later phase when ``phase_banking`` too, and for the period before their own, in the same
-    phase, when ``borrowing`` (EU: next year's allocation within a phase). With ``removals``
-    verified emissions may be negative (net removals, NZ forestry): they lower the period's
-    obligation, never below zero."""
+    phase, when ``borrowing`` (EU: next year's allocation within a phase), at most
+    ``borrow_limit`` basis points of the account's allocation for that next period when set
+    (None: no limit). With ``removals`` verified emissions may be negative (net removals, NZ
+    forestry): they lower the period's obligation, never below zero.
+
+    ``offset_limits`` is the offset table (:class:`OffsetLimit`: per credit type, basis points
+    of a stated base, per period or over the phase); with a table, ``offset_percent`` (the
+    pooled limit over every credit type) applies only when above 0. ``excluded`` holds
+    ``(project type, first period)`` pairs: credits of that project type
+    (``Block.project_type``, e.g. ``HFC-23``, ``adipic-N2O``) count for no period from the
+    first on. ``links`` names the schemes whose allowances it accepts (ICAP-style linking),
+    together at most ``import_limit`` basis points of the period's obligation when set."""
 
     name: str
     allowances: frozenset[UnitType]
@@ -119,6 +128,11 @@ class Scheme(msgspec.Struct, frozen=True, gc=False):
     phase_banking: bool = True
     borrowing: bool = False
     removals: bool = False
+    borrow_limit: int | None = None
+    offset_limits: tuple[OffsetLimit, ...] = ()
+    excluded: frozenset[tuple[str, int]] = frozenset()
+    links: frozenset[str] = frozenset()
+    import_limit: int | None = None
 
     def phase(self, period: int) -> int:
         """The first period of ``period``'s phase (0 before the first phase, or with none)."""
@@ -138,7 +152,10 @@ class Block(msgspec.Struct, frozen=True, gc=False, array_like=True):
 
     ``period`` is the applicable period (vintage or commitment period), ``scheme`` the
     scheme it was issued under, ``expiry`` the last period it is valid in (``None``: no
-    expiry). ``id`` is the registry's internal block number (oldest first)."""
+    expiry). ``project_type`` is a credit's project type as the issuer states it (a name such as
+    ``HFC-23``, ``adipic-N2O``, ``large-hydro`` or a J-VER positive-list code ``E001``;
+    ``None``: not stated), which schemes may exclude (``Scheme.excluded``). ``id`` is the
+    registry's internal block number (oldest first)."""
 
     id: int
     origin: str
@@ -151,6 +168,7 @@ class Block(msgspec.Struct, frozen=True, gc=False, array_like=True):
     scheme: str
     project: str | None = None
     expiry: int | None = None
+    project_type: str | None = None
 
     @property
     def qty(self) -> int:
@@ -220,6 +238,43 @@ class Final(msgspec.Struct, frozen=True, gc=False):
     currency: str | None
     txid: int
     carried: int = 0
+
+
+ALLOCATION_METHODS = ("benchmark", "grandfathering", "intensity")
+"""How :meth:`Registry.allocate` computes a free allocation (see :class:`Allocation`)."""
+
+
+class Allocation(msgspec.Struct, frozen=True, gc=False):
+    """One allocation transaction ``txid``: ``qty`` units of ``unit`` given to operator account
+    ``account`` under its ``scheme`` for ``period`` (negative: taken back), with the inputs it
+    was computed from, all integers, divisions rounded down:
+
+    - ``benchmark``: ``activity x rate / per`` (the benchmark as ``rate/per`` allowances per unit
+      of activity; DOMAIN.md 0 "activity x benchmark");
+    - ``grandfathering``: ``sum(base) x rate / (len(base) x per) - reduction``: the base years'
+      emissions averaged, times a factor, minus a committed reduction (JVETS: the average of 3
+      years minus the committed reduction, DOMAIN.md 0 and 3);
+    - ``intensity``: ``activity x rate / per`` on forecast production (``activity``) and the
+      intensity target ``rate/per`` tonnes per unit (DOMAIN.md 0, the trial market's intensity
+      targets), provisional until ``true_up``;
+    - ``true_up``: the verified production ``activity`` x the intensity target, less what the
+      period's allocation stands at (``reduction``): the difference given or taken back;
+    - ``return``: excess allocation given back (DOMAIN.md 2, "return of excess allocation");
+    - ``borrowed``: units of this period surrendered for the period before (borrowing), which
+      the allocation no longer covers (``Scheme.borrow_limit``); no units move."""
+
+    txid: int
+    account: str
+    scheme: str
+    period: int
+    method: str
+    unit: UnitType
+    qty: int
+    activity: int = 0
+    rate: int = 1
+    per: int = 1
+    base: tuple[int, ...] = ()
+    reduction: int = 0
 
 
 class Settled(msgspec.Struct, frozen=True, gc=False, tag="settled", tag_field="type"):
@@ -303,10 +358,11 @@ class Registry(ABC):
     @abstractmethod
     def issue(self, account: str, unit: UnitType, qty: int, *, scheme: str, period: int,
               origin: str = "JP", start: int | None = None, project: str | None = None,
-              expiry: int | None = None) -> Block:
-        """Issue (or allocate) ``qty`` new units into an issuance or holding account, under
-        ``scheme``'s cap for ``period``. Serials start at ``start``, by default after the
-        highest serial ``origin`` ever issued."""
+              expiry: int | None = None, project_type: str | None = None) -> Block:
+        """Issue ``qty`` new units into an issuance or holding account, under ``scheme``'s cap for
+        ``period`` (a free allocation with its inputs on record is :meth:`allocate`); a credit may
+        state its ``project_type`` (``Block.project_type``). Serials start at ``start``, by
+        default after the highest serial ``origin`` ever issued."""
 
     @abstractmethod
     def transfer(self, sender: str, receiver: str, unit: UnitType, qty: int, *,
@@ -331,6 +387,33 @@ class Registry(ABC):
     def carry_over(self, account: str, unit: UnitType, period: int) -> int:
         """Bank every active ``unit`` of ``period`` held by ``account`` into ``period + 1``
         (the scheme must allow banking). Returns the number of units carried over."""
+
+    @abstractmethod
+    def allocate(self, account: str, period: int, method: str, *, unit: UnitType | None = None,
+                 activity: int = 0, rate: int = 1, per: int = 1, base: Iterable[int] = (), reduction: int = 0,
+                 origin: str = "JP", start: int | None = None) -> Allocation:
+        """Allocate free units to operator ``account`` for ``period``, computed by ``method``
+        (``benchmark``, ``grandfathering``, ``intensity``: see :class:`Allocation`) from the inputs,
+        which stay on record (:meth:`allocations`). New serials of its scheme's allowance ``unit``
+        (needed when the scheme issues more than one) under the period's cap; journal kind
+        ``allocate``."""
+
+    @abstractmethod
+    def true_up(self, account: str, period: int, production: int, *, to: str | None = None,
+                origin: str = "JP") -> Allocation:
+        """True up ``account``'s intensity allocation for ``period`` on its verified ``production``:
+        allocate what the target on that production exceeds the period's allocation by, or take
+        back into issuance account ``to`` what it falls short by (journal kind ``true_up``)."""
+
+    @abstractmethod
+    def return_allocation(self, account: str, period: int, qty: int, *, to: str) -> Allocation:
+        """Return ``qty`` units of ``account``'s excess allocation for ``period`` (its scheme's
+        allowances of that vintage) into issuance account ``to`` (journal kind
+        ``allocation_return``); at most the period's allocation."""
+
+    @abstractmethod
+    def allocations(self, account: str | None = None, period: int | None = None) -> list[Allocation]:
+        """The allocation records (allocations, true-ups, returns, borrowing cuts), by txid."""
 
     @abstractmethod
     def expire(self, unit: UnitType, period: int) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from carbonbook.commands import (
+    Allocate,
     CarryOver,
     CorrectEmissions,
     Deposit,
@@ -22,12 +23,15 @@ from carbonbook.commands import (
     RecordEmissions,
     RegistryCommand,
     Retire,
+    ReturnAllocation,
     SetAccountStatus,
     SetCap,
     SetDeadline,
     Surrender,
     Transfer,
+    TrueUp,
 )
+from carbonbook.registry._allocation import said
 from carbonbook.registry.base import AccountKind, AccountStatus, Registry, Scheme, Serials
 
 __all__ = ["carry_out"]
@@ -41,7 +45,8 @@ def carry_out(registry: Registry, cmd: RegistryCommand) -> str:
 
 def _open_scheme(reg: Registry, c: OpenScheme) -> str:
     reg.create_scheme(Scheme(c.name, c.allowances, c.credits, c.offset_percent, c.banking, c.phases,
-                             c.phase_banking, c.borrowing, c.removals))
+                             c.phase_banking, c.borrowing, c.removals, c.borrow_limit, c.offset_limits,
+                             frozenset(c.excluded.items()), c.links, c.import_limit))
     return ""
 
 
@@ -62,8 +67,21 @@ def _set_status(reg: Registry, c: SetAccountStatus) -> str:
 
 def _issue(reg: Registry, c: Issue) -> str:
     b = reg.issue(c.account, c.unit, c.qty, scheme=c.scheme, period=c.period, origin=c.origin,
-                  start=c.start, project=c.project, expiry=c.expiry)
+                  start=c.start, project=c.project, expiry=c.expiry, project_type=c.project_type)
     return f"serials {b.origin} {b.start}-{b.end}"
+
+
+def _allocate(reg: Registry, c: Allocate) -> str:
+    return said(reg.allocate(c.account, c.period, c.method, unit=c.unit, activity=c.activity, rate=c.rate,
+                             per=c.per, base=c.base, reduction=c.reduction, origin=c.origin))
+
+
+def _true_up(reg: Registry, c: TrueUp) -> str:
+    return said(reg.true_up(c.account, c.period, c.production, to=c.to, origin=c.origin))
+
+
+def _return_allocation(reg: Registry, c: ReturnAllocation) -> str:
+    return said(reg.return_allocation(c.account, c.period, c.qty, to=c.to))
 
 
 def _transfer(reg: Registry, c: Transfer) -> str:
@@ -122,7 +140,8 @@ def _deadline(reg: Registry, c: SetDeadline) -> str:
 
 _HANDLERS: dict[type, Callable[[Registry, Any], str]] = {
     OpenScheme: _open_scheme, SetCap: _set_cap, OpenAccount: _open_account, SetAccountStatus: _set_status,
-    Issue: _issue, Transfer: _transfer, Deposit: _deposit, RecordEmissions: _emissions,
+    Issue: _issue, Allocate: _allocate, TrueUp: _true_up, ReturnAllocation: _return_allocation,
+    Transfer: _transfer, Deposit: _deposit, RecordEmissions: _emissions,
     Surrender: _surrender, Retire: _retire, CarryOver: _carry_over, Expire: _expire,
     SetDeadline: _deadline, CorrectEmissions: _correct_emissions,
 }
