@@ -71,7 +71,7 @@ async def venue_names(url: str | list[str] = NATS_URL, replicas: int = 1,
 
 def commands_of(path: Path) -> list[Any]:
     with open(path, "rb") as f:
-        return [c for batch, _, _ in command_batches(f, False) for c in batch]
+        return [c for batch, *_ in command_batches(f, False) for c in batch]
 
 
 def replay_bytes(commands: list[Any], engine: Any = None) -> bytes:

@@ -72,7 +72,7 @@ async def publish_log(js: JetStreamContext, names: Names, shards: int, source: B
     publisher = Publisher(js, names, shards)
     acks: list[asyncio.Future[PubAck]] = []
     number = 0
-    for commands, _, _ in command_batches(io.BytesIO(data), msgpack):
+    for commands, *_ in command_batches(io.BytesIO(data), msgpack):
         for command in commands:
             number += 1
             acks.append(await publisher.publish(command, f"{digest}:{number}"))

@@ -246,6 +246,11 @@ class SqlRegistry(StateRegistry):
         target._derive()
         return version
 
+    def stale(self) -> bool:
+        """Whether another writer committed since this registry loaded the database. One small query."""
+        rows = self._read("SELECT v FROM meta WHERE k = 'version'")
+        return (int(rows[0][0]) if rows else 0) != self._version
+
     def reload(self) -> None:
         """Drop the cache and load the database again (after ConcurrentModification)."""
         if self._log is not None:
