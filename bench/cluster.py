@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -84,7 +84,8 @@ async def publish(url: str, names: Names, shards: int, commands: list, tag: str)
     await nc.close()
 
 
-def serve_shard(url: str, stream: str, shard: int, shards: int, expect: int, out: multiprocessing.Queue) -> None:
+def serve_shard(url: str, stream: str, shard: int, shards: int, expect: int,
+                out: multiprocessing.Queue) -> None:
     async def go() -> None:
         nc = await nats.connect(url)
         venue = ShardVenue(nc.jetstream(), Names(stream), shard, shards, Engine(), snapshot_every=10**9)
@@ -203,10 +204,8 @@ async def delete(url: str, names: Names) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     for name in (names.commands, names.events, f"OBJ_{names.snapshots}", f"KV_{names.leases}"):
-        try:
+        with contextlib.suppress(Exception):
             await js.delete_stream(name)
-        except Exception:  # noqa: BLE001
-            pass
     await nc.close()
 
 
@@ -225,8 +224,8 @@ def main() -> None:
         print(f"through JetStream, {shards} shard(s): {rate:,.0f} msg/s = {rate / base:.3f}x in-process "
               f"({len(commands):,} messages)")
     p50, p99 = asyncio.run(latency(args.nats, one[:3000], args.latency_rate))
-    print(f"added latency, publish to first event, 1 shard at {args.latency_rate:,.0f} msg/s: p50 {p50:.2f} ms, "
-          f"p99 {p99:.2f} ms")
+    print(f"added latency, publish to first event, 1 shard at {args.latency_rate:,.0f} msg/s: "
+          f"p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     for ttl in (1.0, 2.0):
         took = failover(args.nats, one, ttl)
         print(f"failover, lease TTL {ttl:g} s: first event {took:.2f} s after the leader was killed")

@@ -111,12 +111,13 @@ def _add_registry_options(p: argparse.ArgumentParser, what: str) -> None:
                         "for a registry a replay went into; else 0: at once)")
 
 
-def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int]) -> int:
-    """``run`` with the registry ``--registry`` names (None without one), closed afterwards.
+def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int], shared: bool = False) -> int:
+    """``run`` with the registry ``--registry`` names (None without one; ``shared``: as one of many
+    writers, else as the only one), closed afterwards.
     What the registry, the journal or the venue refuses is one line on standard error, exit 1
     (a URL that names no registry: exit 2)."""
     try:
-        registry = None if args.registry is None else _open_registry(args.registry)
+        registry = None if args.registry is None else _open_registry(args.registry, shared)
     except ValueError as exc:  # not a registry URL
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -134,13 +135,17 @@ def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int]
             registry.close()
 
 
-def _open_registry(url: str) -> Registry:
-    """The registry at ``url``, claimed as its only writer (RegistryInUse if another has it)."""
+def _open_registry(url: str, shared: bool = False) -> Registry:
+    """The registry at ``url``, claimed as its only writer (``shared``: as one of many), RegistryInUse
+    if another has it so."""
     from carbonbook.registry import open_registry  # sqlite3 and the registry: only when asked for
 
     registry = open_registry(url)
     try:
-        registry.claim_writer()
+        if shared:
+            registry.share_writer()
+        else:
+            registry.claim_writer()
     except BaseException:
         registry.close()
         raise
@@ -288,7 +293,8 @@ def _add_cluster(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--follow", action="store_true", help="keep writing new events until interrupted")
     p = commands.add_parser("settle", help="settle every shard's trades into a registry, each once")
     common(p)
-    p.add_argument("--registry", required=True, metavar="URL", help="the registry (claimed as its writer)")
+    p.add_argument("--registry", required=True, metavar="URL",
+                   help="the registry (written as one of many writers: not while a venue claims it)")
     p.add_argument("--currency", default="JPY", help="cash of instruments listed without one (default JPY)")
     p.add_argument("--follow", action="store_true", help="keep settling new trades until interrupted")
 
@@ -338,7 +344,7 @@ def _cluster(args: argparse.Namespace) -> int:
             return EXIT_IO
 
     if args.command == "settle" or args.command == "serve":
-        return _on_registry(args, on)
+        return _on_registry(args, on, shared=args.command == "settle")
     return on(None)
 
 

@@ -13,10 +13,11 @@ under its trade id, and moves nothing: the clearing member's default, settled ou
   below 2**22, ``seq`` below 2**40): unique across the venue, and apart from the ids (``seq``) of
   a venue that settled into the same registry (the administrator's ``carbonbook replay`` of the
   registry commands that open accounts and fund them).
-- **Exactly once.** Up to ``batch`` events are settled per registry transaction, which also
-  stores the consumer's position (the events stream's sequence of the last event it went
-  through, checkpoint row -2). A consumer that dies loses nothing: its successor starts after
-  the stored position, and the registry's settlement is idempotent by trade id besides.
+- **Exactly once.** Up to ``batch`` events are settled per registry transaction (run as one of
+  many writers, :func:`~carbonbook.registry.writers.retrying`), which also stores the consumer's
+  position (the events stream's sequence of the last event it went through, checkpoint row -2).
+  A consumer that dies loses nothing: its successor starts after the stored position, and the
+  registry's settlement is idempotent by trade id besides.
 - **Instruments.** Each trade settles in the unit of its instrument's ``instrument_listed``
   event and in its currency (the consumer's ``currency`` when it names none); a restarted
   consumer reads the stream from the start for them, settling nothing before its position.
@@ -35,7 +36,8 @@ import msgspec
 from carbonbook.checkpoint import Checkpoint
 from carbonbook.cluster.wire import Names
 from carbonbook.events import Event, InstrumentListed, Trade
-from carbonbook.registry.base import Registry, Settled
+from carbonbook.registry.base import Registry, Settled, SettlementRecord
+from carbonbook.registry.writers import retrying
 from carbonbook.settlement import Instrument, SettlementAdapter
 
 if TYPE_CHECKING:
@@ -111,11 +113,14 @@ class SettlementConsumer:
         where = msgs[-1].metadata.sequence.stream
         if where <= self.position:
             return
-        with self.registry.transaction():
-            for record in self._adapter.settle_trades(trades):
-                if isinstance(record, Settled):
-                    self.settled += 1
-                else:
-                    self.failed += 1
+
+        def work() -> list[SettlementRecord]:
+            records = self._adapter.settle_trades(trades)
             self._store.put_checkpoint_row(_POSITION_ROW, (where, "settled_events", self.names.events))
+            return records
+
+        records = retrying(self.registry, work)
+        settled = sum(1 for r in records if isinstance(r, Settled))
+        self.settled += settled
+        self.failed += len(records) - settled
         self.position = where
