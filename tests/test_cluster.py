@@ -430,3 +430,12 @@ def test_a_three_replica_stream_survives_the_loss_of_one_nats_node(tmp_path: Pat
         for s in servers:
             s.kill()
             s.wait()
+
+
+def test_the_core_and_the_command_line_run_without_nats_py() -> None:
+    script = ("import sys; sys.modules['nats'] = None\n"
+              "import carbonbook, carbonbook.cli, carbonbook.venue, carbonbook.cluster.routing\n"
+              "sys.exit(carbonbook.cli.main(['publish', 'x.jsonl']))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "needs nats-py: pip install 'carbonbook[nats]'" in done.stderr
