@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from carbonbook.cluster.routing import Router
 from carbonbook.cluster.shard import check_layout
-from carbonbook.cluster.wire import MSG_ID, Names, encode_command
+from carbonbook.cluster.wire import MSG_ID, Names, encode_command, ordered_consumer
 from carbonbook.codec import command_batches
 from carbonbook.commands import Command, Undecodable
 
@@ -88,7 +88,6 @@ async def drain_events(js: JetStreamContext, names: Names, write: Callable[[byte
                        stop: asyncio.Event | None = None) -> int:
     """Write the events (of ``shard``, or of every shard) as JSON Lines in stream order, up to the
     last one the stream holds when called (``follow``: until ``stop`` is set); return how many."""
-    from nats.js.api import ConsumerConfig, DeliverPolicy
     from nats.js.errors import NotFoundError
 
     subject = names.event_subject(shard)
@@ -101,8 +100,7 @@ async def drain_events(js: JetStreamContext, names: Names, write: Callable[[byte
             last = 0
     if not last and not follow:
         return 0
-    sub = await js.subscribe(subject, stream=names.events, ordered_consumer=True,
-                             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+    sub = await ordered_consumer(js, subject, names.events)
     written = 0
     try:
         while True:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from carbonbook.checkpoint import Checkpoint
-from carbonbook.cluster.wire import Names
+from carbonbook.cluster.wire import Names, ordered_consumer
 from carbonbook.events import Event, InstrumentListed, Trade
 from carbonbook.registry.base import Registry, Settled, SettlementRecord
 from carbonbook.registry.writers import retrying
@@ -73,13 +73,10 @@ class SettlementConsumer:
 
     async def run(self, js: JetStreamContext, stop: asyncio.Event | None = None, follow: bool = False) -> None:
         """Settle every trade the events stream holds (``follow``: and those to come, until ``stop``)."""
-        from nats.js.api import ConsumerConfig, DeliverPolicy
-
         last = (await js.stream_info(self.names.events)).state.last_seq
         if not last and not follow:
             return
-        sub = await js.subscribe(self.names.event_subject(), stream=self.names.events, ordered_consumer=True,
-                                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        sub = await ordered_consumer(js, self.names.event_subject(), self.names.events)
         try:
             done = False
             while not done:

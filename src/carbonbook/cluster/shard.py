@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from carbonbook.cluster.lease import Lease
-from carbonbook.cluster.wire import COMMAND_HEADER, MSG_ID, Names, decode_command
+from carbonbook.cluster.wire import COMMAND_HEADER, MSG_ID, Names, decode_command, ordered_consumer
 from carbonbook.codec import json_encoder
 from carbonbook.commands import Command, Undecodable
 from carbonbook.errors import CarbonbookError
@@ -163,16 +163,11 @@ class ShardVenue:
                   on_batch: Callable[[ShardVenue], object] | None = None) -> None:
         """Serve until ``stop`` is set (or, with ``idle_exit``, until no command came for that
         many seconds); then apply what has arrived, publish, snapshot and give the lease up."""
-        from nats.js.api import ConsumerConfig, DeliverPolicy
-
         if self.lease is None:
             await self.load()
         assert self.lease is not None
-        sub = await self.js.subscribe(
-            self.names.command_subject(self.shard), stream=self.names.commands, ordered_consumer=True,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                                  opt_start_seq=self.position + 1),
-        )
+        sub = await ordered_consumer(self.js, self.names.command_subject(self.shard), self.names.commands,
+                                     self.position + 1)
         idle = 0.0
         try:
             while not stop.is_set():

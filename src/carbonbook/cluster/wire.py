@@ -30,7 +30,8 @@ from carbonbook.commands import Command, Undecodable, names_fault
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
-__all__ = ["COMMAND_HEADER", "MSG_ID", "Names", "decode_command", "encode_command", "ensure"]
+__all__ = ["COMMAND_HEADER", "MSG_ID", "Names", "decode_command", "encode_command", "ensure",
+           "ordered_consumer"]
 
 MSG_ID = "Nats-Msg-Id"
 COMMAND_HEADER = "Carbonbook-Command"
@@ -92,6 +93,27 @@ class Names:
     def event_id(self, shard: int, seq: int) -> str:
         """The message id of shard ``shard``'s event ``seq``."""
         return f"{self._prefix}.{shard}.{seq}"
+
+
+async def ordered_consumer(js: JetStreamContext, subject: str, stream: str, start: int = 1,
+                 tries: int = 20) -> JetStreamContext.PushSubscription:
+    """An ordered consumer of ``subject`` in ``stream`` from stream sequence ``start`` (it survives
+    reconnections and leader changes by itself). Creating it is retried while the stream has no
+    leader (a node just lost): up to ``tries`` times, half a second apart."""
+    import asyncio
+
+    from nats.errors import Error as NatsError
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+    for attempt in range(tries):
+        try:
+            return await js.subscribe(subject, stream=stream, ordered_consumer=True, config=config)
+        except (NatsError, TimeoutError):
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 async def ensure(js: JetStreamContext, names: Names, replicas: int = 1, lease_ttl: float = 2.0) -> None:
