@@ -24,6 +24,11 @@ from carbonbook.progress import Progress
 from carbonbook.replay import ReplayTally, replay
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from nats.js import JetStreamContext
+
+    from carbonbook.cluster.wire import Names
     from carbonbook.commands import Command, Undecodable
     from carbonbook.journal import Applier, FsyncPolicy
     from carbonbook.registry import Registry
@@ -71,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_report(commands)
     _add_bench(commands)
     _add_registry_reports(commands)
+    _add_cluster(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -86,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _journal(args)
         if args.command == "registry":
             return _registry_report(args)
+        if args.command in _CLUSTER:
+            return _cluster(args)
         if args.command == "recover":
             return _on_registry(args, lambda registry: _recover(args, registry))
         return _on_registry(args, lambda registry: _replay_on(args, registry))
@@ -107,16 +115,16 @@ def _add_registry_options(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int],
-                 claim: bool = True) -> int:
+                 claim: bool = True, shared: bool = False) -> int:
     """``run`` with the registry ``--registry`` names (None without one; claimed as its only
-    writer unless ``claim`` is false: a reader), closed afterwards. What the registry, the
-    journal or the venue refuses is one line on standard error, exit 1 (a URL that names no
-    registry: exit 2)."""
+    writer, or with ``shared`` as one of many writers, unless ``claim`` is false: a reader),
+    closed afterwards. What the registry, the journal or the venue refuses is one line on
+    standard error, exit 1 (a URL that names no registry: exit 2)."""
     try:
         if args.registry is None:
             registry = None
         elif claim:
-            registry = _open_registry(args.registry)
+            registry = _open_registry(args.registry, shared)
         else:
             from carbonbook.registry import open_registry
 
@@ -138,13 +146,17 @@ def _on_registry(args: argparse.Namespace, run: Callable[[Registry | None], int]
             registry.close()
 
 
-def _open_registry(url: str) -> Registry:
-    """The registry at ``url``, claimed as its only writer (RegistryInUse if another has it)."""
+def _open_registry(url: str, shared: bool = False) -> Registry:
+    """The registry at ``url``, claimed as its only writer (``shared``: as one of many), RegistryInUse
+    if another has it so."""
     from carbonbook.registry import open_registry  # sqlite3 and the registry: only when asked for
 
     registry = open_registry(url)
     try:
-        registry.claim_writer()
+        if shared:
+            registry.share_writer()
+        else:
+            registry.claim_writer()
     except BaseException:
         registry.close()
         raise
@@ -313,6 +325,144 @@ def _summary(tally: ReplayTally, engine: Engine | Venue, elapsed: float) -> str:
             lines.append(f"  {symbol:<14} {t.trades:,} trades, {t.volume:,} t, vwap {t.vwap:,}, "
                          f"last {t.last:,}; bid {bid} / ask {ask}")
     return "\n".join(lines)
+
+
+# -- a venue on NATS JetStream (carbonbook.cluster) -------------------------------------
+
+_CLUSTER = ("publish", "serve", "events", "settle")
+
+
+def _add_cluster(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--nats", default="nats://127.0.0.1:4222", metavar="URL",
+                       help="the NATS server (default %(default)s; several: comma-separated)")
+        p.add_argument("--stream", default="CARBONBOOK", metavar="S",
+                       help="the venue's command stream (default %(default)s); its events go to S_EVENTS")
+
+    p = commands.add_parser("publish", help="publish an order log's commands to a venue's shards on NATS")
+    p.add_argument("log", help="order log (JSON Lines or MessagePack); '-' for standard input")
+    common(p)
+    p.add_argument("--shards", type=_positive, default=None, metavar="N",
+                   help="the venue's number of shards (default: the one recorded, else 1)")
+    p.add_argument("--replicas", type=_positive, default=1, metavar="R",
+                   help="copies of each stream when it is created (default 1; 3 on a 3-node cluster)")
+    p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
+                   help="input format; auto looks at the extension, then the first byte")
+    p = commands.add_parser("serve", help="run one shard of a venue on NATS (SIGTERM drains and snapshots)")
+    common(p)
+    p.add_argument("--shard", required=True, metavar="K/N", help="serve shard K of N (0/1: the whole venue)")
+    p.add_argument("--batch", type=_positive, default=1000, help="commands per apply (default %(default)s)")
+    p.add_argument("--snapshot-every", type=_positive, default=10_000, metavar="N",
+                   help="store a snapshot every N commands (default %(default)s) and when stopping")
+    p.add_argument("--lease-ttl", type=float, default=2.0, metavar="SECONDS",
+                   help="the leadership lease (default %(default)s s; set when the bucket is created)")
+    p.add_argument("--replicas", type=_positive, default=1, metavar="R",
+                   help="copies of each stream when it is created (default 1)")
+    p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="stop (draining and snapshotting) once no command came for SECONDS")
+    _add_registry_options(p, "a one-shard venue's registry: holds, registry commands, settlement")
+    p = commands.add_parser("events", help="write a venue's events stream as JSON Lines, in stream order")
+    common(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="the events file ('-': standard output)")
+    p.add_argument("--shard", type=_non_negative, default=None, metavar="K", help="only shard K's events")
+    p.add_argument("--follow", action="store_true", help="keep writing new events until interrupted")
+    p = commands.add_parser("settle", help="settle every shard's trades into a registry, each once")
+    common(p)
+    p.add_argument("--registry", required=True, metavar="URL",
+                   help="the registry (written as one of many writers: not while a venue claims it)")
+    p.add_argument("--currency", default="JPY", help="cash of instruments listed without one (default JPY)")
+    p.add_argument("--follow", action="store_true", help="keep settling new trades until interrupted")
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    """``publish``, ``serve``, ``events`` and ``settle``: one line and exit 1 for what NATS, the
+    venue or the registry refuses; exit 2 without nats-py."""
+    import asyncio
+    import signal
+
+    try:
+        import nats
+    except ImportError:
+        print("carbonbook: this command needs nats-py: pip install 'carbonbook[nats]'", file=sys.stderr)
+        return EXIT_USAGE
+    from carbonbook.cluster.wire import Names
+
+    try:
+        names = Names(args.stream)
+        if args.command == "serve":
+            from carbonbook.cluster.routing import parse_shard
+
+            args.shard_of = parse_shard(args.shard)
+            if args.registry is not None and args.shard_of[1] > 1:
+                raise ValueError("--registry is for a venue of one shard; the trades of more shards settle "
+                                 "through `carbonbook settle --registry URL` (holds are upstream)")
+    except ValueError as exc:
+        print(f"carbonbook: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run(registry: Registry | None) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        nc = await nats.connect(args.nats.split(","), max_reconnect_attempts=-1)
+        try:
+            return await _cluster_run(args, nc.jetstream(), names, registry, stop)
+        finally:
+            await nc.close()
+
+    def on(registry: Registry | None) -> int:
+        try:
+            return asyncio.run(run(registry))
+        except (nats.errors.Error, TimeoutError) as exc:
+            print(f"carbonbook: NATS {args.nats}: {exc!r}", file=sys.stderr)
+            return EXIT_IO
+
+    if args.command == "settle" or args.command == "serve":
+        return _on_registry(args, on, shared=args.command == "settle")
+    return on(None)
+
+
+async def _cluster_run(args: argparse.Namespace, js: JetStreamContext, names: Names, registry: Registry | None,
+                       stop: asyncio.Event) -> int:
+    from carbonbook.cluster import client, settle, shard, wire
+
+    if args.command == "publish":
+        await wire.ensure(js, names, args.replicas)
+        with _open_in(args.log) as source:
+            shards = args.shards or await shard.stored_layout(js, names) or 1
+            publisher = await client.publish_log(js, names, shards, source,
+                                                 wants_msgpack(args.format, args.log, source))
+        print(f"published {publisher.published:,} commands to {shards} shard(s) of {args.stream} "
+              f"({publisher.duplicates:,} duplicates of commands published before)", file=sys.stderr)
+        return EXIT_OK
+    if args.command == "serve":
+        await wire.ensure(js, names, args.replicas, args.lease_ttl)
+        k, n = args.shard_of
+        make = _venue_maker(args, registry)
+        host = Engine() if make is None else make()
+        venue = shard.ShardVenue(js, names, k, n, host, batch=args.batch,
+                                 snapshot_every=args.snapshot_every, lease_ttl=args.lease_ttl)
+        await venue.run(stop, args.idle_exit)
+        print(f"shard {k}/{n}: applied {venue.commands:,} commands, events up to {venue.published:,} "
+              f"published, position {venue.position:,}, state {venue.host.state_hash()[:16]}", file=sys.stderr)
+        return EXIT_OK
+    if args.command == "events":
+        out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115
+        try:
+            written = await client.drain_events(js, names, out.write, args.shard, args.follow, stop)
+        finally:
+            out.flush()
+            if out is not sys.stdout.buffer:
+                out.close()
+        print(f"wrote {written:,} events", file=sys.stderr)
+        return EXIT_OK
+    assert registry is not None
+    consumer = settle.SettlementConsumer(registry, names, args.currency)
+    await consumer.run(js, stop, args.follow)
+    print(f"settled {consumer.settled:,} trades ({consumer.failed:,} failed) up to event "
+          f"{consumer.position:,} of {names.events}", file=sys.stderr)
+    return EXIT_OK
 
 
 # -- journal and recover --------------------------------------------------------------

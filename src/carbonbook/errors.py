@@ -240,6 +240,13 @@ class ConcurrentModification(RegistryError):
     code = "concurrent_modification"
 
 
+class RetriesExhausted(ConcurrentModification):
+    """Raised by :func:`carbonbook.registry.writers.retrying` when other writers changed the
+    registry under every one of its attempts."""
+
+    code = "retries_exhausted"
+
+
 class RegistryInUse(RegistryError):
     """Raised by ``claim_writer()`` when another registry is the writer of the same store, ``where``."""
 

@@ -261,6 +261,21 @@ class SqlRegistry(StateRegistry):
     # -- loading -------------------------------------------------------------------
 
     def _load_into(self, target: Store) -> int:
+        """Load the database into ``target``; return its version. The tables are read one query at
+        a time, so the load is repeated until the version read first is the one read with the
+        rows (versions only grow): no other writer committed in between, and the rows are one
+        committed state."""
+        while True:
+            first = self._stored_version()
+            version = self._load_once(target)
+            if version == first:
+                return version
+
+    def _stored_version(self) -> int:
+        rows = self._read("SELECT v FROM meta WHERE k = 'version'")
+        return int(rows[0][0]) if rows else 0
+
+    def _load_once(self, target: Store) -> int:
         target._reset()
         tables = target._persisted()
         version = 0
@@ -278,6 +293,10 @@ class SqlRegistry(StateRegistry):
         target._meta.setdefault("block", 0)
         target._derive()
         return version
+
+    def stale(self) -> bool:
+        """Whether another writer committed since this registry loaded the database. One small query."""
+        return self._stored_version() != self._version
 
     def reload(self) -> None:
         """Drop the cache and load the database again (after ConcurrentModification)."""

@@ -853,5 +853,11 @@ class Registry(ABC):
         if another registry holds it. Without a claim, a second writer is refused only when it
         commits (:class:`~carbonbook.errors.ConcurrentModification`). A no-op in memory."""
 
+    def share_writer(self) -> None:  # noqa: B027 - optional hook
+        """Make this registry one of many writers of its store until :meth:`close`, each writing
+        through :func:`carbonbook.registry.writers.retrying`; :class:`~carbonbook.errors.RegistryInUse`
+        while a registry holds :meth:`claim_writer` (and :meth:`claim_writer` is refused while any
+        shares). A no-op in memory."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the backend's resources (a no-op in memory)."""

@@ -11,6 +11,8 @@ psycopg error chained.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from carbonbook.errors import (
@@ -45,6 +47,8 @@ class PostgresRegistry(SqlRegistry):
         super().__init__()
         self._unnest_sql: dict[str, bytes] = {}
         self.schema = schema
+        self.lock_timeout = 10.0
+        """Seconds :meth:`writing` waits for its turn to write."""
         self._lock_key = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big", signed=True)
         """The schema's advisory locks: (key, 1) while creating it, (key, 2) held by its writer."""
         try:
@@ -112,6 +116,38 @@ class PostgresRegistry(SqlRegistry):
         when the connection ends), then :meth:`reload`."""
         try:
             row = self._conn.execute(b"SELECT pg_try_advisory_lock(%s, 2)", (self._lock_key,)).fetchone()
+        except psycopg.Error as e:
+            raise _translate(e) from e
+        if not (row and row[0]):
+            raise RegistryInUse(f"schema {self.schema}")
+        self.reload()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One database transaction holding the ``version`` row lock (``SELECT ... FOR UPDATE``,
+        waiting up to :attr:`lock_timeout` seconds: ConcurrentModification after) from before this
+        registry reads its state (reloaded if another writer committed) to its commit, which
+        joins it: writers queue on the lock instead of failing at commit, so one of many never
+        starves. What :func:`carbonbook.registry.writers.retrying` runs each attempt in."""
+        conn = self._conn
+        lock_timeout = self.lock_timeout
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout * 1000)}".encode())
+                row = conn.execute(b"SELECT v FROM meta WHERE k = 'version' FOR UPDATE").fetchone()
+                if (row[0] if row else 0) != self._version:
+                    self.reload()
+                yield
+        except psycopg.errors.LockNotAvailable as e:
+            raise ConcurrentModification(f"schema {self.schema}: no turn to write in {lock_timeout} s") from e
+        except psycopg.Error as e:
+            raise _translate(e) from e
+
+    def share_writer(self) -> None:
+        """As :meth:`Registry.share_writer`: a shared session-level advisory lock on the schema,
+        which :meth:`claim_writer`'s exclusive one excludes."""
+        try:
+            row = self._conn.execute(b"SELECT pg_try_advisory_lock_shared(%s, 2)", (self._lock_key,)).fetchone()
         except psycopg.Error as e:
             raise _translate(e) from e
         if not (row and row[0]):

@@ -92,10 +92,17 @@ class SQLiteRegistry(SqlRegistry):
     def claim_writer(self) -> None:
         """As :meth:`Registry.claim_writer`: an exclusive ``flock`` on ``PATH-writer`` (the kernel
         releases it when the process ends), then :meth:`reload`."""
+        self._lock(fcntl.LOCK_EX)
+
+    def share_writer(self) -> None:
+        """As :meth:`Registry.share_writer`: a shared ``flock`` on ``PATH-writer``."""
+        self._lock(fcntl.LOCK_SH)
+
+    def _lock(self, mode: int) -> None:
         if self._claim is None and self.path not in ("", ":memory:"):
             claim = open(self.path + "-writer", "a")  # noqa: SIM115 - held until close()
             try:
-                fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(claim, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 claim.close()
                 raise RegistryInUse(self.path) from None
