@@ -8,7 +8,7 @@ after a timeout, or publishes a whole log again after a crash, enters each comma
 hex digits of the log's BLAKE2b, ``N``: the command's 1-based place among the log's commands;
 a blank line is no command), so publishing the same
 file twice within the window publishes it once. :func:`drain_events` writes the events stream
-as JSON Lines, in stream order.
+as JSON Lines, in stream order, each event once (:class:`~carbonbook.cluster.wire.EventRuns`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from carbonbook.cluster.routing import Router
 from carbonbook.cluster.shard import check_layout
-from carbonbook.cluster.wire import MSG_ID, Names, encode_command, ordered_consumer
+from carbonbook.cluster.wire import MSG_ID, EventRuns, Names, encode_command, ordered_consumer
 from carbonbook.codec import command_batches
 from carbonbook.commands import Command, Undecodable
 
@@ -101,6 +101,7 @@ async def drain_events(js: JetStreamContext, names: Names, write: Callable[[byte
     if not last and not follow:
         return 0
     sub = await ordered_consumer(js, subject, names.events)
+    runs = EventRuns()
     written = 0
     try:
         while True:
@@ -110,8 +111,10 @@ async def drain_events(js: JetStreamContext, names: Names, write: Callable[[byte
                 if stop is not None and stop.is_set():
                     break
                 continue
-            write(msg.data + b"\n")
-            written += 1
+            _, lines = runs.take(msg)
+            if lines:
+                write(lines)
+                written += lines.count(b"\n")
             if not follow and msg.metadata.sequence.stream >= last:
                 break
     finally:

@@ -4,25 +4,38 @@
 *host*: an :class:`~carbonbook.engine.Engine`, or a :class:`~carbonbook.venue.Venue` on a registry.
 The command stream is the sequencer: the process reads subject ``S.cmd.K`` in stream order from
 the position after its snapshot's, applies what has arrived in batches (up to ``batch``
-commands per host call: one registry transaction on a venue), and publishes each event to
-``S.evt.K`` under the message id ``S.K.SEQ``. Every ``snapshot_every`` commands, and when it
-stops, the leader stores its snapshot (the host's state and the position: the stream sequence
-of the last command applied) in the object store, after its events were acknowledged.
+commands per host call: one registry transaction on a venue), and publishes the events of
+what it applied to ``S.evt.K`` as runs (one message each, at most
+:data:`~carbonbook.cluster.wire.MESSAGE_BYTES`, id ``S.K.FIRST.LAST``), one at a time. Every
+``snapshot_every`` commands, and when it stops, the leader stores its snapshot (the host's
+state and the position: the stream sequence of the last command applied) in the object store,
+after its events were acknowledged.
 
 Recovery is the snapshot plus the stream from its position: the host is deterministic, so it
 gives the same events again; the process publishes only those past the last event the stream
 holds for the shard (read at start and at each takeover, and checked byte for byte against
-the one it computes), and message-id de-duplication drops any it races. So a process killed at
-any point and started again, or a standby that takes over, gives each event exactly once.
+the one it computes). A run it publishes again with the same bounds (a retry) is dropped by
+message-id de-duplication; a run with other bounds that overlaps one the stream holds (a
+leader that raced the one before it) is stored, and readers drop the events they had
+(:class:`~carbonbook.cluster.wire.EventRuns`). Since each run starts right after the last
+event its publisher knows the stream holds, the stream never skips one. So a process killed
+at any point and started again, or a standby that takes over, gives each event exactly once.
 
-Every process of a shard is a candidate (:class:`~carbonbook.cluster.lease.Lease`): all apply
-the same commands and keep the same ``state_hash()``; the one holding the lease publishes
-and snapshots, the others keep the events the stream does not hold yet (trimmed at each
-lease try), and take over when the lease is free. A standby needs a host with no registry of
-its own writing (an engine): two venues on one registry are two writers.
+Every process of a shard is a candidate (:class:`~carbonbook.cluster.lease.Lease`). On an
+engine, all apply the same commands and keep the same ``state_hash()``; the one holding the
+lease publishes and snapshots, the others keep the events the stream does not hold yet
+(trimmed at each lease try), and take over when the lease is free. A venue on a registry
+(``open_host``) has one writer: a standby only waits for the lease; holding it, it makes its
+host (claiming the registry as its only writer, retried while the last holder's process still
+has the claim), restores the snapshot and applies the stream from its position, the registry
+skipping the effects it already holds (its checkpoint, as a replay into the same registry
+does). A holder that loses the lease stops (:class:`LeaseLost`) before it publishes again, and
+its claim ends with its process: the claim, not the lease, fences the registry, so a leader
+that was paused past its lease writes at most one batch the registry's checkpoint then skips.
 
-Costs per command: one JSON decode, the host's apply, one JSON encode and one asynchronous
-JetStream publish per event (acknowledgements awaited once per batch).
+Costs per command: one JSON decode, the host's apply and one JSON encode per event; one
+JetStream publish (a round trip) per run, so the runs grow with the load: what arrives while
+one is acknowledged goes in the next batch.
 """
 
 from __future__ import annotations
@@ -36,10 +49,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from carbonbook.cluster.lease import Lease
-from carbonbook.cluster.wire import COMMAND_HEADER, MSG_ID, Names, decode_command, ordered_consumer
+from carbonbook.cluster.wire import (
+    COMMAND_HEADER,
+    MESSAGE_BYTES,
+    MSG_ID,
+    Names,
+    decode_command,
+    event_range,
+    ordered_consumer,
+)
 from carbonbook.codec import json_encoder
 from carbonbook.commands import Command, Undecodable
-from carbonbook.errors import CarbonbookError
+from carbonbook.errors import CarbonbookError, RegistryInUse
 from carbonbook.events import Event
 from carbonbook.snapshot import EngineState
 from carbonbook.venue import VenueState
@@ -51,11 +72,15 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
     from nats.js.object_store import ObjectStore
 
-__all__ = ["EventsDiverge", "Host", "ShardSnapshot", "ShardVenue"]
+__all__ = ["EventsDiverge", "Host", "LeaseLost", "ShardSnapshot", "ShardVenue"]
 
 
 class EventsDiverge(CarbonbookError):
     """The events stream holds, for this shard, an event other than the one its commands give."""
+
+
+class LeaseLost(CarbonbookError):
+    """A shard on a registry lost its lease: the process stops so that its registry claim ends."""
 
 
 class Host(Protocol):
@@ -89,12 +114,17 @@ class ShardSnapshot(msgspec.Struct, frozen=True):
 
 class ShardVenue:
     """Shard ``shard`` of ``shards`` of venue ``names`` on ``js``, running ``host`` (fresh; it is
-    replaced by the snapshot's state when there is one)."""
+    replaced by the snapshot's state when there is one), or with ``open_host`` the host it makes
+    once it holds the lease (a venue claiming its registry; RegistryInUse: not yet)."""
 
-    def __init__(self, js: JetStreamContext, names: Names, shard: int, shards: int, host: Host, *,
+    def __init__(self, js: JetStreamContext, names: Names, shard: int, shards: int, host: Host | None = None, *,
                  batch: int = 1000, snapshot_every: int = 10_000, lease_ttl: float = 2.0,
-                 holder: str | None = None) -> None:
-        self.js, self.names, self.shard, self.shards, self.host = js, names, shard, shards, host
+                 holder: str | None = None, open_host: Callable[[], Host] | None = None) -> None:
+        if (host is None) == (open_host is None):
+            raise ValueError("a shard runs a host, or opens one when it leads: one of the two")
+        self.open_host = open_host
+        self.js, self.names, self.shard, self.shards = js, names, shard, shards
+        self.host: Host = host  # type: ignore[assignment]  # with open_host: made when it leads
         self.batch = batch
         self.snapshot_every = snapshot_every
         self.lease_ttl = lease_ttl
@@ -108,7 +138,7 @@ class ShardVenue:
         self.lease: Lease | None = None
         self._store: ObjectStore | None = None
         self.commands = 0  # applied by this process
-        self.ack_timeout = 5.0  # seconds to wait for a batch's acknowledgements before publishing again
+        self.ack_timeout = 5.0  # seconds to wait for a run's acknowledgement before publishing it again
 
     @property
     def object_name(self) -> str:
@@ -118,12 +148,35 @@ class ShardVenue:
     # -- start -----------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Restore the newest snapshot (if any), read how far the events stream got, and join
-        the lease."""
+        """Join the lease; restore the newest snapshot (if any) and read how far the events stream
+        got (with ``open_host``: once it leads, :meth:`_take_over`)."""
+        await check_layout(self.js, self.names, self.shards)
+        self._store = await self.js.object_store(self.names.snapshots)
+        kv = await self.js.key_value(self.names.leases)
+        self.lease = Lease(kv, f"shard-{self.shard}", self.holder, self.lease_ttl)
+        if self.open_host is None:
+            await self._restore()
+
+    async def _take_over(self, stop: asyncio.Event) -> bool:
+        """Wait for the lease, make the host and restore it (False: stopped first)."""
+        assert self.lease is not None and self.open_host is not None
+        while not stop.is_set():
+            if await self.lease.keep():
+                try:
+                    self.host = self.open_host()
+                except RegistryInUse:  # the last holder's process has not ended yet
+                    await asyncio.sleep(0.05)
+                    continue
+                await self._restore()
+                return True
+            await asyncio.sleep(self.lease_ttl / 8)
+        return False
+
+    async def _restore(self) -> None:
         from nats.js.errors import NotFoundError, ObjectNotFoundError
 
-        await check_layout(self.js, self.names, self.shards)
-        self._store = store = await self.js.object_store(self.names.snapshots)
+        store = self._store
+        assert store is not None
         try:
             data = (await store.get(self.object_name)).data
         except (ObjectNotFoundError, NotFoundError):
@@ -136,8 +189,6 @@ class ShardVenue:
             self.position = snap.position
             self.applied = dict(snap.applied)
         await self._read_published()
-        kv = await self.js.key_value(self.names.leases)
-        self.lease = Lease(kv, f"shard-{self.shard}", self.holder, self.lease_ttl)
 
     async def _read_published(self) -> None:
         from nats.js.errors import NotFoundError
@@ -147,8 +198,8 @@ class ShardVenue:
         except NotFoundError:
             self.published, self._last_published = 0, b""
         else:
-            self._last_published = last.data or b""
-            self.published = int((last.headers or {})[MSG_ID].rsplit(".", 1)[1])
+            self._last_published = (last.data or b"").rstrip(b"\n").rpartition(b"\n")[2]
+            self.published = event_range((last.headers or {})[MSG_ID])[2]
         self._trim()
 
     def _trim(self) -> None:
@@ -170,6 +221,9 @@ class ShardVenue:
         if self.lease is None:
             await self.load()
         assert self.lease is not None
+        if self.open_host is not None and not await self._take_over(stop):
+            await self.lease.release()
+            return
         sub = await ordered_consumer(self.js, self.names.command_subject(self.shard), self.names.commands,
                                      self.position + 1)
         idle = 0.0
@@ -268,7 +322,11 @@ class ShardVenue:
         assert self.lease is not None
         was = self.lease.held()
         try:
-            if await self.lease.keep():
+            held = await self.lease.keep()
+            if not held and self.open_host is not None:
+                raise LeaseLost(f"shard {self.shard}: the lease went to another process; stopping, which ends "
+                                f"this process's registry claim")
+            if held:
                 if not was:  # a takeover: what did the last leader publish?
                     await self._read_published()
                 await self._publish()
@@ -280,23 +338,21 @@ class ShardVenue:
             await asyncio.sleep(0.1)
 
     async def _publish(self) -> None:
-        """Publish the pending events, awaiting their acknowledgements."""
-        if not self._pending:
-            return
+        """Publish the pending events as runs, each acknowledged before the next is sent."""
         subject = self.names.event_subject(self.shard)
-        event_id = self.names.event_id
-        shard = self.shard
-        publish = self.js.publish_async
-        acks = [await publish(subject, data, headers={MSG_ID: event_id(shard, seq), COMMAND_HEADER: str(where)})
-                for seq, data, where in self._pending]
-        try:
-            await asyncio.wait_for(asyncio.gather(*acks), self.ack_timeout)
-        except BaseException:
-            for ack in acks:
-                ack.cancel()
-            raise
-        self.published, self._last_published = self._pending[-1][0], self._pending[-1][1]
-        self._pending = []
+        pending = self._pending
+        while pending:
+            size = n = 0
+            while n < len(pending) and (not n or size + len(pending[n][1]) < MESSAGE_BYTES):
+                size += len(pending[n][1]) + 1
+                n += 1
+            run = pending[:n]
+            data = b"\n".join([e[1] for e in run]) + b"\n"
+            headers = {MSG_ID: self.names.event_id(self.shard, run[0][0], run[-1][0]),
+                       COMMAND_HEADER: str(run[-1][2])}
+            await self.js.publish(subject, data, timeout=self.ack_timeout, headers=headers)
+            self.published, self._last_published = run[-1][0], run[-1][1]
+            del pending[:n]
 
     async def snapshot(self) -> None:
         """Store the snapshot (only once every event up to it is published)."""
