@@ -7,7 +7,8 @@ In one run, on the busy workload (:func:`carbonbook.workload.busy`, one instrume
 shards a second copy of it on an instrument of the other shard, ids offset):
 
 - the in-process rate: ``Engine.apply_all`` over the same commands, best of 3;
-- throughput through JetStream, 1 and 2 shards: the commands are published first, then each
+- throughput through JetStream, 1 and 2 shards: the commands are published first (as
+  ``carbonbook publish`` does: runs of up to 256 of a shard's commands a message), then each
   shard runs in its own process (``ShardVenue``, batches of 1,000) and times from its first
   command applied to its last event acknowledged; the rate is all commands over the slowest
   shard's time;
@@ -40,7 +41,7 @@ import msgspec
 import nats
 
 from carbonbook import workload
-from carbonbook.cluster.client import Publisher
+from carbonbook.cluster.client import Publisher, publish_runs
 from carbonbook.cluster.routing import shard_of
 from carbonbook.cluster.shard import ShardVenue
 from carbonbook.cluster.wire import COMMAND_HEADER, Names, ensure
@@ -78,10 +79,7 @@ async def publish(url: str, names: Names, shards: int, commands: list, tag: str)
     nc = await nats.connect(url)
     js = nc.jetstream()
     await ensure(js, names)
-    publisher = Publisher(js, names, shards)
-    for i in range(0, len(commands), 4000):
-        await publisher.confirm([await publisher.publish(c, f"{tag}:{i + j}")
-                                 for j, c in enumerate(commands[i:i + 4000])], timeout=60)
+    await publish_runs(js, names, shards, commands, tag)
     await nc.close()
 
 
@@ -186,7 +184,7 @@ def failover(url: str, commands: list, ttl: float) -> float:
         arrived.clear()
         i = 100
         while not [t for t in arrived if t > killed] and time.perf_counter() - killed < 30:
-            await publisher.confirm([await publisher.publish(commands[i], f"a:{i}")])
+            await publisher.confirm([await publisher.publish(commands[i], f"f:{i}")])
             i += 1
             await asyncio.sleep(0.01)
         await sub.unsubscribe()

@@ -28,7 +28,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from carbonbook._types import Side
-from carbonbook.cluster.client import Publisher, drain_events, publish_log
+from carbonbook.cluster.client import RUN, Publisher, drain_events, publish_log
 from carbonbook.cluster.routing import REGISTRY_SHARD, Router, parse_shard, shard_of
 from carbonbook.cluster.settle import SettlementConsumer, trade_id
 from carbonbook.cluster.shard import EventsDiverge, ShardVenue
@@ -138,7 +138,9 @@ def test_the_example_published_served_and_drained_is_byte_identical_to_replay() 
             assert 1 < runs < 3999 // 100  # 5,700 events in runs, one per batch of 300 commands at most
             again_venue = ShardVenue(js, names, 0, 1, Engine())
             await again_venue.load()
-            assert again_venue.position == 3999 and again_venue.published == 5700
+            last_run = (await js.stream_info(names.commands)).state.last_seq
+            assert last_run == -(-3999 // RUN)  # one shard: runs of RUN commands
+            assert again_venue.position == last_run and again_venue.published == 5700
             assert again_venue.host.state_hash() == venue.host.state_hash()
             await again_venue.run(asyncio.Event(), idle_exit=0.2)
             assert (await js.stream_info(names.events)).state.messages == runs
@@ -255,15 +257,6 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
     common = ["--nats", NATS_URL, "--stream", stream]
     serve = [*CLI, "serve", "--shard", "0/1", *common, "--lease-ttl", "1", "--batch", "100"]
 
-    async def publish(part: list[Any], tag: str) -> None:
-        nc = await nats.connect(NATS_URL)
-        js = nc.jetstream()
-        names = Names(stream)
-        await ensure(js, names, 1, 1.0)
-        publisher = Publisher(js, names, 1)
-        await publisher.confirm([await publisher.publish(c, f"{tag}:{i}") for i, c in enumerate(part)])
-        await nc.close()
-
     async def events() -> int:
         nc = await nats.connect(NATS_URL)
         state = (await nc.jetstream().stream_info(Names(stream).events)).state.messages
@@ -279,7 +272,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
 
     leader = standby = None
     try:
-        run(publish(commands[:half], "a"))
+        run(_publish(stream, commands[:half], "a"))
         leader = subprocess.Popen(serve, stderr=subprocess.DEVNULL)
         wait_for(lambda: run(events()) > 0)
         standby = subprocess.Popen([*serve, "--idle-exit", "6"], stderr=subprocess.PIPE, text=True)
@@ -287,7 +280,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
         leader.send_signal(signal.SIGKILL)
         leader.wait()
         before = run(events())
-        run(publish(commands[half:], "b"))
+        run(_publish(stream, commands[half:], "b"))
         took = wait_for(lambda: run(events()) > before)
         assert took < 5.0  # lease TTL 1 s: takeover within about 1.25 s plus the server's expiry timer
         _, err = standby.communicate(timeout=30)
@@ -320,18 +313,20 @@ def test_a_standby_on_the_registry_takes_over_from_a_killed_leader(tmp_path: Pat
     common = ["--nats", NATS_URL, "--stream", stream]
     serve = [*CLI, "serve", "--shard", "0/1", *common, "--registry", f"sqlite:///{tmp_path}/v.db",
              "--batch", "40", "--snapshot-every", "400"]
+    commands = commands_of(EXAMPLE)
+    half = len(commands) // 2
     leader = standby = None
     try:
-        run(_ensure(stream, lease_ttl=1.0))
-        subprocess.run([*CLI, "publish", str(EXAMPLE), *common], check=True, capture_output=True)
+        run(_publish(stream, commands[:half], "a"))
         leader = subprocess.Popen(serve, stderr=subprocess.DEVNULL)
-        while run(_events_messages(stream)) < 20:
+        while run(_events_messages(stream)) < 3:
             time.sleep(0.05)
         standby = subprocess.Popen([*serve, "--idle-exit", "1"], stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)
         assert standby.poll() is None and leader.poll() is None  # the standby waits for the lease
         leader.send_signal(signal.SIGKILL)
         leader.wait()
+        run(_publish(stream, commands[half:], "b"))  # only the standby can apply these
         _, err = standby.communicate(timeout=60)
         assert standby.returncode == 0, err
         assert "applied 0 commands" not in err
@@ -353,9 +348,14 @@ def test_a_standby_on_the_registry_takes_over_from_a_killed_leader(tmp_path: Pat
         run(_delete(stream))
 
 
-async def _ensure(stream: str, lease_ttl: float) -> None:
+async def _publish(stream: str, part: list[Any], tag: str) -> None:
+    """Publish commands one a message (ids ``tag:i``), creating the venue with a lease TTL of 1 s."""
     nc = await nats.connect(NATS_URL)
-    await ensure(nc.jetstream(), Names(stream), 1, lease_ttl)
+    js = nc.jetstream()
+    names = Names(stream)
+    await ensure(js, names, 1, 1.0)
+    publisher = Publisher(js, names, 1)
+    await publisher.confirm([await publisher.publish(c, f"{tag}:{i}") for i, c in enumerate(part)])
     await nc.close()
 
 

@@ -53,8 +53,9 @@ from carbonbook.cluster.wire import (
     COMMAND_HEADER,
     MESSAGE_BYTES,
     MSG_ID,
+    RUN_HEADER,
     Names,
-    decode_command,
+    decode_commands,
     event_range,
     ordered_consumer,
 )
@@ -262,7 +263,7 @@ class ShardVenue:
 
     async def _take(self, sub: JetStreamContext.PushSubscription, timeout: float) -> int:
         """Apply the commands that have arrived (waiting up to ``timeout`` for the first), up to
-        ``batch``; return how many."""
+        ``batch`` (or the run that passes it); return how many."""
         if not timeout and not sub.pending_msgs:
             return 0
         try:
@@ -270,10 +271,12 @@ class ShardVenue:
         except TimeoutError:  # nats-py's TimeoutError is one too
             return 0
         msgs = [first]
-        while len(msgs) < self.batch and sub.pending_msgs > 0:
-            msgs.append(await sub.next_msg())
+        count = _count(first)
+        while count < self.batch and sub.pending_msgs > 0:
+            msgs.append(msg := await sub.next_msg())
+            count += _count(msg)
         self._apply(msgs)
-        return len(msgs)
+        return count
 
     def _fresh(self, msg: Msg) -> bool:
         """Whether ``msg`` is a command not applied before. A client's command ids are
@@ -295,10 +298,20 @@ class ShardVenue:
         if not msgs:
             self.position = position
             return
-        where = [m.metadata.sequence.stream for m in msgs]
-        commands = [decode_command(m.data, w) for m, w in zip(msgs, where, strict=True)]
+        where: list[int] = []
+        commands: list[Command | Undecodable] = []
+        for m in msgs:
+            stream_seq = m.metadata.sequence.stream
+            run = decode_commands(m.data, m.headers, stream_seq)
+            commands += run
+            where += [stream_seq] * len(run)
         starts: list[int] = []
-        events = self.host.dispatch_marked(commands, starts)
+        events: list[Event] = []
+        for i in range(0, len(commands), self.batch):  # a run may be longer than a batch
+            base = len(events)
+            marks: list[int] = []
+            events += self.host.dispatch_marked(commands[i:i + self.batch], marks)
+            starts += [base + m for m in marks] if base else marks
         starts.append(len(events))
         encode = json_encoder.encode
         pending = self._pending
@@ -311,8 +324,8 @@ class ShardVenue:
                     raise EventsDiverge(f"event {e.seq} of shard {self.shard} in {self.names.events} is not "
                                         f"the one its commands give: another log went into the stream")
         self.position = position
-        self.commands += len(msgs)
-        self._since_snapshot += len(msgs)
+        self.commands += len(commands)
+        self._since_snapshot += len(commands)
 
     async def _lead(self) -> None:
         """Keep (or seek) the lease; as leader publish, and snapshot when due; as standby trim
@@ -367,6 +380,12 @@ class ShardVenue:
             self._store = await self.js.object_store(self.names.snapshots)
         await self._store.put(self.object_name, msgspec.msgpack.encode(snap))
         self._since_snapshot = 0
+
+
+def _count(msg: Msg) -> int:
+    """The number of commands in a command message."""
+    headers = msg.headers
+    return int(headers[RUN_HEADER]) if headers and RUN_HEADER in headers else 1
 
 
 async def stored_layout(js: JetStreamContext, names: Names) -> int | None:

@@ -2,10 +2,11 @@
 
 For a venue named ``S`` (the ``--stream``, default ``CARBONBOOK``):
 
-- stream ``S`` holds the commands, subject ``S.cmd.K`` for shard ``K``; each message is one
+- stream ``S`` holds the commands, subject ``S.cmd.K`` for shard ``K``; a message is one
   command as JSON (an undecodable record as ``{"type": "undecodable", "line", "detail", "id"}``,
-  so it is refused ``malformed`` with its line, as a replay refuses it), with the header
-  ``Nats-Msg-Id`` that makes a client's retry a duplicate (de-duplicated within the stream's
+  so it is refused ``malformed`` with its line, as a replay refuses it) or, with the header
+  ``Carbonbook-Commands: N``, a run of ``N`` commands as JSON Lines, applied in their order; the
+  header ``Nats-Msg-Id`` makes a client's retry a duplicate (de-duplicated within the stream's
   window, one hour here);
 - stream ``S_EVENTS`` holds the events, subject ``S.evt.K``: one message per published run of
   a shard's events ``FIRST..LAST`` (their JSON Lines, byte for byte a replay's lines, at most
@@ -37,10 +38,11 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
-__all__ = ["COMMAND_HEADER", "MESSAGE_BYTES", "MSG_ID", "EventRuns", "MissingEvents", "Names", "decode_command",
-           "encode_command", "ensure", "event_range", "ordered_consumer"]
+__all__ = ["COMMAND_HEADER", "MESSAGE_BYTES", "MSG_ID", "RUN_HEADER", "EventRuns", "MissingEvents", "Names",
+           "decode_command", "decode_commands", "encode_command", "ensure", "event_range", "ordered_consumer"]
 
 MSG_ID = "Nats-Msg-Id"
+RUN_HEADER = "Carbonbook-Commands"
 COMMAND_HEADER = "Carbonbook-Command"
 COMMAND_DEDUP_WINDOW = 3600.0
 """Seconds within which a command published again with the same message id is a duplicate."""
@@ -81,6 +83,13 @@ def decode_command(data: bytes, where: int) -> Command | Undecodable:
         return Undecodable(command.line, command.detail, command.id)
     fault = names_fault(command)
     return command if fault is None else Undecodable(where, fault, getattr(command, "id", None))
+
+
+def decode_commands(data: bytes, headers: dict[str, str] | None, where: int) -> list[Command | Undecodable]:
+    """The commands of a message: one, or a run's (header ``Carbonbook-Commands``)."""
+    if headers is None or RUN_HEADER not in headers:
+        return [decode_command(data, where)]
+    return [decode_command(line, where) for line in data.split(b"\n") if line]
 
 
 class Names:
