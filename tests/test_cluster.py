@@ -482,7 +482,7 @@ def test_a_three_replica_stream_survives_the_loss_of_one_nats_node(tmp_path: Pat
         venue = ShardVenue(js, names, 0, 1, Engine(), batch=200)
         stop = asyncio.Event()
         task = asyncio.create_task(venue.run(stop))
-        while venue.position < half:
+        while venue.commands < half:
             await asyncio.sleep(0.05)
         info = await js.stream_info(names.commands)
         leader = info.cluster.leader if info.cluster else None
@@ -496,7 +496,7 @@ def test_a_three_replica_stream_survives_the_loss_of_one_nats_node(tmp_path: Pat
                 break
             except (TimeoutError, nats.errors.Error):
                 await asyncio.sleep(0.5)
-        while venue.position < len(commands) and not task.done():
+        while venue.commands < len(commands) and not task.done():  # a command stored twice counts once
             await asyncio.sleep(0.05)
         stop.set()
         await task

@@ -245,9 +245,11 @@ class ShardVenue:
             await self.lease.release()
 
     async def _final(self, tries: int = 50) -> None:
-        """As leader, publish what is pending and snapshot, retrying while NATS is unreachable (a
-        stream electing a leader); give up after ``tries`` (nothing is lost: a restart publishes
-        the rest from the last snapshot)."""
+        """As leader, publish what is pending and snapshot. Retried, 0.2 s apart, while NATS is
+        unreachable (a stream electing a leader) and, with events the stream does not hold, while
+        the lease is not held (its own entry, not renewed while the bucket elected a leader, has
+        yet to expire; or another leader has yet to publish them); give up after ``tries``
+        (nothing is lost: a restart publishes the rest from the last snapshot)."""
         from nats.errors import Error as NatsError
 
         assert self.lease is not None
@@ -256,9 +258,13 @@ class ShardVenue:
                 if self.lease.held() or await self.lease.keep():
                     await self._publish()
                     await self.snapshot()
-                return
+                    return
+                await self._read_published()
+                if not self._pending:
+                    return
             except (NatsError, TimeoutError):
-                await asyncio.sleep(0.2)
+                pass
+            await asyncio.sleep(0.2)
         raise TimeoutError(f"shard {self.shard}: NATS did not take the last events and snapshot")
 
     async def _take(self, sub: JetStreamContext.PushSubscription, timeout: float) -> int:
