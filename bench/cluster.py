@@ -142,11 +142,9 @@ def in_process_venue_rate(commands: list) -> float:
 def through_jetstream(url: str, commands: list, shards: int, registry: bool = False) -> float:
     names = Names(f"B{uuid.uuid4().hex[:10].upper()}")
     asyncio.run(publish(url, names, shards, commands, "t"))
-    counts = [0] * shards
-    for c in commands:
+    counts = [len(commands)] if shards == 1 else [0] * shards
+    for c in commands if shards > 1 else ():
         counts[shard_of(c.symbol, shards) if hasattr(c, "symbol") else (1 if c.id >= 10**12 else 0)] += 1
-    if shards == 1:
-        counts = [len(commands)]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     path = os.path.join(tempfile.mkdtemp(), "shard.db") if registry else None
