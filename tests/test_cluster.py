@@ -31,15 +31,16 @@ from carbonbook._types import Side
 from carbonbook.cluster.client import RUN, Publisher, drain_events, publish_log
 from carbonbook.cluster.routing import REGISTRY_SHARD, Router, parse_shard, shard_of
 from carbonbook.cluster.settle import SettlementConsumer, trade_id
-from carbonbook.cluster.shard import EventsDiverge, ShardVenue
+from carbonbook.cluster.shard import EventsDiverge, LeaseLost, ShardVenue
 from carbonbook.cluster.wire import MissingEvents, Names, decode_command, encode_command, ensure
 from carbonbook.codec import command_batches, json_encoder
 from carbonbook.commands import CancelOrder, Deposit, NewOrder, RegistryCommand, Undecodable
 from carbonbook.engine import Engine
 from carbonbook.errors import RegistryError
-from carbonbook.registry import SQLiteRegistry
+from carbonbook.registry import MemoryRegistry, SQLiteRegistry
 from carbonbook.registry.commands import carry_out
 from carbonbook.replay import replay
+from carbonbook.venue import Venue
 
 NATS_URL = os.environ.get("CARBONBOOK_NATS_URL", "nats://127.0.0.1:4222")
 EXAMPLE = Path(__file__).parent.parent / "examples" / "jvets-2010.jsonl"
@@ -346,6 +347,31 @@ def test_a_standby_on_the_registry_takes_over_from_a_killed_leader(tmp_path: Pat
                 proc.kill()
                 proc.wait()
         run(_delete(stream))
+
+
+def test_a_shard_on_a_registry_that_loses_its_lease_stops() -> None:
+    """Another holder takes the key (as after this leader was paused past its TTL): the leader
+    on a registry stops at its next renewal, so that its registry claim ends with it."""
+    commands = commands_of(EXAMPLE)
+
+    async def go() -> None:
+        async with venue_names(lease_ttl=1.0) as (js, names):
+            await Publisher(js, names, 1).confirm([await Publisher(js, names, 1).publish(c, f"a:{i}")
+                                                   for i, c in enumerate(commands[:200])])
+            registry = MemoryRegistry()
+            venue = ShardVenue(js, names, 0, 1, open_host=lambda: Venue(registry), lease_ttl=1.0)
+            task = asyncio.create_task(venue.run(asyncio.Event()))
+            while venue.commands < 200:
+                await asyncio.sleep(0.05)
+            kv = await js.key_value(names.leases)
+            await kv.put("shard-0", b"another")  # the revision the leader renews against is gone
+            with pytest.raises(LeaseLost, match="shard 0: the lease went to another process"):
+                await asyncio.wait_for(task, 5)
+            assert (await kv.get("shard-0")).value == b"another"  # it did not release the other's lease
+
+    run(go())
+    with pytest.raises(ValueError, match="one of the two"):
+        ShardVenue(None, Names(), 0, 1)  # type: ignore[arg-type]
 
 
 async def _publish(stream: str, part: list[Any], tag: str) -> None:
