@@ -180,6 +180,20 @@ def _pg_dsn() -> str:
     return os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema name on the test server, dropped afterwards (skipped with
+    ``CARBONBOOK_PG_SKIP=1``)."""
+    if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
+        pytest.skip("CARBONBOOK_PG_SKIP=1")
+    schema = f"cbmany_{uuid.uuid4().hex[:8]}"
+    yield schema
+    import psycopg
+
+    with psycopg.connect(_pg_dsn(), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(schema)))
+
+
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[RegistryFactory, Reopen]]:
     """A factory of fresh registries of one backend, and how to open one again (memory: the

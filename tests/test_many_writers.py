@@ -13,7 +13,6 @@ import contextlib
 import multiprocessing
 import os
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,14 +43,7 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:{tmp_path}/many.db"
         return
-    if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
-        pytest.skip("CARBONBOOK_PG_SKIP=1")
-    schema = f"cbmany_{uuid.uuid4().hex[:8]}"
-    yield schema
-    import psycopg
-
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(schema)))
+    yield request.getfixturevalue("pg_schema")
 
 
 def setup(where: str) -> None:

@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="group commit: one registry transaction per N commands or more (default 0: "
                         "one per input batch, about 4 MiB of the log); a crash loses at most the last "
                         "group's registry effects, which replaying the log again carries out")
+    p.add_argument("--shared", action="store_true",
+                   help="the venue as one of the registry's many writers (PostgreSQL): administrators and a "
+                        "settlement consumer may write it meanwhile (default: its only writer)")
     _add_journal(commands)
     _add_import_lobster(commands)
     _add_report(commands)
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cluster(args)
         if args.command == "recover":
             return _on_registry(args, lambda registry: _recover(args, registry))
-        return _on_registry(args, lambda registry: _replay_on(args, registry))
+        return _on_registry(args, lambda registry: _replay_on(args, registry), shared=args.shared)
     except OSError as exc:
         print(f"carbonbook: {exc}", file=sys.stderr)
         return EXIT_IO
@@ -227,21 +230,21 @@ def _print_report(args: argparse.Namespace, registry: Registry | None) -> int:
     return EXIT_OK
 
 
-def _venue_maker(args: argparse.Namespace, registry: Registry | None,
-                 group: int = 0) -> Callable[[], Venue] | None:
+def _venue_maker(args: argparse.Namespace, registry: Registry | None, group: int = 0,
+                 shared: bool = False) -> Callable[[], Venue] | None:
     """What makes the venue on ``registry`` (settings as given, else the registry's; ``group``:
-    its group commit), or None."""
+    its group commit; ``shared``: one of the registry's many writers), or None."""
     if registry is None:
         return None
     from carbonbook.venue import Venue
 
     currency, lag = Venue.settings_for(registry, args.currency, args.settle_lag)
-    return lambda: Venue(registry, currency=currency, lag=lag, group=group)
+    return lambda: Venue(registry, currency=currency, lag=lag, group=group, shared=shared)
 
 
 def _replay_on(args: argparse.Namespace, registry: Registry | None) -> int:
     """Replay into an engine, or a venue on ``registry`` (whose open group it commits at the end)."""
-    make = _venue_maker(args, registry, args.group)
+    make = _venue_maker(args, registry, args.group, args.shared)
     if make is None:
         return _replay_into(args, Engine())
     venue = make()

@@ -241,8 +241,8 @@ class ConcurrentModification(RegistryError):
 
 
 class RetriesExhausted(ConcurrentModification):
-    """Raised by :func:`carbonbook.registry.writers.retrying` when other writers changed the
-    registry under every one of its attempts."""
+    """Raised by :func:`carbonbook.registry.writers.retrying` (and ``take_turn``, a shared venue's)
+    when other writers changed or held the registry under every one of its attempts."""
 
     code = "retries_exhausted"
 

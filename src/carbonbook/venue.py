@@ -66,6 +66,24 @@ Atomicity and replay
     batches (:class:`VenueFailed`), and replaying the log into a new venue on that registry
     catches up.
 
+One of many writers
+    By default a venue is its registry's only writer (the command line claims it:
+    ``claim_writer``). With ``shared=True`` (PostgreSQL; the registry taken with
+    ``share_writer``) administrators and a settlement consumer may write the registry while
+    the venue runs: each of the venue's registry transactions (each batch, or each group)
+    first takes the registry's turn to write (:func:`~carbonbook.registry.writers.take_turn`:
+    the ``version`` row lock, held to its commit, so nobody commits under it and the batch,
+    which the engine cannot run again, never conflicts), with the registry loaded again if
+    another writer committed since. Every part of the venue reads the registry through it
+    (the hold gate, the settler, the checkpoint, the registry's ledger, which binds the
+    reloaded state), so holds, refusals and settlements are decided on the latest committed
+    state: no double spend, no lost update. A turn not had within the registry's
+    ``lock_timeout`` is waited for again, up to 20 times, then
+    :class:`~carbonbook.errors.RetriesExhausted`, having changed nothing (the venue goes on).
+    Costs: one more database round trip per transaction, and a reload of the whole registry
+    after each other writer's commit; the registry keeps one venue's checkpoint, so one venue
+    per registry.
+
 Nothing here reads the clock; business days are numbers given by the log.
 
 >>> from carbonbook import ListInstrument, NewOrder, Side, UnitType
@@ -91,8 +109,8 @@ insufficient_units
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from itertools import chain
 from operator import attrgetter
@@ -112,11 +130,12 @@ from carbonbook.commands import (
     names_fault,
 )
 from carbonbook.engine import Depth, Engine, OrderState, Subscriber
-from carbonbook.errors import CarbonbookError, RegistryError
+from carbonbook.errors import CarbonbookError, OperationRefused, RegistryError
 from carbonbook.events import AuctionCleared, Cancelled, Event, InstrumentListed, Recorded, Rejected, Trade
 from carbonbook.holds import HoldGate, Refused
 from carbonbook.registry.base import Registry
 from carbonbook.registry.commands import carry_out
+from carbonbook.registry.writers import take_turn
 from carbonbook.settlement import Instrument, SettlementAdapter
 from carbonbook.settler import Settler
 from carbonbook.snapshot import EngineState
@@ -155,16 +174,21 @@ class Venue:
     in business days (0: at once; JPX's T+5 is 5); ``batch`` the trades per settlement
     transaction; ``group`` the commands per registry transaction (group commit: 0, the
     default, commits every ``apply_all``; see :meth:`commit`); ``core`` the engine's order-book
-    core (:mod:`carbonbook.core`; None: the default). On a registry a venue already
+    core (:mod:`carbonbook.core`; None: the default); ``shared`` makes the venue one of the
+    registry's many writers (see the module docstring). On a registry a venue already
     went through, ``currency`` and ``lag`` must be that venue's (:meth:`settings_of`), or
     :class:`LogMismatch`: they change the events.
     """
 
     def __init__(self, registry: Registry, *, currency: str = "JPY", lag: int = 0, batch: int = 1000,
-                 group: int = 0, core: str | None = None) -> None:
+                 group: int = 0, core: str | None = None, shared: bool = False) -> None:
+        if shared and not hasattr(registry, "writing"):
+            raise OperationRefused(f"{type(registry).__name__} cannot queue its writers: a venue shares "
+                                   "only a PostgreSQL registry")
         self.registry = registry
         self.currency = currency
         self.group = group
+        self.shared = shared
         self.checkpoint = Checkpoint(registry)
         settings = self.checkpoint.settings()
         if settings is not None and settings != (currency, lag):
@@ -175,7 +199,8 @@ class Venue:
         self._subscribers: list[Subscriber] = []
         self._failed = False  # a batch failed part way: refuse the next (VenueFailed)
         self._fold_each = False  # this batch folds its commands one by one (while replaying)
-        self._open: AbstractContextManager[None] | None = None  # the transaction a group commit keeps open
+        self._open: ExitStack | None = None  # the transaction a group commit keeps open
+        self._turn = False  # a shared venue holds the registry's turn to write
         self._grouped = 0  # commands in it
         self._wire(Engine(core))
 
@@ -213,11 +238,12 @@ class Venue:
 
     @classmethod
     def from_venue_state(cls, registry: Registry, state: VenueState, *, currency: str = "JPY", lag: int = 0,
-                         batch: int = 1000, group: int = 0, core: str | None = None) -> Venue:
+                         batch: int = 1000, group: int = 0, core: str | None = None,
+                         shared: bool = False) -> Venue:
         """A venue equal to the one ``state`` was exported from, on ``registry``, which must hold
         at least the events up to the state (it may hold more: the venue then catches up, as
         one opened on it would). :class:`LogMismatch` if the registry is behind the state."""
-        venue = cls(registry, currency=currency, lag=lag, batch=batch, group=group, core=core)
+        venue = cls(registry, currency=currency, lag=lag, batch=batch, group=group, core=core, shared=shared)
         checkpoint = venue.checkpoint
         if checkpoint.replayed < state.engine.seq - 1:
             raise LogMismatch(f"the registry holds events up to {checkpoint.replayed}, "
@@ -255,11 +281,11 @@ class Venue:
         batch = commands if isinstance(commands, list | tuple) else list(commands)
         checkpoint = self.checkpoint
         events: list[Event] = []
+        if self.group and self._open is None:
+            self._open = self._begin()
+        scope = self.registry.transaction() if self._open is not None else self._begin()
         try:
-            if self.group and self._open is None:
-                self._open = self.registry.transaction()
-                self._open.__enter__()
-            with self.registry.transaction():
+            with scope:
                 self._fold_each = checkpoint.replaying
                 self._run(batch, events, decoded, starts)
                 if not self._fold_each:
@@ -277,6 +303,22 @@ class Venue:
                 opened.__exit__(type(e), e, e.__traceback__)
             raise
         return events
+
+    def _begin(self) -> ExitStack:
+        """Enter a registry transaction (a batch's, a group's or a journal's); a shared venue first
+        takes the registry's turn to write unless it holds it, for as long as the transaction.
+        Raises (RetriesExhausted: no turn) having changed nothing."""
+        stack = ExitStack()
+        if self.shared and not self._turn:
+            take_turn(self.registry, stack)
+            self._turn = True
+            stack.callback(setattr, self, "_turn", False)
+        try:
+            stack.enter_context(self.registry.transaction())
+        except BaseException:
+            stack.close()
+            raise
+        return stack
 
     def _run(self, batch: Sequence[Command | Undecodable], events: list[Event], decoded: bool,
              starts: list[int] | None) -> None:
@@ -444,11 +486,15 @@ class Venue:
         """A new venue from ``state`` on this venue's registry, with its settings
         (:meth:`from_venue_state`): what a journal calls."""
         return Venue.from_venue_state(self.registry, state, currency=self.currency, lag=self.settlement.lag,
-                                      batch=self.settlement.batch, group=self.group, core=self.engine.core)
+                                      batch=self.settlement.batch, group=self.group, core=self.engine.core,
+                                      shared=self.shared)
 
-    def transaction(self) -> AbstractContextManager[None]:
-        """The registry's transaction, which a journal writes each batch in before it commits."""
-        return self.registry.transaction()
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The registry's transaction (shared: in the registry's turn to write), which a journal
+        writes each batch in before it commits."""
+        with self._begin() if self.shared else self.registry.transaction():
+            yield
 
     def store_ahead(self) -> int:
         """Events the registry holds past this venue's (0: none): commands it never applied."""

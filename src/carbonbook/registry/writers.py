@@ -21,9 +21,14 @@ attempts with four processes on the same accounts). Costs: a writer that finds t
 changed reloads all of it (every table read again): many writers on one registry suit
 low-rate work (administration, settlement in batches), not a venue's every order.
 
+A writer whose work cannot run again (a venue: its engine has moved on) takes the turn first
+with :func:`take_turn` (PostgreSQL): nobody commits while it holds the ``version`` row lock, so
+its transaction cannot conflict, and the registry it works on was loaded again if another
+writer committed since it last wrote.
+
 A writer of many takes :meth:`~carbonbook.registry.base.Registry.share_writer` (a shared lock)
-rather than :meth:`~carbonbook.registry.base.Registry.claim_writer` (exclusive: a venue, whose engine
-cannot run a batch again, keeps the registry to itself and refuses to start while others write).
+rather than :meth:`~carbonbook.registry.base.Registry.claim_writer` (exclusive: a venue that
+keeps the registry to itself, the default, refuses to start while others write).
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from typing import TypeVar
 
 from carbonbook.errors import ConcurrentModification, RetriesExhausted
 from carbonbook.registry.base import Registry
 
-__all__ = ["retrying"]
+__all__ = ["retrying", "take_turn"]
 
 T = TypeVar("T")
 
@@ -60,6 +65,29 @@ def retrying(registry: Registry, work: Callable[[], T], attempts: int = 20) -> T
             if reload is None:
                 raise
             reload()
-            time.sleep(random.uniform(0, min(0.001 * 2 ** attempt, 0.05)))
-    raise RetriesExhausted(f"other writers changed the registry under each of {attempts} attempts; "
-                           "try again later, or with fewer writers on the same accounts")
+            _back_off(attempt)
+    raise _exhausted(attempts)
+
+
+def take_turn(registry: Registry, stack: ExitStack, attempts: int = 20) -> None:
+    """Enter ``registry.writing()`` (a registry that queues its writers, PostgreSQL: its
+    ``version`` row lock, the registry loaded again if another writer committed since) on
+    ``stack``, which leaves it (committing what was written in it). A wait longer than the
+    registry's ``lock_timeout`` is tried again, up to ``attempts`` times, then
+    :class:`~carbonbook.errors.RetriesExhausted`; either way nothing was written."""
+    for attempt in range(attempts):
+        try:
+            stack.enter_context(registry.writing())  # type: ignore[attr-defined]
+            return
+        except ConcurrentModification:
+            _back_off(attempt)
+    raise _exhausted(attempts)
+
+
+def _back_off(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.001 * 2 ** attempt, 0.05)))
+
+
+def _exhausted(attempts: int) -> RetriesExhausted:
+    return RetriesExhausted(f"other writers changed the registry under each of {attempts} attempts; "
+                            "try again later, or with fewer writers on the same accounts")
