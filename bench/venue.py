@@ -12,7 +12,9 @@ machine's load disturbs less.
 Every rate is also given as a ratio to the first backend of the run (``engine``: the bare
 engine on the default core; ``engine-pure``: on the pure-Python core). ``sqlite-group`` and
 ``postgres-group`` run the venue with group commit (``Venue(group=GROUP)``: one database
-transaction per GROUP commands, default 65,536, instead of one per batch).
+transaction per GROUP commands, default 65,536, instead of one per batch);
+``postgres-shared`` as one of the registry's many writers (``Venue(shared=True)``: each
+transaction first takes the registry's turn to write), with no other writer.
 
 ``--instructions`` counts instead, with valgrind's callgrind, the machine instructions per
 message of the Venue on a MemoryRegistry, which do not depend on the load (see
@@ -142,7 +144,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backend", nargs="+", default=["engine", "memory", "sqlite", "sqlite-group"],
                         choices=["engine", "engine-pure", "memory", "sqlite", "sqlite-group", "postgres",
-                                 "postgres-group"])
+                                 "postgres-group", "postgres-shared"])
     parser.add_argument("--group", type=int, default=65_536, help="commands per transaction for *-group")
     parser.add_argument("--settle-instructions", action="store_true",
                         help="count callgrind instructions per settled trade on memory")
@@ -184,7 +186,8 @@ def main() -> None:
     def make(kind: str) -> Engine | Venue:
         if kind.startswith("engine"):
             return Engine(core="pure" if kind == "engine-pure" else None)
-        return Venue(registry(kind), currency="EUR", group=args.group if kind.endswith("-group") else 0)
+        return Venue(registry(kind), currency="EUR", group=args.group if kind.endswith("-group") else 0,
+                     shared=kind.endswith("-shared"))
 
     first = 0.0
     try:
