@@ -21,7 +21,7 @@ import pytest
 from carbonbook import CancelOrder, ListInstrument, NewOrder, Side, UnitType
 from carbonbook.cli import main
 from carbonbook.commands import Command
-from carbonbook.errors import InsufficientUnits, OperationRefused, RetriesExhausted
+from carbonbook.errors import InsufficientUnits, OperationRefused, RegistryInUse, RetriesExhausted
 from carbonbook.events import Event, Rejected, Trade, TradeSettled
 from carbonbook.journal import FsyncPolicy, Journal
 from carbonbook.registry import MemoryRegistry, Scheme, SQLiteRegistry
@@ -133,6 +133,17 @@ def test_a_shared_group_commit_holds_the_turn_until_it_commits(pg_schema: str) -
     assert reg.balance("v0", "JPY") == CASH + 5_001
     reg.close()
     admin.close()
+
+
+def test_a_registry_keeps_one_shared_venue(pg_schema: str) -> None:
+    fund(pg_schema)
+    first, second = shared(pg_schema), shared(pg_schema)
+    Venue(first, shared=True)
+    with pytest.raises(RegistryInUse, match="another venue writes it"):
+        Venue(second, shared=True)
+    first.close()
+    Venue(second, shared=True)
+    second.close()
 
 
 def test_a_journal_writes_a_shared_venues_batches_in_its_turn(pg_schema: str, tmp_path: Path) -> None:

@@ -81,8 +81,8 @@ One of many writers
     ``lock_timeout`` is waited for again, up to 20 times, then
     :class:`~carbonbook.errors.RetriesExhausted`, having changed nothing (the venue goes on).
     Costs: one more database round trip per transaction, and a reload of the whole registry
-    after each other writer's commit; the registry keeps one venue's checkpoint, so one venue
-    per registry.
+    after each other writer's commit. The registry keeps one venue's checkpoint: a second
+    shared venue on it is refused (``claim_venue``: RegistryInUse).
 
 Nothing here reads the clock; business days are numbers given by the log.
 
@@ -182,9 +182,11 @@ class Venue:
 
     def __init__(self, registry: Registry, *, currency: str = "JPY", lag: int = 0, batch: int = 1000,
                  group: int = 0, core: str | None = None, shared: bool = False) -> None:
-        if shared and not hasattr(registry, "writing"):
-            raise OperationRefused(f"{type(registry).__name__} cannot queue its writers: a venue shares "
-                                   "only a PostgreSQL registry")
+        if shared:
+            if not hasattr(registry, "writing"):
+                raise OperationRefused(f"{type(registry).__name__} cannot queue its writers: a venue shares "
+                                       "only a PostgreSQL registry")
+            registry.claim_venue()  # type: ignore[attr-defined]
         self.registry = registry
         self.currency = currency
         self.group = group

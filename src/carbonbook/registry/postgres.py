@@ -50,7 +50,8 @@ class PostgresRegistry(SqlRegistry):
         self.lock_timeout = 10.0
         """Seconds :meth:`writing` waits for its turn to write."""
         self._lock_key = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big", signed=True)
-        """The schema's advisory locks: (key, 1) while creating it, (key, 2) held by its writer."""
+        """The schema's advisory locks: (key, 1) while creating it, (key, 2) held by its writer (or
+        shared by many), (key, 3) by its venue among many writers."""
         try:
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 dsn, autocommit=True, connect_timeout=connect_timeout)
@@ -114,12 +115,7 @@ class PostgresRegistry(SqlRegistry):
     def claim_writer(self) -> None:
         """As :meth:`Registry.claim_writer`: a session-level advisory lock on the schema (released
         when the connection ends), then :meth:`reload`."""
-        try:
-            row = self._conn.execute(b"SELECT pg_try_advisory_lock(%s, 2)", (self._lock_key,)).fetchone()
-        except psycopg.Error as e:
-            raise _translate(e) from e
-        if not (row and row[0]):
-            raise RegistryInUse(f"schema {self.schema}")
+        self._lock(b"SELECT pg_try_advisory_lock(%s, 2)", f"schema {self.schema}")
         self.reload()
 
     @contextmanager
@@ -146,13 +142,22 @@ class PostgresRegistry(SqlRegistry):
     def share_writer(self) -> None:
         """As :meth:`Registry.share_writer`: a shared session-level advisory lock on the schema,
         which :meth:`claim_writer`'s exclusive one excludes."""
+        self._lock(b"SELECT pg_try_advisory_lock_shared(%s, 2)", f"schema {self.schema}")
+        self.reload()
+
+    def claim_venue(self) -> None:
+        """Make this registry's the one venue among the schema's many writers (its checkpoint is
+        one venue's): a session-level advisory lock, RegistryInUse while another registry holds it."""
+        self._lock(b"SELECT pg_try_advisory_lock(%s, 3)", f"schema {self.schema} (another venue writes it)")
+
+    def _lock(self, try_lock: bytes, where: str) -> None:
+        """Take one of the schema's advisory locks with ``try_lock``; RegistryInUse(``where``) if it is held."""
         try:
-            row = self._conn.execute(b"SELECT pg_try_advisory_lock_shared(%s, 2)", (self._lock_key,)).fetchone()
+            row = self._conn.execute(try_lock, (self._lock_key,)).fetchone()
         except psycopg.Error as e:
             raise _translate(e) from e
         if not (row and row[0]):
-            raise RegistryInUse(f"schema {self.schema}")
-        self.reload()
+            raise RegistryInUse(where)
 
     def close(self) -> None:
         try:
