@@ -278,7 +278,6 @@ cdef class IdIndex:
         if at:
             _prefetch(&self.entries[at - 1])
 
-
     cdef Py_ssize_t set_c(self, long long oid, object entry) except -1:
         """Set the entry of ``oid``, adding the id when it is new; its position in the entries."""
         cdef size_t i = _spread(oid, self.shift)
