@@ -1,19 +1,26 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""The registry's ledger (holds and DvP settlement) compiled: the twin of
-:class:`carbonbook.registry._ledger.Ledger`, with the same results, state, journal rows and
-undo records (the same test suite runs against both).
+"""A venue's hot path compiled: the registry's ledger and the venue's gate.
 
-It carries out the common case itself, in C: a hold taken or given back whose every check
-passes, and each settlement the ledger's checks let through (the refusals are named by the
-registry's ``_refuse_settlement``, as in the reference). Anything else (a refusal of a hold,
-a value of an unusual type, a test hook between a settlement's legs) is handed to the
-reference ledger, which raises or does the same.
+:class:`Ledger` (holds and DvP settlement) is the twin of
+:class:`carbonbook.registry._ledger.Ledger`, with the same results, state, journal rows and
+undo records (the same test suite runs against both). It carries out the common case itself,
+in C: a hold taken or given back whose every check passes, and each settlement the ledger's
+checks let through (the refusals are named by the registry's ``_refuse_settlement``, as in
+the reference). Anything else (a refusal of a hold, a value of an unusual type, a test hook
+between a settlement's legs) is handed to the reference ledger, which raises or does the same.
+
+:class:`Gate` is the common case of a venue's hold gate and stage
+(:class:`carbonbook.holds.HoldGate`, :meth:`carbonbook.venue.Venue._stage`) over a compiled
+ledger, with the same events and registry state: every other case is handed to them.
 """
 
 from msgspec.structs import replace
 
 from carbonbook._types import UnitType
+from carbonbook._types import INT64_MAX as _INT64_MAX, Side
+from carbonbook.commands import ListInstrument, NewOrder
 from carbonbook.errors import DuplicateTrade, RegistryError
+from carbonbook.events import AuctionCleared, Cancelled, InstrumentListed, Trade, TradeSettled
 from carbonbook.registry import _ledger
 from carbonbook.registry._store import _FAST, _HOLD, _MISSING, _OPEN, _TERMINAL_KINDS, Store
 from carbonbook.registry.base import Entry, Settled, SettlementFailed
@@ -27,6 +34,15 @@ cdef object UNIT_TYPE = UnitType
 cdef object ENTRY = Entry
 cdef object SETTLED = Settled
 cdef object HOOK = Store._between_legs
+cdef object BUY = Side.BUY
+cdef object NEW_ORDER = NewOrder
+cdef object LIST_INSTRUMENT = ListInstrument
+cdef object TRADE = Trade
+cdef object CANCELLED = Cancelled
+cdef object AUCTION_CLEARED = AuctionCleared
+cdef object LISTED = InstrumentListed
+cdef object TRADE_SETTLED = TradeSettled
+cdef object BIG = _INT64_MAX
 cdef long long INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long SMALL = 0x3FFFFFFF
 
@@ -61,7 +77,7 @@ cdef class Ledger:
 
     # -- holds -------------------------------------------------------------------------
 
-    def reserve(self, hold, account, str kind, asset, amount):
+    cpdef reserve(self, hold, account, str kind, asset, amount):
         """As the reference's ``reserve``."""
         cdef list log = self.reg._log
         cdef bint units = kind == "units"
@@ -96,7 +112,7 @@ cdef class Ledger:
                        else ENTRY(txid, "reserve", account, None, None, 0, name, amount, hold))
         return txid
 
-    def release(self, hold, amount=None):
+    cpdef release(self, hold, amount=None):
         """As the reference's ``release``."""
         cdef list log = self.reg._log
         if log is None or type(hold) is not int:
@@ -130,7 +146,7 @@ cdef class Ledger:
 
     # -- settlement ----------------------------------------------------------------------
 
-    def settle(self, rows, bint dup_raises):
+    cpdef settle(self, rows, bint dup_raises):
         """As the reference's ``settle`` (the only settlement path; see there)."""
         reg = self.reg
         hook = reg._between_legs
@@ -317,3 +333,151 @@ cdef class Ledger:
                     raise
                 seg += (record, first, b_held, s_cash, jlen, unit_hold, uh, cash_hold, ch, nid - first)
         return out
+
+
+
+cdef class Gate:
+    """A venue's hold gate and stage over the compiled ``ledger`` of its registry, in C: the
+    common case of :class:`~carbonbook.holds.HoldGate` ``holds`` (``admit``) and of the venue's
+    ``stage`` (releases, then the settlement of the command's trades with ``lag=0``), sharing
+    their state (the resting buys, the settlement adapter). Each call it does not serve (while
+    replaying, a refusal, an auction, a listing, a settlement that fails, settlement with a lag)
+    goes to them whole, so the events and the registry are the same.
+
+    Costs: one C call per order (its hold) and per command (its stage), and the ledger's work."""
+
+    cdef Ledger ledger
+    cdef object holds, settler, adapter, checkpoint, venue, stage, take, open_order, currency
+    cdef dict buys, instruments
+
+    def __init__(self, Ledger ledger, holds, settler, venue, stage):
+        self.ledger = ledger
+        self.holds = holds
+        self.settler = settler
+        self.adapter = settler.adapter
+        if not self.adapter.use_holds or self.adapter.keep_results or self.adapter.on_result is not None:
+            raise ValueError("a gate settles as a venue's adapter does: use_holds, no results kept, no on_result")
+        self.checkpoint = holds.checkpoint
+        self.venue = venue
+        self.stage = stage
+        self.take = holds.engine.take_seq
+        self.open_order = holds.engine.open_order
+        self.currency = holds.currency
+        self.buys = holds.buys
+        self.instruments = self.adapter.instruments
+
+    # -- the book-facing interface (PreTradeRisk) ----------------------------------------
+
+    def admit(self, book, cmd):
+        """As :meth:`HoldGate.admit <carbonbook.holds.HoldGate.admit>`."""
+        if self.checkpoint.replaying:
+            return self.holds.admit(book, cmd)
+        side = cmd.side
+        try:
+            if side is not BUY and side != BUY:
+                self.ledger.reserve(cmd.id, cmd.account, "units", book.unit, cmd.qty)
+                return None
+            price = cmd.price
+            amount = cmd.cap if price is None else price * cmd.qty
+            if amount is None or amount > BIG:  # refused: the reference says how
+                return self.holds.admit(book, cmd)
+            self.ledger.reserve(cmd.id, cmd.account, "cash", book.currency or self.currency, amount)
+        except RegistryError as e:
+            return self.holds._refused(e)
+        self.buys[cmd.id] = price or 0
+        return None
+
+    def amend(self, book, order, price, qty):
+        """As :meth:`HoldGate.amend <carbonbook.holds.HoldGate.amend>` (which it calls)."""
+        return self.holds.amend(book, order, price, qty)
+
+    # -- the stage ------------------------------------------------------------------------
+
+    def __call__(self, command, list events, Py_ssize_t start):
+        """The venue's stage after one command (``events[start:]`` are its events)."""
+        cdef Py_ssize_t end = len(events), i
+        cdef list trades = []
+        cdef dict buys = self.buys
+        cdef Ledger ledger = self.ledger
+        cdef object e, cls, limit
+        spent = 0
+        if end - start == 1:
+            cls = type(events[start])
+            if cls is not CANCELLED and cls is not AUCTION_CLEARED and cls is not LISTED:
+                if self.venue._fold_each:
+                    self.stage(command, events, start)
+                return
+        if self.venue._fold_each or type(command) is LIST_INSTRUMENT:
+            return self.stage(command, events, start)
+        for i in range(start, end):
+            cls = type(events[i])
+            if cls is AUCTION_CLEARED or cls is LISTED:
+                return self.stage(command, events, start)
+        for i in range(start, end):  # HoldGate.released, no event replayed
+            e = events[i]
+            cls = type(e)
+            if cls is TRADE:
+                trades.append(e)
+                limit = buys.get(e.buy_id)
+                if limit is None:
+                    continue
+                if limit == 0:
+                    spent += e.price * e.qty
+                elif limit > e.price:
+                    self._release(e.buy_id, (limit - e.price) * e.qty)
+            elif cls is CANCELLED:
+                limit = buys.get(e.id)
+                if limit is None:
+                    self._release(e.id, e.qty)
+                elif limit != 0:
+                    del buys[e.id]
+                    self._release(e.id, limit * e.qty)
+        if type(command) is NEW_ORDER and command.cap is not None and buys.pop(command.id, None) == 0:
+            self._release(command.id, command.cap - spent)
+        if not trades:
+            return
+        open_order = self.open_order
+        for e in trades:
+            if e.buy_id in buys and open_order(e.buy_id) is None:
+                del buys[e.buy_id]
+        self._settle(trades, events)
+
+    cdef int _release(self, hold, amount) except -1:
+        """As :meth:`HoldGate.release <carbonbook.holds.HoldGate.release>`."""
+        h = self.ledger.holds.get(hold)
+        left = 0 if h is None else (<tuple>h)[3]
+        if amount > left:
+            amount = left
+        if amount > 0:
+            self.ledger.release(hold, amount)
+        return 0
+
+    cdef int _settle(self, list trades, list events) except -1:
+        """As :meth:`Settler.settle <carbonbook.settler.Settler.settle>` with ``lag=0`` and
+        ``SettlementAdapter._settle_chunk``: one ledger call, a ``trade_settled`` per trade."""
+        adapter = self.adapter
+        if adapter.lag or len(trades) > adapter.batch:
+            return self.settler.settle(trades, events) or 0
+        cdef list rows = []
+        cdef dict instruments = self.instruments
+        sym = None
+        inst = None
+        for t in trades:
+            if t.symbol is not sym:
+                sym = t.symbol
+                inst = instruments.get(sym)
+                if inst is None:
+                    return self.settler.settle(trades, events) or 0
+            amount = t.price * t.qty
+            if amount > BIG:
+                return self.settler.settle(trades, events) or 0
+            rows.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
+                         t.sell_id, t.buy_id))
+        records = self.ledger.settle(rows, False)
+        for r in records:
+            if type(r) is not SETTLED:
+                return self.settler._outcomes(records, trades, events) or 0
+        take = self.take
+        for r in records:
+            events.append(TRADE_SETTLED(take(), r.trade_id, r.txid))
+        return 0
