@@ -54,6 +54,17 @@ cdef long long SMALL = 0x3FFFFFFF
 
 cdef extern from "Python.h":
     object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
+    void PyObject_GC_UnTrack(void* op)
+
+
+cdef inline object _untracked(object record):
+    """``record`` (a hold, an undo record or a settlements' undo segment) untracked by the cyclic
+    garbage collector: it holds names, numbers, records without references and other such
+    tuples, so it can be part of no cycle. The collector would otherwise visit each one it
+    finds young (and untrack the tuples itself): about 1,000 instructions per venue message on
+    the busy workload (bench/venue.py --instructions)."""
+    PyObject_GC_UnTrack(<void*>record)
+    return record
 
 
 cdef inline object _replaced(object b, tuple names, object v0, object v1=None, object v2=None):
@@ -125,8 +136,8 @@ cdef class Ledger:
         txid = txid0 + 1
         name = str(asset)
         journal = self.journal
-        log.append((None, HOLD, (hold, MISSING, total, txid0, len(journal))))
-        self.holds[hold] = (account, kind, name, amount)
+        log.append(_untracked((None, HOLD, _untracked((hold, MISSING, total, txid0, len(journal))))))
+        self.holds[hold] = _untracked((account, kind, name, amount))
         reserved[key] = amount if total is MISSING else total + amount
         meta["txid"] = txid
         journal.append(ENTRY(txid, "reserve", account, None, name, amount, None, 0, hold) if units
@@ -154,11 +165,11 @@ cdef class Ledger:
         txid0 = meta["txid"]
         txid = txid0 + 1
         journal = self.journal
-        log.append((None, HOLD, (hold, h, total, txid0, len(journal))))
+        log.append(_untracked((None, HOLD, _untracked((hold, h, total, txid0, len(journal))))))
         if amount == left:
             del self.holds[hold]
         else:
-            self.holds[hold] = (account, kind, asset, left - amount)
+            self.holds[hold] = _untracked((account, kind, asset, left - amount))
         reserved[key] = -amount if total is MISSING else total - amount
         meta["txid"] = txid
         journal.append(ENTRY(txid, "release", account, None, asset, amount, None, 0, hold) if units
@@ -232,8 +243,8 @@ cdef class Ledger:
                 if len(log) != seg_end:  # something else was logged since: recheck, open a new segment
                     ok_src.clear()
                     ok_dst.clear()
-                    seg = []
-                    log.append((None, FAST, seg))
+                    seg = _untracked([])
+                    log.append(_untracked((None, FAST, seg)))
                     seg_end = len(log)
                     nid = meta["block"]
                     txid = meta["txid"]
@@ -342,13 +353,13 @@ cdef class Ledger:
                 if uh is not None:
                     ureserved[skey] = u_res - u_cut
                     if u_cut < uh[3]:
-                        holds[unit_hold] = (uh[0], uh[1], uh[2], uh[3] - u_cut)
+                        holds[unit_hold] = _untracked((uh[0], uh[1], uh[2], uh[3] - u_cut))
                     else:
                         del holds[unit_hold]
                 if ch is not None:
                     creserved[bcash] = c_res - c_cut
                     if c_cut < ch[3]:
-                        holds[cash_hold] = (ch[0], ch[1], ch[2], ch[3] - c_cut)
+                        holds[cash_hold] = _untracked((ch[0], ch[1], ch[2], ch[3] - c_cut))
                     else:
                         del holds[cash_hold]
                 txid = txid0 + 1
