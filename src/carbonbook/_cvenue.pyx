@@ -86,6 +86,8 @@ cdef class Ledger:
     cdef readonly object ref
     cdef dict accounts, holds, held, ureserved, creserved, cash, blocks, index, meta, settlements
     cdef list journal
+    cdef dict attrs  # the registry's __dict__: its undo log (_log) and a test's hook, without a lookup
+    cdef bint hooked  # the registry's class has its own _between_legs
 
     def __init__(self, reg):
         self.reg = reg
@@ -106,12 +108,14 @@ cdef class Ledger:
         self.meta = reg._meta
         self.journal = reg._journal
         self.settlements = reg._settlements
+        self.attrs = reg.__dict__
+        self.hooked = type(reg)._between_legs is not HOOK
 
     # -- holds -------------------------------------------------------------------------
 
     cpdef reserve(self, hold, account, str kind, asset, amount):
         """As the reference's ``reserve``."""
-        cdef list log = self.reg._log
+        cdef list log = self.attrs["_log"]
         cdef bint units = kind == "units"
         cdef dict have, reserved
         if (log is None or type(amount) is not int or type(hold) is not int or type(account) is not str
@@ -146,7 +150,7 @@ cdef class Ledger:
 
     cpdef release(self, hold, amount=None):
         """As the reference's ``release``."""
-        cdef list log = self.reg._log
+        cdef list log = self.attrs["_log"]
         if log is None or type(hold) is not int:
             return self.ref.release(hold, amount)
         h = self.holds.get(hold)
@@ -183,10 +187,9 @@ cdef class Ledger:
         transaction (a venue's batch) it marks the undo log as a nested transaction does, without
         making one (about 1,500 instructions per call)."""
         reg = self.reg
-        hook = reg._between_legs
-        if getattr(hook, "__func__", None) is not HOOK:  # a test's hook between the legs
+        if self.hooked or "_between_legs" in self.attrs:  # a test's hook between the legs
             return self.ref.settle(rows, dup_raises)
-        cdef list log = reg._log
+        cdef list log = self.attrs["_log"]
         cdef Py_ssize_t mark
         if log is None:
             with reg.transaction():
