@@ -15,6 +15,7 @@ ledger, with the same events and registry state: every other case is handed to t
 """
 
 from cpython.object cimport PyObject
+from carbonbook._slots cimport field, slot_offset
 from msgspec.structs import replace
 
 from carbonbook._types import UnitType
@@ -48,6 +49,25 @@ cdef object AUCTION_CLEARED = AuctionCleared
 cdef object LISTED = InstrumentListed
 cdef object TRADE_SETTLED = TradeSettled
 cdef object BIG = _INT64_MAX
+# the fields the gate reads, at their slot offsets (carbonbook._slots)
+cdef Py_ssize_t O_ID = slot_offset(NewOrder, "id")
+cdef Py_ssize_t O_ACCOUNT = slot_offset(NewOrder, "account")
+cdef Py_ssize_t O_SIDE = slot_offset(NewOrder, "side")
+cdef Py_ssize_t O_QTY = slot_offset(NewOrder, "qty")
+cdef Py_ssize_t O_PRICE = slot_offset(NewOrder, "price")
+cdef Py_ssize_t O_CAP = slot_offset(NewOrder, "cap")
+cdef Py_ssize_t T_SEQ = slot_offset(Trade, "seq")
+cdef Py_ssize_t T_SYMBOL = slot_offset(Trade, "symbol")
+cdef Py_ssize_t T_PRICE = slot_offset(Trade, "price")
+cdef Py_ssize_t T_QTY = slot_offset(Trade, "qty")
+cdef Py_ssize_t T_BUY_ID = slot_offset(Trade, "buy_id")
+cdef Py_ssize_t T_SELL_ID = slot_offset(Trade, "sell_id")
+cdef Py_ssize_t T_BUYER = slot_offset(Trade, "buy_account")
+cdef Py_ssize_t T_SELLER = slot_offset(Trade, "sell_account")
+cdef Py_ssize_t C_ID = slot_offset(Cancelled, "id")
+cdef Py_ssize_t C_QTY = slot_offset(Cancelled, "qty")
+cdef Py_ssize_t S_TRADE_ID = slot_offset(Settled, "trade_id")
+cdef Py_ssize_t S_TXID = slot_offset(Settled, "txid")
 cdef long long INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long SMALL = 0x3FFFFFFF
 
@@ -419,21 +439,24 @@ cdef class Gate:
 
     def admit(self, book, cmd):
         """As :meth:`HoldGate.admit <carbonbook.holds.HoldGate.admit>`."""
-        if self.checkpoint.replaying:
+        if self.checkpoint.replaying or type(cmd) is not NEW_ORDER:
             return self.holds.admit(book, cmd)
-        side = cmd.side
+        oid = field(cmd, O_ID, "id")
+        side = field(cmd, O_SIDE, "side")
         try:
             if side is not BUY and side != BUY:
-                self.ledger.reserve(cmd.id, cmd.account, "units", book.unit, cmd.qty)
+                self.ledger.reserve(oid, field(cmd, O_ACCOUNT, "account"), "units", book.unit,
+                                    field(cmd, O_QTY, "qty"))
                 return None
-            price = cmd.price
-            amount = cmd.cap if price is None else price * cmd.qty
+            price = field(cmd, O_PRICE, "price")
+            amount = field(cmd, O_CAP, "cap") if price is None else price * field(cmd, O_QTY, "qty")
             if amount is None or amount > BIG:  # refused: the reference says how
                 return self.holds.admit(book, cmd)
-            self.ledger.reserve(cmd.id, cmd.account, "cash", book.currency or self.currency, amount)
+            self.ledger.reserve(oid, field(cmd, O_ACCOUNT, "account"), "cash", book.currency or self.currency,
+                                amount)
         except RegistryError as e:
             return self.holds._refused(e)
-        self.buys[cmd.id] = price or 0
+        self.buys[oid] = price or 0
         return None
 
     def amend(self, book, order, price, qty):
@@ -467,28 +490,32 @@ cdef class Gate:
             cls = type(e)
             if cls is TRADE:
                 trades.append(e)
-                limit = buys.get(e.buy_id)
+                buy_id = field(e, T_BUY_ID, "buy_id")
+                limit = buys.get(buy_id)
                 if limit is None:
                     continue
+                price = field(e, T_PRICE, "price")
                 if limit == 0:
-                    spent += e.price * e.qty
-                elif limit > e.price:
-                    self._release(e.buy_id, (limit - e.price) * e.qty)
+                    spent += price * field(e, T_QTY, "qty")
+                elif limit > price:
+                    self._release(buy_id, (limit - price) * field(e, T_QTY, "qty"))
             elif cls is CANCELLED:
-                limit = buys.get(e.id)
+                oid = field(e, C_ID, "id")
+                limit = buys.get(oid)
                 if limit is None:
-                    self._release(e.id, e.qty)
+                    self._release(oid, field(e, C_QTY, "qty"))
                 elif limit != 0:
-                    del buys[e.id]
-                    self._release(e.id, limit * e.qty)
+                    del buys[oid]
+                    self._release(oid, limit * field(e, C_QTY, "qty"))
         if type(command) is NEW_ORDER and command.cap is not None and buys.pop(command.id, None) == 0:
             self._release(command.id, command.cap - spent)
         if not trades:
             return
         open_order = self.open_order
         for e in trades:
-            if e.buy_id in buys and open_order(e.buy_id) is None:
-                del buys[e.buy_id]
+            buy_id = field(e, T_BUY_ID, "buy_id")
+            if buy_id in buys and open_order(buy_id) is None:
+                del buys[buy_id]
         self._settle(trades, events)
 
     cdef int _release(self, hold, amount) except -1:
@@ -512,21 +539,26 @@ cdef class Gate:
         sym = None
         inst = None
         for t in trades:
-            if t.symbol is not sym:
-                sym = t.symbol
+            symbol = field(t, T_SYMBOL, "symbol")
+            if symbol is not sym:
+                sym = symbol
                 inst = instruments.get(sym)
                 if inst is None:
                     return self.settler.settle(trades, events) or 0
-            amount = t.price * t.qty
+                unit = inst.unit
+                currency = inst.currency
+            qty = field(t, T_QTY, "qty")
+            amount = field(t, T_PRICE, "price") * qty
             if amount > BIG:
                 return self.settler.settle(trades, events) or 0
-            rows.append((t.seq, t.sell_account, t.buy_account, inst.unit, t.qty, inst.currency, amount,
-                         t.sell_id, t.buy_id))
+            rows.append((field(t, T_SEQ, "seq"), field(t, T_SELLER, "sell_account"),
+                         field(t, T_BUYER, "buy_account"), unit, qty, currency, amount,
+                         field(t, T_SELL_ID, "sell_id"), field(t, T_BUY_ID, "buy_id")))
         records = self.ledger.settle(rows, False)
         for r in records:
             if type(r) is not SETTLED:
                 return self.settler._outcomes(records, trades, events) or 0
         take = self.take
         for r in records:
-            events.append(TRADE_SETTLED(take(), r.trade_id, r.txid))
+            events.append(TRADE_SETTLED(take(), field(r, S_TRADE_ID, "trade_id"), field(r, S_TXID, "txid")))
         return 0
