@@ -1,6 +1,7 @@
 """Machine instructions per message on the busy workload, counted by valgrind's callgrind.
 
-    python bench/instructions.py [--messages N] [--seed S] [--core C] [--workload deep [--resting R]] [--cache]
+    python bench/instructions.py [--messages N] [--seed S] [--core C] [--cache]
+                                 [--workload auction|deep [--resting R]]
 
 Wall-clock rates on a shared 2-core machine swing by a factor of two with the load;
 instruction counts do not: the same code and input give the same count to within a
@@ -15,6 +16,7 @@ per command), ``batch`` (``Engine.apply_all`` on 4,096 commands at a time) and `
 JSON Lines, applied with ``decoded=True`` as ``carbonbook replay`` applies them; every run decodes the whole
 workload, so the decoding cancels out of the difference).
 
+``--workload auction`` counts the busy mix with a call every 2,000 messages.
 ``--workload deep`` counts the same mix on a book of ``--resting`` orders (the resting phase is
 in both runs, so it cancels out too). ``--cache`` adds callgrind's cache simulation and prints
 the first-level and last-level data cache misses per message as well. Callgrind simulates two
@@ -40,6 +42,7 @@ from carbonbook.codec import json_decoder, json_encoder
 
 BASE = 4_000
 BATCH = 4_096
+FLOWS = {"busy": workloads.busy, "auction": workloads.auction}
 
 
 def _replay(path: str, n: int, mode: str, core: str, resting: int) -> None:
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--core", choices=("pure", "compiled", "all"), default="all")
-    parser.add_argument("--workload", choices=("busy", "deep"), default="busy")
+    parser.add_argument("--workload", choices=("busy", "deep", "auction"), default="busy")
     parser.add_argument("--resting", type=int, default=1_000_000, help="resting orders of the deep book")
     parser.add_argument("--modes", default="apply,batch,decoded")
     parser.add_argument("--cache", action="store_true", help="simulate the caches; print misses too")
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = str(Path(tmp) / "log.pickle")
         with open(path, "wb") as f:
             pickle.dump(workloads.deep(args.resting, BASE + args.messages, args.seed) if resting
-                        else workloads.busy(BASE + args.messages, args.seed), f)
+                        else FLOWS[args.workload](BASE + args.messages, args.seed), f)
         for core in sorted(cores.CORES) if args.core == "all" else [args.core]:
             for mode in args.modes.split(","):
                 base, more = (_count(path, resting + n, mode, core, resting, args.l2 if args.cache else 0)

@@ -15,7 +15,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carbonbook import Command, Engine, ListInstrument, Phase, SetPhase, Undecodable, UnitType, workload
+from carbonbook import (
+    CancelOrder,
+    Command,
+    Engine,
+    ListInstrument,
+    ModifyOrder,
+    NewOrder,
+    OrderType,
+    Phase,
+    SetPhase,
+    Side,
+    Undecodable,
+    UnitType,
+    workload,
+)
 from carbonbook import core as cores
 from carbonbook.events import Event
 from carbonbook.replay import ReplayTally
@@ -89,10 +103,45 @@ def test_crowded_levels_are_identical_on_both_cores(commands: list[Command]) -> 
     assert_same(commands, batch=64)
 
 
-@pytest.mark.parametrize("commands", [workload.busy(20_000, seed=3), workload.deep(5_000, 5_000, seed=4)],
-                         ids=["busy", "deep"])
+@pytest.mark.parametrize("commands", [workload.busy(20_000, seed=3), workload.deep(5_000, 5_000, seed=4),
+                                      workload.auction(20_000, seed=5)],
+                         ids=["busy", "deep", "auction"])
 def test_workloads_are_identical_on_both_cores(commands: list[Command]) -> None:
     assert_same(list(commands), batch=4096)
+
+
+@st.composite
+def call_books(draw: st.DrawFn) -> list[Input]:
+    """A call on a ticked instrument with few prices, so that volumes and surpluses tie:
+    limit and market orders, cancels, modifies, references in and out of the tied range, then
+    the uncross. Every order's ``indicative`` is the price choice from the book's tally."""
+    tick = draw(st.sampled_from([1, 5]))
+    commands: list[Input] = [ListInstrument("CALL-1", UnitType.EUA, tick=tick),
+                             SetPhase("CALL-1", Phase.CALL, draw(st.sampled_from([None, 5, 50, 100, 200])))]
+    prices = st.integers(18, 22).map(lambda p: p * tick * 5)
+    kinds = draw(st.sampled_from([["limit", "limit", "limit", "market", "cancel", "modify"],
+                                  ["market", "cancel"]]))
+    for oid in range(1, draw(st.integers(1, 40)) + 1):
+        kind = draw(st.sampled_from(kinds))
+        if kind == "cancel":
+            commands.append(CancelOrder(draw(st.integers(1, oid))))
+        elif kind == "modify":
+            commands.append(ModifyOrder(draw(st.integers(1, oid)), price=draw(prices),
+                                        qty=draw(st.integers(1, 4))))
+        else:
+            commands.append(NewOrder(oid, draw(st.sampled_from(["a", "b", "c"])), "CALL-1",
+                                     draw(st.sampled_from([Side.BUY, Side.SELL])), draw(st.integers(1, 4)),
+                                     price=None if kind == "market" else draw(prices),
+                                     order_type=OrderType.MARKET if kind == "market" else OrderType.LIMIT))
+    commands.append(SetPhase("CALL-1", draw(st.sampled_from([Phase.CONTINUOUS, Phase.CLOSED])),
+                             draw(st.sampled_from([None, 90, 100, 110]))))
+    return commands
+
+
+@SETTINGS
+@given(commands=call_books(), batch=st.sampled_from([None, 1000]))
+def test_call_auction_prices_are_identical_on_both_cores(commands: list[Input], batch: int | None) -> None:
+    assert_same(commands, batch)
 
 
 @SETTINGS

@@ -49,5 +49,9 @@ class Router:
               stage: Callable[[Any, list[Event], int], None] | None = None) -> None: ...
     def json(self, commands: Iterable[object], out: Out, decoded: bool = False) -> None: ...
 
+Row = tuple[int, int, int]
+
+def choose(book: OrderBook, start: Row, /) -> tuple[tuple[int | None, int, int], Row]: ...
+
 __all__ = ["COMPILED", "JSON_OK", "JSON_WHY", "Book", "BookSide", "IdIndex", "Order", "OrderBook", "Out",
-           "PriceLevel", "Router", "SymbolTrades", "new_index"]
+           "PriceLevel", "Router", "SymbolTrades", "choose", "new_index"]

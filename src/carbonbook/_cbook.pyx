@@ -1391,3 +1391,196 @@ except AssertionError as exc:
 else:
     JSON_OK = True
     JSON_WHY = None
+
+
+# -- the call auction's price ---------------------------------------------------------------
+
+cdef struct Row:
+    long long p
+    i128 d  # demand at p: market buys and bids at p or above
+    i128 s  # supply at p: market sells and asks at p or below
+
+
+cdef Py_ssize_t _bisect_right(list keys, long long key):
+    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys), mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if key < _key_at(keys, mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef inline i128 _qty_at(BookSide side, Py_ssize_t i):
+    """The total of the level whose key is ``side.keys[i]``."""
+    return (<PriceLevel>side.levels[<object>PyList_GET_ITEM(side.keys, i)]).qty
+
+
+cdef bint _up(Book book, Row* row):
+    """Move ``row`` to the lowest limit price above it; False (row unchanged) if none. O(log L)."""
+    cdef list bk = book.bids.keys, ak = book.asks.keys  # bid keys are prices, ask keys -price
+    cdef Py_ssize_t i = _bisect_right(bk, row.p), j = _bisect_left(ak, -row.p)
+    cdef bint bid = i < PyList_GET_SIZE(bk), ask = j > 0  # ak[j - 1]: the lowest ask above p
+    cdef long long nxt
+    if not bid and not ask:
+        return False
+    nxt = _key_at(bk, i) if bid else -_key_at(ak, j - 1)
+    if ask and -_key_at(ak, j - 1) < nxt:
+        nxt = -_key_at(ak, j - 1)
+    if i and _key_at(bk, i - 1) == row.p:
+        row.d -= _qty_at(book.bids, i - 1)
+    if ask and -_key_at(ak, j - 1) == nxt:
+        row.s += _qty_at(book.asks, j - 1)
+    row.p = nxt
+    return True
+
+
+cdef bint _down(Book book, Row* row):
+    """Move ``row`` to the highest limit price below it; False (row unchanged) if none. O(log L)."""
+    cdef list bk = book.bids.keys, ak = book.asks.keys
+    cdef Py_ssize_t i = _bisect_left(bk, row.p), j = _bisect_right(ak, -row.p)
+    cdef bint bid = i > 0, ask = j < PyList_GET_SIZE(ak)  # ak[j]: the highest ask below p
+    cdef long long nxt
+    if not bid and not ask:
+        return False
+    nxt = _key_at(bk, i - 1) if bid else -_key_at(ak, j)
+    if ask and -_key_at(ak, j) > nxt:
+        nxt = -_key_at(ak, j)
+    if j and _key_at(ak, j - 1) == -row.p:
+        row.s -= _qty_at(book.asks, j - 1)
+    if bid and _key_at(bk, i - 1) == nxt:
+        row.d += _qty_at(book.bids, i - 1)
+    row.p = nxt
+    return True
+
+
+cdef inline bint _listed(Book book, long long p):
+    """Is ``p`` a limit price of the book?"""
+    cdef list bk = book.bids.keys, ak = book.asks.keys
+    cdef Py_ssize_t i = _bisect_left(bk, p), j = _bisect_left(ak, -p)
+    return (i < PyList_GET_SIZE(bk) and _key_at(bk, i) == p) or (j < PyList_GET_SIZE(ak) and _key_at(ak, j) == -p)
+
+
+cdef Row* _push(Row* rows, Py_ssize_t n, Py_ssize_t* room, Row r) except NULL:
+    """``rows`` (``n`` of them, room for ``room[0]``) with ``r`` added, grown if need be."""
+    cdef Row* grown = rows
+    if n == room[0]:
+        grown = <Row*>PyMem_Realloc(rows, (2 * room[0] + 8) * sizeof(Row))
+        if grown is NULL:
+            raise MemoryError()  # rows is still the caller's, to free
+        room[0] = 2 * room[0] + 8
+    grown[n] = r
+    return grown
+
+
+cdef inline tuple _row_tuple(Row r):
+    return (r.p, r.d, r.s)
+
+
+cdef inline i128 _abs(i128 x):
+    return -x if x < 0 else x
+
+
+def choose(book, tuple start):
+    """:func:`carbonbook.phases.choose` for a compiled book: the same walk over the same
+    rows, with C integers (quantities 128-bit, as the levels' totals)."""
+    cdef Book b = <Book?>book
+    cdef Row row, left, right, r
+    cdef bint has_left, has_right
+    cdef i128 volume, least, surplus, demand, supply
+    cdef long long low, high, price
+    cdef Py_ssize_t n = 0, room = 0, k, first, last, at
+    cdef Row* rows = NULL
+    if not b.bids.keys and not b.asks.keys:  # D and S are the market orders
+        mb, ms, ref = start[1], start[2], b.reference
+        if mb and ms and ref is not None:
+            return (ref, min(mb, ms), mb - ms), start
+        return (None, 0, 0), start
+    row.p, row.d, row.s = start[0], start[1], start[2]
+    if not _listed(b, row.p):
+        if not _up(b, &row):
+            _down(b, &row)
+    # left: the highest limit price with D > S; right: the lowest with D <= S
+    if row.d > row.s:
+        left, right = row, row
+        has_left, has_right = True, _up(b, &right)
+        while has_right and right.d > right.s:
+            left = right
+            has_right = _up(b, &right)
+    else:
+        left, right = row, row
+        has_left, has_right = _down(b, &left), True
+        while has_left and left.d <= left.s:
+            right = left
+            has_left = _down(b, &left)
+    here = _row_tuple(right if has_right else left)
+    # min(D, S) is S up to left and D from right on: the largest volume is at one of
+    # them, and the prices tied on it are next to it
+    volume = 0
+    if has_left and left.s > volume:
+        volume = left.s
+    if has_right and right.d > volume:
+        volume = right.d
+    if not volume:
+        return (None, 0, 0), here
+    try:
+        while True:  # the tied rows, lowest price first: left's run reversed, then right's
+            if has_left and left.s == volume:
+                r = left
+                has_left = _down(b, &left)
+            else:
+                break
+            rows = _push(rows, n, &room, r)
+            n += 1
+        for k in range(n // 2):
+            rows[k], rows[n - 1 - k] = rows[n - 1 - k], rows[k]
+        while has_right and right.d == volume:
+            rows = _push(rows, n, &room, right)
+            n += 1
+            has_right = _up(b, &right)
+        least = _abs(rows[0].d - rows[0].s)
+        for k in range(1, n):
+            if _abs(rows[k].d - rows[k].s) < least:
+                least = _abs(rows[k].d - rows[k].s)
+        first, last = -1, -1  # the tied rows: those with the least surplus
+        for k in range(n):
+            if _abs(rows[k].d - rows[k].s) == least:
+                if first < 0:
+                    first = k
+                last = k
+        if least:
+            surplus = 0
+            for k in range(first, last + 1):  # all on one side of zero?
+                if _abs(rows[k].d - rows[k].s) == least:
+                    if surplus == 0:
+                        surplus = rows[k].d - rows[k].s
+                    elif (surplus > 0) != (rows[k].d - rows[k].s > 0):
+                        surplus = 0
+                        break
+            if surplus > 0:
+                return (rows[last].p, volume, rows[last].d - rows[last].s), here
+            if surplus < 0:
+                return (rows[first].p, volume, rows[first].d - rows[first].s), here
+        low, high = rows[first].p, rows[last].p
+        ref = b.reference
+        if ref is None:
+            price = <long long>((<i128>low + high) // 2)
+            price -= (price - low) % b.tick
+        else:
+            price = low if ref < low else high if ref > high else ref
+        for k in range(first, last + 1):
+            if rows[k].p == price and _abs(rows[k].d - rows[k].s) == least:
+                return (price, volume, rows[k].d - rows[k].s), here
+        # between two tied prices, or at one that has more surplus: from the row at or below it
+        k = n - 1
+        while rows[k].p > price:
+            k -= 1
+        demand, supply = rows[k].d, rows[k].s
+        if rows[k].p < price:
+            at = _bisect_left(b.bids.keys, rows[k].p)
+            if at < PyList_GET_SIZE(b.bids.keys) and _key_at(b.bids.keys, at) == rows[k].p:
+                demand -= _qty_at(b.bids, at)
+        return (price, demand if demand < supply else supply, demand - supply), here
+    finally:
+        PyMem_Free(rows)

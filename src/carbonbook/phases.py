@@ -69,7 +69,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from carbonbook import core as cores
@@ -282,6 +282,12 @@ class CallPhase(_Phase):
         events.append(indicative(self))
 
 
+Row = tuple[int, int, int]
+"""``(p, D(p), S(p))``: a price, the demand and the supply there."""
+
+Chooser = Callable[[OrderBook, Row], tuple[tuple[int | None, int, int], Row]]
+"""A core's uncrossing price from a row: :func:`choose`."""
+
 Family = dict[str, type[OrderBook]]
 """A core's four book classes by name: ``OrderBook``, ``BandedBook``, ``CallBook``, ``ClosedBook``."""
 
@@ -344,7 +350,7 @@ def indicative(book: OrderBook) -> Indicative:
     row = book.call_row
     if row is None:
         row = _fresh_row(book)
-    (price, volume, surplus), book.call_row = _choose(book, row)
+    (price, volume, surplus), book.call_row = CHOOSE[book.__class__](book, row)
     side = _BUY if surplus > 0 else _SELL if surplus < 0 else None
     return Indicative(next(book._seq), book.symbol, price, volume, abs(surplus), side)
 
@@ -352,11 +358,8 @@ def indicative(book: OrderBook) -> Indicative:
 def auction_price(book: OrderBook) -> tuple[int | None, int, int]:
     """The uncrossing price, the volume it executes and the surplus ``D - S`` there
     (positive: on the buy side); ``(None, 0, 0)`` when nothing would trade."""
-    return _choose(book, _fresh_row(book))[0]
+    return CHOOSE[book.__class__](book, _fresh_row(book))[0]
 
-
-Row = tuple[int, int, int]
-"""``(p, D(p), S(p))``: a price, the demand and the supply there."""
 
 
 def _fresh_row(book: OrderBook) -> Row:
@@ -393,7 +396,7 @@ def _down(book: OrderBook, row: Row) -> Row | None:
             supply - ask.qty if ask is not None else supply)
 
 
-def _choose(book: OrderBook, row: Row) -> tuple[tuple[int | None, int, int], Row]:
+def choose(book: OrderBook, row: Row) -> tuple[tuple[int | None, int, int], Row]:
     """The uncrossing ``(price, volume, surplus)``, found by walking from ``row`` (at any
     price), and the row where ``D - S`` changes sign, to start from next time."""
     if not book.bids.keys and not book.asks.keys:  # D and S are the market orders
@@ -452,6 +455,12 @@ def _choose(book: OrderBook, row: Row) -> tuple[tuple[int | None, int, int], Row
         bid = book.bids.levels.get(p)
         demand -= bid.qty if bid is not None else 0
     return (price, min(demand, supply), demand - supply), here
+
+
+CHOOSE: dict[type, Chooser] = {cls: _core.choose if _core.COMPILED else choose
+                                for _core in cores.CORES.values() for cls in FAMILIES[_core.OrderBook].values()}
+"""Every book class of every core, to its core's :func:`choose` (the compiled core's has the
+same rules in C integers; this module's is the reference)."""
 
 
 def _count(book: OrderBook, is_buy: bool, price: int, qty: int) -> None:
