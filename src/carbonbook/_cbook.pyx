@@ -1020,10 +1020,11 @@ cdef class Router:
             out.events = outer
         return events
 
-    def batch(self, commands, list events, bint decoded=False, stage=None):
+    def batch(self, commands, list events, bint decoded=False, stage=None, tuple quiet=()):
         """Apply ``commands`` in order, appending their events to ``events`` as Structs; then,
         after each command, ``stage(command, events, start)`` (an engine's stage, see
-        :data:`carbonbook.engine.Stage`: a venue's settler) when one is given."""
+        :data:`carbonbook.engine.Stage`: a venue's settler) when one is given, unless the
+        command made one event of a class in ``quiet`` (the stage's, :data:`~carbonbook.engine.Stage`)."""
         cdef Out out = Out(events)
         cdef Py_ssize_t start
         if stage is None:
@@ -1033,7 +1034,8 @@ cdef class Router:
             for command in commands:
                 start = len(events)
                 self._route(command, out, decoded)
-                stage(command, events, start)
+                if len(events) - start != 1 or type(events[start]) not in quiet:
+                    stage(command, events, start)
 
     def json(self, commands, Out out, bint decoded=False):
         """Apply ``commands`` in order, writing their events into the JSON :class:`Out` ``out``."""

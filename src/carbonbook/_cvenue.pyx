@@ -22,7 +22,16 @@ from carbonbook._types import UnitType
 from carbonbook._types import INT64_MAX as _INT64_MAX, Side
 from carbonbook.commands import ListInstrument, NewOrder
 from carbonbook.errors import DuplicateTrade, RegistryError
-from carbonbook.events import AuctionCleared, Cancelled, InstrumentListed, Trade, TradeSettled
+from carbonbook.events import (
+    Accepted,
+    AuctionCleared,
+    Cancelled,
+    InstrumentListed,
+    Modified,
+    Rejected,
+    Trade,
+    TradeSettled,
+)
 from carbonbook.registry import _ledger
 from carbonbook.registry._store import _FAST, _HOLD, _MISSING, _OPEN, _TERMINAL_KINDS, Store
 from carbonbook.registry.base import Entry, Settled, SettlementFailed
@@ -49,6 +58,7 @@ cdef object AUCTION_CLEARED = AuctionCleared
 cdef object LISTED = InstrumentListed
 cdef object TRADE_SETTLED = TradeSettled
 cdef object BIG = _INT64_MAX
+cdef tuple QUIET = (Accepted, Rejected, Modified)
 # the fields the gate reads, at their slot offsets (carbonbook._slots)
 cdef Py_ssize_t O_ID = slot_offset(NewOrder, "id")
 cdef Py_ssize_t O_ACCOUNT = slot_offset(NewOrder, "account")
@@ -464,6 +474,13 @@ cdef class Gate:
         return self.holds.amend(book, order, price, qty)
 
     # -- the stage ------------------------------------------------------------------------
+
+    @property
+    def quiet(self):
+        """The event classes after which a command that made only that one event needs no
+        stage (:data:`carbonbook.engine.Stage`): accepted, rejected, modified; none while the
+        venue replays (its stage folds each command into the digest)."""
+        return () if self.venue._fold_each else QUIET
 
     def __call__(self, command, list events, Py_ssize_t start):
         """The venue's stage after one command (``events[start:]`` are its events)."""
