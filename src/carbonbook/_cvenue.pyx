@@ -14,6 +14,7 @@ between a settlement's legs) is handed to the reference ledger, which raises or 
 ledger, with the same events and registry state: every other case is handed to them.
 """
 
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
 from carbonbook._slots cimport field, slot_offset
 from msgspec.structs import replace
@@ -34,7 +35,7 @@ from carbonbook.events import (
 )
 from carbonbook.registry import _ledger
 from carbonbook.registry._store import _FAST, _HOLD, _MISSING, _OPEN, _TERMINAL_KINDS, Store
-from carbonbook.registry.base import Entry, Settled, SettlementFailed
+from carbonbook.registry.base import Account, Entry, Settled, SettlementFailed
 
 cdef object MISSING = _MISSING
 cdef object HOLD = _HOLD
@@ -78,6 +79,8 @@ cdef Py_ssize_t C_ID = slot_offset(Cancelled, "id")
 cdef Py_ssize_t C_QTY = slot_offset(Cancelled, "qty")
 cdef Py_ssize_t S_TRADE_ID = slot_offset(Settled, "trade_id")
 cdef Py_ssize_t S_TXID = slot_offset(Settled, "txid")
+cdef object ACCOUNT = Account
+cdef Py_ssize_t A_STATUS = slot_offset(Account, "status")
 cdef long long INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long SMALL = 0x3FFFFFFF
 
@@ -148,13 +151,15 @@ cdef class Ledger:
         cdef list log = self.attrs["_log"]
         cdef bint units = kind == "units"
         cdef dict have, reserved
+        cdef int over_a = 0, over_h = 0
         if (log is None or type(amount) is not int or type(hold) is not int or type(account) is not str
                 or (type(asset) is not UNIT_TYPE if units else (type(asset) is not str or not asset))):
             return self.ref.reserve(hold, account, kind, asset, amount)
-        if amount <= 0 or amount > INT64_MAX or hold < 0 or hold > INT64_MAX or hold in self.holds:
+        if (PyLong_AsLongLongAndOverflow(amount, &over_a) <= 0 or over_a
+                or PyLong_AsLongLongAndOverflow(hold, &over_h) < 0 or over_h or hold in self.holds):
             return self.ref.reserve(hold, account, kind, asset, amount)
         acc = self.accounts.get(account)
-        if acc is None or acc.status is not OPEN:
+        if acc is None or type(acc) is not ACCOUNT or field(acc, A_STATUS, "status") is not OPEN:
             return self.ref.reserve(hold, account, kind, asset, amount)
         if units:
             have, reserved = self.held, self.ureserved

@@ -12,6 +12,11 @@ job each, all working in one registry transaction per batch of commands:
   recorded outcomes, in the registry's ``checkpoint`` table;
 - the **registry commands** (:func:`~carbonbook.registry.commands.carry_out`).
 
+Over a registry whose ledger is the compiled one, every book's ``risk`` and the engine's
+``stage`` are :class:`carbonbook._cvenue.Gate`: the common case of the hold gate and the stage
+(holds taken and released, settlement with ``lag=0``) in C, with the same events and registry
+state, which hands every other case to the parts above.
+
 The venue feeds registry commands to the registry and runs of the others to
 ``engine.apply_all``. Together they
 
