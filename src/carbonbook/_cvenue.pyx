@@ -35,7 +35,7 @@ from carbonbook.events import (
 )
 from carbonbook.registry import _ledger
 from carbonbook.registry._store import _FAST, _HOLD, _MISSING, _OPEN, _TERMINAL_KINDS, Store
-from carbonbook.registry.base import Account, Entry, Settled, SettlementFailed
+from carbonbook.registry.base import Account, Block, Entry, Settled, SettlementFailed
 
 cdef object MISSING = _MISSING
 cdef object HOLD = _HOLD
@@ -80,6 +80,9 @@ cdef Py_ssize_t C_QTY = slot_offset(Cancelled, "qty")
 cdef Py_ssize_t S_TRADE_ID = slot_offset(Settled, "trade_id")
 cdef Py_ssize_t S_TXID = slot_offset(Settled, "txid")
 cdef object ACCOUNT = Account
+cdef object BLOCK = Block
+cdef Py_ssize_t B_START = slot_offset(Block, "start")
+cdef Py_ssize_t B_END = slot_offset(Block, "end")
 cdef Py_ssize_t A_STATUS = slot_offset(Account, "status")
 cdef long long INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long SMALL = 0x3FFFFFFF
@@ -110,6 +113,24 @@ cdef inline object _replaced(object b, tuple names, object v0, object v1=None, o
     args[2] = <PyObject*>v1
     args[3] = <PyObject*>v2
     return PyObject_Vectorcall(REPLACE, args, 1, <PyObject*>names)
+
+
+cdef inline bint _small(object value, long long low):
+    """Is the int ``value`` in ``low``..2**30 - 1 (the settlement's C fast path)?"""
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return not overflow and low <= v <= SMALL
+
+
+cdef inline bint _holds(tuple hold, account, kind, asset):
+    """Is ``hold`` one of ``account``'s, of ``kind`` and ``asset`` (mostly the same objects)?"""
+    return ((hold[0] is account or hold[0] == account) and (hold[1] is kind or hold[1] == kind)
+            and (hold[2] is asset or hold[2] == asset))
+
+
+cdef inline long long _serial(object block, Py_ssize_t offset, str name) except? -1:
+    """A serial (start or end) of ``block``, read at its slot."""
+    return field(block, offset, name) if type(block) is BLOCK else getattr(block, name)
 
 
 cdef class Ledger:
@@ -254,7 +275,7 @@ cdef class Ledger:
         for row in rows:
             trade_id, seller, buyer, unit, q, currency, a, unit_hold, cash_hold = row
             if (type(trade_id) is not int or type(q) is not int or type(a) is not int
-                    or trade_id < 0 or trade_id > SMALL or q <= 0 or q > SMALL or a <= 0 or a > SMALL):
+                    or not _small(trade_id, 0) or not _small(q, 1) or not _small(a, 1)):
                 out += self.ref.settle((row,), dup_raises)  # the exact checks, and such a trade
                 seg_end = -1  # the reference logged: open a new segment
                 continue
@@ -316,14 +337,14 @@ cdef class Ledger:
                     u_cut = c_cut = 0
                     if unit_hold is not None or cash_hold is not None:
                         uh = holds.get(unit_hold)
-                        if uh is not None and uh[0] == seller and uh[1] == "units" and uh[2] == unit:
+                        if uh is not None and _holds(<tuple>uh, seller, "units", unit):
                             u_cut = min(qty, <long long>uh[3])
                             u_res = ureserved[skey]
                             u_free += u_cut
                         else:
                             uh = None
                         ch = holds.get(cash_hold)
-                        if ch is not None and ch[0] == buyer and ch[1] == "cash" and ch[2] == currency:
+                        if ch is not None and _holds(<tuple>ch, buyer, "cash", currency):
                             c_cut = min(amount, <long long>ch[3])
                             c_res = creserved[bcash]
                             c_free += c_cut
@@ -356,8 +377,8 @@ cdef class Ledger:
             try:
                 bid = inner[0]
                 b = blocks[bid]
-                start = b.start
-                if b.end - start >= qty:  # the common case: the oldest block is split
+                start = _serial(b, B_START, "start")
+                if _serial(b, B_END, "end") - start >= qty:  # the common case: the oldest block is split
                     nid += 1
                     seg += (bid, b, False)
                     blocks[bid] = _replaced(b, KW_START, start + qty)
@@ -368,8 +389,8 @@ cdef class Ledger:
                     while need:
                         bid = inner[0]
                         b = blocks[bid]
-                        start = b.start
-                        end = b.end
+                        start = _serial(b, B_START, "start")
+                        end = _serial(b, B_END, "end")
                         nid += 1
                         if end - start + 1 <= need:
                             seg += (bid, b, True)
