@@ -28,18 +28,19 @@ import pytest
 from nats.js import JetStreamContext
 
 from carbonbook._types import Side
-from carbonbook.cluster.client import Publisher, drain_events, publish_log
+from carbonbook.cluster.client import RUN, Publisher, drain_events, publish_log
 from carbonbook.cluster.routing import REGISTRY_SHARD, Router, parse_shard, shard_of
 from carbonbook.cluster.settle import SettlementConsumer, trade_id
-from carbonbook.cluster.shard import EventsDiverge, ShardVenue
-from carbonbook.cluster.wire import Names, decode_command, encode_command, ensure
+from carbonbook.cluster.shard import EventsDiverge, LeaseLost, ShardVenue
+from carbonbook.cluster.wire import MissingEvents, Names, decode_command, encode_command, ensure
 from carbonbook.codec import command_batches, json_encoder
 from carbonbook.commands import CancelOrder, Deposit, NewOrder, RegistryCommand, Undecodable
 from carbonbook.engine import Engine
 from carbonbook.errors import RegistryError
-from carbonbook.registry import SQLiteRegistry
+from carbonbook.registry import MemoryRegistry, SQLiteRegistry
 from carbonbook.registry.commands import carry_out
 from carbonbook.replay import replay
+from carbonbook.venue import Venue
 
 NATS_URL = os.environ.get("CARBONBOOK_NATS_URL", "nats://127.0.0.1:4222")
 EXAMPLE = Path(__file__).parent.parent / "examples" / "jvets-2010.jsonl"
@@ -134,12 +135,16 @@ def test_the_example_published_served_and_drained_is_byte_identical_to_replay() 
             await venue.run(asyncio.Event(), idle_exit=0.3)
             assert await drained(js, names) == example_replay()
             # a second process starts from the snapshot and publishes nothing again
+            runs = (await js.stream_info(names.events)).state.messages
+            assert 1 < runs < 3999 // 100  # 5,700 events in runs, one per batch of 300 commands at most
             again_venue = ShardVenue(js, names, 0, 1, Engine())
             await again_venue.load()
-            assert again_venue.position == 3999 and again_venue.published == 5700
+            last_run = (await js.stream_info(names.commands)).state.last_seq
+            assert last_run == -(-3999 // RUN)  # one shard: runs of RUN commands
+            assert again_venue.position == last_run and again_venue.published == 5700
             assert again_venue.host.state_hash() == venue.host.state_hash()
             await again_venue.run(asyncio.Event(), idle_exit=0.2)
-            assert (await js.stream_info(names.events)).state.messages == 5700
+            assert (await js.stream_info(names.events)).state.messages == runs
 
     run(go())
 
@@ -212,10 +217,33 @@ def test_a_stream_holding_other_events_is_refused() -> None:
     async def go() -> None:
         async with venue_names() as (js, names):
             await publish_log(js, names, 1, io.BytesIO(EXAMPLE.read_bytes()))
-            await js.publish(names.event_subject(0), b'{"type":"nothing","seq":1}',
-                             headers={"Nats-Msg-Id": names.event_id(0, 1)})
+            await js.publish(names.event_subject(0), b'{"type":"nothing","seq":1}\n',
+                             headers={"Nats-Msg-Id": names.event_id(0, 1, 1)})
             with pytest.raises(EventsDiverge, match="event 1 of shard 0"):
                 await ShardVenue(js, names, 0, 1, Engine()).run(asyncio.Event(), idle_exit=0.2)
+
+    run(go())
+
+
+def test_overlapping_runs_of_events_are_read_once_and_a_skipped_event_is_refused() -> None:
+    """Two leaders' runs may overlap under different ids (a retry of the same run is a duplicate);
+    readers take each event once; a run that skips events is refused."""
+    def lines(first: int, last: int) -> bytes:
+        return b"".join(b'{"seq":%d}\n' % seq for seq in range(first, last + 1))
+
+    async def go() -> None:
+        async with venue_names() as (js, names):
+            runs = ((0, 1, 3), (1, 1, 2), (0, 2, 5), (0, 1, 3), (0, 4, 4), (0, 6, 6), (1, 1, 4))
+            for shard, first, last in runs:
+                await js.publish(names.event_subject(shard), lines(first, last),
+                                 headers={"Nats-Msg-Id": names.event_id(shard, first, last)})
+            assert (await js.stream_info(names.events)).state.messages == 6  # (0, 1, 3) again: a duplicate
+            assert await drained(js, names, 0) == lines(1, 6)
+            assert await drained(js, names, 1) == lines(1, 4)
+            await js.publish(names.event_subject(0), lines(8, 9),
+                             headers={"Nats-Msg-Id": names.event_id(0, 8, 9)})
+            with pytest.raises(MissingEvents, match="shard 0: events 7 to 7 are not in the stream"):
+                await drained(js, names)
 
     run(go())
 
@@ -229,15 +257,6 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
     stream = f"T{uuid.uuid4().hex[:12].upper()}"
     common = ["--nats", NATS_URL, "--stream", stream]
     serve = [*CLI, "serve", "--shard", "0/1", *common, "--lease-ttl", "1", "--batch", "100"]
-
-    async def publish(part: list[Any], tag: str) -> None:
-        nc = await nats.connect(NATS_URL)
-        js = nc.jetstream()
-        names = Names(stream)
-        await ensure(js, names, 1, 1.0)
-        publisher = Publisher(js, names, 1)
-        await publisher.confirm([await publisher.publish(c, f"{tag}:{i}") for i, c in enumerate(part)])
-        await nc.close()
 
     async def events() -> int:
         nc = await nats.connect(NATS_URL)
@@ -254,7 +273,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
 
     leader = standby = None
     try:
-        run(publish(commands[:half], "a"))
+        run(_publish(stream, commands[:half], "a"))
         leader = subprocess.Popen(serve, stderr=subprocess.DEVNULL)
         wait_for(lambda: run(events()) > 0)
         standby = subprocess.Popen([*serve, "--idle-exit", "6"], stderr=subprocess.PIPE, text=True)
@@ -262,7 +281,7 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
         leader.send_signal(signal.SIGKILL)
         leader.wait()
         before = run(events())
-        run(publish(commands[half:], "b"))
+        run(_publish(stream, commands[half:], "b"))
         took = wait_for(lambda: run(events()) > before)
         assert took < 5.0  # lease TTL 1 s: takeover within about 1.25 s plus the server's expiry timer
         _, err = standby.communicate(timeout=30)
@@ -285,6 +304,92 @@ def test_the_standby_takes_over_when_the_leader_is_killed(tmp_path: Path) -> Non
                 proc.kill()
                 proc.wait()
         run(_delete(stream))
+
+
+def test_a_standby_on_the_registry_takes_over_from_a_killed_leader(tmp_path: Path) -> None:
+    """Leader and standby are `serve --registry` on one SQLite registry: the standby waits for the
+    lease, then claims the registry and catches up from the snapshot; the registry ends as a
+    replay's (every trade settled once) and the events as a replay's."""
+    stream = f"T{uuid.uuid4().hex[:12].upper()}"
+    common = ["--nats", NATS_URL, "--stream", stream]
+    serve = [*CLI, "serve", "--shard", "0/1", *common, "--registry", f"sqlite:///{tmp_path}/v.db",
+             "--batch", "40", "--snapshot-every", "400"]
+    commands = commands_of(EXAMPLE)
+    half = len(commands) // 2
+    leader = standby = None
+    try:
+        run(_publish(stream, commands[:half], "a"))
+        leader = subprocess.Popen(serve, stderr=subprocess.DEVNULL)
+        while run(_events_messages(stream)) < 3:
+            time.sleep(0.05)
+        standby = subprocess.Popen([*serve, "--idle-exit", "1"], stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        assert standby.poll() is None and leader.poll() is None  # the standby waits for the lease
+        leader.send_signal(signal.SIGKILL)
+        leader.wait()
+        run(_publish(stream, commands[half:], "b"))  # only the standby can apply these
+        _, err = standby.communicate(timeout=60)
+        assert standby.returncode == 0, err
+        assert "applied 0 commands" not in err
+        subprocess.run([*CLI, "events", *common, "--out", str(tmp_path / "e.jsonl")], check=True,
+                       capture_output=True)
+        subprocess.run([*CLI, "replay", str(EXAMPLE), "--registry", f"sqlite:///{tmp_path}/r.db", "--out",
+                        str(tmp_path / "r.jsonl"), "--quiet"], check=True)
+        assert (tmp_path / "e.jsonl").read_bytes() == (tmp_path / "r.jsonl").read_bytes()
+        a, b = SQLiteRegistry(str(tmp_path / "v.db")), SQLiteRegistry(str(tmp_path / "r.db"))
+        a.check()
+        assert list(a.journal()) == list(b.journal())
+        a.close()
+        b.close()
+    finally:
+        for proc in (leader, standby):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        run(_delete(stream))
+
+
+def test_a_shard_on_a_registry_that_loses_its_lease_stops() -> None:
+    """Another holder takes the key (as after this leader was paused past its TTL): the leader
+    on a registry stops at its next renewal, so that its registry claim ends with it."""
+    commands = commands_of(EXAMPLE)
+
+    async def go() -> None:
+        async with venue_names(lease_ttl=1.0) as (js, names):
+            await Publisher(js, names, 1).confirm([await Publisher(js, names, 1).publish(c, f"a:{i}")
+                                                   for i, c in enumerate(commands[:200])])
+            registry = MemoryRegistry()
+            venue = ShardVenue(js, names, 0, 1, open_host=lambda: Venue(registry), lease_ttl=1.0)
+            task = asyncio.create_task(venue.run(asyncio.Event()))
+            while venue.commands < 200:
+                await asyncio.sleep(0.05)
+            kv = await js.key_value(names.leases)
+            await kv.put("shard-0", b"another")  # the revision the leader renews against is gone
+            with pytest.raises(LeaseLost, match="shard 0: the lease went to another process"):
+                await asyncio.wait_for(task, 5)
+            assert (await kv.get("shard-0")).value == b"another"  # it did not release the other's lease
+
+    run(go())
+    with pytest.raises(ValueError, match="one of the two"):
+        ShardVenue(None, Names(), 0, 1)  # type: ignore[arg-type]
+
+
+async def _publish(stream: str, part: list[Any], tag: str) -> None:
+    """Publish commands one a message (ids ``tag:i``), creating the venue with a lease TTL of 1 s."""
+    nc = await nats.connect(NATS_URL)
+    js = nc.jetstream()
+    names = Names(stream)
+    await ensure(js, names, 1, 1.0)
+    publisher = Publisher(js, names, 1)
+    await publisher.confirm([await publisher.publish(c, f"{tag}:{i}") for i, c in enumerate(part)])
+    await nc.close()
+
+
+async def _events_messages(stream: str) -> int:
+    nc = await nats.connect(NATS_URL)
+    state = (await nc.jetstream().stream_info(Names(stream).events)).state.messages
+    await nc.close()
+    return state
 
 
 # -- two shards and settlement ------------------------------------------------------------------
@@ -403,7 +508,7 @@ def test_a_three_replica_stream_survives_the_loss_of_one_nats_node(tmp_path: Pat
         venue = ShardVenue(js, names, 0, 1, Engine(), batch=200)
         stop = asyncio.Event()
         task = asyncio.create_task(venue.run(stop))
-        while venue.position < half:
+        while venue.commands < half:
             await asyncio.sleep(0.05)
         info = await js.stream_info(names.commands)
         leader = info.cluster.leader if info.cluster else None
@@ -417,7 +522,7 @@ def test_a_three_replica_stream_survives_the_loss_of_one_nats_node(tmp_path: Pat
                 break
             except (TimeoutError, nats.errors.Error):
                 await asyncio.sleep(0.5)
-        while venue.position < len(commands) and not task.done():
+        while venue.commands < len(commands) and not task.done():  # a command stored twice counts once
             await asyncio.sleep(0.05)
         stop.set()
         await task

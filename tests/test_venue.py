@@ -45,7 +45,7 @@ from carbonbook import (
 from carbonbook._types import NAME_MAX
 from carbonbook.checkpoint import Checkpoint
 from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
-from carbonbook.codec import json_encoder
+from carbonbook.codec import command_batches, json_encoder
 from carbonbook.commands import (
     AddAdministrator,
     AddRepresentative,
@@ -1656,6 +1656,23 @@ def test_a_restored_venue_catches_up_a_registry_that_went_further(
     rest = restored.apply_all(log[15:])  # replays 15..25 without touching the registry, then goes on
     assert encode(first + rest) == encode(straight)
     assert fingerprint(two) == fingerprint(one)
+
+
+def test_a_buy_that_rests_while_a_restored_venue_catches_up_gives_its_whole_hold_back() -> None:
+    """A buy admitted in the stretch the registry already holds keeps its limit price here, so
+    its cancellation releases ``price * qty`` as in a straight run (it released ``qty`` before)."""
+    with open(Path(__file__).parent.parent / "examples" / "jvets-2010.jsonl", "rb") as f:
+        log = [c for batch, *_ in command_batches(f, False) for c in batch]
+    one = MemoryRegistry()
+    Venue(one).apply_all(log)
+    two = MemoryRegistry()
+    venue = Venue(two)
+    venue.apply_all(log[:400])
+    saved = msgspec.msgpack.encode(venue.export_venue_state())
+    venue.apply_all(log[400:800])  # the registry moves on; the saved state does not
+    restored = Venue.from_venue_state(two, msgspec.msgpack.decode(saved, type=VenueState))
+    restored.apply_all(log[400:])
+    assert list(two.journal()) == list(one.journal())
 
 
 def test_a_registry_behind_the_saved_state_is_refused() -> None:

@@ -418,8 +418,10 @@ def _cluster(args: argparse.Namespace) -> int:
             print(f"carbonbook: NATS {args.nats}: {exc!r}", file=sys.stderr)
             return EXIT_IO
 
-    if args.command == "settle" or args.command == "serve":
-        return _on_registry(args, on, shared=args.command == "settle")
+    if args.command == "settle":
+        return _on_registry(args, on, shared=True)
+    if args.command == "serve":  # a shard claims its registry once it leads (ShardVenue's open_host)
+        return _on_registry(args, on, claim=False)
     return on(None)
 
 
@@ -439,13 +441,21 @@ async def _cluster_run(args: argparse.Namespace, js: JetStreamContext, names: Na
     if args.command == "serve":
         await wire.ensure(js, names, args.replicas, args.lease_ttl)
         k, n = args.shard_of
-        make = _venue_maker(args, registry)
-        host = Engine() if make is None else make()
-        venue = shard.ShardVenue(js, names, k, n, host, batch=args.batch,
-                                 snapshot_every=args.snapshot_every, lease_ttl=args.lease_ttl)
+
+        def open_venue() -> Venue:
+            assert registry is not None
+            registry.claim_writer()
+            make = _venue_maker(args, registry)
+            assert make is not None
+            return make()
+
+        venue = shard.ShardVenue(js, names, k, n, Engine() if registry is None else None, batch=args.batch,
+                                 snapshot_every=args.snapshot_every, lease_ttl=args.lease_ttl,
+                                 open_host=None if registry is None else open_venue)
         await venue.run(stop, args.idle_exit)
+        state = "never led" if venue.host is None else f"state {venue.host.state_hash()[:16]}"
         print(f"shard {k}/{n}: applied {venue.commands:,} commands, events up to {venue.published:,} "
-              f"published, position {venue.position:,}, state {venue.host.state_hash()[:16]}", file=sys.stderr)
+              f"published, position {venue.position:,}, {state}", file=sys.stderr)
         return EXIT_OK
     if args.command == "events":
         out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")  # noqa: SIM115

@@ -86,8 +86,11 @@ class HoldGate:
     def admit(self, book: OrderBook, cmd: NewOrder) -> tuple[str, str] | None:
         """Take the hold of a new order about to be accepted, or say why it cannot be (as
         ``_once`` does, inline: this runs for every order)."""
-        if self.checkpoint.replaying:
-            return self._once(self._admit, book, cmd)
+        if self.checkpoint.replaying:  # a buy the registry admitted before is resting here too
+            refused = self._once(self._admit, book, cmd)
+            if refused is None and cmd.side == _BUY:
+                self.buys[cmd.id] = cmd.price or _MARKET
+            return refused
         try:
             self._admit(book, cmd)
             return None

@@ -13,11 +13,12 @@ under its trade id, and moves nothing: the clearing member's default, settled ou
   below 2**22, ``seq`` below 2**40): unique across the venue, and apart from the ids (``seq``) of
   a venue that settled into the same registry (the administrator's ``carbonbook replay`` of the
   registry commands that open accounts and fund them).
-- **Exactly once.** Up to ``batch`` events are settled per registry transaction (run as one of
+- **Exactly once.** Up to ``batch`` events messages are settled per registry transaction (run as one of
   many writers, :func:`~carbonbook.registry.writers.retrying`), which also stores the consumer's
   position (the events stream's sequence of the last event it went through, checkpoint row -2).
   A consumer that dies loses nothing: its successor starts after the stored position, and the
-  registry's settlement is idempotent by trade id besides.
+  registry's settlement is idempotent by trade id besides. An event the stream holds twice
+  (two leaders' overlapping runs) is settled once: :class:`~carbonbook.cluster.wire.EventRuns`.
 - **Instruments.** Each trade settles in the unit of its instrument's ``instrument_listed``
   event and in its currency (the consumer's ``currency`` when it names none); a restarted
   consumer reads the stream from the start for them, settling nothing before its position.
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from carbonbook.checkpoint import Checkpoint
-from carbonbook.cluster.wire import Names, ordered_consumer
+from carbonbook.cluster.wire import EventRuns, Names, ordered_consumer
 from carbonbook.events import Event, InstrumentListed, Trade
 from carbonbook.registry.base import Registry, Settled, SettlementRecord
 from carbonbook.registry.writers import retrying
@@ -70,6 +71,7 @@ class SettlementConsumer:
         self.position = 0 if row is None else row[0]
         self._adapter = SettlementAdapter(registry, {}, use_holds=False, keep_results=False)
         self.settled = self.failed = 0
+        self._runs = EventRuns()
 
     async def run(self, js: JetStreamContext, stop: asyncio.Event | None = None, follow: bool = False) -> None:
         """Settle every trade the events stream holds (``follow``: and those to come, until ``stop``)."""
@@ -95,18 +97,19 @@ class SettlementConsumer:
 
     def take(self, msgs: list[Msg]) -> None:
         """Settle the trades of ``msgs`` past the position, in one registry transaction with the new
-        position."""
+        position (the messages up to the position only tell the instruments and each shard's last
+        event taken)."""
         instruments = self._adapter.instruments
         assert isinstance(instruments, dict)
         trades: list[Trade] = []
         for msg in msgs:
-            where = msg.metadata.sequence.stream
-            event = _event.decode(msg.data)
-            if isinstance(event, InstrumentListed):
-                instruments[event.symbol] = Instrument(event.unit, event.currency or self.currency)
-            elif isinstance(event, Trade) and where > self.position:
-                shard = int(msg.subject.rsplit(".", 1)[1])
-                trades.append(msgspec.structs.replace(event, seq=trade_id(shard, event.seq)))
+            shard, lines = self._runs.take(msg)
+            settle = msg.metadata.sequence.stream > self.position
+            for event in _event.decode_lines(lines):
+                if isinstance(event, InstrumentListed):
+                    instruments[event.symbol] = Instrument(event.unit, event.currency or self.currency)
+                elif isinstance(event, Trade) and settle:
+                    trades.append(msgspec.structs.replace(event, seq=trade_id(shard, event.seq)))
         where = msgs[-1].metadata.sequence.stream
         if where <= self.position:
             return

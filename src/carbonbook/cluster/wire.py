@@ -2,14 +2,20 @@
 
 For a venue named ``S`` (the ``--stream``, default ``CARBONBOOK``):
 
-- stream ``S`` holds the commands, subject ``S.cmd.K`` for shard ``K``; each message is one
+- stream ``S`` holds the commands, subject ``S.cmd.K`` for shard ``K``; a message is one
   command as JSON (an undecodable record as ``{"type": "undecodable", "line", "detail", "id"}``,
-  so it is refused ``malformed`` with its line, as a replay refuses it), with the header
-  ``Nats-Msg-Id`` that makes a client's retry a duplicate (de-duplicated within the stream's
+  so it is refused ``malformed`` with its line, as a replay refuses it) or, with the header
+  ``Carbonbook-Commands: N``, a run of ``N`` commands as JSON Lines, applied in their order; the
+  header ``Nats-Msg-Id`` makes a client's retry a duplicate (de-duplicated within the stream's
   window, one hour here);
-- stream ``S_EVENTS`` holds the events, subject ``S.evt.K``, one message per event (its JSON,
-  byte for byte a replay's line without the newline), message id ``S.K.SEQ``; header
-  ``Carbonbook-Command`` is the command's sequence in stream ``S``;
+- stream ``S_EVENTS`` holds the events, subject ``S.evt.K``: one message per published run of
+  a shard's events ``FIRST..LAST`` (their JSON Lines, byte for byte a replay's lines, at most
+  :data:`MESSAGE_BYTES` a message), message id ``S.K.FIRST.LAST``; header ``Carbonbook-Command``
+  is the stream ``S`` sequence of the command of its last event. A shard publishes its runs
+  one at a time, each from the event after the last one it knows the stream holds, so the
+  stream never skips an event of a shard but may hold one twice (a restarted or new leader's
+  runs can start inside one the old leader published, under another id);
+  :class:`EventRuns` gives each event once;
 - object store ``S_SNAPSHOTS`` holds each shard's newest snapshot (object ``shard-K-of-N``)
   and the venue's layout (object ``layout``: the number of shards);
 - key-value bucket ``S_LEASES`` holds each shard's leadership lease (key ``shard-K``, its TTL
@@ -26,17 +32,26 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from carbonbook.commands import Command, Undecodable, names_fault
+from carbonbook.errors import CarbonbookError
 
 if TYPE_CHECKING:
+    from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
-__all__ = ["COMMAND_HEADER", "MSG_ID", "Names", "decode_command", "encode_command", "ensure",
-           "ordered_consumer"]
+__all__ = ["COMMAND_HEADER", "MESSAGE_BYTES", "MSG_ID", "RUN_HEADER", "EventRuns", "MissingEvents", "Names",
+           "decode_command", "decode_commands", "encode_command", "ensure", "event_range", "ordered_consumer"]
 
 MSG_ID = "Nats-Msg-Id"
+RUN_HEADER = "Carbonbook-Commands"
 COMMAND_HEADER = "Carbonbook-Command"
 COMMAND_DEDUP_WINDOW = 3600.0
 """Seconds within which a command published again with the same message id is a duplicate."""
+MESSAGE_BYTES = 256 * 1024
+"""The most event bytes a shard puts in one events message (NATS refuses more than 1 MiB by default)."""
+
+
+class MissingEvents(CarbonbookError):
+    """The events stream skips events of a shard (it holds other messages than a shard publishes)."""
 
 
 class _Undecodable(msgspec.Struct, tag_field="type", tag="undecodable", frozen=True):
@@ -70,6 +85,13 @@ def decode_command(data: bytes, where: int) -> Command | Undecodable:
     return command if fault is None else Undecodable(where, fault, getattr(command, "id", None))
 
 
+def decode_commands(data: bytes, headers: dict[str, str] | None, where: int) -> list[Command | Undecodable]:
+    """The commands of a message: one, or a run's (header ``Carbonbook-Commands``)."""
+    if headers is None or RUN_HEADER not in headers:
+        return [decode_command(data, where)]
+    return [decode_command(line, where) for line in data.split(b"\n") if line]
+
+
 class Names:
     """The JetStream names of venue ``stream`` (see the module docstring)."""
 
@@ -90,9 +112,38 @@ class Names:
         """The subject of shard ``shard``'s events (None: every shard's)."""
         return f"{self._prefix}.evt.{'*' if shard is None else shard}"
 
-    def event_id(self, shard: int, seq: int) -> str:
-        """The message id of shard ``shard``'s event ``seq``."""
-        return f"{self._prefix}.{shard}.{seq}"
+    def event_id(self, shard: int, first: int, last: int) -> str:
+        """The message id of shard ``shard``'s events ``first`` to ``last``."""
+        return f"{self._prefix}.{shard}.{first}.{last}"
+
+
+def event_range(msg_id: str) -> tuple[int, int, int]:
+    """``(shard, first, last)`` of the events message of id ``msg_id``."""
+    _, shard, first, last = msg_id.split(".")
+    return int(shard), int(first), int(last)
+
+
+class EventRuns:
+    """Each shard's events once and in order, from the events messages in stream order: a
+    message's events up to the last one already taken of its shard are dropped. O(1) per
+    message, plus a split of its lines when it overlaps."""
+
+    def __init__(self) -> None:
+        self.taken: dict[int, int] = {}  # shard -> seq of its last event taken
+
+    def take(self, msg: Msg) -> tuple[int, bytes]:
+        """``(shard, the JSON Lines of msg's events not taken before)`` (``b""``: none);
+        MissingEvents when the message starts past the event after the shard's last."""
+        shard, first, last = event_range((msg.headers or {})[MSG_ID])
+        taken = self.taken.get(shard, 0)
+        if last <= taken:
+            return shard, b""
+        if first > taken + 1:
+            raise MissingEvents(f"shard {shard}: events {taken + 1} to {first - 1} are not in the stream "
+                                f"before message {msg.metadata.sequence.stream}")
+        self.taken[shard] = last
+        data = msg.data
+        return shard, data if first == taken + 1 else data.split(b"\n", taken + 1 - first)[-1]
 
 
 async def ordered_consumer(js: JetStreamContext, subject: str, stream: str, start: int = 1,
