@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from unittest.mock import patch
 
+import msgspec
+import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
@@ -33,6 +36,7 @@ from carbonbook import (
     TimeInForce,
     UnitType,
 )
+from carbonbook import venue as venue_module
 from carbonbook.book import Order
 from carbonbook.commands import Deposit, Expire, Issue, OpenAccount, OpenScheme, SetCap, SetPhase
 from carbonbook.events import Cancelled, Event, Indicative, Recorded, Rejected
@@ -253,3 +257,34 @@ def test_each_hold_is_exactly_its_open_need(funds: list[Command], orders: list[C
     """After every command each open order's hold equals its open need and nothing else is
     held; at the end no hold is left."""
     run_session(funds, orders, exact=True)
+
+
+def gated_session(funds: list[Command], orders: list[Command], gates: dict[type, type]) -> tuple[bytes, bytes]:
+    """The events and the registry (journal, blocks, holds, cash) of a session on a venue made
+    with ``gates`` as its compiled gates (``{}``: the reference hold gate and stage): the
+    first half of the orders one ``apply`` each, the rest in one ``apply_all``, then the call
+    book uncrossed and every open order cancelled."""
+    reg = MemoryRegistry()
+    with patch.object(venue_module, "_GATES", gates):
+        venue = Venue(reg, currency=CURRENCY)
+    half = len(orders) // 2
+    events = venue.apply_all([*SETUP, *funds])
+    for cmd in orders[:half]:
+        events += venue.apply(cmd)
+    events += venue.apply_all(orders[half:])
+    events += venue.apply(SetPhase(symbol=AUCT, phase=Phase.CONTINUOUS))
+    events += venue.apply_all([CancelOrder(oid) for oid in sorted(open_orders(venue))])
+    state = [list(reg.journal()), reg.blocks(), [reg.hold(oid) for oid in range(MAX_ID + 1)],
+             [reg.balance(a, CURRENCY) for a in ACCOUNTS]]
+    return msgspec.json.encode(events), msgspec.json.encode(state)
+
+
+@pytest.mark.skipif(type(MemoryRegistry()._ledger) not in venue_module._GATES,
+                    reason="no compiled gate: the pure core, or the compiled parts not built")
+@SETTINGS
+@given(funds=funding(), orders=order_commands())
+def test_the_compiled_gate_gives_the_reference_venue(funds: list[Command], orders: list[Command]) -> None:
+    """The compiled gate (carbonbook._cvenue.Gate: holds, releases and settlement in C, every
+    other case handed to the reference parts) gives the reference venue's events and registry
+    byte for byte, refusals and settlement failures included."""
+    assert gated_session(funds, orders, venue_module._GATES) == gated_session(funds, orders, {})

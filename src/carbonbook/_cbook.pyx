@@ -29,6 +29,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
 from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
+from carbonbook._slots cimport field as _field, slot_offset as _slot_offset
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -40,7 +41,6 @@ from collections import deque
 
 import msgspec
 from itertools import count
-from types import MemberDescriptorType
 
 from carbonbook import book as _pure
 from carbonbook._types import (
@@ -77,10 +77,6 @@ cdef extern from "Python.h":
     bint PyUnicode_IS_COMPACT_ASCII(object o)
     void* PyUnicode_DATA(object o)
     int _del_items "PyList_SetSlice"(object keys, Py_ssize_t low, Py_ssize_t high, PyObject* items) except -1
-    ctypedef struct PyMemberDef:
-        Py_ssize_t offset
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
 
 COMPILED = True
 
@@ -124,15 +120,8 @@ cdef enum:
 
 
 # -- the fields of a NewOrder or CancelOrder, read at their slot offsets -------------------
-# msgspec keeps a Struct's fields in slots (member descriptors, checked here at import); a
-# read at the offset skips the attribute lookup: 1,070 instructions less per busy message in a
-# batch (callgrind, 200,000 messages: 2,315.8 M with getattr, 2,101.0 M at the offsets).
-
-cdef Py_ssize_t _slot_offset(object cls, str name) except -1:
-    descr = cls.__dict__[name]
-    if type(descr) is not MemberDescriptorType:
-        raise TypeError(f"{cls.__name__}.{name} is not a slot")
-    return (<PyMemberDescrObject*>descr).d_member.offset
+# (carbonbook._slots): 1,070 instructions less per busy message in a batch (callgrind,
+# 200,000 messages: 2,315.8 M with getattr, 2,101.0 M at the offsets).
 
 cdef Py_ssize_t _ID = _slot_offset(NewOrder, "id")
 cdef Py_ssize_t _ACCOUNT = _slot_offset(NewOrder, "account")
@@ -146,14 +135,6 @@ cdef Py_ssize_t _STP = _slot_offset(NewOrder, "stp")
 cdef Py_ssize_t _CAP = _slot_offset(NewOrder, "cap")
 cdef Py_ssize_t _SYMBOL = _slot_offset(NewOrder, "symbol")
 cdef Py_ssize_t _CANCEL_ID = _slot_offset(CancelOrder, "id")
-
-
-cdef inline object _field(object obj, Py_ssize_t offset, str name):
-    """The field at ``offset`` of a NewOrder or CancelOrder (getattr's AttributeError when it is unset)."""
-    cdef PyObject* value = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
-    if value is NULL:
-        return getattr(obj, name)
-    return <object>value
 
 
 cdef inline bint _int64(object value, long long* out) noexcept:
@@ -1191,10 +1172,11 @@ cdef class Router:
             out.events = outer
         return events
 
-    def batch(self, commands, list events, bint decoded=False, stage=None):
+    def batch(self, commands, list events, bint decoded=False, stage=None, tuple quiet=()):
         """Apply ``commands`` in order, appending their events to ``events`` as Structs; then,
         after each command, ``stage(command, events, start)`` (an engine's stage, see
-        :data:`carbonbook.engine.Stage`: a venue's settler) when one is given."""
+        :data:`carbonbook.engine.Stage`: a venue's settler) when one is given, unless the
+        command made one event of a class in ``quiet`` (the stage's, :data:`~carbonbook.engine.Stage`)."""
         cdef Out out = Out(events)
         cdef Py_ssize_t start
         if stage is None:
@@ -1203,7 +1185,8 @@ cdef class Router:
             for command in commands:
                 start = len(events)
                 self._route(command, out, decoded)
-                stage(command, events, start)
+                if len(events) - start != 1 or type(events[start]) not in quiet:
+                    stage(command, events, start)
 
     def json(self, commands, Out out, bint decoded=False):
         """Apply ``commands`` in order, writing their events into the JSON :class:`Out` ``out``."""

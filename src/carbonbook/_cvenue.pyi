@@ -1,3 +1,18 @@
-"""The compiled ledger has the interface of the pure one (see _cvenue.pyx and carbonbook.registry._ledger)."""
+"""The compiled ledger has the interface of the pure one (see _cvenue.pyx and carbonbook.registry._ledger);
+the gate that of a venue's hold gate and stage."""
 
+from carbonbook.commands import Command, NewOrder, Undecodable
+from carbonbook.engine import Stage
+from carbonbook.events import Event
+from carbonbook.holds import HoldGate
 from carbonbook.registry._ledger import Ledger as Ledger
+from carbonbook.settler import Settler
+
+class Gate:
+    def __init__(self, ledger: object, holds: HoldGate, settler: Settler, venue: object,
+                 stage: Stage) -> None: ...
+    def admit(self, book: object, cmd: NewOrder) -> tuple[str, str] | None: ...
+    def amend(self, book: object, order: object, price: int, qty: int) -> tuple[str, str] | None: ...
+    @property
+    def quiet(self) -> tuple[type, ...]: ...
+    def __call__(self, command: Command | Undecodable, events: list[Event], start: int) -> None: ...

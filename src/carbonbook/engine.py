@@ -53,7 +53,11 @@ Subscriber = Callable[[list[Event]], None]
 Stage = Callable[["Command | Undecodable", list[Event], int], None]
 """A stage after matching: called with each command, the batch's event list and the index of
 the command's first event in it, right after the command is applied; it may append events,
-numbered by :attr:`Engine.take_seq` (a venue's settler appends ``trade_settled``)."""
+numbered by :attr:`Engine.take_seq` (a venue's settler appends ``trade_settled``).
+
+A stage may have a ``quiet`` attribute, a tuple of event classes: the compiled core's
+``apply_all`` then skips its call after a command that made one event of those classes
+(the stage must do nothing then; the other paths call it anyway)."""
 
 AdmitBid = primary.Admit
 """A primary-auction bid's pre-trade check: see :attr:`Engine.admit_bid`."""
@@ -189,7 +193,7 @@ class Engine:
         dispatch = self._dispatch
         stage = self.stage
         if self._router is not None:  # the compiled core, which runs the stage after each command
-            self._router.batch(commands, events, decoded, stage)
+            self._router.batch(commands, events, decoded, stage, getattr(stage, "quiet", ()))
         elif stage is not None or self.__class__._dispatch is not Engine._dispatch:
             for command in commands:  # a subclass's own dispatch sees every command
                 start = len(events)

@@ -12,6 +12,11 @@ job each, all working in one registry transaction per batch of commands:
   recorded outcomes, in the registry's ``checkpoint`` table;
 - the **registry commands** (:func:`~carbonbook.registry.commands.carry_out`).
 
+Over a registry whose ledger is the compiled one, every book's ``risk`` and the engine's
+``stage`` are :class:`carbonbook._cvenue.Gate`: the common case of the hold gate and the stage
+(holds taken and released, settlement with ``lag=0``) in C, with the same events and registry
+state, which hands every other case to the parts above.
+
 The venue feeds registry commands to the registry and runs of the others to
 ``engine.apply_all``. Together they
 
@@ -112,6 +117,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import partial
+from importlib.util import find_spec
 from itertools import chain
 from operator import attrgetter
 
@@ -139,6 +145,14 @@ from carbonbook.registry.writers import take_turn
 from carbonbook.settlement import Instrument, SettlementAdapter
 from carbonbook.settler import Settler
 from carbonbook.snapshot import EngineState
+
+_GATES: dict[type, type[_cvenue.Gate]] = {}
+"""The compiled gate (:class:`carbonbook._cvenue.Gate`: the hold gate's and the stage's common
+case in C) for a registry whose ledger is the compiled one, when it was built."""
+if find_spec("carbonbook._cvenue") is not None:
+    from carbonbook import _cvenue
+
+    _GATES[_cvenue.Ledger] = _cvenue.Gate
 
 __all__ = ["LogMismatch", "Venue", "VenueFailed", "VenueState"]
 
@@ -211,8 +225,15 @@ class Venue:
         self.engine = engine
         self.holds = HoldGate(self.registry, engine, self.checkpoint, self.currency)
         self.settler = Settler(self.registry, engine, self.checkpoint, self.holds, self.settlement)
+        ledger = getattr(self.registry, "_ledger", None)
+        gate = _GATES.get(type(ledger))
+        if gate is not None:  # the same events and registry state, the common case in C
+            self._gate: HoldGate | _cvenue.Gate = gate(ledger, self.holds, self.settler, self, self._stage)
+            engine.stage = self._gate
+        else:
+            self._gate = self.holds
+            engine.stage = self._stage
         engine.admit_bid = self.holds.admit_bid
-        engine.stage = self._stage
         for symbol in engine.symbols:
             self._attach(engine.book(symbol))
         self.holds.rebuild()
@@ -367,7 +388,7 @@ class Venue:
 
     def _attach(self, book: OrderBook) -> None:
         """Put a book under the hold gate, and tell settlement what its trades move."""
-        book.risk = self.holds
+        book.risk = self._gate
         self.settlement.instruments[book.symbol] = Instrument(book.unit, self.holds.currency_of(book))
 
     # -- group commit ----------------------------------------------------------------
