@@ -115,6 +115,26 @@ def test_a_shared_venue_waits_its_turn_and_gives_a_clear_error_when_it_never_com
     reg.close()
 
 
+def test_a_journal_whose_venue_never_gets_its_turn_goes_on_afterwards(pg_schema: str, tmp_path: Path) -> None:
+    import psycopg
+
+    fund(pg_schema)
+    reg = shared(pg_schema)
+    reg.lock_timeout = 0.02  # type: ignore[attr-defined]
+    journal = Journal.open(tmp_path, FsyncPolicy("never"), engine=Venue(reg, shared=True))
+    journal.apply(ListInstrument("JPA-2010", JPA))
+    records = journal.records
+    with psycopg.connect(DSN) as holder:  # another writer holds the turn throughout
+        holder.execute(psycopg.sql.SQL("SELECT v FROM {}.meta WHERE k = 'version' FOR UPDATE").format(
+            psycopg.sql.Identifier(pg_schema)))
+        with pytest.raises(RetriesExhausted):
+            journal.apply(NewOrder(1, "v0", "JPA-2010", Side.SELL, 5, price=1000))
+    assert journal.records == records  # nothing journaled, nothing applied
+    assert tags(journal.apply(NewOrder(1, "v0", "JPA-2010", Side.SELL, 5, price=1000))) == ["accepted"]
+    journal.close()
+    reg.close()
+
+
 def test_a_shared_group_commit_holds_the_turn_until_it_commits(pg_schema: str) -> None:
     fund(pg_schema)
     reg, admin = shared(pg_schema), shared(pg_schema)

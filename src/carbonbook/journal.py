@@ -659,11 +659,13 @@ class Journal:
             for c in batch:
                 if c.__class__ not in allowed:
                     raise TypeError(f"a venue's journal takes commands and Undecodable records, not {c!r}")
+        opened = False
         try:
             with self.engine.transaction():  # write-ahead: the records are written before it commits
+                opened = True
                 events = self._dispatch_and_write(batch, payloads)
         except BaseException:
-            self._failed = True
+            self._failed = opened  # a transaction that never opened (no turn to write) changed nothing
             raise
         self.engine.publish(events)
         return events
