@@ -95,25 +95,26 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[Batch]:
     counted in ``ignored`` under the first such field's name; only such records pay for it.
     """
     line = 0
+    blocks: Iterator[_Block]
     if msgpack:
         decoder = msgpack_decoder
         objects = msgpack_records(source.read())
-        batches: Iterator[list[bytes]] = iter(lambda: list(islice(objects, _MSGPACK_BATCH)), [])
+        blocks = ((batch, b"", sum(map(len, batch)))
+                  for batch in iter(lambda: list(islice(objects, _MSGPACK_BATCH)), []))
     else:
         decoder = json_decoder
-        batches = _jsonl_lines(source)
-    for batch in batches:
+        blocks = _jsonl_blocks(source)
+    for batch, block, size in blocks:
         ignored: Counter[str] = Counter()
         # JSON lines keep their newline (msgspec reads it as trailing whitespace): a record
         # that fails is looked at again without it (_decode_record)
-        data = b"".join(batch)
         if msgpack:
             commands = _decode_valid_utf8(batch, decoder, line, msgpack, ignored)
             for i, command in enumerate(commands):  # one per record: names are checked here
                 if command.__class__ is not Undecodable:
                     commands[i] = _named(command, line + i + 1)  # type: ignore[arg-type]
             line += len(batch)
-        elif data.isascii() and b"\\" not in data and b"\x7f" not in data:
+        elif block.isascii() and b"\\" not in block and b"\x7f" not in block:
             # no record can hold invalid UTF-8, and none a control character in a name: in ASCII
             # JSON that takes an escape (a backslash) or DEL
             commands = _decode_valid_utf8(batch, decoder, line, msgpack, ignored)
@@ -123,7 +124,6 @@ def command_batches(source: BinaryIO, msgpack: bool) -> Iterator[Batch]:
             for record in batch:
                 line += 1
                 _decode_record(record, decoder, line, commands, ignored)
-        size = len(data)
         if not msgpack and batch and batch[-1][-1:] != b"\n":
             size += 1  # a last line without a newline is counted as if it had one
         yield commands, len(batch), size, ignored
@@ -182,9 +182,15 @@ def _named(command: Command, line: int) -> Command | Undecodable:
     return command if fault is None else Undecodable(line, fault, getattr(command, "id", None))
 
 
-def _jsonl_lines(stream: BinaryIO) -> Iterator[list[bytes]]:
+_Block = tuple[list[bytes], bytes, int]
+
+
+def _jsonl_blocks(stream: BinaryIO) -> Iterator[_Block]:
     """Split a JSON Lines stream into lists of lines, each with its newline, read in chunks of
     4 MiB (BytesIO finds the newlines with memchr, several times cheaper than ``bytes.split``).
+    Each list comes with the bytes it was split from (which may run on into the first line of
+    the next list: a test of every byte of it holds for every line of the list) and the size of
+    its lines.
 
     Every line of the input appears once, in order, blank lines included, so the caller's
     running count is the 1-based line number. A final line without a newline is kept. A UTF-8
@@ -196,17 +202,18 @@ def _jsonl_lines(stream: BinaryIO) -> Iterator[list[bytes]]:
         chunk += more
     chunk = chunk.removeprefix(BOM) or stream.read(_CHUNK)
     while chunk:
-        lines = io.BytesIO(tail + chunk).readlines()
+        block = tail + chunk
+        lines = io.BytesIO(block).readlines()
         tail = lines.pop() if lines[-1][-1:] != b"\n" else b""
-        yield lines
+        yield lines, block, len(block) - len(tail)
         chunk = stream.read(_CHUNK)
     if tail:
-        yield [tail]
+        yield [tail], tail, len(tail)
 
 
 def jsonl_records(stream: BinaryIO) -> Iterator[list[bytes]]:
-    """:func:`_jsonl_lines` without the newlines."""
-    for lines in _jsonl_lines(stream):
+    """The lines of :func:`_jsonl_blocks`, without their newlines."""
+    for lines, _, _ in _jsonl_blocks(stream):
         yield [line[:-1] if line[-1:] == b"\n" else line for line in lines]
 
 
