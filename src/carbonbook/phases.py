@@ -361,7 +361,6 @@ def auction_price(book: OrderBook) -> tuple[int | None, int, int]:
     return CHOOSE[book.__class__](book, _fresh_row(book))[0]
 
 
-
 def _fresh_row(book: OrderBook) -> Row:
     """The row at price 0, below every limit price: all the demand, only market supply. O(L)."""
     demand = sum(o.qty for o in book.market_bids) + sum(lv.qty for lv in book.bids.levels.values())
