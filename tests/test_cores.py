@@ -144,6 +144,17 @@ def test_call_auction_prices_are_identical_on_both_cores(commands: list[Input], 
     assert_same(commands, batch)
 
 
+@pytest.mark.parametrize("core", ["pure", "compiled"])
+def test_a_tie_without_a_reference_prices_at_the_middle_rounded_down_to_the_tick(core: str) -> None:
+    """Tied at 100 and 125 (volume 1, no surplus), no reference: the middle 112 rounds down to
+    110 on a tick of 5, a price between the tied rows."""
+    engine = Engine(core=core)
+    engine.apply_all([ListInstrument("CALL-1", UnitType.EUA, tick=5), SetPhase("CALL-1", Phase.CALL),
+                      NewOrder(1, "a", "CALL-1", Side.BUY, 1, price=125)])
+    indicative = engine.apply(NewOrder(2, "b", "CALL-1", Side.SELL, 1, price=100))[-1]
+    assert (indicative.price, indicative.volume, indicative.surplus) == (110, 1, 0)
+
+
 @SETTINGS
 @given(commands=phased_streams(), cut=st.floats(0, 1), restore_on=st.sampled_from(["pure", "compiled"]))
 def test_either_core_restores_the_others_state(commands: list[Input], cut: float, restore_on: str) -> None:

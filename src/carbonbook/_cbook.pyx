@@ -33,7 +33,7 @@ from carbonbook._slots cimport field as _field, slot_offset as _slot_offset
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.limits cimport LLONG_MIN
+from libc.limits cimport LLONG_MAX, LLONG_MIN
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
 
@@ -1603,15 +1603,8 @@ cdef struct Row:
     i128 s  # supply at p: market sells and asks at p or below
 
 
-cdef Py_ssize_t _bisect_right(list keys, long long key):
-    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys), mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if key < _key_at(keys, mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+cdef inline Py_ssize_t _bisect_right(list keys, long long key):
+    return PyList_GET_SIZE(keys) if key == LLONG_MAX else _bisect_left(keys, key + 1)
 
 
 cdef inline i128 _qty_at(BookSide side, Py_ssize_t i):
@@ -1688,7 +1681,7 @@ def choose(book, tuple start):
     """:func:`carbonbook.phases.choose` for a compiled book: the same walk over the same
     rows, with C integers (quantities 128-bit, as the levels' totals)."""
     cdef Book b = <Book?>book
-    cdef Row row, left, right, r
+    cdef Row row, left, right
     cdef bint has_left, has_right
     cdef i128 volume, least, surplus, demand, supply
     cdef long long low, high, price
@@ -1726,15 +1719,11 @@ def choose(book, tuple start):
         volume = right.d
     if not volume:
         return (None, 0, 0), here
-    try:
-        while True:  # the tied rows, lowest price first: left's run reversed, then right's
-            if has_left and left.s == volume:
-                r = left
-                has_left = _down(b, &left)
-            else:
-                break
-            rows = _push(rows, n, &room, r)
+    try:  # the tied rows, lowest price first: left's run reversed, then right's
+        while has_left and left.s == volume:
+            rows = _push(rows, n, &room, left)
             n += 1
+            has_left = _down(b, &left)
         for k in range(n // 2):
             rows[k], rows[n - 1 - k] = rows[n - 1 - k], rows[k]
         while has_right and right.d == volume:
