@@ -642,14 +642,15 @@ cdef class PriceLevel:
     it removes the level, and a book side for each of its levels when it is freed.
     """
 
-    cdef public object price
-    cdef object key  # its key in its side's dict
+    # what a cancel reads and writes, first: with the header and vtable pointer, 64 bytes
     cdef readonly object symbol
-    cdef Order head
-    cdef Order tail
     cdef public i128 qty
     cdef public long long dead
     cdef long long size
+    cdef Order head
+    cdef Order tail
+    cdef public object price
+    cdef object key  # its key in its side's dict
 
     def __init__(self, price, symbol=None):
         self.price = price
