@@ -43,6 +43,7 @@ cdef object FAST = _FAST
 cdef object OPEN = _OPEN
 cdef frozenset TERMINAL = frozenset(_TERMINAL_KINDS)
 cdef object UNIT_TYPE = UnitType
+cdef dict UNIT_NAMES = {u: str(u) for u in UnitType}  # str(unit) without making it again
 cdef object ENTRY = Entry
 cdef object SETTLED = Settled
 cdef object HOOK = Store._between_legs
@@ -213,7 +214,7 @@ cdef class Ledger:
         meta = self.meta
         txid0 = meta["txid"]
         txid = txid0 + 1
-        name = str(asset)
+        name = UNIT_NAMES[asset] if units else asset
         journal = self.journal
         log.append(_untracked((None, HOLD, _untracked((hold, MISSING, total, txid0, len(journal))))))
         self.holds[hold] = _untracked((account, kind, name, amount))
@@ -231,7 +232,11 @@ cdef class Ledger:
         h = self.holds.get(hold)
         if h is None:
             return self.ref.release(hold, amount)
-        account, kind, asset, left = <tuple>h
+        return self._release(log, hold, <tuple>h, amount)
+
+    cdef _release(self, list log, hold, tuple h, amount):
+        """``release`` of the hold ``h`` found under ``hold``, inside a transaction (``log``)."""
+        account, kind, asset, left = h
         if amount is None:
             amount = left
         elif type(amount) is not int or amount <= 0 or amount > left:
@@ -349,22 +354,24 @@ cdef class Ledger:
                     b_cash = cash.get(bcash, 0)
                     scash = (seller, currency)
                     s_cash = cash.get(scash, MISSING)
-                    u_free = s_held - ureserved.get(skey, 0) if ureserved else s_held
-                    c_free = b_cash - creserved.get(bcash, 0) if creserved else b_cash
+                    u_total = ureserved.get(skey, 0) if ureserved else 0
+                    c_total = creserved.get(bcash, 0) if creserved else 0
+                    u_free = s_held - u_total
+                    c_free = b_cash - c_total
                     uh = ch = None
                     u_cut = c_cut = 0
                     if unit_hold is not None or cash_hold is not None:
                         uh = holds.get(unit_hold)
                         if uh is not None and _holds(<tuple>uh, seller, "units", unit):
                             u_cut = min(qty, <long long>uh[3])
-                            u_res = ureserved[skey]
+                            u_res = u_total
                             u_free += u_cut
                         else:
                             uh = None
                         ch = holds.get(cash_hold)
                         if ch is not None and _holds(<tuple>ch, buyer, "cash", currency):
                             c_cut = min(amount, <long long>ch[3])
-                            c_res = creserved[bcash]
+                            c_res = c_total
                             c_free += c_cut
                         else:
                             ch = None
@@ -581,12 +588,19 @@ cdef class Gate:
 
     cdef int _release(self, hold, amount) except -1:
         """As :meth:`HoldGate.release <carbonbook.holds.HoldGate.release>`."""
-        h = self.ledger.holds.get(hold)
-        left = 0 if h is None else (<tuple>h)[3]
+        cdef Ledger ledger = self.ledger
+        h = ledger.holds.get(hold)
+        if h is None:
+            return 0
+        left = (<tuple>h)[3]
         if amount > left:
             amount = left
         if amount > 0:
-            self.ledger.release(hold, amount)
+            log = ledger.attrs["_log"]
+            if log is None or type(hold) is not int:
+                ledger.release(hold, amount)
+            else:
+                ledger._release(log, hold, <tuple>h, amount)
         return 0
 
     cdef int _settle(self, list trades, list events) except -1:
