@@ -161,6 +161,7 @@ cdef class Ledger:
     cdef dict accounts, holds, held, ureserved, creserved, cash, blocks, index, meta, settlements
     cdef list journal
     cdef dict attrs  # the registry's __dict__: its undo log (_log) and a test's hook, without a lookup
+    cdef dict ukeys, ckeys  # account -> {unit type or currency: its key (_key)}
     cdef bint hooked  # the registry's class has its own _between_legs
 
     def __init__(self, reg):
@@ -182,8 +183,32 @@ cdef class Ledger:
         self.meta = reg._meta
         self.journal = reg._journal
         self.settlements = reg._settlements
+        self.ukeys = {}
+        self.ckeys = {}
         self.attrs = reg.__dict__
         self.hooked = type(reg)._between_legs is not HOOK
+
+    cdef tuple _key(self, dict keys, account, asset):
+        """The key ``(account, asset)`` of the units dicts (``keys`` is ``ukeys``: holdings,
+        reserved units, block queues) or the cash dicts (``ckeys``: balances, reserved cash), one
+        tuple per account and asset that those dicts hold too: the first time, each holding it
+        under an equal tuple takes this one instead (the same value; only the order of its keys
+        changes, which nothing reads), so a lookup finds it by identity, without comparing
+        tuples: about 150 instructions fewer per lookup, 10 or so per settlement. A key
+        the rule families put back later under a tuple of their own is only found slower."""
+        inner = keys.get(account)
+        if inner is None:
+            inner = keys[account] = {}
+        key = (<dict>inner).get(asset)
+        if key is None:
+            key = (account, asset)
+            for d in ((self.held, self.ureserved, self.index) if keys is self.ukeys
+                      else (self.cash, self.creserved)):
+                value = (<dict>d).pop(key, MISSING)
+                if value is not MISSING:
+                    (<dict>d)[key] = value
+            (<dict>inner)[asset] = key
+        return <tuple>key
 
     # -- holds -------------------------------------------------------------------------
 
@@ -204,9 +229,10 @@ cdef class Ledger:
             return self.ref.reserve(hold, account, kind, asset, amount)
         if units:
             have, reserved = self.held, self.ureserved
+            key = self._key(self.ukeys, account, asset)
         else:
             have, reserved = self.cash, self.creserved
-        key = (account, asset)
+            key = self._key(self.ckeys, account, asset)
         total = reserved.get(key, MISSING)
         free = have.get(key, 0) - (0 if total is MISSING else total)
         if free < amount:
@@ -243,7 +269,7 @@ cdef class Ledger:
             return self.ref.release(hold, amount)
         cdef bint units = kind == "units"
         cdef dict reserved = self.ureserved if units else self.creserved
-        key = (account, asset)
+        key = self._key(self.ukeys if units else self.ckeys, account, asset)
         total = reserved.get(key, MISSING)
         meta = self.meta
         txid0 = meta["txid"]
@@ -342,17 +368,17 @@ cdef class Ledger:
                     if dunit is not unit:
                         fast = _may_trade(accounts.get(buyer), unit)
                         if fast:
-                            bkey = (buyer, unit)
+                            bkey = self._key(self.ukeys, buyer, unit)
                             binner = index.get(bkey)
                             if binner is None:
                                 binner = reg._inner_of(bkey)
                             ok_dst[buyer] = (unit, bkey, binner)
                 if fast:
-                    skey = (seller, unit)
+                    skey = self._key(self.ukeys, seller, unit)
                     s_held = held.get(skey, 0)
-                    bcash = (buyer, currency)
+                    bcash = self._key(self.ckeys, buyer, currency)
                     b_cash = cash.get(bcash, 0)
-                    scash = (seller, currency)
+                    scash = self._key(self.ckeys, seller, currency)
                     s_cash = cash.get(scash, MISSING)
                     u_total = ureserved.get(skey, 0) if ureserved else 0
                     c_total = creserved.get(bcash, 0) if creserved else 0
