@@ -265,8 +265,8 @@ cdef class IdIndex:
     the runs spread by Fibonacci hashing: consecutive new ids (the usual) find their slots in
     cache, where a random slot each would be a cache miss on a deep book. About 25 bytes an
     id (16 in the array, 8 in the table), where a dict takes 42 and the id's int object 32
-    more; a lookup reads one table slot and one pair, never an int object. ``get``, ``in`` and setting are O(1) expected;
-    ids are never removed. A key that is not a 64-bit int is never present and cannot be set.
+    more; a lookup reads one table slot and one pair, never an int object. ``get``, ``in``
+    and setting are O(1) expected; ids are never removed. A key that is not a 64-bit int is never present and cannot be set.
     """
 
     cdef Entry* entries
@@ -443,7 +443,8 @@ def new_index():
 # pymalloc puts a 64-byte object 48 bytes into a pool, so every order it gives straddles two
 # cache lines; on a deep book (orders in L3, not L2) a cancel's or a fill's order costs two
 # misses instead of one. Here each order has a line of its own, in mapped chunks (64 KiB ones
-# for the first 2 MiB of orders, then 2 MiB huge-page ones, see cb_map_huge), and freed blocks are one stack, so the next order takes the block of the last one freed (still
+# for the first 2 MiB of orders, then 2 MiB huge-page ones, see cb_map_huge), and freed
+# blocks are one stack, so the next order takes the block of the last one freed (still
 # in cache); taking or giving back a block touches that block and two globals, nothing else
 # (a count per chunk, to unmap a chunk as soon as it empties, cost ~0.9 L2 misses per message
 # of the deep mix: the chunk headers are cold). The chunks are unmapped when no order is left
