@@ -91,7 +91,8 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     """A registry file written before schemes had phases, borrowing, offset tables and links,
     compliance rows a borrowed count, blocks a project type, deadlines a reporting day, and
     before the allocation, credit-use and missed-report tables, opens: the columns and tables are
-    added, keeping its old rules."""
+    added, keeping its old rules. Its journal, one row per entry without actor and approver, is
+    moved into runs (the ``journal`` table dropped)."""
     path = tmp_path / "old.db"
     reg = world(SQLiteRegistry(path))
     reg.record_emissions("a", 2010, 7)
@@ -101,12 +102,18 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     for table, column, _ in ADDED_COLUMNS:
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    for table in ("allocations", "credit_use", "missed"):
+    for table in ("allocations", "credit_use", "missed", "journal_runs"):
         conn.execute(f"DROP TABLE {table}")
+    conn.execute("CREATE TABLE journal (txid INTEGER PRIMARY KEY, kind TEXT, account TEXT, counterparty TEXT, "
+                 "unit TEXT, qty BIGINT, currency TEXT, amount BIGINT, ref BIGINT, detail TEXT)")
+    conn.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(e.txid, e.kind, e.account, e.counterparty, e.unit, e.qty, e.currency, e.amount, e.ref,
+                       e.detail) for e in before[1]])
     conn.commit()
     conn.close()
     again = SQLiteRegistry(path)
     assert fingerprint(again) == before
+    assert again._read("SELECT name FROM sqlite_master WHERE name LIKE 'journal%'") == [("journal_runs",)]
     assert again.compliance("a", 2010).borrowed == 0
     again.surrender("a", 2010, UnitType.JPA, 7, to="ret")
     assert [type(r).__name__ for r in again.pass_days(0, 6)] == ["Final"] * 3  # no reporting deadline

@@ -49,10 +49,14 @@ class SQLiteRegistry(SqlRegistry):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute("BEGIN IMMEDIATE")
-            for stmt in ddl(rowid=True):
+            for stmt in ddl(rowid=True, blob="BLOB"):
                 self._conn.execute(stmt)
             for stmt in upgrade(self._has_column):
                 self._conn.execute(stmt)
+            runs = self._old_journal(self._has_column)
+            if runs is not None:
+                self._conn.executemany(self._insert_runs, runs)
+                self._conn.execute("DROP TABLE journal")
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             raise RegistryUnavailable(f"sqlite: {e}: {os.path.abspath(self.path)}") from e
