@@ -182,8 +182,7 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
         return (k, *v)
     if table == "settlements":
         if isinstance(v, Settled):
-            return (k, "settled", v.txid, v.seller, v.buyer, str(v.unit), v.qty, v.currency, v.amount,
-                    None, None)
+            return _settled_row(v)
         return (k, "failed", None, v.seller, v.buyer, v.unit, v.qty, v.currency, v.amount, v.reason,
                 v.detail)
     key = k if isinstance(k, tuple) else (k,)
@@ -200,15 +199,14 @@ def _cash_row(k: tuple[str, str], v: int) -> Row:
     return (k[0], k[1], v)
 
 
-def _settlement_row(k: int, v: Settled | SettlementFailed) -> Row:
-    if type(v) is Settled:
-        return (k, "settled", v.txid, v.seller, v.buyer, str(v.unit), v.qty, v.currency, v.amount, None, None)
-    return _to_row("settlements", k, v)
+def _settled_row(r: Settled) -> Row:
+    return (r.trade_id, "settled", r.txid, r.seller, r.buyer, str(r.unit), r.qty, r.currency, r.amount, None,
+            None)
 
 
-_ROWS: dict[str, Callable[[Any, Any], Row]] = {"blocks": _block_row, "cash": _cash_row,
-                                               "settlements": _settlement_row}
-"""Row builders for the tables a settlement writes most (the others go through ``_to_row``)."""
+_ROWS: dict[str, Callable[[Any, Any], Row]] = {"blocks": _block_row, "cash": _cash_row}
+"""Row builders for the tables a settlement writes most (the others go through ``_to_row``; its
+settlement records are written from the log, ``_settled_row``)."""
 
 
 def _from_row(table: str, r: Row) -> tuple[Any, Any]:
@@ -331,42 +329,38 @@ class SqlRegistry(StateRegistry):
     def _commit(self, log: Log) -> None:
         """Write every key the transaction touched, once: an upsert of its value now, or a delete
         when it is gone, unless it was absent before the transaction too (a hold taken and used
-        up in one group of commands writes nothing but its journal rows)."""
+        up in one group of commands writes nothing but its journal rows). A settlement's record
+        is new (a trade settles once), so its row is written from the log without a look-up."""
         tables = self._persisted()
         names = {id(d): name for name, d in tables.items()}
         # touched keys per table -> the value before the transaction (_MISSING: absent;
         # None: present or unknown)
         blocks: dict[Any, Any] = {}
         cash: dict[Any, Any] = {}
-        meta: dict[Any, Any] = {}
-        settled: dict[Any, Any] = {}
         holds: dict[Any, Any] = {}
-        touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta,
-                                              "settlements": settled, "holds": holds}
+        meta: dict[Any, Any] = {"block": None, "txid": None}
+        touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta, "holds": holds}
+        settled: list[Row] = []
         for d, k, v in log:
-            if k is _FAST:  # settlements (see StateRegistry._undo_fast for the layout)
+            if k is _HOLD:  # a hold transaction (see _ledger.Ledger._hold_tx)
+                holds.setdefault(v[0], v[1])
+            elif k is _FAST and v:  # settlements (see StateRegistry._undo_fast for the layout)
                 top = len(v)
+                new = v[top - 9] + v[top - 1]  # the newest one's block counter before it and its triples
                 while top > 0:
                     r, first, n = v[top - 10], v[top - 9], v[top - 1]
                     lo = top - 10 - 3 * n
                     for i in range(lo, top - 10, 3):
                         blocks.setdefault(v[i], None)
-                    for bid in range(first + 1, first + n + 1):
-                        blocks.setdefault(bid, _MISSING)
-                    cash.setdefault((r.buyer, r.currency), None)
-                    cash.setdefault((r.seller, r.currency), None)
-                    settled.setdefault(r.trade_id, _MISSING)
+                    cash[r.buyer, r.currency] = cash[r.seller, r.currency] = None
+                    settled.append(_settled_row(r))
                     if v[top - 4] is not None:  # the holds it consumed
                         holds.setdefault(v[top - 5], None)
                     if v[top - 2] is not None:
                         holds.setdefault(v[top - 3], None)
                     top = lo
-                if v:
-                    meta.setdefault("block", None)
-                    meta.setdefault("txid", None)
-            elif k is _HOLD:  # a hold transaction (see _ledger.Ledger._hold_tx)
-                holds.setdefault(v[0], v[1])
-                meta.setdefault("txid", None)
+                for bid in range(first + 1, new + 1):  # the blocks the segment may have made
+                    blocks.setdefault(bid, _MISSING)
             else:
                 name = names.get(id(d))
                 if name is not None:
@@ -390,6 +384,8 @@ class SqlRegistry(StateRegistry):
                 ops.append((self._delete[name], dels))
             if ups:
                 ops.append((self._upsert[name], ups))
+        if settled:
+            ops.append((self._upsert["settlements"], settled))
         entries = self._journal[self._journal_mark:]
         if entries:
             ops.append((self._insert_runs, _runs(entries)))
