@@ -10,9 +10,12 @@ The journal is append-only and read whole or from a txid on (``journal(since)``)
 another key, so a transaction's entries are stored as runs, not one row each: a row of the
 ``journal_runs`` table per up to ``RUN`` entries, keyed by the run's last txid, its entries
 one MessagePack array (an :class:`~carbonbook.registry.base.Entry` as its array of fields, a
-settlement's as its :class:`~carbonbook.registry.base.Settled` record). A venue's commit then
-writes one journal row instead of about 1.4 per command. A database written before runs (a
-``journal`` table of one row per entry) has its journal moved into runs when it opens.
+settlement's as its :class:`~carbonbook.registry.base.Settled` record). Settlement records are
+written once (a trade settles or fails once) and read only when the registry loads, so they
+are stored as runs too: ``settlement_runs``, keyed by the trade id of a run's first record. A
+venue's commit then writes two such rows instead of about 1.7 rows per command. A database
+written before runs (a ``journal`` and a ``settlements`` table of one row each) has them moved
+into runs when it opens.
 
 Concurrency is optimistic: a ``version`` row in ``meta`` counts commits. A commit locks
 it (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE``) and refuses with
@@ -44,6 +47,7 @@ from carbonbook.registry.base import (
     Scheme,
     Settled,
     SettlementFailed,
+    SettlementRecord,
 )
 
 Row = tuple[Any, ...]
@@ -69,8 +73,6 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "allocations": (("txid",), ("account", "scheme", "period", "method", "unit", "qty", "activity", "rate",
                                 "per", "base", "reduction")),
     "credit_use": (("account", "period", "kind"), ("qty",)),
-    "settlements": (("trade_id",), ("status", "txid", "seller", "buyer", "unit", "qty", "currency",
-                                    "amount", "reason", "detail")),
     "checkpoint": (("seq",), ("txid", "reason", "detail")),
     "meta": (("k",), ("v",)),
     "administrators": (("person",), ("txid",)),
@@ -103,16 +105,30 @@ _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency"
             "actor", "approver")
 """The columns of a journal stored one row per entry (before runs): :class:`~carbonbook.registry.base.Entry`'s
 fields but ``day``, which is read from the ``days`` table."""
+_SETTLEMENTS = ("trade_id", "status", "txid", "seller", "buyer", "unit", "qty", "currency", "amount", "reason",
+                "detail")
+"""The columns of settlement records stored one row each (before runs)."""
 RUN = 65_536
-"""The most journal entries stored in one row of ``journal_runs``."""
+"""The most journal entries or settlement records stored in one row of ``journal_runs`` or
+``settlement_runs``."""
+_RUNS = {"journal_runs": ("last", "entries"), "settlement_runs": ("first", "records")}
+"""The tables of runs: (key column, MessagePack column)."""
 _encode_run = msgspec.msgpack.Encoder().encode
 _decode_run = msgspec.msgpack.Decoder(list[Entry | dict[str, Any]]).decode
+_decode_records = msgspec.msgpack.Decoder(list[SettlementRecord]).decode
 
 
-def _runs(entries: list[Entry | Settled]) -> list[Row]:
-    """The rows of ``journal_runs`` that store ``entries`` (txid order): (last txid, MessagePack)."""
-    return [(entries[min(i + RUN, len(entries)) - 1].txid, _encode_run(entries[i:i + RUN]))
-            for i in range(0, len(entries), RUN)]
+def _runs(items: list[Any], key: Callable[[list[Any]], int]) -> list[Row]:
+    """The rows of runs that store ``items``: (``key`` of a run's last or first item, MessagePack)."""
+    return [(key(items[i:i + RUN]), _encode_run(items[i:i + RUN])) for i in range(0, len(items), RUN)]
+
+
+def _last_txid(entries: list[Entry | Settled]) -> int:
+    return entries[-1].txid
+
+
+def _first_trade(records: list[SettlementRecord]) -> int:
+    return records[0].trade_id
 
 
 def _run_entries(data: bytes) -> list[Entry]:
@@ -125,8 +141,8 @@ def ddl(rowid: bool = False, blob: str = "BYTEA") -> list[str]:
     type (SQLite ``BLOB``). ``rowid`` (SQLite): a table keyed by one integer column keys its rows
     by it (``INTEGER PRIMARY KEY``, the rowid) instead of a separate index, which halves the
     B-tree work of each row written."""
-    out = [f"CREATE TABLE IF NOT EXISTS journal_runs (last {'INTEGER' if rowid else 'BIGINT'} PRIMARY KEY, "
-           f"entries {blob} NOT NULL)"]
+    out = [f"CREATE TABLE IF NOT EXISTS {table} ({key} {'INTEGER' if rowid else 'BIGINT'} PRIMARY KEY, "
+           f"{data} {blob} NOT NULL)" for table, (key, data) in _RUNS.items()]
     for table, (keys, values) in _TABLES.items():
         if rowid and len(keys) == 1 and keys[0] in _INT_COLUMNS:
             cols = ", ".join([f"{keys[0]} INTEGER PRIMARY KEY"]
@@ -180,11 +196,6 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
         return _block_row(k, v)
     if table == "holds":
         return (k, *v)
-    if table == "settlements":
-        if isinstance(v, Settled):
-            return _settled_row(v)
-        return (k, "failed", None, v.seller, v.buyer, v.unit, v.qty, v.currency, v.amount, v.reason,
-                v.detail)
     key = k if isinstance(k, tuple) else (k,)
     value = v if isinstance(v, tuple) else (v,)
     return (*key, *value)
@@ -199,14 +210,15 @@ def _cash_row(k: tuple[str, str], v: int) -> Row:
     return (k[0], k[1], v)
 
 
-def _settled_row(r: Settled) -> Row:
-    return (r.trade_id, "settled", r.txid, r.seller, r.buyer, str(r.unit), r.qty, r.currency, r.amount, None,
-            None)
-
-
 _ROWS: dict[str, Callable[[Any, Any], Row]] = {"blocks": _block_row, "cash": _cash_row}
-"""Row builders for the tables a settlement writes most (the others go through ``_to_row``; its
-settlement records are written from the log, ``_settled_row``)."""
+"""Row builders for the tables a settlement writes most (the others go through ``_to_row``)."""
+
+
+def _record(r: Row) -> SettlementRecord:
+    """A settlement record from its row (``_SETTLEMENTS``)."""
+    if r[1] == "settled":
+        return Settled(r[0], r[2], r[3], r[4], UnitType(r[5]), r[6], r[7], r[8])
+    return SettlementFailed(r[0], r[9], r[10], r[3], r[4], r[5], r[6], r[7], r[8])
 
 
 def _from_row(table: str, r: Row) -> tuple[Any, Any]:
@@ -226,10 +238,6 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
                            r[9], r[10], r[11])
     if table == "holds":
         return r[0], tuple(r[1:])
-    if table == "settlements":
-        if r[1] == "settled":
-            return r[0], Settled(r[0], r[2], r[3], r[4], UnitType(r[5]), r[6], r[7], r[8])
-        return r[0], SettlementFailed(r[0], r[9], r[10], r[3], r[4], r[5], r[6], r[7], r[8])
     nkeys = len(_TABLES[table][0])
     key = r[0] if nkeys == 1 else tuple(r[:nkeys])
     rest = r[nkeys:]
@@ -254,7 +262,8 @@ class SqlRegistry(StateRegistry):
                 f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
                 + ", ".join(f"{c} = excluded.{c}" for c in values))
             self._delete[table] = f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = {p}" for k in keys)
-        self._insert_runs = f"INSERT INTO journal_runs (last, entries) VALUES ({p}, {p})"
+        self._insert_run = {table: f"INSERT INTO {table} ({key}, {data}) VALUES ({p}, {p})"
+                            for table, (key, data) in _RUNS.items()}
 
     # -- driver hooks ----------------------------------------------------------------
 
@@ -268,15 +277,20 @@ class SqlRegistry(StateRegistry):
     def _read(self, sql: str) -> list[Row]:
         """Run a query and return its rows."""
 
-    def _old_journal(self, has_column: Callable[[str, str], bool]) -> list[Row] | None:
-        """The ``journal_runs`` rows of a journal stored one row per entry (a database written
-        before runs; its ``journal`` table, to be dropped), or None when there is none. Rows
+    def _into_runs(self, has_column: Callable[[str, str], bool]) -> Iterator[tuple[str, list[Row], str]]:
+        """For a database written before runs: (statement, rows of runs, old table to drop) for
+        its ``journal`` and ``settlements`` tables of one row each, those it has. Journal rows
         written before entries had an actor and approver get None for them."""
-        if not has_column("journal", "kind"):
-            return None
-        cols = [c if c not in ("actor", "approver") or has_column("journal", c) else "NULL" for c in _JOURNAL]
-        rows = self._read(f"SELECT {', '.join(cols)} FROM journal ORDER BY txid")
-        return _runs([msgspec.convert(list(r), Entry) for r in rows])
+        if has_column("journal", "kind"):
+            cols = [c if c not in ("actor", "approver") or has_column("journal", c) else "NULL"
+                    for c in _JOURNAL]
+            rows = self._read(f"SELECT {', '.join(cols)} FROM journal ORDER BY txid")
+            yield (self._insert_run["journal_runs"], _runs([msgspec.convert(list(r), Entry) for r in rows],
+                                                           _last_txid), "journal")
+        if has_column("settlements", "status"):
+            rows = self._read(f"SELECT {', '.join(_SETTLEMENTS)} FROM settlements ORDER BY trade_id")
+            yield (self._insert_run["settlement_runs"], _runs([_record(r) for r in rows], _first_trade),
+                   "settlements")
 
     # -- loading -------------------------------------------------------------------
 
@@ -309,6 +323,10 @@ class SqlRegistry(StateRegistry):
                     version = v
                     continue
                 d[k] = v
+        settlements = target._settlements
+        for (data,) in self._read("SELECT records FROM settlement_runs ORDER BY first"):
+            for record in _decode_records(data):
+                settlements[record.trade_id] = record
         target._meta.setdefault("txid", 0)
         target._meta.setdefault("block", 0)
         target._derive()
@@ -329,8 +347,8 @@ class SqlRegistry(StateRegistry):
     def _commit(self, log: Log) -> None:
         """Write every key the transaction touched, once: an upsert of its value now, or a delete
         when it is gone, unless it was absent before the transaction too (a hold taken and used
-        up in one group of commands writes nothing but its journal rows). A settlement's record
-        is new (a trade settles once), so its row is written from the log without a look-up."""
+        up in one group of commands writes nothing but its journal rows). The new settlement
+        records (a trade settles once) and journal entries are written as runs."""
         tables = self._persisted()
         names = {id(d): name for name, d in tables.items()}
         # touched keys per table -> the value before the transaction (_MISSING: absent;
@@ -340,7 +358,7 @@ class SqlRegistry(StateRegistry):
         holds: dict[Any, Any] = {}
         meta: dict[Any, Any] = {"block": None, "txid": None}
         touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta, "holds": holds}
-        settled: list[Row] = []
+        records: list[SettlementRecord] = []
         for d, k, v in log:
             if k is _HOLD:  # a hold transaction (see _ledger.Ledger._hold_tx)
                 holds.setdefault(v[0], v[1])
@@ -353,7 +371,7 @@ class SqlRegistry(StateRegistry):
                     for i in range(lo, top - 10, 3):
                         blocks.setdefault(v[i], None)
                     cash[r.buyer, r.currency] = cash[r.seller, r.currency] = None
-                    settled.append(_settled_row(r))
+                    records.append(r)
                     if v[top - 4] is not None:  # the holds it consumed
                         holds.setdefault(v[top - 5], None)
                     if v[top - 2] is not None:
@@ -365,6 +383,7 @@ class SqlRegistry(StateRegistry):
                 name = names.get(id(d))
                 if name is not None:
                     touched.setdefault(name, {}).setdefault(k, v)
+        records += [self._settlements[k] for k in touched.pop("settlements", ())]
         ops: list[tuple[str, list[Row]]] = []
         for name, keys in touched.items():
             get = tables[name].get
@@ -384,11 +403,11 @@ class SqlRegistry(StateRegistry):
                 ops.append((self._delete[name], dels))
             if ups:
                 ops.append((self._upsert[name], ups))
-        if settled:
-            ops.append((self._upsert["settlements"], settled))
+        if records:
+            ops.append((self._insert_run["settlement_runs"], _runs(records, _first_trade)))
         entries = self._journal[self._journal_mark:]
         if entries:
-            ops.append((self._insert_runs, _runs(entries)))
+            ops.append((self._insert_run["journal_runs"], _runs(entries, _last_txid)))
         self._write(ops, self._version)
         self._version += 1
         del self._journal[:]

@@ -59,10 +59,9 @@ class SQLiteRegistry(SqlRegistry):
                 self._conn.execute(stmt)
             for stmt in upgrade(self._has_column):
                 self._conn.execute(stmt)
-            runs = self._old_journal(self._has_column)
-            if runs is not None:
-                self._conn.executemany(self._insert_runs, runs)
-                self._conn.execute("DROP TABLE journal")
+            for stmt, runs, old in list(self._into_runs(self._has_column)):
+                self._conn.executemany(stmt, runs)
+                self._conn.execute(f"DROP TABLE {old}")
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             raise RegistryUnavailable(f"sqlite: {e}: {os.path.abspath(self.path)}") from e
