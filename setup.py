@@ -1,5 +1,5 @@
 """Builds carbonbook's compiled parts (Cython), where a C compiler exists: the core,
-:mod:`carbonbook._cbook`, and the registries' ledger, :mod:`carbonbook._cvenue`.
+:mod:`carbonbook.core._cbook`, and the registries' ledger, :mod:`carbonbook._cvenue`.
 
 Without one (or when the build fails) the package installs with its pure-Python parts alone,
 and says so in one line; ``carbonbook --version`` then names the core that runs. Everything
@@ -36,7 +36,7 @@ def _fallback(exc: Exception) -> None:
 
 setup(
     ext_modules=cythonize(
-        [Extension("carbonbook._cbook", ["src/carbonbook/_cbook.pyx"], extra_compile_args=["-O2"]),
+        [Extension("carbonbook.core._cbook", ["src/carbonbook/core/_cbook.pyx"], extra_compile_args=["-O2"]),
          Extension("carbonbook._cvenue", ["src/carbonbook/_cvenue.pyx"], extra_compile_args=["-O2"])],
         language_level=3,
     ),

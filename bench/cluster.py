@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/cluster.py [--messages 40000] [--nats URL] [--three-nodes] [--registry]
 
-In one run, on the busy workload (:func:`carbonbook.workload.busy`, one instrument; for two
+In one run, on the busy workload (:func:`carbonbook.operations.workload.busy`, one instrument; for two
 shards a second copy of it on an instrument of the other shard, ids offset):
 
 - the in-process rate: ``Engine.apply_all`` over the same commands, best of 3;
@@ -23,7 +23,7 @@ shards a second copy of it on an instrument of the other shard, ids offset):
 - ``--three-nodes``: the rates and latency again on a 3-node cluster it starts on loopback
   (``nats-server`` on free ports, streams with 3 replicas);
 - ``--registry``: one shard running a venue on a SQLite registry (the busy mix with its
-  accounts, :func:`carbonbook.workload.venue_session`), against the in-process venue on SQLite.
+  accounts, :func:`carbonbook.operations.workload.venue_session`), against the in-process venue on SQLite.
 
 Each run uses streams of its own and deletes them. Absolute rates swing 2x on these machines;
 the ratios within a run are what to compare.
@@ -49,13 +49,13 @@ from collections.abc import Iterator
 import msgspec
 import nats
 
-from carbonbook import workload
 from carbonbook.cluster.client import Publisher, publish_runs
 from carbonbook.cluster.routing import shard_of
 from carbonbook.cluster.shard import ShardVenue
 from carbonbook.cluster.wire import COMMAND_HEADER, Names, ensure
 from carbonbook.commands import CancelOrder, ListInstrument, NewOrder
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
+from carbonbook.operations import workload
 from carbonbook.registry import SQLiteRegistry
 from carbonbook.venue import Venue
 

@@ -37,8 +37,8 @@ from pathlib import Path
 
 from carbonbook import Engine
 from carbonbook import core as cores
-from carbonbook import workload as workloads
 from carbonbook.codec import json_decoder, json_encoder
+from carbonbook.operations import workload as workloads
 
 BASE = 4_000
 BATCH = 4_096

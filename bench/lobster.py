@@ -11,7 +11,7 @@ included, in under one second. This script
    as a separate process, timing each whole process (interpreter start, imports,
    decoding, matching, encoding and writing the events) by wall clock and by the
    child's CPU time (user + system, which a loaded machine inflates less);
-3. replays it ``--runs`` times in this process with :func:`carbonbook.replay.replay`
+3. replays it ``--runs`` times in this process with :func:`carbonbook.operations.replay.replay`
    into an in-memory buffer (decoding, matching and encoding only).
 
 Each figure is the best run, given as seconds and as LOBSTER messages per second (the
@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from time import perf_counter, process_time
 
-from carbonbook.engine import Engine
-from carbonbook.lobster import read_messages
-from carbonbook.replay import replay
+from carbonbook.core.engine import Engine
+from carbonbook.operations.lobster import read_messages
+from carbonbook.operations.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "lobster"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from carbonbook import workload as workloads
+from carbonbook.operations import workload as workloads
 
 _CHUNK = 100_000
 

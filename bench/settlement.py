@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from carbonbook import Trade, UnitType
 from carbonbook.registry import MemoryRegistry, Registry, Scheme, Settled, SQLiteRegistry
-from carbonbook.settlement import Instrument, SettlementAdapter
+from carbonbook.venue.settlement import Instrument, SettlementAdapter
 
 SYM = "JPA-2010"
 ACCOUNTS = [f"acct{i:03d}" for i in range(200)]

@@ -28,8 +28,8 @@ from carbonbook import (
     Side,
     Trade,
 )
-from carbonbook import workload as workloads
-from carbonbook.workload import SYMBOL
+from carbonbook.operations import workload as workloads
+from carbonbook.operations.workload import SYMBOL
 
 TAKER = "taker"  # an account with no resting order, so self-trade prevention never fires
 ROUNDS = 2_000

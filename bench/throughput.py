@@ -4,7 +4,7 @@
                                [--messages N] [--resting R] [--seed S] [--runs K]
                                [--replay N] [--json FILE] [--profile]
 
-The measurements are :mod:`carbonbook.benchmark`'s (``carbonbook bench`` prints the same
+The measurements are :mod:`carbonbook.operations.benchmark`'s (``carbonbook bench`` prints the same
 table): the yardstick (``../shared/bench/yardstick.py``) and each core timed in this process
 on the same workload, ``Engine.apply`` and ``Engine.apply_all`` rates as multiples of the
 yardstick's, latency percentiles, and for ``deep`` the bytes per resting order. This script
@@ -35,8 +35,9 @@ from collections.abc import Sequence
 
 import msgspec
 
-from carbonbook import Engine, benchmark, workload
+from carbonbook import Engine
 from carbonbook import core as cores
+from carbonbook.operations import benchmark, workload
 
 
 def _rss_bytes() -> int:

@@ -3,7 +3,7 @@ through a Venue (pre-trade holds, immediate DvP settlement of every trade) on ea
 
 Every account of the busy workload gets an operator account, 10,000,000 EUA and ample cash
 first, and market buys get a cap (a venue refuses market buys without one):
-``carbonbook.workload.venue_session``. Commands go in
+``carbonbook.operations.workload.venue_session``. Commands go in
 batches of 4,096 per ``apply_all``: one registry (database) transaction per batch, as
 ``carbonbook replay --registry`` does. Rates are messages (commands) per second, best of
 ``--repeat`` runs, each on a fresh engine and registry; the CPU-time rate is the one the
@@ -51,9 +51,9 @@ import msgspec
 
 from carbonbook import Engine, UnitType
 from carbonbook.commands import Command
+from carbonbook.operations.workload import venue_session as session
 from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
 from carbonbook.venue import Venue
-from carbonbook.workload import venue_session as session
 
 DSN = os.environ.get("CARBONBOOK_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 BATCH = 4096
@@ -92,7 +92,7 @@ def held_trades(n: int, settle: int) -> None:
     """Take the holds of bench/settlement.py's first ``n`` trades on a MemoryRegistry, then settle
     them in calls of ``settle`` trades (0: not at all)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from carbonbook.settlement import Instrument, SettlementAdapter
+    from carbonbook.venue.settlement import Instrument, SettlementAdapter
     from settlement import SYM, setup, trades
 
     reg = MemoryRegistry()

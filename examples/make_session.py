@@ -104,8 +104,8 @@ from carbonbook.commands import (
     Transfer,
 )
 from carbonbook.events import Recorded, TradeSettled
+from carbonbook.operations.replay import replay as replay_log
 from carbonbook.registry import MemoryRegistry, Registry
-from carbonbook.replay import replay as replay_log
 from carbonbook.venue import Venue
 
 SEED: Final = 20101001

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from carbonbook import UnitType
 from carbonbook._types import NAME_MAX
-from carbonbook.checkpoint import Checkpoint, Outcome
 from carbonbook.errors import (
     AccountBlocked,
     AccountClosed,
@@ -63,6 +62,7 @@ from carbonbook.registry import (
 )
 from carbonbook.registry._allocation import said
 from carbonbook.registry._audit import active_blocks
+from carbonbook.venue.checkpoint import Checkpoint, Outcome
 
 JPA, JVER, EUA = UnitType.JPA, UnitType.JVER, UnitType.EUA
 ACCOUNTS = ("iss", "a", "b", "c", "ret", "can", "blk", "cls", "jpa-only")

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from carbonbook import ListInstrument, NewOrder, Rejected, Side, UnitType
-from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import command_batches
 from carbonbook.commands import (
     AddAdministrator,
@@ -30,6 +29,7 @@ from carbonbook.commands import (
     SetControls,
     Transfer,
 )
+from carbonbook.operations.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.registry import BlockState, Holding, MemoryRegistry, Registry, SQLiteRegistry
 from carbonbook.registry._audit import active_blocks
 from carbonbook.venue import Venue

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from carbonbook import core as cores
-from carbonbook import workload
-from carbonbook.cli import EXIT_OK, EXIT_USAGE, main
+from carbonbook.operations import workload
+from carbonbook.operations.cli import EXIT_OK, EXIT_USAGE, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_bench_deep_and_auction(yardstick: str, capsys: pytest.CaptureFixture[st
 def test_bench_without_a_yardstick_prints_rates_only(capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("carbonbook.benchmark.find_yardstick", lambda path=None: None)
+    monkeypatch.setattr("carbonbook.operations.benchmark.find_yardstick", lambda path=None: None)
     assert main(["bench", "--messages", "500", "--runs", "1", "--core", "pure"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "yardstick not found: rates only" in out and re.search(r"^busy +pure +501 ", out, re.M)

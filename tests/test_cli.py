@@ -20,12 +20,12 @@ import msgspec
 import pytest
 
 from carbonbook import codec
-from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import json_decoder
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
 from carbonbook.events import Event
+from carbonbook.operations.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
+from carbonbook.operations.replay import replay
 from carbonbook.registry import SQLiteRegistry
-from carbonbook.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "jvets-2010.jsonl"

@@ -35,11 +35,11 @@ from carbonbook.cluster.shard import EventsDiverge, LeaseLost, ShardVenue
 from carbonbook.cluster.wire import MissingEvents, Names, decode_command, encode_command, ensure
 from carbonbook.codec import command_batches, json_encoder
 from carbonbook.commands import CancelOrder, Deposit, NewOrder, RegistryCommand, Undecodable
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
 from carbonbook.errors import RegistryError
+from carbonbook.operations.replay import replay
 from carbonbook.registry import MemoryRegistry, SQLiteRegistry
 from carbonbook.registry.commands import carry_out
-from carbonbook.replay import replay
 from carbonbook.venue import Venue
 
 NATS_URL = os.environ.get("CARBONBOOK_NATS_URL", "nats://127.0.0.1:4222")
@@ -539,8 +539,8 @@ def test_a_three_replica_stream_survives_the_loss_of_one_nats_node(tmp_path: Pat
 
 def test_the_core_and_the_command_line_run_without_nats_py() -> None:
     script = ("import sys; sys.modules['nats'] = None\n"
-              "import carbonbook, carbonbook.cli, carbonbook.venue, carbonbook.cluster.routing\n"
-              "sys.exit(carbonbook.cli.main(['publish', 'x.jsonl']))")
+              "import carbonbook, carbonbook.operations.cli, carbonbook.venue, carbonbook.cluster.routing\n"
+              "sys.exit(carbonbook.operations.cli.main(['publish', 'x.jsonl']))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 2
     assert "needs nats-py: pip install 'carbonbook[nats]'" in done.stderr

@@ -28,11 +28,11 @@ from carbonbook import (
     Side,
     Undecodable,
     UnitType,
-    workload,
 )
 from carbonbook import core as cores
 from carbonbook.events import Event
-from carbonbook.replay import ReplayTally
+from carbonbook.operations import workload
+from carbonbook.operations.replay import ReplayTally
 from strategies import SYMBOLS, command_streams, crowded_streams
 
 pytestmark = pytest.mark.skipif("compiled" not in cores.CORES,

@@ -22,11 +22,11 @@ import msgspec
 import pytest
 
 from carbonbook._types import UnitType
-from carbonbook.checkpoint import Checkpoint
-from carbonbook.cli import EXIT_OK, main
 from carbonbook.codec import DecodeFailure, json_decoder
+from carbonbook.operations.cli import EXIT_OK, main
 from carbonbook.registry import Registry, open_registry
 from carbonbook.registry.base import BlockState
+from carbonbook.venue.checkpoint import Checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "jvets-2010.jsonl"

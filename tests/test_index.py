@@ -1,6 +1,6 @@
 """The id index and the storage of resting orders, on every core.
 
-The index contract (:class:`carbonbook.book.Index`): each core's ``new_index()`` keeps ids and
+The index contract (:class:`carbonbook.core.book.Index`): each core's ``new_index()`` keeps ids and
 their entries as a dict does, in the order first set, whatever the ids (the compiled core's C
 hash table included: sequential ids, ids sharing their low bits, the 64-bit extremes). And an
 engine that is dropped frees its orders, however long its queues (the compiled core's queues

@@ -25,7 +25,7 @@ from carbonbook import (
     UnitType,
 )
 from carbonbook.errors import JournalCorrupted, JournalMismatch, PersistenceError, TornRecordWarning
-from carbonbook.journal import (
+from carbonbook.operations.journal import (
     HEADER_SIZE,
     JOURNAL_NAME,
     MAGIC,

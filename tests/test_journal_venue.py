@@ -1,4 +1,4 @@
-"""A journaled venue (:mod:`carbonbook.journal` over :class:`~carbonbook.venue.Venue`): registry
+"""A journaled venue (:mod:`carbonbook.operations.journal` over :class:`~carbonbook.venue.Venue`): registry
 commands in the journal, recovery onto the registry the commands went into (kept alive, or
 reopened from its file or server), venue snapshots, the write-ahead order (the batch is
 written before the registry commits) and recovery after a failed commit, and refusals.
@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from carbonbook import Engine, Event, ListInstrument, Rejected, RejectReason
-from carbonbook.checkpoint import Checkpoint
-from carbonbook.cli import EXIT_IO, EXIT_OK, main
 from carbonbook.commands import Deposit, Expire, Issue, OpenAccount, OpenScheme, Undecodable
 from carbonbook.errors import JournalMismatch, RegistryUnavailable
-from carbonbook.journal import (
+from carbonbook.operations.cli import EXIT_IO, EXIT_OK, main
+from carbonbook.operations.journal import (
     JOURNAL_NAME,
     VENUE_MAGIC,
     FsyncPolicy,
@@ -32,9 +31,10 @@ from carbonbook.journal import (
     read_journal,
     recover,
 )
-from carbonbook.journal import main as journal_main
+from carbonbook.operations.journal import main as journal_main
 from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue
+from carbonbook.venue.checkpoint import Checkpoint
 from conftest import RegistryFactory, Reopen
 from test_venue import (
     ALL_REGISTRY_COMMANDS,

@@ -15,11 +15,11 @@ import msgspec
 import pytest
 
 from carbonbook import Engine, Side, TimeInForce
-from carbonbook.cli import main
 from carbonbook.codec import json_decoder
 from carbonbook.commands import CancelOrder, Command, ListInstrument, ModifyOrder, NewOrder
 from carbonbook.events import Cancelled, Rejected
-from carbonbook.lobster import (
+from carbonbook.operations.cli import main
+from carbonbook.operations.lobster import (
     DEFAULT_UNIT,
     DUMMY_ASK,
     DUMMY_BID,

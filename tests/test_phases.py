@@ -43,7 +43,7 @@ from carbonbook import (
     Uncrossed,
     UnitType,
 )
-from carbonbook.replay import replay
+from carbonbook.operations.replay import replay
 from conftest import SYM, book
 
 BUY, SELL = Side.BUY, Side.SELL

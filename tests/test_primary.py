@@ -46,11 +46,11 @@ from carbonbook.auction import (
     TieRule,
     clear_auction,
 )
-from carbonbook.cli import main
 from carbonbook.codec import json_encoder
-from carbonbook.journal import FsyncPolicy, Journal, decode_command, encode_command, recover
-from carbonbook.replay import replay
-from carbonbook.snapshot import SnapshotFile, decode_snapshot, encode_snapshot
+from carbonbook.core.snapshot import SnapshotFile, decode_snapshot, encode_snapshot
+from carbonbook.operations.cli import main
+from carbonbook.operations.journal import FsyncPolicy, Journal, decode_command, encode_command, recover
+from carbonbook.operations.replay import replay
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from carbonbook import cli
-from carbonbook.engine import Engine
-from carbonbook.progress import Progress
-from carbonbook.replay import replay
+from carbonbook.core.engine import Engine
+from carbonbook.operations import cli
+from carbonbook.operations.progress import Progress
+from carbonbook.operations.replay import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "jvets-2010.jsonl"
@@ -78,7 +78,7 @@ def test_replay_hook_for_msgpack_batches(monkeypatch: pytest.MonkeyPatch) -> Non
     import msgspec
 
     from carbonbook import codec
-    from carbonbook.workload import busy
+    from carbonbook.operations.workload import busy
 
     good = busy(3500)
     data = b"".join(msgspec.msgpack.encode(o) for o in good)
@@ -120,10 +120,10 @@ def test_events_identical_with_progress(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_terminal_shows_progress_and_pipe_has_no_eta(tmp_path: Path) -> None:
     """On a real terminal (a pty) the line appears by default; from a pipe it has no ETA."""
-    code = ("import sys, carbonbook.progress as p; "
+    code = ("import sys, carbonbook.operations.progress as p; "
             "init = p.Progress.__init__; "
             "p.Progress.__init__ = lambda s, *a, **k: init(s, *a, **{**k, 'delay': 0.0}); "
-            "from carbonbook.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from carbonbook.operations.cli import main; sys.exit(main(sys.argv[1:]))")
     for source, stdin in ((str(EXAMPLE), None), ("-", EXAMPLE)):
         leader, follower = pty.openpty()
         proc = subprocess.run([sys.executable, "-c", code, "replay", source, "--out",

@@ -21,7 +21,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 
-import carbonbook.book
+import carbonbook.core.book
 from carbonbook import (
     Accepted,
     Cancelled,
@@ -378,8 +378,8 @@ def test_crowded_levels(compact_min: int | None, commands: list[Command]) -> Non
     entries. With ``compact_often`` the book's private compaction threshold (if it still
     has one) is lowered so that nearly every cancel compacts its level."""
     patch: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-    if compact_min is not None and hasattr(carbonbook.book, "_COMPACT_MIN"):
-        patch = mock.patch.object(carbonbook.book, "_COMPACT_MIN", compact_min)
+    if compact_min is not None and hasattr(carbonbook.core.book, "_COMPACT_MIN"):
+        patch = mock.patch.object(carbonbook.core.book, "_COMPACT_MIN", compact_min)
     with patch:
         check_against_reference(commands)
         check_invariants(commands)

@@ -19,10 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carbonbook import Command, Engine, Event, ListInstrument, NewOrder, Phase, SetPhase, Side, UnitType
-from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
+from carbonbook.core.snapshot import SnapshotFile, decode_snapshot, encode_snapshot, read_snapshot
 from carbonbook.errors import SnapshotError, TornRecordWarning
-from carbonbook.journal import FsyncPolicy, Journal, log_commands, recover
-from carbonbook.snapshot import SnapshotFile, decode_snapshot, encode_snapshot, read_snapshot
+from carbonbook.operations.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
+from carbonbook.operations.journal import FsyncPolicy, Journal, log_commands, recover
 from test_journal import SETTINGS, journal_path, listing_and_orders, phased_streams, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +193,7 @@ def test_recover_refuses_a_directory_without_a_journal(tmp_path: Path,
 def replay_process(directory: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     return subprocess.Popen(
-        [sys.executable, "-m", "carbonbook.journal", "replay", str(LOG), str(directory),
+        [sys.executable, "-m", "carbonbook.operations.journal", "replay", str(LOG), str(directory),
          "--batch", "16", "--snapshot-every", "400", "--fsync", "batch", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 

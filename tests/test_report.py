@@ -40,9 +40,8 @@ import msgspec
 import pytest
 
 from carbonbook import CloseAuction, OpenAuction, PlaceBid, UnitType
-from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.commands import Command
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
 from carbonbook.events import (
     RENAMED,
     Event,
@@ -52,9 +51,10 @@ from carbonbook.events import (
     TradeSettled,
     current,
 )
+from carbonbook.operations.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
+from carbonbook.operations.replay import replay
+from carbonbook.operations.report import ReportError, build, format_text, vwap_text
 from carbonbook.registry import SettlementRecord
-from carbonbook.replay import replay
-from carbonbook.report import ReportError, build, format_text, vwap_text
 
 ROWS: list[object] = [
     {"type": "instrument", "symbol": "A", "unit": "JPA"},

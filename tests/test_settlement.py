@@ -10,7 +10,7 @@ import pytest
 from carbonbook import Engine, ListInstrument, NewOrder, Side, Trade, UnitType
 from carbonbook.errors import UnknownTrade
 from carbonbook.registry import MemoryRegistry, Registry, Scheme, Settled, SettlementFailed, SQLiteRegistry
-from carbonbook.settlement import Instrument, SettlementAdapter
+from carbonbook.venue.settlement import Instrument, SettlementAdapter
 
 SYM = "JPA-2010"
 INSTRUMENTS = {SYM: Instrument(UnitType.JPA, "JPY")}

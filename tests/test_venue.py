@@ -43,8 +43,6 @@ from carbonbook import (
     UnitType,
 )
 from carbonbook._types import NAME_MAX
-from carbonbook.checkpoint import Checkpoint
-from carbonbook.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.codec import command_batches, json_encoder
 from carbonbook.commands import (
     AddAdministrator,
@@ -77,8 +75,10 @@ from carbonbook.commands import (
 )
 from carbonbook.errors import RegistryUnavailable
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
+from carbonbook.operations.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.registry import MemoryRegistry, OffsetLimit, Registry, SQLiteRegistry
 from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState
+from carbonbook.venue.checkpoint import Checkpoint
 from conftest import RegistryFactory, Reopen
 
 SYM = "JPA-2010"

@@ -36,12 +36,12 @@ from carbonbook import (
     TimeInForce,
     UnitType,
 )
-from carbonbook import venue as venue_module
-from carbonbook.book import Order
 from carbonbook.commands import Deposit, Expire, Issue, OpenAccount, OpenScheme, SetCap, SetPhase
+from carbonbook.core.book import Order
 from carbonbook.events import Cancelled, Event, Indicative, Recorded, Rejected
 from carbonbook.registry import MemoryRegistry
 from carbonbook.venue import Venue
+from carbonbook.venue import venue as venue_module
 
 CONT, AUCT = "CONT", "AUCT"
 UNIT = {CONT: UnitType.JPA, AUCT: UnitType.EUA}

@@ -19,11 +19,11 @@ import msgspec
 import pytest
 
 from carbonbook import CancelOrder, ListInstrument, NewOrder, Side, UnitType
-from carbonbook.cli import main
 from carbonbook.commands import Command
 from carbonbook.errors import InsufficientUnits, OperationRefused, RegistryInUse, RetriesExhausted
 from carbonbook.events import Event, Rejected, Trade, TradeSettled
-from carbonbook.journal import FsyncPolicy, Journal
+from carbonbook.operations.cli import main
+from carbonbook.operations.journal import FsyncPolicy, Journal
 from carbonbook.registry import MemoryRegistry, Scheme, SQLiteRegistry
 from carbonbook.registry.base import Registry
 from carbonbook.registry.writers import retrying

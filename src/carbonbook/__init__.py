@@ -28,7 +28,6 @@ from carbonbook._types import (
     TimeInForce,
     UnitType,
 )
-from carbonbook.book import OrderBook
 from carbonbook.commands import (
     CancelOrder,
     CloseAuction,
@@ -41,7 +40,8 @@ from carbonbook.commands import (
     SetPhase,
     Undecodable,
 )
-from carbonbook.engine import Depth, Engine, Level, OrderState
+from carbonbook.core.book import OrderBook
+from carbonbook.core.engine import Depth, Engine, Level, OrderState
 from carbonbook.errors import BookIntegrityError, CarbonbookError
 from carbonbook.events import (
     Accepted,

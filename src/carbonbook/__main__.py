@@ -2,6 +2,6 @@
 
 import sys
 
-from carbonbook.cli import main
+from carbonbook.operations.cli import main
 
 sys.exit(main())

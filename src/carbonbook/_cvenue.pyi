@@ -2,11 +2,11 @@
 the gate that of a venue's hold gate and stage."""
 
 from carbonbook.commands import Command, NewOrder, Undecodable
-from carbonbook.engine import Stage
+from carbonbook.core.engine import Stage
 from carbonbook.events import Event
-from carbonbook.holds import HoldGate
 from carbonbook.registry._ledger import Ledger as Ledger
-from carbonbook.settler import Settler
+from carbonbook.venue.holds import HoldGate
+from carbonbook.venue.settler import Settler
 
 class Gate:
     def __init__(self, ledger: object, holds: HoldGate, settler: Settler, venue: object,

@@ -10,7 +10,7 @@ the reference). Anything else (a refusal of a hold, a value of an unusual type, 
 between a settlement's legs) is handed to the reference ledger, which raises or does the same.
 
 :class:`Gate` is the common case of a venue's hold gate and stage
-(:class:`carbonbook.holds.HoldGate`, :meth:`carbonbook.venue.Venue._stage`) over a compiled
+(:class:`carbonbook.venue.holds.HoldGate`, :meth:`carbonbook.venue.Venue._stage`) over a compiled
 ledger, with the same events and registry state: every other case is handed to them.
 """
 
@@ -443,7 +443,7 @@ cdef class Ledger:
 
 cdef class Gate:
     """A venue's hold gate and stage over the compiled ``ledger`` of its registry, in C: the
-    common case of :class:`~carbonbook.holds.HoldGate` ``holds`` (``admit``) and of the venue's
+    common case of :class:`~carbonbook.venue.holds.HoldGate` ``holds`` (``admit``) and of the venue's
     ``stage`` (releases, then the settlement of the command's trades with ``lag=0``), sharing
     their state (the resting buys, the settlement adapter). Each call it does not serve (while
     replaying, a refusal, an auction, a listing, a settlement that fails, settlement with a lag)
@@ -474,7 +474,7 @@ cdef class Gate:
     # -- the book-facing interface (PreTradeRisk) ----------------------------------------
 
     def admit(self, book, cmd):
-        """As :meth:`HoldGate.admit <carbonbook.holds.HoldGate.admit>`."""
+        """As :meth:`HoldGate.admit <carbonbook.venue.holds.HoldGate.admit>`."""
         if self.checkpoint.replaying or type(cmd) is not NEW_ORDER:
             return self.holds.admit(book, cmd)
         oid = field(cmd, O_ID, "id")
@@ -496,7 +496,7 @@ cdef class Gate:
         return None
 
     def amend(self, book, order, price, qty):
-        """As :meth:`HoldGate.amend <carbonbook.holds.HoldGate.amend>` (which it calls)."""
+        """As :meth:`HoldGate.amend <carbonbook.venue.holds.HoldGate.amend>` (which it calls)."""
         return self.holds.amend(book, order, price, qty)
 
     # -- the stage ------------------------------------------------------------------------
@@ -504,7 +504,7 @@ cdef class Gate:
     @property
     def quiet(self):
         """The event classes after which a command that made only that one event needs no
-        stage (:data:`carbonbook.engine.Stage`): accepted, rejected, modified; none while the
+        stage (:data:`carbonbook.core.engine.Stage`): accepted, rejected, modified; none while the
         venue replays (its stage folds each command into the digest)."""
         return () if self.venue._fold_each else QUIET
 
@@ -562,7 +562,7 @@ cdef class Gate:
         self._settle(trades, events)
 
     cdef int _release(self, hold, amount) except -1:
-        """As :meth:`HoldGate.release <carbonbook.holds.HoldGate.release>`."""
+        """As :meth:`HoldGate.release <carbonbook.venue.holds.HoldGate.release>`."""
         h = self.ledger.holds.get(hold)
         left = 0 if h is None else (<tuple>h)[3]
         if amount > left:
@@ -572,7 +572,7 @@ cdef class Gate:
         return 0
 
     cdef int _settle(self, list trades, list events) except -1:
-        """As :meth:`Settler.settle <carbonbook.settler.Settler.settle>` with ``lag=0`` and
+        """As :meth:`Settler.settle <carbonbook.venue.settler.Settler.settle>` with ``lag=0`` and
         ``SettlementAdapter._settle_chunk``: one ledger call, a ``trade_settled`` per trade."""
         adapter = self.adapter
         if adapter.lag or len(trades) > adapter.batch:

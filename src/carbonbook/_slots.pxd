@@ -1,6 +1,6 @@
 # cython: language_level=3
 """The fields of a msgspec Struct read at their slot offsets, for the compiled parts
-(:mod:`carbonbook._cbook`, :mod:`carbonbook._cvenue`).
+(:mod:`carbonbook.core._cbook`, :mod:`carbonbook._cvenue`).
 
 msgspec keeps a Struct's fields in slots (member descriptors, checked when the offset is
 taken, at import); a read at the offset skips the attribute lookup (about 100 instructions

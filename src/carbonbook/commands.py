@@ -119,7 +119,7 @@ class OpenAuction(msgspec.Struct, tag_field="type", tag="auction", frozen=True, 
 
     The other fields are :class:`~carbonbook.auction.AuctionSpec`'s, with its names and
     defaults (``seed`` defaults to 0); ``currency``, ``scheme`` and ``period`` are carried
-    to the result for settlement. See :mod:`carbonbook.primary`.
+    to the result for settlement. See :mod:`carbonbook.core.primary`.
     """
 
     auction: Name

@@ -1,7 +1,7 @@
 """A replicated, sharded venue on NATS JetStream (``pip install 'carbonbook[nats]'``).
 
 The command stream is the sequencer; each shard's process applies its subject in stream order
-around an unchanged :class:`~carbonbook.engine.Engine` (or :class:`~carbonbook.venue.Venue`) and
+around an unchanged :class:`~carbonbook.core.engine.Engine` (or :class:`~carbonbook.venue.Venue`) and
 publishes the events; a settlement consumer settles every shard's trades into one registry.
 
 - :mod:`~carbonbook.cluster.routing`: which shard a command goes to (no NATS needed);

@@ -5,7 +5,7 @@ model): pre-trade holds are upstream, with the clearing members whose accounts t
 shard holds nothing: an account's cash and units are not split across shards, and no shard
 waits for another); :class:`SettlementConsumer` reads the events stream (every shard's
 subject, in stream order) and settles each trade delivery versus payment in the registry,
-with :class:`~carbonbook.settlement.SettlementAdapter` (no holds). A trade the registry cannot
+with :class:`~carbonbook.venue.settlement.SettlementAdapter` (no holds). A trade the registry cannot
 settle (units or cash short, an account blocked) is recorded there as a settlement failure,
 under its trade id, and moves nothing: the clearing member's default, settled outside.
 
@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from carbonbook.checkpoint import Checkpoint
 from carbonbook.cluster.wire import EventRuns, Names, ordered_consumer
 from carbonbook.events import Event, InstrumentListed, Trade
 from carbonbook.registry.base import Registry, Settled, SettlementRecord
 from carbonbook.registry.writers import retrying
-from carbonbook.settlement import Instrument, SettlementAdapter
+from carbonbook.venue.checkpoint import Checkpoint
+from carbonbook.venue.settlement import Instrument, SettlementAdapter
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg

@@ -1,7 +1,7 @@
 """A shard's venue process: the command stream in, the events stream out.
 
 :class:`ShardVenue` runs one shard ``K`` of ``N`` (see :mod:`carbonbook.cluster.routing`) around a
-*host*: an :class:`~carbonbook.engine.Engine`, or a :class:`~carbonbook.venue.Venue` on a registry.
+*host*: an :class:`~carbonbook.core.engine.Engine`, or a :class:`~carbonbook.venue.Venue` on a registry.
 The command stream is the sequencer: the process reads subject ``S.cmd.K`` in stream order from
 the position after its snapshot's, applies what has arrived in batches (up to ``batch``
 commands per host call: one registry transaction on a venue), and publishes the events of
@@ -61,9 +61,9 @@ from carbonbook.cluster.wire import (
 )
 from carbonbook.codec import json_encoder
 from carbonbook.commands import Command, Undecodable
+from carbonbook.core.snapshot import EngineState
 from carbonbook.errors import CarbonbookError, RegistryInUse
 from carbonbook.events import Event
-from carbonbook.snapshot import EngineState
 from carbonbook.venue import VenueState
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class LeaseLost(CarbonbookError):
 
 
 class Host(Protocol):
-    """What a shard runs: an :class:`~carbonbook.engine.Engine` or a :class:`~carbonbook.venue.Venue`."""
+    """What a shard runs: an :class:`~carbonbook.core.engine.Engine` or a :class:`~carbonbook.venue.Venue`."""
 
     def dispatch_marked(self, commands: Sequence[Command | Undecodable], starts: list[int]) -> list[Event]:
         """Apply ``commands``; mark where each one's events start."""

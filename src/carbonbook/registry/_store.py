@@ -269,7 +269,7 @@ class Store(Registry):
         self._allocations: dict[int, AllocRow] = {}
         self._credit_use: dict[tuple[str, int, str], int] = {}
         self._settlements: dict[int, SettlementRecord] = {}
-        self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.checkpoint)
+        self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.venue.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
         self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
         self._ledgers = Ledgers()
@@ -583,7 +583,7 @@ class Store(Registry):
     @property
     def last_txid(self) -> int:
         return self._meta["txid"]
-    # -- a venue's checkpoint table (carbonbook.checkpoint) ---------------------------
+    # -- a venue's checkpoint table (carbonbook.venue.checkpoint) ---------------------------
 
     def checkpoint_row(self, key: int) -> tuple[int, str, str] | None:
         return self._checkpoint.get(key)

@@ -1,6 +1,6 @@
 """The journal: every command an engine applied, on disk, and recovery from it.
 
-A :class:`Journal` wraps an :class:`~carbonbook.engine.Engine`: its ``apply`` and
+A :class:`Journal` wraps an :class:`~carbonbook.core.engine.Engine`: its ``apply`` and
 ``apply_all`` apply commands as the engine's do, write them to an append-only file,
 and only then hand the events to the engine's subscribers, so nothing downstream
 sees an event whose command is not in the journal. An engine with no journal attached
@@ -44,7 +44,7 @@ Flushing
     are not durable.
 
 Snapshots and recovery
-    ``Journal.snapshot()`` writes ``snapshot-<records>.cbs`` (see :mod:`carbonbook.snapshot`):
+    ``Journal.snapshot()`` writes ``snapshot-<records>.cbs`` (see :mod:`carbonbook.core.snapshot`):
     the engine state after the first ``records`` commands, and the byte offset where they
     end. :func:`recover` loads the latest valid snapshot whose offset lies within the
     journal (skipping damaged ones with a warning), then replays the journal from that
@@ -71,7 +71,8 @@ Journaling a venue
 Command line
     ``carbonbook journal LOG DIR`` replays an order log through a journaled engine, resuming
     after the commands DIR already holds; ``carbonbook recover DIR`` prints what recovery
-    finds (:mod:`carbonbook.cli`; ``python -m carbonbook.journal replay|recover`` runs the same).
+    finds (:mod:`carbonbook.operations.cli`; ``python -m carbonbook.operations.journal
+    replay|recover`` runs the same).
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ from carbonbook._types import OffsetLimit, OrderType, Phase, SelfTradePrevention
 from carbonbook.auction import CapRule, CostContainmentReserve, TieRule
 from carbonbook.codec import command_batches
 from carbonbook.commands import Command, Undecodable
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
+from carbonbook.core.snapshot import MAGIC as SNAPSHOT_MAGIC
+from carbonbook.core.snapshot import EngineState, SnapshotFile, decode_file, fsync_dir, write_snapshot
 from carbonbook.errors import (
     JournalCorrupted,
     JournalMismatch,
@@ -102,15 +105,13 @@ from carbonbook.errors import (
     TornRecordWarning,
 )
 from carbonbook.events import Event
-from carbonbook.snapshot import MAGIC as SNAPSHOT_MAGIC
-from carbonbook.snapshot import EngineState, SnapshotFile, decode_file, fsync_dir, write_snapshot
 from carbonbook.venue import LogMismatch, Venue, VenueState
 
 MAGIC = b"CBJRNL01"
 VENUE_MAGIC = b"CBJVEN01"
 """The first bytes of a venue's journal (:data:`MAGIC` starts a plain engine's); the records are alike."""
 VENUE_SNAPSHOT_MAGIC = b"CBSNPV01"
-"""The first bytes of a venue's snapshot file (see :mod:`carbonbook.snapshot` for the frame)."""
+"""The first bytes of a venue's snapshot file (see :mod:`carbonbook.core.snapshot` for the frame)."""
 JOURNAL_NAME = "journal.cbj"
 _HEAD = struct.Struct("<II")
 _HEAD_CRC = struct.Struct("<I")
@@ -128,7 +129,7 @@ Applied = Command | Undecodable | object
 
 class Applier(Protocol):
     """What a journal wraps: anything that applies commands in marked batches and exports its
-    state (an :class:`~carbonbook.engine.Engine`, a :class:`~carbonbook.venue.Venue`)."""
+    state (an :class:`~carbonbook.core.engine.Engine`, a :class:`~carbonbook.venue.Venue`)."""
 
     @property
     def next_seq(self) -> int:
@@ -740,9 +741,9 @@ def log_commands(source: BinaryIO, msgpack: bool) -> Iterator[Command | Undecoda
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m carbonbook.journal replay LOG DIR ...`` and ``... recover DIR ...``: the same as
+    """``python -m carbonbook.operations.journal replay LOG DIR ...`` and ``... recover DIR ...``: the same as
     ``carbonbook journal LOG DIR ...`` and ``carbonbook recover DIR ...``."""
-    from carbonbook.cli import main as cli
+    from carbonbook.operations.cli import main as cli
 
     args = list(sys.argv[1:] if argv is None else argv)
     return cli(["journal", *args[1:]] if args[:1] == ["replay"] else args)

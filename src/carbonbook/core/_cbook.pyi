@@ -4,13 +4,13 @@ plus the JSON event path."""
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from carbonbook.book import BookSide as BookSide
-from carbonbook.book import Index
-from carbonbook.book import Order as Order
-from carbonbook.book import OrderBook as Book
-from carbonbook.book import OrderBook as OrderBook
-from carbonbook.book import PriceLevel as PriceLevel
-from carbonbook.book import new_index as new_index
+from carbonbook.core.book import BookSide as BookSide
+from carbonbook.core.book import Index
+from carbonbook.core.book import Order as Order
+from carbonbook.core.book import OrderBook as Book
+from carbonbook.core.book import OrderBook as OrderBook
+from carbonbook.core.book import PriceLevel as PriceLevel
+from carbonbook.core.book import new_index as new_index
 from carbonbook.events import Event
 
 COMPILED: bool

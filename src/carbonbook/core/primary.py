@@ -24,7 +24,7 @@ Bids (``bid``)
     ``auction_closed``, ``bad_price`` (not positive or off the auction's tick),
     ``bad_qty`` (not positive or not a whole number of lots), ``duplicate_id`` (the id of
     any order or bid ever accepted), then the engine's pre-trade hook
-    (:attr:`carbonbook.engine.Engine.admit_bid`), whose refusal carries its own reason.
+    (:attr:`carbonbook.core.engine.Engine.admit_bid`), whose refusal carries its own reason.
     A rejected bid changes nothing and does not claim its id. An accepted bid's id is
     entered in the engine's id index with status :data:`BID`, so no order or bid can
     reuse it; a bid cannot be cancelled or modified (``unknown_order``).
@@ -72,8 +72,8 @@ from carbonbook.auction import (
     check_spec,
     clear_auction,
 )
-from carbonbook.book import Index
 from carbonbook.commands import CloseAuction, OpenAuction, PlaceBid, names_fault
+from carbonbook.core.book import Index
 from carbonbook.errors import BookIntegrityError, SnapshotError
 from carbonbook.events import Accepted, AuctionCleared, AuctionOpened, Event, Rejected
 

@@ -10,7 +10,7 @@ the book (interpreted or compiled) and the auction code call just before they ac
   again, whole, in one transaction) or is refused; one that needs less releases the rest;
 - ``released(command, events, start)``, after each command: a cancelled remainder releases its
   share, a fill below a buy's limit the difference, a market buy what its cap did not spend.
-  Settlement consumes the rest of a hold (:mod:`carbonbook.settler`).
+  Settlement consumes the rest of a hold (:mod:`carbonbook.venue.settler`).
 
 Holds are keyed by order id. A refusal is ``(reason, detail)`` (``insufficient_units``,
 ``insufficient_funds`` or the registry's code) and is recorded in the checkpoint under the
@@ -24,13 +24,13 @@ from collections.abc import Callable
 from typing import TypeVarTuple
 
 from carbonbook._types import INT64_MAX, RejectReason, Side
-from carbonbook.book import Order, OrderBook
-from carbonbook.checkpoint import Checkpoint, Outcome
 from carbonbook.commands import Command, NewOrder, OpenAuction, PlaceBid, Undecodable
-from carbonbook.engine import Engine
+from carbonbook.core.book import Order, OrderBook
+from carbonbook.core.engine import Engine
 from carbonbook.errors import InsufficientFunds, InsufficientUnits, RegistryError
 from carbonbook.events import AuctionCleared, Cancelled, Event, Trade
 from carbonbook.registry.base import Registry
+from carbonbook.venue.checkpoint import Checkpoint, Outcome
 
 __all__ = ["HoldGate", "Refused"]
 

@@ -1,7 +1,7 @@
 """Engine state as data: export, restore, a state hash, and snapshot files.
 
 State
-    :class:`EngineState` is the whole logical state of an :class:`~carbonbook.engine.Engine`:
+    :class:`EngineState` is the whole logical state of an :class:`~carbonbook.core.engine.Engine`:
     the next event ``seq``; every book in listing order (:class:`BookState`: instrument
     definition, phase class, ``phase``, ``call_only``, ``band``, ``reference``, the
     ``pending`` call flag, each side's levels best first with their live orders in time
@@ -9,7 +9,7 @@ State
     its clock, and the orders that expire at the uncross, in their order); and the id
     index in insertion order, each id with its status (``open``, ``filled``,
     ``cancelled``, or ``bid`` for a primary-auction bid); and the primary auctions in
-    opening order (:class:`~carbonbook.primary.AuctionState`: terms, closed flag, the open
+    opening order (:class:`~carbonbook.core.primary.AuctionState`: terms, closed flag, the open
     auction's bids in arrival order). Open orders are stored once, on their level; the
     index only names them.
 
@@ -28,8 +28,9 @@ Snapshot files
     of MessagePack :class:`SnapshotFile` (the state plus the journal position it
     corresponds to: the number of commands journaled and the byte offset just past the
     last of them). The CRC-32 covers the MessagePack bytes. Other kinds of snapshot (a
-    venue's, see :mod:`carbonbook.journal`) use the same frame with their own magic. Files are written to a
-    temporary name, fsynced and renamed, so a reader sees a whole snapshot or none.
+    venue's, see :mod:`carbonbook.operations.journal`) use the same frame with their own
+    magic. Files are written to a temporary name, fsynced and renamed, so a reader sees a
+    whole snapshot or none.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from carbonbook import book as pure
-from carbonbook import phases
 from carbonbook._types import CancelReason, Phase, SelfTradePrevention, Side, UnitType
-from carbonbook.book import CANCELLED, FILLED, BookSide, Index, Order, OrderBook
+from carbonbook.core import book as pure
+from carbonbook.core import phases
+from carbonbook.core.book import CANCELLED, FILLED, BookSide, Index, Order, OrderBook
+from carbonbook.core.primary import BID, Auctions, AuctionState, export_auctions
 from carbonbook.errors import SnapshotError
-from carbonbook.primary import BID, Auctions, AuctionState, export_auctions
 
 if TYPE_CHECKING:  # pathlib (with urllib.parse and ipaddress) costs replay's start-up ~3 ms
     from pathlib import Path

@@ -8,12 +8,12 @@ validation, no self-trade prevention, trades as tuples). :func:`measure` runs, p
 - the yardstick on the workload's log, before and after the cores; the faster of its two
   rates is the one divided by, so a ratio errs low;
 - on each core: ``Engine.apply`` one message at a time and ``Engine.apply_all`` in batches of
-  :data:`~carbonbook.workload.BATCH` (best of ``runs``, each on a fresh engine), and the
+  :data:`~carbonbook.operations.workload.BATCH` (best of ``runs``, each on a fresh engine), and the
   latency of each ``apply`` (p50, p99, p99.9; timer overhead included);
 - for ``deep``, also the bytes per resting order (tracemalloc, after the resting phase) and
   the mix alone, to set against ``busy`` (the same flow on a ~70-order book).
 
-Workloads (:mod:`carbonbook.workload`): ``busy`` (near-touch flow), ``deep`` (the same flow
+Workloads (:mod:`carbonbook.operations.workload`): ``busy`` (near-touch flow), ``deep`` (the same flow
 on a book of ``resting`` orders), ``auction`` (the same flow with a call auction every 2,000
 messages), ``venue`` (the busy flow through a :class:`~carbonbook.venue.Venue` on a
 :class:`~carbonbook.registry.MemoryRegistry`: pre-trade holds and DvP settlement of every
@@ -40,12 +40,12 @@ from types import ModuleType
 import msgspec
 
 from carbonbook import core as cores
-from carbonbook import workload
 from carbonbook.commands import Command
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
+from carbonbook.operations import workload
+from carbonbook.operations.workload import Phase
 from carbonbook.registry import MemoryRegistry
 from carbonbook.venue import Venue
-from carbonbook.workload import Phase
 
 WORKLOADS = ("busy", "deep", "auction", "venue")
 YARDSTICK = Path("shared") / "bench" / "yardstick.py"

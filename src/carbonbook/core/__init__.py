@@ -1,22 +1,22 @@
 """The order-book cores, and which one runs.
 
 A core is a module with the classes ``Order``, ``PriceLevel``, ``BookSide`` and ``OrderBook``,
-``new_index()`` (an empty id index, see :class:`carbonbook.book.Index`) and a way to route
+``new_index()`` (an empty id index, see :class:`carbonbook.core.book.Index`) and a way to route
 commands to its books: the pure core's function ``route``, the compiled
 core's ``Router`` (bound once per engine) and ``Out`` (events as Structs, or JSON Lines written
 by the core). Two exist, with the same rules, events and snapshots (the test suite runs
 against both):
 
-- ``compiled``: :mod:`carbonbook._cbook`, Cython, built at install where a C compiler exists;
-- ``pure``: :mod:`carbonbook.book`, plain Python, the reference and the fallback.
+- ``compiled``: :mod:`carbonbook.core._cbook`, Cython, built at install where a C compiler exists;
+- ``pure``: :mod:`carbonbook.core.book`, plain Python, the reference and the fallback.
 
-:data:`NAME` is the one an :class:`~carbonbook.engine.Engine` uses unless told otherwise: the
+:data:`NAME` is the one an :class:`~carbonbook.core.engine.Engine` uses unless told otherwise: the
 compiled core when it was built, unless the environment sets ``CARBONBOOK_PURE=1``.
 
 >>> NAME in ("compiled", "pure") and get(NAME) is DEFAULT
 True
 >>> get("pure").__name__
-'carbonbook.book'
+'carbonbook.core.book'
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 from importlib.util import find_spec
 from types import ModuleType
 
-from carbonbook import book as pure
+from carbonbook.core import book as pure
 
 CORES: dict[str, ModuleType] = {"pure": pure}
 """The cores this installation has, by name."""
@@ -33,11 +33,11 @@ CORES: dict[str, ModuleType] = {"pure": pure}
 WHY_PURE: str | None = None
 """Why the compiled core does not run (None when it does)."""
 
-if find_spec("carbonbook._cbook") is None:
+if find_spec("carbonbook.core._cbook") is None:
     WHY_PURE = "the compiled core was not built: no C compiler at install"
 else:
     try:
-        from carbonbook import _cbook
+        from carbonbook.core import _cbook
     except ImportError as exc:  # built for another Python, say
         WHY_PURE = f"the compiled core does not load: {exc}"
     else:

@@ -81,8 +81,8 @@ from carbonbook._types import (
     Side,
     TimeInForce,
 )
-from carbonbook.book import CANCELLED, FILLED, Order, OrderBook, order_rejection
 from carbonbook.commands import NewOrder
+from carbonbook.core.book import CANCELLED, FILLED, Order, OrderBook, order_rejection
 from carbonbook.events import (
     Accepted,
     Cancelled,

@@ -1,14 +1,14 @@
-"""A venue: an :class:`~carbonbook.engine.Engine` with a carbon registry behind it.
+"""A venue: an :class:`~carbonbook.core.engine.Engine` with a carbon registry behind it.
 
 :class:`Venue` is a composition, not a subclass: it holds an engine and four parts with one
 job each, all working in one registry transaction per batch of commands:
 
-- the **hold gate** (:class:`~carbonbook.holds.HoldGate`): every book's ``risk`` and the
+- the **hold gate** (:class:`~carbonbook.venue.holds.HoldGate`): every book's ``risk`` and the
   engine's ``admit_bid``, called by the book just before it accepts, and after each command
   for the releases;
-- the **settler** (:class:`~carbonbook.settler.Settler`): trades and auction allocations to
+- the **settler** (:class:`~carbonbook.venue.settler.Settler`): trades and auction allocations to
   DvP transfers, consuming the engine's events after each command (the engine's ``stage``);
-- the **checkpoint** (:class:`~carbonbook.checkpoint.Checkpoint`): log position, digest and
+- the **checkpoint** (:class:`~carbonbook.venue.checkpoint.Checkpoint`): log position, digest and
   recorded outcomes, in the registry's ``checkpoint`` table;
 - the **registry commands** (:func:`~carbonbook.registry.commands.carry_out`).
 
@@ -20,7 +20,7 @@ state, which hands every other case to the parts above.
 The venue feeds registry commands to the registry and runs of the others to
 ``engine.apply_all``. Together they
 
-- **holds before it trades** (pre-trade risk, :class:`~carbonbook.book.PreTradeRisk`): a
+- **holds before it trades** (pre-trade risk, :class:`~carbonbook.core.book.PreTradeRisk`): a
   sell order is accepted only if its account has that many unreserved units of the
   instrument's unit type, a buy order only if it has the unreserved cash for
   ``price * qty`` (a market buy: its ``cap``, which it must state). The hold is taken
@@ -40,7 +40,7 @@ The venue feeds registry commands to the registry and runs of the others to
   carry-over, expiry), answering each with ``recorded`` (its transaction) or ``rejected``
   (the registry's refusal code);
 - **settles every trade** delivery versus payment through a
-  :class:`~carbonbook.settlement.SettlementAdapter` consuming the holds: right after the
+  :class:`~carbonbook.venue.settlement.SettlementAdapter` consuming the holds: right after the
   command that made it (``lag=0``), or on the ``business_day`` that makes it due (T+``lag``).
   Each outcome is an event, ``trade_settled`` or ``settlement_failure``, in the one sequence;
 - **runs primary auctions against cash**: a bid is accepted only if the bidder can hold
@@ -54,7 +54,7 @@ Atomicity and replay
     Each ``apply`` or ``apply_all`` call is one registry transaction (or, with ``group=N``,
     one transaction spans the calls until N commands have gone in: see
     :meth:`Venue.commit`), which also stores the checkpoint's
-    :attr:`~carbonbook.checkpoint.Checkpoint.position`: the ``seq`` of the last event whose
+    :attr:`~carbonbook.venue.checkpoint.Checkpoint.position`: the ``seq`` of the last event whose
     effects the registry holds. A venue opened on a registry at position ``P`` replays the
     first ``P`` events without touching the registry: registry commands and pre-trade
     refusals give their recorded outcomes, as do an expiry's cancellations (each recorded
@@ -124,8 +124,6 @@ from operator import attrgetter
 import msgspec
 
 from carbonbook._types import CancelReason, Phase, RejectReason, Side, UnitType
-from carbonbook.book import Order, OrderBook
-from carbonbook.checkpoint import Checkpoint, LogMismatch, Outcome
 from carbonbook.commands import (
     BusinessDay,
     Command,
@@ -135,16 +133,18 @@ from carbonbook.commands import (
     Undecodable,
     names_fault,
 )
-from carbonbook.engine import Depth, Engine, OrderState, Subscriber
+from carbonbook.core.book import Order, OrderBook
+from carbonbook.core.engine import Depth, Engine, OrderState, Subscriber
+from carbonbook.core.snapshot import EngineState
 from carbonbook.errors import CarbonbookError, OperationRefused, RegistryError
 from carbonbook.events import AuctionCleared, Cancelled, Event, InstrumentListed, Recorded, Rejected, Trade
-from carbonbook.holds import HoldGate, Refused
 from carbonbook.registry.base import Registry
 from carbonbook.registry.commands import carry_out
 from carbonbook.registry.writers import take_turn
-from carbonbook.settlement import Instrument, SettlementAdapter
-from carbonbook.settler import Settler
-from carbonbook.snapshot import EngineState
+from carbonbook.venue.checkpoint import Checkpoint, LogMismatch, Outcome
+from carbonbook.venue.holds import HoldGate, Refused
+from carbonbook.venue.settlement import Instrument, SettlementAdapter
+from carbonbook.venue.settler import Settler
 
 _GATES: dict[type, type[_cvenue.Gate]] = {}
 """The compiled gate (:class:`carbonbook._cvenue.Gate`: the hold gate's and the stage's common
@@ -502,7 +502,7 @@ class Venue:
             subscriber(events)
 
     def export_state(self) -> VenueState:
-        """:meth:`export_venue_state` (the name a journal calls, see :mod:`carbonbook.journal`)."""
+        """:meth:`export_venue_state` (the name a journal calls, see :mod:`carbonbook.operations.journal`)."""
         return self.export_venue_state()
 
     def restore(self, state: VenueState) -> Venue:
@@ -524,7 +524,7 @@ class Venue:
         return max(0, self.checkpoint.position - (self.engine.next_seq - 1))
 
     def state_hash(self) -> str:
-        """The engine's :meth:`~carbonbook.engine.Engine.state_hash`."""
+        """The engine's :meth:`~carbonbook.core.engine.Engine.state_hash`."""
         return self.engine.state_hash()
 
     @property

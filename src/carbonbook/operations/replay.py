@@ -1,4 +1,4 @@
-"""Replay an order log through an :class:`~carbonbook.engine.Engine`, writing its events.
+"""Replay an order log through an :class:`~carbonbook.core.engine.Engine`, writing its events.
 
 Every record gives events: a decodable command is applied, an undecodable one is a
 ``rejected`` event with reason ``malformed`` and its 1-based ``line`` (blank JSON
@@ -66,7 +66,7 @@ class ReplayTally:
             self.rejections.update(e.reason for e in events if e.__class__ is Rejected)
 
     def add_json(self, out: Any) -> None:
-        """Count what a JSON ``Out`` (:meth:`~carbonbook.engine.Engine.json_out`) wrote since the
+        """Count what a JSON ``Out`` (:meth:`~carbonbook.core.engine.Engine.json_out`) wrote since the
         last call: its own counts and trades, and the Structs it encoded."""
         counts, trades, structs = out.tally()
         self.add(structs)
@@ -83,7 +83,7 @@ class ReplayTally:
 
 
 class Applier(Protocol):
-    """What replay drives: an :class:`~carbonbook.engine.Engine` (or anything with its ``apply_all``)."""
+    """What replay drives: an :class:`~carbonbook.core.engine.Engine` (or anything with its ``apply_all``)."""
 
     def apply_all(self, commands: Iterable[Command | Undecodable], decoded: bool = False) -> list[Event]:
         """Apply commands in order and return their events (``decoded``: they come from

@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
-"""The compiled order book: :mod:`carbonbook.book`'s classes, rules and events, in Cython.
+"""The compiled order book: :mod:`carbonbook.core.book`'s classes, rules and events, in Cython.
 
 The same classes (``Order``, ``PriceLevel``, ``BookSide``, ``OrderBook``) and the same small
-interface that the phase books of :mod:`carbonbook.phases`, snapshots, the venue and the
+interface that the phase books of :mod:`carbonbook.core.phases`, snapshots, the venue and the
 queries use (a dict of levels and a sorted key list per side, each level's ``live()`` orders,
 the book's ``_rest``, ``_take_off`` and ``_resize``, an id index with a dict's ``get``, ``in``,
 item setting and ``items()``), so they work on either core unchanged. Storage differs: an
@@ -18,7 +18,7 @@ typed C locals, reads the fields of new orders and cancels at their slot offsets
 API for lists and dicts, routes commands with one :class:`Router` per engine (no Python frame
 each), and :class:`Out` gives events as msgspec Structs or writes them as JSON Lines without
 building them (replay). A level's total is a 128-bit integer, so it never overflows where
-the pure book's Python integers would not. :mod:`carbonbook.book` is the reference: every
+the pure book's Python integers would not. :mod:`carbonbook.core.book` is the reference: every
 rule here is its rule, and the test suite runs against both (``tests/test_cores.py``
 requires byte-identical events, snapshots and state hashes).
 """
@@ -42,7 +42,7 @@ from collections import deque
 import msgspec
 from itertools import count
 
-from carbonbook import book as _pure
+from carbonbook.core import book as _pure
 from carbonbook._types import (
     NAME_MAX,
     CancelReason,
@@ -201,7 +201,7 @@ cdef struct Entry:
 
 @cython.final
 cdef class IdIndex:
-    """The engine's id index (see :data:`carbonbook.book.Index`): every accepted id, in the
+    """The engine's id index (see :data:`carbonbook.core.book.Index`): every accepted id, in the
     order first set, to its resting :class:`Order` or its final status.
 
     Laid out as CPython's dict but with C keys: an array of (id, entry) pairs in insertion
@@ -708,7 +708,7 @@ cdef class BookSide:
 # -- the book -----------------------------------------------------------------------------
 
 cdef class Book:
-    """The compiled base of :class:`OrderBook`; see :class:`carbonbook.book.OrderBook`."""
+    """The compiled base of :class:`OrderBook`; see :class:`carbonbook.core.book.OrderBook`."""
 
     cdef public object symbol
     cdef public object unit
@@ -758,7 +758,7 @@ cdef class Book:
     # -- commands (Python entry points) ------------------------------------------------------
 
     def submit(self, cmd, list events, bint decoded=False):
-        """Enter a new order for this book: :meth:`carbonbook.book.OrderBook.submit`."""
+        """Enter a new order for this book: :meth:`carbonbook.core.book.OrderBook.submit`."""
         self._submit(cmd, Out(events), decoded)
 
     def cancel(self, Order order, list events, reason=_USER):
@@ -766,7 +766,7 @@ cdef class Book:
         self._cancel(order, Out(events), reason)
 
     def modify(self, Order order, price, qty, list events):
-        """Change a resting order's price and/or open quantity: :meth:`carbonbook.book.OrderBook.modify`."""
+        """Change a resting order's price and/or open quantity: :meth:`carbonbook.core.book.OrderBook.modify`."""
         self._modify(order, price, qty, Out(events))
 
     def _rest(self, oid, account, side, price, qty, post_only, stp, is_buy):
@@ -776,7 +776,7 @@ cdef class Book:
         self._c_take_off(order)
 
     def _resize(self, Order order, long long qty):
-        """:meth:`carbonbook.book.OrderBook._resize`. O(1)."""
+        """:meth:`carbonbook.core.book.OrderBook._resize`. O(1)."""
         order.level.qty -= order.qty - qty
         order.qty = qty
 
@@ -784,7 +784,7 @@ cdef class Book:
         return self._c_executable(opp, account, limit_key, qty, _stp_code(stp), cap)
 
     def check(self):
-        """Assert every invariant of the book: :func:`carbonbook.book.check`. O(orders)."""
+        """Assert every invariant of the book: :func:`carbonbook.core.book.check`. O(orders)."""
         _pure.check(self)
 
     # -- the hot path ------------------------------------------------------------------------
@@ -1007,7 +1007,7 @@ cdef class Book:
     cdef long long _c_executable(self, BookSide opp, str account, long long limit_key, long long qty,
                                  int stp_code, object cap) except? -1:
         """How much of ``qty`` would trade at once (and, with a ``cap``, cost at most ``cap``):
-        :meth:`carbonbook.book.OrderBook._executable`."""
+        :meth:`carbonbook.core.book.OrderBook._executable`."""
         cdef bint skip_own = stp_code == RESTING
         cdef long long left = qty, take
         cdef list keys = opp.keys
@@ -1107,7 +1107,7 @@ cdef class Book:
 
 
 class OrderBook(Book):
-    """The book of one instrument (compiled): see :class:`carbonbook.book.OrderBook`."""
+    """The book of one instrument (compiled): see :class:`carbonbook.core.book.OrderBook`."""
 
     __slots__ = ()
     order_class = Order
@@ -1175,8 +1175,8 @@ cdef class Router:
     def batch(self, commands, list events, bint decoded=False, stage=None, tuple quiet=()):
         """Apply ``commands`` in order, appending their events to ``events`` as Structs; then,
         after each command, ``stage(command, events, start)`` (an engine's stage, see
-        :data:`carbonbook.engine.Stage`: a venue's settler) when one is given, unless the
-        command made one event of a class in ``quiet`` (the stage's, :data:`~carbonbook.engine.Stage`)."""
+        :data:`carbonbook.core.engine.Stage`: a venue's settler) when one is given, unless the
+        command made one event of a class in ``quiet`` (the stage's, :data:`~carbonbook.core.engine.Stage`)."""
         cdef Out out = Out(events)
         cdef Py_ssize_t start
         if stage is None:
@@ -1678,7 +1678,7 @@ cdef inline i128 _abs(i128 x):
 
 
 def choose(book, tuple start):
-    """:func:`carbonbook.phases.choose` for a compiled book: the same walk over the same
+    """:func:`carbonbook.core.phases.choose` for a compiled book: the same walk over the same
     rows, with C integers (quantities 128-bit, as the levels' totals)."""
     cdef Book b = <Book?>book
     cdef Row row, left, right

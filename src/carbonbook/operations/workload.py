@@ -63,7 +63,7 @@ from carbonbook.commands import (
     SetCap,
     SetPhase,
 )
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
 from carbonbook.events import Cancelled, Event, Rejected, Trade
 
 if TYPE_CHECKING:

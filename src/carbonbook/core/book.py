@@ -1,6 +1,6 @@
 """The order book of one instrument: price levels, price-time matching, self-trade prevention.
 
-This is the pure-Python core and the reference: :mod:`carbonbook._cbook` is the same book
+This is the pure-Python core and the reference: :mod:`carbonbook.core._cbook` is the same book
 compiled (same classes, containers, rules and events; :mod:`carbonbook.core` picks one), and
 the slow paths both share (a refusal's detail, :func:`check`) live here.
 
@@ -31,7 +31,7 @@ Interface
     ``bids``/``asks`` (:class:`BookSide`: ``levels`` by key, ``keys``, ``best()``,
     ``in_priority()``), a level's ``price``, ``qty`` and ``live()``, the order fields, and the
     book's ``_rest``, ``_take_off`` and ``_resize``. The compiled core stores levels' queues
-    and the index differently (:mod:`carbonbook._cbook`) behind the same interface.
+    and the index differently (:mod:`carbonbook.core._cbook`) behind the same interface.
 
 Commands
     ``submit`` refuses, the first that applies: malformed, bad_price, bad_qty,
@@ -59,7 +59,7 @@ Cost
 
 Phases
     This class is the continuous, unbanded book. Other phases and price bands are
-    mixins in :mod:`carbonbook.phases` over each core's ``OrderBook`` that a book switches
+    mixins in :mod:`carbonbook.core.phases` over each core's ``OrderBook`` that a book switches
     to by changing its class; they share these slots (phase, band, reference, the market orders of a
     call) and leave this hot path as it was, but for one store per fill that keeps
     ``reference``, the last trade price.
@@ -251,7 +251,7 @@ class OrderBook:
         self.asks = BookSide(-1)
         self._index = index
         self._seq = seq
-        # Phases and bands (see carbonbook.phases); a plain OrderBook is continuous, unbanded.
+        # Phases and bands (see carbonbook.core.phases); a plain OrderBook is continuous, unbanded.
         self.phase = Phase.CONTINUOUS
         self.call_only = False
         self.band: int | None = None
@@ -265,7 +265,7 @@ class OrderBook:
         self._arrival: dict[int, int] = {}
         self._clock = count(1)
         self._expiring: dict[int, CancelReason] = {}
-        # (price, demand, supply) at the last crossing point of a call: see carbonbook.phases
+        # (price, demand, supply) at the last crossing point of a call: see carbonbook.core.phases
         self.call_row: tuple[int, int, int] | None = None
         # what prices are in (a venue settles in it); None: the venue's currency
         self.currency: str | None = None

@@ -18,10 +18,10 @@ import msgspec
 from carbonbook import core as cores
 from carbonbook._types import UnitType
 from carbonbook.codec import json_encoder, wants_msgpack
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
 from carbonbook.errors import CarbonbookError, RegistryError
-from carbonbook.progress import Progress
-from carbonbook.replay import ReplayTally, replay
+from carbonbook.operations.progress import Progress
+from carbonbook.operations.replay import ReplayTally, replay
 
 if TYPE_CHECKING:
     import asyncio
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from carbonbook.cluster.wire import Names
     from carbonbook.commands import Command, Undecodable
-    from carbonbook.journal import Applier, FsyncPolicy
+    from carbonbook.operations.journal import Applier, FsyncPolicy
     from carbonbook.registry import Registry
     from carbonbook.venue import Venue
 
@@ -487,7 +487,7 @@ def _add_journal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Replay LOG through an engine (with --registry, a venue) that writes every command "
                     "to the append-only journal in DIR before its events go anywhere. Run it again "
                     "after a crash: it resumes after the commands DIR holds. Prints a JSON summary "
-                    "(records, seq, state hash) on standard output (see carbonbook.journal).")
+                    "(records, seq, state hash) on standard output (see carbonbook.operations.journal).")
     p.add_argument("log", help="order log (JSON Lines or MessagePack); '-' for standard input")
     p.add_argument("directory", metavar="DIR", help="the journal directory (created if missing)")
     p.add_argument("--out", metavar="EVENTS",
@@ -514,7 +514,7 @@ def _add_journal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _journal(args: argparse.Namespace) -> int:
-    from carbonbook.journal import FsyncPolicy, log_commands
+    from carbonbook.operations.journal import FsyncPolicy, log_commands
 
     try:
         fsync = FsyncPolicy.parse(args.fsync)
@@ -528,7 +528,7 @@ def _journal(args: argparse.Namespace) -> int:
 
 def _journal_into(args: argparse.Namespace, registry: Registry | None, commands: list[Command | Undecodable],
                   fsync: FsyncPolicy) -> int:
-    from carbonbook.journal import Journal
+    from carbonbook.operations.journal import Journal
 
     _check_journal_kind(args.directory, registry, missing_ok=True)
     with Journal.open(args.directory, fsync, venue=_venue_maker(args, registry)) as journal:
@@ -554,7 +554,7 @@ def _journal_into(args: argparse.Namespace, registry: Registry | None, commands:
 
 
 def _recover(args: argparse.Namespace, registry: Registry | None) -> int:
-    from carbonbook.journal import recover
+    from carbonbook.operations.journal import recover
 
     _check_journal_kind(args.directory, registry, missing_ok=False)
     result = recover(args.directory, _venue_maker(args, registry))
@@ -568,7 +568,7 @@ def _check_journal_kind(directory: str, registry: Registry | None, missing_ok: b
     """Refuse, in an operator's words, a directory without a journal (unless ``missing_ok``) and a
     journal of the other kind: a venue's without ``--registry``, a plain engine's with it."""
     from carbonbook.errors import JournalMismatch
-    from carbonbook.journal import JOURNAL_NAME, MAGIC, VENUE_MAGIC
+    from carbonbook.operations.journal import JOURNAL_NAME, MAGIC, VENUE_MAGIC
 
     path = os.path.join(directory, JOURNAL_NAME)
     try:
@@ -590,7 +590,7 @@ def _check_journal_kind(directory: str, registry: Registry | None, missing_ok: b
 def _journal_summary(engine: Applier, registry: Registry | None, **fields: object) -> str:
     import json  # not at the top: replay's start-up does not need it
 
-    from carbonbook.checkpoint import Checkpoint
+    from carbonbook.venue.checkpoint import Checkpoint
 
     if registry is not None:
         fields["registry_position"] = Checkpoint(registry).position
@@ -604,7 +604,7 @@ def _add_import_lobster(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p = commands.add_parser(
         "import-lobster", help="turn LOBSTER message (and orderbook) files into an order log",
         description="Turn a LOBSTER message file, and its orderbook file, into an order log that "
-                    "replays to the orderbook file's levels (see carbonbook.lobster).")
+                    "replays to the orderbook file's levels (see carbonbook.operations.lobster).")
     p.add_argument("messages", help="LOBSTER message file (.csv or .csv.gz)")
     p.add_argument("orderbook", nargs="?",
                    help="its orderbook file: seeds the orders resting at the start and the levels "
@@ -614,14 +614,14 @@ def _add_import_lobster(commands: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--date", type=date.fromisoformat,
                    help="trading day YYYY-MM-DD for ts (default: the date in the file name)")
     p.add_argument("--unit", choices=[u.value for u in UnitType],
-                   help="the instrument's unit, a label only (default EUA, carbonbook.lobster.DEFAULT_UNIT)")
+                   help="the instrument's unit, a label only (default EUA, lobster.DEFAULT_UNIT)")
     p.add_argument("--format", choices=("auto", "jsonl", "msgpack"), default="auto",
                    help="log format; auto: msgpack for a .msgpack or .mpk name, else JSON Lines")
     p.add_argument("--quiet", action="store_true", help="no summary on standard error")
 
 
 def _import_lobster(args: argparse.Namespace) -> int:
-    from carbonbook import lobster  # imported here: replay's start-up does not need it
+    from carbonbook.operations import lobster  # imported here: replay's start-up does not need it
 
     started = time.perf_counter()
     name = lobster.parse_name(args.messages)
@@ -666,7 +666,7 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description="Report per instrument from an events file written by replay: trade count, "
                     "volume, VWAP, open/high/low/close, and rejections by reason; with --log (the "
                     "order log the events came from) also spread statistics, rejections per "
-                    "instrument and the book at the end (see carbonbook.report).")
+                    "instrument and the book at the end (see carbonbook.operations.report).")
     p.add_argument("events", help="events file (JSON Lines, as carbonbook replay writes it)")
     p.add_argument("--log", help="the order log the events came from: rebuilds the books by "
                                  "replaying it, and checks that it gives exactly these events")
@@ -703,7 +703,7 @@ def _report_engine(args: argparse.Namespace) -> Engine | Venue:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from carbonbook import report  # imported here: replay's start-up does not need it
+    from carbonbook.operations import report  # imported here: replay's start-up does not need it
 
     try:
         engine = _report_engine(args)
@@ -739,7 +739,7 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     "shared/bench/yardstick.py) and each core on them in this one process: "
                     "Engine.apply per message and Engine.apply_all in batches (best of --runs), "
                     "latency p50/p99/p99.9, and for deep the bytes per resting order. Rates are "
-                    "printed as multiples of the yardstick's (carbonbook.benchmark).")
+                    "printed as multiples of the yardstick's (carbonbook.operations.benchmark).")
     p.add_argument("--workload", choices=("busy", "deep", "auction", "venue", "all"), default="busy",
                    help="busy: a near-touch flow on a ~70-order book; deep: the same flow on a "
                         "book of --resting orders; auction: the flow with a call every 2,000 "
@@ -775,7 +775,7 @@ def _positive(text: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from carbonbook import benchmark  # imported here: replay's start-up does not need it
+    from carbonbook.operations import benchmark  # imported here: replay's start-up does not need it
 
     yardstick = benchmark.find_yardstick(args.yardstick)
     names = {"all": benchmark.WORKLOADS, "venue": ("busy", "venue")}.get(args.workload, (args.workload,))

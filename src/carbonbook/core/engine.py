@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from carbonbook import core as cores
-from carbonbook import phases, primary
 from carbonbook._types import (
     Phase,
     RejectReason,
@@ -25,7 +24,6 @@ from carbonbook._types import (
     is_order_id,
     name_fault,
 )
-from carbonbook.book import Index, Order, OrderBook
 from carbonbook.commands import (
     CancelOrder,
     CloseAuction,
@@ -40,12 +38,14 @@ from carbonbook.commands import (
     Undecodable,
     new_order_fault,
 )
+from carbonbook.core import phases, primary
+from carbonbook.core.book import Index, Order, OrderBook
+from carbonbook.core.snapshot import EngineState, export_state, peek, restore_parts, state_hash
 from carbonbook.errors import BookIntegrityError
 from carbonbook.events import Event, InstrumentListed, Rejected
-from carbonbook.snapshot import EngineState, export_state, peek, restore_parts, state_hash
 
 if TYPE_CHECKING:  # the compiled core may not be built
-    from carbonbook import _cbook
+    from carbonbook.core import _cbook
 
 Subscriber = Callable[[list[Event]], None]
 """Called with the events of each ``apply`` (or ``apply_all``) call, in order, once applied."""
@@ -262,7 +262,7 @@ class Engine:
         self._subscribers.append(subscriber)
         self._bind()
 
-    # -- primary auctions (carbonbook.primary) ------------------------------------------
+    # -- primary auctions (carbonbook.core.primary) ------------------------------------------
 
     def _open_auction(self, cmd: OpenAuction, events: list[Event]) -> None:
         primary.open_auction(self._auctions, cmd, self._seq.__next__, events)
@@ -350,7 +350,7 @@ class Engine:
             return
         self._books[order.symbol].modify(order, price, qty, events)  # type: ignore[union-attr, arg-type]
 
-    # -- state, snapshots and journaling (carbonbook.snapshot, carbonbook.journal) -----
+    # -- state, snapshots and journaling (carbonbook.core.snapshot, carbonbook.operations.journal) -----
 
     @property
     def next_seq(self) -> int:
@@ -363,7 +363,7 @@ class Engine:
         return None if entry is None or entry.__class__ is str else entry  # type: ignore[return-value]
 
     def export_state(self) -> EngineState:
-        """The whole state of the engine as data (see :mod:`carbonbook.snapshot`). O(orders + ids)."""
+        """The whole state of the engine as data (see :mod:`carbonbook.core.snapshot`). O(orders + ids)."""
         return export_state(self._seq, self._books, self._index, self._auctions)
 
     def state_hash(self) -> str:
@@ -382,11 +382,11 @@ class Engine:
 
     def restore(self, state: EngineState) -> Engine:
         """A new engine of this engine's class and core from ``state``, as :meth:`from_state`
-        (what a journal calls on whatever it wraps, see :mod:`carbonbook.journal`)."""
+        (what a journal calls on whatever it wraps, see :mod:`carbonbook.operations.journal`)."""
         return type(self).from_state(state, core=self.core)
 
     def transaction(self) -> AbstractContextManager[None]:
-        """What a journal writes each batch in (see :mod:`carbonbook.journal`): an engine has
+        """What a journal writes each batch in (see :mod:`carbonbook.operations.journal`): an engine has
         nothing to commit, so nothing."""
         return nullcontext()
 

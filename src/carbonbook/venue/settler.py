@@ -5,9 +5,9 @@ appends the outcomes to them, each with the next seq:
 
 - **trades**: with ``lag=0`` each trade settles right after the command that made it
   (``trade_settled`` or ``settlement_failure``); with ``lag=N`` it waits in the
-  :class:`~carbonbook.settlement.SettlementAdapter`'s queue for the ``business_day`` that
+  :class:`~carbonbook.venue.settlement.SettlementAdapter`'s queue for the ``business_day`` that
   makes it due. Settlement consumes the trade's holds; a failure moved nothing and gives the
-  trade's share of the holds back (:class:`~carbonbook.holds.HoldGate`). Idempotent by trade id;
+  trade's share of the holds back (:class:`~carbonbook.venue.holds.HoldGate`). Idempotent by trade id;
 - **auction allocations**: each in its own transaction, the units issued to the seller (when
   the auction names a scheme and period) and delivered against ``price * qty``
   (``allocation_settled`` or ``allocation_failed``), its outcome in the checkpoint;
@@ -17,7 +17,7 @@ appends the outcomes to them, each with the next seq:
   outcomes of the trades due.
 
 Events up to the checkpoint's ``replayed`` change nothing: their trades must have settled
-then (:class:`~carbonbook.checkpoint.LogMismatch` otherwise). Costs: one registry
+then (:class:`~carbonbook.venue.checkpoint.LogMismatch` otherwise). Costs: one registry
 transaction per command with trades (``SettlementAdapter.settle_trades``, the registry's one
 settlement path, its ledger's ``settle``), about 40,000 instructions per trade when a command
 makes two (46,000 on the reference ledger; bench/venue.py ``--settle-instructions``), and one
@@ -32,9 +32,8 @@ from functools import partial
 
 from carbonbook._types import RejectReason
 from carbonbook.auction import BidAllocation
-from carbonbook.checkpoint import Checkpoint, LogMismatch
 from carbonbook.commands import BusinessDay
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
 from carbonbook.events import (
     AllocationFailed,
     AllocationSettled,
@@ -46,9 +45,10 @@ from carbonbook.events import (
     Trade,
     TradeSettled,
 )
-from carbonbook.holds import HoldGate, Refused
 from carbonbook.registry.base import Final, Registry, ReportMissed, Settled, SettlementRecord
-from carbonbook.settlement import SettlementAdapter
+from carbonbook.venue.checkpoint import Checkpoint, LogMismatch
+from carbonbook.venue.holds import HoldGate, Refused
+from carbonbook.venue.settlement import SettlementAdapter
 
 __all__ = ["Settler"]
 

@@ -1,6 +1,6 @@
 """A progress line for long replays: records, rate and, when the input's size is known, ETA.
 
-``carbonbook replay`` hands :meth:`Progress.update` to :func:`carbonbook.replay.replay`,
+``carbonbook replay`` hands :meth:`Progress.update` to :func:`carbonbook.operations.replay.replay`,
 which calls it once per batch (never per record) with the records and bytes read so
 far. The line is redrawn in place (carriage return) at most once per ``interval``
 seconds and only after ``delay`` seconds, so a short replay prints nothing;

@@ -37,9 +37,9 @@ import msgspec
 from carbonbook._types import Phase
 from carbonbook.codec import jsonl_records
 from carbonbook.commands import CancelOrder, Command, ModifyOrder, Undecodable
-from carbonbook.engine import Engine
+from carbonbook.core.engine import Engine
 from carbonbook.events import RENAMED, Event, InstrumentListed, ReadableEvent, Rejected, Trade, current
-from carbonbook.replay import replay
+from carbonbook.operations.replay import replay
 
 if TYPE_CHECKING:
     from carbonbook.venue import Venue

@@ -4,7 +4,7 @@ A LOBSTER sample is a *message* file (``Time,Type,OrderID,Size,Price,Direction``
 event per line) and an *orderbook* file whose row ``k`` is the top ``L`` price levels
 (``AskPrice1,AskSize1,BidPrice1,BidSize1,...``) after message ``k``. :func:`convert`
 turns them into commands so that replaying the commands through an
-:class:`~carbonbook.engine.Engine` gives, after every message, the top levels of the
+:class:`~carbonbook.core.engine.Engine` gives, after every message, the top levels of the
 orderbook file.
 
 Mapping
@@ -264,7 +264,7 @@ def midnight_ns(day: date) -> int:
 class _Side:
     """One side of the book as the engine will hold it: FIFO queues of ``{order id: open qty}``
     per price (dicts keep insertion order; lowering a quantity keeps the place), level totals,
-    and the keys ``sign * price`` sorted with the best last, as in :mod:`carbonbook.book`."""
+    and the keys ``sign * price`` sorted with the best last, as in :mod:`carbonbook.core.book`."""
 
     __slots__ = ("keys", "queues", "sign", "totals")
 
