@@ -345,7 +345,12 @@ class Venue:
 
     def _run(self, batch: Sequence[Command | Undecodable], events: list[Event], decoded: bool,
              starts: list[int] | None) -> None:
-        """Registry commands to the registry, runs of the others to the engine."""
+        """Registry commands to the registry, runs of the others to the engine (a batch with none,
+        the common case, goes to the engine in one scan in C)."""
+        if _REGISTRY_COMMANDS.isdisjoint(map(type, batch)):
+            if batch:
+                self._engine_run(batch, events, decoded, starts)
+            return
         run = 0
         for i, command in enumerate(batch):
             if command.__class__ in _REGISTRY_COMMANDS:
