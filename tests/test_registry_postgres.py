@@ -12,12 +12,14 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 
+import msgspec
 import pytest
 
 from carbonbook import UnitType
 from carbonbook.errors import ConcurrentModification, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry
-from registry_contract import Factory, RegistryContract, world
+from carbonbook.registry.base import Settled
+from registry_contract import Factory, RegistryContract, fingerprint, world
 
 if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
     pytest.skip("CARBONBOOK_PG_SKIP=1", allow_module_level=True)
@@ -103,5 +105,43 @@ def test_one_claimed_writer_at_a_time(pg_factory: Callable[[], PostgresRegistry]
         one.close()
         two.claim_writer()
         assert two.holding("a", UnitType.JPA) == 995
+    finally:
+        two.close()
+
+
+def test_a_journal_stored_one_row_per_entry_is_moved_into_runs(
+        pg_factory: Callable[[], PostgresRegistry]) -> None:
+    """A schema written before runs (a ``journal`` table of one row per entry, a ``settlements``
+    table of one row per record) opens with the same journal and records, moved into
+    ``journal_runs`` and ``settlement_runs``, the old tables dropped."""
+    one = world(pg_factory())
+    one.transfer("a", "b", UnitType.JPA, 5)
+    settled = one.settle(7, seller="a", buyer="b", unit=UnitType.JPA, qty=10, currency="JPY", amount=700)
+    assert isinstance(settled, Settled)
+    before = fingerprint(one)
+    one.close()
+    cols = "txid, kind, account, counterparty, unit, qty, currency, amount, ref, detail, actor, approver"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(one.schema)))
+        conn.execute("DROP TABLE journal_runs")
+        conn.execute("DROP TABLE settlement_runs")
+        conn.execute("CREATE TABLE settlements (trade_id BIGINT PRIMARY KEY, status TEXT, txid BIGINT, "
+                     "seller TEXT, buyer TEXT, unit TEXT, qty BIGINT, currency TEXT, amount BIGINT, "
+                     "reason TEXT, detail TEXT)")
+        conn.execute("INSERT INTO settlements VALUES (7, 'settled', %s, 'a', 'b', 'JPA', 10, 'JPY', 700, NULL, "
+                     "NULL)", (settled.txid,))
+        conn.execute("CREATE TABLE journal (txid BIGINT PRIMARY KEY, kind TEXT, account TEXT, "
+                     "counterparty TEXT, unit TEXT, qty BIGINT, currency TEXT, amount BIGINT, ref BIGINT, "
+                     "detail TEXT, actor TEXT, approver TEXT)")
+        conn.cursor().executemany(f"INSERT INTO journal ({cols}) VALUES ({', '.join(['%s'] * 12)})",
+                                  [msgspec.structs.astuple(e)[:12] for e in before[1]])
+    two = PostgresRegistry(DSN, schema=one.schema)
+    try:
+        assert fingerprint(two) == before
+        assert two.settlement(7) == settled
+        assert two._read("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                         "current_schema() AND (table_name LIKE 'journal%' OR table_name LIKE 'settlement%') "
+                         "ORDER BY table_name") == [("journal_runs",), ("settlement_runs",)]
+        two.check()
     finally:
         two.close()

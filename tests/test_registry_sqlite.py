@@ -13,6 +13,7 @@ from carbonbook import UnitType
 from carbonbook.errors import ConcurrentModification, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry, SQLiteRegistry
 from carbonbook.registry._sql import ADDED_COLUMNS
+from carbonbook.registry.base import Settled, SettlementFailed
 from registry_contract import Factory, RegistryContract, fingerprint, world
 
 
@@ -91,22 +92,41 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     """A registry file written before schemes had phases, borrowing, offset tables and links,
     compliance rows a borrowed count, blocks a project type, deadlines a reporting day, and
     before the allocation, credit-use and missed-report tables, opens: the columns and tables are
-    added, keeping its old rules."""
+    added, keeping its old rules. Its journal, one row per entry without actor and approver, and
+    its settlement records, one row each, are moved into runs (the old tables dropped)."""
     path = tmp_path / "old.db"
     reg = world(SQLiteRegistry(path))
     reg.record_emissions("a", 2010, 7)
     reg.set_deadline("JVETS", 2010, 5)
+    records = [reg.settle(7, seller="a", buyer="b", unit=UnitType.JPA, qty=10, currency="JPY", amount=700),
+               reg.settle(8, seller="a", buyer="b", unit=UnitType.JPA, qty=10**6, currency="JPY", amount=1)]
+    settled, failed = records
+    assert isinstance(settled, Settled) and isinstance(failed, SettlementFailed)
     before = fingerprint(reg)
     reg.close()  # type: ignore[attr-defined]
     conn = sqlite3.connect(path)
     for table, column, _ in ADDED_COLUMNS:
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    for table in ("allocations", "credit_use", "missed"):
+    for table in ("allocations", "credit_use", "missed", "journal_runs", "settlement_runs"):
         conn.execute(f"DROP TABLE {table}")
+    conn.execute("CREATE TABLE settlements (trade_id INTEGER PRIMARY KEY, status TEXT, txid BIGINT, "
+                 "seller TEXT, buyer TEXT, unit TEXT, qty BIGINT, currency TEXT, amount BIGINT, reason TEXT, "
+                 "detail TEXT)")
+    conn.executemany("INSERT INTO settlements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(7, "settled", settled.txid, "a", "b", "JPA", 10, "JPY", 700, None, None),
+                      (8, "failed", None, "a", "b", "JPA", 10**6, "JPY", 1, failed.reason, failed.detail)])
+    conn.execute("CREATE TABLE journal (txid INTEGER PRIMARY KEY, kind TEXT, account TEXT, counterparty TEXT, "
+                 "unit TEXT, qty BIGINT, currency TEXT, amount BIGINT, ref BIGINT, detail TEXT)")
+    conn.executemany("INSERT INTO journal VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(e.txid, e.kind, e.account, e.counterparty, e.unit, e.qty, e.currency, e.amount, e.ref,
+                       e.detail) for e in before[1]])
     conn.commit()
     conn.close()
     again = SQLiteRegistry(path)
     assert fingerprint(again) == before
+    assert [again.settlement(7), again.settlement(8)] == records
+    assert again._read("SELECT name FROM sqlite_master WHERE name LIKE 'journal%' OR name LIKE 'settlement%' "
+                       "ORDER BY name") == [("journal_runs",), ("settlement_runs",)]
     assert again.compliance("a", 2010).borrowed == 0
     again.surrender("a", 2010, UnitType.JPA, 7, to="ret")
     assert [type(r).__name__ for r in again.pass_days(0, 6)] == ["Final"] * 3  # no reporting deadline

@@ -22,6 +22,12 @@ from carbonbook.errors import (
 )
 from carbonbook.registry._sql import Row, SqlRegistry, ddl, upgrade
 
+# sqlite3 (Python 3.11) looks up an adapter for every None it binds and, finding none, raises
+# and drops an AttributeError: ~3,000 instructions a NULL, a third of a venue commit's binding.
+# With one registered for None it calls that instead: ``{}.get`` (C) gives None back, bound as
+# NULL as before. Process-wide, like every sqlite3 adapter; it changes no value bound.
+sqlite3.register_adapter(type(None), dict[None, None]().get)
+
 
 def _translate(e: sqlite3.Error) -> RegistryError:
     if isinstance(e, sqlite3.IntegrityError):
@@ -49,10 +55,13 @@ class SQLiteRegistry(SqlRegistry):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._conn.execute("BEGIN IMMEDIATE")
-            for stmt in ddl(rowid=True):
+            for stmt in ddl(rowid=True, blob="BLOB"):
                 self._conn.execute(stmt)
             for stmt in upgrade(self._has_column):
                 self._conn.execute(stmt)
+            for stmt, runs, old in list(self._into_runs(self._has_column)):
+                self._conn.executemany(stmt, runs)
+                self._conn.execute(f"DROP TABLE {old}")
             self._conn.execute("COMMIT")
         except sqlite3.Error as e:
             raise RegistryUnavailable(f"sqlite: {e}: {os.path.abspath(self.path)}") from e
