@@ -215,19 +215,25 @@ def batches(log: list[Command], size: int = 5) -> list[list[Command]]:
     return [log[i:i + size] for i in range(0, len(log), size)]
 
 
-def run_venue(schema: str, started: multiprocessing.synchronize.Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def run_venue(schema: str, started: multiprocessing.synchronize.Event, moved: multiprocessing.synchronize.Event,
+              out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Apply the order log in batches; halfway, wait until the administrator has deposited once
+    (so the two interleave however fast either runs)."""
     reg = shared(schema)
     venue = Venue(reg, shared=True)
     events: list[Event] = []
-    for batch in batches(order_log()):
+    todo = batches(order_log())
+    for i, batch in enumerate(todo):
+        if i == len(todo) // 2:
+            assert moved.wait(60)
         events += venue.apply_all(batch)
         started.set()
     reg.close()
     out.put(("venue", msgspec.json.encode(events)))
 
 
-def run_admin(schema: str, started: multiprocessing.synchronize.Event, done: multiprocessing.synchronize.Event,
-              out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def run_admin(schema: str, started: multiprocessing.synchronize.Event, moved: multiprocessing.synchronize.Event,
+              done: multiprocessing.synchronize.Event, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     rng = random.Random(1)
     reg = shared(schema)
     deposited = moves = over = 0
@@ -246,6 +252,7 @@ def run_admin(schema: str, started: multiprocessing.synchronize.Event, done: mul
         retrying(reg, lambda a=a, amount=amount: reg.deposit(a, "JPY", amount))
         deposited += amount
         moves += 1
+        moved.set()
     reg.close()
     out.put(("admin", (deposited, moves, over)))
 
@@ -259,9 +266,9 @@ def masked(events: list[Event]) -> list[Event]:
 def test_a_venue_process_and_an_administrator_process_on_the_same_accounts(pg_schema: str) -> None:
     fund(pg_schema)
     ctx = multiprocessing.get_context("spawn")
-    out, started, done = ctx.Queue(), ctx.Event(), ctx.Event()
-    admin = ctx.Process(target=run_admin, args=(pg_schema, started, done, out))
-    venue = ctx.Process(target=run_venue, args=(pg_schema, started, out))
+    out, started, moved, done = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event()
+    admin = ctx.Process(target=run_admin, args=(pg_schema, started, moved, done, out))
+    venue = ctx.Process(target=run_venue, args=(pg_schema, started, moved, out))
     admin.start()
     venue.start()
     results = dict([out.get(timeout=300)])
