@@ -252,16 +252,16 @@ cdef class Ledger:
 
     cpdef release(self, hold, amount=None):
         """As the reference's ``release``."""
-        cdef list log = self.attrs["_log"]
-        if log is None or type(hold) is not int:
-            return self.ref.release(hold, amount)
-        h = self.holds.get(hold)
+        h = self.holds.get(hold) if type(hold) is int else None
         if h is None:
             return self.ref.release(hold, amount)
-        return self._release(log, hold, <tuple>h, amount)
+        return self._release(hold, <tuple>h, amount)
 
-    cdef _release(self, list log, hold, tuple h, amount):
-        """``release`` of the hold ``h`` found under ``hold``, inside a transaction (``log``)."""
+    cdef _release(self, hold, tuple h, amount):
+        """``release`` of the hold ``h`` found under ``hold`` (an int)."""
+        cdef list log = self.attrs["_log"]
+        if log is None:
+            return self.ref.release(hold, amount)
         account, kind, asset, left = h
         if amount is None:
             amount = left
@@ -622,11 +622,10 @@ cdef class Gate:
         if amount > left:
             amount = left
         if amount > 0:
-            log = ledger.attrs["_log"]
-            if log is None or type(hold) is not int:
-                ledger.release(hold, amount)
+            if type(hold) is int:
+                ledger._release(hold, <tuple>h, amount)
             else:
-                ledger._release(log, hold, <tuple>h, amount)
+                ledger.release(hold, amount)
         return 0
 
     cdef int _settle(self, list trades, list events) except -1:
