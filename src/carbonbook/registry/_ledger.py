@@ -40,6 +40,7 @@ from carbonbook.registry._store import (
     _TERMINAL_KINDS,
     _UNIT_NAMES,
     Hold,
+    JournalRows,
     Store,
     _hold_cut,
     _name,
@@ -59,6 +60,11 @@ class Ledger:
 
     def __init__(self, reg: CashRules) -> None:
         self.reg = reg
+
+    @staticmethod
+    def new_journal() -> JournalRows:
+        """An empty journal for the registry: a list."""
+        return []
 
     def bind(self) -> None:
         """Take the registry's containers again (they are new after a reset or a derive)."""

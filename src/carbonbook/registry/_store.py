@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, pairwise
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 from msgspec.structs import replace
@@ -120,6 +120,21 @@ ExternalRow = tuple[str, str, str, str, str, str, int, str, str]
 """(state, direction ``out``/``in``, this registry's account, the other registry, its account, unit, qty,
 serial blocks as JSON, reason) of an external transfer, keyed by the transaction log's id."""
 Log = list[tuple[Any, Any, Any]]
+
+
+class JournalRows(Protocol):
+    """The registry's journal as it uses it: a list (the reference ledger's), or the compiled
+    ledger's ``_cvenue.Journal``, which stores its hold rows compactly."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Entry | Settled]: ...
+
+    def __getitem__(self, index: slice) -> list[Entry | Settled]: ...
+
+    def __delitem__(self, index: slice) -> None: ...
+
+    def append(self, row: Entry | Settled) -> None: ...
 
 
 def _qty(value: object, what: str = "quantity") -> int:
@@ -271,7 +286,7 @@ class Store(Registry):
         self._settlements: dict[int, SettlementRecord] = {}
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.venue.checkpoint)
         self._meta: dict[str, int] = {"txid": 0, "block": 0}
-        self._journal: list[Entry | Settled] = []  # a fast-path settlement's row is its Settled record
+        self._journal: JournalRows = self._ledger.new_journal()  # a settlement's row is its Settled record
         self._ledgers = Ledgers()
         # derived
         self._issued: dict[UnitType, int] = {}
