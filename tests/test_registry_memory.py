@@ -37,3 +37,53 @@ def test_the_registry_runs_the_compiled_ledger_with_the_compiled_core() -> None:
     compiled = core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None
     assert (ledger.__module__ == "carbonbook._cvenue") is compiled
     assert (ledger is Ledger) is not compiled
+
+
+@pytest.mark.skipif("compiled" not in LEDGERS, reason="the compiled ledger was not built")
+def test_the_compiled_journal_reads_as_the_reference_list() -> None:
+    """The compiled ledger's journal (hold rows as C records) reads, slices, truncates and
+    encodes (``wire``) as the reference's list of rows."""
+    import msgspec
+
+    from carbonbook._types import UnitType
+    from registry_contract import world
+
+    regs = [world(type("MemoryRegistry", (MemoryRegistry,), {"_ledger_type": LEDGERS[name]})())
+            for name in ("reference", "compiled")]
+    for reg in regs:
+        with reg.transaction():
+            reg.reserve(1, "a", UnitType.JPA, 300)
+            reg.reserve_cash(2, "b", "JPY", 30_000)
+            reg.release(1, 100)
+            reg.settle(9, seller="a", buyer="b", unit=UnitType.JPA, qty=100, currency="JPY", amount=10_000,
+                       unit_hold=1, cash_hold=2)
+            reg.release(2)
+    big = "x" * 40  # a name of 32 bytes or more is not a fixstr
+    for reg in regs:
+        reg.open_account(big)
+        reg.deposit(big, "EUR", 2**62 + 1)
+        with reg.transaction():  # a hold under a negative id (a pending transfer's) given back
+            reg._put(reg._holds, -300, ("a", "units", "JPA", 5))  # type: ignore[attr-defined]
+            reg._add(reg._ureserved, ("a", UnitType.JPA), 5)  # type: ignore[attr-defined]
+        for hold in (0, 127, 128, 255, 256, 65_535, 65_536, 2**32, 2**62):  # each size of integer
+            reg.reserve_cash(hold, big, "EUR", hold + 1)
+            reg.release(hold)
+        reg.release(-300)
+    ref, compiled = (reg._journal for reg in regs)  # type: ignore[attr-defined]
+    assert type(ref) is list and type(compiled) is not list
+    assert len(compiled) == len(ref) and list(compiled) == ref
+    assert compiled[-5:] == ref[-5:] and compiled[-1] == ref[-1] and compiled[::2] == ref[::2]
+    encode = msgspec.msgpack.Encoder().encode
+    for start in (0, len(ref) - 5, len(ref)):
+        assert encode(regs[1]._ledger.wire(compiled, start)) == encode(ref[start:])  # type: ignore[attr-defined]
+    with pytest.raises(IndexError):
+        compiled[len(ref)]
+    with pytest.raises(TypeError):
+        del compiled[1]
+    with pytest.raises(TypeError):
+        del compiled[1:2]
+    del compiled[len(ref) - 3:]
+    del ref[len(ref) - 3:]
+    assert list(compiled) == ref
+    del compiled[:]
+    assert len(compiled) == 0 and list(compiled) == []

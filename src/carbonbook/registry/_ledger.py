@@ -16,9 +16,10 @@ Costs (pure): a hold transaction is one compact undo record and one journal row 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Raw
 from msgspec.structs import replace
 
 from carbonbook._types import INT64_MAX, UnitType
@@ -65,6 +66,13 @@ class Ledger:
     def new_journal() -> JournalRows:
         """An empty journal for the registry: a list."""
         return []
+
+    @staticmethod
+    def wire(journal: JournalRows, start: int) -> Sequence[Entry | Settled | Raw]:
+        """``journal``'s rows from ``start`` on, as a commit encodes them (MessagePack arrays, see
+        ``_sql``): here the rows themselves; the compiled ledger gives a hold row as its Entry's
+        array already encoded (a ``Raw``), without making the Entry."""
+        return journal[start:]
 
     def bind(self) -> None:
         """Take the registry's containers again (they are new after a reset or a derive)."""

@@ -27,7 +27,7 @@ the database.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -116,18 +116,20 @@ _RUNS = {"journal_runs": ("last", "entries"), "settlement_runs": ("first", "reco
 _encode_run = msgspec.msgpack.Encoder().encode
 _decode_run = msgspec.msgpack.Decoder(list[Entry | dict[str, Any]]).decode
 _decode_records = msgspec.msgpack.Decoder(list[SettlementRecord]).decode
+_decode_entry = msgspec.msgpack.Decoder(Entry).decode
 
 
-def _runs(items: list[Any], key: Callable[[list[Any]], int]) -> list[Row]:
+def _runs(items: Sequence[Any], key: Callable[[Sequence[Any]], int]) -> list[Row]:
     """The rows of runs that store ``items``: (``key`` of a run's last or first item, MessagePack)."""
     return [(key(items[i:i + RUN]), _encode_run(items[i:i + RUN])) for i in range(0, len(items), RUN)]
 
 
-def _last_txid(entries: list[Entry | Settled]) -> int:
-    return entries[-1].txid
+def _last_txid(entries: Sequence[Entry | Settled | msgspec.Raw]) -> int:
+    last = entries[-1]
+    return _decode_entry(last).txid if type(last) is msgspec.Raw else last.txid
 
 
-def _first_trade(records: list[SettlementRecord]) -> int:
+def _first_trade(records: Sequence[SettlementRecord]) -> int:
     return records[0].trade_id
 
 
@@ -405,7 +407,7 @@ class SqlRegistry(StateRegistry):
                 ops.append((self._upsert[name], ups))
         if records:
             ops.append((self._insert_run["settlement_runs"], _runs(records, _first_trade)))
-        entries = self._journal[self._journal_mark:]
+        entries = self._ledger.wire(self._journal, self._journal_mark)
         if entries:
             ops.append((self._insert_run["journal_runs"], _runs(entries, _last_txid)))
         self._write(ops, self._version)
