@@ -16,6 +16,8 @@ ledger, with the same events and registry state: every other case is handed to t
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject
+from cpython.pycapsule cimport PyCapsule_New
+from carbonbook._hooks cimport AdmitC, StageC
 from carbonbook._slots cimport field, slot_offset
 from msgspec.structs import replace
 
@@ -492,6 +494,14 @@ cdef class Ledger:
 
 
 
+cdef object _gate_admit(object gate, object book, object cmd):
+    return (<Gate>gate)._admit(book, cmd)
+
+
+cdef int _gate_stage(object gate, object command, list events, Py_ssize_t start) except -1:
+    return (<Gate>gate)._stage(command, events, start)
+
+
 cdef class Gate:
     """A venue's hold gate and stage over the compiled ``ledger`` of its registry, in C: the
     common case of :class:`~carbonbook.venue.holds.HoldGate` ``holds`` (``admit``) and of the venue's
@@ -500,11 +510,15 @@ cdef class Gate:
     replaying, a refusal, an auction, a listing, a settlement that fails, settlement with a lag)
     goes to them whole, so the events and the registry are the same.
 
-    Costs: one C call per order (its hold) and per command (its stage), and the ledger's work."""
+    Costs: one C call per order (its hold) and per command (its stage), both from the compiled
+    core (:mod:`carbonbook._hooks`), and the ledger's work."""
 
     cdef Ledger ledger
     cdef object holds, settler, adapter, checkpoint, venue, stage, take, open_order, currency
     cdef dict buys, instruments
+
+    c_admit = PyCapsule_New(<void*><AdmitC>_gate_admit, b"carbonbook.admit", NULL)
+    c_stage = PyCapsule_New(<void*><StageC>_gate_stage, b"carbonbook.stage", NULL)
 
     def __init__(self, Ledger ledger, holds, settler, venue, stage):
         self.ledger = ledger
@@ -525,7 +539,11 @@ cdef class Gate:
     # -- the book-facing interface (PreTradeRisk) ----------------------------------------
 
     def admit(self, book, cmd):
-        """As :meth:`HoldGate.admit <carbonbook.venue.holds.HoldGate.admit>`."""
+        """As :meth:`HoldGate.admit <carbonbook.venue.holds.HoldGate.admit>` (the compiled core calls
+        it as ``c_admit``, in C)."""
+        return self._admit(book, cmd)
+
+    cdef object _admit(self, book, cmd):
         if self.checkpoint.replaying or type(cmd) is not NEW_ORDER:
             return self.holds.admit(book, cmd)
         oid = field(cmd, O_ID, "id")
@@ -560,7 +578,11 @@ cdef class Gate:
         return () if self.venue._fold_each else QUIET
 
     def __call__(self, command, list events, Py_ssize_t start):
-        """The venue's stage after one command (``events[start:]`` are its events)."""
+        """The venue's stage after one command (``events[start:]`` are its events; the compiled
+        core calls it as ``c_stage``, in C)."""
+        self._stage(command, events, start)
+
+    cdef int _stage(self, command, list events, Py_ssize_t start) except -1:
         cdef Py_ssize_t end = len(events), i
         cdef list trades = []
         cdef dict buys = self.buys
@@ -572,13 +594,15 @@ cdef class Gate:
             if cls is not CANCELLED and cls is not AUCTION_CLEARED and cls is not LISTED:
                 if self.venue._fold_each:
                     self.stage(command, events, start)
-                return
+                return 0
         if self.venue._fold_each or type(command) is LIST_INSTRUMENT:
-            return self.stage(command, events, start)
+            self.stage(command, events, start)
+            return 0
         for i in range(start, end):
             cls = type(events[i])
             if cls is AUCTION_CLEARED or cls is LISTED:
-                return self.stage(command, events, start)
+                self.stage(command, events, start)
+                return 0
         for i in range(start, end):  # HoldGate.released, no event replayed
             e = events[i]
             cls = type(e)
@@ -604,13 +628,13 @@ cdef class Gate:
         if type(command) is NEW_ORDER and command.cap is not None and buys.pop(command.id, None) == 0:
             self._release(command.id, command.cap - spent)
         if not trades:
-            return
+            return 0
         open_order = self.open_order
         for e in trades:
             buy_id = field(e, T_BUY_ID, "buy_id")
             if buy_id in buys and open_order(buy_id) is None:
                 del buys[buy_id]
-        self._settle(trades, events)
+        return self._settle(trades, events)
 
     cdef int _release(self, hold, amount) except -1:
         """As :meth:`HoldGate.release <carbonbook.venue.holds.HoldGate.release>`."""
