@@ -20,7 +20,7 @@ The digest is CRC-32 and Adler-32 (one 64-bit signed integer) of the commands' J
 at once (one C call over its encoded lines) gives what folding command by command gives,
 whatever the batching. Costs: a batch's fold is one encoding and two checksum passes, all in
 C (about 3,000 instructions per command: 2,000 of msgspec's encoding, 1,100 of checksums;
-the compiled part writes the lines of new orders and cancels in 1,100 instead); a row lookup
+the compiled part writes the lines of new orders and cancels in 1,000 instead); a row lookup
 is one dict get; a row written is one undo-log entry of the registry's transaction.
 """
 
