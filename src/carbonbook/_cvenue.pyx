@@ -632,8 +632,12 @@ cdef class Gate:
                 elif limit != 0:
                     del buys[oid]
                     self._release(oid, limit * field(e, C_QTY, "qty"))
-        if type(command) is NEW_ORDER and command.cap is not None and buys.pop(command.id, None) == 0:
-            self._release(command.id, command.cap - spent)
+        if type(command) is NEW_ORDER:
+            cap = field(command, O_CAP, "cap")
+            if cap is not None:
+                oid = field(command, O_ID, "id")
+                if buys.pop(oid, None) == 0:
+                    self._release(oid, cap - spent)
         if not trades:
             return 0
         open_order = self.open_order

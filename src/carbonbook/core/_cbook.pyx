@@ -26,6 +26,7 @@ requires byte-identical events, snapshots and state hashes).
 cimport cython
 from cpython.dict cimport PyDict_DelItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_Insert
+from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
@@ -1213,6 +1214,15 @@ cdef struct Ahead:
     bint cancel
 
 
+cdef inline bint _one_of(object cls, tuple classes) noexcept:
+    """``cls in classes`` by identity (a tuple's ``in`` compares each: about 150 instructions more)."""
+    cdef Py_ssize_t i
+    for i in range(len(classes)):
+        if <PyObject*>cls is PyTuple_GET_ITEM(classes, i):
+            return True
+    return False
+
+
 cdef inline PyObject* _id_field(PyObject* command, bint* cancel) noexcept:
     """The id of a NewOrder or CancelOrder (borrowed; NULL when unset or another command)."""
     cdef PyObject* cls = _type_of(command)
@@ -1274,7 +1284,7 @@ cdef class Router:
         for command in commands:
             start = len(events)
             self._route(command, out, decoded)
-            if len(events) - start != 1 or type(events[start]) not in quiet:
+            if len(events) - start != 1 or not _one_of(type(events[start]), quiet):
                 if stage_c is NULL:
                     stage(command, events, start)
                 else:
