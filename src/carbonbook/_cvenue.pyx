@@ -57,6 +57,7 @@ cdef tuple KW_START = ("start",)
 cdef tuple KW_MOVED = ("id", "holder")
 cdef tuple KW_SPLIT = ("id", "end", "holder")
 cdef object BUY = Side.BUY
+cdef object SELL = Side.SELL
 cdef object NEW_ORDER = NewOrder
 cdef object LIST_INSTRUMENT = ListInstrument
 cdef object TRADE = Trade
@@ -556,7 +557,7 @@ cdef class Gate:
         oid = field(cmd, O_ID, "id")
         side = field(cmd, O_SIDE, "side")
         try:
-            if side is not BUY and side != BUY:
+            if side is SELL or (side is not BUY and side != BUY):
                 self.ledger.reserve(oid, field(cmd, O_ACCOUNT, "account"), "units", book.unit,
                                     field(cmd, O_QTY, "qty"))
                 return None
@@ -591,7 +592,7 @@ cdef class Gate:
 
     cdef int _stage(self, command, list events, Py_ssize_t start) except -1:
         cdef Py_ssize_t end = len(events), i
-        cdef list trades = []
+        cdef list trades = None  # made at the first trade
         cdef dict buys = self.buys
         cdef Ledger ledger = self.ledger
         cdef object e, cls, limit
@@ -614,7 +615,10 @@ cdef class Gate:
             e = events[i]
             cls = type(e)
             if cls is TRADE:
-                trades.append(e)
+                if trades is None:
+                    trades = [e]
+                else:
+                    trades.append(e)
                 buy_id = field(e, T_BUY_ID, "buy_id")
                 limit = buys.get(buy_id)
                 if limit is None:
@@ -638,7 +642,7 @@ cdef class Gate:
                 oid = field(command, O_ID, "id")
                 if buys.pop(oid, None) == 0:
                     self._release(oid, cap - spent)
-        if not trades:
+        if trades is None:
             return 0
         open_order = self.open_order
         for e in trades:
