@@ -10,6 +10,10 @@ lines mixed in, and the benchmark workloads (busy, deep).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from importlib.util import find_spec
+
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -213,3 +217,46 @@ def test_a_64_bit_overflow_of_a_level_total_is_exact_on_both_cores() -> None:
     assert_same(commands)
     _, engine = run("compiled", commands, batch=None)
     assert engine.book("X").asks.best().qty == 3 * big - (2**63 - 1)
+
+
+_ODD_INTS = st.one_of(st.none(), st.integers(), st.booleans(), st.just(1.5))
+_NAMES = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=130),
+                   st.sampled_from(["acct-1", 'a"b', "a\\b", "tab\there", "é", "\x7f", "x" * 128, "x" * 129]),
+                   st.sampled_from(list(Side)))
+
+
+@st.composite
+def _odd_orders(draw: st.DrawFn) -> Input:
+    """New orders and cancels built by hand with values of any kind (msgspec does not check them)."""
+    from carbonbook import CancelOrder, NewOrder, OrderType, SelfTradePrevention, Side, TimeInForce
+
+    if draw(st.booleans()):
+        oid = draw(st.one_of(st.integers(), st.booleans(), st.text(max_size=3)))
+        return CancelOrder(oid, ts=draw(_ODD_INTS))
+
+    def member(cls: type) -> object:
+        return draw(st.one_of(st.sampled_from(list(cls)), st.sampled_from([str(next(iter(cls))), 1])))
+
+    return NewOrder(draw(st.one_of(st.integers(), st.booleans())), draw(_NAMES), draw(_NAMES), member(Side),  # type: ignore[arg-type]
+                    draw(st.integers()), price=draw(_ODD_INTS), order_type=member(OrderType),  # type: ignore[arg-type]
+                    tif=member(TimeInForce), post_only=draw(st.sampled_from([True, False, 0, 1, None])),  # type: ignore[arg-type]
+                    stp=member(SelfTradePrevention), cap=draw(_ODD_INTS), ts=draw(_ODD_INTS))  # type: ignore[arg-type]
+
+
+def _lines(encode: Callable[[list[Input]], bytes], commands: list[Input]) -> bytes | type[BaseException]:
+    try:
+        return encode(commands)
+    except Exception as e:  # what msgspec cannot encode
+        return type(e)
+
+
+@pytest.mark.skipif(find_spec("carbonbook._cvenue") is None, reason="the compiled venue is not built here")
+@given(st.one_of(command_streams(), st.lists(_odd_orders(), max_size=8)))
+@SETTINGS
+def test_the_digest_lines_written_in_c_are_msgspecs(commands: list[Input]) -> None:
+    """A venue's digest input (its checkpoint's JSON Lines of the commands): new orders and cancels
+    of plain values written in C, the rest by msgspec, byte for byte what msgspec writes."""
+    from carbonbook._cvenue import json_lines
+
+    encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines
+    assert _lines(partial(json_lines, encode_lines=encode_lines), commands) == _lines(encode_lines, commands)

@@ -1,6 +1,8 @@
 """The compiled ledger has the interface of the pure one (see _cvenue.pyx and carbonbook.registry._ledger);
 the gate that of a venue's hold gate and stage."""
 
+from collections.abc import Callable, Sequence
+
 from carbonbook.commands import Command, NewOrder, Undecodable
 from carbonbook.core.engine import Stage
 from carbonbook.events import Event
@@ -16,3 +18,6 @@ class Gate:
     @property
     def quiet(self) -> tuple[type, ...]: ...
     def __call__(self, command: Command | Undecodable, events: list[Event], start: int) -> None: ...
+
+def json_lines(commands: Sequence[Command | Undecodable],
+               encode_lines: Callable[[Sequence[Command | Undecodable]], bytes]) -> bytes: ...

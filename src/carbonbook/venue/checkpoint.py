@@ -16,21 +16,25 @@ without touching the registry (:attr:`replaying`); where the replay passes ``P``
 of its commands must be the stored one (:class:`LogMismatch` otherwise).
 
 The digest is CRC-32 and Adler-32 (one 64-bit signed integer) of the commands' JSON Lines
-(deterministic encoding): both can be resumed from their value, so folding a batch at once
-(one C call over its encoded lines) gives what folding command by command gives, whatever
-the batching. Costs: a batch's fold is one msgspec encoding and two checksum passes, all in
-C (about 0.2 us per command); a row lookup is one dict get; a row written is one undo-log
-entry of the registry's transaction.
+(msgspec's deterministic encoding): both can be resumed from their value, so folding a batch
+at once (one C call over its encoded lines) gives what folding command by command gives,
+whatever the batching. Costs: a batch's fold is one encoding and two checksum passes, all in
+C (about 3,000 instructions per command: 2,000 of msgspec's encoding, 1,100 of checksums;
+the compiled part writes the lines of new orders and cancels in 1,000 instead); a row lookup
+is one dict get; a row written is one undo-log entry of the registry's transaction.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
+from functools import partial
+from importlib.util import find_spec
 from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from carbonbook import core
 from carbonbook.commands import Command, Undecodable
 from carbonbook.errors import CarbonbookError, OperationRefused, RegistryError
 from carbonbook.registry.base import Registry
@@ -38,7 +42,13 @@ from carbonbook.registry.base import Registry
 __all__ = ["Checkpoint", "CheckpointStore", "LogMismatch", "Outcome"]
 
 _encoder = msgspec.json.Encoder(order="deterministic")  # sets sorted, whatever the hash seed
-_encode_lines = _encoder.encode_lines
+_encode_lines: Callable[[Sequence[Command | Undecodable]], bytes] = _encoder.encode_lines
+"""The commands' JSON Lines; the same bytes written in C for new orders and cancels
+(:func:`carbonbook._cvenue.json_lines`) when the compiled core runs and it was built."""
+if core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None:
+    from carbonbook._cvenue import json_lines
+
+    _encode_lines = partial(json_lines, encode_lines=_encode_lines)
 _POSITION = -1
 _SETTINGS_ROW = 0
 _SETTINGS = "venue_settings"

@@ -23,7 +23,7 @@ settlement path, its ledger's ``settle``), about 27,000 instructions per trade o
 compiled ledger when a command makes two (46,000 on the reference ledger; bench/venue.py
 ``--settle-instructions``), and one event per trade. Over the compiled ledger a venue settles
 the common case (``lag=0``, every trade settled) in :class:`carbonbook._cvenue.Gate` instead,
-the same rows in one ledger call (a venue message costs about 21,000 instructions in all,
+the same rows in one ledger call (a venue message costs about 19,600 instructions in all,
 bench/venue.py ``--instructions``).
 """
 
