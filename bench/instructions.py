@@ -20,8 +20,10 @@ workload, so the decoding cancels out of the difference).
 ``--workload deep`` counts the same mix on a book of ``--resting`` orders (the resting phase is
 in both runs, so it cancels out too). ``--cache`` adds callgrind's cache simulation and prints
 the first-level and last-level data cache misses per message as well. Callgrind simulates two
-levels; the last is set to ``--l2`` MiB (this machine's L2, 4 MiB; its 260 MiB L3 would hold
-any book), so its misses are the reads that wait on L3 or memory: the deep book's cost.
+levels; the last is set to ``--l2`` MiB (default 4 MiB, the L2 of the Xeon these counts were first
+taken on; the AMD EPYC machines since have 512 KiB per core and a 32 MiB L3), so its misses are
+the reads that wait on L3 or memory: the deep book's cost. It is a setting, not a reading, so
+counts compare across machines.
 """
 
 from __future__ import annotations

@@ -1381,9 +1381,6 @@ cdef class Router:
 
 # -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
 
-
-# -- where events go: Structs in a list, or JSON Lines in a buffer -----------------------------
-
 cdef object _json_encode = msgspec.json.Encoder().encode
 cdef dict _ENUM_JSON = {m: _json_encode(m) for m in CancelReason}
 """The JSON of each cancel reason (an enum member is not a plain str, so _str would encode it)."""
