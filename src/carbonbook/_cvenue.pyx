@@ -2,19 +2,24 @@
 """A venue's hot path compiled: the registry's ledger and the venue's gate.
 
 :class:`Ledger` (holds and DvP settlement) is the twin of
-:class:`carbonbook.registry._ledger.Ledger`, with the same results, state, journal rows and
-undo records (the same test suite runs against both). It carries out the common case itself,
-in C: a hold taken or given back whose every check passes, and each settlement the ledger's
-checks let through (the refusals are named by the registry's ``_refuse_settlement``, as in
-the reference). Anything else (a refusal of a hold, a value of an unusual type, a test hook
-between a settlement's legs) is handed to the reference ledger, which raises or does the same.
-Its registry's journal is a :class:`Journal`, which keeps the hold rows as C records.
+:class:`carbonbook.registry._ledger.Ledger`, with the same effect: the same results, registry
+state, journal rows, SQL rows written and state after a rollback at any point (the same test
+suite runs against both), though not the same undo records. It carries out the common case
+itself, in C: a hold taken or given back whose every check passes, and each settlement the
+ledger's checks let through (the refusals are named by the registry's ``_refuse_settlement``,
+as in the reference). Anything else (a refusal of a hold, a value of an unusual type, a test
+hook between a settlement's legs) is handed to the reference ledger, which raises or does the
+same. Its registry's journal is a :class:`Journal`, which keeps the hold rows as C records; its
+holds are a :class:`HoldTable` of C records, their reserved totals C integers (``Purse``), both
+read by the rule families as the reference's dicts; and the undo records of its hold changes
+are C records of its own, one shared mark each in the registry's undo log (``Ledger.undo``).
 
 :class:`Gate` is the common case of a venue's hold gate and stage
 (:class:`carbonbook.venue.holds.HoldGate`, :meth:`carbonbook.venue.Venue._stage`) over a compiled
 ledger, with the same events and registry state: every other case is handed to them.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
@@ -42,11 +47,11 @@ from carbonbook.events import (
     TradeSettled,
 )
 from carbonbook.registry import _ledger
-from carbonbook.registry._store import _FAST, _HOLD, _MISSING, _OPEN, _TERMINAL_KINDS, Store
+from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, Store
 from carbonbook.registry.base import Account, Block, Entry, Settled, SettlementFailed
 
 cdef object MISSING = _MISSING
-cdef object HOLD = _HOLD
+cdef object LEDGER = _LEDGER
 cdef object FAST = _FAST
 cdef object OPEN = _OPEN
 cdef frozenset TERMINAL = frozenset(_TERMINAL_KINDS)
@@ -147,12 +152,6 @@ cdef inline bint _small(object value, long long low):
     cdef int overflow = 0
     cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
     return not overflow and low <= v <= SMALL
-
-
-cdef inline bint _holds(tuple hold, account, kind, asset):
-    """Is ``hold`` one of ``account``'s, of ``kind`` and ``asset`` (mostly the same objects)?"""
-    return ((hold[0] is account or hold[0] == account) and (hold[1] is kind or hold[1] == kind)
-            and (hold[2] is asset or hold[2] == asset))
 
 
 cdef inline long long _serial(object block, Py_ssize_t offset, str name) except? -1:
@@ -392,28 +391,406 @@ cdef class Journal:
         self._truncate(start)
 
 
+# -- holds and reserved totals as C records ---------------------------------------------------
+
+cdef str UNITS = "units"
+cdef str CASH = "cash"
+cdef dict UNIT_OF = {str(u): u for u in UnitType}  # a unit type's name (or itself) -> the unit type
+cdef Py_ssize_t EMPTY = -1, GONE = -2  # a HoldTable slot never used, or whose hold was removed
+
+
+@cython.final
+@cython.no_gc
+cdef class Purse:
+    """One account's reserved total of one asset: a unit type (``units``) or a currency. The
+    holds point at it; ``key`` is the registry's ``(account, asset)`` key of its holding or
+    balance (see ``Ledger._purse``), ``name`` the asset as a hold row names it."""
+
+    cdef readonly object account, asset, name
+    cdef readonly tuple key
+    cdef readonly long long reserved
+    cdef bint units, keyed  # keyed: the registry's dicts were given ``key`` since the last bind
+
+
+cdef struct HoldRec:
+    long long id
+    long long amount
+    PyObject* purse  # NULL: removed
+
+
+cdef class HoldTable:
+    """The registry's holds (``_holds``) for the compiled ledger: hold id -> ``(account, "units"
+    or "cash", asset, amount)`` to the registry (``get``, ``[]``, ``in``, assignment, ``del``,
+    ``pop``, ``len``, iteration, ``items``, ``values``, ``==``), each kept as a C record (its id,
+    amount and :class:`Purse`), made into its tuple only when read. Records keep the order a dict
+    would (insertion; an assignment keeps the place); an open-addressing index finds them by
+    id. The reserved totals are the purses' (``Reserved`` reads them as dicts). Costs: a lookup,
+    insertion or removal about 30 instructions; a read as a dict, one tuple per hold."""
+
+    cdef HoldRec* recs
+    cdef Py_ssize_t n, cap, live  # records used (removed ones included), their room, live ones
+    cdef Py_ssize_t* slots  # the index: a record's position, EMPTY or GONE
+    cdef Py_ssize_t filled  # slots not EMPTY
+    cdef int bits  # the index has 2**bits slots
+    cdef readonly dict units, cash  # account -> {asset: its Purse}
+
+    def __cinit__(self):
+        self.units = {}
+        self.cash = {}
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            if self.recs[i].purse is not NULL:
+                Py_DECREF(<object>self.recs[i].purse)
+        PyMem_Free(self.recs)
+        PyMem_Free(self.slots)
+
+    cdef inline Py_ssize_t _home(self, long long hold) noexcept:
+        return <Py_ssize_t>((<unsigned long long>hold * 0x9E3779B97F4A7C15ULL) >> (64 - self.bits))
+
+    cdef Py_ssize_t find(self, long long hold) noexcept:
+        """The position of hold ``hold``'s record, or -1."""
+        cdef Py_ssize_t i, s, mask
+        if self.slots is NULL:
+            return -1
+        mask = (<Py_ssize_t>1 << self.bits) - 1
+        i = self._home(hold)
+        while True:
+            s = self.slots[i]
+            if s == EMPTY:
+                return -1
+            if s >= 0 and self.recs[s].id == hold:
+                return s
+            i = (i + 1) & mask
+
+    cdef Py_ssize_t find_obj(self, hold) noexcept:
+        """``find`` for a hold id given as an object (-1 unless an int of 64 bits)."""
+        cdef int over = 0
+        cdef long long h
+        if type(hold) is not int:
+            return -1
+        h = PyLong_AsLongLongAndOverflow(hold, &over)
+        return -1 if over else self.find(h)
+
+    cdef int room(self) except -1:
+        """Make sure one more ``insert`` cannot fail: compact the records and grow the index
+        when need be (amortised O(1))."""
+        cdef Py_ssize_t i, j, size, mask, cap
+        cdef HoldRec* recs
+        cdef Py_ssize_t* slots
+        if self.n < self.cap and (self.filled + 1) * 2 <= (<Py_ssize_t>1 << self.bits):
+            return 0
+        j = 0
+        for i in range(self.n):  # drop the removed records, in order
+            if self.recs[i].purse is not NULL:
+                self.recs[j] = self.recs[i]
+                j += 1
+        self.n = j
+        cap = 2 * j + 16
+        recs = <HoldRec*>PyMem_Realloc(self.recs, cap * sizeof(HoldRec))
+        if recs is NULL:
+            raise MemoryError()
+        self.recs, self.cap = recs, cap
+        bits = 4
+        while (<Py_ssize_t>1 << bits) < 4 * (j + 1):
+            bits += 1
+        size = <Py_ssize_t>1 << bits
+        slots = <Py_ssize_t*>PyMem_Malloc(size * sizeof(Py_ssize_t))
+        if slots is NULL:
+            raise MemoryError()
+        PyMem_Free(self.slots)
+        self.slots, self.bits, self.filled = slots, bits, j
+        for i in range(size):
+            slots[i] = EMPTY
+        mask = size - 1
+        for j in range(self.n):
+            i = self._home(self.recs[j].id)
+            while slots[i] != EMPTY:
+                i = (i + 1) & mask
+            slots[i] = j
+        return 0
+
+    cdef void insert(self, long long hold, Purse purse, long long amount) noexcept:
+        """Add hold ``hold`` (absent; ``room`` made first) at the end."""
+        cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
+        cdef Py_ssize_t i = self._home(hold)
+        while self.slots[i] >= 0:
+            i = (i + 1) & mask
+        if self.slots[i] == EMPTY:
+            self.filled += 1
+        self.slots[i] = self.n
+        Py_INCREF(purse)
+        self.recs[self.n].id = hold
+        self.recs[self.n].amount = amount
+        self.recs[self.n].purse = <PyObject*>purse
+        self.n += 1
+        self.live += 1
+
+    cdef void remove(self, Py_ssize_t pos) noexcept:
+        """Remove the hold whose record is at ``pos``."""
+        cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
+        cdef Py_ssize_t i = self._home(self.recs[pos].id)
+        cdef PyObject* purse = self.recs[pos].purse
+        while self.slots[i] != pos:
+            i = (i + 1) & mask
+        self.slots[i] = GONE
+        self.recs[pos].purse = NULL
+        self.live -= 1
+        Py_DECREF(<object>purse)
+
+    cdef int put(self, long long hold, Purse purse, long long amount) except -1:
+        """Set hold ``hold`` (added at the end when absent, else in its place)."""
+        cdef Py_ssize_t pos = self.find(hold)
+        cdef PyObject* old
+        if pos < 0:
+            self.room()
+            self.insert(hold, purse, amount)
+            return 0
+        old = self.recs[pos].purse
+        Py_INCREF(purse)
+        self.recs[pos].purse = <PyObject*>purse
+        self.recs[pos].amount = amount
+        Py_DECREF(<object>old)
+        return 0
+
+    cdef Purse purse(self, bint units, account, asset):
+        """``account``'s purse of ``asset`` (a unit type, or its name, for ``units``; else a
+        currency), made when it has none."""
+        cdef dict purses = self.units if units else self.cash
+        cdef Purse p
+        inner = purses.get(account)
+        if inner is None:
+            inner = purses[account] = {}
+        found = (<dict>inner).get(asset)
+        if found is not None:
+            return <Purse>found
+        p = Purse.__new__(Purse)
+        if units:
+            asset = UNIT_OF.get(asset, asset)
+        p.account, p.asset, p.units = account, asset, units
+        p.name = UNIT_NAMES.get(asset, asset) if units else asset
+        p.key = (account, asset)
+        (<dict>inner)[asset] = p
+        return p
+
+    cdef tuple _value(self, HoldRec* r):
+        cdef Purse p = <Purse>r.purse
+        return (p.account, UNITS if p.units else CASH, p.name, r.amount)
+
+    def totals(self):
+        """Every purse's reserved total summed again from the holds (the registry's ``_derive``);
+        the two totals as dicts, :class:`Reserved` (units, cash). O(holds + purses)."""
+        cdef Py_ssize_t i
+        for purses in (self.units, self.cash):
+            for inner in (<dict>purses).values():
+                for p in (<dict>inner).values():
+                    (<Purse>p).reserved = 0
+        for i in range(self.n):
+            if self.recs[i].purse is not NULL:
+                (<Purse>self.recs[i].purse).reserved += self.recs[i].amount
+        return Reserved(self, True), Reserved(self, False)
+
+    # -- as a dict ---------------------------------------------------------------------
+
+    def __getitem__(self, hold):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            raise KeyError(hold)
+        return self._value(&self.recs[pos])
+
+    def get(self, hold, default=None):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        return default if pos < 0 else self._value(&self.recs[pos])
+
+    def __contains__(self, hold):
+        return self.find_obj(hold) >= 0
+
+    def __setitem__(self, hold, value):
+        cdef int over = 0
+        cdef long long h
+        account, kind, asset, amount = value
+        if kind != UNITS and kind != CASH:
+            raise ValueError(f"a hold is of units or cash, not {kind!r}")
+        if type(hold) is not int:
+            raise TypeError(f"a hold id is an int, not {hold!r}")
+        h = PyLong_AsLongLongAndOverflow(hold, &over)
+        if over:
+            raise OverflowError(f"hold id {hold} is not of 64 bits")
+        self.put(h, self.purse(kind == UNITS, account, asset), amount)
+
+    def __delitem__(self, hold):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            raise KeyError(hold)
+        self.remove(pos)
+
+    def pop(self, hold, *default):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            if default:
+                return default[0]
+            raise KeyError(hold)
+        value = self._value(&self.recs[pos])
+        self.remove(pos)
+        return value
+
+    def __len__(self):
+        return self.live
+
+    def keys(self):
+        cdef Py_ssize_t i
+        return [self.recs[i].id for i in range(self.n) if self.recs[i].purse is not NULL]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def values(self):
+        cdef Py_ssize_t i
+        return [self._value(&self.recs[i]) for i in range(self.n) if self.recs[i].purse is not NULL]
+
+    def items(self):
+        cdef Py_ssize_t i
+        return [(self.recs[i].id, self._value(&self.recs[i])) for i in range(self.n)
+                if self.recs[i].purse is not NULL]
+
+    def __eq__(self, other):
+        return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
+
+    def __repr__(self):
+        return f"HoldTable({dict(self.items())!r})"
+
+
+cdef class Reserved:
+    """The reserved totals of a :class:`HoldTable`'s purses of units or of cash, as the registry's
+    dict ``(account, asset) -> total`` (``_ureserved``, ``_creserved``): a total of 0 is absent."""
+
+    cdef HoldTable table
+    cdef bint units
+
+    def __init__(self, HoldTable table, bint units):
+        self.table = table
+        self.units = units
+
+    cdef Purse _find(self, key):
+        if type(key) is not tuple or len(<tuple>key) != 2:
+            return None
+        inner = (self.table.units if self.units else self.table.cash).get((<tuple>key)[0])
+        return None if inner is None else (<dict>inner).get((<tuple>key)[1])
+
+    def __getitem__(self, key):
+        cdef Purse p = self._find(key)
+        if p is None or p.reserved == 0:
+            raise KeyError(key)
+        return p.reserved
+
+    def get(self, key, default=None):
+        cdef Purse p = self._find(key)
+        return default if p is None or p.reserved == 0 else p.reserved
+
+    def __contains__(self, key):
+        cdef Purse p = self._find(key)
+        return p is not None and p.reserved != 0
+
+    def __setitem__(self, key, long long total):
+        account, asset = key
+        self.table.purse(self.units, account, asset).reserved = total
+
+    def __delitem__(self, key):
+        cdef Purse p = self._find(key)
+        if p is None or p.reserved == 0:
+            raise KeyError(key)
+        p.reserved = 0
+
+    def pop(self, key, *default):
+        cdef Purse p = self._find(key)
+        if p is None or p.reserved == 0:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        total, p.reserved = p.reserved, 0
+        return total
+
+    def items(self):
+        return [(p.key, p.reserved) for inner in (self.table.units if self.units else self.table.cash).values()
+                for p in (<dict>inner).values() if (<Purse>p).reserved]
+
+    def keys(self):
+        return [k for k, _ in self.items()]
+
+    def values(self):
+        return [v for _, v in self.items()]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.items())
+
+    def __eq__(self, other):
+        return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
+
+    def __repr__(self):
+        return f"Reserved({dict(self.items())!r})"
+
+
+cdef struct Undo:
+    long long hold
+    long long left  # the hold's amount before (when it existed)
+    long long delta  # what the change added to the purse's reserved total
+    long long txid  # the txid before (-1: a settlement's cut, which keeps txid and journal)
+    Py_ssize_t jlen  # the journal's length before
+    PyObject* purse
+    bint existed
+
+
 cdef class Ledger:
-    """Holds and settlement over ``reg``'s state (see the module docstring and the reference)."""
+    """Holds and settlement over ``reg``'s state (see the module docstring and the reference).
+
+    Its undo records are its own: each hold change (a reserve, a release, what a settlement
+    takes of a hold) pushes one C record (:c:type:`Undo`) and appends one shared mark,
+    ``(ledger, _LEDGER, None)``, to the registry's undo log, which ``Store._undo`` hands back
+    (``undo``: the newest record) and the SQL commit reads (``touched``)."""
 
     cdef readonly object reg
     cdef readonly object ref
-    cdef dict accounts, holds, held, ureserved, creserved, cash, blocks, index, meta, settlements
+    cdef dict accounts, held, cash, blocks, index, meta, settlements
+    cdef HoldTable table
     cdef Journal journal
     cdef dict attrs  # the registry's __dict__: its undo log (_log) and a test's hook, without a lookup
-    cdef dict ukeys, ckeys  # account -> {unit type or currency: its key (_key)}
-    cdef dict traders  # account -> the last (unit type, its key, currency, its key) _keys gave
+    cdef dict traders  # account -> the last (unit type, its Purse, currency, its Purse) _keys gave
     cdef set ok_src  # _settle's accounts checked in its current segment
     cdef dict ok_dst
     cdef bint hooked  # the registry's class has its own _between_legs
+    cdef Undo* stack  # the undo records of the transaction whose log is ``undo_log``
+    cdef Py_ssize_t depth, room
+    cdef list undo_log
+    cdef tuple mark
 
     def __init__(self, reg):
         self.reg = reg
         self.ref = _ledger.Ledger(reg)
+        self.mark = (self, LEDGER, None)
+
+    def __dealloc__(self):
+        self._drop()
+        PyMem_Free(self.stack)
 
     @staticmethod
     def new_journal():
         """An empty journal (see :class:`Journal`)."""
         return Journal()
+
+    @staticmethod
+    def new_holds():
+        """An empty hold table (see :class:`HoldTable`)."""
+        return HoldTable()
+
+    @staticmethod
+    def reserved(holds):
+        """The reserved totals of ``holds`` (a :class:`HoldTable`), summed again: its dict views
+        (units, cash)."""
+        return (<HoldTable>holds).totals()
 
     @staticmethod
     def wire(journal, Py_ssize_t start):
@@ -426,128 +803,207 @@ cdef class Ledger:
         reg = self.reg
         self.ref.bind()
         self.accounts = reg._accounts
-        self.holds = reg._holds
+        self.table = reg._holds
         self.held = reg._held
-        self.ureserved = reg._ureserved
-        self.creserved = reg._creserved
         self.cash = reg._cash
         self.blocks = reg._blocks
         self.index = reg._index
         self.meta = reg._meta
         self.journal = reg._journal
         self.settlements = reg._settlements
-        self.ukeys = {}
-        self.ckeys = {}
+        for purses in (self.table.units, self.table.cash):
+            for inner in (<dict>purses).values():
+                for p in (<dict>inner).values():
+                    (<Purse>p).keyed = False
         self.traders = {}
         self.ok_src = set()
         self.ok_dst = {}
         self.attrs = reg.__dict__
         self.hooked = type(reg)._between_legs is not HOOK
 
-    cdef tuple _key(self, dict keys, account, asset):
-        """The key ``(account, asset)`` of the units dicts (``keys`` is ``ukeys``: holdings,
-        reserved units, block queues) or the cash dicts (``ckeys``: balances, reserved cash), one
-        tuple per account and asset that those dicts hold too: the first time, each holding it
-        under an equal tuple takes this one instead (the same value; only the order of its keys
-        changes, which nothing reads), so a lookup finds it by identity, without comparing
-        tuples: about 150 instructions fewer per lookup, 10 or so per settlement. A key
-        the rule families put back later under a tuple of their own is only found slower."""
-        inner = keys.get(account)
-        if inner is None:
-            inner = keys[account] = {}
-        key = (<dict>inner).get(asset)
-        if key is None:
-            key = (account, asset)
-            for d in ((self.held, self.ureserved, self.index) if keys is self.ukeys
-                      else (self.cash, self.creserved)):
-                value = (<dict>d).pop(key, MISSING)
+    cdef Purse _purse(self, bint units, account, asset):
+        """``account``'s purse of ``asset`` (:meth:`HoldTable.purse`). The first time since the
+        last bind, each of the registry's dicts of that account and asset (units: holdings and
+        block queues; cash: balances) that holds it under an equal tuple takes the purse's
+        ``key`` instead (the same value; only the order of its keys changes, which nothing
+        reads), so a lookup finds it by identity, without comparing tuples: about 150
+        instructions fewer per lookup, 10 or so per settlement. A key the rule families put
+        back later under a tuple of their own is only found slower."""
+        cdef Purse p = self.table.purse(units, account, asset)
+        if not p.keyed:
+            for d in ((self.held, self.index) if units else (self.cash,)):
+                value = (<dict>d).pop(p.key, MISSING)
                 if value is not MISSING:
-                    (<dict>d)[key] = value
-            (<dict>inner)[asset] = key
-        return <tuple>key
+                    (<dict>d)[p.key] = value
+            p.keyed = True
+        return p
 
     cdef tuple _keys(self, account, unit, currency):
-        """``(unit, _key of account and unit, currency, _key of account and currency)``, kept per
-        account for its last unit type and currency: a settlement's keys without _key's two
-        lookups each, in every call (about 1,700 instructions fewer per trade settled in calls of 2,
-        as a venue settles; callgrind, bench/venue.py --settle-instructions)."""
+        """``(unit, account's Purse of it, currency, account's Purse of it)``, kept per account for
+        its last unit type and currency: a settlement's purses (and keys) without their lookups,
+        in every call (about 1,700 instructions fewer per trade settled in calls of 2, as a venue
+        settles; callgrind, bench/venue.py --settle-instructions)."""
         keys = self.traders.get(account)
         if keys is None or (<tuple>keys)[0] is not unit or (<tuple>keys)[2] is not currency:
-            keys = self.traders[account] = (unit, self._key(self.ukeys, account, unit), currency,
-                                             self._key(self.ckeys, account, currency))
+            keys = self.traders[account] = (unit, self._purse(True, account, unit), currency,
+                                             self._purse(False, account, currency))
         return <tuple>keys
+
+    # -- undo records --------------------------------------------------------------------
+
+    cdef Undo* _logged(self, list log) except NULL:
+        """A new undo record, its mark appended to ``log`` (the open transaction's): the caller
+        fills it in before anything else can fail. The records of a transaction that ended
+        (committed) are dropped at the first record of the next one."""
+        cdef Undo* grown
+        if log is not self.undo_log:
+            self._drop()
+            self.undo_log = log
+        if self.depth == self.room:
+            grown = <Undo*>PyMem_Realloc(self.stack, (2 * self.room + 64) * sizeof(Undo))
+            if grown is NULL:
+                raise MemoryError()
+            self.stack, self.room = grown, 2 * self.room + 64
+        log.append(self.mark)
+        self.depth += 1
+        return &self.stack[self.depth - 1]
+
+    cdef void _drop(self) noexcept:
+        """Forget every undo record."""
+        while self.depth:
+            self.depth -= 1
+            Py_DECREF(<object>self.stack[self.depth].purse)
+        self.undo_log = None
+
+    def undo(self):
+        """Undo the newest undo record (``Store._undo``, at its mark in the log)."""
+        cdef Undo r = self.stack[self.depth - 1]
+        cdef Purse purse = <Purse>r.purse
+        cdef HoldTable table = self.table
+        cdef Py_ssize_t pos = table.find(r.hold)
+        self.depth -= 1
+        Py_DECREF(purse)  # ``purse`` holds its own reference
+        if r.existed:
+            table.put(r.hold, purse, r.left)
+        elif pos >= 0:
+            table.remove(pos)
+        purse.reserved -= r.delta
+        if r.txid >= 0:
+            self.meta["txid"] = r.txid
+            self.journal._truncate(r.jlen)
+
+    def touched(self):
+        """``(hold id, _MISSING when it was absent before, else None)`` of each undo record of the
+        open transaction whose log is ``log``, oldest first: the k-th is the k-th mark in the log
+        (the SQL commit's)."""
+        cdef Py_ssize_t i
+        return [(self.stack[i].hold, None if self.stack[i].existed else MISSING) for i in range(self.depth)]
 
     # -- holds -------------------------------------------------------------------------
 
     cpdef reserve(self, hold, account, str kind, asset, amount):
         """As the reference's ``reserve``."""
-        cdef list log = self.attrs["_log"]
-        cdef bint units = kind == "units"
-        cdef dict have, reserved
+        cdef object log = self.attrs["_log"]
+        cdef bint units = kind == UNITS
         cdef int over_a = 0, over_h = 0
-        if (log is None or type(amount) is not int or type(hold) is not int or type(account) is not str
+        cdef long long a, h, have, txid0
+        cdef Purse purse
+        cdef Undo* r
+        if log is None:
+            with self.reg.transaction():
+                return self.reserve(hold, account, kind, asset, amount)
+        if (type(amount) is not int or type(hold) is not int or type(account) is not str
                 or (type(asset) is not UNIT_TYPE if units else (type(asset) is not str or not asset))):
             return self.ref.reserve(hold, account, kind, asset, amount)
-        if (PyLong_AsLongLongAndOverflow(amount, &over_a) <= 0 or over_a
-                or PyLong_AsLongLongAndOverflow(hold, &over_h) < 0 or over_h or hold in self.holds):
+        a = PyLong_AsLongLongAndOverflow(amount, &over_a)
+        h = PyLong_AsLongLongAndOverflow(hold, &over_h)
+        if a <= 0 or over_a or h < 0 or over_h or self.table.find(h) >= 0:
             return self.ref.reserve(hold, account, kind, asset, amount)
         acc = self.accounts.get(account)
         if acc is None or type(acc) is not ACCOUNT or field(acc, A_STATUS, "status") is not OPEN:
             return self.ref.reserve(hold, account, kind, asset, amount)
-        if units:
-            have, reserved = self.held, self.ureserved
-            key = self._key(self.ukeys, account, asset)
-        else:
-            have, reserved = self.cash, self.creserved
-            key = self._key(self.ckeys, account, asset)
-        total = reserved.get(key, MISSING)
-        free = have.get(key, 0) - (0 if total is MISSING else total)
-        if free < amount:
+        purse = self._purse(units, account, asset)
+        total = (self.held if units else self.cash).get(purse.key)
+        have = 0 if total is None else total
+        if have - purse.reserved < a:
             return self.ref.reserve(hold, account, kind, asset, amount)
-        meta = self.meta
-        txid0 = meta["txid"]
+        txid0 = self.meta["txid"]
         txid = txid0 + 1
-        name = UNIT_NAMES[asset] if units else asset
-        log.append(_untracked((None, HOLD, _untracked((hold, MISSING, total, txid0, self.journal.n)))))
-        self.holds[hold] = _untracked((account, kind, name, amount))
-        reserved[key] = amount if total is MISSING else total + amount
-        meta["txid"] = txid
-        self.journal.hold_row(RESERVE_UNITS if units else RESERVE_CASH, txid, account, name, amount, hold)
+        self.table.room()
+        r = self._logged(log)
+        r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = h, False, 0, a, txid0, self.journal.n
+        Py_INCREF(purse)
+        r.purse = <PyObject*>purse
+        self.table.insert(h, purse, a)
+        purse.reserved += a
+        self.meta["txid"] = txid
+        self.journal.hold_row(RESERVE_UNITS if units else RESERVE_CASH, txid0 + 1, account, purse.name, a, h)
         return txid
 
     cpdef release(self, hold, amount=None):
         """As the reference's ``release``."""
-        h = self.holds.get(hold) if type(hold) is int else None
-        if h is None:
-            return self.ref.release(hold, amount)
-        return self._release(hold, <tuple>h, amount)
-
-    cdef _release(self, hold, tuple h, amount):
-        """``release`` of the hold ``h`` found under ``hold`` (an int)."""
-        cdef list log = self.attrs["_log"]
+        cdef object log = self.attrs["_log"]
+        cdef int over = 0
+        cdef long long a, h, left, txid0
+        cdef Py_ssize_t pos
+        cdef HoldRec* rec
+        cdef Purse purse
+        cdef Undo* r
         if log is None:
+            with self.reg.transaction():
+                return self.release(hold, amount)
+        pos = self.table.find_obj(hold)
+        if pos < 0:
             return self.ref.release(hold, amount)
-        account, kind, asset, left = h
+        rec = &self.table.recs[pos]
+        left = rec.amount
         if amount is None:
-            amount = left
-        elif type(amount) is not int or amount <= 0 or amount > left:
+            a = left
+        elif type(amount) is not int:
             return self.ref.release(hold, amount)
-        cdef bint units = kind == "units"
-        cdef dict reserved = self.ureserved if units else self.creserved
-        key = self._key(self.ukeys if units else self.ckeys, account, asset)
-        total = reserved.get(key, MISSING)
-        meta = self.meta
-        txid0 = meta["txid"]
-        txid = txid0 + 1
-        log.append(_untracked((None, HOLD, _untracked((hold, h, total, txid0, self.journal.n)))))
-        if amount == left:
-            del self.holds[hold]
         else:
-            self.holds[hold] = _untracked((account, kind, asset, left - amount))
-        reserved[key] = -amount if total is MISSING else total - amount
-        meta["txid"] = txid
-        self.journal.hold_row(RELEASE_UNITS if units else RELEASE_CASH, txid, account, asset, amount, hold)
+            a = PyLong_AsLongLongAndOverflow(amount, &over)
+            if over or a <= 0 or a > left:
+                return self.ref.release(hold, amount)
+        h = rec.id
+        purse = <Purse>rec.purse
+        txid0 = self.meta["txid"]
+        txid = txid0 + 1
+        r = self._logged(log)
+        r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = h, True, left, -a, txid0, self.journal.n
+        Py_INCREF(purse)
+        r.purse = <PyObject*>purse
+        if a == left:
+            self.table.remove(pos)
+        else:
+            self.table.recs[pos].amount = left - a
+        purse.reserved -= a
+        self.meta["txid"] = txid
+        self.journal.hold_row(RELEASE_UNITS if purse.units else RELEASE_CASH, txid0 + 1, purse.account,
+                              purse.name, a, h)
         return txid
+
+    cdef long long left(self, hold) noexcept:
+        """What is left of hold ``hold`` (0: none)."""
+        cdef Py_ssize_t pos = self.table.find_obj(hold)
+        return 0 if pos < 0 else self.table.recs[pos].amount
+
+    cdef int _cut(self, list log, long long hold, long long cut) except -1:
+        """Take ``cut`` (at most what is left) of hold ``hold`` for a settlement."""
+        cdef HoldTable table = self.table
+        cdef Py_ssize_t pos = table.find(hold)
+        cdef long long left = table.recs[pos].amount
+        cdef Purse purse = <Purse>table.recs[pos].purse
+        cdef Undo* r = self._logged(log)
+        r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = hold, True, left, -cut, -1, 0
+        Py_INCREF(purse)
+        r.purse = <PyObject*>purse
+        if cut < left:
+            table.recs[pos].amount = left - cut
+        else:
+            table.remove(pos)
+        purse.reserved -= cut
+        return 0
 
     # -- settlement ----------------------------------------------------------------------
 
@@ -576,10 +1032,12 @@ cdef class Ledger:
         cdef list seg = [], inner_list
         cdef Py_ssize_t seg_end = -1, pos
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
-        cdef long long u_cut = 0, c_cut = 0, u_res = 0, c_res = 0, u_free, c_free
+        cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
+        cdef Py_ssize_t u_pos, c_pos
         cdef dict settlements = self.settlements, accounts = self.accounts, held = self.held
-        cdef dict ureserved = self.ureserved, creserved = self.creserved, holds = self.holds
         cdef dict cash = self.cash, blocks = self.blocks, meta = self.meta, index = self.index
+        cdef HoldTable table = self.table
+        cdef Purse s_units, b_cash_purse
         cdef Journal journal = self.journal
         # accounts found open and allowed since the last non-fast log entry (no account can change
         # without logging): sellers, and buyers with the unit type checked
@@ -633,35 +1091,36 @@ cdef class Ledger:
                     if fast:
                         ok_dst[buyer] = unit
                 if fast:
-                    _, skey, _, scash = self._keys(seller, unit, currency)
-                    _, bkey, _, bcash = self._keys(buyer, unit, currency)
+                    keys = self._keys(seller, unit, currency)
+                    s_units = <Purse>(<tuple>keys)[1]
+                    skey = s_units.key
+                    scash = (<Purse>(<tuple>keys)[3]).key
+                    keys = self._keys(buyer, unit, currency)
+                    bkey = (<Purse>(<tuple>keys)[1]).key
+                    b_cash_purse = <Purse>(<tuple>keys)[3]
+                    bcash = b_cash_purse.key
                     binner = index.get(bkey)
                     if binner is None:
                         binner = reg._inner_of(bkey)
                     s_held = held.get(skey, 0)
                     b_cash = cash.get(bcash, 0)
                     s_cash = cash.get(scash, MISSING)
-                    u_total = ureserved.get(skey, 0) if ureserved else 0
-                    c_total = creserved.get(bcash, 0) if creserved else 0
-                    u_free = s_held - u_total
-                    c_free = b_cash - c_total
-                    uh = ch = None
+                    u_free = s_held - s_units.reserved
+                    c_free = b_cash - b_cash_purse.reserved
                     u_cut = c_cut = 0
                     if unit_hold is not None or cash_hold is not None:
-                        uh = holds.get(unit_hold)
-                        if uh is not None and _holds(<tuple>uh, seller, "units", unit):
-                            u_cut = min(qty, <long long>uh[3])
-                            u_res = u_total
+                        # the holds the trade consumes (its seller's of the unit type, its buyer's
+                        # of the currency: the same purse), which count as free for it
+                        u_pos = table.find_obj(unit_hold)
+                        if u_pos >= 0 and table.recs[u_pos].purse == <PyObject*>s_units:
+                            u_hold = table.recs[u_pos].id
+                            u_cut = min(qty, table.recs[u_pos].amount)
                             u_free += u_cut
-                        else:
-                            uh = None
-                        ch = holds.get(cash_hold)
-                        if ch is not None and _holds(<tuple>ch, buyer, "cash", currency):
-                            c_cut = min(amount, <long long>ch[3])
-                            c_res = c_total
+                        c_pos = table.find_obj(cash_hold)
+                        if c_pos >= 0 and table.recs[c_pos].purse == <PyObject*>b_cash_purse:
+                            c_hold = table.recs[c_pos].id
+                            c_cut = min(amount, table.recs[c_pos].amount)
                             c_free += c_cut
-                        else:
-                            ch = None
                     if s_cash is MISSING:
                         s_cash2 = amount
                     elif <long long>s_cash <= INT64_MAX - amount:
@@ -723,18 +1182,12 @@ cdef class Ledger:
                 held[bkey] = qty if b_held is MISSING else b_held + qty
                 cash[bcash] = b_cash - amount
                 cash[scash] = s_cash2
-                if uh is not None:
-                    ureserved[skey] = u_res - u_cut
-                    if u_cut < uh[3]:
-                        holds[unit_hold] = _untracked((uh[0], uh[1], uh[2], uh[3] - u_cut))
-                    else:
-                        del holds[unit_hold]
-                if ch is not None:
-                    creserved[bcash] = c_res - c_cut
-                    if c_cut < ch[3]:
-                        holds[cash_hold] = _untracked((ch[0], ch[1], ch[2], ch[3] - c_cut))
-                    else:
-                        del holds[cash_hold]
+                if u_cut:  # each an undo record of its own (the segment keeps none of holds)
+                    self._cut(log, u_hold, u_cut)
+                if c_cut:
+                    self._cut(log, c_hold, c_cut)
+                if u_cut or c_cut:
+                    seg_end = len(log)  # the marks concern holds alone: the segment goes on
                 txid = txid0 + 1
                 tx = txid
                 meta["txid"] = tx
@@ -745,13 +1198,9 @@ cdef class Ledger:
             except BaseException:  # undo this half-applied settlement, then the batch's
                 reg._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash,
                                    s_cash, txid0, jlen, seg, pos, (len(seg) - pos) // 3)
-                if uh is not None:
-                    reg._restore_hold(unit_hold, uh, u_res)
-                if ch is not None:
-                    reg._restore_hold(cash_hold, ch, c_res)
-                del seg[pos:]
+                del seg[pos:]  # (the holds it took are undone at their marks, after this)
                 raise
-            seg += (record, first, b_held, s_cash, jlen, unit_hold, uh, cash_hold, ch, nid - first)
+            seg += (record, first, b_held, s_cash, jlen, None, None, None, None, nid - first)
         return out
 
 
@@ -907,18 +1356,11 @@ cdef class Gate:
 
     cdef int _release(self, hold, amount) except -1:
         """As :meth:`HoldGate.release <carbonbook.venue.holds.HoldGate.release>`."""
-        cdef Ledger ledger = self.ledger
-        h = ledger.holds.get(hold)
-        if h is None:
-            return 0
-        left = (<tuple>h)[3]
+        cdef long long left = self.ledger.left(hold)
         if amount > left:
             amount = left
         if amount > 0:
-            if type(hold) is int:
-                ledger._release(hold, <tuple>h, amount)
-            else:
-                ledger.release(hold, amount)
+            self.ledger.release(hold, amount)
         return 0
 
     cdef int _settle(self, list trades, list events) except -1:

@@ -7,7 +7,9 @@ again after each ``_reset`` or ``_derive``), so everything else (queries, undo, 
 commit, ``check``) sees what it did as if the rule families had done it.
 
 This module is the reference. :mod:`carbonbook._cvenue` is the same ledger compiled
-(Cython), with the same results, state and undo records; a registry uses it when the
+(Cython), with the same effect: the same results, registry state, queries, journal and SQL
+rows, ``check`` results and state after a rollback at any point; not the same undo records
+(it keeps its holds and their undo records in C, see there). A registry uses it when the
 compiled core runs (:mod:`carbonbook.core`), and both are run by the same tests.
 
 Costs (pure): a hold transaction is one compact undo record and one journal row (about
@@ -66,6 +68,21 @@ class Ledger:
     def new_journal() -> JournalRows:
         """An empty journal for the registry: a list."""
         return []
+
+    @staticmethod
+    def new_holds() -> dict[int, Hold]:
+        """An empty hold table for the registry (``_holds``): a dict."""
+        return {}
+
+    @staticmethod
+    def reserved(holds: dict[int, Hold]) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """The reserved totals of ``holds`` by (account, asset): of units, of cash. O(holds)."""
+        units: dict[tuple[str, str], int] = {}
+        cash: dict[tuple[str, str], int] = {}
+        for account, kind, asset, amount in holds.values():
+            target = units if kind == "units" else cash
+            target[account, asset] = target.get((account, asset), 0) + amount
+        return units, cash
 
     @staticmethod
     def wire(journal: JournalRows, start: int) -> Sequence[Entry | Settled | Raw]:

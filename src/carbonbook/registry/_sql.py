@@ -36,7 +36,7 @@ import msgspec.json as _json
 from carbonbook._types import OffsetLimit, UnitType
 from carbonbook.errors import RegistryIntegrityError
 from carbonbook.registry._state import StateRegistry
-from carbonbook.registry._store import _FAST, _HOLD, _MISSING, Log, Store, _entry
+from carbonbook.registry._store import _FAST, _HOLD, _LEDGER, _MISSING, Log, Store, _entry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -361,9 +361,14 @@ class SqlRegistry(StateRegistry):
         meta: dict[Any, Any] = {"block": None, "txid": None}
         touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta, "holds": holds}
         records: list[SettlementRecord] = []
+        marks: Iterator[tuple[int, Any]] | None = None  # the compiled ledger's hold changes, in order
         for d, k, v in log:
             if k is _HOLD:  # a hold transaction (see _ledger.Ledger._hold_tx)
                 holds.setdefault(v[0], v[1])
+            elif k is _LEDGER:  # one of the compiled ledger's (see _cvenue.Ledger.touched)
+                if marks is None:
+                    marks = iter(d.touched())
+                holds.setdefault(*next(marks))
             elif k is _FAST and v:  # settlements (see StateRegistry._undo_fast for the layout)
                 top = len(v)
                 new = v[top - 9] + v[top - 1]  # the newest one's block counter before it and its triples

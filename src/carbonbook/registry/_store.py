@@ -1,12 +1,14 @@
 """The registry's state and its undo log, shared by every rule family and backend.
 
-State lives in plain dicts. Every mutation goes through an undo log of ``(container,
-key, old value)`` triples (the registry's hot path, its ledger, logs a compact record
-instead: a hold transaction or a run of settlements, see ``_ledger.Ledger``), so a refused
-operation, a failed settlement inside a batch, or any exception rolls back exactly what it
-changed. At the end of the outermost
-transaction a backend's ``_commit(log)`` hook sees the same log and writes the touched
-keys (the SQL backends write them in one database transaction; memory does nothing). The
+State lives in plain dicts (the holds and their reserved totals in what the registry's ledger
+makes: dicts, or the compiled ledger's C tables read as dicts). Every mutation goes through an
+undo log of ``(container, key, old value)`` triples (the registry's hot path, its ledger, logs
+a compact record instead: a hold transaction or a run of settlements, see ``_ledger.Ledger``;
+the compiled ledger keeps its hold changes' records in C, each marked in the log by
+``(ledger, _LEDGER, None)`` and undone by ``ledger.undo()``), so a refused operation, a failed
+settlement inside a batch, or any exception rolls back exactly what it changed. At the end of
+the outermost transaction a backend's ``_commit(log)`` hook sees the same log and writes the
+touched keys (the SQL backends write them in one database transaction; memory does nothing). The
 persisted containers are listed in ``_persisted()``; the others are indexes derived from
 them by ``_derive()``.
 
@@ -77,6 +79,7 @@ _PUSH: Any = object()
 _REMOVE: Any = object()
 _FAST: Any = object()
 _HOLD: Any = object()
+_LEDGER: Any = object()
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)
@@ -276,7 +279,7 @@ class Store(Registry):
         self._issuances: dict[tuple[str, int], Issuance] = {}
         self._blocks: dict[int, Block] = {}
         self._cash: dict[tuple[str, str], int] = {}
-        self._holds: dict[int, Hold] = {}
+        self._holds: dict[int, Hold] = self._ledger.new_holds()  # the compiled ledger's reads as a dict
         self._comp: dict[tuple[str, int], CompRow] = {}
         self._deadlines: dict[tuple[str, int], Deadline] = {}
         self._finals: dict[tuple[str, int], FinalRow] = {}
@@ -293,8 +296,7 @@ class Store(Registry):
         self._top: dict[str, int] = {}
         self._index: dict[tuple[str, UnitType], deque[int]] = {}
         self._held: dict[tuple[str, UnitType], int] = {}
-        self._ureserved: dict[tuple[str, str], int] = {}
-        self._creserved: dict[tuple[str, str], int] = {}
+        self._ureserved, self._creserved = self._ledger.reserved(self._holds)
         self._ledger.bind()
 
     def _persisted(self) -> dict[str, dict[Any, Any]]:
@@ -326,11 +328,7 @@ class Store(Registry):
                 key = (b.holder, b.unit)
                 self._inner_of(key).append(bid)
                 self._held[key] = self._held.get(key, 0) + b.end - b.start + 1
-        self._ureserved = {}
-        self._creserved = {}
-        for account, kind, asset, amount in self._holds.values():
-            target = self._ureserved if kind == "units" else self._creserved
-            target[account, asset] = target.get((account, asset), 0) + amount
+        self._ureserved, self._creserved = self._ledger.reserved(self._holds)
         self._ledger.bind()
 
     def _inner_of(self, key: tuple[str, UnitType]) -> deque[int]:
@@ -391,6 +389,8 @@ class Store(Registry):
                 self._undo_fast(old, 0)
             elif k is _HOLD:
                 self._undo_hold(*old)
+            elif k is _LEDGER:
+                d.undo()
             elif k is _APPEND:
                 del d[old:]
             elif k is _PUSH:
