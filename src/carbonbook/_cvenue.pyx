@@ -432,11 +432,10 @@ cdef class HoldTable:
     cdef Py_ssize_t* slots  # the index: a record's position, EMPTY or GONE
     cdef Py_ssize_t filled  # slots not EMPTY
     cdef int bits  # the index has 2**bits slots
-    cdef readonly dict units, cash  # account -> {asset: its Purse}
+    cdef readonly dict purses  # account -> [its Purses] (a few: scanned, not hashed)
 
     def __cinit__(self):
-        self.units = {}
-        self.cash = {}
+        self.purses = {}
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -477,6 +476,7 @@ cdef class HoldTable:
         """Make sure one more ``insert`` cannot fail: compact the records and grow the index
         when need be (amortised O(1))."""
         cdef Py_ssize_t i, j, size, mask, cap
+        cdef int bits
         cdef HoldRec* recs
         cdef Py_ssize_t* slots
         if self.n < self.cap and (self.filled + 1) * 2 <= (<Py_ssize_t>1 << self.bits):
@@ -487,12 +487,12 @@ cdef class HoldTable:
                 self.recs[j] = self.recs[i]
                 j += 1
         self.n = j
-        cap = 2 * j + 16
+        cap = 2 * j + 256
         recs = <HoldRec*>PyMem_Realloc(self.recs, cap * sizeof(HoldRec))
         if recs is NULL:
             raise MemoryError()
         self.recs, self.cap = recs, cap
-        bits = 4
+        bits = 9
         while (<Py_ssize_t>1 << bits) < 4 * (j + 1):
             bits += 1
         size = <Py_ssize_t>1 << bits
@@ -557,22 +557,30 @@ cdef class HoldTable:
     cdef Purse purse(self, bint units, account, asset):
         """``account``'s purse of ``asset`` (a unit type, or its name, for ``units``; else a
         currency), made when it has none."""
-        cdef dict purses = self.units if units else self.cash
-        cdef Purse p
-        inner = purses.get(account)
-        if inner is None:
-            inner = purses[account] = {}
-        found = (<dict>inner).get(asset)
-        if found is not None:
-            return <Purse>found
+        cdef Purse p = self.find_purse(units, account, asset)
+        if p is not None:
+            return p
+        mine = self.purses.get(account)
+        if mine is None:
+            mine = self.purses[account] = []
         p = Purse.__new__(Purse)
         if units:
             asset = UNIT_OF.get(asset, asset)
         p.account, p.asset, p.units = account, asset, units
         p.name = UNIT_NAMES.get(asset, asset) if units else asset
         p.key = (account, asset)
-        (<dict>inner)[asset] = p
+        (<list>mine).append(p)
         return p
+
+    cdef Purse find_purse(self, bint units, account, asset):
+        """``account``'s purse of ``asset`` (as ``purse``), or None."""
+        mine = self.purses.get(account)
+        if mine is None:
+            return None
+        for p in <list>mine:
+            if (<Purse>p).units == units and ((<Purse>p).asset is asset or (<Purse>p).asset == asset):
+                return <Purse>p
+        return None
 
     cdef tuple _value(self, HoldRec* r):
         cdef Purse p = <Purse>r.purse
@@ -582,10 +590,9 @@ cdef class HoldTable:
         """Every purse's reserved total summed again from the holds (the registry's ``_derive``);
         the two totals as dicts, :class:`Reserved` (units, cash). O(holds + purses)."""
         cdef Py_ssize_t i
-        for purses in (self.units, self.cash):
-            for inner in (<dict>purses).values():
-                for p in (<dict>inner).values():
-                    (<Purse>p).reserved = 0
+        for mine in self.purses.values():
+            for p in <list>mine:
+                (<Purse>p).reserved = 0
         for i in range(self.n):
             if self.recs[i].purse is not NULL:
                 (<Purse>self.recs[i].purse).reserved += self.recs[i].amount
@@ -675,8 +682,7 @@ cdef class Reserved:
     cdef Purse _find(self, key):
         if type(key) is not tuple or len(<tuple>key) != 2:
             return None
-        inner = (self.table.units if self.units else self.table.cash).get((<tuple>key)[0])
-        return None if inner is None else (<dict>inner).get((<tuple>key)[1])
+        return self.table.find_purse(self.units, (<tuple>key)[0], (<tuple>key)[1])
 
     def __getitem__(self, key):
         cdef Purse p = self._find(key)
@@ -712,8 +718,8 @@ cdef class Reserved:
         return total
 
     def items(self):
-        return [(p.key, p.reserved) for inner in (self.table.units if self.units else self.table.cash).values()
-                for p in (<dict>inner).values() if (<Purse>p).reserved]
+        return [(p.key, p.reserved) for mine in self.table.purses.values() for p in <list>mine
+                if (<Purse>p).units == self.units and (<Purse>p).reserved]
 
     def keys(self):
         return [k for k, _ in self.items()]
@@ -732,6 +738,98 @@ cdef class Reserved:
 
     def __repr__(self):
         return f"Reserved({dict(self.items())!r})"
+
+
+cdef class Counters:
+    """The registry's counters (``_meta``) for the compiled ledger: ``txid`` (the last transaction
+    id) and ``block`` (the last block id) as C integers, any other (``day``) in a dict; a dict to
+    the registry (``get``, ``[]``, ``in``, assignment, ``pop``, ``setdefault``, ``len``,
+    iteration, ``items``, ``values``, ``==``; in that order). The ledger counts in C, without an
+    int object or a dict write per transaction (about 450 instructions)."""
+
+    cdef long long txid, block
+    cdef bint has_txid, has_block
+    cdef dict more
+
+    def __cinit__(self):
+        self.more = {}
+
+    cdef inline long long* _slot(self, key) noexcept:
+        return &self.txid if key == "txid" else &self.block if key == "block" else NULL
+
+    cdef inline bint _has(self, key) noexcept:
+        return self.has_txid if key == "txid" else self.has_block
+
+    def __getitem__(self, key):
+        cdef long long* slot = self._slot(key)
+        if slot is NULL:
+            return self.more[key]
+        if not self._has(key):
+            raise KeyError(key)
+        return slot[0]
+
+    def get(self, key, default=None):
+        cdef long long* slot = self._slot(key)
+        if slot is NULL:
+            return self.more.get(key, default)
+        return slot[0] if self._has(key) else default
+
+    def __contains__(self, key):
+        return key in self.more if self._slot(key) is NULL else self._has(key)
+
+    def __setitem__(self, key, long long value):
+        cdef long long* slot = self._slot(key)
+        if slot is NULL:
+            self.more[key] = value
+        else:
+            slot[0] = value
+            if key == "txid":
+                self.has_txid = True
+            else:
+                self.has_block = True
+
+    def pop(self, key, *default):
+        if self._slot(key) is NULL:
+            return self.more.pop(key, *default)
+        if not self._has(key):
+            if default:
+                return default[0]
+            raise KeyError(key)
+        value = self[key]
+        if key == "txid":
+            self.has_txid = False
+        else:
+            self.has_block = False
+        return value
+
+    def __delitem__(self, key):
+        self.pop(key)
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def keys(self):
+        return [k for k in ("txid", "block") if self._has(k)] + list(self.more)
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return self.has_txid + self.has_block + len(self.more)
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def __eq__(self, other):
+        return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
+
+    def __repr__(self):
+        return f"Counters({dict(self.items())!r})"
 
 
 cdef struct Undo:
@@ -754,8 +852,9 @@ cdef class Ledger:
 
     cdef readonly object reg
     cdef readonly object ref
-    cdef dict accounts, held, cash, blocks, index, meta, settlements
+    cdef dict accounts, held, cash, blocks, index, settlements
     cdef HoldTable table
+    cdef Counters meta
     cdef Journal journal
     cdef dict attrs  # the registry's __dict__: its undo log (_log) and a test's hook, without a lookup
     cdef dict traders  # account -> the last (unit type, its Purse, currency, its Purse) _keys gave
@@ -787,6 +886,13 @@ cdef class Ledger:
         return HoldTable()
 
     @staticmethod
+    def new_meta():
+        """The registry's counters, at 0 (see :class:`Counters`)."""
+        cdef Counters meta = Counters()
+        meta["txid"] = meta["block"] = 0
+        return meta
+
+    @staticmethod
     def reserved(holds):
         """The reserved totals of ``holds`` (a :class:`HoldTable`), summed again: its dict views
         (units, cash)."""
@@ -811,10 +917,9 @@ cdef class Ledger:
         self.meta = reg._meta
         self.journal = reg._journal
         self.settlements = reg._settlements
-        for purses in (self.table.units, self.table.cash):
-            for inner in (<dict>purses).values():
-                for p in (<dict>inner).values():
-                    (<Purse>p).keyed = False
+        for mine in self.table.purses.values():
+            for p in <list>mine:
+                (<Purse>p).keyed = False
         self.traders = {}
         self.ok_src = set()
         self.ok_dst = {}
@@ -889,7 +994,7 @@ cdef class Ledger:
             table.remove(pos)
         purse.reserved -= r.delta
         if r.txid >= 0:
-            self.meta["txid"] = r.txid
+            self.meta.txid = r.txid
             self.journal._truncate(r.jlen)
 
     def touched(self):
@@ -904,7 +1009,7 @@ cdef class Ledger:
     cpdef reserve(self, hold, account, str kind, asset, amount):
         """As the reference's ``reserve``."""
         cdef object log = self.attrs["_log"]
-        cdef bint units = kind == UNITS
+        cdef bint units = kind is UNITS or kind == UNITS
         cdef int over_a = 0, over_h = 0
         cdef long long a, h, have, txid0
         cdef Purse purse
@@ -913,7 +1018,8 @@ cdef class Ledger:
             with self.reg.transaction():
                 return self.reserve(hold, account, kind, asset, amount)
         if (type(amount) is not int or type(hold) is not int or type(account) is not str
-                or (type(asset) is not UNIT_TYPE if units else (type(asset) is not str or not asset))):
+                or (type(asset) is not UNIT_TYPE if units
+                    else (type(asset) is not str or PyUnicode_GET_LENGTH(asset) == 0))):
             return self.ref.reserve(hold, account, kind, asset, amount)
         a = PyLong_AsLongLongAndOverflow(amount, &over_a)
         h = PyLong_AsLongLongAndOverflow(hold, &over_h)
@@ -927,7 +1033,7 @@ cdef class Ledger:
         have = 0 if total is None else total
         if have - purse.reserved < a:
             return self.ref.reserve(hold, account, kind, asset, amount)
-        txid0 = self.meta["txid"]
+        txid0 = self.meta.txid
         txid = txid0 + 1
         self.table.room()
         r = self._logged(log)
@@ -936,7 +1042,7 @@ cdef class Ledger:
         r.purse = <PyObject*>purse
         self.table.insert(h, purse, a)
         purse.reserved += a
-        self.meta["txid"] = txid
+        self.meta.txid = txid0 + 1
         self.journal.hold_row(RESERVE_UNITS if units else RESERVE_CASH, txid0 + 1, account, purse.name, a, h)
         return txid
 
@@ -967,7 +1073,7 @@ cdef class Ledger:
                 return self.ref.release(hold, amount)
         h = rec.id
         purse = <Purse>rec.purse
-        txid0 = self.meta["txid"]
+        txid0 = self.meta.txid
         txid = txid0 + 1
         r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = h, True, left, -a, txid0, self.journal.n
@@ -978,7 +1084,7 @@ cdef class Ledger:
         else:
             self.table.recs[pos].amount = left - a
         purse.reserved -= a
-        self.meta["txid"] = txid
+        self.meta.txid = txid0 + 1
         self.journal.hold_row(RELEASE_UNITS if purse.units else RELEASE_CASH, txid0 + 1, purse.account,
                               purse.name, a, h)
         return txid
@@ -1035,7 +1141,8 @@ cdef class Ledger:
         cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
         cdef Py_ssize_t u_pos, c_pos
         cdef dict settlements = self.settlements, accounts = self.accounts, held = self.held
-        cdef dict cash = self.cash, blocks = self.blocks, meta = self.meta, index = self.index
+        cdef dict cash = self.cash, blocks = self.blocks, index = self.index
+        cdef Counters meta = self.meta
         cdef HoldTable table = self.table
         cdef Purse s_units, b_cash_purse
         cdef Journal journal = self.journal
@@ -1078,8 +1185,8 @@ cdef class Ledger:
                     seg = _untracked([])
                     log.append(_untracked((None, FAST, seg)))
                     seg_end = len(log)
-                    nid = meta["block"]
-                    txid = meta["txid"]
+                    nid = meta.block
+                    txid = meta.txid
                 if seller in ok_src:
                     fast = True
                 else:
@@ -1177,7 +1284,7 @@ cdef class Ledger:
                             blocks[new] = _replaced(b, KW_SPLIT, new, start + need - 1, buyer)
                             need = 0
                         binner.append(new)
-                meta["block"] = new
+                meta.block = nid
                 held[skey] = s_held - qty
                 held[bkey] = qty if b_held is MISSING else b_held + qty
                 cash[bcash] = b_cash - amount
@@ -1190,7 +1297,7 @@ cdef class Ledger:
                     seg_end = len(log)  # the marks concern holds alone: the segment goes on
                 txid = txid0 + 1
                 tx = txid
-                meta["txid"] = tx
+                meta.txid = txid
                 record = SETTLED(trade_id, tx, seller, buyer, unit, q, currency, a)
                 journal.push(record)
                 settlements[trade_id] = record

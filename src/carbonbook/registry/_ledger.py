@@ -70,6 +70,11 @@ class Ledger:
         return []
 
     @staticmethod
+    def new_meta() -> dict[str, int]:
+        """The registry's counters (``_meta``), at 0: a dict."""
+        return {"txid": 0, "block": 0}
+
+    @staticmethod
     def new_holds() -> dict[int, Hold]:
         """An empty hold table for the registry (``_holds``): a dict."""
         return {}

@@ -288,7 +288,7 @@ class Store(Registry):
         self._credit_use: dict[tuple[str, int, str], int] = {}
         self._settlements: dict[int, SettlementRecord] = {}
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.venue.checkpoint)
-        self._meta: dict[str, int] = {"txid": 0, "block": 0}
+        self._meta: dict[str, int] = self._ledger.new_meta()  # the compiled ledger's reads as a dict
         self._journal: JournalRows = self._ledger.new_journal()  # a settlement's row is its Settled record
         self._ledgers = Ledgers()
         # derived

@@ -1,0 +1,186 @@
+"""The compiled ledger (holds, reserved totals and counters as C records, its hold changes' undo
+records its own) against the reference, operation by operation: the same results and registry
+state after every step of a batch, and after a rollback anywhere in it (a nested transaction
+that fails, a settlement that fails between its legs, the whole batch); in memory, and in the
+rows SQLite writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carbonbook import UnitType
+from carbonbook.errors import RegistryError
+from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
+from carbonbook.registry._ledger import Ledger
+from registry_contract import world
+
+COMPILED: Any = None
+try:
+    from carbonbook import _cvenue
+
+    COMPILED = _cvenue.Ledger
+except ImportError:  # the compiled parts were not built: nothing to compare
+    pass
+
+pytestmark = pytest.mark.skipif(COMPILED is None, reason="the compiled ledger was not built")
+
+JPA = UnitType.JPA
+HOLDS = st.integers(0, 5)
+ACCOUNT = st.sampled_from(("a", "b", "c", "blk"))
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+_simple = st.one_of(
+    st.tuples(st.just("reserve"), HOLDS, ACCOUNT, st.integers(-1, 400)),
+    st.tuples(st.just("reserve_cash"), HOLDS, ACCOUNT, st.integers(-1, 40_000)),
+    st.tuples(st.just("release"), HOLDS, st.none() | st.integers(-1, 300)),
+    st.tuples(st.just("settle"), st.integers(0, 3), ACCOUNT, ACCOUNT, st.integers(1, 300),
+              st.integers(1, 30_000), st.none() | HOLDS, st.none() | HOLDS, st.booleans()),
+    st.tuples(st.just("deposit"), ACCOUNT, st.integers(1, 5_000)),
+    st.tuples(st.just("transfer"), ACCOUNT, ACCOUNT, st.integers(1, 200)),
+)
+OPS = st.lists(st.one_of(_simple, st.tuples(st.just("nested"), st.lists(_simple, max_size=4), st.booleans())),
+               max_size=25)
+
+
+class Boom(Exception):
+    """A failure injected into a transaction."""
+
+
+def boom() -> None:
+    raise Boom("between the legs")
+
+
+def apply(reg: Any, op: tuple[Any, ...]) -> Any:
+    """Carry out ``op`` on ``reg``: its result, or its refusal (or injected failure) by name."""
+    kind, *args = op
+    try:
+        if kind == "reserve":
+            return reg.reserve(args[0], args[1], JPA, args[2])
+        if kind == "reserve_cash":
+            return reg.reserve_cash(args[0], args[1], "JPY", args[2])
+        if kind == "release":
+            return reg.release(*args)
+        if kind == "settle":
+            trade, seller, buyer, qty, amount, unit_hold, cash_hold, crash = args
+            if crash:
+                reg._between_legs = boom
+            try:
+                return reg.settle_batch([(trade, seller, buyer, JPA, qty, "JPY", amount, unit_hold, cash_hold)])
+            finally:
+                reg.__dict__.pop("_between_legs", None)
+        if kind == "deposit":
+            return reg.deposit(args[0], "JPY", args[1])
+        if kind == "transfer":
+            return reg.transfer(args[0], args[1], JPA, args[2])
+        with reg.transaction():  # nested
+            done = [apply(reg, inner) for inner in args[0]]
+            if args[1]:
+                raise Boom(repr(done))
+            return done
+    except (RegistryError, Boom) as e:
+        return type(e).__name__, str(e)
+
+
+def state(reg: Any) -> Any:
+    """Everything the registry holds, the ledger's part as the reference's dicts read it."""
+    return (dict(reg._holds.items()), {k: v for k, v in reg._ureserved.items() if v},
+            {k: v for k, v in reg._creserved.items() if v}, dict(reg._cash.items()),
+            {k: v for k, v in reg._held.items() if v}, {k: list(v) for k, v in reg._index.items() if v},
+            dict(reg._blocks), dict(reg._settlements), dict(reg._meta.items()), list(reg.journal()),
+            [reg.hold(h) for h in range(6)])
+
+
+def lockstep(regs: list[Any], ops: list[tuple[Any, ...]], abort: bool) -> None:
+    """Run ``ops`` in one transaction on each of ``regs``, comparing them after every step; then
+    commit it, or (``abort``) fail it, after which each is as it was before."""
+    before = [state(reg) for reg in regs]
+    txs = [reg.transaction() for reg in regs]
+    for tx in txs:
+        tx.__enter__()
+    for op in ops:
+        outcomes = [apply(reg, op) for reg in regs]
+        assert outcomes[0] == outcomes[1], op
+        assert state(regs[0]) == state(regs[1]), op
+    for tx in txs:
+        if abort:
+            tx.__exit__(Boom, Boom("abort"), None)
+        else:
+            tx.__exit__(None, None, None)
+    after = [state(reg) for reg in regs]
+    assert after[0] == after[1]
+    if abort:
+        assert after == before
+    for reg in regs:
+        reg.check()
+
+
+def ledgered(base: type[Registry], ledger: Any) -> Callable[..., Any]:
+    return type(base.__name__, (base,), {"_ledger_type": ledger})
+
+
+@SETTINGS
+@given(ops=OPS, abort=st.booleans())
+def test_the_compiled_ledger_does_what_the_reference_does(ops: list[tuple[Any, ...]], abort: bool) -> None:
+    regs = [world(ledgered(MemoryRegistry, ledger)()) for ledger in (Ledger, COMPILED)]
+    lockstep(regs, ops, abort)
+    lockstep(regs, ops, False)  # and again on what the first batch left
+
+
+def tables(path: Path) -> dict[str, list[Any]]:
+    """Every row of the database at ``path``, table by table."""
+    with sqlite3.connect(path) as db:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {name: sorted(db.execute(f"SELECT * FROM {name}").fetchall(), key=repr) for name in names}
+
+
+@settings(SETTINGS, max_examples=40)
+@given(ops=OPS, abort=st.booleans())
+def test_the_compiled_ledger_writes_the_reference_rows(ops: list[tuple[Any, ...]], abort: bool) -> None:
+    with TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"{name}.db" for name in ("reference", "compiled")]
+        regs = [world(ledgered(SQLiteRegistry, ledger)(path))
+                for ledger, path in zip((Ledger, COMPILED), paths, strict=True)]
+        try:
+            lockstep(regs, ops, abort)
+            lockstep(regs, ops, False)
+            assert tables(paths[0]) == tables(paths[1])
+        finally:
+            for reg in regs:
+                reg.close()  # type: ignore[attr-defined]
+
+
+def test_the_compiled_tables_read_as_dicts() -> None:
+    """The compiled ledger's holds, reserved totals and counters answer the dict operations the
+    rule families and backends use as the reference's dicts do."""
+    regs = [world(ledgered(MemoryRegistry, ledger)()) for ledger in (Ledger, COMPILED)]
+    for reg in regs:
+        reg.reserve(7, "a", JPA, 10)
+        reg.reserve_cash(8, "b", "JPY", 500)
+    ref, compiled = ([reg._holds, reg._ureserved, reg._creserved, reg._meta] for reg in regs)  # type: ignore[attr-defined]
+    for r, c in zip(ref, compiled, strict=True):
+        assert c == r and r == dict(c.items()) and len(c) == len(r) and list(c) == list(r)
+        assert list(c.keys()) == list(r.keys()) and list(c.values()) == list(r.values())
+    holds, meta = compiled[0], compiled[3]
+    assert holds[7] == ("a", "units", "JPA", 10) and holds.get(9) is None and 8 in holds and "x" not in holds
+    holds[-3] = ("c", "units", "JPA", 4)
+    assert list(holds) == [7, 8, -3] and holds.pop(-3) == ("c", "units", "JPA", 4) and holds.pop(-3, 0) == 0
+    with pytest.raises(KeyError):
+        del holds[-3]
+    with pytest.raises(ValueError):
+        holds[1] = ("a", "gold", "JPA", 1)
+    ureserved = compiled[1]
+    assert ureserved[("a", "JPA")] == ureserved.get(("a", JPA)) == 10 and ("a", "EUA") not in ureserved
+    ureserved[("c", "JPA")] = 3
+    assert ureserved.pop(("c", "JPA")) == 3 and ureserved.get(("c", "JPA"), 0) == 0
+    assert meta.setdefault("day", 4) == 4 and meta["day"] == 4 and list(meta) == ["txid", "block", "day"]
+    del meta["day"]
+    assert meta.get("day") is None and meta.pop("day", None) is None
