@@ -10,7 +10,8 @@ ledger's checks let through (the refusals are named by the registry's ``_refuse_
 as in the reference). Anything else (a refusal of a hold, a value of an unusual type, a test
 hook between a settlement's legs) is handed to the reference ledger, which raises or does the
 same. Its registry's journal is a :class:`Journal`, which keeps the hold rows as C records; its
-holds are a :class:`HoldTable` of C records, their reserved totals C integers (``Purse``), both
+holds are a :class:`HoldTable` of C records, and each account's reserved totals, holdings of
+units and cash balances C integers (a ``Purse`` per asset), its counters too (``Counters``), all
 read by the rule families as the reference's dicts; and the undo records of its hold changes
 are C records of its own, one shared mark each in the registry's undo log (``Ledger.undo``).
 
@@ -402,14 +403,16 @@ cdef Py_ssize_t EMPTY = -1, GONE = -2  # a HoldTable slot never used, or whose h
 @cython.final
 @cython.no_gc
 cdef class Purse:
-    """One account's reserved total of one asset: a unit type (``units``) or a currency. The
-    holds point at it; ``key`` is the registry's ``(account, asset)`` key of its holding or
-    balance (see ``Ledger._purse``), ``name`` the asset as a hold row names it."""
+    """One account's numbers of one asset, a unit type (``units``) or a currency: what it holds
+    (its active units of the type, or its cash balance: ``have``, absent until set) and how much
+    of that its holds reserve. The holds point at it; ``key`` is the registry's ``(account,
+    asset)`` key (its block queue's, see ``Ledger._purse``), ``name`` the asset as a hold row names
+    it."""
 
     cdef readonly object account, asset, name
     cdef readonly tuple key
-    cdef readonly long long reserved
-    cdef bint units, keyed  # keyed: the registry's dicts were given ``key`` since the last bind
+    cdef readonly long long reserved, have
+    cdef bint units, present, keyed  # keyed: the block queues were given ``key`` since the last bind
 
 
 cdef struct HoldRec:
@@ -588,7 +591,7 @@ cdef class HoldTable:
 
     def totals(self):
         """Every purse's reserved total summed again from the holds (the registry's ``_derive``);
-        the two totals as dicts, :class:`Reserved` (units, cash). O(holds + purses)."""
+        the two totals as dicts, :class:`Totals` (units, cash). O(holds + purses)."""
         cdef Py_ssize_t i
         for mine in self.purses.values():
             for p in <list>mine:
@@ -596,7 +599,16 @@ cdef class HoldTable:
         for i in range(self.n):
             if self.recs[i].purse is not NULL:
                 (<Purse>self.recs[i].purse).reserved += self.recs[i].amount
-        return Reserved(self, True), Reserved(self, False)
+        return Totals(self, True, True), Totals(self, False, True)
+
+    def holdings(self):
+        """Every holding of units forgotten (the registry's ``_derive`` counts them again from the
+        blocks); them as a dict, a :class:`Totals`. O(purses)."""
+        for mine in self.purses.values():
+            for p in <list>mine:
+                if (<Purse>p).units:
+                    (<Purse>p).have, (<Purse>p).present = 0, False
+        return Totals(self, True, False)
 
     # -- as a dict ---------------------------------------------------------------------
 
@@ -668,58 +680,78 @@ cdef class HoldTable:
         return f"HoldTable({dict(self.items())!r})"
 
 
-cdef class Reserved:
-    """The reserved totals of a :class:`HoldTable`'s purses of units or of cash, as the registry's
-    dict ``(account, asset) -> total`` (``_ureserved``, ``_creserved``): a total of 0 is absent."""
+cdef class Totals:
+    """One number of a :class:`HoldTable`'s purses of units or of cash, as the registry's dict
+    ``(account, asset) -> number``: the reserved totals (``_ureserved``, ``_creserved``; a total
+    of 0 is absent) or the holdings and balances (``_held``, ``_cash``; present once set, until
+    popped)."""
 
     cdef HoldTable table
-    cdef bint units
+    cdef bint units, reserved
 
-    def __init__(self, HoldTable table, bint units):
+    def __init__(self, HoldTable table, bint units, bint reserved):
         self.table = table
         self.units = units
+        self.reserved = reserved
 
     cdef Purse _find(self, key):
+        cdef Purse p
         if type(key) is not tuple or len(<tuple>key) != 2:
             return None
-        return self.table.find_purse(self.units, (<tuple>key)[0], (<tuple>key)[1])
+        p = self.table.find_purse(self.units, (<tuple>key)[0], (<tuple>key)[1])
+        if p is None or not (p.reserved != 0 if self.reserved else p.present):
+            return None
+        return p
+
+    cdef inline long long _of(self, Purse p) noexcept:
+        return p.reserved if self.reserved else p.have
 
     def __getitem__(self, key):
         cdef Purse p = self._find(key)
-        if p is None or p.reserved == 0:
+        if p is None:
             raise KeyError(key)
-        return p.reserved
+        return self._of(p)
 
     def get(self, key, default=None):
         cdef Purse p = self._find(key)
-        return default if p is None or p.reserved == 0 else p.reserved
+        return default if p is None else self._of(p)
 
     def __contains__(self, key):
-        cdef Purse p = self._find(key)
-        return p is not None and p.reserved != 0
+        return self._find(key) is not None
 
-    def __setitem__(self, key, long long total):
+    def __setitem__(self, key, long long value):
         account, asset = key
-        self.table.purse(self.units, account, asset).reserved = total
-
-    def __delitem__(self, key):
-        cdef Purse p = self._find(key)
-        if p is None or p.reserved == 0:
-            raise KeyError(key)
-        p.reserved = 0
+        cdef Purse p = self.table.purse(self.units, account, asset)
+        if self.reserved:
+            p.reserved = value
+        else:
+            p.have, p.present = value, True
 
     def pop(self, key, *default):
         cdef Purse p = self._find(key)
-        if p is None or p.reserved == 0:
+        if p is None:
             if default:
                 return default[0]
             raise KeyError(key)
-        total, p.reserved = p.reserved, 0
-        return total
+        value = self._of(p)
+        if self.reserved:
+            p.reserved = 0
+        else:
+            p.have, p.present = 0, False
+        return value
+
+    def __delitem__(self, key):
+        self.pop(key)
 
     def items(self):
-        return [(p.key, p.reserved) for mine in self.table.purses.values() for p in <list>mine
-                if (<Purse>p).units == self.units and (<Purse>p).reserved]
+        cdef Purse p
+        out = []
+        for mine in self.table.purses.values():
+            for found in <list>mine:
+                p = <Purse>found
+                if p.units == self.units and (p.reserved != 0 if self.reserved else p.present):
+                    out.append((p.key, self._of(p)))
+        return out
 
     def keys(self):
         return [k for k, _ in self.items()]
@@ -737,7 +769,7 @@ cdef class Reserved:
         return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
 
     def __repr__(self):
-        return f"Reserved({dict(self.items())!r})"
+        return f"Totals({dict(self.items())!r})"
 
 
 cdef class Counters:
@@ -852,7 +884,7 @@ cdef class Ledger:
 
     cdef readonly object reg
     cdef readonly object ref
-    cdef dict accounts, held, cash, blocks, index, settlements
+    cdef dict accounts, blocks, index, settlements
     cdef HoldTable table
     cdef Counters meta
     cdef Journal journal
@@ -893,6 +925,18 @@ cdef class Ledger:
         return meta
 
     @staticmethod
+    def new_cash(holds):
+        """The registry's cash balances: the cash purses of ``holds`` (a :class:`HoldTable`) as a
+        dict (see :class:`Totals`)."""
+        return Totals(holds, False, False)
+
+    @staticmethod
+    def holdings(holds):
+        """The registry's holdings of units, forgotten: the units purses of ``holds`` as a dict
+        (see :meth:`HoldTable.holdings`)."""
+        return (<HoldTable>holds).holdings()
+
+    @staticmethod
     def reserved(holds):
         """The reserved totals of ``holds`` (a :class:`HoldTable`), summed again: its dict views
         (units, cash)."""
@@ -910,8 +954,6 @@ cdef class Ledger:
         self.ref.bind()
         self.accounts = reg._accounts
         self.table = reg._holds
-        self.held = reg._held
-        self.cash = reg._cash
         self.blocks = reg._blocks
         self.index = reg._index
         self.meta = reg._meta
@@ -928,18 +970,17 @@ cdef class Ledger:
 
     cdef Purse _purse(self, bint units, account, asset):
         """``account``'s purse of ``asset`` (:meth:`HoldTable.purse`). The first time since the
-        last bind, each of the registry's dicts of that account and asset (units: holdings and
-        block queues; cash: balances) that holds it under an equal tuple takes the purse's
-        ``key`` instead (the same value; only the order of its keys changes, which nothing
-        reads), so a lookup finds it by identity, without comparing tuples: about 150
-        instructions fewer per lookup, 10 or so per settlement. A key the rule families put
-        back later under a tuple of their own is only found slower."""
+        last bind, the registry's block queue of that account and unit type, if it holds it under
+        an equal tuple, takes the purse's ``key`` instead (the same value; only the order of the
+        queues changes, which nothing reads), so a lookup finds it by identity, without comparing
+        tuples (about 150 instructions fewer). A key the rule families put back later under a
+        tuple of their own is only found slower."""
         cdef Purse p = self.table.purse(units, account, asset)
         if not p.keyed:
-            for d in ((self.held, self.index) if units else (self.cash,)):
-                value = (<dict>d).pop(p.key, MISSING)
+            if units:
+                value = self.index.pop(p.key, MISSING)
                 if value is not MISSING:
-                    (<dict>d)[p.key] = value
+                    self.index[p.key] = value
             p.keyed = True
         return p
 
@@ -1006,17 +1047,21 @@ cdef class Ledger:
 
     # -- holds -------------------------------------------------------------------------
 
-    cpdef reserve(self, hold, account, str kind, asset, amount):
+    def reserve(self, hold, account, str kind, asset, amount):
         """As the reference's ``reserve``."""
+        return self._reserve(hold, account, kind, asset, amount)
+
+    cdef long long _reserve(self, hold, account, str kind, asset, amount) except -1:
+        """``reserve``, its txid as a C integer (the gate's call: no int object)."""
         cdef object log = self.attrs["_log"]
         cdef bint units = kind is UNITS or kind == UNITS
         cdef int over_a = 0, over_h = 0
-        cdef long long a, h, have, txid0
+        cdef long long a, h, txid0
         cdef Purse purse
         cdef Undo* r
         if log is None:
             with self.reg.transaction():
-                return self.reserve(hold, account, kind, asset, amount)
+                return self._reserve(hold, account, kind, asset, amount)
         if (type(amount) is not int or type(hold) is not int or type(account) is not str
                 or (type(asset) is not UNIT_TYPE if units
                     else (type(asset) is not str or PyUnicode_GET_LENGTH(asset) == 0))):
@@ -1029,12 +1074,9 @@ cdef class Ledger:
         if acc is None or type(acc) is not ACCOUNT or field(acc, A_STATUS, "status") is not OPEN:
             return self.ref.reserve(hold, account, kind, asset, amount)
         purse = self._purse(units, account, asset)
-        total = (self.held if units else self.cash).get(purse.key)
-        have = 0 if total is None else total
-        if have - purse.reserved < a:
+        if purse.have - purse.reserved < a:
             return self.ref.reserve(hold, account, kind, asset, amount)
         txid0 = self.meta.txid
-        txid = txid0 + 1
         self.table.room()
         r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = h, False, 0, a, txid0, self.journal.n
@@ -1044,10 +1086,14 @@ cdef class Ledger:
         purse.reserved += a
         self.meta.txid = txid0 + 1
         self.journal.hold_row(RESERVE_UNITS if units else RESERVE_CASH, txid0 + 1, account, purse.name, a, h)
-        return txid
+        return txid0 + 1
 
-    cpdef release(self, hold, amount=None):
+    def release(self, hold, amount=None):
         """As the reference's ``release``."""
+        return self._release(hold, amount)
+
+    cdef long long _release(self, hold, amount) except -1:
+        """``release``, its txid as a C integer (the gate's call: no int object)."""
         cdef object log = self.attrs["_log"]
         cdef int over = 0
         cdef long long a, h, left, txid0
@@ -1057,7 +1103,7 @@ cdef class Ledger:
         cdef Undo* r
         if log is None:
             with self.reg.transaction():
-                return self.release(hold, amount)
+                return self._release(hold, amount)
         pos = self.table.find_obj(hold)
         if pos < 0:
             return self.ref.release(hold, amount)
@@ -1074,7 +1120,6 @@ cdef class Ledger:
         h = rec.id
         purse = <Purse>rec.purse
         txid0 = self.meta.txid
-        txid = txid0 + 1
         r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = h, True, left, -a, txid0, self.journal.n
         Py_INCREF(purse)
@@ -1087,7 +1132,7 @@ cdef class Ledger:
         self.meta.txid = txid0 + 1
         self.journal.hold_row(RELEASE_UNITS if purse.units else RELEASE_CASH, txid0 + 1, purse.account,
                               purse.name, a, h)
-        return txid
+        return txid0 + 1
 
     cdef long long left(self, hold) noexcept:
         """What is left of hold ``hold`` (0: none)."""
@@ -1140,11 +1185,11 @@ cdef class Ledger:
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
         cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
         cdef Py_ssize_t u_pos, c_pos
-        cdef dict settlements = self.settlements, accounts = self.accounts, held = self.held
-        cdef dict cash = self.cash, blocks = self.blocks, index = self.index
+        cdef dict settlements = self.settlements, accounts = self.accounts
+        cdef dict blocks = self.blocks, index = self.index
         cdef Counters meta = self.meta
         cdef HoldTable table = self.table
-        cdef Purse s_units, b_cash_purse
+        cdef Purse s_units, s_cash_purse, b_units, b_cash_purse  # the seller's and the buyer's
         cdef Journal journal = self.journal
         # accounts found open and allowed since the last non-fast log entry (no account can change
         # without logging): sellers, and buyers with the unit type checked
@@ -1200,18 +1245,16 @@ cdef class Ledger:
                 if fast:
                     keys = self._keys(seller, unit, currency)
                     s_units = <Purse>(<tuple>keys)[1]
+                    s_cash_purse = <Purse>(<tuple>keys)[3]
                     skey = s_units.key
-                    scash = (<Purse>(<tuple>keys)[3]).key
                     keys = self._keys(buyer, unit, currency)
-                    bkey = (<Purse>(<tuple>keys)[1]).key
+                    b_units = <Purse>(<tuple>keys)[1]
                     b_cash_purse = <Purse>(<tuple>keys)[3]
-                    bcash = b_cash_purse.key
-                    binner = index.get(bkey)
+                    binner = index.get(b_units.key)
                     if binner is None:
-                        binner = reg._inner_of(bkey)
-                    s_held = held.get(skey, 0)
-                    b_cash = cash.get(bcash, 0)
-                    s_cash = cash.get(scash, MISSING)
+                        binner = reg._inner_of(b_units.key)
+                    s_held = s_units.have
+                    b_cash = b_cash_purse.have
                     u_free = s_held - s_units.reserved
                     c_free = b_cash - b_cash_purse.reserved
                     u_cut = c_cut = 0
@@ -1228,10 +1271,10 @@ cdef class Ledger:
                             c_hold = table.recs[c_pos].id
                             c_cut = min(amount, table.recs[c_pos].amount)
                             c_free += c_cut
-                    if s_cash is MISSING:
+                    if not s_cash_purse.present:
                         s_cash2 = amount
-                    elif <long long>s_cash <= INT64_MAX - amount:
-                        s_cash2 = <long long>s_cash + amount
+                    elif s_cash_purse.have <= INT64_MAX - amount:
+                        s_cash2 = s_cash_purse.have + amount
                     else:
                         fast = False
                     fast = fast and u_free >= qty and c_free >= amount
@@ -1250,7 +1293,8 @@ cdef class Ledger:
             first = nid
             txid0 = txid
             jlen = journal.n
-            b_held = held.get(bkey, MISSING)
+            b_held = b_units.have if b_units.present else MISSING  # as they were, for the segment
+            s_cash = s_cash_purse.have if s_cash_purse.present else MISSING
             pos = len(seg)
             try:
                 bid = inner[0]
@@ -1285,10 +1329,12 @@ cdef class Ledger:
                             need = 0
                         binner.append(new)
                 meta.block = nid
-                held[skey] = s_held - qty
-                held[bkey] = qty if b_held is MISSING else b_held + qty
-                cash[bcash] = b_cash - amount
-                cash[scash] = s_cash2
+                s_units.have = s_held - qty
+                b_units.have += qty
+                b_units.present = True
+                b_cash_purse.have = b_cash - amount
+                s_cash_purse.have = s_cash2
+                s_cash_purse.present = True
                 if u_cut:  # each an undo record of its own (the segment keeps none of holds)
                     self._cut(log, u_hold, u_cut)
                 if c_cut:
@@ -1368,14 +1414,14 @@ cdef class Gate:
         side = field(cmd, O_SIDE, "side")
         try:
             if side is SELL or (side is not BUY and side != BUY):
-                self.ledger.reserve(oid, field(cmd, O_ACCOUNT, "account"), "units", book.unit,
+                self.ledger._reserve(oid, field(cmd, O_ACCOUNT, "account"), "units", book.unit,
                                     field(cmd, O_QTY, "qty"))
                 return None
             price = field(cmd, O_PRICE, "price")
             amount = field(cmd, O_CAP, "cap") if price is None else price * field(cmd, O_QTY, "qty")
             if amount is None or amount > BIG:  # refused: the reference says how
                 return self.holds.admit(book, cmd)
-            self.ledger.reserve(oid, field(cmd, O_ACCOUNT, "account"), "cash", book.currency or self.currency,
+            self.ledger._reserve(oid, field(cmd, O_ACCOUNT, "account"), "cash", book.currency or self.currency,
                                 amount)
         except RegistryError as e:
             return self.holds._refused(e)
@@ -1467,7 +1513,7 @@ cdef class Gate:
         if amount > left:
             amount = left
         if amount > 0:
-            self.ledger.release(hold, amount)
+            self.ledger._release(hold, amount)
         return 0
 
     cdef int _settle(self, list trades, list events) except -1:

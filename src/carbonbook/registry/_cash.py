@@ -74,8 +74,9 @@ class CashRules(Store):
         from the queue)`` for each block it consumed or split, then 10 values: its Settled
         record, the block counter, the buyer's holding and the seller's cash as they were
         (``_MISSING`` if absent), the journal length before it, the units hold id and the
-        hold as it was (None if it consumed none), the same for the cash hold, and the number
-        of block triples. The seller's holding, the buyer's cash and the reserved totals
+        hold as it was (None if it consumed none, or if the compiled ledger settled it: what
+        that takes of a hold is an undo record of its own), the same for the cash hold, and the
+        number of block triples. The seller's holding, the buyer's cash and the reserved totals
         before it are the current ones plus its quantity, amount and what it took of each
         hold (the newer settlements are undone first)."""
         held = self._held

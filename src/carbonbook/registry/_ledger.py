@@ -80,6 +80,16 @@ class Ledger:
         return {}
 
     @staticmethod
+    def new_cash(holds: dict[int, Hold]) -> dict[tuple[str, str], int]:
+        """The registry's cash balances (``_cash``), none: a dict."""
+        return {}
+
+    @staticmethod
+    def holdings(holds: dict[int, Hold]) -> dict[tuple[str, UnitType], int]:
+        """The registry's holdings of units (``_held``), none (``_derive`` counts them): a dict."""
+        return {}
+
+    @staticmethod
     def reserved(holds: dict[int, Hold]) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
         """The reserved totals of ``holds`` by (account, asset): of units, of cash. O(holds)."""
         units: dict[tuple[str, str], int] = {}

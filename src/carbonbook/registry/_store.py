@@ -1,16 +1,16 @@
 """The registry's state and its undo log, shared by every rule family and backend.
 
-State lives in plain dicts (the holds and their reserved totals in what the registry's ledger
-makes: dicts, or the compiled ledger's C tables read as dicts). Every mutation goes through an
-undo log of ``(container, key, old value)`` triples (the registry's hot path, its ledger, logs
-a compact record instead: a hold transaction or a run of settlements, see ``_ledger.Ledger``;
-the compiled ledger keeps its hold changes' records in C, each marked in the log by
-``(ledger, _LEDGER, None)`` and undone by ``ledger.undo()``), so a refused operation, a failed
-settlement inside a batch, or any exception rolls back exactly what it changed. At the end of
-the outermost transaction a backend's ``_commit(log)`` hook sees the same log and writes the
-touched keys (the SQL backends write them in one database transaction; memory does nothing). The
-persisted containers are listed in ``_persisted()``; the others are indexes derived from
-them by ``_derive()``.
+State lives in plain dicts (the holds, reserved totals, holdings, cash balances and counters in
+what the registry's ledger makes: dicts, or the compiled ledger's C records read as dicts).
+Every mutation goes through an undo log of ``(container, key, old value)`` triples (the
+registry's hot path, its ledger, logs a compact record instead: a hold transaction or a run of
+settlements, see ``_ledger.Ledger``; the compiled ledger keeps its hold changes' records in C,
+each marked in the log by ``(ledger, _LEDGER, None)`` and undone by ``ledger.undo()``), so a
+refused operation, a failed settlement inside a batch, or any exception rolls back exactly what
+it changed. At the end of the outermost transaction a backend's ``_commit(log)`` hook sees the
+same log and writes the touched keys (the SQL backends write them in one database
+transaction; memory does nothing). The persisted containers are listed in ``_persisted()``;
+the others are indexes derived from them by ``_derive()``.
 
 ``Store`` holds that state, the undo log, the checks every family shares (accounts,
 schemes, free units and cash) and the one way units move (``_take``: oldest block first,
@@ -278,8 +278,8 @@ class Store(Registry):
         self._caps: dict[tuple[str, int], tuple[int, int]] = {}
         self._issuances: dict[tuple[str, int], Issuance] = {}
         self._blocks: dict[int, Block] = {}
-        self._cash: dict[tuple[str, str], int] = {}
-        self._holds: dict[int, Hold] = self._ledger.new_holds()  # the compiled ledger's reads as a dict
+        self._holds: dict[int, Hold] = self._ledger.new_holds()  # the compiled ledger's read as dicts
+        self._cash: dict[tuple[str, str], int] = self._ledger.new_cash(self._holds)
         self._comp: dict[tuple[str, int], CompRow] = {}
         self._deadlines: dict[tuple[str, int], Deadline] = {}
         self._finals: dict[tuple[str, int], FinalRow] = {}
@@ -288,14 +288,14 @@ class Store(Registry):
         self._credit_use: dict[tuple[str, int, str], int] = {}
         self._settlements: dict[int, SettlementRecord] = {}
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.venue.checkpoint)
-        self._meta: dict[str, int] = self._ledger.new_meta()  # the compiled ledger's reads as a dict
+        self._meta: dict[str, int] = self._ledger.new_meta()
         self._journal: JournalRows = self._ledger.new_journal()  # a settlement's row is its Settled record
         self._ledgers = Ledgers()
         # derived
         self._issued: dict[UnitType, int] = {}
         self._top: dict[str, int] = {}
         self._index: dict[tuple[str, UnitType], deque[int]] = {}
-        self._held: dict[tuple[str, UnitType], int] = {}
+        self._held: dict[tuple[str, UnitType], int] = self._ledger.holdings(self._holds)
         self._ureserved, self._creserved = self._ledger.reserved(self._holds)
         self._ledger.bind()
 
@@ -321,7 +321,7 @@ class Store(Registry):
             if last > self._top.get(origin, 0):
                 self._top[origin] = last
         self._index = {}
-        self._held = {}
+        self._held = self._ledger.holdings(self._holds)
         for bid in sorted(self._blocks):
             b = self._blocks[bid]
             if b.state is _ACTIVE:

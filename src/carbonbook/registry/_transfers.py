@@ -105,7 +105,8 @@ class TransferRules(Store):
     # -- holds ---------------------------------------------------------------------
 
     # A venue makes one or two hold changes per order: each is one call of the registry's
-    # ledger (``_ledger.Ledger``), one compact undo record, undone here (``_undo_hold``).
+    # ledger (``_ledger.Ledger``), one compact undo record, undone here (``_undo_hold``; the
+    # compiled ledger's records are its own, in C).
 
     def reserve(self, hold: int, account: str, unit: UnitType, qty: int) -> int:
         return self._ledger.reserve(hold, account, "units", unit, qty)
