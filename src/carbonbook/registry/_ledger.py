@@ -44,6 +44,7 @@ from carbonbook.registry._store import (
     _UNIT_NAMES,
     Hold,
     JournalRows,
+    Log,
     Store,
     _hold_cut,
     _name,
@@ -105,6 +106,15 @@ class Ledger:
         ``_sql``): here the rows themselves; the compiled ledger gives a hold row as its Entry's
         array already encoded (a ``Raw``), without making the Entry."""
         return journal[start:]
+
+    @staticmethod
+    def begin() -> Log:
+        """An outermost transaction begins: its undo log (the compiled ledger keeps it too)."""
+        return []
+
+    def end(self) -> None:
+        """The outermost transaction ended: here nothing to do (the compiled ledger forgets the
+        log and the undo records it keeps in C)."""
 
     def bind(self) -> None:
         """Take the registry's containers again (they are new after a reset or a derive)."""

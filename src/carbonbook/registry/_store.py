@@ -227,7 +227,7 @@ class _Tx:
     def __enter__(self) -> None:
         reg = self.reg
         if reg._log is None:
-            reg._log = []
+            reg._log = reg._ledger.begin()
             reg._journal_mark = len(reg._journal)
             self.mark = -1
         else:
@@ -254,6 +254,7 @@ class _Tx:
         finally:
             reg._log = None
             reg._moving = None
+            reg._ledger.end()
 
 class Store(Registry):
     """The state, the undo log and the shared checks and unit moves (see the module)."""
