@@ -427,8 +427,9 @@ cdef class HoldTable:
     ``pop``, ``len``, iteration, ``items``, ``values``, ``==``), each kept as a C record (its id,
     amount and :class:`Purse`), made into its tuple only when read. Records keep the order a dict
     would (insertion; an assignment keeps the place); an open-addressing index finds them by
-    id. The reserved totals are the purses' (``Reserved`` reads them as dicts). Costs: a lookup,
-    insertion or removal about 30 instructions; a read as a dict, one tuple per hold."""
+    id. The purses (a list per account) hold the reserved totals, holdings and cash
+    balances (:class:`Totals` reads them as dicts). Costs: a lookup, insertion or removal about
+    30 instructions; a read as a dict, one tuple per hold."""
 
     cdef HoldRec* recs
     cdef Py_ssize_t n, cap, live  # records used (removed ones included), their room, live ones
