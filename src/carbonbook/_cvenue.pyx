@@ -1050,10 +1050,15 @@ cdef class Ledger:
             self.journal._truncate(r.jlen)
 
     def touched(self):
-        """``(hold id, _MISSING when it was absent before, else None)`` of each undo record of the
-        open transaction, oldest first: the k-th is the k-th mark in its log (the SQL commit's)."""
+        """The hold id and ``_MISSING`` (absent before) or None (present) of each undo record of the
+        open transaction, oldest first, flat (``[hold, before, hold, before, ...]``: no tuple per
+        record): the k-th pair is the k-th mark in its log (the SQL commit's)."""
         cdef Py_ssize_t i
-        return [(self.stack[i].hold, None if self.stack[i].existed else MISSING) for i in range(self.depth)]
+        out = []
+        for i in range(self.depth):
+            out.append(self.stack[i].hold)
+            out.append(None if self.stack[i].existed else MISSING)
+        return out
 
     # -- holds -------------------------------------------------------------------------
 

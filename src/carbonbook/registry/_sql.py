@@ -361,14 +361,16 @@ class SqlRegistry(StateRegistry):
         meta: dict[Any, Any] = {"block": None, "txid": None}
         touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta, "holds": holds}
         records: list[SettlementRecord] = []
-        marks: Iterator[tuple[int, Any]] | None = None  # the compiled ledger's hold changes, in order
+        marks: list[Any] = []  # the compiled ledger's hold changes, in order (hold, before, ...)
+        at = 0  # the next one's
         for d, k, v in log:
             if k is _HOLD:  # a hold transaction (see _ledger.Ledger._hold_tx)
                 holds.setdefault(v[0], v[1])
             elif k is _LEDGER:  # one of the compiled ledger's (see _cvenue.Ledger.touched)
-                if marks is None:
-                    marks = iter(d.touched())
-                holds.setdefault(*next(marks))
+                if not at:
+                    marks = d.touched()
+                holds.setdefault(marks[at], marks[at + 1])
+                at += 2
             elif k is _FAST and v:  # settlements (see StateRegistry._undo_fast for the layout)
                 top = len(v)
                 new = v[top - 9] + v[top - 1]  # the newest one's block counter before it and its triples
