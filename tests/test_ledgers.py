@@ -159,16 +159,19 @@ def test_the_compiled_ledger_writes_the_reference_rows(ops: list[tuple[Any, ...]
 
 
 def test_the_compiled_tables_read_as_dicts() -> None:
-    """The compiled ledger's holds, reserved totals and counters answer the dict operations the
-    rule families and backends use as the reference's dicts do."""
+    """The compiled ledger's holds, reserved totals, holdings, balances and counters answer the
+    dict operations the rule families and backends use as the reference's dicts do."""
     regs = [world(ledgered(MemoryRegistry, ledger)()) for ledger in (Ledger, COMPILED)]
     for reg in regs:
         reg.reserve(7, "a", JPA, 10)
         reg.reserve_cash(8, "b", "JPY", 500)
-    ref, compiled = ([reg._holds, reg._ureserved, reg._creserved, reg._meta] for reg in regs)  # type: ignore[attr-defined]
+    ref, compiled = ([reg._holds, reg._ureserved, reg._creserved, reg._meta, reg._held, reg._cash]  # type: ignore[attr-defined]
+                     for reg in regs)
     for r, c in zip(ref, compiled, strict=True):
-        assert c == r and r == dict(c.items()) and len(c) == len(r) and list(c) == list(r)
-        assert list(c.keys()) == list(r.keys()) and list(c.values()) == list(r.values())
+        assert c == r and r == dict(c.items()) and len(c) == len(r) and sorted(c) == sorted(r)
+        assert sorted(c.keys()) == sorted(r.keys()) and sorted(c.values()) == sorted(r.values())
+    for r, c in zip(ref[::3], compiled[::3], strict=True):  # holds and counters: in a dict's order too
+        assert list(c) == list(r) and list(c.values()) == list(r.values())
     holds, meta = compiled[0], compiled[3]
     assert holds[7] == ("a", "units", "JPA", 10) and holds.get(9) is None and 8 in holds and "x" not in holds
     holds[-3] = ("c", "units", "JPA", 4)
@@ -181,6 +184,10 @@ def test_the_compiled_tables_read_as_dicts() -> None:
     assert ureserved[("a", "JPA")] == ureserved.get(("a", JPA)) == 10 and ("a", "EUA") not in ureserved
     ureserved[("c", "JPA")] = 3
     assert ureserved.pop(("c", "JPA")) == 3 and ureserved.get(("c", "JPA"), 0) == 0
+    held, cash = compiled[4], compiled[5]
+    assert held[("a", "JPA")] == held[("a", JPA)] == 1000 and ("c", JPA) not in held
+    cash[("c", "EUR")] = 0  # a balance of 0 is present (a row), unlike a reserved total of 0
+    assert ("c", "EUR") in cash and cash.pop(("c", "EUR")) == 0 and cash.get(("c", "EUR")) is None
     assert meta.setdefault("day", 4) == 4 and meta["day"] == 4 and list(meta) == ["txid", "block", "day"]
     del meta["day"]
     assert meta.get("day") is None and meta.pop("day", None) is None

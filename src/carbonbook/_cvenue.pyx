@@ -689,7 +689,8 @@ cdef class Totals:
     """One number of a :class:`HoldTable`'s purses of units or of cash, as the registry's dict
     ``(account, asset) -> number``: the reserved totals (``_ureserved``, ``_creserved``; a total
     of 0 is absent) or the holdings and balances (``_held``, ``_cash``; present once set, until
-    popped)."""
+    popped). It iterates account by account, not in the order the keys were first set (which
+    nothing reads: ``check`` and the SQL commit compare and look up by key)."""
 
     cdef HoldTable table
     cdef bint units, reserved
