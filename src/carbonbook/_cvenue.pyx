@@ -992,12 +992,31 @@ cdef inline void _put(Lines* out, const char* text, Py_ssize_t n) noexcept:
     out.size += n
 
 
+cdef inline void _put_key(Lines* out, const char* key, Py_ssize_t n) noexcept:
+    """Write a slot's key (``n`` bytes of the ``KEY_COPY`` its buffer holds): four word copies of a
+    constant size, no call (a memcpy of ``n`` bytes is one: about 20 instructions a key)."""
+    cdef char* p = out.data + out.size
+    memcpy(p, key, 8)
+    memcpy(p + 8, key + 8, 8)
+    memcpy(p + 16, key + 16, 8)
+    memcpy(p + 24, key + 24, 8)
+    out.size += n
+
+
+cdef char PAIRS[200]  # "00" "01" ... "99": an int's digits two at a time
+cdef bint ESCAPED[256]  # the characters a name's line would escape: controls, '"', '\\', DEL
+for _i in range(100):
+    PAIRS[2 * _i], PAIRS[2 * _i + 1] = 48 + _i // 10, 48 + _i % 10
+for _i in range(256):
+    ESCAPED[_i] = _i < 32 or _i in (34, 92, 127)
+
+
 cdef bint _put_int(Lines* out, value, bint nullable) noexcept:
     """Write the int ``value`` (a plain one of 64 bits; None as null when ``nullable``), or say it is not one."""
-    cdef char digits[20]
-    cdef int overflow = 0, n = 0
+    cdef int overflow = 0, n = 1, pair
     cdef long long v
-    cdef unsigned long long u
+    cdef unsigned long long u, rest
+    cdef char* p
     if value is None and nullable:
         _put(out, "null", 4)
         return True
@@ -1007,42 +1026,52 @@ cdef bint _put_int(Lines* out, value, bint nullable) noexcept:
     if overflow:
         return False
     if v < 0:
-        _put(out, "-", 1)
+        out.data[out.size] = 45  # "-"
+        out.size += 1
         u = 0ULL - <unsigned long long>v
     else:
         u = <unsigned long long>v
-    while True:
-        digits[n] = <char>(48 + u % 10)
+    rest = u
+    while rest >= 10:  # the digits, then written from the last, two at a time
+        rest //= 10
         n += 1
-        u //= 10
-        if u == 0:
-            break
-    while n:
-        n -= 1
-        out.data[out.size] = digits[n]
-        out.size += 1
+    out.size += n
+    p = out.data + out.size
+    while u >= 100:
+        pair = <int>(u % 100)
+        u //= 100
+        p -= 2
+        p[0], p[1] = PAIRS[2 * pair], PAIRS[2 * pair + 1]
+    if u >= 10:
+        p -= 2
+        p[0], p[1] = PAIRS[2 * u], PAIRS[2 * u + 1]
+    else:
+        p -= 1
+        p[0] = <char>(48 + u)
     return True
 
 
 cdef bint _put_name(Lines* out, name) noexcept:
-    """Write the str ``name`` quoted, when it is 128 characters at most of printable ASCII without
-    a quote or a backslash (nothing to escape); or say it is not."""
+    """Write the characters of the str ``name`` (its quotes are in the keys), when it is 128
+    characters at most of printable ASCII without a quote or a backslash (nothing to escape); or
+    say it is not."""
     cdef Py_ssize_t n, i
-    cdef const char* text
-    cdef char c
+    cdef const unsigned char* text
+    cdef char* p
+    cdef unsigned char c
     if type(name) is not str or not PyUnicode_IS_ASCII(name):
         return False
     n = PyUnicode_GET_LENGTH(name)
     if n > 128:
         return False
-    text = PyUnicode_DATA(name)
+    text = <const unsigned char*>PyUnicode_DATA(name)
+    p = out.data + out.size
     for i in range(n):
         c = text[i]
-        if c < 32 or c == 34 or c == 92 or c == 127:
+        if ESCAPED[c]:
             return False
-    _put(out, '"', 1)
-    _put(out, text, n)
-    _put(out, '"', 1)
+        p[i] = <char>c
+    out.size += n
     return True
 
 
@@ -1054,16 +1083,21 @@ cdef enum Kind:
     BOOL
 
 
+cdef enum:
+    KEY_COPY = 32  # the bytes _put_key copies: a key's buffer holds that many, the lines that many more
+
+
 cdef struct Slot:
-    const char* key  # what comes before the value: ',"qty":' ('{"type":"new","id":' for the first)
-    Py_ssize_t key_size, offset
-    Kind kind
+    const char* key  # what comes before the value: ',"qty":' ('{"type":"new","id":' for the first), with
+    Py_ssize_t key_size, offset  # the closing quote of the value before and the opening one of this
+    Kind kind  # value when they are names or members (',"symbol":"' after a name: '","symbol":"')
     PyObject* enum  # MEMBER: the StrEnum (kept by ENUMS)
 
 
 cdef struct Shape:
     Slot slots[16]
-    Py_ssize_t n, room  # room: past the longest line of plain values
+    const char* end  # '}\n', or '"}\n' after a quoted value
+    Py_ssize_t n, end_size, room  # room: past the longest line of plain values, and KEY_COPY
 
 
 cdef list KEYS = []  # the slots' keys (and ENUMS their enums), kept for as long as the module
@@ -1078,16 +1112,26 @@ cdef int _shape(Shape* shape, cls, dict kinds) except -1:
     writes it), each of ``kinds[name]``: a Kind, or a StrEnum (MEMBER)."""
     fields = cls.__struct_fields__
     assert cls.__struct_config__.tag_field == "type" and len(fields) <= 16 and set(fields) == set(kinds)
-    shape.n, shape.room = len(fields), 2
+    shape.n, shape.room = len(fields), 3 + KEY_COPY
+    quoted = False  # the value before was a name or a member
     for i, name in enumerate(fields):
-        key = (f'{{"type":"{cls.__struct_config__.tag}","{name}":' if i == 0 else f',"{name}":').encode()
-        KEYS.append(key)
         kind = kinds[name]
-        shape.slots[i].key, shape.slots[i].key_size = PyBytes_AS_STRING(key), len(key)
+        opens = kind == NAME or kind in ENUMS
+        key = ((b'"' if quoted else b"")
+               + (f'{{"type":"{cls.__struct_config__.tag}","{name}":' if i == 0 else f',"{name}":').encode()
+               + (b'"' if opens else b""))
+        assert len(key) <= KEY_COPY
+        padded = key.ljust(KEY_COPY, b"\0")
+        KEYS.append(padded)
+        shape.slots[i].key, shape.slots[i].key_size = PyBytes_AS_STRING(padded), len(key)
         shape.slots[i].offset = slot_offset(cls, name)
         shape.slots[i].kind = MEMBER if kind in ENUMS else kind
         shape.slots[i].enum = <PyObject*>kind
         shape.room += len(key) + (20 if kind in (INT, INT_OR_NULL) else 5 if kind == BOOL else 130)
+        quoted = opens
+    end = b'"}\n' if quoted else b"}\n"
+    KEYS.append(end)
+    shape.end, shape.end_size = PyBytes_AS_STRING(end), len(end)
     return 0
 
 
@@ -1100,15 +1144,17 @@ _shape(&CANCEL, CancelOrder, dict(id=INT, ts=INT_OR_NULL))
 
 cdef bint _put_line(Lines* out, cmd, Shape* shape) noexcept:
     """Write the JSON line of ``cmd`` (a Struct of ``shape``), or say a value is not a plain one."""
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, j, n
     cdef Slot* slot
     cdef PyObject* value
+    cdef const char* text
+    cdef char* p
     for i in range(shape.n):
         slot = &shape.slots[i]
         value = (<PyObject**>((<char*><PyObject*>cmd) + slot.offset))[0]
         if value is NULL:
             return False
-        _put(out, slot.key, slot.key_size)
+        _put_key(out, slot.key, slot.key_size)
         if slot.kind == INT or slot.kind == INT_OR_NULL:
             if not _put_int(out, <object>value, slot.kind == INT_OR_NULL):
                 return False
@@ -1118,16 +1164,19 @@ cdef bint _put_line(Lines* out, cmd, Shape* shape) noexcept:
         elif slot.kind == MEMBER:
             if <PyObject*>Py_TYPE(<object>value) is not slot.enum:
                 return False
-            _put(out, '"', 1)
-            _put(out, PyUnicode_DATA(<object>value), PyUnicode_GET_LENGTH(<object>value))
-            _put(out, '"', 1)
+            text = PyUnicode_DATA(<object>value)
+            n = PyUnicode_GET_LENGTH(<object>value)
+            p = out.data + out.size
+            for j in range(n):
+                p[j] = text[j]
+            out.size += n
         elif <object>value is True:
             _put(out, "true", 4)
         elif <object>value is False:
             _put(out, "false", 5)
         else:
             return False
-    _put(out, "}\n", 2)
+    _put(out, shape.end, shape.end_size)
     return True
 
 
@@ -1312,12 +1361,13 @@ def fold_lines(long long digest, commands, encode_lines):
     The commands' JSON Lines are msgspec's deterministic encoder's: new orders and cancels of plain
     values (ints of 64 bits, names of printable ASCII without a quote or a backslash, the enums'
     own members) are written here, in C; every other command by ``encode_lines((command,))``
-    (about 1,000 instructions per command of the busy workload instead of msgspec's 2,000). The
-    checksums run over the lines where they were written (no bytes object): CRC-32 folded 64 bytes
-    at a time by carry-less multiplication (PCLMULQDQ, where the x86-64 processor has it) and
-    Adler-32 16 bytes at a time in SSE2, about 0.4 and 0.8 instructions a byte against zlib's 3.9
-    and 3.6 (callgrind; elsewhere a byte at a time). Together about 1,500 instructions fewer per
-    venue message (bench/venue.py --instructions)."""
+    (about 1,000 instructions per command of the busy workload instead of msgspec's 2,000; the
+    quotes of names and members are in the keys, which are copied as four words). The checksums
+    run over the lines where they were written (no bytes object): CRC-32 folded 64 bytes at a
+    time by carry-less multiplication (PCLMULQDQ, where the x86-64 processor has it) and Adler-32
+    16 bytes at a time in SSE2, about 0.4 and 0.8 instructions a byte against zlib's 3.9 and 3.6
+    (callgrind; elsewhere a byte at a time): a 4,096-command batch's 590 KB in 71 us, not 297.
+    About 1,250 instructions per command in all, 2,500 before (bench/venue.py --instructions)."""
     cdef Lines out = SPARE
     cdef Py_ssize_t mark
     cdef Shape* shape
