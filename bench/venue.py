@@ -24,7 +24,9 @@ and the first 4,000 messages, then the setup and the first 4,000 + N, each in a 
 the difference divided by N (default 20,000). Each process ends with ``os._exit`` right after
 its last batch (a group commit's last commit included), so neither count includes freeing the
 commands, the engine or the registry at exit (the venue's registry keeps every settlement and
-journal row: at a4a8367 their teardown added about 800 instructions per message).
+journal row: at a4a8367 their teardown added about 800 instructions per message). Each runs
+with ``PYTHONHASHSEED=0``: with a random seed the same code's count moves by up to 100 per
+message from run to run (dict layouts, and when the garbage collector runs).
 
 ``--settle-instructions`` counts the instructions of one settled trade on a MemoryRegistry:
 bench/settlement.py's accounts and trades, each trade's holds taken first as a venue takes
@@ -129,7 +131,8 @@ def held_trades(n: int, settle: int) -> None:
 
 def _callgrind(*args: str) -> int:
     proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                           sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+                           sys.executable, __file__, *args], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
     match = re.search(r"Collected : (\d+)", proc.stderr)
     if match is None:
         raise RuntimeError(proc.stderr)
