@@ -17,9 +17,16 @@ transaction per GROUP commands, default 65,536, instead of one per batch);
 transaction first takes the registry's turn to write), with no other writer.
 
 ``--instructions`` counts instead, with valgrind's callgrind, the machine instructions per
-message of the Venue on a MemoryRegistry, which do not depend on the load (see
-bench/instructions.py): the setup and the first 4,000 messages, then the setup and the
-first 4,000 + N, each in a fresh process; the difference divided by N (default 20,000).
+message, which do not depend on the load (see bench/instructions.py), of the Venue on each
+``--backend`` (``memory``, the default; ``sqlite``: a file, one transaction per batch; the
+``-group`` kinds commit per ``--group``) and of the bare engine on the same messages: the setup
+and the first 4,000 messages, then the setup and the first 4,000 + N, each in a fresh process;
+the difference divided by N (default 20,000). Each process ends with ``os._exit`` right after
+its last batch (a group commit's last commit included), so neither count includes freeing the
+commands, the engine or the registry at exit (the venue's registry keeps every settlement and
+journal row: at a4a8367 their teardown added about 800 instructions per message). Each runs
+with ``PYTHONHASHSEED=0``: with a random seed the same code's count moves by up to 100 per
+message from run to run (dict layouts, and when the garbage collector runs).
 
 ``--settle-instructions`` counts the instructions of one settled trade on a MemoryRegistry:
 bench/settlement.py's accounts and trades, each trade's holds taken first as a venue takes
@@ -29,7 +36,7 @@ venue settles a command's trades, and of 1,000); the difference divided by the t
 on whatever ``carbonbook`` is importable, so ``PYTHONPATH=OLD/src`` counts an older tree.
 
     .venv/bin/python bench/venue.py [--messages N] [--backend engine memory sqlite sqlite-group postgres]
-    .venv/bin/python bench/venue.py --instructions [--messages N]
+    .venv/bin/python bench/venue.py --instructions [--messages N] [--backend memory sqlite sqlite-group]
     .venv/bin/python bench/venue.py --settle-instructions [--trades N]
 """
 
@@ -39,6 +46,7 @@ import argparse
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,15 +85,25 @@ def run(make: Callable[[], Engine | Venue], setup: list[Command],
     return time.perf_counter() - wall, time.process_time() - cpu, events
 
 
-def replay(path: str, n: int) -> None:
-    """Apply the pickled session's setup, then its first ``n`` orders, to a Venue on a MemoryRegistry."""
+def replay(path: str, n: int, kind: str, group: int) -> None:
+    """Apply the pickled session's first ``n`` orders to ``kind`` (``engine``: the bare engine;
+    else a Venue on that backend, after the setup), then end the process without its teardown."""
     with open(path, "rb") as f:
         setup, orders = pickle.load(f)
-    venue = Venue(MemoryRegistry(), currency="EUR")
-    venue.apply_all(setup)
     orders = orders[:n]
+    tmp = tempfile.mkdtemp()
+    if kind == "engine":
+        engine: Engine | Venue = Engine()
+    else:
+        registry = MemoryRegistry() if kind == "memory" else SQLiteRegistry(os.path.join(tmp, "venue.db"))
+        engine = Venue(registry, currency="EUR", group=group if kind.endswith("-group") else 0)
+        engine.apply_all(setup)
     for i in range(0, n, BATCH):
-        venue.apply_all(orders[i:i + BATCH])
+        engine.apply_all(orders[i:i + BATCH])
+    if isinstance(engine, Venue):
+        engine.commit()
+    shutil.rmtree(tmp)
+    os._exit(0)
 
 
 def held_trades(n: int, settle: int) -> None:
@@ -113,7 +131,8 @@ def held_trades(n: int, settle: int) -> None:
 
 def _callgrind(*args: str) -> int:
     proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                           sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+                           sys.executable, __file__, *args], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONHASHSEED": "0"})
     match = re.search(r"Collected : (\d+)", proc.stderr)
     if match is None:
         raise RuntimeError(proc.stderr)
@@ -126,23 +145,25 @@ def settle_instructions(trades: int, per_call: int) -> float:
     return (_callgrind("--held", str(trades), str(per_call)) - held) / trades
 
 
-def instructions(messages: int) -> float:
-    """Callgrind instructions per Venue message on memory, for messages BASE..BASE + ``messages``."""
-    counts = []
+def instructions(messages: int, kinds: list[str], group: int) -> dict[str, float]:
+    """Callgrind instructions per message of each of ``kinds`` (``engine`` or a venue's backend),
+    for messages BASE..BASE + ``messages``."""
+    per = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "session.pickle")
         with open(path, "wb") as f:
             pickle.dump(session(BASE + messages), f)
-        for n in (BASE, BASE + messages):
-            counts.append(_callgrind("--replay", path, str(n)))
-    return (counts[1] - counts[0]) / messages
+        for kind in kinds:
+            counts = [_callgrind("--replay", path, str(n), kind, str(group)) for n in (BASE, BASE + messages)]
+            per[kind] = (counts[1] - counts[0]) / messages
+    return per
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--backend", nargs="+", default=["engine", "memory", "sqlite", "sqlite-group"],
+    parser.add_argument("--backend", nargs="+",
                         choices=["engine", "engine-pure", "memory", "sqlite", "sqlite-group", "postgres",
                                  "postgres-group", "postgres-shared"])
     parser.add_argument("--group", type=int, default=65_536, help="commands per transaction for *-group")
@@ -152,10 +173,10 @@ def main() -> None:
     parser.add_argument("--held", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--instructions", action="store_true",
                         help="count callgrind instructions per message on memory instead of timing")
-    parser.add_argument("--replay", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--replay", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.replay:
-        replay(args.replay[0], int(args.replay[1]))
+        replay(args.replay[0], int(args.replay[1]), args.replay[2], int(args.replay[3]))
         return
     if args.held:
         held_trades(int(args.held[0]), int(args.held[1]))
@@ -167,9 +188,15 @@ def main() -> None:
         return
     if args.instructions:
         messages = args.messages or 20_000
-        print(f"{instructions(messages):,.0f} instructions per venue message on memory "
-              f"(busy, messages {BASE:,}..{BASE + messages:,}, batch {BATCH})")
+        kinds = [k for k in args.backend or ["memory"] if k != "engine"]
+        if not set(kinds) <= {"memory", "sqlite", "sqlite-group"}:
+            parser.error("--instructions counts the engine and the venue on memory, sqlite or sqlite-group")
+        per = instructions(messages, ["engine", *kinds], args.group)
+        for kind, count in per.items():
+            print(f"{kind:<14} {count:>8,.0f} instructions per message = {per['engine'] / count:.3f}x the "
+                  f"engine (busy, messages {BASE:,}..{BASE + messages:,}, batch {BATCH}, no exit teardown)")
         return
+    args.backend = args.backend or ["engine", "memory", "sqlite", "sqlite-group"]
     setup, orders = session(args.messages or 100_000)
     tmp = tempfile.mkdtemp()
     schemas: list[str] = []

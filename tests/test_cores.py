@@ -243,20 +243,44 @@ def _odd_orders(draw: st.DrawFn) -> Input:
                     stp=member(SelfTradePrevention), cap=draw(_ODD_INTS), ts=draw(_ODD_INTS))  # type: ignore[arg-type]
 
 
-def _lines(encode: Callable[[list[Input]], bytes], commands: list[Input]) -> bytes | type[BaseException]:
+def _folded(fold: Callable[[int, list[Input]], int], digest: int,
+            commands: list[Input]) -> int | type[BaseException]:
     try:
-        return encode(commands)
+        return fold(digest, commands)
     except Exception as e:  # what msgspec cannot encode
         return type(e)
 
 
 @pytest.mark.skipif(find_spec("carbonbook._cvenue") is None, reason="the compiled venue is not built here")
-@given(st.one_of(command_streams(), st.lists(_odd_orders(), max_size=8)))
+@given(st.one_of(command_streams(), st.lists(_odd_orders(), max_size=8)),
+       st.integers(-2**63, 2**63 - 1) | st.just(1))
 @SETTINGS
-def test_the_digest_lines_written_in_c_are_msgspecs(commands: list[Input]) -> None:
-    """A venue's digest input (its checkpoint's JSON Lines of the commands): new orders and cancels
-    of plain values written in C, the rest by msgspec, byte for byte what msgspec writes."""
-    from carbonbook._cvenue import json_lines
+def test_the_digest_folded_in_c_is_zlibs_over_msgspecs_lines(commands: list[Input], digest: int) -> None:
+    """A venue's digest (its checkpoint's CRC-32 and Adler-32 of the commands' JSON Lines, resumed from
+    any value): new orders and cancels of plain values written in C, the rest by msgspec, both
+    checksums in C, the value zlib gives over what msgspec writes."""
+    from carbonbook._cvenue import fold_lines as fold_in_c
+    from carbonbook.venue.checkpoint import fold_lines
 
     encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines
-    assert _lines(partial(json_lines, encode_lines=encode_lines), commands) == _lines(encode_lines, commands)
+    assert (_folded(partial(fold_in_c, encode_lines=encode_lines), digest, commands)
+            == _folded(fold_lines, digest, commands))
+
+
+@pytest.mark.skipif(find_spec("carbonbook._cvenue") is None, reason="the compiled venue is not built here")
+def test_the_digest_folded_in_c_over_long_batches_is_zlibs() -> None:
+    """Batches of every size up to a venue's (4,096 busy commands, about 590 KB of lines: many of
+    Adler-32's 5,552-byte rounds and of CRC-32's 64-byte folds, with every tail), each resumed
+    from the digest of the ones before, give the digest zlib gives."""
+    from carbonbook._cvenue import fold_lines as fold_in_c
+    from carbonbook.venue.checkpoint import fold_lines
+
+    encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines
+    commands = workload.busy(12_000, 3)
+    mine = zlibs = 1
+    start = 0
+    for size in (0, 1, 2, 3, 5, 8, 13, 40, 100, 333, 1000, 4096, 6000):
+        batch = commands[start:start + size]
+        start += size
+        mine, zlibs = fold_in_c(mine, batch, encode_lines), fold_lines(zlibs, batch)
+        assert mine == zlibs

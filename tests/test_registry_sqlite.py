@@ -131,3 +131,29 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     again.surrender("a", 2010, UnitType.JPA, 7, to="ret")
     assert [type(r).__name__ for r in again.pass_days(0, 6)] == ["Final"] * 3  # no reporting deadline
     again.check()
+
+
+def test_blocks_with_and_without_project_fields_are_stored_as_they_are(tmp_path: Path) -> None:
+    """Block rows go to SQLite with their trailing Nones as NULL literals when every row of a commit
+    ends in them, and as they are otherwise: a commit of plain blocks only, then one of plain blocks
+    and blocks with a project, an expiry or a project type, read back the same."""
+    from carbonbook.registry import Scheme
+
+    reg = SQLiteRegistry(tmp_path / "reg.db")
+    reg.create_scheme(Scheme("CDM", frozenset({UnitType.EUA, UnitType.CER, UnitType.TCER})))
+    reg.set_cap("CDM", 2008, 10_000)
+    reg.open_account("a")
+    reg.open_account("b")
+    reg.issue("a", UnitType.EUA, 100, scheme="CDM", period=2008)
+    with reg.transaction():
+        reg.issue("a", UnitType.CER, 50, scheme="CDM", period=2008, project="CDM-1", project_type="hydro")
+        reg.issue("a", UnitType.TCER, 30, scheme="CDM", period=2008, project="AR-1", expiry=2012)
+        reg.transfer("a", "b", UnitType.EUA, 60)
+    blocks = reg.blocks()
+    assert {(b.project, b.expiry, b.project_type) for b in blocks} == {
+        (None, None, None), ("CDM-1", None, "hydro"), ("AR-1", 2012, None)}
+    again = SQLiteRegistry(reg.path)
+    assert again.blocks() == blocks
+    again.check()
+    reg.close()
+    again.close()

@@ -19,8 +19,9 @@ The digest is CRC-32 and Adler-32 (one 64-bit signed integer) of the commands' J
 (msgspec's deterministic encoding): both can be resumed from their value, so folding a batch
 at once (one C call over its encoded lines) gives what folding command by command gives,
 whatever the batching. Costs: a batch's fold is one encoding and two checksum passes, all in
-C (about 3,000 instructions per command: 2,000 of msgspec's encoding, 1,100 of checksums;
-the compiled part writes the lines of new orders and cancels in 1,000 instead); a row lookup
+C (about 3,000 instructions per command: 2,000 of msgspec's encoding, 1,100 of zlib's checksums;
+the compiled part, :func:`carbonbook._cvenue.fold_lines`, writes the lines of new orders and cancels
+and runs both checksums over them in about 1,000 in all); a row lookup
 is one dict get; a row written is one undo-log entry of the registry's transaction.
 """
 
@@ -41,14 +42,25 @@ from carbonbook.registry.base import Registry
 
 __all__ = ["Checkpoint", "CheckpointStore", "LogMismatch", "Outcome"]
 
-_encoder = msgspec.json.Encoder(order="deterministic")  # sets sorted, whatever the hash seed
-_encode_lines: Callable[[Sequence[Command | Undecodable]], bytes] = _encoder.encode_lines
-"""The commands' JSON Lines; the same bytes written in C for new orders and cancels
-(:func:`carbonbook._cvenue.json_lines`) when the compiled core runs and it was built."""
-if core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None:
-    from carbonbook._cvenue import json_lines
+_encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines  # sets sorted, whatever the hash seed
 
-    _encode_lines = partial(json_lines, encode_lines=_encode_lines)
+
+def fold_lines(digest: int, commands: Sequence[Command | Undecodable]) -> int:
+    """``digest`` with the commands' JSON Lines folded in: CRC-32 (its high half) and Adler-32 (its
+    low half), each resumed from its value, as a signed 64-bit integer."""
+    blob = _encode_lines(commands)
+    crc, adler = divmod(digest % 2**64, 2**32)
+    value = zlib.crc32(blob, crc) << 32 | zlib.adler32(blob, adler)
+    return value - 2**64 if value >= 2**63 else value
+
+
+_fold: Callable[[int, Sequence[Command | Undecodable]], int] = fold_lines
+""":func:`fold_lines`; the same value from :func:`carbonbook._cvenue.fold_lines` (the lines of new orders
+and cancels written and both checksums run in C) when the compiled core runs and it was built."""
+if core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None:
+    from carbonbook._cvenue import fold_lines as _fold_in_c
+
+    _fold = partial(_fold_in_c, encode_lines=_encode_lines)
 _POSITION = -1
 _SETTINGS_ROW = 0
 _SETTINGS = "venue_settings"
@@ -167,10 +179,7 @@ class Checkpoint:
 
     def fold(self, commands: Sequence[Command | Undecodable]) -> None:
         """Fold ``commands`` into the running digest (one C pass over their JSON Lines)."""
-        blob = _encode_lines(commands)
-        crc, adler = divmod(self.digest % 2**64, 2**32)
-        value = zlib.crc32(blob, crc) << 32 | zlib.adler32(blob, adler)
-        self.digest = value - 2**64 if value >= 2**63 else value
+        self.digest = _fold(self.digest, commands)
 
     def fold_one(self, command: Command | Undecodable, last_seq: int) -> None:
         """Fold one command whose last event is ``last_seq`` while :attr:`replaying`; where the
