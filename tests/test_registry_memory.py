@@ -10,6 +10,8 @@ import pytest
 
 from carbonbook.registry import MemoryRegistry
 from carbonbook.registry._ledger import Ledger
+from carbonbook.registry._sql import RUN
+from carbonbook.registry.base import Settled
 from registry_contract import Factory, RegistryContract
 
 LEDGERS: dict[str, Any] = {"reference": Ledger}
@@ -42,7 +44,7 @@ def test_the_registry_runs_the_compiled_ledger_with_the_compiled_core() -> None:
 @pytest.mark.skipif("compiled" not in LEDGERS, reason="the compiled ledger was not built")
 def test_the_compiled_journal_reads_as_the_reference_list() -> None:
     """The compiled ledger's journal (hold rows as C records) reads, slices, truncates and
-    encodes (``wire``) as the reference's list of rows."""
+    encodes its runs for an SQL commit (``wire``) as the reference's list of rows."""
     import msgspec
 
     from carbonbook._types import UnitType
@@ -51,6 +53,10 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
     regs = [world(type("MemoryRegistry", (MemoryRegistry,), {"_ledger_type": LEDGERS[name]})())
             for name in ("reference", "compiled")]
     for reg in regs:
+        with reg.transaction():  # more rows than a run stores
+            for hold in range(RUN // 2 + 1):
+                reg.reserve(hold, "a", UnitType.JPA, 1)
+                reg.release(hold)
         with reg.transaction():
             reg.reserve(1, "a", UnitType.JPA, 300)
             reg.reserve_cash(2, "b", "JPY", 30_000)
@@ -74,8 +80,11 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
     assert len(compiled) == len(ref) and list(compiled) == ref
     assert compiled[-5:] == ref[-5:] and compiled[-1] == ref[-1] and compiled[::2] == ref[::2]
     encode = msgspec.msgpack.Encoder().encode
-    for start in (0, len(ref) - 5, len(ref)):
-        assert encode(regs[1]._ledger.wire(compiled, start)) == encode(ref[start:])  # type: ignore[attr-defined]
+    assert len(ref) > RUN and any(type(row) is Settled for row in ref[-30:])  # a settlement's row among them
+    for start in (0, len(ref) - 30, len(ref)):
+        for run in (1, 2, 15, 16, 17, RUN) if start else (RUN,):  # each size of array header
+            assert regs[1]._ledger.wire(compiled, start, run, encode) == [  # type: ignore[attr-defined]
+                (rows[-1].txid, encode(rows)) for rows in (ref[i:i + run] for i in range(start, len(ref), run))]
     with pytest.raises(IndexError):
         compiled[len(ref)]
     with pytest.raises(TypeError):

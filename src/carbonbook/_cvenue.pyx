@@ -231,26 +231,17 @@ cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size):
     return p + size
 
 
-cdef object _packed(Row* r):
-    """Hold row ``r`` as the MessagePack array of its Entry's fields (a Raw)."""
-    cdef Py_ssize_t asize, bsize
+cdef char* _pack_row(char* p, Row* r, const char* account, Py_ssize_t asize, const char* asset,
+                     Py_ssize_t bsize):
+    """Hold row ``r`` (its account's and asset's UTF-8 given) at ``p`` as the MessagePack array of
+    its Entry's fields, as msgspec encodes the Entry (room for 64 bytes and the two names); the end."""
     cdef const char* kind = "reserve" if r.kind == RESERVE_UNITS or r.kind == RESERVE_CASH else "release"
-    cdef const char* account = PyUnicode_AsUTF8AndSize(<object>r.account, &asize)
-    cdef const char* asset = PyUnicode_AsUTF8AndSize(<object>r.asset, &bsize)
-    cdef bint units = r.kind == RESERVE_UNITS or r.kind == RELEASE_UNITS
-    cdef char buf[512]
-    cdef char* start = <char*>buf
-    if 64 + asize + bsize > 512:
-        start = <char*>PyMem_Malloc(64 + asize + bsize)
-    cdef char* p = start
-    if start is NULL:
-        raise MemoryError()
     p[0] = <char>0x9d  # txid, kind, account, counterparty, unit, qty, currency, amount, ref, detail, actor,
     p = _pack_int(p + 1, r.txid)  # approver, day
     p = _pack_str(p, kind, 7)
     p = _pack_str(p, account, asize)
     p[0] = <char>0xc0
-    if units:
+    if r.kind == RESERVE_UNITS or r.kind == RELEASE_UNITS:
         p = _pack_str(p + 1, asset, bsize)
         p = _pack_int(p, r.amount)
         p[0] = <char>0xc0
@@ -264,11 +255,20 @@ cdef object _packed(Row* r):
     p = _pack_int(p, r.hold)
     p[0] = <char>0xa0
     p[1] = p[2] = p[3] = <char>0xc0
-    try:
-        return RAW(PyBytes_FromStringAndSize(start, p + 4 - start))
-    finally:
-        if start != <char*>buf:
-            PyMem_Free(start)
+    return p + 4
+
+
+cdef Py_ssize_t _header_size(Py_ssize_t n):
+    """The bytes of the MessagePack header of an array of ``n`` items."""
+    return 1 if n < 16 else 3 if n < 0x10000 else 5
+
+
+cdef char* _pack_header(char* p, Py_ssize_t n):
+    """The MessagePack header of an array of ``n`` items at ``p``; the end."""
+    if n < 16:
+        p[0] = <char>(0x90 | n)
+        return p + 1
+    return _pack_be(p, 0xdc, 2, n) if n < 0x10000 else _pack_be(p, 0xdd, 4, n)
 
 
 cdef class Journal:
@@ -349,15 +349,59 @@ cdef class Journal:
             return ENTRY(r.txid, ROW_NAMES[r.kind], account, None, asset, r.amount, None, 0, r.hold)
         return ENTRY(r.txid, ROW_NAMES[r.kind], account, None, None, 0, asset, r.amount, r.hold)
 
-    def wire(self, Py_ssize_t start):
-        """The rows from ``start`` on as a commit encodes them: a hold row as its Entry's
-        MessagePack array (a ``msgspec.Raw``), written here without making the Entry."""
-        cdef Py_ssize_t i
+    def wire(self, Py_ssize_t start, Py_ssize_t run, encode):
+        """The rows from ``start`` on as a commit stores them: (the last row's txid, the MessagePack
+        array of its rows) per ``run`` rows, byte for byte what ``encode`` (a msgspec MessagePack
+        encoder's) gives for the rows themselves. Each stretch of hold rows is written here as one
+        ``msgspec.Raw`` of their arrays, without making their Entries, and ``encode`` gives the
+        array of the other rows and those stretches, whose header is then set to the run's rows."""
+        cdef Py_ssize_t lo, hi
         cdef Row* r
         cdef list out = []
-        for i in range(start, self.n):
-            r = &self.rows[i]
-            out.append(<object>r.account if r.kind == ROW_OBJECT else _packed(r))
+        for lo in range(start, self.n, run):
+            hi = min(lo + run, self.n)
+            r = &self.rows[hi - 1]
+            out.append((r.txid if r.kind != ROW_OBJECT else (<object>r.account).txid, self._run(lo, hi, encode)))
+        return out
+
+    cdef bytes _run(self, Py_ssize_t lo, Py_ssize_t hi, encode):
+        """Rows ``lo`` to ``hi`` as one MessagePack array (see ``wire``)."""
+        cdef list items = []
+        cdef Py_ssize_t i = lo, size = 0, cap = 4096, asize, bsize, skip
+        cdef Row* r
+        cdef const char* account
+        cdef const char* asset
+        cdef char* grown
+        cdef char* p
+        cdef char* buf = <char*>PyMem_Malloc(cap)
+        if buf is NULL:
+            raise MemoryError()
+        try:
+            while i < hi:
+                r = &self.rows[i]
+                i += 1
+                if r.kind == ROW_OBJECT:
+                    items.append(<object>r.account)
+                    continue
+                account = PyUnicode_AsUTF8AndSize(<object>r.account, &asize)
+                asset = PyUnicode_AsUTF8AndSize(<object>r.asset, &bsize)
+                if size + 64 + asize + bsize > cap:
+                    cap = 2 * cap + 64 + asize + bsize
+                    grown = <char*>PyMem_Realloc(buf, cap)
+                    if grown is NULL:
+                        raise MemoryError()
+                    buf = grown
+                size = _pack_row(buf + size, r, account, asize, asset, bsize) - buf
+                if i == hi or self.rows[i].kind == ROW_OBJECT:
+                    items.append(RAW(PyBytes_FromStringAndSize(buf, size)))
+                    size = 0
+        finally:
+            PyMem_Free(buf)
+        data = encode(items)
+        skip = _header_size(len(items))
+        out = PyBytes_FromStringAndSize(NULL, _header_size(hi - lo) + PyBytes_GET_SIZE(data) - skip)
+        p = _pack_header(PyBytes_AS_STRING(out), hi - lo)
+        memcpy(p, PyBytes_AS_STRING(data) + skip, PyBytes_GET_SIZE(data) - skip)
         return out
 
     def __len__(self):
@@ -949,10 +993,11 @@ cdef class Ledger:
         return (<HoldTable>holds).totals()
 
     @staticmethod
-    def wire(journal, Py_ssize_t start):
-        """As the reference's ``wire``: ``journal``'s rows from ``start`` on, hold rows encoded
-        (see :meth:`Journal.wire`)."""
-        return (<Journal>journal).wire(start) if type(journal) is Journal else journal[start:]
+    def wire(journal, Py_ssize_t start, Py_ssize_t run, encode):
+        """As the reference's ``wire``, hold rows encoded here (see :meth:`Journal.wire`)."""
+        if type(journal) is Journal:
+            return (<Journal>journal).wire(start, run, encode)
+        return _ledger.Ledger.wire(journal, start, run, encode)
 
     def bind(self):
         """Take the registry's containers again (they are new after a reset or a derive)."""

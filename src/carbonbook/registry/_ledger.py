@@ -18,10 +18,9 @@ Costs (pure): a hold transaction is one compact undo record and one journal row 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from msgspec import Raw
 from msgspec.structs import replace
 
 from carbonbook._types import INT64_MAX, UnitType
@@ -101,11 +100,14 @@ class Ledger:
         return units, cash
 
     @staticmethod
-    def wire(journal: JournalRows, start: int) -> Sequence[Entry | Settled | Raw]:
-        """``journal``'s rows from ``start`` on, as a commit encodes them (MessagePack arrays, see
-        ``_sql``): here the rows themselves; the compiled ledger gives a hold row as its Entry's
-        array already encoded (a ``Raw``), without making the Entry."""
-        return journal[start:]
+    def wire(journal: JournalRows, start: int, run: int,
+             encode: Callable[[Any], bytes]) -> list[tuple[int, bytes]]:
+        """``journal``'s rows from ``start`` on as an SQL commit stores them (see ``_sql``): per
+        ``run`` rows, the last one's txid and ``encode`` of the rows (a MessagePack array). The
+        compiled ledger writes the same bytes without making the Entries of its hold rows."""
+        rows = journal[start:]
+        runs = (rows[i:i + run] for i in range(0, len(rows), run))
+        return [(part[-1].txid, encode(part)) for part in runs]
 
     @staticmethod
     def begin() -> Log:

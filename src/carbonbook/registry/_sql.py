@@ -116,7 +116,6 @@ _RUNS = {"journal_runs": ("last", "entries"), "settlement_runs": ("first", "reco
 _encode_run = msgspec.msgpack.Encoder().encode
 _decode_run = msgspec.msgpack.Decoder(list[Entry | dict[str, Any]]).decode
 _decode_records = msgspec.msgpack.Decoder(list[SettlementRecord]).decode
-_decode_entry = msgspec.msgpack.Decoder(Entry).decode
 
 
 def _runs(items: Sequence[Any], key: Callable[[Sequence[Any]], int]) -> list[Row]:
@@ -124,9 +123,8 @@ def _runs(items: Sequence[Any], key: Callable[[Sequence[Any]], int]) -> list[Row
     return [(key(items[i:i + RUN]), _encode_run(items[i:i + RUN])) for i in range(0, len(items), RUN)]
 
 
-def _last_txid(entries: Sequence[Entry | Settled | msgspec.Raw]) -> int:
-    last = entries[-1]
-    return _decode_entry(last).txid if type(last) is msgspec.Raw else last.txid
+def _last_txid(entries: Sequence[Entry]) -> int:
+    return entries[-1].txid
 
 
 def _first_trade(records: Sequence[SettlementRecord]) -> int:
@@ -414,9 +412,9 @@ class SqlRegistry(StateRegistry):
                 ops.append((self._upsert[name], ups))
         if records:
             ops.append((self._insert_run["settlement_runs"], _runs(records, _first_trade)))
-        entries = self._ledger.wire(self._journal, self._journal_mark)
-        if entries:
-            ops.append((self._insert_run["journal_runs"], _runs(entries, _last_txid)))
+        runs = self._ledger.wire(self._journal, self._journal_mark, RUN, _encode_run)
+        if runs:
+            ops.append((self._insert_run["journal_runs"], runs))
         self._write(ops, self._version)
         self._version += 1
         del self._journal[:]
