@@ -191,3 +191,25 @@ def test_the_compiled_tables_read_as_dicts() -> None:
     assert meta.setdefault("day", 4) == 4 and meta["day"] == 4 and list(meta) == ["txid", "block", "day"]
     del meta["day"]
     assert meta.get("day") is None and meta.pop("day", None) is None
+
+
+def test_a_hold_used_up_by_the_reference_and_taken_again_is_written_in_order() -> None:
+    """A hold the database has, used up in a transaction by a settlement the compiled ledger hands
+    to the reference (a hook between its legs), then taken again and given back by the compiled
+    ledger, is deleted at the commit: its first change says it was there (the commit reads the
+    hold changes in the order they were made when both ledgers made some)."""
+    with TemporaryDirectory() as tmp:
+        path = Path(tmp) / "venue.db"
+        reg: Any = world(ledgered(SQLiteRegistry, COMPILED)(path))
+        try:
+            reg.reserve(1, "a", JPA, 10)
+            assert len(tables(path)["holds"]) == 1
+            with reg.transaction():
+                reg._between_legs = lambda: None
+                reg.settle_batch([(7, "a", "b", JPA, 10, "JPY", 100, 1, None)])
+                del reg._between_legs
+                reg.reserve(1, "a", JPA, 5)
+                reg.release(1)
+            assert reg.hold(1) == 0 and tables(path)["holds"] == []
+        finally:
+            reg.close()

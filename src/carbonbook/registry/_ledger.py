@@ -110,6 +110,14 @@ class Ledger:
         return [(part[-1].txid, encode(part)) for part in runs]
 
     @staticmethod
+    def touched(log: Log) -> tuple[dict[int, Any], Log]:
+        """The holds the open transaction changed that the SQL commit need not find in ``log`` (its
+        undo log), each with ``_MISSING`` (absent before) or None (present), and the log left to
+        walk: here none and the whole log, whose hold changes are its own entries (``_HOLD``); the
+        compiled ledger gives its own changes and the log without their marks."""
+        return {}, log
+
+    @staticmethod
     def begin() -> Log:
         """An outermost transaction begins: its undo log (the compiled ledger keeps it too)."""
         return []

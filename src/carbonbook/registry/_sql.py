@@ -355,7 +355,7 @@ class SqlRegistry(StateRegistry):
         # None: present or unknown)
         blocks: dict[Any, Any] = {}
         cash: dict[Any, Any] = {}
-        holds: dict[Any, Any] = {}
+        holds, log = self._ledger.touched(log)  # the compiled ledger's hold changes, its marks dropped
         meta: dict[Any, Any] = {"block": None, "txid": None}
         touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta, "holds": holds}
         records: list[SettlementRecord] = []
@@ -364,9 +364,9 @@ class SqlRegistry(StateRegistry):
         for d, k, v in log:
             if k is _HOLD:  # a hold transaction (see _ledger.Ledger._hold_tx)
                 holds.setdefault(v[0], v[1])
-            elif k is _LEDGER:  # one of the compiled ledger's (see _cvenue.Ledger.touched)
+            elif k is _LEDGER:  # one of the compiled ledger's, left in order (see _cvenue.Ledger.touched)
                 if not at:
-                    marks = d.touched()
+                    marks = d.marks()
                 holds.setdefault(marks[at], marks[at + 1])
                 at += 2
             elif k is _FAST and v:  # settlements (see StateRegistry._undo_fast for the layout)
