@@ -71,7 +71,16 @@ cdef extern from *:
     size_t _spread "carbonbook_spread"(long long id, int shift)  # a slot of a table of 2 ** (64 - shift) >= 16
 
 cdef extern from *:
-    void _prefetch "__builtin_prefetch"(const void* address)  # a hint: never faults, no effect on results
+    """
+    /* A hint: never faults, no effect on results. The empty asm is a side effect: GCC 12 at -O2
+       (its mod/ref analysis) deletes calls of a function whose only effect is a prefetch, so
+       IdIndex.fetch_slot and fetch_pair compiled to nothing until it was there. */
+    static inline void carbonbook_prefetch(const void* address) {
+        __asm__ volatile("" : "+r"(address));
+        __builtin_prefetch(address);
+    }
+    """
+    void _prefetch "carbonbook_prefetch"(const void* address)
     PyObject* _type_of "(PyObject*)Py_TYPE"(PyObject* o)
 
 cdef extern from "Python.h":
