@@ -253,9 +253,29 @@ cdef extern from *:
             munmap(p, (n + CB_HUGE - 1) & ~(CB_HUGE - 1));
         }
     }
+
+    /* cb_array_alloc(m) holding the first n bytes of p (an array of n bytes, n <= m), p given
+       back; NULL when out of memory (p kept). Mapped to mapped, the pages move (mremap into the
+       new mapping's head, both 2 MiB-aligned): nothing is copied or faulted in at once. */
+    static void* cb_array_grow(void* p, size_t n, size_t m) {
+        void* q = cb_array_alloc(m);
+        size_t whole = (n + CB_HUGE - 1) & ~(CB_HUGE - 1);
+        if (q == NULL)
+            return NULL;
+    #ifdef MREMAP_FIXED
+        if (n >= CB_HUGE && mremap(p, whole, whole, MREMAP_MAYMOVE | MREMAP_FIXED, q) != MAP_FAILED) {
+            PyTraceMalloc_Untrack(CB_ARRAY_DOMAIN, (uintptr_t)p);
+            return q;
+        }
+    #endif
+        memcpy(q, p, n);
+        cb_array_free(p, n);
+        return q;
+    }
     """
     void* _array_alloc "cb_array_alloc"(size_t n)
     void _array_free "cb_array_free"(void* p, size_t n)
+    void* _array_grow "cb_array_grow"(void* p, size_t n, size_t m)
 
 
 # -- the id index ----------------------------------------------------------------------------
@@ -374,11 +394,9 @@ cdef class IdIndex:
         cdef Entry* grown
         if room > 0x7FFFFFFE:
             raise MemoryError("more than 2**31 - 2 order ids")
-        grown = <Entry*>_array_alloc(room * sizeof(Entry))
+        grown = <Entry*>_array_grow(self.entries, self.room * sizeof(Entry), room * sizeof(Entry))
         if grown is NULL:
             raise MemoryError()
-        memcpy(grown, self.entries, self.used * sizeof(Entry))
-        _array_free(self.entries, self.room * sizeof(Entry))
         self.entries, self.room = grown, room
         return 0
 
@@ -391,6 +409,8 @@ cdef class IdIndex:
         _array_free(self.table, (self.mask + 1) * sizeof(int))
         self.table, self.mask, self.shift = table, size - 1, self.shift - 1
         for k in range(self.used):
+            if not k & 7 and k + 64 < self.used:  # the slots of ids 64 on, as ids in a run share a line
+                _prefetch(&table[_spread(self.entries[k + 64].id, self.shift)])
             i = _spread(self.entries[k].id, self.shift)
             while table[i]:
                 i = (i + 1) & self.mask
