@@ -5,8 +5,10 @@
 
 Wall-clock rates on a shared 2-core machine swing by a factor of two with the load;
 instruction counts do not: the same code and input give the same count to within a
-few parts in a thousand, whatever else runs. Each mode replays the first 4,000 and then
-the first 4,000 + N busy messages in a fresh process under callgrind; the difference
+few parts in a thousand, whatever else runs (string hashing fixed: each run gets
+PYTHONHASHSEED=0; a random seed moves the count of ``apply`` by up to 2 %). Each mode
+replays the first 4,000 and then the first 4,000 + N busy messages in a fresh process
+under callgrind; the difference
 divided by N is the cost of one message, free of start-up and import costs. Compare
 two versions of the engine by these numbers, then confirm with bench/throughput.py.
 
@@ -29,6 +31,7 @@ counts compare across machines.
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 import subprocess
@@ -70,7 +73,7 @@ def _count(path: str, n: int, mode: str, core: str, resting: int, l2: int) -> di
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          *(["--cache-sim=yes", f"--LL={l2 << 20},16,64"] if l2 else []),
          sys.executable, __file__, "--replay", path, str(n), mode, core, str(resting)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     events = re.search(r"Events *: ([\w ]+)", proc.stderr)
     collected = re.search(r"Collected : ([\d ]+)", proc.stderr)
