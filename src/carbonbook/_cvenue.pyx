@@ -529,24 +529,26 @@ cdef class HoldTable:
         cdef Py_ssize_t* slots
         if self.n < self.cap and (self.filled + 1) * 2 <= (<Py_ssize_t>1 << self.bits):
             return 0
+        bits = 10  # both arrays are allocated before anything moves: running out of memory changes nothing
+        while (<Py_ssize_t>1 << bits) < 8 * (self.live + 1):
+            bits += 1
+        size = <Py_ssize_t>1 << bits
+        cap = 4 * self.live + 256
+        slots = <Py_ssize_t*>PyMem_Malloc(size * sizeof(Py_ssize_t))
+        if slots is NULL:
+            raise MemoryError()
+        if cap > self.cap:
+            recs = <HoldRec*>PyMem_Realloc(self.recs, cap * sizeof(HoldRec))
+            if recs is NULL:
+                PyMem_Free(slots)
+                raise MemoryError()
+            self.recs, self.cap = recs, cap
         j = 0
         for i in range(self.n):  # drop the removed records, in order
             if self.recs[i].purse is not NULL:
                 self.recs[j] = self.recs[i]
                 j += 1
         self.n = j
-        cap = 4 * j + 256
-        recs = <HoldRec*>PyMem_Realloc(self.recs, cap * sizeof(HoldRec))
-        if recs is NULL:
-            raise MemoryError()
-        self.recs, self.cap = recs, cap
-        bits = 10
-        while (<Py_ssize_t>1 << bits) < 8 * (j + 1):
-            bits += 1
-        size = <Py_ssize_t>1 << bits
-        slots = <Py_ssize_t*>PyMem_Malloc(size * sizeof(Py_ssize_t))
-        if slots is NULL:
-            raise MemoryError()
         PyMem_Free(self.slots)
         self.slots, self.bits, self.filled = slots, bits, j
         for i in range(size):
