@@ -213,3 +213,38 @@ def test_a_hold_used_up_by_the_reference_and_taken_again_is_written_in_order() -
             assert reg.hold(1) == 0 and tables(path)["holds"] == []
         finally:
             reg.close()
+
+
+def test_the_compiled_blocks_read_as_a_dict() -> None:
+    """The compiled ledger's blocks answer the dict operations the rule families, queries and
+    backends use as the reference's dict does, a block moved by a settlement read as the Block
+    the reference made; an id that is not a row's (or a value that is not a plain Block) is kept
+    aside, and settlements then go through the reference ledger, with the same effect."""
+    regs = [world(ledgered(MemoryRegistry, ledger)()) for ledger in (Ledger, COMPILED)]
+    for reg in regs:
+        reg.transfer("a", "c", JPA, 10)
+        reg.settle_batch([(1, "a", "b", JPA, 15, "JPY", 100, None, None)])
+    ref, compiled = (reg._blocks for reg in regs)  # type: ignore[attr-defined]
+    assert compiled == ref and ref == dict(compiled.items()) and len(compiled) == len(ref)
+    assert sorted(compiled) == sorted(ref) and sorted(compiled.keys()) == sorted(ref.keys())
+    assert sorted(compiled.values(), key=repr) == sorted(ref.values(), key=repr)
+    bid = max(ref)
+    assert compiled[bid] == ref[bid] and compiled.get(bid) == ref[bid] and compiled[bid].holder == "b"
+    assert bid in compiled and bid + 1 not in compiled and "x" not in compiled and compiled.get(-1, 0) == 0
+    taken = compiled.pop(bid)
+    assert bid not in compiled and compiled.pop(bid, None) is None
+    with pytest.raises(KeyError):
+        del compiled[bid]
+    compiled[bid] = taken
+    assert compiled[bid] == taken and compiled == ref
+    for reg in regs:  # an id no row has, and a value that is not a plain Block: kept aside
+        reg._blocks[-5] = reg._blocks[bid]  # type: ignore[attr-defined]
+        reg._blocks[bid] = (reg._blocks[bid],)  # type: ignore[attr-defined]
+    assert compiled == ref and len(compiled) == len(ref) and compiled[-5] == ref[-5] and compiled.more
+    outcomes = [apply(reg, ("settle", 2, "a", "b", 20, 200, None, None, False)) for reg in regs]
+    assert outcomes[0] == outcomes[1] and state(regs[0]) == state(regs[1])
+    for reg in regs:
+        reg._blocks[bid] = reg._blocks[bid][0]  # type: ignore[attr-defined]
+        del reg._blocks[-5]  # type: ignore[attr-defined]
+        reg.check()
+    assert not compiled.more and compiled == ref

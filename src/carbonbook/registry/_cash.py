@@ -71,14 +71,15 @@ class CashRules(Store):
         """Undo the fast-path settlements recorded in ``seg`` after index ``stop``, newest first.
 
         Each settlement is recorded once it has applied, as ``(block id, old block, removed
-        from the queue)`` for each block it consumed or split, then 10 values: its Settled
-        record, the block counter, the buyer's holding and the seller's cash as they were
-        (``_MISSING`` if absent), the journal length before it, the units hold id and the
-        hold as it was (None if it consumed none, or if the compiled ledger settled it: what
-        that takes of a hold is an undo record of its own), the same for the cash hold, and the
-        number of block triples. The seller's holding, the buyer's cash and the reserved totals
-        before it are the current ones plus its quantity, amount and what it took of each
-        hold (the newer settlements are undone first)."""
+        from the queue)`` for each block it consumed or split (the compiled ledger records the
+        block's first serial before instead of the block; the ledger's ``put_back`` undoes
+        either), then 10 values: its Settled record, the block counter, the buyer's holding
+        and the seller's cash as they were (``_MISSING`` if absent), the journal length before
+        it, the units hold id and the hold as it was (None if it consumed none, or if the
+        compiled ledger settled it: what that takes of a hold is an undo record of its own), the
+        same for the cash hold, and the number of block triples. The seller's holding, the
+        buyer's cash and the reserved totals before it are the current ones plus its quantity,
+        amount and what it took of each hold (the newer settlements are undone first)."""
         held = self._held
         cash = self._cash
         while len(seg) > stop:
@@ -129,9 +130,10 @@ class CashRules(Store):
         for bid in range(first + 1, first + n + 1):
             blocks.pop(bid, None)
         inner = self._index[seller, unit]
+        put_back = self._ledger.put_back
         for i in range(lo + 3 * (n - 1), lo - 1, -3):
             bid, b, popped = seg[i], seg[i + 1], seg[i + 2]
-            blocks[bid] = b
+            put_back(blocks, bid, b)
             if popped and (not inner or inner[0] != bid):
                 inner.appendleft(bid)
         meta["block"] = first

@@ -50,7 +50,7 @@ from carbonbook.registry._store import (
     _qty,
     _unit,
 )
-from carbonbook.registry.base import Entry, Settled, SettlementFailed, SettlementRecord, SettleTerms
+from carbonbook.registry.base import Block, Entry, Settled, SettlementFailed, SettlementRecord, SettleTerms
 
 if TYPE_CHECKING:
     from carbonbook.registry._cash import CashRules
@@ -78,6 +78,16 @@ class Ledger:
     def new_holds() -> dict[int, Hold]:
         """An empty hold table for the registry (``_holds``): a dict."""
         return {}
+
+    @staticmethod
+    def new_blocks() -> dict[int, Block]:
+        """The registry's blocks (``_blocks``), none: a dict."""
+        return {}
+
+    @staticmethod
+    def put_back(blocks: dict[int, Block], bid: int, old: Block) -> None:
+        """Undo what a settlement did to block ``bid``: ``old`` is the block as it was."""
+        blocks[bid] = old
 
     @staticmethod
     def new_cash(holds: dict[int, Hold]) -> dict[tuple[str, str], int]:

@@ -278,7 +278,7 @@ class Store(Registry):
         self._schemes: dict[str, Scheme] = {}
         self._caps: dict[tuple[str, int], tuple[int, int]] = {}
         self._issuances: dict[tuple[str, int], Issuance] = {}
-        self._blocks: dict[int, Block] = {}
+        self._blocks: dict[int, Block] = self._ledger.new_blocks()
         self._holds: dict[int, Hold] = self._ledger.new_holds()  # the compiled ledger's read as dicts
         self._cash: dict[tuple[str, str], int] = self._ledger.new_cash(self._holds)
         self._comp: dict[tuple[str, int], CompRow] = {}
