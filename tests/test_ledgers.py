@@ -1,5 +1,5 @@
-"""The compiled ledger (holds, reserved totals and counters as C records, its hold changes' undo
-records its own) against the reference, operation by operation: the same results and registry
+"""The compiled ledger (holds, reserved totals, counters and unit blocks as C records, its hold
+changes' undo records its own) against the reference, operation by operation: the same results and registry
 state after every step of a batch, and after a rollback anywhere in it (a nested transaction
 that fails, a settlement that fails between its legs, the whole batch); in memory, and in the
 rows SQLite writes."""
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from carbonbook import UnitType
 from carbonbook.errors import RegistryError
-from carbonbook.registry import MemoryRegistry, Registry, SQLiteRegistry
+from carbonbook.registry import AccountStatus, MemoryRegistry, Registry, SQLiteRegistry
 from carbonbook.registry._ledger import Ledger
 from registry_contract import world
 
@@ -46,6 +46,7 @@ _simple = st.one_of(
               st.integers(1, 30_000), st.none() | HOLDS, st.none() | HOLDS, st.booleans()),
     st.tuples(st.just("deposit"), ACCOUNT, st.integers(1, 5_000)),
     st.tuples(st.just("transfer"), ACCOUNT, ACCOUNT, st.integers(1, 200)),
+    st.tuples(st.just("status"), ACCOUNT, st.sampled_from((AccountStatus.OPEN, AccountStatus.BLOCKED))),
 )
 OPS = st.lists(st.one_of(_simple, st.tuples(st.just("nested"), st.lists(_simple, max_size=4), st.booleans())),
                max_size=25)
@@ -81,6 +82,8 @@ def apply(reg: Any, op: tuple[Any, ...]) -> Any:
             return reg.deposit(args[0], "JPY", args[1])
         if kind == "transfer":
             return reg.transfer(args[0], args[1], JPA, args[2])
+        if kind == "status":  # an account blocked or open again between settlements
+            return reg.set_status(args[0], args[1])
         with reg.transaction():  # nested
             done = [apply(reg, inner) for inner in args[0]]
             if args[1]:
