@@ -6,14 +6,15 @@
 state, journal rows, SQL rows written and state after a rollback at any point (the same test
 suite runs against both), though not the same undo records. It carries out the common case
 itself, in C: a hold taken or given back whose every check passes, and each settlement the
-ledger's checks let through (the refusals are named by the registry's ``_refuse_settlement``,
-as in the reference). Anything else (a refusal of a hold, a value of an unusual type, a test
-hook between a settlement's legs) is handed to the reference ledger, which raises or does the
-same. Its registry's journal is a :class:`Journal`, which keeps the hold rows as C records; its
-holds are a :class:`HoldTable` of C records, and each account's reserved totals, holdings of
-units and cash balances C integers (a ``Purse`` per asset), its counters too (``Counters``), its
-unit blocks C rows (``Blocks``), all read by the rule families as the reference's dicts; and the undo records of its hold changes
-are C records of its own, one shared mark each in the registry's undo log (``Ledger.undo``).
+ledger's checks let through (the refusals are named by the registry's ``_refuse_settlement``, as
+in the reference). Anything else (a refusal of a hold, a value of an unusual type, a test hook
+between a settlement's legs, a block that is not a C row) is handed to the reference ledger,
+which raises or does the same. Its registry's journal is a :class:`Journal`, which keeps the
+hold rows as C records; its holds are a :class:`HoldTable` of C records, and each account's
+reserved totals, holdings of units and cash balances C integers (a ``Purse`` per asset), its
+counters too (``Counters``), its unit blocks C rows (``Blocks``), all read by the rule families
+as the reference's dicts; and the undo records of its hold changes are C records of its own, one
+shared mark each in the registry's undo log (``Ledger.undo``).
 
 :class:`Gate` is the common case of a venue's hold gate and stage
 (:class:`carbonbook.venue.holds.HoldGate`, :meth:`carbonbook.venue.Venue._stage`) over a compiled
@@ -987,10 +988,11 @@ cdef class Blocks:
     ``[]``, ``in``, assignment, ``del``, ``pop``, ``len``, iteration, ``keys``, ``values``,
     ``items``, ``==``; by id, then the others in a dict's order): a block read is a Block, made
     again only when its row changed since. A settlement splits and moves blocks here in C,
-    without a Block or a dict write per block moved (``take``, ``split``, ``moved``): about 2,600
-    instructions fewer per trade settled in calls of 2 (bench/venue.py --settle-instructions). Ids are
-    dense (the registry counts them), so a row is found at its id; any other key, or a value
-    that is not a Block with C integer serials, is kept in a dict (``more``)."""
+    without a Block or a dict write per block moved (``take``, ``split``, ``moved``): about
+    2,600 instructions fewer per trade settled in calls of 2 (bench/venue.py
+    --settle-instructions). Ids are dense (the registry counts them), so a row is found at its
+    id; any other key, or a value that is not a Block with C integer serials, is kept in a dict
+    (``more``)."""
 
     cdef BlockRow* rows
     cdef Py_ssize_t room, live  # rows allocated, live ones
@@ -1112,7 +1114,8 @@ cdef class Blocks:
         if type(key) is int and type(value) is BLOCK:
             i = PyLong_AsLongLongAndOverflow(key, &overflow)
             start_, end_ = field(value, B_START, "start"), field(value, B_END, "end")
-            if overflow or i < 0 or i >= self.room + ROWS_AHEAD or type(start_) is not int or type(end_) is not int:
+            if (overflow or i < 0 or i >= self.room + ROWS_AHEAD or type(start_) is not int
+                    or type(end_) is not int):
                 i = -1
             else:
                 start = PyLong_AsLongLongAndOverflow(start_, &overflow)

@@ -9,7 +9,7 @@ commit, ``check``) sees what it did as if the rule families had done it.
 This module is the reference. :mod:`carbonbook._cvenue` is the same ledger compiled
 (Cython), with the same effect: the same results, registry state, queries, journal and SQL
 rows, ``check`` results and state after a rollback at any point; not the same undo records
-(it keeps its holds and their undo records in C, see there). A registry uses it when the
+(it keeps its holds, their undo records and its unit blocks in C, see there). A registry uses it when the
 compiled core runs (:mod:`carbonbook.core`), and both are run by the same tests.
 
 Costs (pure): a hold transaction is one compact undo record and one journal row (about
