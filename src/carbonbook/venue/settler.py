@@ -19,11 +19,11 @@ appends the outcomes to them, each with the next seq:
 Events up to the checkpoint's ``replayed`` change nothing: their trades must have settled
 then (:class:`~carbonbook.venue.checkpoint.LogMismatch` otherwise). Costs: one registry
 transaction per command with trades (``SettlementAdapter.settle_trades``, the registry's one
-settlement path, its ledger's ``settle``), about 18,200 instructions per trade on the
+settlement path, its ledger's ``settle``), about 13,600 instructions per trade on the
 compiled ledger when a command makes two (46,000 on the reference ledger; bench/venue.py
 ``--settle-instructions``), and one event per trade. Over the compiled ledger a venue settles
 the common case (``lag=0``, every trade settled) in :class:`carbonbook._cvenue.Gate` instead,
-the same rows in one ledger call (a venue message costs about 9,500 instructions in all,
+the same rows in one ledger call (a venue message costs about 8,000 instructions in all,
 the bare engine 2,400 on the same messages; bench/venue.py ``--instructions``).
 """
 
