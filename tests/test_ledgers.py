@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from carbonbook import UnitType
 from carbonbook.errors import RegistryError
@@ -251,3 +252,16 @@ def test_the_compiled_blocks_read_as_a_dict() -> None:
         del reg._blocks[-5]  # type: ignore[attr-defined]
         reg.check()
     assert not compiled.more and compiled == ref
+
+
+def test_blocks_take_rows_up_to_a_million_ids_or_four_times_the_blocks() -> None:
+    """A block id far past the compiled rows (a database load puts the blocks by id, many ids
+    before it may be gone) takes a row below 2**20, or while the rows stay within four times the
+    blocks; one past both is kept aside, and settlements then go to the reference ledger."""
+    reg: Any = world(ledgered(MemoryRegistry, COMPILED)())
+    blocks = reg._blocks
+    b = blocks[1]
+    blocks[900_000] = replace(b, id=900_000)
+    blocks[1 << 22] = replace(b, id=1 << 22)
+    assert list(blocks.more) == [1 << 22] and 900_000 in blocks and len(blocks) == 4
+    assert sorted(blocks) == [1, 2, 900_000, 1 << 22]

@@ -979,7 +979,8 @@ cdef struct BlockRow:
     bint live  # a block (a row the ledger took keeps the rest, for its undo: ``Blocks.put_back``)
 
 
-cdef Py_ssize_t ROWS_AHEAD = 1 << 16  # an id this far past the rows' room goes to ``more``
+cdef Py_ssize_t ROWS_FREE = 1 << 20  # ids below this take rows (40 MB at most), others while the
+                                     # rows are at most four times the blocks (``Blocks.fits``)
 
 
 cdef class Blocks:
@@ -991,8 +992,9 @@ cdef class Blocks:
     without a Block or a dict write per block moved (``take``, ``split``, ``moved``): about
     2,600 instructions fewer per trade settled in calls of 2 (bench/venue.py
     --settle-instructions). Ids are dense (the registry counts them), so a row is found at its
-    id; any other key, or a value that is not a Block with C integer serials, is kept in a dict
-    (``more``)."""
+    id; an id too far past the rows (``fits``: a registry whose blocks are a few of the ids it
+    ever made), any other key, or a value that is not a Block with C integer serials, is kept in
+    a dict (``more``), and then every settlement goes to the reference ledger."""
 
     cdef BlockRow* rows
     cdef Py_ssize_t room, live  # rows allocated, live ones
@@ -1079,6 +1081,10 @@ cdef class Blocks:
         """Block ``i`` now starts at serial ``start`` (it gave the ones before)."""
         self.rows[i].start = start
 
+    cdef bint fits(self, long long i) noexcept:
+        """Does block id ``i`` take a row (see ``ROWS_FREE``)?"""
+        return 0 <= i and (i < self.room or i < ROWS_FREE or i < 4 * (self.live + len(self.more)))
+
     def put_back(self, bid, old):
         """Undo what a settlement did to block ``bid``: ``old`` is the Block as it was (the
         reference ledger's undo record) or its first serial (this ledger's: the row kept the rest)."""
@@ -1114,8 +1120,7 @@ cdef class Blocks:
         if type(key) is int and type(value) is BLOCK:
             i = PyLong_AsLongLongAndOverflow(key, &overflow)
             start_, end_ = field(value, B_START, "start"), field(value, B_END, "end")
-            if (overflow or i < 0 or i >= self.room + ROWS_AHEAD or type(start_) is not int
-                    or type(end_) is not int):
+            if overflow or not self.fits(i) or type(start_) is not int or type(end_) is not int:
                 i = -1
             else:
                 start = PyLong_AsLongLongAndOverflow(start_, &overflow)
