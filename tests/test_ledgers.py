@@ -1,8 +1,8 @@
 """The compiled ledger (holds, reserved totals, counters and unit blocks as C records, its hold
-changes' undo records its own) against the reference, operation by operation: the same results and registry
-state after every step of a batch, and after a rollback anywhere in it (a nested transaction
-that fails, a settlement that fails between its legs, the whole batch); in memory, and in the
-rows SQLite writes."""
+changes' undo records its own) against the reference, operation by operation: the same results
+and registry state after every step of a batch, and after a rollback anywhere in it (a nested
+transaction that fails, a settlement that fails between its legs, the whole batch); in memory,
+and in the rows SQLite writes."""
 
 from __future__ import annotations
 
