@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carbonbook import CancelOrder, Engine, ListInstrument, NewOrder, Side, UnitType
+from carbonbook import CancelOrder, Engine, ListInstrument, NewOrder, SelfTradePrevention, Side, UnitType
 from carbonbook import core as cores
 
 _IDS = st.one_of(st.integers(0, 50), st.integers(0, 2**63 - 1), st.integers(0, 2**20).map(lambda i: i << 40),
@@ -40,6 +40,47 @@ def test_an_index_keeps_ids_as_a_dict_does(core: str, sets: list[tuple[int, str]
         assert (oid in index) == (oid in model)
         assert index.get(oid) == model.get(oid)
     assert index.get("7") is None and "7" not in index
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sets=st.lists(st.tuples(st.integers(0, 200), st.integers(-1, 3)), max_size=300))
+def test_an_index_keeps_orders_as_a_dict_does(core: str, sets: list[tuple[int, int]]) -> None:
+    """Orders as entries: of their own id (the compiled index names those by their place in
+    memory), of another id, and one order put in two indexes; then replaced, and the table
+    grown past them."""
+    module = cores.get(core)
+    index, other = module.new_index(), module.new_index()
+    model: dict[int, object] = {}
+    orders: dict[int, object] = {}
+    in_other: dict[int, object] = {}
+    # kind -1: a status; 0: an order of oid; 1: an order of oid + 1; 2: put in both; 3: oid's order again
+    for oid, kind in sets:
+        if kind == -1:
+            entry: object = "filled"
+        elif kind == 3 and oid in orders:
+            entry = orders[oid]
+        else:
+            entry = orders[oid] = module.Order(oid + (kind == 1), "a", "X", Side.BUY, 5, 1, False,
+                                               SelfTradePrevention.CANCEL_INCOMING)
+            if kind == 2:
+                other[oid] = entry
+                other[oid + 1000] = "cancelled"
+                in_other[oid], in_other[oid + 1000] = entry, "cancelled"
+        index[oid] = entry
+        model[oid] = entry
+        assert index[oid] is entry
+    assert len(index) == len(model)
+    assert [(k, id(v)) for k, v in index.items()] == [(k, id(v)) for k, v in model.items()]
+    assert all(index.get(k) is v and k in index for k, v in model.items())
+    assert all(k not in index for k in range(201, 230))
+    for oid in model:  # everything replaced by a status
+        index[oid] = "cancelled"
+    assert list(index.values()) == ["cancelled"] * len(model)
+    assert [(k, id(v)) for k, v in other.items()] == [(k, id(v)) for k, v in in_other.items()]
+    for oid in in_other:
+        other[oid] = "filled"
+        assert other[oid] == "filled"
+    assert list(other.values()) == ["filled"] * len(in_other)
 
 
 def test_an_index_grows_past_a_million_ids(core: str) -> None:

@@ -10,10 +10,10 @@ item setting and ``items()``), so they work on either core unchanged. Storage di
 symbol on its level; a level's queue is a singly linked list through its orders (no deque);
 the id index is an :class:`IdIndex`, a C hash table (no dict, no int object per id). So a
 resting order costs ~90 bytes instead of ~123, and a cancel of a random order of a deep book
-reads its index slot, its pair, the order and its level, nothing else. Orders live in 64-byte
-aligned blocks (one cache line each, the last freed handed out first), a resting order knows
-its id's place in the index (a fill or cancel writes its pair without a table search), and a
-batch fetches what its next few commands will read into the cache ahead of them. The hot path runs on
+waits for its index slot, the order and its level, nothing else (its id's pair is written
+last). Orders live in 64-byte blocks of one arena (one cache line each, the last freed handed
+out first), so the index's slot of a resting order's id names the order itself by its block
+and the order knows its id's pair, and a batch fetches what its next few commands will read into the cache ahead of them. The hot path runs on
 typed C locals, reads the fields of new orders and cancels at their slot offsets, uses the C
 API for lists and dicts, routes commands with one :class:`Router` per engine (no Python frame
 each), and :class:`Out` gives events as msgspec Structs or writes them as JSON Lines without
@@ -74,7 +74,7 @@ cdef extern from *:
     """
     /* A hint: never faults, no effect on results. The empty asm is a side effect: GCC 12 at -O2
        (its mod/ref analysis) deletes calls of a function whose only effect is a prefetch, so
-       IdIndex.fetch_slot and fetch_pair compiled to nothing until it was there. */
+       IdIndex.fetch_slot and fetch_entry compiled to nothing until it was there. */
     static inline void carbonbook_prefetch(const void* address) {
         __asm__ volatile("" : "+r"(address));
         __builtin_prefetch(address);
@@ -282,7 +282,18 @@ cdef extern from *:
 
 cdef struct Entry:
     long long id
-    PyObject* entry  # an owned reference
+    PyObject* entry  # an owned reference; its low bit set when the id's slot names the order (see IdIndex)
+
+
+cdef extern from *:
+    """
+    static inline PyObject* cb_named(PyObject* p) { return (PyObject*)((uintptr_t)p | 1); }
+    static inline PyObject* cb_object(PyObject* p) { return (PyObject*)((uintptr_t)p & ~(uintptr_t)1); }
+    static inline int cb_is_named(PyObject* p) { return (int)((uintptr_t)p & 1); }
+    """
+    PyObject* _named "cb_named"(PyObject* entry) noexcept
+    PyObject* _object "cb_object"(PyObject* entry) noexcept
+    bint _is_named "cb_is_named"(PyObject* entry) noexcept
 
 
 @cython.final
@@ -291,19 +302,25 @@ cdef class IdIndex:
     order first set, to its resting :class:`Order` or its final status.
 
     Laid out as CPython's dict but with C keys: an array of (id, entry) pairs in insertion
-    order, and a table of positions in it (open addressing, linear probing, at most half
-    full). Ids go in runs of 16 (``id >> 4``), each run to one 64-byte line of the table,
-    the runs spread by Fibonacci hashing: consecutive new ids (the usual) find their slots in
-    cache, where a random slot each would be a cache miss on a deep book. About 25 bytes an
-    id (16 in the array, 8 in the table), where a dict takes 42 and the id's int object 32
-    more; a lookup reads one table slot and one pair, never an int object. ``get``, ``in``
-    and setting are O(1) expected; ids are never removed. A key that is not a 64-bit int is never present and cannot be set.
+    order, and a table of 32-bit slots (open addressing, linear probing, at most half full).
+    A slot names its id's pair by position, or, while the entry is an :class:`Order` of that
+    id, the order itself (its block in the order arena, see ``cb_handle``; the order knows its
+    pair, ``Order.at``, and the pair's entry pointer carries a mark, its low bit, so growing
+    the table reads no order). Ids go in runs of 16 (``id >> 4``), each run to one 64-byte line of
+    the table, the runs spread by Fibonacci hashing: consecutive new ids (the usual) find their
+    slots in cache, where a random slot each would be a cache miss on a deep book. About 25
+    bytes an id (16 in the array, 8 in the table), where a dict takes 42 and the id's int
+    object 32 more. A lookup reads one table slot and then the order, or the pair of an id
+    that does not rest, never an int object: a cancel of a random order of a deep book waits
+    for three cache misses (slot, order, level), not four. ``get``, ``in`` and setting are
+    O(1) expected; ids are never removed. A key that is not a 64-bit int is never present and
+    cannot be set.
     """
 
     cdef Entry* entries
     cdef Py_ssize_t used
     cdef Py_ssize_t room
-    cdef int* table  # a position in entries + 1; 0: empty
+    cdef int* table  # 0: empty; > 0: a position in entries + 1; < 0: -1 - the handle of an Order
     cdef size_t mask  # table size - 1
     cdef int shift  # 64 - log2(table size)
 
@@ -316,78 +333,127 @@ cdef class IdIndex:
     def __dealloc__(self):
         cdef Py_ssize_t i
         for i in range(self.used):
-            Py_XDECREF(self.entries[i].entry)
+            Py_XDECREF(_object(self.entries[i].entry))
         _array_free(self.entries, self.room * sizeof(Entry))
         _array_free(self.table, (self.mask + 1) * sizeof(int))
 
-    cdef inline Py_ssize_t find(self, long long oid) noexcept:
-        """The position of ``oid`` in the entries, or -1."""
+    cdef inline size_t slot(self, long long oid) noexcept:
+        """The table slot of ``oid``, or the empty slot where it would go."""
         cdef size_t i = _spread(oid, self.shift)
-        cdef int at
+        cdef int s
         while True:
-            at = self.table[i]
-            if at == 0:
-                return -1
-            if self.entries[at - 1].id == oid:
-                return at - 1
+            s = self.table[i]
+            if s == 0:
+                return i
+            if s > 0:
+                if self.entries[s - 1].id == oid:
+                    return i
+            elif (<Order>_order_at(<unsigned int>(-1 - s))).id == oid:
+                return i
             i = (i + 1) & self.mask
+
+    cdef inline PyObject* entry_of(self, int s) noexcept:
+        """The entry a non-empty slot names (borrowed)."""
+        return self.entries[s - 1].entry if s > 0 else _order_at(<unsigned int>(-1 - s))
 
     cdef inline PyObject* get_c(self, long long oid) noexcept:
         """The entry of ``oid`` (borrowed), or NULL."""
-        cdef Py_ssize_t at = self.find(oid)
-        return NULL if at < 0 else self.entries[at].entry
+        cdef int s = self.table[self.slot(oid)]
+        return NULL if s == 0 else self.entry_of(s)
 
     cdef inline void fetch_slot(self, long long oid) noexcept:
         """Start reading ``oid``'s first table slot into the cache."""
         _prefetch(&self.table[_spread(oid, self.shift)])
 
-    cdef inline void fetch_pair(self, long long oid) noexcept:
-        """Start reading the pair that ``oid``'s first table slot points at (the slot is read)."""
-        cdef int at = self.table[_spread(oid, self.shift)]
-        if at:
-            _prefetch(&self.entries[at - 1])
+    cdef inline void fetch_entry(self, long long oid) noexcept:
+        """Start reading what ``oid``'s first table slot names, its order or its pair (the slot is read)."""
+        cdef int s = self.table[_spread(oid, self.shift)]
+        if s > 0:
+            _prefetch(&self.entries[s - 1])
+        elif s < 0:
+            _prefetch(_order_at(<unsigned int>(-1 - s)))
+
+    cdef inline void fetch_pair(self, Order order) noexcept:
+        """Start reading the pair of a resting ``order``."""
+        if order.at < self.used:
+            _prefetch(&self.entries[order.at])
+
+    cdef inline void put(self, size_t i, Py_ssize_t at, object entry) noexcept:
+        """Make ``entry`` (a new reference taken) the entry of the pair at ``at``, whose id's
+        slot is ``i``: named by its handle when it is an Order of that id."""
+        Py_INCREF(entry)
+        if type(entry) is Order and (<Order>entry).id == self.entries[at].id:
+            (<Order>entry).at = <int>at
+            self.entries[at].entry = _named(<PyObject*>entry)
+            self.table[i] = -1 - <int>_handle(<PyObject*>entry)
+        else:
+            self.entries[at].entry = <PyObject*>entry
+            self.table[i] = <int>at + 1
+
+    cdef Py_ssize_t pair_of(self, Order order) noexcept:
+        """The pair of an order a slot names: ``order.at``, or, should another index have
+        named the order since (an order put in two by hand), a search. O(1), else O(ids)."""
+        cdef Py_ssize_t at = order.at
+        if at < self.used and self.entries[at].entry is _named(<PyObject*>order):
+            return at
+        for at in range(self.used):
+            if self.entries[at].entry is _named(<PyObject*>order):
+                return at
+        return -1  # unreachable: a slot names only an order whose pair is marked
 
     cdef Py_ssize_t set_c(self, long long oid, object entry) except -1:
         """Set the entry of ``oid``, adding the id when it is new; its position in the entries."""
-        cdef size_t i = _spread(oid, self.shift)
-        cdef int at
+        cdef size_t i = self.slot(oid)
+        cdef int s = self.table[i]
+        cdef Py_ssize_t at
         cdef PyObject* old
-        while True:
-            at = self.table[i]
-            if at == 0:
-                break
-            if self.entries[at - 1].id == oid:
-                old = self.entries[at - 1].entry
-                Py_INCREF(entry)
-                self.entries[at - 1].entry = <PyObject*>entry
-                Py_XDECREF(old)
-                return at - 1
-            i = (i + 1) & self.mask
+        if s:
+            at = s - 1 if s > 0 else self.pair_of(<Order>_order_at(<unsigned int>(-1 - s)))
+            old = _object(self.entries[at].entry)
+            self.put(i, at, entry)
+            Py_XDECREF(old)
+            return at
         if self.used == self.room:
             self._grow_entries()
         if 2 * (self.used + 1) > <Py_ssize_t>(self.mask + 1):
             self._grow_table()
-            i = _spread(oid, self.shift)
-            while self.table[i]:
-                i = (i + 1) & self.mask
-        Py_INCREF(entry)
-        self.entries[self.used].id = oid
-        self.entries[self.used].entry = <PyObject*>entry
+            i = self.slot(oid)
+        at = self.used
+        self.entries[at].id = oid
+        self.put(i, at, entry)
         self.used += 1
-        self.table[i] = <int>self.used
-        return self.used - 1
-
-    cdef Py_ssize_t set_at(self, Py_ssize_t at, long long oid, object entry) except -1:
-        """:meth:`set_c` for an id said to be at position ``at`` (a resting order's, see
-        ``Order.at``); a pair written, no table slot read. A wrong ``at`` only costs the search."""
-        cdef PyObject* old
-        if at >= self.used or self.entries[at].id != oid:
-            return self.set_c(oid, entry)
-        old = self.entries[at].entry
-        Py_INCREF(entry)
-        self.entries[at].entry = <PyObject*>entry
-        Py_XDECREF(old)
         return at
+
+    cdef Py_ssize_t add(self, size_t i, Py_ssize_t used, long long oid, object entry) except -1:
+        """:meth:`set_c` for an id found absent at slot ``i`` when the index held ``used`` ids:
+        no search if none was added since (ids are never removed, so the slot is still the
+        empty one where the id goes) and the table need not grow."""
+        cdef Py_ssize_t at = self.used
+        if used != at or at == self.room or 2 * (at + 1) > <Py_ssize_t>(self.mask + 1):
+            return self.set_c(oid, entry)
+        self.entries[at].id = oid
+        self.put(i, at, entry)
+        self.used = at + 1
+        return at
+
+    cdef int leave(self, Order order, object entry) except -1:
+        """Set the entry of ``order``'s id, whose entry ``order`` was, to ``entry`` (a final
+        status, or the order that replaces it): its slot found by the order's handle, from
+        the id's first slot (already in cache after a lookup)."""
+        cdef size_t i = _spread(order.id, self.shift)
+        cdef int s, named = -1 - <int>_handle(<PyObject*>order)
+        cdef Py_ssize_t at = order.at
+        while True:
+            s = self.table[i]
+            if s == named and self.entries[at].entry is _named(<PyObject*>order):  # (an order in two indexes)
+                break
+            if s == 0:  # not in this index as its id's entry
+                self.set_c(order.id, entry)
+                return 0
+            i = (i + 1) & self.mask
+        self.put(i, at, entry)
+        Py_XDECREF(<PyObject*>order)  # the pair's reference: the caller holds one
+        return 0
 
     cdef int _grow_entries(self) except -1:
         cdef Py_ssize_t room = 2 * self.room if self.room else 8
@@ -401,8 +467,10 @@ cdef class IdIndex:
         return 0
 
     cdef int _grow_table(self) except -1:
+        """Twice the slots, each id placed again: O(ids), no entry read."""
         cdef size_t size = 2 * (self.mask + 1), i
         cdef Py_ssize_t k
+        cdef PyObject* entry
         cdef int* table = <int*>_array_alloc(size * sizeof(int))
         if table is NULL:
             raise MemoryError()
@@ -414,7 +482,8 @@ cdef class IdIndex:
             i = _spread(self.entries[k].id, self.shift)
             while table[i]:
                 i = (i + 1) & self.mask
-            table[i] = <int>(k + 1)
+            entry = self.entries[k].entry
+            table[i] = -1 - <int>_handle(_object(entry)) if _is_named(entry) else <int>k + 1
         return 0
 
     def get(self, key, default=None):
@@ -427,7 +496,7 @@ cdef class IdIndex:
 
     def __contains__(self, key):
         cdef long long oid
-        return _int64(key, &oid) and self.find(oid) >= 0
+        return _int64(key, &oid) and self.get_c(oid) is not NULL
 
     def __getitem__(self, key):
         cdef long long oid
@@ -442,9 +511,7 @@ cdef class IdIndex:
         cdef long long oid
         if not _int64(key, &oid):
             raise TypeError(f"an order id is a 64-bit int, not {key!r}")
-        at = self.set_c(oid, entry)
-        if type(entry) is Order:
-            (<Order>entry).at = <int>at
+        self.set_c(oid, entry)
 
     def __len__(self):
         return self.used
@@ -458,11 +525,11 @@ cdef class IdIndex:
 
     def values(self):
         """The entries, in insertion order. O(ids)."""
-        return [<object>self.entries[i].entry for i in range(self.used)]
+        return [<object>_object(self.entries[i].entry) for i in range(self.used)]
 
     def items(self):
         """(id, entry) pairs, in insertion order. O(ids)."""
-        return [(self.entries[i].id, <object>self.entries[i].entry) for i in range(self.used)]
+        return [(self.entries[i].id, <object>_object(self.entries[i].entry)) for i in range(self.used)]
 
 
 def new_index():
@@ -470,92 +537,111 @@ def new_index():
     return IdIndex()
 
 
-# -- where orders live: 64-byte aligned blocks -----------------------------------------------
+# -- where orders live: 64-byte blocks of one arena -------------------------------------------
 # pymalloc puts a 64-byte object 48 bytes into a pool, so every order it gives straddles two
 # cache lines; on a deep book (orders in L3, not L2) a cancel's or a fill's order costs two
-# misses instead of one. Here each order has a line of its own, in mapped chunks (64 KiB ones
-# for the first 2 MiB of orders, then 2 MiB huge-page ones, see cb_map_huge), and freed
-# blocks are one stack, so the next order takes the block of the last one freed (still
-# in cache); taking or giving back a block touches that block and two globals, nothing else
-# (a count per chunk, to unmap a chunk as soon as it empties, cost ~0.9 L2 misses per message
-# of the deep mix: the chunk headers are cold). Taking a freed block starts fetching the next
-# one (on a deep book most were freed by a compaction long before: 3 % of the deep mix's time
-# in apply_all waited for them, 1 % since). The chunks are unmapped when no order is left (one
-# small one is kept, as a spare), so a process holds its peak of resting orders until then;
-# tracemalloc sees each chunk in use as one allocation of its size.
+# misses instead of one. Here each order has a line of its own, in one arena per process: an
+# address range reserved once (up to 128 GiB of address space, no memory: PROT_NONE and
+# MAP_NORESERVE, halved until the kernel agrees), made usable from its start as orders come
+# (64 KiB steps for the first 2 MiB, then whole 2 MiB huge pages, see cb_map_huge). So an
+# order is named by a 31-bit number, its block's index in the arena (``cb_handle``), which the
+# id index keeps in place of a position (see IdIndex). Freed blocks are one stack, so the next
+# order takes the block of the last one freed (still in cache); taking or giving back a block
+# touches that block and a few globals, nothing else. Taking a freed block starts fetching the
+# next one (on a deep book most were freed long before: 3 % of the deep mix's time in
+# apply_all waited for them, 1 % since). When no order is left, all but the first 64 KiB go
+# back to the kernel (their pages dropped, the range reserved again), so a process holds its
+# peak of resting orders until then; tracemalloc sees the usable part as one allocation while
+# any order lives.
 
 cdef extern from *:
     """
-    #define CB_CHUNK ((size_t)1 << 16)  /* a small chunk: its header block, then 1,023 orders */
+    #define CB_CHUNK ((size_t)1 << 16)  /* a small step: 1,024 orders */
     #define CB_BLOCK 64
-    #define CB_TRACE_DOMAIN 0x63620001  /* tracemalloc domain of the chunks */
+    #define CB_TRACE_DOMAIN 0x63620001  /* tracemalloc domain of the arena */
+    #define CB_RESERVE_MAX ((size_t)CB_BLOCK << 31)  /* 2**31 orders: handles of 31 bits */
 
-    static char* cb_chunks = NULL;  /* every chunk mapped; each header: the next, its size */
-    static size_t cb_mapped = 0;  /* their bytes */
-    static char* cb_spare = NULL;  /* a small unmapped chunk's place: one kept, untraced */
+    static char* cb_arena = NULL;  /* the reserved range, 2 MiB-aligned... */
+    static size_t cb_reserved = 0;  /* ...of this many bytes... */
+    static size_t cb_usable = 0;  /* ...of which the first ones are readable and writable */
     static char* cb_free = NULL;  /* freed blocks, last freed first; each holds the next */
-    static char* cb_fresh = NULL;  /* the newest chunk's blocks never handed out: from here */
-    static char* cb_end = NULL;  /* ...to here */
+    static char* cb_fresh = NULL;  /* the usable blocks never handed out: from here... */
+    static char* cb_end = NULL;  /* ...to here, the end of the usable part */
     static Py_ssize_t cb_live = 0;
+
+    static inline unsigned int cb_handle(const void* order) {
+        return (unsigned int)(((const char*)order - cb_arena) >> 6);
+    }
+
+    static inline PyObject* cb_order_at(unsigned int handle) {
+        return (PyObject*)(cb_arena + ((size_t)handle << 6));
+    }
+
+    /* Reserve the arena (once), then make the next step of it usable; -1 when out of memory. */
+    static int cb_grow_arena(void) {
+        size_t n, step;
+        char* p;
+        if (cb_arena == NULL) {
+            for (n = CB_RESERVE_MAX; n >= CB_HUGE; n >>= 1) {
+                p = (char*)mmap(NULL, n + CB_HUGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (p != (char*)MAP_FAILED)
+                    break;
+            }
+            if (n < CB_HUGE)
+                return -1;
+            cb_arena = p + ((CB_HUGE - ((uintptr_t)p & (CB_HUGE - 1))) & (CB_HUGE - 1));
+            if (cb_arena > p)
+                munmap(p, cb_arena - p);
+            munmap(cb_arena + n, p + CB_HUGE - cb_arena);
+            cb_reserved = n;
+            cb_fresh = cb_arena;
+        }
+        step = cb_usable < CB_HUGE ? CB_CHUNK : CB_HUGE;
+        if (cb_usable + step > cb_reserved || mprotect(cb_arena + cb_usable, step, PROT_READ | PROT_WRITE))
+            return -1;
+    #ifdef MADV_HUGEPAGE
+        if (step == CB_HUGE)
+            madvise(cb_arena + cb_usable, step, MADV_HUGEPAGE);
+    #endif
+        cb_usable += step;
+        cb_end = cb_arena + cb_usable;
+        if (cb_live)
+            PyTraceMalloc_Track(CB_TRACE_DOMAIN, (uintptr_t)cb_arena, cb_usable);
+        return 0;
+    }
 
     static PyObject* cb_order_alloc(PyTypeObject* type, Py_ssize_t nitems) {
         char* block = cb_free;
-        char* chunk;
-        size_t size;
         if (block) {
             cb_free = *(char**)block;
             carbonbook_prefetch(cb_free);  /* the next one out: on a deep book freed blocks go cold */
         } else {
-            if (cb_fresh == cb_end) {
-                size = cb_mapped < CB_HUGE ? CB_CHUNK : CB_HUGE;
-                chunk = size == CB_CHUNK ? cb_spare : cb_map_huge(size);
-                if (chunk == NULL && size == CB_CHUNK) {
-                    chunk = (char*)mmap(NULL, CB_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-                    if (chunk == (char*)MAP_FAILED)
-                        chunk = NULL;
-                }
-                if (chunk == NULL)
-                    return PyErr_NoMemory();
-                if (chunk == cb_spare)
-                    cb_spare = NULL;
-                PyTraceMalloc_Track(CB_TRACE_DOMAIN, (uintptr_t)chunk, size);
-                ((char**)chunk)[0] = cb_chunks;
-                ((size_t*)chunk)[1] = size;
-                cb_chunks = chunk;
-                cb_mapped += size;
-                cb_fresh = chunk + CB_BLOCK;
-                cb_end = chunk + size;
-            }
+            if (cb_fresh == cb_end && cb_grow_arena() < 0)
+                return PyErr_NoMemory();
             block = cb_fresh;
             cb_fresh += CB_BLOCK;
         }
-        cb_live++;
+        if (cb_live++ == 0)
+            PyTraceMalloc_Track(CB_TRACE_DOMAIN, (uintptr_t)cb_arena, cb_usable);
         memset(block, 0, CB_BLOCK);
         return PyObject_Init((PyObject*)block, type);
     }
 
     static void cb_order_free(void* p) {
-        char* chunk;
-        size_t size;
         *(char**)p = cb_free;
         cb_free = (char*)p;
         if (--cb_live)
             return;
-        while (cb_chunks) {  /* no order left: unmap the chunks */
-            chunk = cb_chunks;
-            cb_chunks = ((char**)chunk)[0];
-            size = ((size_t*)chunk)[1];
-            PyTraceMalloc_Untrack(CB_TRACE_DOMAIN, (uintptr_t)chunk);
-            if (size == CB_CHUNK && cb_spare == NULL)
-                cb_spare = chunk;
-            else
-                munmap(chunk, size);
-        }
-        cb_mapped = 0;
-        cb_free = cb_fresh = cb_end = NULL;
+        /* no order left: give back all but the first small step */
+        if (cb_usable > CB_CHUNK && mmap(cb_arena + CB_CHUNK, cb_usable - CB_CHUNK, PROT_NONE,
+                                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED)
+            cb_usable = CB_CHUNK, cb_end = cb_arena + CB_CHUNK;
+        PyTraceMalloc_Untrack(CB_TRACE_DOMAIN, (uintptr_t)cb_arena);
+        cb_free = NULL;
+        cb_fresh = cb_arena;
     }
 
-    static int cb_use_chunks(PyObject* cls) {
+    static int cb_use_arena(PyObject* cls) {
         PyTypeObject* type = (PyTypeObject*)cls;
         if (type->tp_basicsize > CB_BLOCK || type->tp_itemsize || (type->tp_flags & Py_TPFLAGS_HAVE_GC)) {
             PyErr_SetString(PyExc_TypeError, "an Order must be a fixed 64-byte object outside the GC");
@@ -566,7 +652,9 @@ cdef extern from *:
         return 0;
     }
     """
-    int _use_chunks "cb_use_chunks"(object type) except -1
+    int _use_arena "cb_use_arena"(object type) except -1
+    unsigned int _handle "cb_handle"(void* order)
+    PyObject* _order_at "cb_order_at"(unsigned int handle)
 
 
 # -- orders, levels and sides ----------------------------------------------------------------
@@ -583,7 +671,7 @@ cdef class Order:
     price and symbol are its level's (a market order of a call, or an order built by hand, has
     a level of its own); side, self-trade prevention and post-only are small codes (``side``,
     ``stp`` and ``post_only`` give the values back); ``next``, the order queued after it; and
-    ``at``, where its id is in the index (a hint checked before use). Not tracked by the
+    ``at``, its id's pair in the index while the index names it (see :class:`IdIndex`). Not tracked by the
     garbage collector: the only cycle an order is in, with its level, is broken by the book
     (see :class:`PriceLevel`).
     """
@@ -596,7 +684,7 @@ cdef class Order:
     cdef char buy
     cdef char stp_code
     cdef char post
-    cdef int at  # its id's position in its engine's index (a hint, see IdIndex.set_at)
+    cdef int at  # its id's pair in its engine's index, while the index's slot names it (see IdIndex)
 
     def __init__(self, id, account, symbol, side, price, qty, post_only, stp):
         self.id = id
@@ -658,7 +746,7 @@ cdef class Order:
                 "post_only={!r}, stp={!r})").format(*self._fields())
 
 
-_use_chunks(Order)
+_use_arena(Order)
 
 
 @cython.no_gc
@@ -919,6 +1007,8 @@ cdef class Book:
         cdef Order order
         cdef object seq = self._seq
         cdef IdIndex index = self._index
+        cdef size_t vacant = 0  # the id's slot, empty: where it goes (see IdIndex.add)
+        cdef Py_ssize_t ids
         if type(cmd) is _NewOrder:
             oid = _field(cmd, _ID, "id")
             account_o = _field(cmd, _ACCOUNT, "account")
@@ -953,7 +1043,8 @@ cdef class Book:
         if ok and cap_o is not None:
             ok = _int64(cap_o, &cap) and cap > 0 and is_buy and price_o is None
         if ok:
-            ok = index.find(oid_c) < 0
+            vacant = index.slot(oid_c)
+            ok = index.table[vacant] == 0
         if ok:
             tif_c = GTC if tif is _GTC else IOC if tif is _IOC else FOK
             stp_c = INCOMING if stp is _CANCEL_INCOMING else RESTING if stp is _CANCEL_RESTING else BOTH
@@ -970,6 +1061,8 @@ cdef class Book:
             qty = PyLong_AsLongLong(qty_o)
             if price_o is not None:
                 price = PyLong_AsLongLong(price_o)
+            vacant = index.slot(oid_c)
+        ids = index.used
         account = account_o
         if is_buy:
             opp = self.asks
@@ -989,7 +1082,7 @@ cdef class Book:
         out.accepted(next(seq), oid, self.symbol)
         if crosses:
             if tif_c == FOK and self._c_executable(opp, account, limit_key, qty, stp_c, cap_o) < qty:
-                index.set_c(oid_c, CANCELLED)
+                index.add(vacant, ids, oid_c, CANCELLED)
                 out.cancelled(next(seq), oid_c, qty, _FOK_REASON)
                 return 0
             if cap_o is None:
@@ -1000,26 +1093,27 @@ cdef class Book:
                     if qty > held_back else 0
                 left = left - held_back if left < 0 else left + held_back
             if left == 0:
-                index.set_c(oid_c, FILLED)
+                index.add(vacant, ids, oid_c, FILLED)
                 return 0
             if left < 0:
-                index.set_c(oid_c, CANCELLED)
+                index.add(vacant, ids, oid_c, CANCELLED)
                 out.cancelled(next(seq), oid_c, -left, _SELF_TRADE)
                 return 0
             qty = left
         if tif_c == GTC and price_o is not None:
             order = self._c_rest(oid_c, account, price_o, price, qty, post_only, is_buy, stp_c)
-            order.at = <int>index.set_c(oid_c, order)
+            index.add(vacant, ids, oid_c, order)
         else:
-            index.set_c(oid_c, CANCELLED)
+            index.add(vacant, ids, oid_c, CANCELLED)
             out.cancelled(next(seq), oid_c, qty, _FOK_REASON if tif_c == FOK
                           else _MARKET_REASON if price_o is None else _IOC_REASON)
         return 0
 
     cdef int _cancel(self, Order order, Out out, object reason) except -1:
+        self._index.fetch_pair(order)  # to be written last: its fetch overlaps the rest
         out.cancelled(next(self._seq), order.id, order.qty, reason)
         self._c_take_off(order)
-        self._index.set_at(order.at, order.id, CANCELLED)
+        self._index.leave(order, CANCELLED)
         return 0
 
     cdef int _modify(self, Order order, object price_o, object qty_o, Out out) except -1:
@@ -1071,15 +1165,15 @@ cdef class Book:
         if crosses:
             left = self._match(opp, oid, order.account, is_buy, limit_key, qty, order.stp_code, out)
             if left == 0:
-                self._index.set_at(order.at, order.id, FILLED)
+                self._index.leave(order, FILLED)
                 return 0
             if left < 0:
-                self._index.set_at(order.at, order.id, CANCELLED)
+                self._index.leave(order, CANCELLED)
                 out.cancelled(next(seq), order.id, -left, _SELF_TRADE)
                 return 0
             qty = left
         moved = self._c_rest(order.id, order.account, price_o, price, qty, order.post, is_buy, order.stp_code)
-        moved.at = <int>self._index.set_at(order.at, order.id, moved)
+        self._index.leave(order, moved)
         return 0
 
     cdef Order _c_rest(self, long long oid, str account, object price_o, long long price,
@@ -1196,7 +1290,7 @@ cdef class Book:
                     level.pop()
                     maker.qty = 0
                     level.qty -= mq
-                    index.set_at(maker.at, maker.id, CANCELLED)
+                    index.leave(maker, CANCELLED)
                     out.cancelled(next(seq), maker.id, mq, _SELF_TRADE)
                     if stp_code == BOTH:
                         if not level.qty:
@@ -1207,7 +1301,7 @@ cdef class Book:
                         fill = mq
                         level.pop()
                         maker.qty = 0
-                        index.set_at(maker.at, maker.id, FILLED)
+                        index.leave(maker, FILLED)
                     else:
                         fill = qty
                         maker.qty = mq - qty
@@ -1238,11 +1332,10 @@ cdef object _CancelOrder = CancelOrder
 
 
 cdef enum:
-    AHEAD = 8  # the ring of commands being fetched ahead (a power of two above the 6 steps)
+    AHEAD = 4  # the ring of commands being fetched ahead (a power of two above the 3 steps)
 
 cdef struct Ahead:
     long long id  # a NewOrder's or CancelOrder's id, when it is a 64-bit int
-    Py_ssize_t at  # a cancel's position in the index, or -1
     bint cancel
 
 
@@ -1329,8 +1422,8 @@ cdef class Router:
     cdef int _run(self, object commands, Out out, bint decoded) except -1:
         """Route ``commands`` in order. In a list, what the next few commands will read on a book
         too large for the L2 cache is fetched ahead, a step a command, each step only once the
-        one before it has arrived: command i + 6 itself, i + 5's id, i + 4's index slot; for a
-        cancel also i + 3's pair, i + 2's resting order and i + 1's level. Each id is read once,
+        one before it has arrived: command i + 5 itself, i + 4's id, i + 3's index slot; for a
+        cancel also i + 2's resting order (or pair) and i + 1's level. Each id is read once,
         into a ring; the fetches change nothing but timing."""
         cdef Py_ssize_t i, n
         cdef IdIndex index = self.index
@@ -1345,33 +1438,28 @@ cdef class Router:
             return 0
         n = PyList_GET_SIZE(commands)
         for i in range(AHEAD):
-            ring[i].cancel, ring[i].at = False, -1
+            ring[i].cancel = False
         for i in range(n):
-            if i + 6 < n:
-                _prefetch(PyList_GET_ITEM(commands, i + 6))
             if i + 5 < n:
-                oid = _id_field(PyList_GET_ITEM(commands, i + 5), &cancel)
-                if oid is not NULL:
-                    _prefetch(oid)
-            a = &ring[(i + 4) & (AHEAD - 1)]
-            a.cancel, a.at = False, -1
+                _prefetch(PyList_GET_ITEM(commands, i + 5))
             if i + 4 < n:
                 oid = _id_field(PyList_GET_ITEM(commands, i + 4), &cancel)
+                if oid is not NULL:
+                    _prefetch(oid)
+            a = &ring[(i + 3) & (AHEAD - 1)]
+            a.cancel = False
+            if i + 3 < n:
+                oid = _id_field(PyList_GET_ITEM(commands, i + 3), &cancel)
                 if oid is not NULL and _int64(<object>oid, &a.id):
                     a.cancel = cancel
                     index.fetch_slot(a.id)
-            a = &ring[(i + 3) & (AHEAD - 1)]
-            if a.cancel:
-                index.fetch_pair(a.id)
             a = &ring[(i + 2) & (AHEAD - 1)]
             if a.cancel:
-                a.at = index.find(a.id)
-                if a.at >= 0:
-                    _prefetch(index.entries[a.at].entry)
+                index.fetch_entry(a.id)
             a = &ring[(i + 1) & (AHEAD - 1)]
-            if a.at >= 0:  # ids keep their position; the entry may have changed since
-                entry = index.entries[a.at].entry
-                if type(<object>entry) is Order:
+            if a.cancel:  # the entry may have changed since
+                entry = index.get_c(a.id)
+                if entry is not NULL and type(<object>entry) is Order:
                     _prefetch(<PyObject*>(<Order>entry).level)
             self._route(<object>PyList_GET_ITEM(commands, i), out, decoded)
         return 0
