@@ -85,6 +85,9 @@ cdef Py_ssize_t O_QTY = slot_offset(NewOrder, "qty")
 cdef Py_ssize_t O_PRICE = slot_offset(NewOrder, "price")
 cdef Py_ssize_t O_CAP = slot_offset(NewOrder, "cap")
 cdef object CANCEL_ORDER = CancelOrder
+cdef Py_ssize_t S_BUYER = slot_offset(Settled, "buyer")
+cdef Py_ssize_t S_SELLER = slot_offset(Settled, "seller")
+cdef Py_ssize_t S_CURRENCY = slot_offset(Settled, "currency")
 cdef Py_ssize_t T_SEQ = slot_offset(Trade, "seq")
 cdef Py_ssize_t T_SYMBOL = slot_offset(Trade, "symbol")
 cdef Py_ssize_t T_PRICE = slot_offset(Trade, "price")
@@ -1419,6 +1422,38 @@ cdef class Ledger:
         for i in range(self.depth):
             holds.setdefault(self.stack[i].hold, None if self.stack[i].existed else MISSING)
         return holds, rest
+
+    @staticmethod
+    def settled_keys(list seg, dict blocks, dict cash, dict holds, list records):
+        """As the reference's ``settled_keys``, in C (the SQL commit's walk of a run of settlements:
+        about 2,000 instructions fewer per venue message on SQLite, bench/venue.py --instructions)."""
+        cdef Py_ssize_t top = len(seg), lo, i, n
+        if top == 0:
+            return
+        new = seg[top - 9] + seg[top - 1]
+        first = new
+        while top > 0:
+            r = seg[top - 10]
+            first = seg[top - 9]
+            n = seg[top - 1]
+            lo = top - 10 - 3 * n
+            for i in range(lo, top - 10, 3):
+                blocks.setdefault(seg[i], None)
+            if type(r) is SETTLED:
+                currency = field(r, S_CURRENCY, "currency")
+                cash[(field(r, S_BUYER, "buyer"), currency)] = None
+                cash[(field(r, S_SELLER, "seller"), currency)] = None
+            else:
+                cash[(r.buyer, r.currency)] = None
+                cash[(r.seller, r.currency)] = None
+            records.append(r)
+            if seg[top - 4] is not None:
+                holds.setdefault(seg[top - 5], None)
+            if seg[top - 2] is not None:
+                holds.setdefault(seg[top - 3], None)
+            top = lo
+        for bid in range(first + 1, new + 1):
+            blocks.setdefault(bid, MISSING)
 
     # -- holds -------------------------------------------------------------------------
 

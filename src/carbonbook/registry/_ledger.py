@@ -128,6 +128,35 @@ class Ledger:
         return {}, log
 
     @staticmethod
+    def settled_keys(seg: list[Any], blocks: dict[Any, Any], cash: dict[Any, Any], holds: dict[Any, Any],
+                     records: list[SettlementRecord]) -> None:
+        """The keys a run of fast-path settlements changed, for the SQL commit (``seg``: its
+        undo values, see ``CashRules._undo_fast``): each block it split or moved into ``blocks``
+        (None: there before), then each block it made (``_MISSING``: not there before), each
+        account and currency of its cash moves into ``cash``, each hold it consumed into
+        ``holds`` (None), a key's first change kept; its records appended to ``records``, newest
+        first. The compiled ledger's does the same in C."""
+        top = len(seg)
+        if not top:
+            return
+        new = seg[top - 9] + seg[top - 1]  # the newest one's block counter before it and its triples
+        first = new
+        while top > 0:
+            r, first, n = seg[top - 10], seg[top - 9], seg[top - 1]
+            lo = top - 10 - 3 * n
+            for i in range(lo, top - 10, 3):
+                blocks.setdefault(seg[i], None)
+            cash[r.buyer, r.currency] = cash[r.seller, r.currency] = None
+            records.append(r)
+            if seg[top - 4] is not None:  # the holds it consumed
+                holds.setdefault(seg[top - 5], None)
+            if seg[top - 2] is not None:
+                holds.setdefault(seg[top - 3], None)
+            top = lo
+        for bid in range(first + 1, new + 1):  # the blocks it may have made
+            blocks.setdefault(bid, _MISSING)
+
+    @staticmethod
     def begin() -> Log:
         """An outermost transaction begins: its undo log (the compiled ledger keeps it too)."""
         return []

@@ -356,6 +356,7 @@ class SqlRegistry(StateRegistry):
         blocks: dict[Any, Any] = {}
         cash: dict[Any, Any] = {}
         holds, log = self._ledger.touched(log)  # the compiled ledger's hold changes, its marks dropped
+        settled_keys = self._ledger.settled_keys
         meta: dict[Any, Any] = {"block": None, "txid": None}
         touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta, "holds": holds}
         records: list[SettlementRecord] = []
@@ -369,23 +370,8 @@ class SqlRegistry(StateRegistry):
                     marks = d.marks()
                 holds.setdefault(marks[at], marks[at + 1])
                 at += 2
-            elif k is _FAST and v:  # settlements (see StateRegistry._undo_fast for the layout)
-                top = len(v)
-                new = v[top - 9] + v[top - 1]  # the newest one's block counter before it and its triples
-                while top > 0:
-                    r, first, n = v[top - 10], v[top - 9], v[top - 1]
-                    lo = top - 10 - 3 * n
-                    for i in range(lo, top - 10, 3):
-                        blocks.setdefault(v[i], None)
-                    cash[r.buyer, r.currency] = cash[r.seller, r.currency] = None
-                    records.append(r)
-                    if v[top - 4] is not None:  # the holds it consumed
-                        holds.setdefault(v[top - 5], None)
-                    if v[top - 2] is not None:
-                        holds.setdefault(v[top - 3], None)
-                    top = lo
-                for bid in range(first + 1, new + 1):  # the blocks the segment may have made
-                    blocks.setdefault(bid, _MISSING)
+            elif k is _FAST:  # a run of settlements
+                settled_keys(v, blocks, cash, holds, records)
             else:
                 name = names.get(id(d))
                 if name is not None:
