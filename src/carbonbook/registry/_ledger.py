@@ -124,7 +124,8 @@ class Ledger:
         """The holds the open transaction changed that the SQL commit need not find in ``log`` (its
         undo log), each with ``_MISSING`` (absent before) or None (present), and the log left to
         walk: here none and the whole log, whose hold changes are its own entries (``_HOLD``); the
-        compiled ledger gives its own changes and the log without their marks."""
+        compiled ledger gives its own changes (but holds absent before and after: nothing to
+        write) and the log without their marks."""
         return {}, log
 
     @staticmethod
