@@ -1438,9 +1438,10 @@ cdef class Ledger:
         """As the reference's ``settled_keys``, in C (the SQL commit's walk of a run of settlements:
         about 2,000 instructions fewer per venue message on SQLite, bench/venue.py --instructions)."""
         cdef Py_ssize_t top = len(seg), lo, i, n
+        cdef long long bid, first, new
         if top == 0:
             return
-        new = seg[top - 9] + seg[top - 1]
+        new = <long long>seg[top - 9] + <Py_ssize_t>seg[top - 1]
         first = new
         while top > 0:
             r = seg[top - 10]
@@ -1462,7 +1463,7 @@ cdef class Ledger:
             if seg[top - 2] is not None:
                 holds.setdefault(seg[top - 3], None)
             top = lo
-        for bid in range(first + 1, new + 1):
+        for bid in range(first + 1, new + 1):  # a C loop: no range object
             blocks.setdefault(bid, MISSING)
 
     # -- holds -------------------------------------------------------------------------
