@@ -1420,17 +1420,18 @@ cdef class Ledger:
                 if (<tuple>e)[0] is table:
                     return holds, log
                 rest.append(e)
-        cdef set gone = set()  # holds taken and given back whole in the transaction: nothing to write
+        cdef set gone = set()  # holds absent now whose first change found them absent: nothing to write
+        cdef Undo* r
         for i in range(self.depth):
-            hold = self.stack[i].hold
-            if hold in holds or hold in gone:
-                continue
-            if self.stack[i].existed:
-                holds[hold] = None
-            elif self.table.find(self.stack[i].hold) >= 0:
-                holds[hold] = MISSING
+            r = &self.stack[i]
+            if self.table.find(r.hold) >= 0:
+                holds.setdefault(r.hold, None if r.existed else MISSING)
+            elif not r.existed:  # its first change, or one after a first that decided already
+                gone.add(r.hold)
             else:
-                gone.add(hold)
+                hold = r.hold
+                if hold not in gone:
+                    holds.setdefault(hold, None)
         return holds, rest
 
     @staticmethod
