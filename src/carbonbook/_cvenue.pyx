@@ -1057,10 +1057,6 @@ cdef class Blocks:
     cdef inline long long last(self, Py_ssize_t i) noexcept:
         return self.rows[i].end
 
-    cdef inline bint fast(self, Py_ssize_t i) noexcept:
-        """Is block ``i`` a live row (one a settlement can move in C)?"""
-        return 0 <= i < self.room and self.rows[i].live
-
     cdef int moved(self, long long i, Py_ssize_t src, long long start, long long end, holder) except -1:
         """Make block ``i`` (a new id): serials ``start``..``end`` of row ``src``'s block, held by
         ``holder``."""
