@@ -111,20 +111,27 @@ def test_one_claimed_writer_at_a_time(pg_factory: Callable[[], PostgresRegistry]
 
 def test_a_journal_stored_one_row_per_entry_is_moved_into_runs(
         pg_factory: Callable[[], PostgresRegistry]) -> None:
-    """A schema written before runs (a ``journal`` table of one row per entry, a ``settlements``
-    table of one row per record) opens with the same journal and records, moved into
-    ``journal_runs`` and ``settlement_runs``, the old tables dropped."""
+    """A schema written before runs and pages (a ``journal`` table of one row per entry, a
+    ``settlements`` table of one row per record, a ``blocks`` table of one row per block) opens with
+    the same journal, records and blocks, moved into ``journal_runs``, ``settlement_runs`` and
+    ``block_pages``, the old tables dropped."""
     one = world(pg_factory())
     one.transfer("a", "b", UnitType.JPA, 5)
     settled = one.settle(7, seller="a", buyer="b", unit=UnitType.JPA, qty=10, currency="JPY", amount=700)
     assert isinstance(settled, Settled)
-    before = fingerprint(one)
+    before, blocks = fingerprint(one), one.blocks()
     one.close()
     cols = "txid, kind, account, counterparty, unit, qty, currency, amount, ref, detail, actor, approver"
     with psycopg.connect(DSN, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(one.schema)))
         conn.execute("DROP TABLE journal_runs")
         conn.execute("DROP TABLE settlement_runs")
+        conn.execute("DROP TABLE block_pages")
+        conn.execute("CREATE TABLE blocks (id BIGINT PRIMARY KEY, origin TEXT, unit TEXT, first BIGINT, "
+                     "last BIGINT, holder TEXT, state TEXT, period BIGINT, scheme TEXT, project TEXT, "
+                     "expiry BIGINT, project_type TEXT)")
+        conn.cursor().executemany(f"INSERT INTO blocks VALUES ({', '.join(['%s'] * 12)})",
+                                  [msgspec.structs.astuple(b) for b in blocks])
         conn.execute("CREATE TABLE settlements (trade_id BIGINT PRIMARY KEY, status TEXT, txid BIGINT, "
                      "seller TEXT, buyer TEXT, unit TEXT, qty BIGINT, currency TEXT, amount BIGINT, "
                      "reason TEXT, detail TEXT)")
@@ -137,11 +144,12 @@ def test_a_journal_stored_one_row_per_entry_is_moved_into_runs(
                                   [msgspec.structs.astuple(e)[:12] for e in before[1]])
     two = PostgresRegistry(DSN, schema=one.schema)
     try:
-        assert fingerprint(two) == before
+        assert fingerprint(two) == before and two.blocks() == blocks
         assert two.settlement(7) == settled
         assert two._read("SELECT table_name FROM information_schema.tables WHERE table_schema = "
-                         "current_schema() AND (table_name LIKE 'journal%' OR table_name LIKE 'settlement%') "
-                         "ORDER BY table_name") == [("journal_runs",), ("settlement_runs",)]
+                         "current_schema() AND (table_name LIKE 'journal%' OR table_name LIKE 'settlement%' "
+                         "OR table_name LIKE 'block%') ORDER BY table_name") == [
+            ("block_pages",), ("journal_runs",), ("settlement_runs",)]
         two.check()
     finally:
         two.close()

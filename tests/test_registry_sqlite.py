@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from carbonbook import UnitType
-from carbonbook.errors import ConcurrentModification, RegistryInUse, RegistryUnavailable
+from carbonbook.errors import ConcurrentModification, RegistryIntegrityError, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry, SQLiteRegistry
 from carbonbook.registry._sql import ADDED_COLUMNS
+from carbonbook.registry._store import PAGE
 from carbonbook.registry.base import Settled, SettlementFailed
 from registry_contract import Factory, RegistryContract, fingerprint, world
 
@@ -93,7 +94,8 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     compliance rows a borrowed count, blocks a project type, deadlines a reporting day, and
     before the allocation, credit-use and missed-report tables, opens: the columns and tables are
     added, keeping its old rules. Its journal, one row per entry without actor and approver, and
-    its settlement records, one row each, are moved into runs (the old tables dropped)."""
+    its settlement records, one row each, are moved into runs, its blocks, one row each without a
+    project type, into pages (the old tables dropped)."""
     path = tmp_path / "old.db"
     reg = world(SQLiteRegistry(path))
     reg.record_emissions("a", 2010, 7)
@@ -102,13 +104,20 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
                reg.settle(8, seller="a", buyer="b", unit=UnitType.JPA, qty=10**6, currency="JPY", amount=1)]
     settled, failed = records
     assert isinstance(settled, Settled) and isinstance(failed, SettlementFailed)
-    before = fingerprint(reg)
+    reg.transfer("a", "b", UnitType.JPA, 5)
+    before, blocks = fingerprint(reg), reg.blocks()
     reg.close()  # type: ignore[attr-defined]
     conn = sqlite3.connect(path)
     for table, column, _ in ADDED_COLUMNS:
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-    for table in ("allocations", "credit_use", "missed", "journal_runs", "settlement_runs"):
+    for table in ("allocations", "credit_use", "missed", "journal_runs", "settlement_runs", "block_pages"):
         conn.execute(f"DROP TABLE {table}")
+    conn.execute("CREATE TABLE blocks (id INTEGER PRIMARY KEY, origin TEXT, unit TEXT, first BIGINT, "
+                 "last BIGINT, holder TEXT, state TEXT, period BIGINT, scheme TEXT, project TEXT, "
+                 "expiry BIGINT)")
+    conn.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     [(b.id, b.origin, b.unit, b.start, b.end, b.holder, b.state, b.period, b.scheme, b.project,
+                       b.expiry) for b in blocks])
     conn.execute("CREATE TABLE settlements (trade_id INTEGER PRIMARY KEY, status TEXT, txid BIGINT, "
                  "seller TEXT, buyer TEXT, unit TEXT, qty BIGINT, currency TEXT, amount BIGINT, reason TEXT, "
                  "detail TEXT)")
@@ -123,10 +132,11 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     again = SQLiteRegistry(path)
-    assert fingerprint(again) == before
+    assert fingerprint(again) == before and again.blocks() == blocks
     assert [again.settlement(7), again.settlement(8)] == records
     assert again._read("SELECT name FROM sqlite_master WHERE name LIKE 'journal%' OR name LIKE 'settlement%' "
-                       "ORDER BY name") == [("journal_runs",), ("settlement_runs",)]
+                       "OR name LIKE 'block%' ORDER BY name") == [("block_pages",), ("journal_runs",),
+                                                                   ("settlement_runs",)]
     assert again.compliance("a", 2010).borrowed == 0
     again.surrender("a", 2010, UnitType.JPA, 7, to="ret")
     assert [type(r).__name__ for r in again.pass_days(0, 6)] == ["Final"] * 3  # no reporting deadline
@@ -157,3 +167,32 @@ def test_blocks_with_and_without_project_fields_are_stored_as_they_are(tmp_path:
     again.check()
     reg.close()
     again.close()
+
+
+def test_blocks_are_stored_in_pages(tmp_path: Path) -> None:
+    """A row of ``block_pages`` per page of ids that holds a block (``PAGE``), none for a page whose
+    blocks all went; a commit whose page write fails changes neither the file nor the cache."""
+    reg = world(SQLiteRegistry(tmp_path / "r.db"))
+    with reg.transaction():
+        for _ in range(300):  # blocks 3..302
+            reg.transfer("a", "b", UnitType.JPA, 1)
+
+    def pages() -> list[int]:
+        return [p for (p,) in reg._read("SELECT page FROM block_pages ORDER BY page")]
+
+    assert pages() == sorted({b.id >> PAGE for b in reg.blocks()}) and len(pages()) > 3
+    reg.transfer("b", "c", UnitType.JPA, 300)  # every block of b's pages moves to new ids
+    assert pages() == sorted({b.id >> PAGE for b in reg.blocks()}) and (150 >> PAGE) not in pages()
+    before, blocks, stored = fingerprint(reg), reg.blocks(), reg._read("SELECT * FROM block_pages")
+    last = max(b.id for b in blocks) >> PAGE
+    reg._conn.execute(f"CREATE TRIGGER boom BEFORE INSERT ON block_pages WHEN NEW.page = {last + 1} "
+                      "BEGIN SELECT RAISE(ABORT, 'boom'); END")
+    with pytest.raises(RegistryIntegrityError, match="boom"), reg.transaction():
+        for _ in range(1 << PAGE):
+            reg.transfer("a", "c", UnitType.JPA, 1)
+    assert (fingerprint(reg), reg.blocks(), reg._read("SELECT * FROM block_pages")) == (before, blocks, stored)
+    reg.check()
+    reg._conn.execute("DROP TRIGGER boom")
+    reg.transfer("a", "c", UnitType.JPA, 1)
+    assert SQLiteRegistry(reg.path).blocks() == reg.blocks()
+    reg.close()

@@ -23,11 +23,13 @@ ledger, with the same events and registry state: every other case is handed to t
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.dict cimport PyDict_GetItem
 from libc.string cimport memcpy, memset
 from carbonbook._hooks cimport AdmitC, StageC
 from carbonbook._slots cimport field, slot_offset
@@ -51,8 +53,8 @@ from carbonbook.events import (
     TradeSettled,
 )
 from carbonbook.registry import _ledger
-from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, Store
-from carbonbook.registry.base import Account, Block, Entry, Settled, SettlementFailed
+from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, PAGE as _PAGE, Store
+from carbonbook.registry.base import Account, Block, BlockState, Entry, Settled, SettlementFailed
 
 cdef object MISSING = _MISSING
 cdef object LEDGER = _LEDGER
@@ -106,6 +108,24 @@ cdef Py_ssize_t B_START = slot_offset(Block, "start")
 cdef Py_ssize_t B_END = slot_offset(Block, "end")
 cdef Py_ssize_t B_ID = slot_offset(Block, "id")
 cdef Py_ssize_t B_HOLDER = slot_offset(Block, "holder")
+cdef tuple B_NAMES = Block.__struct_fields__  # a Block's every field, in order, and their offsets:
+cdef Py_ssize_t B_AT[16]
+
+
+cdef int _block_offsets() except -1:
+    cdef Py_ssize_t j
+    if len(B_NAMES) > 16:
+        raise ImportError("a Block has more than 16 fields: make B_AT larger")
+    for j in range(len(B_NAMES)):
+        B_AT[j] = slot_offset(BLOCK, B_NAMES[j])
+    return 0
+
+
+_block_offsets()
+cdef Py_ssize_t J_ID = B_NAMES.index("id"), J_START = B_NAMES.index("start"), J_END = B_NAMES.index("end")
+cdef Py_ssize_t J_HOLDER = B_NAMES.index("holder"), J_UNIT = B_NAMES.index("unit"), J_STATE = B_NAMES.index("state")
+cdef dict ENUM_NAMES = {**{u: str(u) for u in UnitType}, **{s: str(s) for s in BlockState}}
+cdef int PAGE = _PAGE
 cdef Py_ssize_t A_STATUS = slot_offset(Account, "status")
 cdef Py_ssize_t A_KIND = slot_offset(Account, "kind")
 cdef Py_ssize_t A_UNITS = slot_offset(Account, "units")
@@ -133,6 +153,11 @@ cdef inline object _untracked(object record):
     the busy workload (bench/venue.py --instructions)."""
     PyObject_GC_UnTrack(<void*>record)
     return record
+
+
+def _block_id(b):
+    """A block's id (its first field: ``Blocks.page`` gives Blocks and tuples)."""
+    return b[0] if type(b) is tuple else b.id
 
 
 cdef inline object _replaced(object b, tuple names, object v0, object v1, object v2, object v3):
@@ -1084,6 +1109,45 @@ cdef class Blocks:
         """Does block id ``i`` take a row (see ``ROWS_FREE``)?"""
         return 0 <= i and (i < self.room or i < ROWS_FREE or i < 4 * (self.live + len(self.more)))
 
+    def page(self, long long lo, long long hi):
+        """The blocks with ids ``lo``..``hi - 1``, by id (the SQL commit's page), each its Block or,
+        when its row changed since the Block was made, the tuple of its fields, its unit type and
+        state as their names (the same MessagePack array, without making the Block). O(hi - lo)."""
+        cdef list out = []
+        cdef Py_ssize_t i, j
+        cdef BlockRow* r
+        for i in range(max(lo, 0), min(hi, self.room)):
+            r = &self.rows[i]
+            if not r.live:
+                continue
+            b = <object>r.block
+            if (PyLong_AsLongLong(field(b, B_ID, "id")) == i and PyLong_AsLongLong(field(b, B_START, "start")) == r.start
+                    and PyLong_AsLongLong(field(b, B_END, "end")) == r.end
+                    and field(b, B_HOLDER, "holder") is <object>r.holder):
+                out.append(b)
+                continue
+            row = PyTuple_New(len(B_NAMES))
+            for j in range(len(B_NAMES)):
+                if j == J_ID:
+                    v = i
+                elif j == J_START:
+                    v = r.start
+                elif j == J_END:
+                    v = r.end
+                elif j == J_HOLDER:
+                    v = <object>r.holder
+                elif j == J_UNIT or j == J_STATE:
+                    v = <object>PyDict_GetItem(ENUM_NAMES, field(b, B_AT[j], <str>B_NAMES[j]))
+                else:
+                    v = field(b, B_AT[j], <str>B_NAMES[j])
+                Py_INCREF(v)
+                PyTuple_SET_ITEM(row, j, v)
+            out.append(row)
+        if self.more:
+            out += [b for k, b in self.more.items() if type(k) is int and lo <= k < hi]
+            out.sort(key=_block_id)
+        return out
+
     def put_back(self, bid, old):
         """Undo what a settlement did to block ``bid``: ``old`` is the Block as it was (the
         reference ledger's undo record) or its first serial (this ledger's: the row kept the rest)."""
@@ -1237,6 +1301,11 @@ cdef class Ledger:
     def new_blocks():
         """No blocks (see :class:`Blocks`)."""
         return Blocks()
+
+    @staticmethod
+    def page(blocks, long long lo, long long hi):
+        """As the reference's ``page``, from the C rows (see :meth:`Blocks.page`)."""
+        return (<Blocks>blocks).page(lo, hi)
 
     @staticmethod
     def put_back(blocks, bid, old):
@@ -1431,11 +1500,11 @@ cdef class Ledger:
         return holds, rest
 
     @staticmethod
-    def settled_keys(list seg, dict blocks, dict cash, dict holds, list records):
+    def settled_keys(list seg, set pages, dict cash, dict holds, list records):
         """As the reference's ``settled_keys``, in C (the SQL commit's walk of a run of settlements:
         about 2,000 instructions fewer per venue message on SQLite, bench/venue.py --instructions)."""
         cdef Py_ssize_t top = len(seg), lo, i, n
-        cdef long long bid, first, new
+        cdef long long p, first, new
         if top == 0:
             return
         new = <long long>seg[top - 9] + <Py_ssize_t>seg[top - 1]
@@ -1446,7 +1515,7 @@ cdef class Ledger:
             n = seg[top - 1]
             lo = top - 10 - 3 * n
             for i in range(lo, top - 10, 3):
-                blocks.setdefault(seg[i], None)
+                pages.add(<long long>seg[i] >> PAGE)
             if type(r) is SETTLED:
                 currency = field(r, S_CURRENCY, "currency")
                 cash[(field(r, S_BUYER, "buyer"), currency)] = None
@@ -1460,8 +1529,8 @@ cdef class Ledger:
             if seg[top - 2] is not None:
                 holds.setdefault(seg[top - 3], None)
             top = lo
-        for bid in range(first + 1, new + 1):  # a C loop: no range object
-            blocks.setdefault(bid, MISSING)
+        for p in range((first + 1) >> PAGE, (new >> PAGE) + 1 if new > first else 0):  # blocks it made
+            pages.add(p)
 
     # -- holds -------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from carbonbook.registry._store import (
     _OPEN,
     _TERMINAL_KINDS,
     _UNIT_NAMES,
+    PAGE,
     Hold,
     JournalRows,
     Log,
@@ -129,14 +130,13 @@ class Ledger:
         return {}, log
 
     @staticmethod
-    def settled_keys(seg: list[Any], blocks: dict[Any, Any], cash: dict[Any, Any], holds: dict[Any, Any],
+    def settled_keys(seg: list[Any], pages: set[int], cash: dict[Any, Any], holds: dict[Any, Any],
                      records: list[SettlementRecord]) -> None:
         """The keys a run of fast-path settlements changed, for the SQL commit (``seg``: its
-        undo values, see ``CashRules._undo_fast``): each block it split or moved into ``blocks``
-        (None: there before), then each block it made (``_MISSING``: not there before), each
-        account and currency of its cash moves into ``cash``, each hold it consumed into
-        ``holds`` (None), a key's first change kept; its records appended to ``records``, newest
-        first. The compiled ledger's does the same in C."""
+        undo values, see ``CashRules._undo_fast``): the page (``PAGE``) of each block it split,
+        moved or may have made into ``pages``, each account and currency of its cash moves into
+        ``cash``, each hold it consumed into ``holds`` (None), a key's first change kept; its
+        records appended to ``records``, newest first. The compiled ledger's does the same in C."""
         top = len(seg)
         if not top:
             return
@@ -146,7 +146,7 @@ class Ledger:
             r, first, n = seg[top - 10], seg[top - 9], seg[top - 1]
             lo = top - 10 - 3 * n
             for i in range(lo, top - 10, 3):
-                blocks.setdefault(seg[i], None)
+                pages.add(seg[i] >> PAGE)
             cash[r.buyer, r.currency] = cash[r.seller, r.currency] = None
             records.append(r)
             if seg[top - 4] is not None:  # the holds it consumed
@@ -154,8 +154,13 @@ class Ledger:
             if seg[top - 2] is not None:
                 holds.setdefault(seg[top - 3], None)
             top = lo
-        for bid in range(first + 1, new + 1):  # the blocks it may have made
-            blocks.setdefault(bid, _MISSING)
+        pages.update(range((first + 1) >> PAGE, (new >> PAGE) + 1) if new > first else ())  # blocks it made
+
+    @staticmethod
+    def page(blocks: dict[int, Block], lo: int, hi: int) -> list[Block]:
+        """The blocks with ids ``lo``..``hi - 1``, by id (a page the SQL commit writes). O(hi - lo)."""
+        get = blocks.get
+        return [b for b in map(get, range(lo, hi)) if b is not None]
 
     @staticmethod
     def begin() -> Log:

@@ -13,9 +13,26 @@ one MessagePack array (an :class:`~carbonbook.registry.base.Entry` as its array 
 settlement's as its :class:`~carbonbook.registry.base.Settled` record). Settlement records are
 written once (a trade settles or fails once) and read only when the registry loads, so they
 are stored as runs too: ``settlement_runs``, keyed by the trade id of a run's first record. A
-venue's commit then writes two such rows instead of about 1.7 rows per command. A database
-written before runs (a ``journal`` and a ``settlements`` table of one row each) has them moved
-into runs when it opens.
+venue's commit then writes two such rows instead of about 1.7 rows per command.
+
+Blocks are stored in pages: a row of ``block_pages`` per ``2**PAGE`` block ids (``_store.PAGE``,
+5: 32 ids), keyed by the page number (id >> PAGE), its live blocks one MessagePack array (a
+:class:`~carbonbook.registry.base.Block` as its array of fields), in order of ids. A commit
+rewrites each page it touched once, from the cache (``Ledger.page``), and deletes each it left
+empty. A venue makes a long-lived block per trade (0.285 a message on the busy flow), at new
+ids: a commit writes a row per 32 of them instead of a row each (about 16,000 instructions a row
+in SQLite): SQLite venue 18,041 -> 13,380 instructions per message (bench/venue.py
+--instructions). A page costs about 1,400 instructions per block it holds (gathered and encoded)
+plus about 20,000 for its row, so a commit that touches old blocks here and there costs more than
+rows did: one block, about 70,000 instructions more (its page and the newest); 448 blocks, one in
+every 64 ids of 28,672, 44 M instructions against 28 M as rows (bench/block_pages.py
+--instructions). No commit rewrites a block more than once: at most every live block, about
+1,400 instructions each. The page size by the same benchmarks: 2**4 ids cost the venue about
+120 instructions more per message (the spread commit 34 M), 2**6 save it about 70 (and cost the
+spread commit 67 M).
+
+A database written before runs and pages (a ``journal``, a ``settlements`` and a ``blocks`` table
+of one row each) has them moved into runs and pages when it opens.
 
 Concurrency is optimistic: a ``version`` row in ``meta`` counts commits. A commit locks
 it (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE``) and refuses with
@@ -35,8 +52,9 @@ import msgspec.json as _json
 
 from carbonbook._types import OffsetLimit, UnitType
 from carbonbook.errors import RegistryIntegrityError
+from carbonbook.registry._ledger import Ledger
 from carbonbook.registry._state import StateRegistry
-from carbonbook.registry._store import _FAST, _HOLD, _LEDGER, _MISSING, Log, Store, _entry
+from carbonbook.registry._store import _FAST, _HOLD, _LEDGER, _MISSING, PAGE, Log, Store, _entry
 from carbonbook.registry.base import (
     Account,
     AccountKind,
@@ -60,8 +78,6 @@ _TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                             "import_limit", "control_periods", "banking_into")),
     "caps": (("scheme", "period"), ("cap", "issued")),
     "issuances": (("origin", "first"), ("last", "unit", "scheme", "period")),
-    "blocks": (("id",), ("origin", "unit", "first", "last", "holder", "state", "period", "scheme",
-                         "project", "expiry", "project_type")),
     "cash": (("account", "currency"), ("amount",)),
     "holds": (("id",), ("account", "kind", "asset", "amount")),
     "compliance": (("account", "period"), ("verified", "surrendered", "offsets", "borrowed")),
@@ -105,6 +121,9 @@ _JOURNAL = ("txid", "kind", "account", "counterparty", "unit", "qty", "currency"
             "actor", "approver")
 """The columns of a journal stored one row per entry (before runs): :class:`~carbonbook.registry.base.Entry`'s
 fields but ``day``, which is read from the ``days`` table."""
+_BLOCKS = ("id", "origin", "unit", "first", "last", "holder", "state", "period", "scheme", "project", "expiry",
+           "project_type")
+"""The columns of blocks stored one row each (before pages)."""
 _SETTLEMENTS = ("trade_id", "status", "txid", "seller", "buyer", "unit", "qty", "currency", "amount", "reason",
                 "detail")
 """The columns of settlement records stored one row each (before runs)."""
@@ -113,9 +132,12 @@ RUN = 65_536
 ``settlement_runs``."""
 _RUNS = {"journal_runs": ("last", "entries"), "settlement_runs": ("first", "records")}
 """The tables of runs: (key column, MessagePack column)."""
+_BLOBS = {**_RUNS, "block_pages": ("page", "blocks")}
+"""The tables of MessagePack rows: (key column, MessagePack column)."""
 _encode_run = msgspec.msgpack.Encoder().encode
 _decode_run = msgspec.msgpack.Decoder(list[Entry | dict[str, Any]]).decode
 _decode_records = msgspec.msgpack.Decoder(list[SettlementRecord]).decode
+_decode_page = msgspec.msgpack.Decoder(list[Block]).decode
 
 
 def _runs(items: Sequence[Any], key: Callable[[Sequence[Any]], int]) -> list[Row]:
@@ -131,6 +153,22 @@ def _first_trade(records: Sequence[SettlementRecord]) -> int:
     return records[0].trade_id
 
 
+def _pages(blocks: Any, page: Callable[[Any, int, int], list[Any]],
+           pages: set[int]) -> tuple[list[Row], list[Row]]:
+    """The rows of ``block_pages`` that store ``pages`` of ``blocks``: (upserts: each page with a
+    block now, the MessagePack array of its blocks, ``page(blocks, lo, hi)``; deletes: each without).
+    O(2**PAGE ids per page)."""
+    ups: list[Row] = []
+    dels: list[Row] = []
+    for p in sorted(pages):
+        live = page(blocks, p << PAGE, (p + 1) << PAGE)
+        if live:
+            ups.append((p, _encode_run(live)))
+        else:
+            dels.append((p,))
+    return ups, dels
+
+
 def _run_entries(data: bytes) -> list[Entry]:
     """The entries of one stored run."""
     return [e if type(e) is Entry else _entry(msgspec.convert(e, Settled)) for e in _decode_run(data)]
@@ -142,7 +180,7 @@ def ddl(rowid: bool = False, blob: str = "BYTEA") -> list[str]:
     by it (``INTEGER PRIMARY KEY``, the rowid) instead of a separate index, which halves the
     B-tree work of each row written."""
     out = [f"CREATE TABLE IF NOT EXISTS {table} ({key} {'INTEGER' if rowid else 'BIGINT'} PRIMARY KEY, "
-           f"{data} {blob} NOT NULL)" for table, (key, data) in _RUNS.items()]
+           f"{data} {blob} NOT NULL)" for table, (key, data) in _BLOBS.items()]
     for table, (keys, values) in _TABLES.items():
         if rowid and len(keys) == 1 and keys[0] in _INT_COLUMNS:
             cols = ", ".join([f"{keys[0]} INTEGER PRIMARY KEY"]
@@ -158,7 +196,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("schemes", "phases", "''"), ("schemes", "phase_banking", "1"), ("schemes", "borrowing", "0"),
     ("schemes", "removals", "0"), ("schemes", "borrow_limit", "NULL"), ("schemes", "offset_limits", "'[]'"),
     ("schemes", "excluded", "'[]'"), ("schemes", "links", "'[]'"), ("schemes", "import_limit", "NULL"),
-    ("compliance", "borrowed", "0"), ("blocks", "project_type", "NULL"),
+    ("compliance", "borrowed", "0"),
     ("deadlines", "report", "NULL"), ("deadlines", "reported", "0"), ("schemes", "control_periods", "'[]'"),
     ("schemes", "banking_into", "NULL"),
 )
@@ -192,8 +230,6 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
                 _json.encode(sorted(v.excluded)).decode(), _json.encode(sorted(v.links)).decode(),
                 v.import_limit, _json.encode(v.control_periods).decode(),
                 None if type(v.phase_banking) is bool else ",".join(str(p) for p in sorted(v.phase_banking)))
-    if table == "blocks":
-        return _block_row(k, v)
     if table == "holds":
         return (k, *v)
     key = k if isinstance(k, tuple) else (k,)
@@ -201,16 +237,11 @@ def _to_row(table: str, k: Any, v: Any) -> Row:
     return (*key, *value)
 
 
-def _block_row(k: Any, v: Block) -> Row:
-    return (v.id, v.origin, str(v.unit), v.start, v.end, v.holder, str(v.state), v.period, v.scheme, v.project,
-            v.expiry, v.project_type)
-
-
 def _cash_row(k: tuple[str, str], v: int) -> Row:
     return (k[0], k[1], v)
 
 
-_ROWS: dict[str, Callable[[Any, Any], Row]] = {"blocks": _block_row, "cash": _cash_row}
+_ROWS: dict[str, Callable[[Any, Any], Row]] = {"cash": _cash_row}
 """Row builders for the tables a settlement writes most (the others go through ``_to_row``)."""
 
 
@@ -219,6 +250,11 @@ def _record(r: Row) -> SettlementRecord:
     if r[1] == "settled":
         return Settled(r[0], r[2], r[3], r[4], UnitType(r[5]), r[6], r[7], r[8])
     return SettlementFailed(r[0], r[9], r[10], r[3], r[4], r[5], r[6], r[7], r[8])
+
+
+def _old_block(r: Row) -> Block:
+    """A block from its row (``_BLOCKS``)."""
+    return Block(r[0], r[1], UnitType(r[2]), r[3], r[4], r[5], BlockState(r[6]), r[7], r[8], r[9], r[10], r[11])
 
 
 def _from_row(table: str, r: Row) -> tuple[Any, Any]:
@@ -233,9 +269,6 @@ def _from_row(table: str, r: Row) -> tuple[Any, Any]:
                             frozenset(_json.decode(r[11], type=list[tuple[str, int]])),
                             frozenset(_json.decode(r[12], type=list[str])), r[13],
                             _json.decode(r[14], type=tuple[tuple[int, int], ...]))
-    if table == "blocks":
-        return r[0], Block(r[0], r[1], UnitType(r[2]), r[3], r[4], r[5], BlockState(r[6]), r[7], r[8],
-                           r[9], r[10], r[11])
     if table == "holds":
         return r[0], tuple(r[1:])
     nkeys = len(_TABLES[table][0])
@@ -264,6 +297,9 @@ class SqlRegistry(StateRegistry):
             self._delete[table] = f"DELETE FROM {table} WHERE " + " AND ".join(f"{k} = {p}" for k in keys)
         self._insert_run = {table: f"INSERT INTO {table} ({key}, {data}) VALUES ({p}, {p})"
                             for table, (key, data) in _RUNS.items()}
+        self._put_page = (f"INSERT INTO block_pages (page, blocks) VALUES ({p}, {p}) "
+                          f"ON CONFLICT (page) DO UPDATE SET blocks = excluded.blocks")
+        self._drop_page = f"DELETE FROM block_pages WHERE page = {p}"
 
     # -- driver hooks ----------------------------------------------------------------
 
@@ -277,10 +313,11 @@ class SqlRegistry(StateRegistry):
     def _read(self, sql: str) -> list[Row]:
         """Run a query and return its rows."""
 
-    def _into_runs(self, has_column: Callable[[str, str], bool]) -> Iterator[tuple[str, list[Row], str]]:
-        """For a database written before runs: (statement, rows of runs, old table to drop) for
-        its ``journal`` and ``settlements`` tables of one row each, those it has. Journal rows
-        written before entries had an actor and approver get None for them."""
+    def _regrouped(self, has_column: Callable[[str, str], bool]) -> Iterator[tuple[str, list[Row], str]]:
+        """For a database written before runs or pages: (statement, rows of runs or pages, old table
+        to drop) for its ``journal``, ``settlements`` and ``blocks`` tables of one row each, those
+        it has. Journal rows written before entries had an actor and approver, and block rows
+        before blocks had a project type, get None for them."""
         if has_column("journal", "kind"):
             cols = [c if c not in ("actor", "approver") or has_column("journal", c) else "NULL"
                     for c in _JOURNAL]
@@ -291,6 +328,11 @@ class SqlRegistry(StateRegistry):
             rows = self._read(f"SELECT {', '.join(_SETTLEMENTS)} FROM settlements ORDER BY trade_id")
             yield (self._insert_run["settlement_runs"], _runs([_record(r) for r in rows], _first_trade),
                    "settlements")
+        if has_column("blocks", "origin"):
+            cols = [c if c != "project_type" or has_column("blocks", c) else "NULL" for c in _BLOCKS]
+            rows = self._read(f"SELECT {', '.join(cols)} FROM blocks ORDER BY id")
+            blocks = {r[0]: _old_block(r) for r in rows}
+            yield self._put_page, _pages(blocks, Ledger.page, {bid >> PAGE for bid in blocks})[0], "blocks"
 
     # -- loading -------------------------------------------------------------------
 
@@ -323,6 +365,10 @@ class SqlRegistry(StateRegistry):
                     version = v
                     continue
                 d[k] = v
+        blocks = target._blocks
+        for (data,) in self._read("SELECT blocks FROM block_pages ORDER BY page"):
+            for b in _decode_page(data):
+                blocks[b.id] = b
         settlements = target._settlements
         for (data,) in self._read("SELECT records FROM settlement_runs ORDER BY first"):
             for record in _decode_records(data):
@@ -347,18 +393,19 @@ class SqlRegistry(StateRegistry):
     def _commit(self, log: Log) -> None:
         """Write every key the transaction touched, once: an upsert of its value now, or a delete
         when it is gone, unless it was absent before the transaction too (a hold taken and used
-        up in one group of commands writes nothing but its journal rows). The new settlement
+        up in one group of commands writes nothing but its journal rows); blocks by page, each page
+        with a touched block once, whole (or deleted when none is left). The new settlement
         records (a trade settles once) and journal entries are written as runs."""
         tables = self._persisted()
         names = {id(d): name for name, d in tables.items()}
         # touched keys per table -> the value before the transaction (_MISSING: absent;
-        # None: present or unknown)
-        blocks: dict[Any, Any] = {}
+        # None: present or unknown); blocks by page
+        pages: set[int] = set()
         cash: dict[Any, Any] = {}
         holds, log = self._ledger.touched(log)  # the compiled ledger's hold changes, its marks dropped
         settled_keys = self._ledger.settled_keys
         meta: dict[Any, Any] = {"block": None, "txid": None}
-        touched: dict[str, dict[Any, Any]] = {"blocks": blocks, "cash": cash, "meta": meta, "holds": holds}
+        touched: dict[str, dict[Any, Any]] = {"cash": cash, "meta": meta, "holds": holds}
         records: list[SettlementRecord] = []
         marks: list[Any] = []  # the compiled ledger's hold changes, in order (hold, before, ...)
         at = 0  # the next one's
@@ -371,13 +418,19 @@ class SqlRegistry(StateRegistry):
                 holds.setdefault(marks[at], marks[at + 1])
                 at += 2
             elif k is _FAST:  # a run of settlements
-                settled_keys(v, blocks, cash, holds, records)
+                settled_keys(v, pages, cash, holds, records)
             else:
                 name = names.get(id(d))
                 if name is not None:
                     touched.setdefault(name, {}).setdefault(k, v)
         records += [self._settlements[k] for k in touched.pop("settlements", ())]
         ops: list[tuple[str, list[Row]]] = []
+        pages.update(bid >> PAGE for bid in touched.pop("blocks", ()))
+        full, empty = _pages(self._blocks, self._ledger.page, pages)
+        if empty:
+            ops.append((self._drop_page, empty))
+        if full:
+            ops.append((self._put_page, full))
         for name, keys in touched.items():
             get = tables[name].get
             conv = _ROWS.get(name)

@@ -80,6 +80,9 @@ _REMOVE: Any = object()
 _FAST: Any = object()
 _HOLD: Any = object()
 _LEDGER: Any = object()
+PAGE = 5
+"""The SQL backends store blocks in pages of 2**PAGE ids, a block in page ``id >> PAGE`` (see
+``_sql``, where the size is measured)."""
 _ACTIVE = BlockState.ACTIVE
 _OPEN = AccountStatus.OPEN
 _TERMINAL_KINDS = (AccountKind.RETIREMENT, AccountKind.CANCELLATION)

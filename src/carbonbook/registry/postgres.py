@@ -24,7 +24,7 @@ from carbonbook.errors import (
     RegistryInUse,
     RegistryUnavailable,
 )
-from carbonbook.registry._sql import _INT_COLUMNS, _RUNS, Row, SqlRegistry, ddl, upgrade
+from carbonbook.registry._sql import _BLOBS, _INT_COLUMNS, Row, SqlRegistry, ddl, upgrade
 
 try:
     import psycopg
@@ -48,7 +48,7 @@ class PostgresRegistry(SqlRegistry):
     def __init__(self, dsn: str, *, schema: str = "carbonbook", connect_timeout: int = 5) -> None:
         super().__init__()
         self._json_sql: dict[str, bytes] = {}
-        self._runs_sql = set(self._insert_run.values())
+        self._blob_sql = {*self._insert_run.values(), self._put_page}
         self.schema = schema
         self.lock_timeout = 10.0
         """Seconds :meth:`writing` waits for its turn to write."""
@@ -63,14 +63,14 @@ class PostgresRegistry(SqlRegistry):
                 self._conn.execute(b"SELECT pg_advisory_xact_lock(%s, 1)", (self._lock_key,))
                 self._conn.execute(_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(_sql.Identifier(schema)))
                 self._conn.execute(_sql.SQL("SET search_path TO {}").format(_sql.Identifier(schema)))
-                fresh = [(table, col) for table, (_, col) in _RUNS.items() if not self._has_column(table, col)]
+                fresh = [(table, col) for table, (_, col) in _BLOBS.items() if not self._has_column(table, col)]
                 for stmt in ddl():
                     self._conn.execute(stmt.encode())
-                for table, col in fresh:  # runs stored as they are: pglz made a commit's write 5x slower
+                for table, col in fresh:  # stored as they are: pglz made a commit's write of runs 5x slower
                     self._conn.execute(f"ALTER TABLE {table} ALTER COLUMN {col} SET STORAGE EXTERNAL".encode())
                 for stmt in upgrade(self._has_column):
                     self._conn.execute(stmt.encode())
-                for stmt, runs, old in list(self._into_runs(self._has_column)):
+                for stmt, runs, old in list(self._regrouped(self._has_column)):
                     self._conn.cursor().executemany(stmt.encode(), runs)
                     self._conn.execute(f"DROP TABLE {old}".encode())
         except psycopg.Error as e:
@@ -98,7 +98,7 @@ class PostgresRegistry(SqlRegistry):
                         f"schema {self.schema} was changed by another writer (version "
                         f"{row[0] if row else 0}, expected {version}); reload() and retry")
                 for stmt, rows in ops:
-                    if len(rows) > 1 and stmt.startswith("INSERT") and stmt not in self._runs_sql:
+                    if len(rows) > 1 and stmt.startswith("INSERT") and stmt not in self._blob_sql:
                         # one INSERT ... SELECT FROM the rows as one JSON array: psycopg's pipelined
                         # executemany costs ~40 us of Python per row, its arrays of ~2 us per value
                         cur.execute(self._from_json(stmt), (_json.encode(rows).decode(),))

@@ -61,7 +61,7 @@ class SQLiteRegistry(SqlRegistry):
                 self._conn.execute(stmt)
             for stmt in upgrade(self._has_column):
                 self._conn.execute(stmt)
-            for stmt, runs, old in list(self._into_runs(self._has_column)):
+            for stmt, runs, old in list(self._regrouped(self._has_column)):
                 self._conn.executemany(stmt, runs)
                 self._conn.execute(f"DROP TABLE {old}")
             self._conn.execute("COMMIT")
