@@ -144,9 +144,7 @@ def test_a_database_without_the_later_columns_opens(tmp_path: Path) -> None:
 
 
 def test_blocks_with_and_without_project_fields_are_stored_as_they_are(tmp_path: Path) -> None:
-    """Block rows go to SQLite with their trailing Nones as NULL literals when every row of a commit
-    ends in them, and as they are otherwise: a commit of plain blocks only, then one of plain blocks
-    and blocks with a project, an expiry or a project type, read back the same."""
+    """Blocks with and without a project, an expiry or a project type, in one page, read back the same."""
     from carbonbook.registry import Scheme
 
     reg = SQLiteRegistry(tmp_path / "reg.db")

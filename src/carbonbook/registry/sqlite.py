@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from operator import itemgetter
 from typing import TextIO
 
 from carbonbook.errors import (
@@ -51,7 +50,6 @@ class SQLiteRegistry(SqlRegistry):
             raise ValueError(f"bad synchronous level {synchronous!r}")
         self.path = os.fspath(path)
         self._claim: TextIO | None = None
-        self._tails: dict[tuple[str, int], str] = {}  # _null_tails' statements
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -89,8 +87,7 @@ class SQLiteRegistry(SqlRegistry):
                         f"{self.path} was changed by another writer (version {row[0] if row else 0}, "
                         f"expected {version}); reload() and retry")
                 for sql, rows in ops:
-                    conn.executemany(*self._null_tails(sql, rows) if rows and sql.startswith("INSERT")
-                                     else (sql, rows))
+                    conn.executemany(sql, rows)
                 conn.execute("INSERT INTO meta (k, v) VALUES ('version', ?) "
                              "ON CONFLICT (k) DO UPDATE SET v = excluded.v", (version + 1,))
                 conn.execute("COMMIT")
@@ -100,29 +97,6 @@ class SQLiteRegistry(SqlRegistry):
                 raise
         except sqlite3.Error as e:
             raise _translate(e) from e
-
-    def _null_tails(self, sql: str, rows: list[Row]) -> tuple[str, list[Row]]:
-        """``(sql, rows)`` of an INSERT, or, when every row ends in the same Nones, a statement with
-        NULL literals for them and the rows without them (sliced in C, no Python per row):
-        sqlite3 looks up an adapter for every None it binds (~1,200 instructions, though a
-        registered one), and a block row has three (project, expiry, project_type): 600
-        instructions fewer per venue message on SQLite (bench/venue.py --instructions --backend
-        sqlite; a loop over each row's Nones in Python cost as much as it saved). The same rows
-        are stored."""
-        first = rows[0]
-        n = len(first)
-        while n and first[n - 1] is None:
-            n -= 1
-        tail = len(first) - n
-        if not tail or set(map(itemgetter(slice(n, None)), rows)) != {(None,) * tail}:
-            return sql, rows
-        stmt = self._tails.get((sql, tail))
-        if stmt is None:
-            i = sql.index(" VALUES (") + 9
-            j = sql.index(")", i)
-            marks = ", ".join(sql[i:j].split(", ")[:n] + ["NULL"] * tail)
-            stmt = self._tails[sql, tail] = f"{sql[:i]}{marks}{sql[j:]}"
-        return stmt, list(map(itemgetter(slice(n)), rows))
 
     def claim_writer(self) -> None:
         """As :meth:`Registry.claim_writer`: an exclusive ``flock`` on ``PATH-writer`` (the kernel
