@@ -62,6 +62,8 @@ from carbonbook.registry import (
 )
 from carbonbook.registry._allocation import said
 from carbonbook.registry._audit import active_blocks
+from carbonbook.registry._sql import SqlRegistry
+from carbonbook.registry._store import PAGE
 from carbonbook.venue.checkpoint import Checkpoint, Outcome
 
 JPA, JVER, EUA = UnitType.JPA, UnitType.JVER, UnitType.EUA
@@ -110,6 +112,38 @@ def fingerprint(reg: Registry) -> Any:
         [reg.account(a) for a in ACCOUNTS],
         reg.allocations(),
     )
+
+
+def stored_in_pages(reg: SqlRegistry, reopen: Callable[[Registry], Registry], arm: Callable[[int], None],
+                    disarm: Callable[[], Any], exc: type[RegistryError]) -> None:
+    """An SQL registry's blocks in pages (``_sql``): a row of ``block_pages`` per page of ids that
+    holds a block (``PAGE``), none for a page whose blocks all went; a commit whose write of a page
+    fails (``arm(page)`` makes the database refuse that page with ``exc``) changes neither the
+    database nor the cache; once ``disarm()``ed, the same moves commit."""
+    with reg.transaction():
+        for _ in range(300):  # blocks 3..302
+            reg.transfer("a", "b", JPA, 1)
+
+    def pages() -> list[int]:
+        return [p for (p,) in reg._read("SELECT page FROM block_pages ORDER BY page")]
+
+    assert pages() == sorted({b.id >> PAGE for b in reg.blocks()}) and len(pages()) > 3
+    reg.transfer("b", "c", JPA, 300)  # every block of b's pages moves to new ids
+    assert pages() == sorted({b.id >> PAGE for b in reg.blocks()}) and (150 >> PAGE) not in pages()
+    rows = "SELECT * FROM block_pages ORDER BY page"
+    before, blocks, stored = fingerprint(reg), reg.blocks(), reg._read(rows)
+    arm((max(b.id for b in blocks) >> PAGE) + 1)
+    with pytest.raises(exc, match="boom"), reg.transaction():
+        for _ in range(1 << PAGE):
+            reg.transfer("a", "c", JPA, 1)
+    assert (fingerprint(reg), reg.blocks()) == (before, blocks)
+    assert reg._read(rows) == stored
+    reg.check()
+    disarm()
+    for _ in range(1 << PAGE):
+        reg.transfer("a", "c", JPA, 1)
+    with closing(reopen(reg)) as again:  # type: ignore[type-var]
+        assert again.blocks() == reg.blocks()
 
 
 def refused(reg: Registry, exc: type[RegistryError], match: str, fn: Callable[..., Any],

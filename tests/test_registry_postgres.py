@@ -19,7 +19,7 @@ from carbonbook import UnitType
 from carbonbook.errors import ConcurrentModification, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry
 from carbonbook.registry.base import Settled
-from registry_contract import Factory, RegistryContract, fingerprint, world
+from registry_contract import Factory, RegistryContract, fingerprint, stored_in_pages, world
 
 if os.environ.get("CARBONBOOK_PG_SKIP") == "1":
     pytest.skip("CARBONBOOK_PG_SKIP=1", allow_module_level=True)
@@ -153,3 +153,16 @@ def test_a_journal_stored_one_row_per_entry_is_moved_into_runs(
         two.check()
     finally:
         two.close()
+
+
+def test_blocks_are_stored_in_pages(pg_factory: Callable[[], PostgresRegistry]) -> None:
+    reg = world(pg_factory())
+
+    def arm(page: int) -> None:
+        reg._conn.execute("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'boom'; END $$")
+        reg._conn.execute(f"CREATE TRIGGER boom BEFORE INSERT ON block_pages FOR EACH ROW "
+                          f"WHEN (NEW.page = {page}) EXECUTE FUNCTION boom()".encode())
+
+    stored_in_pages(reg, lambda r: PostgresRegistry(DSN, schema=reg.schema), arm,
+                    lambda: reg._conn.execute(b"DROP TRIGGER boom ON block_pages"), RegistryUnavailable)

@@ -13,9 +13,8 @@ from carbonbook import UnitType
 from carbonbook.errors import ConcurrentModification, RegistryIntegrityError, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry, SQLiteRegistry
 from carbonbook.registry._sql import ADDED_COLUMNS
-from carbonbook.registry._store import PAGE
 from carbonbook.registry.base import Settled, SettlementFailed
-from registry_contract import Factory, RegistryContract, fingerprint, world
+from registry_contract import Factory, RegistryContract, fingerprint, stored_in_pages, world
 
 
 class TestSQLiteRegistry(RegistryContract):
@@ -168,29 +167,12 @@ def test_blocks_with_and_without_project_fields_are_stored_as_they_are(tmp_path:
 
 
 def test_blocks_are_stored_in_pages(tmp_path: Path) -> None:
-    """A row of ``block_pages`` per page of ids that holds a block (``PAGE``), none for a page whose
-    blocks all went; a commit whose page write fails changes neither the file nor the cache."""
     reg = world(SQLiteRegistry(tmp_path / "r.db"))
-    with reg.transaction():
-        for _ in range(300):  # blocks 3..302
-            reg.transfer("a", "b", UnitType.JPA, 1)
 
-    def pages() -> list[int]:
-        return [p for (p,) in reg._read("SELECT page FROM block_pages ORDER BY page")]
+    def arm(page: int) -> None:
+        reg._conn.execute(f"CREATE TRIGGER boom BEFORE INSERT ON block_pages WHEN NEW.page = {page} "
+                          "BEGIN SELECT RAISE(ABORT, 'boom'); END")
 
-    assert pages() == sorted({b.id >> PAGE for b in reg.blocks()}) and len(pages()) > 3
-    reg.transfer("b", "c", UnitType.JPA, 300)  # every block of b's pages moves to new ids
-    assert pages() == sorted({b.id >> PAGE for b in reg.blocks()}) and (150 >> PAGE) not in pages()
-    before, blocks, stored = fingerprint(reg), reg.blocks(), reg._read("SELECT * FROM block_pages")
-    last = max(b.id for b in blocks) >> PAGE
-    reg._conn.execute(f"CREATE TRIGGER boom BEFORE INSERT ON block_pages WHEN NEW.page = {last + 1} "
-                      "BEGIN SELECT RAISE(ABORT, 'boom'); END")
-    with pytest.raises(RegistryIntegrityError, match="boom"), reg.transaction():
-        for _ in range(1 << PAGE):
-            reg.transfer("a", "c", UnitType.JPA, 1)
-    assert (fingerprint(reg), reg.blocks(), reg._read("SELECT * FROM block_pages")) == (before, blocks, stored)
-    reg.check()
-    reg._conn.execute("DROP TRIGGER boom")
-    reg.transfer("a", "c", UnitType.JPA, 1)
-    assert SQLiteRegistry(reg.path).blocks() == reg.blocks()
+    stored_in_pages(reg, lambda r: SQLiteRegistry(reg.path), arm,
+                    lambda: reg._conn.execute("DROP TRIGGER boom"), RegistryIntegrityError)
     reg.close()
