@@ -22,12 +22,6 @@ from carbonbook.errors import (
 )
 from carbonbook.registry._sql import Row, SqlRegistry, ddl, upgrade
 
-# sqlite3 (Python 3.11) looks up an adapter for every None it binds and, finding none, raises
-# and drops an AttributeError: ~3,000 instructions a NULL, a third of a venue commit's binding.
-# With one registered for None it calls that instead: ``{}.get`` (C) gives None back, bound as
-# NULL as before. Process-wide, like every sqlite3 adapter; it changes no value bound.
-sqlite3.register_adapter(type(None), dict[None, None]().get)
-
 
 def _translate(e: sqlite3.Error) -> RegistryError:
     if isinstance(e, sqlite3.IntegrityError):
