@@ -29,7 +29,6 @@ from cpython.object cimport PyObject, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.dict cimport PyDict_GetItem
 from libc.string cimport memcpy, memset
 from carbonbook._hooks cimport AdmitC, StageC
 from carbonbook._slots cimport field, slot_offset
@@ -123,8 +122,9 @@ cdef int _block_offsets() except -1:
 
 _block_offsets()
 cdef Py_ssize_t J_ID = B_NAMES.index("id"), J_START = B_NAMES.index("start"), J_END = B_NAMES.index("end")
-cdef Py_ssize_t J_HOLDER = B_NAMES.index("holder"), J_UNIT = B_NAMES.index("unit"), J_STATE = B_NAMES.index("state")
-cdef dict ENUM_NAMES = {**{u: str(u) for u in UnitType}, **{s: str(s) for s in BlockState}}
+cdef Py_ssize_t J_HOLDER = B_NAMES.index("holder"), J_UNIT = B_NAMES.index("unit")
+cdef Py_ssize_t J_STATE = B_NAMES.index("state")
+cdef dict ENUM_NAMES = {**{u: str(u) for u in UnitType}, **{s: str(s) for s in BlockState}}  # Blocks.page's
 cdef int PAGE = _PAGE
 cdef Py_ssize_t A_STATUS = slot_offset(Account, "status")
 cdef Py_ssize_t A_KIND = slot_offset(Account, "kind")
@@ -1121,7 +1121,8 @@ cdef class Blocks:
             if not r.live:
                 continue
             b = <object>r.block
-            if (PyLong_AsLongLong(field(b, B_ID, "id")) == i and PyLong_AsLongLong(field(b, B_START, "start")) == r.start
+            if (PyLong_AsLongLong(field(b, B_ID, "id")) == i
+                    and PyLong_AsLongLong(field(b, B_START, "start")) == r.start
                     and PyLong_AsLongLong(field(b, B_END, "end")) == r.end
                     and field(b, B_HOLDER, "holder") is <object>r.holder):
                 out.append(b)
@@ -1137,7 +1138,8 @@ cdef class Blocks:
                 elif j == J_HOLDER:
                     v = <object>r.holder
                 elif j == J_UNIT or j == J_STATE:
-                    v = <object>PyDict_GetItem(ENUM_NAMES, field(b, B_AT[j], <str>B_NAMES[j]))
+                    v = field(b, B_AT[j], <str>B_NAMES[j])
+                    v = ENUM_NAMES.get(v, v)
                 else:
                     v = field(b, B_AT[j], <str>B_NAMES[j])
                 Py_INCREF(v)
