@@ -26,10 +26,10 @@ in SQLite): SQLite venue 18,041 -> about 13,400 instructions per message (bench/
 plus about 20,000 for its row, so a commit that touches old blocks here and there costs more than
 rows did: one block, about 70,000 instructions more (its page and the newest); 448 blocks, one in
 every 64 ids of 28,672, 44 M instructions against 28 M as rows (bench/block_pages.py
---instructions; in CPU time 7 ms either way on SQLite, 9 ms against 5 on PostgreSQL). No commit rewrites a block more than once: at most every live block, about
-1,400 instructions each. The page size by the same benchmarks: 2**4 ids cost the venue about
-120 instructions more per message (the spread commit 34 M), 2**6 save it about 70 (and cost the
-spread commit 67 M).
+--instructions; in CPU time 7 ms either way on SQLite, 9 ms against 5 on PostgreSQL). No commit
+rewrites a block more than once: at most every live block, about 1,400 instructions each. The
+page size by the same benchmarks: 2**4 ids cost the venue about 120 instructions more per message
+(the spread commit 34 M), 2**6 save it about 70 (and cost the spread commit 67 M).
 
 A database written before runs and pages (a ``journal``, a ``settlements`` and a ``blocks`` table
 of one row each) has them moved into runs and pages when it opens.
