@@ -34,6 +34,7 @@ from carbonbook._slots cimport field, slot_offset
 from collections import deque
 
 from msgspec import Raw
+from msgspec.msgpack import Encoder
 from msgspec.structs import replace
 
 from carbonbook._types import UnitType
@@ -245,7 +246,7 @@ cdef tuple ROW_NAMES = (None, "reserve", "reserve", "release", "release")
 cdef object RAW = Raw
 
 
-cdef inline char* _pack_be(char* p, int code, int n, unsigned long long u):
+cdef inline char* _pack_be(char* p, int code, int n, unsigned long long u) noexcept:
     """The byte ``code`` at ``p``, then the low ``n`` bytes of ``u``, big-endian; the end."""
     cdef int i
     p[0] = <char>code
@@ -254,7 +255,7 @@ cdef inline char* _pack_be(char* p, int code, int n, unsigned long long u):
     return p + n + 1
 
 
-cdef inline char* _pack_int(char* p, long long v):
+cdef inline char* _pack_int(char* p, long long v) noexcept:
     """MessagePack ``v`` at ``p`` in its shortest form (as msgspec writes it); the end."""
     if 0 <= v < 128 or -32 <= v < 0:
         p[0] = <char>v
@@ -266,7 +267,7 @@ cdef inline char* _pack_int(char* p, long long v):
             else _pack_be(p, 0xd2, 4, v) if v >= -0x80000000 else _pack_be(p, 0xd3, 8, v))
 
 
-cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size):
+cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size) noexcept:
     """MessagePack the UTF-8 ``text`` of ``size`` bytes at ``p`` (room for it and 5 more); the end."""
     if size < 32:
         p[0] = <char>(0xa0 | size)
@@ -2007,7 +2008,7 @@ cdef class Gate:
         return 0
 
 
-# -- the checkpoint's digest lines ----------------------------------------------------------------
+# -- the checkpoint's digest: the commands' fields in MessagePack ------------------------------
 
 cdef struct Lines:
     char* data
@@ -2030,149 +2031,53 @@ cdef inline void _put(Lines* out, const char* text, Py_ssize_t n) noexcept:
     out.size += n
 
 
-cdef inline void _put_key(Lines* out, const char* key, Py_ssize_t n) noexcept:
-    """Write a slot's key (``n`` bytes of the ``KEY_COPY`` its buffer holds): four word copies of a
-    constant size, no call (a memcpy of ``n`` bytes is one: about 20 instructions a key)."""
-    cdef char* p = out.data + out.size
-    memcpy(p, key, 8)
-    memcpy(p + 8, key + 8, 8)
-    memcpy(p + 16, key + 16, 8)
-    memcpy(p + 24, key + 24, 8)
-    out.size += n
-
-
-cdef char PAIRS[200]  # "00" "01" ... "99": an int's digits two at a time
-cdef bint ESCAPED[256]  # the characters a name's line would escape: controls, '"', '\\', DEL
-for _i in range(100):
-    PAIRS[2 * _i], PAIRS[2 * _i + 1] = 48 + _i // 10, 48 + _i % 10
-for _i in range(256):
-    ESCAPED[_i] = _i < 32 or _i in (34, 92, 127)
-
-
-cdef bint _put_int(Lines* out, value, bint nullable) noexcept:
-    """Write the int ``value`` (a plain one of 64 bits; None as null when ``nullable``), or say it is not one."""
-    cdef int overflow = 0, n = 1, pair
-    cdef long long v
-    cdef unsigned long long u, rest
-    cdef char* p
-    if value is None and nullable:
-        _put(out, "null", 4)
-        return True
-    if type(value) is not int:
-        return False
-    v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow:
-        return False
-    if v < 0:
-        out.data[out.size] = 45  # "-"
-        out.size += 1
-        u = 0ULL - <unsigned long long>v
-    else:
-        u = <unsigned long long>v
-    rest = u
-    while rest >= 10:  # the digits, then written from the last, two at a time
-        rest //= 10
-        n += 1
-    out.size += n
-    p = out.data + out.size
-    while u >= 100:
-        pair = <int>(u % 100)
-        u //= 100
-        p -= 2
-        p[0], p[1] = PAIRS[2 * pair], PAIRS[2 * pair + 1]
-    if u >= 10:
-        p -= 2
-        p[0], p[1] = PAIRS[2 * u], PAIRS[2 * u + 1]
-    else:
-        p -= 1
-        p[0] = <char>(48 + u)
-    return True
-
-
-cdef bint _put_name(Lines* out, name) noexcept:
-    """Write the characters of the str ``name`` (its quotes are in the keys), when it is 128
-    characters at most of printable ASCII without a quote or a backslash (nothing to escape); or
-    say it is not."""
-    cdef Py_ssize_t n, i
-    cdef const unsigned char* text
-    cdef char* p
-    cdef unsigned char c
-    if type(name) is not str or not PyUnicode_IS_ASCII(name):
-        return False
-    n = PyUnicode_GET_LENGTH(name)
-    if n > 128:
-        return False
-    text = <const unsigned char*>PyUnicode_DATA(name)
-    p = out.data + out.size
-    for i in range(n):
-        c = text[i]
-        if ESCAPED[c]:
-            return False
-        p[i] = <char>c
-    out.size += n
-    return True
-
-
 cdef enum Kind:
     INT  # an int of 64 bits
     INT_OR_NULL  # or None
-    NAME  # a str (_put_name)
-    MEMBER  # a member of the slot's StrEnum: its characters are its value, a plain name (PLAIN)
+    NAME  # a str
+    MEMBER  # a member of the slot's StrEnum: its characters are its value, a plain name
     BOOL
 
 
 cdef enum:
-    KEY_COPY = 32  # the bytes _put_key copies: a key's buffer holds that many, the lines that many more
+    NAME_ROOM = 250  # the longest name written here (ASCII); a longer one (or not ASCII) goes to ``encode``
 
 
 cdef struct Slot:
-    const char* key  # what comes before the value: ',"qty":' ('{"type":"new","id":' for the first), with
-    Py_ssize_t key_size, offset  # the closing quote of the value before and the opening one of this
-    Kind kind  # value when they are names or members (',"symbol":"' after a name: '","symbol":"')
+    Py_ssize_t offset
+    Kind kind
     PyObject* enum  # MEMBER: the StrEnum (kept by ENUMS)
 
 
 cdef struct Shape:
     Slot slots[16]
-    const char* end  # '}\n', or '"}\n' after a quoted value
-    Py_ssize_t n, end_size, room  # room: past the longest line of plain values, and KEY_COPY
+    char head[16]  # the array's header and the tag, as msgspec writes them
+    Py_ssize_t n, head_size, room  # room: past the longest command written here
 
 
-cdef list KEYS = []  # the slots' keys (and ENUMS their enums), kept for as long as the module
 cdef list ENUMS = [Side, OrderType, TimeInForce, SelfTradePrevention]
-PLAIN = all(m.isascii() and m.isidentifier() and len(m) <= 128 for cls in ENUMS for m in cls)
-"""Every member of those enums is a plain name: their lines copy them as they are."""
-assert PLAIN
+assert all(m.isascii() for cls in ENUMS for m in cls)  # a member's characters are its UTF-8
 
 
 cdef int _shape(Shape* shape, cls, dict kinds) except -1:
-    """The JSON line of the tagged Struct ``cls``: its fields in order (the tag first, as msgspec
-    writes it), each of ``kinds[name]``: a Kind, or a StrEnum (MEMBER)."""
+    """The fields of the tagged Struct ``cls`` in order, each of ``kinds[name]``: a Kind, or a
+    StrEnum (MEMBER); the header and tag msgspec writes before them (``fields_of``)."""
     fields = cls.__struct_fields__
-    assert cls.__struct_config__.tag_field == "type" and len(fields) <= 16 and set(fields) == set(kinds)
-    shape.n, shape.room = len(fields), 3 + KEY_COPY
-    quoted = False  # the value before was a name or a member
+    assert len(fields) <= 15 and set(fields) == set(kinds)
+    head = PACK((cls.__struct_config__.tag, *[None] * len(fields)))[:-len(fields)]  # each None one byte
+    assert len(head) <= 16
+    memcpy(shape.head, PyBytes_AS_STRING(head), len(head))
+    shape.n, shape.head_size, shape.room = len(fields), len(head), len(head)
     for i, name in enumerate(fields):
         kind = kinds[name]
-        opens = kind == NAME or kind in ENUMS
-        key = ((b'"' if quoted else b"")
-               + (f'{{"type":"{cls.__struct_config__.tag}","{name}":' if i == 0 else f',"{name}":').encode()
-               + (b'"' if opens else b""))
-        assert len(key) <= KEY_COPY
-        padded = key.ljust(KEY_COPY, b"\0")
-        KEYS.append(padded)
-        shape.slots[i].key, shape.slots[i].key_size = PyBytes_AS_STRING(padded), len(key)
         shape.slots[i].offset = slot_offset(cls, name)
         shape.slots[i].kind = MEMBER if kind in ENUMS else kind
         shape.slots[i].enum = <PyObject*>kind
-        shape.room += len(key) + (20 if kind in (INT, INT_OR_NULL) else 5 if kind == BOOL else 130)
-        quoted = opens
-    end = b'"}\n' if quoted else b"}\n"
-    KEYS.append(end)
-    shape.end, shape.end_size = PyBytes_AS_STRING(end), len(end)
+        shape.room += 9 if kind in (INT, INT_OR_NULL, BOOL) else 2 + NAME_ROOM
     return 0
 
 
+cdef object PACK = Encoder(order="deterministic").encode
 cdef Shape ORDER, CANCEL
 _shape(&ORDER, NewOrder, dict(id=INT, account=NAME, symbol=NAME, side=Side, qty=INT, price=INT_OR_NULL,
                               order_type=OrderType, tif=TimeInForce, post_only=BOOL, stp=SelfTradePrevention,
@@ -2180,41 +2085,54 @@ _shape(&ORDER, NewOrder, dict(id=INT, account=NAME, symbol=NAME, side=Side, qty=
 _shape(&CANCEL, CancelOrder, dict(id=INT, ts=INT_OR_NULL))
 
 
-cdef bint _put_line(Lines* out, cmd, Shape* shape) noexcept:
-    """Write the JSON line of ``cmd`` (a Struct of ``shape``), or say a value is not a plain one."""
-    cdef Py_ssize_t i, j, n
+cdef bint _put_fields(Lines* out, cmd, Shape* shape) noexcept:
+    """Write the fields of ``cmd`` (a Struct of ``shape``) as msgspec writes ``fields_of(cmd)``, or
+    say a value is not a plain one (an int past 64 bits, a bool for an int, a long name, ...)."""
+    cdef Py_ssize_t i, n
     cdef Slot* slot
     cdef PyObject* value
-    cdef const char* text
-    cdef char* p
+    cdef char* p = out.data + out.size
+    cdef int overflow = 0
+    cdef long long v
+    memcpy(p, shape.head, 16)
+    p += shape.head_size
     for i in range(shape.n):
         slot = &shape.slots[i]
         value = (<PyObject**>((<char*><PyObject*>cmd) + slot.offset))[0]
         if value is NULL:
             return False
-        _put_key(out, slot.key, slot.key_size)
         if slot.kind == INT or slot.kind == INT_OR_NULL:
-            if not _put_int(out, <object>value, slot.kind == INT_OR_NULL):
+            if type(<object>value) is int:
+                v = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
+                if overflow:
+                    return False
+                p = _pack_int(p, v)
+            elif <object>value is None and slot.kind == INT_OR_NULL:
+                p[0] = <char>0xc0
+                p += 1
+            else:
                 return False
-        elif slot.kind == NAME:
-            if not _put_name(out, <object>value):
+        elif slot.kind == BOOL:
+            if <object>value is True:
+                p[0] = <char>0xc3
+            elif <object>value is False:
+                p[0] = <char>0xc2
+            else:
                 return False
-        elif slot.kind == MEMBER:
-            if <PyObject*>Py_TYPE(<object>value) is not slot.enum:
-                return False
-            text = PyUnicode_DATA(<object>value)
-            n = PyUnicode_GET_LENGTH(<object>value)
-            p = out.data + out.size
-            for j in range(n):
-                p[j] = text[j]
-            out.size += n
-        elif <object>value is True:
-            _put(out, "true", 4)
-        elif <object>value is False:
-            _put(out, "false", 5)
+            p += 1
         else:
-            return False
-    _put(out, shape.end, shape.end_size)
+            if slot.kind == MEMBER:
+                if <PyObject*>Py_TYPE(<object>value) is not slot.enum:
+                    return False
+            elif type(<object>value) is not str:
+                return False
+            if not PyUnicode_IS_ASCII(<object>value):
+                return False
+            n = PyUnicode_GET_LENGTH(<object>value)
+            if n > NAME_ROOM:
+                return False
+            p = _pack_str(p, PyUnicode_DATA(<object>value), n)
+    out.size = p - out.data
     return True
 
 
@@ -2388,24 +2306,23 @@ cdef extern from *:
 ck_init()
 cdef int PCLMUL = ck_pclmul()
 cdef Lines SPARE  # the buffer of the last fold, kept for the next (no allocation per batch)
-SPARE.data, SPARE.size, SPARE.room = NULL, 0, 0
+SPARE.data, SPARE.room = NULL, 0
 
 
-def fold_lines(long long digest, commands, encode_lines):
-    """``digest`` (CRC-32 in its high half, Adler-32 in its low half, as a signed 64-bit int) with
-    ``encode_lines(commands)`` folded in: the checkpoint's fold (:mod:`carbonbook.venue.checkpoint`),
-    the same value as zlib's ``crc32`` and ``adler32`` resumed from those halves.
+def fold_fields(long long digest, commands, encode):
+    """``digest`` (CRC-32 in its high half, Adler-32 in its low half, as a signed 64-bit int) with the
+    commands' fields folded in (version 2 of the checkpoint's digest,
+    :func:`carbonbook.venue.checkpoint.fold_fields`): the same value as zlib's ``crc32`` and
+    ``adler32``, resumed from those halves, over ``encode(command)`` of each command, the
+    MessagePack array of its tag and its fields' values.
 
-    The commands' JSON Lines are msgspec's deterministic encoder's: new orders and cancels of plain
-    values (ints of 64 bits, names of printable ASCII without a quote or a backslash, the enums'
-    own members) are written here, in C; every other command by ``encode_lines((command,))``
-    (about 1,000 instructions per command of the busy workload instead of msgspec's 2,000; the
-    quotes of names and members are in the keys, which are copied as four words). The checksums
-    run over the lines where they were written (no bytes object): CRC-32 folded 64 bytes at a
-    time by carry-less multiplication (PCLMULQDQ, where the x86-64 processor has it) and Adler-32
-    16 bytes at a time in SSE2, about 0.4 and 0.8 instructions a byte against zlib's 3.9 and 3.6
-    (callgrind; elsewhere a byte at a time): a 4,096-command batch's 590 KB in 71 us, not 297.
-    About 1,250 instructions per command in all, 2,500 before (bench/venue.py --instructions)."""
+    New orders and cancels of plain values (ints of 64 bits, names of at most 250 ASCII characters, the enums'
+    own members) are written here, in C, as msgspec writes them; every other command by ``encode``.
+    The checksums run over the bytes where they were written (no bytes object): CRC-32 folded 64
+    bytes at a time by carry-less multiplication (PCLMULQDQ, where the x86-64 processor has it) and
+    Adler-32 16 bytes at a time in SSE2, about 0.4 and 0.8 instructions a byte against zlib's 3.9
+    and 3.6 (callgrind; elsewhere a byte at a time). A busy command is about 57 bytes (its JSON line
+    190)."""
     cdef Lines out = SPARE
     cdef Py_ssize_t mark
     cdef Shape* shape
@@ -2415,14 +2332,12 @@ def fold_lines(long long digest, commands, encode_lines):
     try:
         for cmd in commands:
             cls = type(cmd)
-            mark = out.size
             shape = &ORDER if cls is NEW_ORDER else &CANCEL if cls is CANCEL_ORDER else NULL
             if shape is not NULL:
-                _room(&out, shape.room)
-                if _put_line(&out, cmd, shape):
+                _room(&out, shape.room + 16)
+                if _put_fields(&out, cmd, shape):
                     continue
-                out.size = mark
-            line = encode_lines((cmd,))
+            line = encode(cmd)
             _room(&out, PyBytes_GET_SIZE(line))
             _put(&out, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
         value = (<unsigned long long>ck_crc32(<uint32_t>(value >> 32), <const unsigned char*>out.data,
