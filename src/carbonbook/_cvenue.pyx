@@ -2054,7 +2054,7 @@ cdef enum Kind:
     INT  # an int of 64 bits
     INT_OR_NULL  # or None
     NAME  # a str
-    MEMBER  # a member of the slot's StrEnum: its characters are its value, a plain name
+    MEMBER  # a member of the slot's StrEnum (the very object: a str of its value goes to ``encode``)
     BOOL
 
 
@@ -2065,7 +2065,10 @@ cdef enum:
 cdef struct Slot:
     Py_ssize_t offset
     Kind kind
-    PyObject* enum  # MEMBER: the StrEnum (kept by ENUMS)
+    PyObject* members[4]  # MEMBER: the StrEnum's members (kept by ENUMS), each written as
+    char packed[4][16]  # its MessagePack str (16 bytes copied, its size kept)
+    Py_ssize_t sizes[4]
+    Py_ssize_t count
 
 
 cdef struct Shape:
@@ -2075,7 +2078,6 @@ cdef struct Shape:
 
 
 cdef list ENUMS = [Side, OrderType, TimeInForce, SelfTradePrevention]
-assert all(m.isascii() for cls in ENUMS for m in cls)  # a member's characters are its UTF-8
 
 
 cdef int _shape(Shape* shape, cls, dict kinds) except -1:
@@ -2091,7 +2093,15 @@ cdef int _shape(Shape* shape, cls, dict kinds) except -1:
         kind = kinds[name]
         shape.slots[i].offset = slot_offset(cls, name)
         shape.slots[i].kind = MEMBER if kind in ENUMS else kind
-        shape.slots[i].enum = <PyObject*>kind
+        if kind in ENUMS:
+            assert len(kind) <= 4
+            shape.slots[i].count = len(kind)
+            for j, member in enumerate(kind):
+                packed = PACK(member)
+                assert len(packed) <= 16
+                shape.slots[i].members[j] = <PyObject*>member
+                memcpy(shape.slots[i].packed[j], PyBytes_AS_STRING(packed), len(packed))
+                shape.slots[i].sizes[j] = len(packed)
         shape.room += 9 if kind in (INT, INT_OR_NULL, BOOL) else 2 + NAME_ROOM
     return 0
 
@@ -2107,7 +2117,7 @@ _shape(&CANCEL, CancelOrder, dict(id=INT, ts=INT_OR_NULL))
 cdef bint _put_fields(Lines* out, cmd, Shape* shape) noexcept:
     """Write the fields of ``cmd`` (a Struct of ``shape``) as msgspec writes ``fields_of(cmd)``, or
     say a value is not a plain one (an int past 64 bits, a bool for an int, a long name, ...)."""
-    cdef Py_ssize_t i, n
+    cdef Py_ssize_t i, j, n
     cdef Slot* slot
     cdef PyObject* value
     cdef char* p = out.data + out.size
@@ -2139,13 +2149,16 @@ cdef bint _put_fields(Lines* out, cmd, Shape* shape) noexcept:
             else:
                 return False
             p += 1
-        else:
-            if slot.kind == MEMBER:
-                if <PyObject*>Py_TYPE(<object>value) is not slot.enum:
-                    return False
-            elif type(<object>value) is not str:
+        elif slot.kind == MEMBER:  # one of a few objects: a fixed copy
+            for j in range(slot.count):
+                if slot.members[j] == value:
+                    memcpy(p, slot.packed[j], 16)
+                    p += slot.sizes[j]
+                    break
+            else:
                 return False
-            if not PyUnicode_IS_ASCII(<object>value):
+        else:
+            if type(<object>value) is not str or not PyUnicode_IS_ASCII(<object>value):
                 return False
             n = PyUnicode_GET_LENGTH(<object>value)
             if n > NAME_ROOM:
