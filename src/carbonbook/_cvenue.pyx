@@ -2231,120 +2231,148 @@ cdef inline void _put(Lines* out, const char* text, Py_ssize_t n) noexcept:
     out.size += n
 
 
-cdef enum Kind:
-    INT  # an int of 64 bits
-    INT_OR_NULL  # or None
-    NAME  # a str
-    MEMBER  # a member of the slot's StrEnum (the very object: a str of its value goes to ``encode``)
-    BOOL
-
-
 cdef enum:
     NAME_ROOM = 250  # the longest name written here (ASCII); a longer one (or not ASCII) goes to ``encode``
+    ORDER_ROOM = 16 + 7 * 9 + 2 * (2 + NAME_ROOM) + 4 * 16  # past a new order's longest (and 16 more)
 
 
-cdef struct Slot:
-    Py_ssize_t offset
-    Kind kind
-    PyObject* members[4]  # MEMBER: the StrEnum's members (kept by ENUMS), each written as
-    char packed[4][16]  # its MessagePack str (16 bytes copied, its size kept)
-    Py_ssize_t sizes[4]
+cdef struct Members:  # a StrEnum's members (kept by the enum), each written as its
+    PyObject* member[4]  # MessagePack str: 16 bytes copied, its size kept
+    char packed[4][16]
+    Py_ssize_t size[4]
     Py_ssize_t count
 
 
-cdef struct Shape:
-    Slot slots[16]
-    char head[16]  # the array's header and the tag, as msgspec writes them
-    Py_ssize_t n, head_size, room  # room: past the longest command written here
+cdef object PACK = Encoder(order="deterministic").encode
 
 
-cdef list ENUMS = [Side, OrderType, TimeInForce, SelfTradePrevention]
-
-
-cdef int _shape(Shape* shape, cls, dict kinds) except -1:
-    """The fields of the tagged Struct ``cls`` in order, each of ``kinds[name]``: a Kind, or a
-    StrEnum (MEMBER); the header and tag msgspec writes before them (``fields_of``)."""
-    fields = cls.__struct_fields__
-    assert len(fields) <= 15 and set(fields) == set(kinds)
-    head = PACK((cls.__struct_config__.tag, *[None] * len(fields)))[:-len(fields)]  # each None one byte
-    assert len(head) <= 16
-    memcpy(shape.head, PyBytes_AS_STRING(head), len(head))
-    shape.n, shape.head_size, shape.room = len(fields), len(head), len(head)
-    for i, name in enumerate(fields):
-        kind = kinds[name]
-        shape.slots[i].offset = slot_offset(cls, name)
-        shape.slots[i].kind = MEMBER if kind in ENUMS else kind
-        if kind in ENUMS:
-            assert len(kind) <= 4
-            shape.slots[i].count = len(kind)
-            for j, member in enumerate(kind):
-                packed = PACK(member)
-                assert len(packed) <= 16
-                shape.slots[i].members[j] = <PyObject*>member
-                memcpy(shape.slots[i].packed[j], PyBytes_AS_STRING(packed), len(packed))
-                shape.slots[i].sizes[j] = len(packed)
-        shape.room += 9 if kind in (INT, INT_OR_NULL, BOOL) else 2 + NAME_ROOM
+cdef int _members(Members* m, cls) except -1:
+    assert len(cls) <= 4
+    m.count = len(cls)
+    for j, member in enumerate(cls):
+        packed = PACK(member)
+        assert len(packed) <= 16
+        m.member[j] = <PyObject*>member
+        memcpy(m.packed[j], PyBytes_AS_STRING(packed), len(packed))
+        m.size[j] = len(packed)
     return 0
 
 
-cdef object PACK = Encoder(order="deterministic").encode
-cdef Shape ORDER, CANCEL
-_shape(&ORDER, NewOrder, dict(id=INT, account=NAME, symbol=NAME, side=Side, qty=INT, price=INT_OR_NULL,
-                              order_type=OrderType, tif=TimeInForce, post_only=BOOL, stp=SelfTradePrevention,
-                              cap=INT_OR_NULL, ts=INT_OR_NULL))
-_shape(&CANCEL, CancelOrder, dict(id=INT, ts=INT_OR_NULL))
+cdef Py_ssize_t _head(char* head, cls, tuple fields) except -1:
+    """Write the array header and tag msgspec writes before the fields of ``cls`` (``fields_of``),
+    which must be ``fields``; their size."""
+    assert cls.__struct_fields__ == fields, f"{cls.__name__}'s fields changed: write them here as they are"
+    packed = PACK((cls.__struct_config__.tag, *[None] * len(fields)))[:-len(fields)]  # each None one byte
+    assert len(packed) <= 16
+    memcpy(head, PyBytes_AS_STRING(packed), len(packed))
+    return len(packed)
 
 
-cdef bint _put_fields(Lines* out, cmd, Shape* shape) noexcept:
-    """Write the fields of ``cmd`` (a Struct of ``shape``) as msgspec writes ``fields_of(cmd)``, or
-    say a value is not a plain one (an int past 64 bits, a bool for an int, a long name, ...)."""
-    cdef Py_ssize_t i, j, n
-    cdef Slot* slot
-    cdef PyObject* value
-    cdef char* p = out.data + out.size
+cdef Members SIDES, ORDER_TYPES, TIFS, STPS
+_members(&SIDES, Side)
+_members(&ORDER_TYPES, OrderType)
+_members(&TIFS, TimeInForce)
+_members(&STPS, SelfTradePrevention)
+cdef char ORDER_HEAD[16]
+cdef char CANCEL_HEAD[16]
+cdef Py_ssize_t ORDER_HEAD_SIZE = _head(ORDER_HEAD, NewOrder, ("id", "account", "symbol", "side", "qty", "price",
+                                                             "order_type", "tif", "post_only", "stp", "cap", "ts"))
+cdef Py_ssize_t CANCEL_HEAD_SIZE = _head(CANCEL_HEAD, CancelOrder, ("id", "ts"))
+cdef Py_ssize_t O_SYMBOL = slot_offset(NewOrder, "symbol")
+cdef Py_ssize_t O_TYPE = slot_offset(NewOrder, "order_type")
+cdef Py_ssize_t O_TIF = slot_offset(NewOrder, "tif")
+cdef Py_ssize_t O_POST_ONLY = slot_offset(NewOrder, "post_only")
+cdef Py_ssize_t O_STP = slot_offset(NewOrder, "stp")
+cdef Py_ssize_t O_TS = slot_offset(NewOrder, "ts")
+cdef Py_ssize_t X_ID = slot_offset(CancelOrder, "id")
+cdef Py_ssize_t X_TS = slot_offset(CancelOrder, "ts")
+
+
+cdef inline PyObject* _at(cmd, Py_ssize_t offset) noexcept:
+    """The field at ``offset`` of the Struct ``cmd`` (NULL: unset)."""
+    return (<PyObject**>((<char*><PyObject*>cmd) + offset))[0]
+
+
+# Each writer puts a value at ``p`` as msgspec writes it and returns the end, or NULL when the value
+# is not a plain one (an int past 64 bits, a bool for an int, a long name, ...: ``encode`` writes
+# the command); given NULL, it returns NULL.
+
+cdef inline char* _w_int(char* p, PyObject* value, bint nullable) noexcept:
     cdef int overflow = 0
     cdef long long v
-    memcpy(p, shape.head, 16)
-    p += shape.head_size
-    for i in range(shape.n):
-        slot = &shape.slots[i]
-        value = (<PyObject**>((<char*><PyObject*>cmd) + slot.offset))[0]
-        if value is NULL:
-            return False
-        if slot.kind == INT or slot.kind == INT_OR_NULL:
-            if type(<object>value) is int:
-                v = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
-                if overflow:
-                    return False
-                p = _pack_int(p, v)
-            elif <object>value is None and slot.kind == INT_OR_NULL:
-                p[0] = <char>0xc0
-                p += 1
-            else:
-                return False
-        elif slot.kind == BOOL:
-            if <object>value is True:
-                p[0] = <char>0xc3
-            elif <object>value is False:
-                p[0] = <char>0xc2
-            else:
-                return False
-            p += 1
-        elif slot.kind == MEMBER:  # one of a few objects: a fixed copy
-            for j in range(slot.count):
-                if slot.members[j] == value:
-                    memcpy(p, slot.packed[j], 16)
-                    p += slot.sizes[j]
-                    break
-            else:
-                return False
-        else:
-            if type(<object>value) is not str or not PyUnicode_IS_ASCII(<object>value):
-                return False
-            n = PyUnicode_GET_LENGTH(<object>value)
-            if n > NAME_ROOM:
-                return False
-            p = _pack_str(p, PyUnicode_DATA(<object>value), n)
+    if p is NULL or value is NULL:
+        return NULL
+    if type(<object>value) is int:
+        v = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
+        return NULL if overflow else _pack_int(p, v)
+    if nullable and <object>value is None:
+        p[0] = <char>0xc0
+        return p + 1
+    return NULL
+
+
+cdef inline char* _w_name(char* p, PyObject* value) noexcept:
+    cdef Py_ssize_t n
+    if p is NULL or value is NULL or type(<object>value) is not str or not PyUnicode_IS_ASCII(<object>value):
+        return NULL
+    n = PyUnicode_GET_LENGTH(<object>value)
+    return NULL if n > NAME_ROOM else _pack_str(p, PyUnicode_DATA(<object>value), n)
+
+
+cdef inline char* _w_member(char* p, PyObject* value, Members* m) noexcept:
+    """One of ``m``'s members, by identity (a str of its value goes to ``encode``)."""
+    cdef Py_ssize_t j
+    if p is NULL:
+        return NULL
+    for j in range(m.count):
+        if m.member[j] == value:
+            memcpy(p, m.packed[j], 16)
+            return p + m.size[j]
+    return NULL
+
+
+cdef inline char* _w_bool(char* p, PyObject* value) noexcept:
+    if p is NULL:
+        return NULL
+    if <object>value is True:
+        p[0] = <char>0xc3
+    elif <object>value is False:
+        p[0] = <char>0xc2
+    else:
+        return NULL
+    return p + 1
+
+
+cdef bint _put_order(Lines* out, cmd) noexcept:
+    """Write the fields of the new order ``cmd`` as msgspec writes ``fields_of(cmd)`` (room for
+    ORDER_ROOM bytes), or say a value is not a plain one."""
+    cdef char* p = out.data + out.size
+    memcpy(p, ORDER_HEAD, 16)
+    p = _w_int(p + ORDER_HEAD_SIZE, _at(cmd, O_ID), False)
+    p = _w_name(p, _at(cmd, O_ACCOUNT))
+    p = _w_name(p, _at(cmd, O_SYMBOL))
+    p = _w_member(p, _at(cmd, O_SIDE), &SIDES)
+    p = _w_int(p, _at(cmd, O_QTY), False)
+    p = _w_int(p, _at(cmd, O_PRICE), True)
+    p = _w_member(p, _at(cmd, O_TYPE), &ORDER_TYPES)
+    p = _w_member(p, _at(cmd, O_TIF), &TIFS)
+    p = _w_bool(p, _at(cmd, O_POST_ONLY))
+    p = _w_member(p, _at(cmd, O_STP), &STPS)
+    p = _w_int(p, _at(cmd, O_CAP), True)
+    p = _w_int(p, _at(cmd, O_TS), True)
+    if p is NULL:
+        return False
+    out.size = p - out.data
+    return True
+
+
+cdef bint _put_cancel(Lines* out, cmd) noexcept:
+    """As ``_put_order``, for the cancel ``cmd``."""
+    cdef char* p = out.data + out.size
+    memcpy(p, CANCEL_HEAD, 16)
+    p = _w_int(_w_int(p + CANCEL_HEAD_SIZE, _at(cmd, X_ID), False), _at(cmd, X_TS), True)
+    if p is NULL:
+        return False
     out.size = p - out.data
     return True
 
@@ -2537,18 +2565,15 @@ def fold_fields(long long digest, commands, encode):
     and 3.6 (callgrind; elsewhere a byte at a time). A busy command is about 57 bytes (its JSON line
     190)."""
     cdef Lines out = SPARE
-    cdef Py_ssize_t mark
-    cdef Shape* shape
     cdef unsigned long long value = <unsigned long long>digest
     SPARE.data, SPARE.room = NULL, 0  # a fold inside this one (none is known) allocates its own
     out.size = 0
     try:
         for cmd in commands:
             cls = type(cmd)
-            shape = &ORDER if cls is NEW_ORDER else &CANCEL if cls is CANCEL_ORDER else NULL
-            if shape is not NULL:
-                _room(&out, shape.room + 16)
-                if _put_fields(&out, cmd, shape):
+            if cls is NEW_ORDER or cls is CANCEL_ORDER:
+                _room(&out, ORDER_ROOM)
+                if _put_order(&out, cmd) if cls is NEW_ORDER else _put_cancel(&out, cmd):
                     continue
             line = encode(cmd)
             _room(&out, PyBytes_GET_SIZE(line))
