@@ -1963,12 +1963,10 @@ cdef class Gate:
     are first seen false, then no more (a replay never starts again: about 220 instructions fewer
     per venue message), the resting buys' limits as C integers (about 230 fewer than a dict's),
     an order's book's unit type and currency once per book in a row, and whether a buy order is
-    still open from the
-    engine's id index (not through ``Engine.open_order``, a Python call): about 300
-    instructions fewer per venue message in all (bench/venue.py --instructions)."""
+    still open from the engine's ``open_order`` (a C call on the compiled core)."""
 
     cdef Ledger ledger
-    cdef object holds, settler, stage, take, index_get, currency
+    cdef object holds, settler, stage, take, open_order, currency
     cdef Limits buys
     cdef dict instruments
     cdef dict venue_attrs, checkpoint_attrs  # their __dict__
@@ -1993,7 +1991,7 @@ cdef class Gate:
         self.lagged, self.batch = adapter.lag != 0, adapter.batch
         self.stage = stage
         self.take = holds.engine.take_seq
-        self.index_get = holds.engine._index.get
+        self.open_order = holds.engine.open_order
         self.currency = holds.currency
         if type(holds.buys) is not Limits:
             raise ValueError("a gate's hold gate keeps its resting buys in Limits (Gate.new_buys)")
@@ -2119,14 +2117,12 @@ cdef class Gate:
                         self._release(oid, cap - spent)
         if trades is None:
             return 0
-        index_get = self.index_get
+        open_order = self.open_order
         for e in trades:
             buy_id = field(e, T_BUY_ID, "buy_id")
             pos = buys.find_obj(buy_id)
-            if pos >= 0:
-                entry = index_get(buy_id)
-                if entry is None or type(entry) is str:  # filled (or done): no more to give back
-                    buys.remove(pos)
+            if pos >= 0 and open_order(buy_id) is None:  # filled (or done): no more to give back
+                buys.remove(pos)
         return self._settle(trades, events)
 
     cdef inline bint _folding(self) except -1:

@@ -537,6 +537,16 @@ def new_index():
     return IdIndex()
 
 
+def open_order(IdIndex index, oid):
+    """The resting order ``oid`` of ``index`` (its entry while it rests), or None. O(1)."""
+    cdef long long key
+    cdef PyObject* found
+    if not _int64(oid, &key):
+        return None
+    found = index.get_c(key)
+    return None if found is NULL or type(<object>found) is str else <object>found
+
+
 # -- where orders live: 64-byte blocks of one arena -------------------------------------------
 # pymalloc puts a 64-byte object 48 bytes into a pool, so every order it gives straddles two
 # cache lines; on a deep book (orders in L3, not L2) a cancel's or a fill's order costs two
