@@ -4,7 +4,8 @@
 registry's own ``checkpoint`` table and in the same transactions as the registry's effects:
 
 - the **position**: the ``seq`` of the last event whose effects the registry holds, and the
-  **digest** of the commands up to it (row ``-1``: ``(position, "digest", digest)``);
+  **digest** of the commands up to it (row ``-1``: ``(position, TAG, digest)``, TAG naming the
+  digest's version, below);
 - the **outcome** of every event that needs one to be replayed without running again (row
   ``seq``: ``(txid, reason, detail)``): a registry command's, an allocation's, a refused
   hold's, and each sell order an expiry cancelled (reason ``units_expired``);
@@ -23,8 +24,8 @@ whatever the batching. Its version is the registry's: a registry keeps the versi
 - version 2 (``digest/2``, every new registry): each command's :func:`fields_of`, its tag and its
   fields' values, in msgspec's deterministic MessagePack (:func:`fold_fields`; a busy command is
   about 57 bytes). The compiled part, :func:`carbonbook._cvenue.fold_fields`, writes those of new
-  orders and cancels and runs both checksums in C: about 350 instructions per command of the busy
-  workload (bench/venue.py --instructions; version 1 in C cost 1,300);
+  orders and cancels and runs both checksums in C: about 520 instructions per command of the busy
+  workload (bench/venue.py --instructions; version 1 in C cost 1,330);
 - version 1 (``digest``, registries of carbonbook before it): the commands' JSON Lines
   (:func:`fold_lines`, msgspec's and zlib's: about 3,000 instructions per command).
 
