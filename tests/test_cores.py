@@ -246,6 +246,9 @@ def _odd_orders(draw: st.DrawFn) -> Input:
                     stp=member(SelfTradePrevention), cap=draw(_ODD_INTS), ts=draw(_ODD_INTS))  # type: ignore[arg-type]
 
 
+_PACK = msgspec.msgpack.Encoder(order="deterministic").encode
+
+
 def _folded(fold: Callable[[int, list[Input]], int], digest: int,
             commands: list[Input]) -> int | type[BaseException]:
     try:
@@ -258,21 +261,21 @@ def _folded(fold: Callable[[int, list[Input]], int], digest: int,
 @given(st.one_of(command_streams(), st.lists(_odd_orders(), max_size=8)),
        st.integers(-2**63, 2**63 - 1) | st.just(1))
 @SETTINGS
-def test_the_digest_folded_in_c_is_zlibs_over_msgspecs_fields(commands: list[Input], digest: int) -> None:
-    """A venue's digest (version 2: its checkpoint's CRC-32 and Adler-32 of each command's tag and
-    fields in MessagePack, resumed from any value): new orders and cancels of plain values written in
-    C, the rest by msgspec, both checksums in C, the value zlib gives over what msgspec writes."""
-    from carbonbook._cvenue import fold_fields as fold_in_c
-    from carbonbook.venue.checkpoint import encode_fields, fold_fields
+def test_the_digest_folded_in_c_is_zlibs_over_msgspecs_messagepack(commands: list[Input], digest: int) -> None:
+    """A venue's digest (version 2: its checkpoint's CRC-32 and Adler-32 of the commands in
+    MessagePack, resumed from any value): new orders and cancels of plain values written in C, the
+    rest by msgspec, both checksums in C, the value zlib gives over what msgspec writes."""
+    from carbonbook._cvenue import fold_packed as fold_in_c
+    from carbonbook.venue.checkpoint import fold_packed
 
-    assert (_folded(partial(fold_in_c, encode=encode_fields), digest, commands)
-            == _folded(fold_fields, digest, commands))
-    one_by_one = fold_fields(digest, [])  # (Adler-32 reduced, as zlib does: a state past its base is not one)
+    assert (_folded(partial(fold_in_c, encode=_PACK), digest, commands)
+            == _folded(fold_packed, digest, commands))
+    one_by_one = fold_packed(digest, [])  # (Adler-32 reduced, as zlib does: a state past its base is not one)
     for command in commands:  # a batch at once folds what the commands one by one fold
-        one_by_one = _folded(fold_fields, one_by_one, [command])  # type: ignore[arg-type]
+        one_by_one = _folded(fold_packed, one_by_one, [command])  # type: ignore[arg-type]
         if not isinstance(one_by_one, int):
             return
-    assert fold_fields(digest, commands) == one_by_one
+    assert fold_packed(digest, commands) == one_by_one
 
 
 @pytest.mark.skipif(find_spec("carbonbook._cvenue") is None, reason="the compiled venue is not built here")
@@ -280,8 +283,8 @@ def test_the_digest_folded_in_c_over_long_batches_is_zlibs() -> None:
     """Batches of every size up to a venue's and past 65,535 commands (the widest MessagePack array
     header), each resumed from the digest of the ones before, give the digest zlib gives: many of
     Adler-32's 5,552-byte rounds and of CRC-32's 64-byte folds, with every tail."""
-    from carbonbook._cvenue import fold_fields as fold_in_c
-    from carbonbook.venue.checkpoint import encode_fields, fold_fields
+    from carbonbook._cvenue import fold_packed as fold_in_c
+    from carbonbook.venue.checkpoint import fold_packed
 
     commands = workload.busy(80_000, 3)
     mine = zlibs = 1
@@ -289,5 +292,5 @@ def test_the_digest_folded_in_c_over_long_batches_is_zlibs() -> None:
     for size in (0, 1, 2, 3, 5, 8, 15, 16, 40, 100, 333, 1000, 4096, 6000, 66_000):
         batch = commands[start:start + size]
         start += size
-        mine, zlibs = fold_in_c(mine, batch, encode_fields), fold_fields(zlibs, batch)
+        mine, zlibs = fold_in_c(mine, batch, _PACK), fold_packed(zlibs, batch)
         assert mine == zlibs

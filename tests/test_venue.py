@@ -1422,7 +1422,7 @@ def test_a_registry_keeps_the_digest_version_it_started_with(
         backend: tuple[RegistryFactory, Reopen], version: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """A registry an older carbonbook went through (digest version 1: the commands' JSON Lines,
     tagged ``digest``) resumes under it: the log it went through replays into it and continues,
-    a changed one is refused. A new registry takes version 2 (the commands' fields)."""
+    a changed one is refused. A new registry takes version 2 (the commands in MessagePack)."""
     fresh, reopen = backend
     reg = fresh()
     if version == 1:  # what the older carbonbook wrote
@@ -1432,7 +1432,7 @@ def test_a_registry_keeps_the_digest_version_it_started_with(
     monkeypatch.undo()
     reg = reopen(reg)
     cp = Checkpoint(reg)
-    fold = checkpoint.fold_lines if version == 1 else checkpoint.fold_fields
+    fold = checkpoint.fold_lines if version == 1 else checkpoint.fold_packed
     assert cp.version == version and cp.position_digest == fold(1, log)
     assert reg.checkpoint_row(-1)[1] == ("digest" if version == 1 else "digest/2")  # type: ignore[attr-defined]
     before = state(reg)

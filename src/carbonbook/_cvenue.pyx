@@ -2204,7 +2204,7 @@ cdef class Gate:
         return 0
 
 
-# -- the checkpoint's digest: the commands' fields in MessagePack ------------------------------
+# -- the checkpoint's digest: the commands in MessagePack ------------------------------
 
 cdef struct Lines:
     char* data
@@ -2229,7 +2229,7 @@ cdef inline void _put(Lines* out, const char* text, Py_ssize_t n) noexcept:
 
 cdef enum:
     NAME_ROOM = 250  # the longest name written here (ASCII); a longer one (or not ASCII) goes to ``encode``
-    ORDER_ROOM = 16 + 7 * 9 + 2 * (2 + NAME_ROOM) + 4 * 16  # past a new order's longest (and 16 more)
+    ORDER_ROOM = 16 + 12 * 16 + 6 * 9 + 2 * (2 + NAME_ROOM) + 4 * 16  # past a new order's longest (and 16)
 
 
 cdef struct Members:  # a StrEnum's members (kept by the enum), each written as its
@@ -2254,14 +2254,30 @@ cdef int _members(Members* m, cls) except -1:
     return 0
 
 
-cdef Py_ssize_t _head(char* head, cls, tuple fields) except -1:
-    """Write the array header and tag msgspec writes before the fields of ``cls`` (``fields_of``),
-    which must be ``fields``; their size."""
-    assert cls.__struct_fields__ == fields, f"{cls.__name__}'s fields changed: write them here as they are"
-    packed = PACK((cls.__struct_config__.tag, *[None] * len(fields)))[:-len(fields)]  # each None one byte
+cdef struct Key:  # a field's name as msgspec writes it in a map: 16 bytes copied, its size kept
+    char b[16]
+    Py_ssize_t n
+
+
+cdef int _key(Key* key, name) except -1:
+    packed = PACK(name)
     assert len(packed) <= 16
-    memcpy(head, PyBytes_AS_STRING(packed), len(packed))
-    return len(packed)
+    memcpy(key.b, PyBytes_AS_STRING(packed), len(packed))
+    key.n = len(packed)
+    return 0
+
+
+cdef int _head(Key* head, cls, tuple fields) except -1:
+    """The map header, tag key and tag msgspec writes before the fields of ``cls``, which must be
+    ``fields`` (each written here as it comes)."""
+    assert cls.__struct_fields__ == fields, f"{cls.__name__}'s fields changed: write them here as they are"
+    config = cls.__struct_config__
+    assert len(fields) < 15 and config.tag_field == "type"
+    packed = bytes([0x80 | (len(fields) + 1)]) + PACK("type") + PACK(config.tag)  # a fixmap of them all
+    assert len(packed) <= 16
+    memcpy(head.b, PyBytes_AS_STRING(packed), len(packed))
+    head.n = len(packed)
+    return 0
 
 
 cdef Members SIDES, ORDER_TYPES, TIFS, STPS
@@ -2269,11 +2285,23 @@ _members(&SIDES, Side)
 _members(&ORDER_TYPES, OrderType)
 _members(&TIFS, TimeInForce)
 _members(&STPS, SelfTradePrevention)
-cdef char ORDER_HEAD[16]
-cdef char CANCEL_HEAD[16]
-cdef Py_ssize_t ORDER_HEAD_SIZE = _head(ORDER_HEAD, NewOrder, ("id", "account", "symbol", "side", "qty", "price",
-                                                             "order_type", "tif", "post_only", "stp", "cap", "ts"))
-cdef Py_ssize_t CANCEL_HEAD_SIZE = _head(CANCEL_HEAD, CancelOrder, ("id", "ts"))
+cdef Key ORDER_HEAD, CANCEL_HEAD, K_ID, K_ACCOUNT, K_SYMBOL, K_SIDE, K_QTY, K_PRICE, K_TYPE, K_TIF, K_POST, K_STP
+cdef Key K_CAP, K_TS
+_head(&ORDER_HEAD, NewOrder, ("id", "account", "symbol", "side", "qty", "price", "order_type", "tif", "post_only",
+                             "stp", "cap", "ts"))
+_head(&CANCEL_HEAD, CancelOrder, ("id", "ts"))
+_key(&K_ID, "id")
+_key(&K_ACCOUNT, "account")
+_key(&K_SYMBOL, "symbol")
+_key(&K_SIDE, "side")
+_key(&K_QTY, "qty")
+_key(&K_PRICE, "price")
+_key(&K_TYPE, "order_type")
+_key(&K_TIF, "tif")
+_key(&K_POST, "post_only")
+_key(&K_STP, "stp")
+_key(&K_CAP, "cap")
+_key(&K_TS, "ts")
 cdef Py_ssize_t O_SYMBOL = slot_offset(NewOrder, "symbol")
 cdef Py_ssize_t O_TYPE = slot_offset(NewOrder, "order_type")
 cdef Py_ssize_t O_TIF = slot_offset(NewOrder, "tif")
@@ -2289,73 +2317,75 @@ cdef inline PyObject* _at(cmd, Py_ssize_t offset) noexcept:
     return (<PyObject**>((<char*><PyObject*>cmd) + offset))[0]
 
 
-# Each writer puts a value at ``p`` as msgspec writes it and returns the end, or NULL when the value
-# is not a plain one (an int past 64 bits, a bool for an int, a long name, ...: ``encode`` writes
-# the command); given NULL, it returns NULL.
+cdef inline char* _put_key(char* p, Key* key) noexcept:
+    memcpy(p, key.b, 16)
+    return p + key.n
 
-cdef inline char* _w_int(char* p, PyObject* value, bint nullable) noexcept:
+
+# Each writer puts a field at ``p`` as msgspec writes it in a map, its key ``key`` then its value,
+# and returns the end, or NULL when the value is not a plain one (an int past 64 bits, a bool for
+# an int, a long name, ...: ``encode`` writes the command); given NULL, it returns NULL.
+
+cdef inline char* _w_int(char* p, Key* key, PyObject* value, bint nullable) noexcept:
     cdef int overflow = 0
     cdef long long v
     if p is NULL or value is NULL:
         return NULL
     if type(<object>value) is int:
         v = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
-        return NULL if overflow else _pack_int(p, v)
+        return NULL if overflow else _pack_int(_put_key(p, key), v)
     if nullable and <object>value is None:
+        p = _put_key(p, key)
         p[0] = <char>0xc0
         return p + 1
     return NULL
 
 
-cdef inline char* _w_name(char* p, PyObject* value) noexcept:
+cdef inline char* _w_name(char* p, Key* key, PyObject* value) noexcept:
     cdef Py_ssize_t n
     if p is NULL or value is NULL or type(<object>value) is not str or not PyUnicode_IS_ASCII(<object>value):
         return NULL
     n = PyUnicode_GET_LENGTH(<object>value)
-    return NULL if n > NAME_ROOM else _pack_str(p, PyUnicode_DATA(<object>value), n)
+    return NULL if n > NAME_ROOM else _pack_str(_put_key(p, key), PyUnicode_DATA(<object>value), n)
 
 
-cdef inline char* _w_member(char* p, PyObject* value, Members* m) noexcept:
+cdef inline char* _w_member(char* p, Key* key, PyObject* value, Members* m) noexcept:
     """One of ``m``'s members, by identity (a str of its value goes to ``encode``)."""
     cdef Py_ssize_t j
     if p is NULL:
         return NULL
     for j in range(m.count):
         if m.member[j] == value:
+            p = _put_key(p, key)
             memcpy(p, m.packed[j], 16)
             return p + m.size[j]
     return NULL
 
 
-cdef inline char* _w_bool(char* p, PyObject* value) noexcept:
-    if p is NULL:
+cdef inline char* _w_bool(char* p, Key* key, PyObject* value) noexcept:
+    if p is NULL or (<object>value is not True and <object>value is not False):
         return NULL
-    if <object>value is True:
-        p[0] = <char>0xc3
-    elif <object>value is False:
-        p[0] = <char>0xc2
-    else:
-        return NULL
+    p = _put_key(p, key)
+    p[0] = <char>(0xc3 if <object>value is True else 0xc2)
     return p + 1
 
 
 cdef bint _put_order(Lines* out, cmd) noexcept:
-    """Write the fields of the new order ``cmd`` as msgspec writes ``fields_of(cmd)`` (room for
-    ORDER_ROOM bytes), or say a value is not a plain one."""
-    cdef char* p = out.data + out.size
-    memcpy(p, ORDER_HEAD, 16)
-    p = _w_int(p + ORDER_HEAD_SIZE, _at(cmd, O_ID), False)
-    p = _w_name(p, _at(cmd, O_ACCOUNT))
-    p = _w_name(p, _at(cmd, O_SYMBOL))
-    p = _w_member(p, _at(cmd, O_SIDE), &SIDES)
-    p = _w_int(p, _at(cmd, O_QTY), False)
-    p = _w_int(p, _at(cmd, O_PRICE), True)
-    p = _w_member(p, _at(cmd, O_TYPE), &ORDER_TYPES)
-    p = _w_member(p, _at(cmd, O_TIF), &TIFS)
-    p = _w_bool(p, _at(cmd, O_POST_ONLY))
-    p = _w_member(p, _at(cmd, O_STP), &STPS)
-    p = _w_int(p, _at(cmd, O_CAP), True)
-    p = _w_int(p, _at(cmd, O_TS), True)
+    """Write the new order ``cmd`` as msgspec writes it (room for ORDER_ROOM bytes), or say a value
+    is not a plain one."""
+    cdef char* p = _put_key(out.data + out.size, &ORDER_HEAD)
+    p = _w_int(p, &K_ID, _at(cmd, O_ID), False)
+    p = _w_name(p, &K_ACCOUNT, _at(cmd, O_ACCOUNT))
+    p = _w_name(p, &K_SYMBOL, _at(cmd, O_SYMBOL))
+    p = _w_member(p, &K_SIDE, _at(cmd, O_SIDE), &SIDES)
+    p = _w_int(p, &K_QTY, _at(cmd, O_QTY), False)
+    p = _w_int(p, &K_PRICE, _at(cmd, O_PRICE), True)
+    p = _w_member(p, &K_TYPE, _at(cmd, O_TYPE), &ORDER_TYPES)
+    p = _w_member(p, &K_TIF, _at(cmd, O_TIF), &TIFS)
+    p = _w_bool(p, &K_POST, _at(cmd, O_POST_ONLY))
+    p = _w_member(p, &K_STP, _at(cmd, O_STP), &STPS)
+    p = _w_int(p, &K_CAP, _at(cmd, O_CAP), True)
+    p = _w_int(p, &K_TS, _at(cmd, O_TS), True)
     if p is NULL:
         return False
     out.size = p - out.data
@@ -2364,9 +2394,8 @@ cdef bint _put_order(Lines* out, cmd) noexcept:
 
 cdef bint _put_cancel(Lines* out, cmd) noexcept:
     """As ``_put_order``, for the cancel ``cmd``."""
-    cdef char* p = out.data + out.size
-    memcpy(p, CANCEL_HEAD, 16)
-    p = _w_int(_w_int(p + CANCEL_HEAD_SIZE, _at(cmd, X_ID), False), _at(cmd, X_TS), True)
+    cdef char* p = _put_key(out.data + out.size, &CANCEL_HEAD)
+    p = _w_int(_w_int(p, &K_ID, _at(cmd, X_ID), False), &K_TS, _at(cmd, X_TS), True)
     if p is NULL:
         return False
     out.size = p - out.data
@@ -2546,20 +2575,20 @@ cdef Lines SPARE  # the buffer of the last fold, kept for the next (no allocatio
 SPARE.data, SPARE.room = NULL, 0
 
 
-def fold_fields(long long digest, commands, encode):
+def fold_packed(long long digest, commands, encode):
     """``digest`` (CRC-32 in its high half, Adler-32 in its low half, as a signed 64-bit int) with the
-    commands' fields folded in (version 2 of the checkpoint's digest,
-    :func:`carbonbook.venue.checkpoint.fold_fields`): the same value as zlib's ``crc32`` and
-    ``adler32``, resumed from those halves, over ``encode(command)`` of each command, the
-    MessagePack array of its tag and its fields' values.
+    commands folded in (version 2 of the checkpoint's digest,
+    :func:`carbonbook.venue.checkpoint.fold_packed`): the same value as zlib's ``crc32`` and
+    ``adler32``, resumed from those halves, over ``encode(command)`` of each command, msgspec's
+    deterministic MessagePack.
 
-    New orders and cancels of plain values (ints of 64 bits, names of at most 250 ASCII characters, the enums'
-    own members) are written here, in C, as msgspec writes them; every other command by ``encode``.
-    The checksums run over the bytes where they were written (no bytes object): CRC-32 folded 64
-    bytes at a time by carry-less multiplication (PCLMULQDQ, where the x86-64 processor has it) and
-    Adler-32 16 bytes at a time in SSE2, about 0.4 and 0.8 instructions a byte against zlib's 3.9
-    and 3.6 (callgrind; elsewhere a byte at a time). A busy command is about 57 bytes (its JSON line
-    190)."""
+    New orders and cancels of plain values (ints of 64 bits, names of at most 250 ASCII characters,
+    the enums' own members) are written here, in C, as msgspec writes them (their fields' keys and
+    the enums' members copied from MessagePack kept for them, 16 bytes at a time); every other
+    command by ``encode``. The checksums run over the bytes where they were written (no bytes
+    object): CRC-32 folded 64 bytes at a time by carry-less multiplication (PCLMULQDQ, where the
+    x86-64 processor has it) and Adler-32 16 bytes at a time in SSE2, about 0.4 and 0.8
+    instructions a byte against zlib's 3.9 and 3.6 (callgrind; elsewhere a byte at a time)."""
     cdef Lines out = SPARE
     cdef unsigned long long value = <unsigned long long>digest
     SPARE.data, SPARE.room = NULL, 0  # a fold inside this one (none is known) allocates its own

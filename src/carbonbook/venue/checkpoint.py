@@ -21,11 +21,11 @@ resumed from their value, so folding a batch at once gives what folding command 
 whatever the batching. Its version is the registry's: a registry keeps the version it started with
 (the position row's tag says which), so one written by an older carbonbook resumes as before.
 
-- version 2 (``digest/2``, every new registry): each command's :func:`fields_of`, its tag and its
-  fields' values, in msgspec's deterministic MessagePack (:func:`fold_fields`; a busy command is
-  about 57 bytes). The compiled part, :func:`carbonbook._cvenue.fold_fields`, writes those of new
-  orders and cancels and runs both checksums in C: about 520 instructions per command of the busy
-  workload (bench/venue.py --instructions; version 1 in C cost 1,330);
+- version 2 (``digest/2``, every new registry): the commands in msgspec's deterministic MessagePack
+  (:func:`fold_packed`, one encoding of a batch: a busy command is about 100 bytes, its JSON line
+  140). The compiled part, :func:`carbonbook._cvenue.fold_packed`, writes new orders and cancels
+  and runs both checksums in C: about 670 instructions per command of the busy workload
+  (bench/venue.py --instructions; version 1 in C cost 1,330);
 - version 1 (``digest``, registries of carbonbook before it): the commands' JSON Lines
   (:func:`fold_lines`, msgspec's and zlib's: about 3,000 instructions per command).
 
@@ -51,7 +51,6 @@ __all__ = ["Checkpoint", "CheckpointStore", "LogMismatch", "Outcome"]
 
 _encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines  # sets sorted, whatever the hash seed
 _pack = msgspec.msgpack.Encoder(order="deterministic").encode
-_astuple = msgspec.structs.astuple
 
 
 def _checksums(digest: int, blob: bytes | memoryview) -> int:
@@ -67,40 +66,21 @@ def fold_lines(digest: int, commands: Sequence[Command | Undecodable]) -> int:
     return _checksums(digest, _encode_lines(commands))
 
 
-def fields_of(command: Command | Undecodable) -> tuple[object, ...]:
-    """What version 2 of the digest folds of ``command``: its tag (None for an Undecodable), then
-    its fields' values in order."""
-    cls = command.__class__
-    tag = _tags.get(cls, _tags)
-    if tag is _tags:
-        tag = _tags[cls] = cls.__struct_config__.tag
-    return (tag, *_astuple(command))
-
-
-_tags: dict[type, object] = {}
-"""Each command class's tag (``__struct_config__`` makes an object each time)."""
-
-
-def encode_fields(command: Command | Undecodable) -> bytes:
-    """:func:`fields_of` ``command`` in msgspec's deterministic MessagePack: an array."""
-    return _pack(fields_of(command))
-
-
-def fold_fields(digest: int, commands: Sequence[Command | Undecodable]) -> int:
-    """Version 2: ``digest`` with each command's :func:`encode_fields` folded in (one MessagePack
-    encoding of them all, its array header left out)."""
+def fold_packed(digest: int, commands: Sequence[Command | Undecodable]) -> int:
+    """Version 2: ``digest`` with the commands in msgspec's deterministic MessagePack folded in (one
+    encoding of them all, its array header left out: each command's map, one after the other)."""
     n = len(commands)
-    blob = _pack([fields_of(c) for c in commands])
+    blob = _pack(commands if isinstance(commands, list | tuple) else list(commands))
     return _checksums(digest, memoryview(blob)[1 if n < 16 else 3 if n < 0x10000 else 5:])
 
 
-_FOLDS: dict[int, Callable[[int, Sequence[Command | Undecodable]], int]] = {1: fold_lines, 2: fold_fields}
-"""The fold of each version; version 2's is :func:`carbonbook._cvenue.fold_fields` (the same value, new
+_FOLDS: dict[int, Callable[[int, Sequence[Command | Undecodable]], int]] = {1: fold_lines, 2: fold_packed}
+"""The fold of each version; version 2's is :func:`carbonbook._cvenue.fold_packed` (the same value, new
 orders and cancels written and both checksums run in C) when the compiled core runs and it was built."""
 if core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None:
-    from carbonbook._cvenue import fold_fields as _fold_in_c
+    from carbonbook._cvenue import fold_packed as _fold_in_c
 
-    _FOLDS[2] = partial(_fold_in_c, encode=encode_fields)
+    _FOLDS[2] = partial(_fold_in_c, encode=_pack)
 _TAGS = {"digest": 1, "digest/2": 2}
 """The position row's tag of each version."""
 _TAG = {v: k for k, v in _TAGS.items()}
