@@ -1472,30 +1472,39 @@ cdef class Ledger:
         return self._reserve(hold, account, kind, asset, amount)
 
     cdef long long _reserve(self, hold, account, str kind, asset, amount) except -1:
-        """``reserve``, its txid as a C integer (the gate's call: no int object)."""
-        cdef list log = self.log
+        """``reserve``, its txid as a C integer."""
         cdef bint units = kind is UNITS or (kind is not CASH and kind == UNITS)
         cdef int over_a = 0, over_h = 0
-        cdef long long a, h, txid0
+        cdef long long a, h
+        if type(amount) is not int or type(hold) is not int or type(account) is not str:
+            return self._lend().reserve(hold, account, kind, asset, amount)
+        a = PyLong_AsLongLongAndOverflow(amount, &over_a)
+        h = PyLong_AsLongLongAndOverflow(hold, &over_h)
+        if over_a or over_h:
+            return self._lend().reserve(hold, account, kind, asset, amount)
+        return self._take(h, account, units, asset, a)
+
+    cdef long long _take(self, long long h, str account, bint units, asset, long long a) except -1:
+        """``reserve`` of hold ``h`` and amount ``a`` (units of the unit type ``asset`` when
+        ``units``, else cash of the currency ``asset``) for ``account``, its txid as a C integer
+        (the gate's call: no int object)."""
+        cdef list log = self.log
+        cdef long long txid0
         cdef Purse purse
         cdef Undo* r
         if log is None:
             with self.reg.transaction():
-                return self._reserve(hold, account, kind, asset, amount)
-        if (type(amount) is not int or type(hold) is not int or type(account) is not str
+                return self._take(h, account, units, asset, a)
+        if (a <= 0 or h < 0 or self.table.find(h) >= 0
                 or (type(asset) is not UNIT_TYPE if units
                     else (type(asset) is not str or PyUnicode_GET_LENGTH(asset) == 0))):
-            return self._lend().reserve(hold, account, kind, asset, amount)
-        a = PyLong_AsLongLongAndOverflow(amount, &over_a)
-        h = PyLong_AsLongLongAndOverflow(hold, &over_h)
-        if a <= 0 or over_a or h < 0 or over_h or self.table.find(h) >= 0:
-            return self._lend().reserve(hold, account, kind, asset, amount)
+            return self._lend().reserve(h, account, UNITS if units else CASH, asset, a)
         acc = self.accounts.get(account)
         if acc is None or type(acc) is not ACCOUNT or field(acc, A_STATUS, "status") is not OPEN:
-            return self._lend().reserve(hold, account, kind, asset, amount)
+            return self._lend().reserve(h, account, UNITS if units else CASH, asset, a)
         purse = self._purse(units, account, asset)
         if purse.have - purse.reserved < a:
-            return self._lend().reserve(hold, account, kind, asset, amount)
+            return self._lend().reserve(h, account, UNITS if units else CASH, asset, a)
         txid0 = self.meta.txid
         self.table.room()
         r = self._logged(log)
@@ -2011,6 +2020,8 @@ cdef class Gate:
         return self._admit(book, cmd)
 
     cdef object _admit(self, book, cmd):
+        cdef int over_h = 0, over_q = 0, over_p = 0
+        cdef long long h, qty, p = 0, amount
         if not self.replayed:
             if self.checkpoint_attrs["replaying"]:
                 return self.holds.admit(book, cmd)
@@ -2021,20 +2032,33 @@ cdef class Gate:
             self.unit, self.book_currency = book.unit, book.currency or self.currency
             self.book = book
         oid = field(cmd, O_ID, "id")
+        account = field(cmd, O_ACCOUNT, "account")
+        q = field(cmd, O_QTY, "qty")
+        price = field(cmd, O_PRICE, "price")
+        if type(oid) is not int or type(q) is not int or type(account) is not str:  # (the engine checked
+            return self.holds.admit(book, cmd)  # them: a hand-built value of another kind goes the long way)
+        h = PyLong_AsLongLongAndOverflow(oid, &over_h)
+        qty = PyLong_AsLongLongAndOverflow(q, &over_q)
+        if price is not None:
+            p = PyLong_AsLongLongAndOverflow(price, &over_p) if type(price) is int else -1
+        if over_h or over_q or over_p or p < 0:
+            return self.holds.admit(book, cmd)
         side = field(cmd, O_SIDE, "side")
         try:
             if side is SELL or (side is not BUY and side != BUY):
-                self.ledger._reserve(oid, field(cmd, O_ACCOUNT, "account"), "units", self.unit,
-                                    field(cmd, O_QTY, "qty"))
+                self.ledger._take(h, account, True, self.unit, qty)
                 return None
-            price = field(cmd, O_PRICE, "price")
-            amount = field(cmd, O_CAP, "cap") if price is None else price * field(cmd, O_QTY, "qty")
-            if amount is None or amount > BIG:  # refused: the reference says how
-                return self.holds.admit(book, cmd)
-            self.ledger._reserve(oid, field(cmd, O_ACCOUNT, "account"), "cash", self.book_currency, amount)
+            if p and 0 < qty <= SMALL and p <= SMALL:  # both below 2**30: the product fits
+                amount = p * qty
+            else:  # a market buy (its cap), or a large price or quantity: in ints, refused the long way
+                total = field(cmd, O_CAP, "cap") if price is None else price * q
+                if total is None or total > BIG or type(total) is not int:  # refused: the reference says how
+                    return self.holds.admit(book, cmd)
+                amount = total
+            self.ledger._take(h, account, False, self.book_currency, amount)
         except RegistryError as e:
             return self.holds._refused(e)
-        self.buys.put(oid, price or 0)  # (an id and a price the engine checked: ints of 0 to 2**63 - 1)
+        self.buys.put(h, p)  # (an id and a price the engine checked: 0 to 2**63 - 1; 0 for a market buy)
         return None
 
     def amend(self, book, order, price, qty):
