@@ -1356,6 +1356,8 @@ cdef class Book:
                     level.dead -= 1
                     continue
                 _prefetch(<PyObject*>maker.next)  # the maker after it, needed by this taker or a later one
+                index.fetch_slot(maker.id)  # what leave() writes if it fills: read while its trade is made
+                index.fetch_pair(maker)
                 if maker.account == account:
                     if stp_code == INCOMING:
                         return -qty
@@ -1369,18 +1371,15 @@ cdef class Book:
                             opp.drop(level)
                         return -qty
                 else:
-                    if mq <= qty:
-                        fill = mq
-                        level.pop()
-                        maker.qty = 0
-                        index.leave(maker, FILLED)
-                    else:
-                        fill = qty
-                        maker.qty = mq - qty
+                    fill = mq if mq <= qty else qty
+                    maker.qty = mq - fill
                     level.qty -= fill
                     qty -= fill
                     self.reference = price
                     out.trade(next(seq), symbol, price, fill, maker.id, taker_id, is_buy, maker.account, account)
+                    if fill == mq:
+                        level.pop()
+                        index.leave(maker, FILLED)
                 if not level.qty:
                     opp.drop(level)
                     break
