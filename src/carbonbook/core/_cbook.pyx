@@ -323,7 +323,7 @@ cdef class IdIndex:
 
     The table grows a step at a time, so no command waits while every id is placed again (at
     a million ids that took 8 ms of CPU, up to 32 ms wall, inside one new order of the deep
-    book's mix; now at most 1.7 ms, the kernel zeroing the new table's huge pages): past half
+    book's mix; now about 1.7 ms, the kernel zeroing the new table's huge pages): past half
     full, a table twice the size takes the new ids, and each id added then moves the slots of
     the next 64 ids of the old table, in insertion order, into the new one (``_move``; the old
     slot is marked ``MOVED``, which a probe passes over; the next step's lines are fetched
