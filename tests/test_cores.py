@@ -219,9 +219,12 @@ def test_a_64_bit_overflow_of_a_level_total_is_exact_on_both_cores() -> None:
     assert engine.book("X").asks.best().qty == 3 * big - (2**63 - 1)
 
 
-_ODD_INTS = st.one_of(st.none(), st.integers(), st.booleans(), st.just(1.5))
+_EDGES = [b + d for b in (0, 2**5, 2**7, 2**8, 2**15, 2**16, 2**31, 2**32, 2**63, 2**64) for d in (-1, 0)]
+_ODD_INTS = st.one_of(st.none(), st.integers(), st.booleans(), st.just(1.5),
+                      st.sampled_from(_EDGES + [-1 - e for e in _EDGES]))  # MessagePack's int forms' edges
 _NAMES = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=130),
-                   st.sampled_from(["acct-1", 'a"b', "a\\b", "tab\there", "é", "\x7f", "x" * 128, "x" * 129]),
+                   st.sampled_from(["acct-1", 'a"b', "a\\b", "tab\there", "é", "\x7f", "x" * 128, "x" * 129,
+                                    "x" * 31, "x" * 32, "x" * 250, "x" * 251, "x" * 256]),
                    st.sampled_from(list(Side)))
 
 
@@ -243,6 +246,9 @@ def _odd_orders(draw: st.DrawFn) -> Input:
                     stp=member(SelfTradePrevention), cap=draw(_ODD_INTS), ts=draw(_ODD_INTS))  # type: ignore[arg-type]
 
 
+_PACK = msgspec.msgpack.Encoder(order="deterministic").encode
+
+
 def _folded(fold: Callable[[int, list[Input]], int], digest: int,
             commands: list[Input]) -> int | type[BaseException]:
     try:
@@ -255,32 +261,36 @@ def _folded(fold: Callable[[int, list[Input]], int], digest: int,
 @given(st.one_of(command_streams(), st.lists(_odd_orders(), max_size=8)),
        st.integers(-2**63, 2**63 - 1) | st.just(1))
 @SETTINGS
-def test_the_digest_folded_in_c_is_zlibs_over_msgspecs_lines(commands: list[Input], digest: int) -> None:
-    """A venue's digest (its checkpoint's CRC-32 and Adler-32 of the commands' JSON Lines, resumed from
-    any value): new orders and cancels of plain values written in C, the rest by msgspec, both
-    checksums in C, the value zlib gives over what msgspec writes."""
-    from carbonbook._cvenue import fold_lines as fold_in_c
-    from carbonbook.venue.checkpoint import fold_lines
+def test_the_digest_folded_in_c_is_zlibs_over_msgspecs_messagepack(commands: list[Input], digest: int) -> None:
+    """A venue's digest (version 2: its checkpoint's CRC-32 and Adler-32 of the commands in
+    MessagePack, resumed from any value): new orders and cancels of plain values written in C, the
+    rest by msgspec, both checksums in C, the value zlib gives over what msgspec writes."""
+    from carbonbook._cvenue import fold_packed as fold_in_c
+    from carbonbook.venue.checkpoint import fold_packed
 
-    encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines
-    assert (_folded(partial(fold_in_c, encode_lines=encode_lines), digest, commands)
-            == _folded(fold_lines, digest, commands))
+    assert (_folded(partial(fold_in_c, encode=_PACK), digest, commands)
+            == _folded(fold_packed, digest, commands))
+    one_by_one = fold_packed(digest, [])  # (Adler-32 reduced, as zlib does: a state past its base is not one)
+    for command in commands:  # a batch at once folds what the commands one by one fold
+        one_by_one = _folded(fold_packed, one_by_one, [command])  # type: ignore[arg-type]
+        if not isinstance(one_by_one, int):
+            return
+    assert fold_packed(digest, commands) == one_by_one
 
 
 @pytest.mark.skipif(find_spec("carbonbook._cvenue") is None, reason="the compiled venue is not built here")
 def test_the_digest_folded_in_c_over_long_batches_is_zlibs() -> None:
-    """Batches of every size up to a venue's (4,096 busy commands, about 590 KB of lines: many of
-    Adler-32's 5,552-byte rounds and of CRC-32's 64-byte folds, with every tail), each resumed
-    from the digest of the ones before, give the digest zlib gives."""
-    from carbonbook._cvenue import fold_lines as fold_in_c
-    from carbonbook.venue.checkpoint import fold_lines
+    """Batches of every size up to a venue's and past 65,535 commands (the widest MessagePack array
+    header), each resumed from the digest of the ones before, give the digest zlib gives: many of
+    Adler-32's 5,552-byte rounds and of CRC-32's 64-byte folds, with every tail."""
+    from carbonbook._cvenue import fold_packed as fold_in_c
+    from carbonbook.venue.checkpoint import fold_packed
 
-    encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines
-    commands = workload.busy(12_000, 3)
+    commands = workload.busy(80_000, 3)
     mine = zlibs = 1
     start = 0
-    for size in (0, 1, 2, 3, 5, 8, 13, 40, 100, 333, 1000, 4096, 6000):
+    for size in (0, 1, 2, 3, 5, 8, 15, 16, 40, 100, 333, 1000, 4096, 6000, 66_000):
         batch = commands[start:start + size]
         start += size
-        mine, zlibs = fold_in_c(mine, batch, encode_lines), fold_lines(zlibs, batch)
+        mine, zlibs = fold_in_c(mine, batch, _PACK), fold_packed(zlibs, batch)
         assert mine == zlibs

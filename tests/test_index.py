@@ -10,18 +10,31 @@ are linked lists through its orders, a reference cycle with their level that the
 from __future__ import annotations
 
 import gc
+import random
 import tracemalloc
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carbonbook import CancelOrder, Engine, ListInstrument, NewOrder, SelfTradePrevention, Side, UnitType
+from carbonbook import (
+    CancelOrder,
+    Command,
+    Engine,
+    ListInstrument,
+    ModifyOrder,
+    NewOrder,
+    SelfTradePrevention,
+    Side,
+    UnitType,
+)
 from carbonbook import core as cores
 
 _IDS = st.one_of(st.integers(0, 50), st.integers(0, 2**63 - 1), st.integers(0, 2**20).map(lambda i: i << 40),
                  st.sampled_from([0, 2**63 - 1, 2**32, 2**31 - 1]))
 _ENTRIES = st.sampled_from(["filled", "cancelled", "bid", "x"])
+_encode = msgspec.json.Encoder().encode
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -90,6 +103,63 @@ def test_an_index_grows_past_a_million_ids(core: str) -> None:
     assert len(index) == 1 << 20
     assert index.get(3 * 777_777) == "filled" and 3 * 777_777 + 1 not in index
     assert next(iter(index.items())) == (0, "filled")
+
+
+def test_an_index_is_read_and_set_while_it_grows(core: str) -> None:
+    """Ids added past several growths (the compiled table moves its ids' slots into a table twice
+    the size a few at a time, so lookups and changes meet ids in either), each add followed by
+    lookups of present and absent ids and by changes of old entries: orders of their id put in
+    (named by the compiled table) and replaced by a status or by another order of the id."""
+    module = cores.get(core)
+    rng = random.Random(5)
+    index = module.new_index()
+    model: dict[int, object] = {}
+    ids: list[int] = []
+    for n in range(9_000):
+        oid = 7 * n + rng.randrange(7)  # runs of neighbouring ids, as an engine's
+        entry: object = "filled" if n % 3 else module.Order(oid, "a", "X", Side.BUY, 5, 1, False,
+                                                              SelfTradePrevention.CANCEL_INCOMING)
+        index[oid] = model[oid] = entry
+        ids.append(oid)
+        for old in rng.sample(ids, min(3, len(ids))):
+            assert index.get(old) is model[old] and old in index
+            assert index.get(old + 7 * 9_000) is None
+        old = ids[rng.randrange(len(ids))]
+        entry = "cancelled" if rng.randrange(3) == 0 else module.Order(
+            old, "b", "X", Side.SELL, 6, 2, False, SelfTradePrevention.CANCEL_INCOMING)
+        index[old] = model[old] = entry
+        assert index[old] is entry
+    assert len(index) == len(model)
+    assert [(k, id(v)) for k, v in index.items()] == [(k, id(v)) for k, v in model.items()]
+    assert all(index.get(k) is v for k, v in model.items())
+
+
+def test_a_deep_book_cancels_and_trades_while_its_index_grows(core: str) -> None:
+    """Resting orders cancelled, filled and modified among new orders while the id index grows
+    past 4,096 and 8,192 ids (on the compiled core, slots of either table): every event as
+    the pure core's, and the book consistent."""
+    commands: list[Command] = [ListInstrument("X", UnitType.EUA)]
+    commands += [NewOrder(i, f"a{i % 5}", "X", Side.SELL if i % 2 else Side.BUY, 10,
+                          price=1_000 + i % 40 if i % 2 else 900 - i % 40) for i in range(4_000)]
+    rng = random.Random(8)
+    next_id = 4_000
+    for _ in range(6_000):
+        r = rng.random()
+        if r < 0.4:
+            commands.append(CancelOrder(rng.randrange(next_id)))
+        elif r < 0.5:
+            commands.append(ModifyOrder(rng.randrange(next_id), price=950 + rng.randrange(20) * 2 + 1))
+        else:
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            commands.append(NewOrder(next_id, f"a{rng.randrange(5)}", "X", side, 10,
+                                     price=rng.randrange(890, 1_050)))
+            next_id += 1
+    engine, reference = Engine(core=core), Engine(core="pure")
+    events = [event for command in commands for event in engine.apply(command)]
+    assert _encode(events) == _encode(reference.apply_all(commands))
+    assert engine.state_hash() == reference.state_hash()
+    engine.check()
+    assert sum(1 for i in range(next_id) if engine.order(i) is not None) == next_id
 
 
 def test_the_compiled_index_takes_64_bit_ids_only() -> None:

@@ -197,6 +197,34 @@ def test_the_compiled_tables_read_as_dicts() -> None:
     assert meta.get("day") is None and meta.pop("day", None) is None
 
 
+@given(st.lists(st.tuples(st.sampled_from(["set", "del", "pop", "get"]),
+                          st.integers(0, 200) | st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)),
+                max_size=400))
+@SETTINGS
+def test_the_gates_resting_buys_read_as_a_dict(ops: list[tuple[str, int, int]]) -> None:
+    """The compiled gate's resting buys (C integers, probed linearly, removal shifting back) answer
+    the dict operations the hold gate uses as a dict does, through growth and removals."""
+    buys, ref = _cvenue.Gate.new_buys(), {}
+    for op, key, value in ops:
+        if op == "set":
+            buys[key] = ref[key] = value
+        elif op == "del" and key in ref:
+            del buys[key], ref[key]
+        elif op == "pop":
+            assert buys.pop(key, None) == ref.pop(key, None)
+        else:
+            assert buys.get(key) == ref.get(key) and (key in buys) == (key in ref)
+        assert len(buys) == len(ref)
+    assert buys == ref and sorted(buys) == sorted(ref) and sorted(buys.items()) == sorted(ref.items())
+    assert buys.get("x") is None and -1 not in buys and 2**64 not in buys
+    with pytest.raises(KeyError):
+        del buys[-1]
+    with pytest.raises(ValueError):
+        buys[-1] = 5
+    with pytest.raises(ValueError):
+        buys[5] = -1
+
+
 def test_a_hold_used_up_by_the_reference_and_taken_again_is_written_in_order() -> None:
     """A hold the database has, used up in a transaction by a settlement the compiled ledger hands
     to the reference (a hook between its legs), then taken again and given back by the compiled

@@ -77,7 +77,7 @@ from carbonbook.errors import RegistryUnavailable
 from carbonbook.events import Indicative, PhaseChanged, Recorded, SettlementFailure, TradeSettled, Uncrossed
 from carbonbook.operations.cli import EXIT_IO, EXIT_OK, EXIT_USAGE, main
 from carbonbook.registry import MemoryRegistry, OffsetLimit, Registry, SQLiteRegistry
-from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState
+from carbonbook.venue import LogMismatch, Venue, VenueFailed, VenueState, checkpoint
 from carbonbook.venue.checkpoint import Checkpoint
 from conftest import RegistryFactory, Reopen
 
@@ -1415,6 +1415,45 @@ def test_a_changed_order_into_a_used_registry_is_a_log_mismatch(
     # the log the registry went through still replays, and continues
     events = run_log(reg, [*log, *more_commands()])
     assert Checkpoint(reg).position == events[-1].seq > before[1]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_registry_keeps_the_digest_version_it_started_with(
+        backend: tuple[RegistryFactory, Reopen], version: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry an older carbonbook went through (digest version 1: the commands' JSON Lines,
+    tagged ``digest``) resumes under it: the log it went through replays into it and continues,
+    a changed one is refused. A new registry takes version 2 (the commands in MessagePack)."""
+    fresh, reopen = backend
+    reg = fresh()
+    if version == 1:  # what the older carbonbook wrote
+        monkeypatch.setattr(checkpoint, "_VERSION", 1)
+    log = session_log()
+    run_log(reg, log, batch=7)
+    monkeypatch.undo()
+    reg = reopen(reg)
+    cp = Checkpoint(reg)
+    fold = checkpoint.fold_lines if version == 1 else checkpoint.fold_packed
+    assert cp.version == version and cp.position_digest == fold(1, log)
+    assert reg.checkpoint_row(-1)[1] == ("digest" if version == 1 else "digest/2")  # type: ignore[attr-defined]
+    before = state(reg)
+    other = list(log)
+    i = log.index(sell(6, 2000, 1500))
+    other[i] = sell(6, 2000, 1499)
+    with pytest.raises(LogMismatch, match="another log"):
+        run_log(reg, [*other, *more_commands()])
+    assert state(reg) == before
+    events = run_log(reg, [*log, *more_commands()], batch=5)
+    cp = Checkpoint(reopen(reg))
+    assert cp.version == version and cp.position == events[-1].seq > before[1]
+    assert cp.position_digest == fold(1, [*log, *more_commands()])
+
+
+def test_a_registry_of_an_unknown_digest_version_is_refused() -> None:
+    reg = MemoryRegistry()
+    with reg.transaction():
+        reg.put_checkpoint_row(-1, (4, "digest/9", "17"))
+    with pytest.raises(LogMismatch, match="version 'digest/9'"):
+        Venue(reg)
 
 
 def expiry_log() -> list[Command]:

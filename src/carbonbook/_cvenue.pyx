@@ -35,6 +35,7 @@ from carbonbook._slots cimport field, slot_offset
 from collections import deque
 
 from msgspec import Raw
+from msgspec.msgpack import Encoder
 from msgspec.structs import replace
 
 from carbonbook._types import UnitType
@@ -132,6 +133,7 @@ cdef Py_ssize_t A_UNITS = slot_offset(Account, "units")
 cdef long long INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long SMALL = 0x3FFFFFFF
 cdef Py_ssize_t SEGMENT_ROOM = 32
+cdef long long EMPTY_KEY = -1  # a free slot of Limits
 
 
 cdef extern from "Python.h":
@@ -270,7 +272,7 @@ cdef tuple ROW_NAMES = (None, "reserve", "reserve", "release", "release")
 cdef object RAW = Raw
 
 
-cdef inline char* _pack_be(char* p, int code, int n, unsigned long long u):
+cdef inline char* _pack_be(char* p, int code, int n, unsigned long long u) noexcept:
     """The byte ``code`` at ``p``, then the low ``n`` bytes of ``u``, big-endian; the end."""
     cdef int i
     p[0] = <char>code
@@ -279,7 +281,7 @@ cdef inline char* _pack_be(char* p, int code, int n, unsigned long long u):
     return p + n + 1
 
 
-cdef inline char* _pack_int(char* p, long long v):
+cdef inline char* _pack_int(char* p, long long v) noexcept:
     """MessagePack ``v`` at ``p`` in its shortest form (as msgspec writes it); the end."""
     if 0 <= v < 128 or -32 <= v < 0:
         p[0] = <char>v
@@ -291,7 +293,7 @@ cdef inline char* _pack_int(char* p, long long v):
             else _pack_be(p, 0xd2, 4, v) if v >= -0x80000000 else _pack_be(p, 0xd3, 8, v))
 
 
-cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size):
+cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size) noexcept:
     """MessagePack the UTF-8 ``text`` of ``size`` bytes at ``p`` (room for it and 5 more); the end."""
     if size < 32:
         p[0] = <char>(0xa0 | size)
@@ -1541,30 +1543,39 @@ cdef class Ledger:
         return self._reserve(hold, account, kind, asset, amount)
 
     cdef long long _reserve(self, hold, account, str kind, asset, amount) except -1:
-        """``reserve``, its txid as a C integer (the gate's call: no int object)."""
-        cdef list log = self.log
+        """``reserve``, its txid as a C integer."""
         cdef bint units = kind is UNITS or (kind is not CASH and kind == UNITS)
         cdef int over_a = 0, over_h = 0
-        cdef long long a, h, txid0
+        cdef long long a, h
+        if type(amount) is not int or type(hold) is not int or type(account) is not str:
+            return self._lend().reserve(hold, account, kind, asset, amount)
+        a = PyLong_AsLongLongAndOverflow(amount, &over_a)
+        h = PyLong_AsLongLongAndOverflow(hold, &over_h)
+        if over_a or over_h:
+            return self._lend().reserve(hold, account, kind, asset, amount)
+        return self._take(h, account, units, asset, a)
+
+    cdef long long _take(self, long long h, str account, bint units, asset, long long a) except -1:
+        """``reserve`` of hold ``h`` and amount ``a`` (units of the unit type ``asset`` when
+        ``units``, else cash of the currency ``asset``) for ``account``, its txid as a C integer
+        (the gate's call: no int object)."""
+        cdef list log = self.log
+        cdef long long txid0
         cdef Purse purse
         cdef Undo* r
         if log is None:
             with self.reg.transaction():
-                return self._reserve(hold, account, kind, asset, amount)
-        if (type(amount) is not int or type(hold) is not int or type(account) is not str
+                return self._take(h, account, units, asset, a)
+        if (a <= 0 or h < 0 or self.table.find(h) >= 0
                 or (type(asset) is not UNIT_TYPE if units
                     else (type(asset) is not str or PyUnicode_GET_LENGTH(asset) == 0))):
-            return self._lend().reserve(hold, account, kind, asset, amount)
-        a = PyLong_AsLongLongAndOverflow(amount, &over_a)
-        h = PyLong_AsLongLongAndOverflow(hold, &over_h)
-        if a <= 0 or over_a or h < 0 or over_h or self.table.find(h) >= 0:
-            return self._lend().reserve(hold, account, kind, asset, amount)
+            return self._lend().reserve(h, account, UNITS if units else CASH, asset, a)
         acc = self.accounts.get(account)
         if acc is None or type(acc) is not ACCOUNT or field(acc, A_STATUS, "status") is not OPEN:
-            return self._lend().reserve(hold, account, kind, asset, amount)
+            return self._lend().reserve(h, account, UNITS if units else CASH, asset, a)
         purse = self._purse(units, account, asset)
         if purse.have - purse.reserved < a:
-            return self._lend().reserve(hold, account, kind, asset, amount)
+            return self._lend().reserve(h, account, UNITS if units else CASH, asset, a)
         txid0 = self.meta.txid
         self.table.room()
         r = self._logged(log)
@@ -1847,6 +1858,167 @@ cdef class Ledger:
 
 
 
+cdef class Limits:
+    """A venue's resting buys that may still hold cash (:attr:`HoldGate.buys
+    <carbonbook.venue.holds.HoldGate.buys>`: order id -> limit price, 0 for a market buy) for the
+    compiled gate: C integers in an open-addressing table (linear probing, removal by shifting
+    back, no tombstones), read by the hold gate as the dict it was (``get``, ``[]``, ``in``,
+    assignment, ``del``, ``pop``, ``len``, iteration, ``items``, ``==``; no order kept, which
+    nothing reads). Ids and limits are ints of 0 to 2**63 - 1 (an engine's order ids and prices);
+    another key is absent, another value refused (TypeError, OverflowError or ValueError). Costs:
+    a lookup, insertion or removal about 20 instructions in C (a dict's 60 to 100 from the gate)."""
+
+    cdef long long* keys  # EMPTY_KEY: a free slot
+    cdef long long* vals
+    cdef Py_ssize_t n, bits  # live entries; the table has 2**bits slots (0: none yet)
+
+    def __dealloc__(self):
+        PyMem_Free(self.keys)
+        PyMem_Free(self.vals)
+
+    cdef inline Py_ssize_t _home(self, long long key) noexcept:
+        return <Py_ssize_t>((<unsigned long long>key * 0x9E3779B97F4A7C15ULL) >> (64 - self.bits))
+
+    cdef Py_ssize_t find(self, long long key) noexcept:
+        """The slot of ``key``, or -1."""
+        cdef Py_ssize_t i, mask
+        if self.bits == 0:
+            return -1
+        mask = (<Py_ssize_t>1 << self.bits) - 1
+        i = self._home(key)
+        while self.keys[i] != EMPTY_KEY:
+            if self.keys[i] == key:
+                return i
+            i = (i + 1) & mask
+        return -1
+
+    cdef Py_ssize_t find_obj(self, key) noexcept:
+        """The slot of the int ``key``, or -1 (for any other key too)."""
+        cdef int over = 0
+        cdef long long k
+        if type(key) is not int:
+            return -1
+        k = PyLong_AsLongLongAndOverflow(key, &over)
+        return -1 if over or k < 0 else self.find(k)
+
+    cdef int put(self, long long key, long long value) except -1:
+        """Set ``key`` (0 to 2**63 - 1) to ``value``."""
+        cdef Py_ssize_t i, mask, size, old
+        cdef long long* keys
+        cdef long long* vals
+        if (self.n + 1) * 2 > (<Py_ssize_t>1 << self.bits):  # (always with no table: bits 0)
+            old = (<Py_ssize_t>1 << self.bits) if self.bits else 0
+            size = max(64, 2 * old)
+            keys = <long long*>PyMem_Malloc(size * sizeof(long long))
+            vals = <long long*>PyMem_Malloc(size * sizeof(long long))
+            if keys is NULL or vals is NULL:
+                PyMem_Free(keys)
+                PyMem_Free(vals)
+                raise MemoryError()
+            memset(keys, 0xFF, size * sizeof(long long))  # EMPTY_KEY in every slot
+            self.keys, keys = keys, self.keys
+            self.vals, vals = vals, self.vals
+            self.bits = size.bit_length() - 1
+            self.n = 0
+            for i in range(old):
+                if keys[i] != EMPTY_KEY:
+                    self._insert(keys[i], vals[i])
+            PyMem_Free(keys)
+            PyMem_Free(vals)
+        mask = (<Py_ssize_t>1 << self.bits) - 1
+        i = self._home(key)
+        while self.keys[i] != EMPTY_KEY:
+            if self.keys[i] == key:
+                self.vals[i] = value
+                return 0
+            i = (i + 1) & mask
+        self.keys[i], self.vals[i] = key, value
+        self.n += 1
+        return 0
+
+    cdef inline void _insert(self, long long key, long long value) noexcept:
+        """Put a key known absent, with room for it."""
+        cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
+        cdef Py_ssize_t i = self._home(key)
+        while self.keys[i] != EMPTY_KEY:
+            i = (i + 1) & mask
+        self.keys[i], self.vals[i] = key, value
+        self.n += 1
+
+    cdef void remove(self, Py_ssize_t pos) noexcept:
+        """Remove the entry at slot ``pos``: the entries after it in its run shift back."""
+        cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
+        cdef Py_ssize_t i = pos, j = pos, home
+        while True:
+            j = (j + 1) & mask
+            if self.keys[j] == EMPTY_KEY:
+                break
+            home = self._home(self.keys[j])
+            if (j > i and (home <= i or home > j)) or (j < i and home <= i and home > j):
+                self.keys[i], self.vals[i] = self.keys[j], self.vals[j]
+                i = j
+        self.keys[i] = EMPTY_KEY
+        self.n -= 1
+
+    cdef inline long long _key(self, key) except -1:
+        cdef long long k = key  # TypeError or OverflowError
+        if k < 0:
+            raise ValueError(f"a buy's order id is 0 to 2**63 - 1, not {key!r}")
+        return k
+
+    def __getitem__(self, key):
+        cdef Py_ssize_t pos = self.find_obj(key)
+        if pos < 0:
+            raise KeyError(key)
+        return self.vals[pos]
+
+    def get(self, key, default=None):
+        cdef Py_ssize_t pos = self.find_obj(key)
+        return default if pos < 0 else self.vals[pos]
+
+    def __contains__(self, key):
+        return self.find_obj(key) >= 0
+
+    def __setitem__(self, key, long long value):
+        if value < 0:
+            raise ValueError(f"a buy's limit is 0 to 2**63 - 1, not {value!r}")
+        self.put(self._key(key), value)
+
+    def __delitem__(self, key):
+        cdef Py_ssize_t pos = self.find_obj(key)
+        if pos < 0:
+            raise KeyError(key)
+        self.remove(pos)
+
+    def pop(self, key, *default):
+        cdef Py_ssize_t pos = self.find_obj(key)
+        cdef long long value
+        if pos < 0:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        value = self.vals[pos]
+        self.remove(pos)
+        return value
+
+    def __len__(self):
+        return self.n
+
+    def items(self):
+        cdef Py_ssize_t i
+        return [(self.keys[i], self.vals[i]) for i in range((<Py_ssize_t>1 << self.bits) if self.bits else 0)
+                if self.keys[i] != EMPTY_KEY]
+
+    def __iter__(self):
+        return iter([k for k, _ in self.items()])
+
+    def __eq__(self, other):
+        return dict(self.items()) == other
+
+    def __repr__(self):
+        return f"Limits({dict(self.items())!r})"
+
+
 cdef object _gate_admit(object gate, object book, object cmd):
     return (<Gate>gate)._admit(book, cmd)
 
@@ -1859,24 +2031,30 @@ cdef class Gate:
     """A venue's hold gate and stage over the compiled ``ledger`` of its registry, in C: the
     common case of :class:`~carbonbook.venue.holds.HoldGate` ``holds`` (``admit``) and of the venue's
     ``stage`` (releases, then the settlement of the command's trades with ``lag=0``), sharing
-    their state (the resting buys, the settlement adapter). Each call it does not serve (while
+    their state (the resting buys, which ``holds`` keeps in the gate's :class:`Limits`, made by
+    :meth:`new_buys`; the settlement adapter). Each call it does not serve (while
     replaying, a refusal, an auction, a listing, a settlement that fails, settlement with a lag)
     goes to them whole, so the events and the registry are the same.
 
     Costs: one C call per order (its hold) and per command (its stage), both from the compiled
-    core (:mod:`carbonbook._hooks`), and the ledger's work. The flags and settings it reads of
-    the venue, its checkpoint and its settlement adapter are read from their ``__dict__`` (a
-    dict lookup, not an attribute's: about 100 instructions fewer each), an order's book's unit
-    type and currency once per book in a row, and whether a buy order is still open from the
-    engine's id index (not through ``Engine.open_order``, a Python call): about 300
-    instructions fewer per venue message in all (bench/venue.py --instructions)."""
+    core (:mod:`carbonbook._hooks`), and the ledger's work. The settlement adapter's lag and
+    batch are read once, when it is made; the venue's and its checkpoint's replay flags from their
+    ``__dict__`` (a dict lookup, not an attribute's: about 100 instructions fewer each) until they
+    are first seen false, then no more (a replay never starts again: about 220 instructions fewer
+    per venue message), the resting buys' limits as C integers (about 230 fewer than a dict's),
+    an order's book's unit type and currency once per book in a row, and whether a buy order is
+    still open from the engine's ``open_order`` (a C call on the compiled core)."""
 
     cdef Ledger ledger
-    cdef object holds, settler, stage, take, index_get, currency
-    cdef dict buys, instruments
-    cdef dict venue_attrs, checkpoint_attrs, adapter_attrs  # their __dict__
+    cdef object holds, settler, stage, take, open_order, currency
+    cdef Limits buys
+    cdef dict instruments
+    cdef dict venue_attrs, checkpoint_attrs  # their __dict__
     cdef object book, unit, book_currency  # the last book an order came to, its unit type and currency
     cdef object instrument, unit_of, currency_of  # the last instrument settled, its unit type and currency
+    cdef bint replayed, folded  # the checkpoint's replay and the venue's folding one by one ended (see _folding)
+    cdef bint lagged  # the settlement adapter's lag (fixed when the venue is made) is not 0
+    cdef Py_ssize_t batch  # and its trades per settlement transaction
 
     c_admit = PyCapsule_New(<void*><AdmitC>_gate_admit, b"carbonbook.admit", NULL)
     c_stage = PyCapsule_New(<void*><StageC>_gate_stage, b"carbonbook.stage", NULL)
@@ -1890,13 +2068,20 @@ cdef class Gate:
             raise ValueError("a gate settles as a venue's adapter does: use_holds, no results kept, no on_result")
         self.checkpoint_attrs = holds.checkpoint.__dict__
         self.venue_attrs = venue.__dict__
-        self.adapter_attrs = adapter.__dict__
+        self.lagged, self.batch = adapter.lag != 0, adapter.batch
         self.stage = stage
         self.take = holds.engine.take_seq
-        self.index_get = holds.engine._index.get
+        self.open_order = holds.engine.open_order
         self.currency = holds.currency
+        if type(holds.buys) is not Limits:
+            raise ValueError("a gate's hold gate keeps its resting buys in Limits (Gate.new_buys)")
         self.buys = holds.buys
         self.instruments = adapter.instruments
+
+    @staticmethod
+    def new_buys():
+        """The resting buys of a hold gate this gate will serve (see :class:`Limits`)."""
+        return Limits()
 
     # -- the book-facing interface (PreTradeRisk) ----------------------------------------
 
@@ -1906,26 +2091,45 @@ cdef class Gate:
         return self._admit(book, cmd)
 
     cdef object _admit(self, book, cmd):
-        if self.checkpoint_attrs["replaying"] or type(cmd) is not NEW_ORDER:
+        cdef int over_h = 0, over_q = 0, over_p = 0
+        cdef long long h, qty, p = 0, amount
+        if not self.replayed:
+            if self.checkpoint_attrs["replaying"]:
+                return self.holds.admit(book, cmd)
+            self.replayed = True  # a checkpoint's replay never starts again
+        if type(cmd) is not NEW_ORDER:
             return self.holds.admit(book, cmd)
         if book is not self.book:
             self.unit, self.book_currency = book.unit, book.currency or self.currency
             self.book = book
         oid = field(cmd, O_ID, "id")
+        account = field(cmd, O_ACCOUNT, "account")
+        q = field(cmd, O_QTY, "qty")
+        price = field(cmd, O_PRICE, "price")
+        if type(oid) is not int or type(q) is not int or type(account) is not str:  # (the engine checked
+            return self.holds.admit(book, cmd)  # them: a hand-built value of another kind goes the long way)
+        h = PyLong_AsLongLongAndOverflow(oid, &over_h)
+        qty = PyLong_AsLongLongAndOverflow(q, &over_q)
+        if price is not None:
+            p = PyLong_AsLongLongAndOverflow(price, &over_p) if type(price) is int else -1
+        if over_h or over_q or over_p or p < 0:
+            return self.holds.admit(book, cmd)
         side = field(cmd, O_SIDE, "side")
         try:
             if side is SELL or (side is not BUY and side != BUY):
-                self.ledger._reserve(oid, field(cmd, O_ACCOUNT, "account"), "units", self.unit,
-                                    field(cmd, O_QTY, "qty"))
+                self.ledger._take(h, account, True, self.unit, qty)
                 return None
-            price = field(cmd, O_PRICE, "price")
-            amount = field(cmd, O_CAP, "cap") if price is None else price * field(cmd, O_QTY, "qty")
-            if amount is None or amount > BIG:  # refused: the reference says how
-                return self.holds.admit(book, cmd)
-            self.ledger._reserve(oid, field(cmd, O_ACCOUNT, "account"), "cash", self.book_currency, amount)
+            if p and 0 < qty <= SMALL and p <= SMALL:  # both below 2**30: the product fits
+                amount = p * qty
+            else:  # a market buy (its cap), or a large price or quantity: in ints, refused the long way
+                total = field(cmd, O_CAP, "cap") if price is None else price * q
+                if total is None or total > BIG or type(total) is not int:  # refused: the reference says how
+                    return self.holds.admit(book, cmd)
+                amount = total
+            self.ledger._take(h, account, False, self.book_currency, amount)
         except RegistryError as e:
             return self.holds._refused(e)
-        self.buys[oid] = price or 0
+        self.buys.put(h, p)  # (an id and a price the engine checked: 0 to 2**63 - 1; 0 for a market buy)
         return None
 
     def amend(self, book, order, price, qty):
@@ -1949,17 +2153,19 @@ cdef class Gate:
     cdef int _stage(self, command, list events, Py_ssize_t start) except -1:
         cdef Py_ssize_t end = len(events), i
         cdef list trades = None  # made at the first trade
-        cdef dict buys = self.buys
+        cdef Limits buys = self.buys
         cdef Ledger ledger = self.ledger
-        cdef object e, cls, limit
+        cdef Py_ssize_t pos
+        cdef long long limit
+        cdef object e, cls
         spent = 0
         if end - start == 1:
             cls = type(events[start])
             if cls is not CANCELLED and cls is not AUCTION_CLEARED and cls is not LISTED:
-                if self.venue_attrs["_fold_each"]:
+                if self._folding():
                     self.stage(command, events, start)
                 return 0
-        if self.venue_attrs["_fold_each"] or type(command) is LIST_INSTRUMENT:
+        if self._folding() or type(command) is LIST_INSTRUMENT:
             self.stage(command, events, start)
             return 0
         for i in range(start, end):
@@ -1976,9 +2182,10 @@ cdef class Gate:
                 else:
                     trades.append(e)
                 buy_id = field(e, T_BUY_ID, "buy_id")
-                limit = buys.get(buy_id)
-                if limit is None:
+                pos = buys.find_obj(buy_id)
+                if pos < 0:
                     continue
+                limit = buys.vals[pos]
                 price = field(e, T_PRICE, "price")
                 if limit == 0:
                     spent += price * field(e, T_QTY, "qty")
@@ -1986,28 +2193,43 @@ cdef class Gate:
                     self._release(buy_id, (limit - price) * field(e, T_QTY, "qty"))
             elif cls is CANCELLED:
                 oid = field(e, C_ID, "id")
-                limit = buys.get(oid)
-                if limit is None:
+                pos = buys.find_obj(oid)
+                if pos < 0:
                     self._release(oid, field(e, C_QTY, "qty"))
-                elif limit != 0:
-                    del buys[oid]
+                elif buys.vals[pos] != 0:
+                    limit = buys.vals[pos]
+                    buys.remove(pos)
                     self._release(oid, limit * field(e, C_QTY, "qty"))
         if type(command) is NEW_ORDER:
             cap = field(command, O_CAP, "cap")
             if cap is not None:
                 oid = field(command, O_ID, "id")
-                if buys.pop(oid, None) == 0:
-                    self._release(oid, cap - spent)
+                pos = buys.find_obj(oid)
+                if pos >= 0:
+                    limit = buys.vals[pos]
+                    buys.remove(pos)
+                    if limit == 0:
+                        self._release(oid, cap - spent)
         if trades is None:
             return 0
-        index_get = self.index_get
+        open_order = self.open_order
         for e in trades:
             buy_id = field(e, T_BUY_ID, "buy_id")
-            if buy_id in buys:
-                entry = index_get(buy_id)
-                if entry is None or type(entry) is str:  # filled (or done): no more to give back
-                    del buys[buy_id]
+            pos = buys.find_obj(buy_id)
+            if pos >= 0 and open_order(buy_id) is None:  # filled (or done): no more to give back
+                buys.remove(pos)
         return self._settle(trades, events)
+
+    cdef inline bint _folding(self) except -1:
+        """Whether the venue folds this batch's commands one by one (it replays): read of the venue
+        until the first batch that does not, after which no batch does (its checkpoint's replay
+        never starts again; a venue restored from a state gets a new gate)."""
+        if self.folded:
+            return False
+        if self.venue_attrs["_fold_each"]:
+            return True
+        self.folded = True
+        return False
 
     cdef int _release(self, hold, amount) except -1:
         """As :meth:`HoldGate.release <carbonbook.venue.holds.HoldGate.release>`: give back
@@ -2039,8 +2261,7 @@ cdef class Gate:
     cdef int _settle(self, list trades, list events) except -1:
         """As :meth:`Settler.settle <carbonbook.venue.settler.Settler.settle>` with ``lag=0`` and
         ``SettlementAdapter._settle_chunk``: one ledger call, a ``trade_settled`` per trade."""
-        cdef dict settings = self.adapter_attrs
-        if settings["lag"] or len(trades) > settings["batch"]:
+        if self.lagged or len(trades) > self.batch:
             return self.settler.settle(trades, events) or 0
         cdef list rows = []
         cdef long long price, qty
@@ -2078,7 +2299,7 @@ cdef class Gate:
         return 0
 
 
-# -- the checkpoint's digest lines ----------------------------------------------------------------
+# -- the checkpoint's digest: the commands in MessagePack ------------------------------
 
 cdef struct Lines:
     char* data
@@ -2101,191 +2322,178 @@ cdef inline void _put(Lines* out, const char* text, Py_ssize_t n) noexcept:
     out.size += n
 
 
-cdef inline void _put_key(Lines* out, const char* key, Py_ssize_t n) noexcept:
-    """Write a slot's key (``n`` bytes of the ``KEY_COPY`` its buffer holds): four word copies of a
-    constant size, no call (a memcpy of ``n`` bytes is one: about 20 instructions a key)."""
-    cdef char* p = out.data + out.size
-    memcpy(p, key, 8)
-    memcpy(p + 8, key + 8, 8)
-    memcpy(p + 16, key + 16, 8)
-    memcpy(p + 24, key + 24, 8)
-    out.size += n
-
-
-cdef char PAIRS[200]  # "00" "01" ... "99": an int's digits two at a time
-cdef bint ESCAPED[256]  # the characters a name's line would escape: controls, '"', '\\', DEL
-for _i in range(100):
-    PAIRS[2 * _i], PAIRS[2 * _i + 1] = 48 + _i // 10, 48 + _i % 10
-for _i in range(256):
-    ESCAPED[_i] = _i < 32 or _i in (34, 92, 127)
-
-
-cdef bint _put_int(Lines* out, value, bint nullable) noexcept:
-    """Write the int ``value`` (a plain one of 64 bits; None as null when ``nullable``), or say it is not one."""
-    cdef int overflow = 0, n = 1, pair
-    cdef long long v
-    cdef unsigned long long u, rest
-    cdef char* p
-    if value is None and nullable:
-        _put(out, "null", 4)
-        return True
-    if type(value) is not int:
-        return False
-    v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow:
-        return False
-    if v < 0:
-        out.data[out.size] = 45  # "-"
-        out.size += 1
-        u = 0ULL - <unsigned long long>v
-    else:
-        u = <unsigned long long>v
-    rest = u
-    while rest >= 10:  # the digits, then written from the last, two at a time
-        rest //= 10
-        n += 1
-    out.size += n
-    p = out.data + out.size
-    while u >= 100:
-        pair = <int>(u % 100)
-        u //= 100
-        p -= 2
-        p[0], p[1] = PAIRS[2 * pair], PAIRS[2 * pair + 1]
-    if u >= 10:
-        p -= 2
-        p[0], p[1] = PAIRS[2 * u], PAIRS[2 * u + 1]
-    else:
-        p -= 1
-        p[0] = <char>(48 + u)
-    return True
-
-
-cdef bint _put_name(Lines* out, name) noexcept:
-    """Write the characters of the str ``name`` (its quotes are in the keys), when it is 128
-    characters at most of printable ASCII without a quote or a backslash (nothing to escape); or
-    say it is not."""
-    cdef Py_ssize_t n, i
-    cdef const unsigned char* text
-    cdef char* p
-    cdef unsigned char c
-    if type(name) is not str or not PyUnicode_IS_ASCII(name):
-        return False
-    n = PyUnicode_GET_LENGTH(name)
-    if n > 128:
-        return False
-    text = <const unsigned char*>PyUnicode_DATA(name)
-    p = out.data + out.size
-    for i in range(n):
-        c = text[i]
-        if ESCAPED[c]:
-            return False
-        p[i] = <char>c
-    out.size += n
-    return True
-
-
-cdef enum Kind:
-    INT  # an int of 64 bits
-    INT_OR_NULL  # or None
-    NAME  # a str (_put_name)
-    MEMBER  # a member of the slot's StrEnum: its characters are its value, a plain name (PLAIN)
-    BOOL
-
-
 cdef enum:
-    KEY_COPY = 32  # the bytes _put_key copies: a key's buffer holds that many, the lines that many more
+    NAME_ROOM = 250  # the longest name written here (ASCII); a longer one (or not ASCII) goes to ``encode``
+    ORDER_ROOM = 16 + 12 * 16 + 6 * 9 + 2 * (2 + NAME_ROOM) + 4 * 16  # past a new order's longest (and 16)
 
 
-cdef struct Slot:
-    const char* key  # what comes before the value: ',"qty":' ('{"type":"new","id":' for the first), with
-    Py_ssize_t key_size, offset  # the closing quote of the value before and the opening one of this
-    Kind kind  # value when they are names or members (',"symbol":"' after a name: '","symbol":"')
-    PyObject* enum  # MEMBER: the StrEnum (kept by ENUMS)
+cdef struct Members:  # a StrEnum's members (kept by the enum), each written as its
+    PyObject* member[4]  # MessagePack str: 16 bytes copied, its size kept
+    char packed[4][16]
+    Py_ssize_t size[4]
+    Py_ssize_t count
 
 
-cdef struct Shape:
-    Slot slots[16]
-    const char* end  # '}\n', or '"}\n' after a quoted value
-    Py_ssize_t n, end_size, room  # room: past the longest line of plain values, and KEY_COPY
+cdef object PACK = Encoder(order="deterministic").encode
 
 
-cdef list KEYS = []  # the slots' keys (and ENUMS their enums), kept for as long as the module
-cdef list ENUMS = [Side, OrderType, TimeInForce, SelfTradePrevention]
-PLAIN = all(m.isascii() and m.isidentifier() and len(m) <= 128 for cls in ENUMS for m in cls)
-"""Every member of those enums is a plain name: their lines copy them as they are."""
-assert PLAIN
-
-
-cdef int _shape(Shape* shape, cls, dict kinds) except -1:
-    """The JSON line of the tagged Struct ``cls``: its fields in order (the tag first, as msgspec
-    writes it), each of ``kinds[name]``: a Kind, or a StrEnum (MEMBER)."""
-    fields = cls.__struct_fields__
-    assert cls.__struct_config__.tag_field == "type" and len(fields) <= 16 and set(fields) == set(kinds)
-    shape.n, shape.room = len(fields), 3 + KEY_COPY
-    quoted = False  # the value before was a name or a member
-    for i, name in enumerate(fields):
-        kind = kinds[name]
-        opens = kind == NAME or kind in ENUMS
-        key = ((b'"' if quoted else b"")
-               + (f'{{"type":"{cls.__struct_config__.tag}","{name}":' if i == 0 else f',"{name}":').encode()
-               + (b'"' if opens else b""))
-        assert len(key) <= KEY_COPY
-        padded = key.ljust(KEY_COPY, b"\0")
-        KEYS.append(padded)
-        shape.slots[i].key, shape.slots[i].key_size = PyBytes_AS_STRING(padded), len(key)
-        shape.slots[i].offset = slot_offset(cls, name)
-        shape.slots[i].kind = MEMBER if kind in ENUMS else kind
-        shape.slots[i].enum = <PyObject*>kind
-        shape.room += len(key) + (20 if kind in (INT, INT_OR_NULL) else 5 if kind == BOOL else 130)
-        quoted = opens
-    end = b'"}\n' if quoted else b"}\n"
-    KEYS.append(end)
-    shape.end, shape.end_size = PyBytes_AS_STRING(end), len(end)
+cdef int _members(Members* m, cls) except -1:
+    assert len(cls) <= 4
+    m.count = len(cls)
+    for j, member in enumerate(cls):
+        packed = PACK(member)
+        assert len(packed) <= 16
+        m.member[j] = <PyObject*>member
+        memcpy(m.packed[j], PyBytes_AS_STRING(packed), len(packed))
+        m.size[j] = len(packed)
     return 0
 
 
-cdef Shape ORDER, CANCEL
-_shape(&ORDER, NewOrder, dict(id=INT, account=NAME, symbol=NAME, side=Side, qty=INT, price=INT_OR_NULL,
-                              order_type=OrderType, tif=TimeInForce, post_only=BOOL, stp=SelfTradePrevention,
-                              cap=INT_OR_NULL, ts=INT_OR_NULL))
-_shape(&CANCEL, CancelOrder, dict(id=INT, ts=INT_OR_NULL))
+cdef struct Key:  # a field's name as msgspec writes it in a map: 16 bytes copied, its size kept
+    char b[16]
+    Py_ssize_t n
 
 
-cdef bint _put_line(Lines* out, cmd, Shape* shape) noexcept:
-    """Write the JSON line of ``cmd`` (a Struct of ``shape``), or say a value is not a plain one."""
-    cdef Py_ssize_t i, j, n
-    cdef Slot* slot
-    cdef PyObject* value
-    cdef const char* text
-    cdef char* p
-    for i in range(shape.n):
-        slot = &shape.slots[i]
-        value = (<PyObject**>((<char*><PyObject*>cmd) + slot.offset))[0]
-        if value is NULL:
-            return False
-        _put_key(out, slot.key, slot.key_size)
-        if slot.kind == INT or slot.kind == INT_OR_NULL:
-            if not _put_int(out, <object>value, slot.kind == INT_OR_NULL):
-                return False
-        elif slot.kind == NAME:
-            if not _put_name(out, <object>value):
-                return False
-        elif slot.kind == MEMBER:
-            if <PyObject*>Py_TYPE(<object>value) is not slot.enum:
-                return False
-            text = PyUnicode_DATA(<object>value)
-            n = PyUnicode_GET_LENGTH(<object>value)
-            p = out.data + out.size
-            for j in range(n):
-                p[j] = text[j]
-            out.size += n
-        elif <object>value is True:
-            _put(out, "true", 4)
-        elif <object>value is False:
-            _put(out, "false", 5)
-        else:
-            return False
-    _put(out, shape.end, shape.end_size)
+cdef int _key(Key* key, name) except -1:
+    packed = PACK(name)
+    assert len(packed) <= 16
+    memcpy(key.b, PyBytes_AS_STRING(packed), len(packed))
+    key.n = len(packed)
+    return 0
+
+
+cdef int _head(Key* head, cls, tuple fields) except -1:
+    """The map header, tag key and tag msgspec writes before the fields of ``cls``, which must be
+    ``fields`` (each written here as it comes)."""
+    assert cls.__struct_fields__ == fields, f"{cls.__name__}'s fields changed: write them here as they are"
+    config = cls.__struct_config__
+    assert len(fields) < 15 and config.tag_field == "type"
+    packed = bytes([0x80 | (len(fields) + 1)]) + PACK("type") + PACK(config.tag)  # a fixmap of them all
+    assert len(packed) <= 16
+    memcpy(head.b, PyBytes_AS_STRING(packed), len(packed))
+    head.n = len(packed)
+    return 0
+
+
+cdef Members SIDES, ORDER_TYPES, TIFS, STPS
+_members(&SIDES, Side)
+_members(&ORDER_TYPES, OrderType)
+_members(&TIFS, TimeInForce)
+_members(&STPS, SelfTradePrevention)
+cdef Key ORDER_HEAD, CANCEL_HEAD, K_ID, K_ACCOUNT, K_SYMBOL, K_SIDE, K_QTY, K_PRICE, K_TYPE, K_TIF, K_POST, K_STP
+cdef Key K_CAP, K_TS
+_head(&ORDER_HEAD, NewOrder, ("id", "account", "symbol", "side", "qty", "price", "order_type", "tif", "post_only",
+                             "stp", "cap", "ts"))
+_head(&CANCEL_HEAD, CancelOrder, ("id", "ts"))
+_key(&K_ID, "id")
+_key(&K_ACCOUNT, "account")
+_key(&K_SYMBOL, "symbol")
+_key(&K_SIDE, "side")
+_key(&K_QTY, "qty")
+_key(&K_PRICE, "price")
+_key(&K_TYPE, "order_type")
+_key(&K_TIF, "tif")
+_key(&K_POST, "post_only")
+_key(&K_STP, "stp")
+_key(&K_CAP, "cap")
+_key(&K_TS, "ts")
+cdef Py_ssize_t O_SYMBOL = slot_offset(NewOrder, "symbol")
+cdef Py_ssize_t O_TYPE = slot_offset(NewOrder, "order_type")
+cdef Py_ssize_t O_TIF = slot_offset(NewOrder, "tif")
+cdef Py_ssize_t O_POST_ONLY = slot_offset(NewOrder, "post_only")
+cdef Py_ssize_t O_STP = slot_offset(NewOrder, "stp")
+cdef Py_ssize_t O_TS = slot_offset(NewOrder, "ts")
+cdef Py_ssize_t X_ID = slot_offset(CancelOrder, "id")
+cdef Py_ssize_t X_TS = slot_offset(CancelOrder, "ts")
+
+
+cdef inline PyObject* _at(cmd, Py_ssize_t offset) noexcept:
+    """The field at ``offset`` of the Struct ``cmd`` (NULL: unset)."""
+    return (<PyObject**>((<char*><PyObject*>cmd) + offset))[0]
+
+
+cdef inline char* _put_key(char* p, Key* key) noexcept:
+    memcpy(p, key.b, 16)
+    return p + key.n
+
+
+# Each writer puts a field at ``p`` as msgspec writes it in a map, its key ``key`` then its value,
+# and returns the end, or NULL when the value is not a plain one (an int past 64 bits, a bool for
+# an int, a long name, ...: ``encode`` writes the command); given NULL, it returns NULL.
+
+cdef inline char* _w_int(char* p, Key* key, PyObject* value, bint nullable) noexcept:
+    cdef int overflow = 0
+    cdef long long v
+    if p is NULL or value is NULL:
+        return NULL
+    if type(<object>value) is int:
+        v = PyLong_AsLongLongAndOverflow(<object>value, &overflow)
+        return NULL if overflow else _pack_int(_put_key(p, key), v)
+    if nullable and <object>value is None:
+        p = _put_key(p, key)
+        p[0] = <char>0xc0
+        return p + 1
+    return NULL
+
+
+cdef inline char* _w_name(char* p, Key* key, PyObject* value) noexcept:
+    cdef Py_ssize_t n
+    if p is NULL or value is NULL or type(<object>value) is not str or not PyUnicode_IS_ASCII(<object>value):
+        return NULL
+    n = PyUnicode_GET_LENGTH(<object>value)
+    return NULL if n > NAME_ROOM else _pack_str(_put_key(p, key), PyUnicode_DATA(<object>value), n)
+
+
+cdef inline char* _w_member(char* p, Key* key, PyObject* value, Members* m) noexcept:
+    """One of ``m``'s members, by identity (a str of its value goes to ``encode``)."""
+    cdef Py_ssize_t j
+    if p is NULL:
+        return NULL
+    for j in range(m.count):
+        if m.member[j] == value:
+            p = _put_key(p, key)
+            memcpy(p, m.packed[j], 16)
+            return p + m.size[j]
+    return NULL
+
+
+cdef inline char* _w_bool(char* p, Key* key, PyObject* value) noexcept:
+    if p is NULL or (<object>value is not True and <object>value is not False):
+        return NULL
+    p = _put_key(p, key)
+    p[0] = <char>(0xc3 if <object>value is True else 0xc2)
+    return p + 1
+
+
+cdef bint _put_order(Lines* out, cmd) noexcept:
+    """Write the new order ``cmd`` as msgspec writes it (room for ORDER_ROOM bytes), or say a value
+    is not a plain one."""
+    cdef char* p = _put_key(out.data + out.size, &ORDER_HEAD)
+    p = _w_int(p, &K_ID, _at(cmd, O_ID), False)
+    p = _w_name(p, &K_ACCOUNT, _at(cmd, O_ACCOUNT))
+    p = _w_name(p, &K_SYMBOL, _at(cmd, O_SYMBOL))
+    p = _w_member(p, &K_SIDE, _at(cmd, O_SIDE), &SIDES)
+    p = _w_int(p, &K_QTY, _at(cmd, O_QTY), False)
+    p = _w_int(p, &K_PRICE, _at(cmd, O_PRICE), True)
+    p = _w_member(p, &K_TYPE, _at(cmd, O_TYPE), &ORDER_TYPES)
+    p = _w_member(p, &K_TIF, _at(cmd, O_TIF), &TIFS)
+    p = _w_bool(p, &K_POST, _at(cmd, O_POST_ONLY))
+    p = _w_member(p, &K_STP, _at(cmd, O_STP), &STPS)
+    p = _w_int(p, &K_CAP, _at(cmd, O_CAP), True)
+    p = _w_int(p, &K_TS, _at(cmd, O_TS), True)
+    if p is NULL:
+        return False
+    out.size = p - out.data
+    return True
+
+
+cdef bint _put_cancel(Lines* out, cmd) noexcept:
+    """As ``_put_order``, for the cancel ``cmd``."""
+    cdef char* p = _put_key(out.data + out.size, &CANCEL_HEAD)
+    p = _w_int(_w_int(p, &K_ID, _at(cmd, X_ID), False), &K_TS, _at(cmd, X_TS), True)
+    if p is NULL:
+        return False
+    out.size = p - out.data
     return True
 
 
@@ -2459,41 +2667,35 @@ cdef extern from *:
 ck_init()
 cdef int PCLMUL = ck_pclmul()
 cdef Lines SPARE  # the buffer of the last fold, kept for the next (no allocation per batch)
-SPARE.data, SPARE.size, SPARE.room = NULL, 0, 0
+SPARE.data, SPARE.room = NULL, 0
 
 
-def fold_lines(long long digest, commands, encode_lines):
-    """``digest`` (CRC-32 in its high half, Adler-32 in its low half, as a signed 64-bit int) with
-    ``encode_lines(commands)`` folded in: the checkpoint's fold (:mod:`carbonbook.venue.checkpoint`),
-    the same value as zlib's ``crc32`` and ``adler32`` resumed from those halves.
+def fold_packed(long long digest, commands, encode):
+    """``digest`` (CRC-32 in its high half, Adler-32 in its low half, as a signed 64-bit int) with the
+    commands folded in (version 2 of the checkpoint's digest,
+    :func:`carbonbook.venue.checkpoint.fold_packed`): the same value as zlib's ``crc32`` and
+    ``adler32``, resumed from those halves, over ``encode(command)`` of each command, msgspec's
+    deterministic MessagePack.
 
-    The commands' JSON Lines are msgspec's deterministic encoder's: new orders and cancels of plain
-    values (ints of 64 bits, names of printable ASCII without a quote or a backslash, the enums'
-    own members) are written here, in C; every other command by ``encode_lines((command,))``
-    (about 1,000 instructions per command of the busy workload instead of msgspec's 2,000; the
-    quotes of names and members are in the keys, which are copied as four words). The checksums
-    run over the lines where they were written (no bytes object): CRC-32 folded 64 bytes at a
-    time by carry-less multiplication (PCLMULQDQ, where the x86-64 processor has it) and Adler-32
-    16 bytes at a time in SSE2, about 0.4 and 0.8 instructions a byte against zlib's 3.9 and 3.6
-    (callgrind; elsewhere a byte at a time): a 4,096-command batch's 590 KB in 71 us, not 297.
-    About 1,250 instructions per command in all, 2,500 before (bench/venue.py --instructions)."""
+    New orders and cancels of plain values (ints of 64 bits, names of at most 250 ASCII characters,
+    the enums' own members) are written here, in C, as msgspec writes them (their fields' keys and
+    the enums' members copied from MessagePack kept for them, 16 bytes at a time); every other
+    command by ``encode``. The checksums run over the bytes where they were written (no bytes
+    object): CRC-32 folded 64 bytes at a time by carry-less multiplication (PCLMULQDQ, where the
+    x86-64 processor has it) and Adler-32 16 bytes at a time in SSE2, about 0.4 and 0.8
+    instructions a byte against zlib's 3.9 and 3.6 (callgrind; elsewhere a byte at a time)."""
     cdef Lines out = SPARE
-    cdef Py_ssize_t mark
-    cdef Shape* shape
     cdef unsigned long long value = <unsigned long long>digest
     SPARE.data, SPARE.room = NULL, 0  # a fold inside this one (none is known) allocates its own
     out.size = 0
     try:
         for cmd in commands:
             cls = type(cmd)
-            mark = out.size
-            shape = &ORDER if cls is NEW_ORDER else &CANCEL if cls is CANCEL_ORDER else NULL
-            if shape is not NULL:
-                _room(&out, shape.room)
-                if _put_line(&out, cmd, shape):
+            if cls is NEW_ORDER or cls is CANCEL_ORDER:
+                _room(&out, ORDER_ROOM)
+                if _put_order(&out, cmd) if cls is NEW_ORDER else _put_cancel(&out, cmd):
                     continue
-                out.size = mark
-            line = encode_lines((cmd,))
+            line = encode(cmd)
             _room(&out, PyBytes_GET_SIZE(line))
             _put(&out, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
         value = (<unsigned long long>ck_crc32(<uint32_t>(value >> 32), <const unsigned char*>out.data,

@@ -11,6 +11,7 @@ from carbonbook.core.book import OrderBook as Book
 from carbonbook.core.book import OrderBook as OrderBook
 from carbonbook.core.book import PriceLevel as PriceLevel
 from carbonbook.core.book import new_index as new_index
+from carbonbook.core.book import open_order as open_order
 from carbonbook.events import Event
 
 COMPILED: bool
@@ -55,4 +56,4 @@ Row = tuple[int, int, int]
 def choose(book: OrderBook, start: Row, /) -> tuple[tuple[int | None, int, int], Row]: ...
 
 __all__ = ["COMPILED", "JSON_OK", "JSON_WHY", "Book", "BookSide", "IdIndex", "Order", "OrderBook", "Out",
-           "PriceLevel", "Router", "SymbolTrades", "choose", "new_index"]
+           "PriceLevel", "Router", "SymbolTrades", "choose", "new_index", "open_order"]

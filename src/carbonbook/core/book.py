@@ -177,6 +177,12 @@ def new_index() -> Index:
     return index
 
 
+def open_order(index: Index, oid: object) -> Order | None:
+    """The resting order ``oid`` of ``index`` (its entry while it rests), or None. O(1)."""
+    entry = index.get(oid)  # type: ignore[arg-type]
+    return None if entry is None or entry.__class__ is str else entry  # type: ignore[return-value]
+
+
 class PriceLevel:
     """The orders resting at one price, oldest first, and their live total quantity.
 

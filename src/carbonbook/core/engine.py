@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +141,9 @@ class Engine:
         ``apply`` calls the router alone while there is no stage and no subscriber."""
         self.take_seq: Callable[[], int] = self._seq.__next__
         """Take the next ``seq``, for an event a :data:`Stage` appends (a C call). O(1)."""
+        self.open_order: Callable[[int], Order | None] = partial(self._core.open_order, self._index)
+        """The book's own record of open order ``oid`` (to cancel it through its book), or None
+        (a C call on the compiled core). O(1)."""
         fast = self._core.COMPILED and self.__class__._dispatch is Engine._dispatch
         self._router: _cbook.Router | None = (
             self._core.Router(self._books, self._index, self._dispatch) if fast else None)
@@ -356,11 +360,6 @@ class Engine:
     def next_seq(self) -> int:
         """The ``seq`` the next event will take. O(1)."""
         return peek(self._seq)
-
-    def open_order(self, oid: int) -> Order | None:
-        """The book's own record of open order ``oid`` (to cancel it through its book), or None. O(1)."""
-        entry = self._index.get(oid)
-        return None if entry is None or entry.__class__ is str else entry  # type: ignore[return-value]
 
     def export_state(self) -> EngineState:
         """The whole state of the engine as data (see :mod:`carbonbook.core.snapshot`). O(orders + ids)."""

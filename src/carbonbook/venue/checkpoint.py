@@ -4,7 +4,8 @@
 registry's own ``checkpoint`` table and in the same transactions as the registry's effects:
 
 - the **position**: the ``seq`` of the last event whose effects the registry holds, and the
-  **digest** of the commands up to it (row ``-1``: ``(position, "digest", digest)``);
+  **digest** of the commands up to it (row ``-1``: ``(position, TAG, digest)``, TAG naming the
+  digest's version, below);
 - the **outcome** of every event that needs one to be replayed without running again (row
   ``seq``: ``(txid, reason, detail)``): a registry command's, an allocation's, a refused
   hold's, and each sell order an expiry cancelled (reason ``units_expired``);
@@ -15,14 +16,20 @@ A venue opened on a registry at position ``P`` replays events up to ``P`` from t
 without touching the registry (:attr:`replaying`); where the replay passes ``P`` the digest
 of its commands must be the stored one (:class:`LogMismatch` otherwise).
 
-The digest is CRC-32 and Adler-32 (one 64-bit signed integer) of the commands' JSON Lines
-(msgspec's deterministic encoding): both can be resumed from their value, so folding a batch
-at once (one C call over its encoded lines) gives what folding command by command gives,
-whatever the batching. Costs: a batch's fold is one encoding and two checksum passes, all in
-C (about 3,000 instructions per command: 2,000 of msgspec's encoding, 1,100 of zlib's checksums;
-the compiled part, :func:`carbonbook._cvenue.fold_lines`, writes the lines of new orders and cancels
-and runs both checksums over them in about 1,000 in all); a row lookup
-is one dict get; a row written is one undo-log entry of the registry's transaction.
+The digest is CRC-32 and Adler-32 (one 64-bit signed integer) of the commands' bytes: both can be
+resumed from their value, so folding a batch at once gives what folding command by command gives,
+whatever the batching. Its version is the registry's: a registry keeps the version it started with
+(the position row's tag says which), so one written by an older carbonbook resumes as before.
+
+- version 2 (``digest/2``, every new registry): the commands in msgspec's deterministic MessagePack
+  (:func:`fold_packed`, one encoding of a batch: a busy command is about 100 bytes, its JSON line
+  140). The compiled part, :func:`carbonbook._cvenue.fold_packed`, writes new orders and cancels
+  and runs both checksums in C: about 670 instructions per command of the busy workload
+  (bench/venue.py --instructions; version 1 in C cost 1,330);
+- version 1 (``digest``, registries of carbonbook before it): the commands' JSON Lines
+  (:func:`fold_lines`, msgspec's and zlib's: about 3,000 instructions per command).
+
+A row lookup is one dict get; a row written is one undo-log entry of the registry's transaction.
 """
 
 from __future__ import annotations
@@ -43,24 +50,42 @@ from carbonbook.registry.base import Registry
 __all__ = ["Checkpoint", "CheckpointStore", "LogMismatch", "Outcome"]
 
 _encode_lines = msgspec.json.Encoder(order="deterministic").encode_lines  # sets sorted, whatever the hash seed
+_pack = msgspec.msgpack.Encoder(order="deterministic").encode
 
 
-def fold_lines(digest: int, commands: Sequence[Command | Undecodable]) -> int:
-    """``digest`` with the commands' JSON Lines folded in: CRC-32 (its high half) and Adler-32 (its
-    low half), each resumed from its value, as a signed 64-bit integer."""
-    blob = _encode_lines(commands)
+def _checksums(digest: int, blob: bytes | memoryview) -> int:
+    """``digest`` with ``blob`` folded in: CRC-32 (its high half) and Adler-32 (its low half), each
+    resumed from its value, as a signed 64-bit integer."""
     crc, adler = divmod(digest % 2**64, 2**32)
     value = zlib.crc32(blob, crc) << 32 | zlib.adler32(blob, adler)
     return value - 2**64 if value >= 2**63 else value
 
 
-_fold: Callable[[int, Sequence[Command | Undecodable]], int] = fold_lines
-""":func:`fold_lines`; the same value from :func:`carbonbook._cvenue.fold_lines` (the lines of new orders
-and cancels written and both checksums run in C) when the compiled core runs and it was built."""
-if core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None:
-    from carbonbook._cvenue import fold_lines as _fold_in_c
+def fold_lines(digest: int, commands: Sequence[Command | Undecodable]) -> int:
+    """Version 1: ``digest`` with the commands' JSON Lines folded in."""
+    return _checksums(digest, _encode_lines(commands))
 
-    _fold = partial(_fold_in_c, encode_lines=_encode_lines)
+
+def fold_packed(digest: int, commands: Sequence[Command | Undecodable]) -> int:
+    """Version 2: ``digest`` with the commands in msgspec's deterministic MessagePack folded in (one
+    encoding of them all, its array header left out: each command's map, one after the other)."""
+    n = len(commands)
+    blob = _pack(commands if isinstance(commands, list | tuple) else list(commands))
+    return _checksums(digest, memoryview(blob)[1 if n < 16 else 3 if n < 0x10000 else 5:])
+
+
+_FOLDS: dict[int, Callable[[int, Sequence[Command | Undecodable]], int]] = {1: fold_lines, 2: fold_packed}
+"""The fold of each version; version 2's is :func:`carbonbook._cvenue.fold_packed` (the same value, new
+orders and cancels written and both checksums run in C) when the compiled core runs and it was built."""
+if core.NAME == "compiled" and find_spec("carbonbook._cvenue") is not None:
+    from carbonbook._cvenue import fold_packed as _fold_in_c
+
+    _FOLDS[2] = partial(_fold_in_c, encode=_pack)
+_TAGS = {"digest": 1, "digest/2": 2}
+"""The position row's tag of each version."""
+_TAG = {v: k for k, v in _TAGS.items()}
+_VERSION = 2
+"""The version a new registry's digest takes."""
 _POSITION = -1
 _SETTINGS_ROW = 0
 _SETTINGS = "venue_settings"
@@ -105,6 +130,14 @@ class Checkpoint:
             raise TypeError(f"{registry!r} keeps no checkpoint table: a venue needs one")
         self.registry = registry
         self._store: CheckpointStore = registry
+        row = self._store.checkpoint_row(_POSITION)
+        tag = _TAG[_VERSION] if row is None else row[1]
+        if tag not in _TAGS:
+            raise LogMismatch(f"the registry's digest is of version {tag!r} (a later carbonbook's?): this "
+                              f"one knows {', '.join(_TAGS)}")
+        self.version = _TAGS[tag]
+        """The version of the digest (see the module docstring): the registry's, 2 for a new one."""
+        self._fold = _FOLDS[self.version]
         self.replayed = self.position
         self.replaying = self.replayed > 0
         self.digest = 1  # CRC-32 0 and Adler-32 1: nothing folded yet
@@ -156,7 +189,7 @@ class Checkpoint:
         if seq > self.position:
             if store.checkpoint_row(_SETTINGS_ROW) is None:
                 store.put_checkpoint_row(_SETTINGS_ROW, (0, _SETTINGS, f"{settings[0]} {settings[1]}"))
-            store.put_checkpoint_row(_POSITION, (seq, "digest", str(self.digest)))
+            store.put_checkpoint_row(_POSITION, (seq, _TAG[self.version], str(self.digest)))
 
     def once(self, seq: int, what: str, act: Callable[[], str]) -> Outcome:
         """Carry out ``act`` (it returns a detail) for event ``seq`` in one registry transaction
@@ -178,8 +211,8 @@ class Checkpoint:
     # -- the digest ----------------------------------------------------------------------
 
     def fold(self, commands: Sequence[Command | Undecodable]) -> None:
-        """Fold ``commands`` into the running digest (one C pass over their JSON Lines)."""
-        self.digest = _fold(self.digest, commands)
+        """Fold ``commands`` into the running digest (its version's fold: one C pass over them)."""
+        self.digest = self._fold(self.digest, commands)
 
     def fold_one(self, command: Command | Undecodable, last_seq: int) -> None:
         """Fold one command whose last event is ``last_seq`` while :attr:`replaying`; where the

@@ -20,7 +20,7 @@ the registry. Costs: one registry call per hold taken or released, O(1) each.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import TypeVarTuple
 
 from carbonbook._types import INT64_MAX, RejectReason, Side
@@ -59,15 +59,17 @@ def refusal(e: RegistryError) -> tuple[str, str]:
 
 class HoldGate:
     """Pre-trade holds in ``registry`` for the books of ``engine`` (see the module docstring).
-    ``currency`` is the cash of books listed without one."""
+    ``currency`` is the cash of books listed without one; ``buys`` (empty) keeps the buy orders
+    that may still hold cash: id -> limit price (0 for a market buy), a dict unless given (the
+    compiled gate's :class:`carbonbook._cvenue.Limits`)."""
 
-    def __init__(self, registry: Registry, engine: Engine, checkpoint: Checkpoint, currency: str) -> None:
+    def __init__(self, registry: Registry, engine: Engine, checkpoint: Checkpoint, currency: str,
+                 buys: MutableMapping[int, int] | None = None) -> None:
         self.registry = registry
         self.engine = engine
         self.checkpoint = checkpoint
         self.currency = currency
-        # buy orders that may still hold cash: id -> limit price (_MARKET for a market buy)
-        self.buys: dict[int, int] = {}
+        self.buys: MutableMapping[int, int] = {} if buys is None else buys
 
     def currency_of(self, book: OrderBook) -> str:
         """The cash ``book``'s prices are in."""

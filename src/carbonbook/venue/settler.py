@@ -23,8 +23,8 @@ settlement path, its ledger's ``settle``), about 13,600 instructions per trade o
 compiled ledger when a command makes two (46,000 on the reference ledger; bench/venue.py
 ``--settle-instructions``), and one event per trade. Over the compiled ledger a venue settles
 the common case (``lag=0``, every trade settled) in :class:`carbonbook._cvenue.Gate` instead,
-the same rows in one ledger call (a venue message costs about 8,000 instructions in all,
-the bare engine 2,400 on the same messages; bench/venue.py ``--instructions``).
+the same rows in one ledger call (a venue message costs about 7,100 instructions in all,
+the bare engine 2,450 on the same messages; bench/venue.py ``--instructions``).
 """
 
 from __future__ import annotations

@@ -223,10 +223,11 @@ class Venue:
     def _wire(self, engine: Engine) -> None:
         """Put ``engine`` (new, or restored) under the venue's parts."""
         self.engine = engine
-        self.holds = HoldGate(self.registry, engine, self.checkpoint, self.currency)
-        self.settler = Settler(self.registry, engine, self.checkpoint, self.holds, self.settlement)
         ledger = getattr(self.registry, "_ledger", None)
         gate = _GATES.get(type(ledger))
+        self.holds = HoldGate(self.registry, engine, self.checkpoint, self.currency,
+                              None if gate is None else gate.new_buys())
+        self.settler = Settler(self.registry, engine, self.checkpoint, self.holds, self.settlement)
         if gate is not None:  # the same events and registry state, the common case in C
             self._gate: HoldGate | _cvenue.Gate = gate(ledger, self.holds, self.settler, self, self._stage)
             engine.stage = self._gate
