@@ -56,8 +56,7 @@ def drop(reg: Registry) -> None:
 
 def setup(reg: Registry, blocks: int) -> None:
     """``blocks`` blocks of one EUA each, round robin to the 64 accounts, in one transaction: one
-    issuance, then one unit at a time transferred from it (each a new block; issuing each unit
-    alone costs O(issuances) per issue)."""
+    issuance, then one unit at a time transferred from it (each a new block)."""
     reg.create_scheme(Scheme("EUETS", frozenset({UnitType.EUA})))
     reg.set_cap("EUETS", 2026, blocks)
     with reg.transaction():

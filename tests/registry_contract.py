@@ -216,6 +216,11 @@ class RegistryContract:
         refused(reg, DuplicateSerial, "overlap", reg.issue, "iss", JPA, 10, scheme="JVETS", period=2010,
                 start=4995)
         reg.issue("iss", JPA, 10, scheme="JVETS", period=2010, origin="EU", start=5000)
+        reg.issue("iss", JPA, 10, scheme="JVETS", period=2010, start=2000)  # a gap below the top serial
+        refused(reg, DuplicateSerial, "overlap issued 5000..5009", reg.issue, "iss", JPA, 1, scheme="JVETS",
+                period=2010, start=5009)  # the top serial itself
+        reg.issue("iss", JPA, 10, scheme="JVETS", period=2010, start=5010)  # right past it
+        assert reg.issue("iss", JPA, 1, scheme="JVETS", period=2010).start == 5020  # after the top
         reg.check()
 
     def test_issue_rules(self, reg: Registry) -> None:

@@ -152,8 +152,9 @@ class LinkRules(Store):
                 if b.origin == origin and b.start <= end and b.end >= start]
 
     def issued_overlap(self, origin: str, start: int, end: int) -> bool:
-        """Whether any serial ``start``..``end`` of ``origin`` was ever issued or imported here."""
-        return any(o == origin and s <= end and row[0] >= start
+        """Whether any serial ``start``..``end`` of ``origin`` was ever issued or imported here: O(1)
+        past the origin's top serial, else O(issuances + imports)."""
+        return start <= self._top.get(origin, 0) and any(o == origin and s <= end and row[0] >= start
                    for (o, s), row in (*self._issuances.items(), *self._ledgers.imports.items()))
 
     def _arrive(self, piece: Block, holder: str) -> None:
