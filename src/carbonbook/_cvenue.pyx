@@ -18,7 +18,9 @@ shared mark each in the registry's undo log (``Ledger.undo``).
 
 :class:`Gate` is the common case of a venue's hold gate and stage
 (:class:`carbonbook.venue.holds.HoldGate`, :meth:`carbonbook.venue.Venue._stage`) over a compiled
-ledger, with the same events and registry state: every other case is handed to them.
+ledger, with the same events and registry state: every other case is handed to them; the hold
+gate keeps its resting buys in the gate's :class:`Limits`. :func:`fold_packed` is the compiled
+fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpoint`).
 """
 
 cimport cython
