@@ -26,7 +26,7 @@ fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpo
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF
@@ -274,13 +274,23 @@ cdef tuple ROW_NAMES = (None, "reserve", "reserve", "release", "release")
 cdef object RAW = Raw
 
 
-cdef inline char* _pack_be(char* p, int code, int n, unsigned long long u) noexcept:
-    """The byte ``code`` at ``p``, then the low ``n`` bytes of ``u``, big-endian; the end."""
-    cdef int i
-    p[0] = <char>code
-    for i in range(n):
-        p[n - i] = <char>(u >> (8 * i))
-    return p + n + 1
+cdef extern from *:
+    """
+    #include <string.h>
+    /* The byte ``code`` at ``p``, then the low ``n`` (1, 2, 4 or 8) bytes of ``u``, big-endian, as
+       one store each (the compiler folds the switch where ``n`` is a constant); the end. */
+    static inline char* cv_pack_be(char* p, int code, int n, unsigned long long u) {
+        p[0] = (char)code;
+        switch (n) {
+        case 1: p[1] = (char)u; break;
+        case 2: { unsigned short x = __builtin_bswap16((unsigned short)u); memcpy(p + 1, &x, 2); break; }
+        case 4: { unsigned int x = __builtin_bswap32((unsigned int)u); memcpy(p + 1, &x, 4); break; }
+        default: { unsigned long long x = __builtin_bswap64(u); memcpy(p + 1, &x, 8); }
+        }
+        return p + n + 1;
+    }
+    """
+    char* _pack_be "cv_pack_be"(char* p, int code, int n, unsigned long long u) noexcept
 
 
 cdef inline char* _pack_int(char* p, long long v) noexcept:
@@ -428,9 +438,9 @@ cdef class Journal:
     def wire(self, Py_ssize_t start, Py_ssize_t run, encode):
         """The rows from ``start`` on as a commit stores them: (the last row's txid, the MessagePack
         array of its rows) per ``run`` rows, byte for byte what ``encode`` (a msgspec MessagePack
-        encoder's) gives for the rows themselves. Each stretch of hold rows is written here as one
-        ``msgspec.Raw`` of their arrays, without making their Entries, and ``encode`` gives the
-        array of the other rows and those stretches, whose header is then set to the run's rows."""
+        encoder's) gives for the rows themselves. Hold rows (their Entries' arrays, without making
+        the Entries) and Settled records of plain values (``_put_settled``) are written here; any
+        other row by ``encode`` (see ``_array``)."""
         cdef Py_ssize_t lo, hi
         cdef Row* r
         cdef list out = []
@@ -442,43 +452,31 @@ cdef class Journal:
 
     cdef bytes _run(self, Py_ssize_t lo, Py_ssize_t hi, encode):
         """Rows ``lo`` to ``hi`` as one MessagePack array (see ``wire``)."""
+        cdef Lines out
         cdef list items = []
-        cdef Py_ssize_t i = lo, size = 0, cap = 4096, asize, bsize, skip
+        cdef Py_ssize_t i, asize, bsize, mark = _header_size(hi - lo)
         cdef Row* r
         cdef const char* account
         cdef const char* asset
-        cdef char* grown
-        cdef char* p
-        cdef char* buf = <char*>PyMem_Malloc(cap)
-        if buf is NULL:
-            raise MemoryError()
+        out.data, out.size, out.room = NULL, mark, 0
         try:
-            while i < hi:
+            for i in range(lo, hi):
                 r = &self.rows[i]
-                i += 1
                 if r.kind == ROW_OBJECT:
+                    if type(<object>r.account) is SETTLED:
+                        _room(&out, SETTLED_ROOM)
+                        if _put_settled(&out, <object>r.account):
+                            continue
+                    _stretch(&out, &mark, items)
                     items.append(<object>r.account)
                     continue
                 account = PyUnicode_AsUTF8AndSize(<object>r.account, &asize)
                 asset = PyUnicode_AsUTF8AndSize(<object>r.asset, &bsize)
-                if size + 64 + asize + bsize > cap:
-                    cap = 2 * cap + 64 + asize + bsize
-                    grown = <char*>PyMem_Realloc(buf, cap)
-                    if grown is NULL:
-                        raise MemoryError()
-                    buf = grown
-                size = _pack_row(buf + size, r, account, asize, asset, bsize) - buf
-                if i == hi or self.rows[i].kind == ROW_OBJECT:
-                    items.append(RAW(PyBytes_FromStringAndSize(buf, size)))
-                    size = 0
+                _room(&out, 64 + asize + bsize)
+                out.size = _pack_row(out.data + out.size, r, account, asize, asset, bsize) - out.data
+            return _array(&out, mark, hi - lo, items, encode)
         finally:
-            PyMem_Free(buf)
-        data = encode(items)
-        skip = _header_size(len(items))
-        out = PyBytes_FromStringAndSize(NULL, _header_size(hi - lo) + PyBytes_GET_SIZE(data) - skip)
-        p = _pack_header(PyBytes_AS_STRING(out), hi - lo)
-        memcpy(p, PyBytes_AS_STRING(data) + skip, PyBytes_GET_SIZE(data) - skip)
-        return out
+            PyMem_Free(out.data)
 
     def __len__(self):
         return self.n
@@ -1351,6 +1349,26 @@ cdef class Ledger:
             return (<Journal>journal).wire(start, run, encode)
         return _ledger.Ledger.wire(journal, start, run, encode)
 
+    @staticmethod
+    def pack(list rows):
+        """As the reference's ``pack``, Settled records of plain values written here
+        (``_put_settled``; others by msgspec, see ``_array``)."""
+        cdef Lines out
+        cdef list items = []
+        cdef Py_ssize_t mark = _header_size(len(rows))
+        out.data, out.size, out.room = NULL, mark, 0
+        try:
+            for row in rows:
+                if type(row) is SETTLED:
+                    _room(&out, SETTLED_ROOM)
+                    if _put_settled(&out, row):
+                        continue
+                _stretch(&out, &mark, items)
+                items.append(row)
+            return _array(&out, mark, len(rows), items, ENCODE)
+        finally:
+            PyMem_Free(out.data)
+
     def bind(self):
         """Take the registry's containers again (they are new after a reset or a derive)."""
         reg = self.reg
@@ -1491,18 +1509,29 @@ cdef class Ledger:
                 if (<tuple>e)[0] is table:
                     return holds, log
                 rest.append(e)
-        cdef set gone = set()  # holds absent now whose first change found them absent: nothing to write
+        cdef Py_ssize_t bits = 4, mask, j
+        while (<Py_ssize_t>1 << bits) < 2 * self.depth:
+            bits += 1
+        mask = (<Py_ssize_t>1 << bits) - 1
+        cdef Py_ssize_t* seen = <Py_ssize_t*>PyMem_Calloc(mask + 1, sizeof(Py_ssize_t))  # 1 + a record
         cdef Undo* r
-        for i in range(self.depth):
-            r = &self.stack[i]
-            if self.table.find(r.hold) >= 0:
-                holds.setdefault(r.hold, None if r.existed else MISSING)
-            elif not r.existed:  # its first change, or one after a first that decided already
-                gone.add(r.hold)
-            else:
-                hold = r.hold
-                if hold not in gone:
-                    holds.setdefault(hold, None)
+        if seen is NULL:
+            raise MemoryError()
+        try:
+            for i in range(self.depth):  # each hold's first change, found by a C hash set of holds
+                r = &self.stack[i]
+                j = <Py_ssize_t>((<unsigned long long>r.hold * 0x9E3779B97F4A7C15ULL) >> (64 - bits))
+                while seen[j] and self.stack[seen[j] - 1].hold != r.hold:
+                    j = (j + 1) & mask
+                if seen[j]:
+                    continue
+                seen[j] = i + 1
+                if self.table.find(r.hold) >= 0:
+                    holds[r.hold] = None if r.existed else MISSING
+                elif r.existed:
+                    holds[r.hold] = None
+        finally:
+            PyMem_Free(seen)
         return holds, rest
 
     @staticmethod
@@ -2308,14 +2337,18 @@ cdef struct Lines:
     Py_ssize_t size, room
 
 
-cdef int _room(Lines* out, Py_ssize_t n) except -1:
+cdef inline int _room(Lines* out, Py_ssize_t n) except -1:
     """Make room for ``n`` more bytes."""
-    cdef char* grown
     if out.size + n > out.room:
-        grown = <char*>PyMem_Realloc(out.data, 2 * (out.size + n))
-        if grown is NULL:
-            raise MemoryError()
-        out.data, out.room = grown, 2 * (out.size + n)
+        _grow(out, n)
+    return 0
+
+
+cdef int _grow(Lines* out, Py_ssize_t n) except -1:
+    cdef char* grown = <char*>PyMem_Realloc(out.data, 2 * (out.size + n))
+    if grown is NULL:
+        raise MemoryError()
+    out.data, out.room = grown, 2 * (out.size + n)
     return 0
 
 
@@ -2330,9 +2363,9 @@ cdef enum:
 
 
 cdef struct Members:  # a StrEnum's members (kept by the enum), each written as its
-    PyObject* member[4]  # MessagePack str: 16 bytes copied, its size kept
-    char packed[4][16]
-    Py_ssize_t size[4]
+    PyObject* member[16]  # MessagePack str: 16 bytes copied, its size kept
+    char packed[16][16]
+    Py_ssize_t size[16]
     Py_ssize_t count
 
 
@@ -2340,7 +2373,7 @@ cdef object PACK = Encoder(order="deterministic").encode
 
 
 cdef int _members(Members* m, cls) except -1:
-    assert len(cls) <= 4
+    assert len(cls) <= 16
     m.count = len(cls)
     for j, member in enumerate(cls):
         packed = PACK(member)
@@ -2497,6 +2530,76 @@ cdef bint _put_cancel(Lines* out, cmd) noexcept:
         return False
     out.size = p - out.data
     return True
+
+
+# -- the SQL commit's runs: Settled records in MessagePack -------------------------------------
+
+cdef Key SETTLED_HEAD, K_TRADE_ID, K_TXID, K_SELLER, K_BUYER, K_UNIT, K_CURRENCY, K_AMOUNT
+_head(&SETTLED_HEAD, Settled, ("trade_id", "txid", "seller", "buyer", "unit", "qty", "currency", "amount"))
+_key(&K_TRADE_ID, "trade_id")
+_key(&K_TXID, "txid")
+_key(&K_SELLER, "seller")
+_key(&K_BUYER, "buyer")
+_key(&K_UNIT, "unit")
+_key(&K_CURRENCY, "currency")
+_key(&K_AMOUNT, "amount")
+cdef Py_ssize_t S_UNIT = slot_offset(Settled, "unit")
+cdef Py_ssize_t S_QTY = slot_offset(Settled, "qty")
+cdef Py_ssize_t S_AMOUNT = slot_offset(Settled, "amount")
+cdef object ENCODE = Encoder().encode  # the SQL commit's (``_sql``)
+cdef enum:
+    SETTLED_ROOM = 16 + 8 * 16 + 4 * 9 + 4 * (2 + NAME_ROOM)  # past a Settled record's longest
+
+
+cdef Members UNIT_TYPES
+_members(&UNIT_TYPES, UnitType)
+
+
+cdef bint _put_settled(Lines* out, r) noexcept:
+    """Write the Settled record ``r`` as msgspec writes it (room for SETTLED_ROOM bytes), or say a
+    value is not a plain one (as ``_put_order``)."""
+    cdef char* p = _put_key(out.data + out.size, &SETTLED_HEAD)
+    p = _w_int(p, &K_TRADE_ID, _at(r, S_TRADE_ID), False)
+    p = _w_int(p, &K_TXID, _at(r, S_TXID), False)
+    p = _w_name(p, &K_SELLER, _at(r, S_SELLER))
+    p = _w_name(p, &K_BUYER, _at(r, S_BUYER))
+    p = _w_member(p, &K_UNIT, _at(r, S_UNIT), &UNIT_TYPES)
+    p = _w_int(p, &K_QTY, _at(r, S_QTY), False)
+    p = _w_name(p, &K_CURRENCY, _at(r, S_CURRENCY))
+    p = _w_int(p, &K_AMOUNT, _at(r, S_AMOUNT), False)
+    if p is NULL:
+        return False
+    out.size = p - out.data
+    return True
+
+
+cdef int _stretch(Lines* out, Py_ssize_t* mark, list items) except -1:
+    """Before a row ``encode`` writes: the rows written here since ``mark`` to ``items``, as one
+    ``msgspec.Raw`` (none if there are none), and ``mark`` past them."""
+    if out.size > mark[0]:
+        items.append(RAW(PyBytes_FromStringAndSize(out.data + mark[0], out.size - mark[0])))
+        mark[0] = out.size
+    return 0
+
+
+cdef bytes _array(Lines* out, Py_ssize_t mark, Py_ssize_t n, list items, encode):
+    """The MessagePack array of ``n`` rows written in ``out`` after room for its header (the
+    header's size, ``_header_size(n)``, is where ``mark`` began), those ``encode`` writes in
+    ``items`` between the stretches (``_stretch``): with none, ``out`` as it is, its header put
+    in; else ``encode`` of ``items`` and the last stretch, its header set to ``n`` rows."""
+    cdef Py_ssize_t skip
+    cdef char* p
+    if not items:
+        _room(out, 0)  # none written (no rows)
+        _pack_header(out.data, n)
+        return PyBytes_FromStringAndSize(out.data, out.size)
+    _stretch(out, &mark, items)
+    data = encode(items)
+    skip = _header_size(len(items))
+    result = PyBytes_FromStringAndSize(NULL, _header_size(n) + PyBytes_GET_SIZE(data) - skip)
+    p = _pack_header(PyBytes_AS_STRING(result), n)
+    memcpy(p, PyBytes_AS_STRING(data) + skip, PyBytes_GET_SIZE(data) - skip)
+    return result
 
 
 # -- the digest's checksums: zlib's CRC-32 and Adler-32, fast ------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from msgspec.structs import replace
 
 from carbonbook._types import INT64_MAX, UnitType
@@ -119,6 +120,10 @@ class Ledger:
         rows = journal[start:]
         runs = (rows[i:i + run] for i in range(0, len(rows), run))
         return [(part[-1].txid, encode(part)) for part in runs]
+
+    pack = staticmethod(msgspec.msgpack.Encoder().encode)
+    """The MessagePack array of a list of rows (settlement records) as an SQL commit stores them
+    (see ``_sql``); the compiled ledger writes Settled records itself, the same bytes."""
 
     @staticmethod
     def touched(log: Log) -> tuple[dict[int, Any], Log]:

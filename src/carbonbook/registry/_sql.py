@@ -140,9 +140,11 @@ _decode_records = msgspec.msgpack.Decoder(list[SettlementRecord]).decode
 _decode_page = msgspec.msgpack.Decoder(list[Block]).decode
 
 
-def _runs(items: Sequence[Any], key: Callable[[Sequence[Any]], int]) -> list[Row]:
-    """The rows of runs that store ``items``: (``key`` of a run's last or first item, MessagePack)."""
-    return [(key(items[i:i + RUN]), _encode_run(items[i:i + RUN])) for i in range(0, len(items), RUN)]
+def _runs(items: Sequence[Any], key: Callable[[Sequence[Any]], int],
+          encode: Callable[[Any], bytes] = _encode_run) -> list[Row]:
+    """The rows of runs that store ``items``: (``key`` of a run's last or first item, ``encode`` of
+    the run, its MessagePack array)."""
+    return [(key(items[i:i + RUN]), encode(items[i:i + RUN])) for i in range(0, len(items), RUN)]
 
 
 def _last_txid(entries: Sequence[Entry]) -> int:
@@ -450,7 +452,7 @@ class SqlRegistry(StateRegistry):
             if ups:
                 ops.append((self._upsert[name], ups))
         if records:
-            ops.append((self._insert_run["settlement_runs"], _runs(records, _first_trade)))
+            ops.append((self._insert_run["settlement_runs"], _runs(records, _first_trade, self._ledger.pack)))
         runs = self._ledger.wire(self._journal, self._journal_mark, RUN, _encode_run)
         if runs:
             ops.append((self._insert_run["journal_runs"], runs))
