@@ -289,20 +289,22 @@ cdef extern from *:
         }
         return p + n + 1;
     }
+
+    /* MessagePack ``v`` at ``p`` in its shortest form (as msgspec writes it); the end. */
+    static inline char* cv_pack_int(char* p, long long v) {
+        if (v >= -32 && v < 128) {
+            p[0] = (char)v;
+            return p + 1;
+        }
+        if (v >= 0)
+            return v < 0x100 ? cv_pack_be(p, 0xcc, 1, v) : v < 0x10000 ? cv_pack_be(p, 0xcd, 2, v)
+                : v < 0x100000000LL ? cv_pack_be(p, 0xce, 4, v) : cv_pack_be(p, 0xcf, 8, v);
+        return v >= -0x80 ? cv_pack_be(p, 0xd0, 1, v) : v >= -0x8000 ? cv_pack_be(p, 0xd1, 2, v)
+            : v >= -0x80000000LL ? cv_pack_be(p, 0xd2, 4, v) : cv_pack_be(p, 0xd3, 8, v);
+    }
     """
     char* _pack_be "cv_pack_be"(char* p, int code, int n, unsigned long long u) noexcept
-
-
-cdef inline char* _pack_int(char* p, long long v) noexcept:
-    """MessagePack ``v`` at ``p`` in its shortest form (as msgspec writes it); the end."""
-    if 0 <= v < 128 or -32 <= v < 0:
-        p[0] = <char>v
-        return p + 1
-    if v >= 0:
-        return (_pack_be(p, 0xcc, 1, v) if v < 0x100 else _pack_be(p, 0xcd, 2, v) if v < 0x10000
-                else _pack_be(p, 0xce, 4, v) if v < 0x100000000 else _pack_be(p, 0xcf, 8, v))
-    return (_pack_be(p, 0xd0, 1, v) if v >= -0x80 else _pack_be(p, 0xd1, 2, v) if v >= -0x8000
-            else _pack_be(p, 0xd2, 4, v) if v >= -0x80000000 else _pack_be(p, 0xd3, 8, v))
+    char* _pack_int "cv_pack_int"(char* p, long long v) noexcept
 
 
 cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size) noexcept:
