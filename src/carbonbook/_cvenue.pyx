@@ -134,7 +134,6 @@ cdef Py_ssize_t A_KIND = slot_offset(Account, "kind")
 cdef Py_ssize_t A_UNITS = slot_offset(Account, "units")
 cdef long long INT64_MAX = 0x7FFFFFFFFFFFFFFF
 cdef long long SMALL = 0x3FFFFFFF
-cdef Py_ssize_t SEGMENT_ROOM = 32
 cdef long long EMPTY_KEY = -1  # a free slot of Limits
 
 
@@ -144,13 +143,11 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
     void PyObject_GC_UnTrack(void* op)
-    list PyList_New(Py_ssize_t size)
-    void Py_SET_SIZE(object o, Py_ssize_t size)
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 
 cdef inline object _untracked(object record):
-    """``record`` (a hold, an undo record or a settlements' undo segment) untracked by the cyclic
+    """``record`` (a hold, an undo record or a run of settlements' log entry) untracked by the cyclic
     garbage collector: it holds names, numbers, records without references and other such
     tuples, so it can be part of no cycle. The collector would otherwise visit each one it
     finds young (and untrack the tuples itself): about 1,000 instructions per venue message on
@@ -176,17 +173,6 @@ cdef inline object _replaced(object b, tuple names, object v0, object v1, object
     return PyObject_Vectorcall(REPLACE, args, 1, <PyObject*>names)
 
 
-cdef inline int _consumed(list seg, bid, long long start, bint popped) except -1:
-    """Log in a settlements' undo segment that block ``bid`` (first serial ``start`` before) was
-    split or, ``popped``, moved whole (its row kept: see ``Blocks.put_back``): three appends, not
-    a tuple's concatenation (about 300 instructions fewer; callgrind, bench/venue.py
-    --settle-instructions)."""
-    seg.append(bid)
-    seg.append(start)
-    seg.append(popped)
-    return 0
-
-
 cdef object DEQUE_APPEND = deque.append
 
 
@@ -197,35 +183,6 @@ cdef inline int _push(object queue, object bid) except -1:
     args[0] = <PyObject*>queue
     args[1] = <PyObject*>bid
     PyObject_Vectorcall(DEQUE_APPEND, args, 2, NULL)
-    return 0
-
-
-cdef inline list _segment():
-    """A new settlements' undo segment: an empty list with room for 32 values (two trades of one
-    block each, as a venue settles a command's trades) before it grows, which it would otherwise
-    do five times on the way (about 370 instructions per call of 2 trades, 36 per venue message;
-    callgrind, bench/venue.py --settle-instructions and --instructions)."""
-    seg = PyList_New(SEGMENT_ROOM)  # its slots NULL: nothing to release when emptied
-    Py_SET_SIZE(seg, 0)
-    return seg
-
-
-cdef inline int _settled(list seg, record, long long first, b_held, s_cash, Py_ssize_t jlen,
-                         long long moved) except -1:
-    """Log in a settlements' undo segment the 10 values of a settlement (see
-    ``CashRules._undo_fast``): appends, not a tuple's concatenation (with the purses' queues, see
-    ``Ledger._purse``, about 630 instructions fewer per trade settled in calls of 2; callgrind,
-    bench/venue.py --settle-instructions)."""
-    seg.append(record)
-    seg.append(first)
-    seg.append(b_held)
-    seg.append(s_cash)
-    seg.append(jlen)
-    seg.append(None)
-    seg.append(None)
-    seg.append(None)
-    seg.append(None)
-    seg.append(moved)
     return 0
 
 
@@ -1260,13 +1217,53 @@ cdef struct Undo:
     bint existed
 
 
+cdef inline int _settled_cash(r, dict cash) except -1:
+    """The cash keys (``(account, currency)``) settlement record ``r`` changed into ``cash``."""
+    if type(r) is SETTLED:
+        currency = field(r, S_CURRENCY, "currency")
+        cash[(field(r, S_BUYER, "buyer"), currency)] = None
+        cash[(field(r, S_SELLER, "seller"), currency)] = None
+    else:
+        cash[(r.buyer, r.currency)] = None
+        cash[(r.seller, r.currency)] = None
+    return 0
+
+
+cdef struct Settle:  # a fast-path settlement's undo values (see ``Run``)
+    PyObject* record  # its Settled (a reference of its own)
+    long long first  # the block counter before it
+    long long b_held, s_cash  # the buyer's holding and the seller's cash before (when present)
+    Py_ssize_t jlen  # the journal's length before
+    Py_ssize_t lo, n  # its consumed blocks: ``Ledger.consumed[lo:lo + n]``
+    bint b_present, s_present
+
+
+cdef struct Consumed:  # a block a settlement split or, ``popped``, moved whole (its row kept)
+    long long bid, start  # its id and first serial before
+    bint popped
+
+
+@cython.final
+@cython.no_gc
+@cython.freelist(8)
+cdef class Run:
+    """A run of the compiled ledger's fast-path settlements, logged as ``(None, _FAST, run)``: the
+    undo values of its settlements are the ledger's C records ``lo``..``hi - 1`` (no Python list or
+    int per value: 450 instructions fewer per venue message than the reference's segment list, 560
+    on SQLite, whose commit reads them in ``settled_keys``; callgrind, bench/venue.py
+    --instructions), made into the reference's segment only to undo them (``Ledger.run_values``)."""
+
+    cdef Py_ssize_t lo, hi
+
+
 cdef class Ledger:
     """Holds and settlement over ``reg``'s state (see the module docstring and the reference).
 
     Its undo records are its own: each hold change (a reserve, a release, what a settlement
     takes of a hold) pushes one C record (:c:type:`Undo`) and appends one shared mark,
     ``(ledger, _LEDGER, None)``, to the registry's undo log, which ``Store._undo`` hands back
-    (``undo``: the newest record) and the SQL commit reads (``touched``)."""
+    (``undo``: the newest record) and the SQL commit reads (``touched``); those of its
+    settlements are C records too (``Run``)."""
 
     cdef readonly object reg
     cdef readonly object ref
@@ -1283,6 +1280,10 @@ cdef class Ledger:
     cdef Py_ssize_t depth, room
     cdef tuple mark
     cdef bint lent  # the open transaction handed a hold change or a settlement to ``ref`` (``_lend``)
+    cdef Settle* settles  # the undo values of the open transaction's fast-path settlements (``Run``)
+    cdef Py_ssize_t nsettles, settles_room
+    cdef Consumed* consumed  # and of the blocks they consumed
+    cdef Py_ssize_t nconsumed, consumed_room
 
     def __init__(self, reg):
         self.reg = reg
@@ -1292,6 +1293,8 @@ cdef class Ledger:
     def __dealloc__(self):
         self._drop()
         PyMem_Free(self.stack)
+        PyMem_Free(self.settles)
+        PyMem_Free(self.consumed)
 
     @staticmethod
     def new_journal():
@@ -1373,7 +1376,7 @@ cdef class Ledger:
         """``account``'s purse of ``asset`` (:meth:`HoldTable.purse`). The first time since the
         last bind, a units purse takes the registry's block queue of that account and unit type
         (``queue``; an empty one made if there is none, as ``_inner_of`` makes it), so a settlement
-        finds both queues without a lookup (see ``_settled`` for the count), and the queue
+        finds both queues without a lookup, and the queue
         is keyed by the purse's ``key`` instead of an equal tuple (the same value; only the order
         of the queues changes, which nothing reads), so a lookup finds it by identity, without
         comparing tuples (about 150 instructions fewer). An account's Trader (``_trader``) has the
@@ -1423,6 +1426,14 @@ cdef class Ledger:
         while self.depth:
             self.depth -= 1
             Py_DECREF(<object>self.stack[self.depth].purse)
+        self._forget(0)
+
+    cdef void _forget(self, Py_ssize_t n) noexcept:
+        """Forget the settlements' undo records from the ``n``-th on."""
+        while self.nsettles > n:
+            self.nsettles -= 1
+            Py_DECREF(<object>self.settles[self.nsettles].record)
+        self.nconsumed = self.settles[n - 1].lo + self.settles[n - 1].n if n else 0
 
     def begin(self):
         """An outermost transaction begins: its undo log (the registry's ``_log``), kept here too
@@ -1505,38 +1516,77 @@ cdef class Ledger:
                     holds.setdefault(hold, None)
         return holds, rest
 
-    @staticmethod
-    def settled_keys(list seg, set pages, dict cash, dict holds, list records):
+    def settled_keys(self, seg, set pages, dict cash, dict holds, list records):
         """As the reference's ``settled_keys``, in C (the SQL commit's walk of a run of settlements:
-        about 2,000 instructions fewer per venue message on SQLite, bench/venue.py --instructions)."""
-        cdef Py_ssize_t top = len(seg), lo, i, n
+        about 2,000 instructions fewer per venue message on SQLite, bench/venue.py --instructions),
+        for a :class:`Run` of this ledger's or a segment of the reference ledger's."""
+        cdef Py_ssize_t top, lo, i, n, k
         cdef long long p, first, new
-        if top == 0:
-            return
-        new = <long long>seg[top - 9] + <Py_ssize_t>seg[top - 1]
-        first = new
-        while top > 0:
-            r = seg[top - 10]
-            first = seg[top - 9]
-            n = seg[top - 1]
-            lo = top - 10 - 3 * n
-            for i in range(lo, top - 10, 3):
-                pages.add(<long long>seg[i] >> PAGE)
-            if type(r) is SETTLED:
-                currency = field(r, S_CURRENCY, "currency")
-                cash[(field(r, S_BUYER, "buyer"), currency)] = None
-                cash[(field(r, S_SELLER, "seller"), currency)] = None
-            else:
-                cash[(r.buyer, r.currency)] = None
-                cash[(r.seller, r.currency)] = None
-            records.append(r)
-            if seg[top - 4] is not None:
-                holds.setdefault(seg[top - 5], None)
-            if seg[top - 2] is not None:
-                holds.setdefault(seg[top - 3], None)
-            top = lo
+        cdef Settle* st
+        if type(seg) is Run:
+            if (<Run>seg).hi == (<Run>seg).lo:
+                return
+            st = &self.settles[(<Run>seg).hi - 1]
+            new = st.first + st.n
+            first = new
+            for k in range((<Run>seg).hi - 1, (<Run>seg).lo - 1, -1):
+                st = &self.settles[k]
+                first = st.first
+                for i in range(st.lo, st.lo + st.n):
+                    pages.add(self.consumed[i].bid >> PAGE)
+                _settled_cash(<object>st.record, cash)
+                records.append(<object>st.record)
+        else:
+            top = len(seg)
+            if top == 0:
+                return
+            new = <long long>seg[top - 9] + <Py_ssize_t>seg[top - 1]
+            first = new
+            while top > 0:
+                r = seg[top - 10]
+                first = seg[top - 9]
+                n = seg[top - 1]
+                lo = top - 10 - 3 * n
+                for i in range(lo, top - 10, 3):
+                    pages.add(<long long>seg[i] >> PAGE)
+                _settled_cash(r, cash)
+                records.append(r)
+                if seg[top - 4] is not None:
+                    holds.setdefault(seg[top - 5], None)
+                if seg[top - 2] is not None:
+                    holds.setdefault(seg[top - 3], None)
+                top = lo
         for p in range((first + 1) >> PAGE, (new >> PAGE) + 1 if new > first else 0):  # blocks it made
             pages.add(p)
+
+    def run_values(self, seg):
+        """The undo values of a run of fast-path settlements as the reference's segment (see
+        ``CashRules._undo_fast``), which undoes them: a :class:`Run`'s made from its C records, which
+        are taken off (undo walks the log newest first, so they are the newest); a reference
+        segment as it is."""
+        if type(seg) is not Run:
+            return seg
+        cdef Run run = <Run>seg
+        cdef list out = []
+        cdef Settle* st
+        cdef Py_ssize_t k
+        for k in range(run.lo, run.hi):
+            st = &self.settles[k]
+            out += self._triples(st.lo, st.n)
+            out += [<object>st.record, st.first, st.b_held if st.b_present else MISSING,
+                    st.s_cash if st.s_present else MISSING, st.jlen, None, None, None, None, st.n]
+        self._forget(run.lo)
+        run.hi = run.lo
+        return out
+
+    cdef list _triples(self, Py_ssize_t lo, Py_ssize_t n):
+        """The block triples of ``consumed[lo:lo + n]`` as the reference's segment has them (the
+        compiled ledger's: the block's first serial before, not the block; see ``put_back``)."""
+        cdef list out = []
+        cdef Py_ssize_t i
+        for i in range(lo, lo + n):
+            out += [self.consumed[i].bid, self.consumed[i].start, self.consumed[i].popped]
+        return out
 
     # -- holds -------------------------------------------------------------------------
 
@@ -1680,8 +1730,8 @@ cdef class Ledger:
     cdef list _settle(self, reg, list log, rows, bint dup_raises):
         """The settlement of ``rows`` in the open transaction whose undo log is ``log``."""
         cdef list out = []
-        cdef list seg = [], inner_list
-        cdef Py_ssize_t seg_end = -1, pos
+        cdef Run run = None
+        cdef Py_ssize_t seg_end = -1, clo, jlen
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
         cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
         cdef Py_ssize_t u_pos, c_pos
@@ -1694,14 +1744,16 @@ cdef class Ledger:
         cdef Purse s_units, s_cash_purse, b_units, b_cash_purse  # the seller's and the buyer's
         cdef Journal journal = self.journal
         cdef Trader s_trader, b_trader
-        cdef bint fast, differ
+        cdef bint fast, differ, b_present, s_present
+        cdef long long b_held, s_cash
+        cdef Settle* st
         new = None  # the newest block's id (nid as an int object, made once)
         for row in rows:
             trade_id, seller, buyer, unit, q, currency, a, unit_hold, cash_hold = row
             if (type(trade_id) is not int or type(q) is not int or type(a) is not int
                     or not _small(trade_id, 0) or not _small(q, 1) or not _small(a, 1)):
                 out += self._lend().settle((row,), dup_raises)  # the exact checks, and such a trade
-                seg_end = -1  # the reference logged: open a new segment
+                seg_end = -1  # the reference logged: open a new run
                 continue
             qty = q
             amount = a
@@ -1727,9 +1779,10 @@ cdef class Ledger:
             else:
                 differ = seller != buyer
             if differ and type(currency) is str and currency:
-                if len(log) != seg_end:  # something else was logged since: open a new segment
-                    seg = _untracked(_segment())
-                    log.append(_untracked((None, FAST, seg)))
+                if len(log) != seg_end:  # something else was logged since: open a new run
+                    run = Run.__new__(Run)
+                    run.lo = run.hi = self.nsettles
+                    log.append(_untracked((None, FAST, run)))
                     seg_end = len(log)
                     nid = meta.block
                     txid = meta.txid
@@ -1795,9 +1848,11 @@ cdef class Ledger:
             first = nid
             txid0 = txid
             jlen = journal.n
-            b_held = b_units.have if b_units.present else MISSING  # as they were, for the segment
-            s_cash = s_cash_purse.have if s_cash_purse.present else MISSING
-            pos = len(seg)
+            b_held = b_units.have  # as they were, for the undo record
+            b_present = b_units.present
+            s_cash = s_cash_purse.have
+            s_present = s_cash_purse.present
+            clo = self.nconsumed
             try:
                 bid = inner[0]
                 i = bid
@@ -1805,7 +1860,7 @@ cdef class Ledger:
                 if blocks.last(i) - start >= qty:  # the common case: the oldest block is split
                     nid += 1
                     new = nid
-                    _consumed(seg, bid, start, False)
+                    self._consume(i, start, False)
                     blocks.split(i, start + qty)
                     blocks.moved(nid, i, start, start + qty - 1, buyer)
                     _push(binner, new)
@@ -1819,13 +1874,13 @@ cdef class Ledger:
                         nid += 1
                         new = nid
                         if end - start + 1 <= need:
-                            _consumed(seg, bid, start, True)
+                            self._consume(i, start, True)
                             inner.popleft()
                             blocks.take(i)
                             need -= end - start + 1
                             blocks.moved(nid, i, start, end, buyer)
                         else:
-                            _consumed(seg, bid, start, False)
+                            self._consume(i, start, False)
                             blocks.split(i, start + need)
                             blocks.moved(nid, i, start, start + need - 1, buyer)
                             need = 0
@@ -1837,12 +1892,12 @@ cdef class Ledger:
                 b_cash_purse.have = b_cash - amount
                 s_cash_purse.have = s_cash2
                 s_cash_purse.present = True
-                if u_cut:  # each an undo record of its own (the segment keeps none of holds)
+                if u_cut:  # each an undo record of its own (the run keeps none of holds)
                     self._cut(log, u_hold, u_cut)
                 if c_cut:
                     self._cut(log, c_hold, c_cut)
                 if u_cut or c_cut:
-                    seg_end = len(log)  # the marks concern holds alone: the segment goes on
+                    seg_end = len(log)  # the marks concern holds alone: the run goes on
                 txid = txid0 + 1
                 tx = txid
                 meta.txid = txid
@@ -1851,12 +1906,44 @@ cdef class Ledger:
                 settlements[trade_id] = record
                 out.append(record)
             except BaseException:  # undo this half-applied settlement, then the batch's
-                reg._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held, b_held, b_cash,
-                                   s_cash, txid0, jlen, seg, pos, (len(seg) - pos) // 3)
-                del seg[pos:]  # (the holds it took are undone at their marks, after this)
+                reg._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held,
+                                   b_held if b_present else MISSING, b_cash, s_cash if s_present else MISSING,
+                                   txid0, jlen, self._triples(clo, self.nconsumed - clo), 0, self.nconsumed - clo)
+                self.nconsumed = clo  # (the holds it took are undone at their marks, after this)
                 raise
-            _settled(seg, record, first, b_held, s_cash, jlen, nid - first)
+            st = self._settle_record()
+            Py_INCREF(record)
+            st.record = <PyObject*>record
+            st.first, st.b_held, st.s_cash, st.jlen, st.lo, st.n = first, b_held, s_cash, jlen, clo, nid - first
+            st.b_present, st.s_present = b_present, s_present
+            run.hi = self.nsettles
         return out
+
+    cdef inline int _consume(self, Py_ssize_t bid, long long start, bint popped) except -1:
+        """Record that a settlement split block ``bid`` (its first serial ``start`` before) or,
+        ``popped``, moved it whole."""
+        cdef Consumed* grown
+        if self.nconsumed == self.consumed_room:
+            grown = <Consumed*>PyMem_Realloc(self.consumed, (2 * self.consumed_room + 64) * sizeof(Consumed))
+            if grown is NULL:
+                raise MemoryError()
+            self.consumed, self.consumed_room = grown, 2 * self.consumed_room + 64
+        self.consumed[self.nconsumed].bid = bid
+        self.consumed[self.nconsumed].start = start
+        self.consumed[self.nconsumed].popped = popped
+        self.nconsumed += 1
+        return 0
+
+    cdef Settle* _settle_record(self) except NULL:
+        """A new settlement's undo record (``Run``): the caller fills it in."""
+        cdef Settle* grown
+        if self.nsettles == self.settles_room:
+            grown = <Settle*>PyMem_Realloc(self.settles, (2 * self.settles_room + 64) * sizeof(Settle))
+            if grown is NULL:
+                raise MemoryError()
+            self.settles, self.settles_room = grown, 2 * self.settles_room + 64
+        self.nsettles += 1
+        return &self.settles[self.nsettles - 1]
 
 
 
