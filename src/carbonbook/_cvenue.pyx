@@ -210,6 +210,16 @@ cdef inline int _push(object queue, object bid) except -1:
     return 0
 
 
+cdef inline long long _small_value(object value) except? -2:
+    """``value`` if it is an int in 0..2**30 - 1, else -1."""
+    cdef int overflow = 0
+    cdef long long v
+    if type(value) is not int:
+        return -1
+    v = _long_long(value, &overflow)
+    return v if not overflow and 0 <= v <= SMALL else -1
+
+
 cdef inline bint _small(object value, long long low):
     """Is the int ``value`` in ``low``..2**30 - 1 (the settlement's C fast path)?"""
     cdef int overflow = 0
@@ -2301,7 +2311,7 @@ cdef class Gate:
         cdef Limits buys = self.buys
         cdef Ledger ledger = self.ledger
         cdef Py_ssize_t pos
-        cdef long long limit
+        cdef long long limit, p, q
         cdef object e, cls
         spent = 0
         if end - start == 1:
@@ -2334,6 +2344,12 @@ cdef class Gate:
                 price = field(e, T_PRICE, "price")
                 if limit == 0:
                     spent += price * field(e, T_QTY, "qty")
+                    continue
+                p = _small_value(price)
+                q = _small_value(field(e, T_QTY, "qty"))
+                if p >= 0 and q >= 0 and limit <= SMALL:  # all below 2**30: in C (with the cancels'
+                    if limit > p:  # below: about 110 instructions fewer per venue message; callgrind)
+                        self._give(buy_id, (limit - p) * q)
                 elif limit > price:
                     self._release(buy_id, (limit - price) * field(e, T_QTY, "qty"))
             elif cls is CANCELLED:
@@ -2344,7 +2360,11 @@ cdef class Gate:
                 elif buys.vals[pos] != 0:
                     limit = buys.vals[pos]
                     buys.remove(pos)
-                    self._release(oid, limit * field(e, C_QTY, "qty"))
+                    q = _small_value(field(e, C_QTY, "qty"))
+                    if q >= 0 and limit <= SMALL:
+                        self._give(oid, limit * q)
+                    else:
+                        self._release(oid, limit * field(e, C_QTY, "qty"))
         if type(command) is NEW_ORDER:
             cap = field(command, O_CAP, "cap")
             if cap is not None:
@@ -2382,21 +2402,29 @@ cdef class Gate:
         once: about 180 instructions fewer per venue message; callgrind, bench/venue.py
         --instructions)."""
         cdef Ledger ledger = self.ledger
-        cdef Py_ssize_t pos = ledger.table.find_obj(hold)
+        cdef Py_ssize_t pos
         cdef int over = 0
-        cdef long long a, left
-        if pos < 0 or type(amount) is not int:
-            left = 0 if pos < 0 else ledger.table.recs[pos].amount
-            if amount > left:
-                amount = left
-            if amount > 0:
-                ledger._release(hold, amount)
+        cdef long long a
+        if type(amount) is int:
+            a = _long_long(amount, &over)
+            return 0 if over < 0 else self._give(hold, INT64_MAX if over else a)
+        pos = ledger.table.find_obj(hold)
+        left = 0 if pos < 0 else ledger.table.recs[pos].amount
+        if amount > left:
+            amount = left
+        if amount > 0:
+            ledger._release(hold, amount)
+        return 0
+
+    cdef int _give(self, hold, long long a) except -1:
+        """``_release`` of ``a``, a C integer."""
+        cdef Ledger ledger = self.ledger
+        cdef Py_ssize_t pos = ledger.table.find_obj(hold)
+        if pos < 0:
             return 0
-        left = ledger.table.recs[pos].amount
-        a = _long_long(amount, &over)
-        if over > 0 or a > left:
-            a = left
-        if a > 0 and over >= 0:
+        if a > ledger.table.recs[pos].amount:
+            a = ledger.table.recs[pos].amount
+        if a > 0:
             if ledger.log is None:
                 ledger._release(hold, a)
             else:
