@@ -20,7 +20,8 @@ shared mark each in the registry's undo log (``Ledger.undo``).
 (:class:`carbonbook.venue.holds.HoldGate`, :meth:`carbonbook.venue.Venue._stage`) over a compiled
 ledger, with the same events and registry state: every other case is handed to them; the hold
 gate keeps its resting buys in the gate's :class:`Limits`. :func:`fold_packed` is the compiled
-fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpoint`).
+fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpoint`);
+:func:`engine_only` tells a venue's batch with no registry command.
 """
 
 cimport cython
@@ -2833,6 +2834,18 @@ ck_init()
 cdef int PCLMUL = ck_pclmul()
 cdef Lines SPARE  # the buffer of the last fold, kept for the next (no allocation per batch)
 SPARE.data, SPARE.room = NULL, 0
+
+
+def engine_only(batch, frozenset classes):
+    """Whether no command of ``batch`` (a list or tuple) is of one of ``classes`` (a venue's batch
+    with no registry command goes to the engine whole: ``Venue._run``): new orders and cancels
+    passed at a glance, in C (about 180 instructions fewer per venue message than a set's
+    ``isdisjoint`` over ``map(type, batch)``; callgrind, bench/venue.py --instructions)."""
+    for cmd in batch:
+        cls = type(cmd)
+        if cls is not NEW_ORDER and cls is not CANCEL_ORDER and cls in classes:
+            return False
+    return True
 
 
 def fold_packed(long long digest, commands, encode):
