@@ -1274,6 +1274,16 @@ cdef tuple _row(t, unit, currency):
             field(t, T_SELL_ID, "sell_id"), field(t, T_BUY_ID, "buy_id"))
 
 
+cdef void* _grown(void* records, Py_ssize_t* room, size_t size) except NULL:
+    """``records``, a full array of ``room[0]`` records of ``size`` bytes, grown to ``2 * room[0] + 64``
+    (``room`` set): the ledger's undo stacks."""
+    cdef void* grown = PyMem_Realloc(records, (2 * room[0] + 64) * size)
+    if grown is NULL:
+        raise MemoryError()
+    room[0] = 2 * room[0] + 64
+    return grown
+
+
 cdef struct Settle:  # a fast-path settlement's undo values (see ``Run``)
     PyObject* record  # its Settled (a reference of its own)
     long long first  # the block counter before it
@@ -1456,12 +1466,8 @@ cdef class Ledger:
     cdef Undo* _logged(self, list log) except NULL:
         """A new undo record, its mark appended to ``log`` (the open transaction's): the caller
         fills it in before anything else can fail."""
-        cdef Undo* grown
         if self.depth == self.room:
-            grown = <Undo*>PyMem_Realloc(self.stack, (2 * self.room + 64) * sizeof(Undo))
-            if grown is NULL:
-                raise MemoryError()
-            self.stack, self.room = grown, 2 * self.room + 64
+            self.stack = <Undo*>_grown(self.stack, &self.room, sizeof(Undo))
         log.append(self.mark)
         self.depth += 1
         return &self.stack[self.depth - 1]
@@ -1790,7 +1796,7 @@ cdef class Ledger:
         in the open transaction whose undo log is ``log``."""
         cdef list out = []
         cdef Run run = None
-        cdef Py_ssize_t seg_end = -1, clo, jlen
+        cdef Py_ssize_t seg_end = -1, clo, jlen, n
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
         cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
         cdef Py_ssize_t u_pos, c_pos
@@ -1821,7 +1827,8 @@ cdef class Ledger:
                 unit, currency = t_unit, t_currency
             if (type(trade_id) is not int or type(q) is not int or type(a) is not int
                     or not _small(trade_id, 0) or not _small(q, 1) or not _small(a, 1)):
-                out += self._lend().settle((row if t_unit is None else _row(row, unit, currency),), dup_raises)  # the exact checks, and such a trade
+                out += self._lend().settle((row if t_unit is None else _row(row, unit, currency),),
+                                           dup_raises)  # the exact checks, and such a trade
                 seg_end = -1  # the reference logged: open a new run
                 continue
             qty = q
@@ -1975,9 +1982,10 @@ cdef class Ledger:
                 settlements[trade_id] = record
                 out.append(record)
             except BaseException:  # undo this half-applied settlement, then the batch's
+                n = self.nconsumed - clo
                 reg._undo_fast_one(seller, buyer, unit, currency, trade_id, first, s_held,
                                    b_held if b_present else MISSING, b_cash, s_cash if s_present else MISSING,
-                                   txid0, jlen, self._triples(clo, self.nconsumed - clo), 0, self.nconsumed - clo)
+                                   txid0, jlen, self._triples(clo, n), 0, n)
                 self.nconsumed = clo  # (the holds it took are undone at their marks, after this)
                 raise
             st = self._settle_record()
@@ -1991,12 +1999,8 @@ cdef class Ledger:
     cdef inline int _consume(self, Py_ssize_t bid, long long start, bint popped) except -1:
         """Record that a settlement split block ``bid`` (its first serial ``start`` before) or,
         ``popped``, moved it whole."""
-        cdef Consumed* grown
         if self.nconsumed == self.consumed_room:
-            grown = <Consumed*>PyMem_Realloc(self.consumed, (2 * self.consumed_room + 64) * sizeof(Consumed))
-            if grown is NULL:
-                raise MemoryError()
-            self.consumed, self.consumed_room = grown, 2 * self.consumed_room + 64
+            self.consumed = <Consumed*>_grown(self.consumed, &self.consumed_room, sizeof(Consumed))
         self.consumed[self.nconsumed].bid = bid
         self.consumed[self.nconsumed].start = start
         self.consumed[self.nconsumed].popped = popped
@@ -2005,12 +2009,8 @@ cdef class Ledger:
 
     cdef Settle* _settle_record(self) except NULL:
         """A new settlement's undo record (``Run``): the caller fills it in."""
-        cdef Settle* grown
         if self.nsettles == self.settles_room:
-            grown = <Settle*>PyMem_Realloc(self.settles, (2 * self.settles_room + 64) * sizeof(Settle))
-            if grown is NULL:
-                raise MemoryError()
-            self.settles, self.settles_room = grown, 2 * self.settles_room + 64
+            self.settles = <Settle*>_grown(self.settles, &self.settles_room, sizeof(Settle))
         self.nsettles += 1
         return &self.settles[self.nsettles - 1]
 
@@ -2229,9 +2229,10 @@ cdef class Gate:
         self.lagged, self.batch = adapter.lag != 0, adapter.batch
         self.stage = stage
         self.take = holds.engine.take_seq
-        seq = getattr(self.take, "__self__", None)  # an itertools.count's __next__: the count, whose next
-        self.seq = seq if type(seq) is COUNT and self.take == seq.__next__ else None  # is taken in C (about
-        # 40 instructions fewer per venue message than the method's call; callgrind, bench/venue.py --instructions)
+        # an itertools.count's __next__: the count, whose next is taken in C (about 40 instructions
+        # fewer per venue message than the method's call; callgrind, bench/venue.py --instructions)
+        seq = getattr(self.take, "__self__", None)
+        self.seq = seq if type(seq) is COUNT and self.take == seq.__next__ else None
         self.open_order = holds.engine.open_order
         self.currency = holds.currency
         if type(holds.buys) is not Limits:
