@@ -170,6 +170,12 @@ class Ledger:
             cash[r.buyer, r.currency] = cash[r.seller, r.currency] = None
 
     @staticmethod
+    def run_values(seg: list[Any]) -> list[Any]:
+        """The undo values of a run of fast-path settlements, as ``CashRules._undo_fast`` reads them:
+        here its segment itself (the compiled ledger makes them from its C records)."""
+        return seg
+
+    @staticmethod
     def page(blocks: dict[int, Block], lo: int, hi: int) -> bytes | None:
         """The MessagePack array of the blocks with ids ``lo``..``hi - 1``, by id (a page the SQL
         commit writes), or None when there are none. O(hi - lo)."""
