@@ -79,7 +79,9 @@ class CashRules(Store):
         compiled ledger settled it: what that takes of a hold is an undo record of its own), the
         same for the cash hold, and the number of block triples. The seller's holding, the
         buyer's cash and the reserved totals before it are the current ones plus its quantity,
-        amount and what it took of each hold (the newer settlements are undone first)."""
+        amount and what it took of each hold (the newer settlements are undone first). The compiled
+        ledger's run of them is made into this list first (``run_values``)."""
+        seg = self._ledger.run_values(seg)
         held = self._held
         cash = self._cash
         while len(seg) > stop:

@@ -157,6 +157,12 @@ class Ledger:
         pages.update(range((first + 1) >> PAGE, (new >> PAGE) + 1) if new > first else ())  # blocks it made
 
     @staticmethod
+    def run_values(seg: list[Any]) -> list[Any]:
+        """The undo values of a run of fast-path settlements, as ``CashRules._undo_fast`` reads them:
+        here its segment itself (the compiled ledger makes them from its C records)."""
+        return seg
+
+    @staticmethod
     def page(blocks: dict[int, Block], lo: int, hi: int) -> list[Block]:
         """The blocks with ids ``lo``..``hi - 1``, by id (a page the SQL commit writes). O(hi - lo)."""
         get = blocks.get

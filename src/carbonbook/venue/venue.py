@@ -114,7 +114,7 @@ insufficient_units
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from importlib.util import find_spec
@@ -162,6 +162,17 @@ _FREEING = frozenset((Cancelled, AuctionCleared, InstrumentListed))
 """The events that may free a hold or need the venue (a command with one other event needs nothing)."""
 _REGISTRY_COMMANDS = frozenset(RegistryCommand.__subclasses__())
 """Every registry command class: a set lookup, where an isinstance that fails is slow on msgspec types."""
+
+
+def _disjoint(batch: Sequence[Command | Undecodable], classes: frozenset[type]) -> bool:
+    """Whether no command of ``batch`` is of one of ``classes``."""
+    return classes.isdisjoint(map(type, batch))
+
+
+_engine_only: Callable[[Sequence[Command | Undecodable], frozenset[type]], bool] = _disjoint
+"""``_disjoint``, in C where it was built (:func:`carbonbook._cvenue.engine_only`)."""
+if _GATES:
+    _engine_only = _cvenue.engine_only
 
 
 class VenueFailed(CarbonbookError):
@@ -348,7 +359,7 @@ class Venue:
              starts: list[int] | None) -> None:
         """Registry commands to the registry, runs of the others to the engine (a batch with none,
         the common case, goes to the engine in one scan in C)."""
-        if _REGISTRY_COMMANDS.isdisjoint(map(type, batch)):
+        if _engine_only(batch, _REGISTRY_COMMANDS):
             if batch:
                 self._engine_run(batch, events, decoded, starts)
             return
