@@ -26,7 +26,6 @@ fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpo
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.long cimport PyLong_AsLongLong
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_New
