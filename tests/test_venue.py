@@ -567,6 +567,24 @@ def test_orders_of_unknown_or_blocked_accounts_are_refused_with_the_registrys_co
     verified(v)
 
 
+def test_an_account_that_held_before_is_checked_again_at_each_hold() -> None:
+    # the compiled ledger remembers the accounts it held for (``Ledger._known``): a change of
+    # status since still decides, whichever str object names the account
+    v = make_venue()
+    mitsui = "".join(["mit", "sui"])
+    assert [e.__struct_config__.tag for e in v.apply_all([sell(1, 10, 1500, account="mitsui"),
+                                                          sell(2, 10, 1500, account=mitsui),
+                                                          buy(3, 10, 5, account=mitsui)])] == ["accepted"] * 3
+    v.apply(SetAccountStatus(account="mitsui", status="blocked"))
+    for cmd in (sell(4, 10, 1500, account="mitsui"), buy(5, 10, 5, account=mitsui)):
+        [rej] = v.apply(cmd)
+        assert isinstance(rej, Rejected) and rej.reason == "account_blocked"
+    v.apply(SetAccountStatus(account=mitsui, status="open"))
+    assert [e.__struct_config__.tag for e in v.apply(buy(6, 10, 5, account="mitsui"))] == ["accepted"]
+    assert holds(v.registry) == {1: 10, 2: 10, 3: 50, 6: 50}
+    verified(v)
+
+
 # -- precedence -------------------------------------------------------------------------
 
 
