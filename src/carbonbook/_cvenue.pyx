@@ -27,7 +27,7 @@ fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpo
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.object cimport PyObject, Py_TYPE
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -139,6 +139,7 @@ cdef long long EMPTY_KEY = -1  # a free slot of Limits
 cdef extern from "Python.h":
     ctypedef struct PyASCIIObject:
         Py_hash_t hash  # -1 until computed
+    PyTypeObject PyLong_Type, PyUnicode_Type
     bint PyUnicode_IS_ASCII(object s)
     const char* PyUnicode_DATA(object s)
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
@@ -2400,32 +2401,36 @@ cdef class Gate:
         if book is not self.book:
             self.unit, self.book_currency = book.unit, book.currency or self.currency
             self.book = book
-        oid = field(cmd, O_ID, "id")
-        account = field(cmd, O_ACCOUNT, "account")
-        q = field(cmd, O_QTY, "qty")
-        price = field(cmd, O_PRICE, "price")
-        if type(oid) is not int or type(q) is not int or type(account) is not str:  # (the engine checked
-            return self.holds.admit(book, cmd)  # them: a hand-built value of another kind goes the long way)
-        h = _long_long(oid, &over_h)
-        qty = _long_long(q, &over_q)
-        if price is not None:
-            p = _long_long(price, &over_p) if type(price) is int else -1
+        # the fields read in place, borrowed (about 30 instructions fewer than ``field``'s; the
+        # engine checked them: a hand-built value of another kind goes the long way)
+        cdef PyObject* oid = _at(cmd, O_ID)
+        cdef PyObject* account = _at(cmd, O_ACCOUNT)
+        cdef PyObject* q = _at(cmd, O_QTY)
+        cdef PyObject* price = _at(cmd, O_PRICE)
+        cdef PyObject* side = _at(cmd, O_SIDE)
+        if (oid is NULL or q is NULL or account is NULL or price is NULL or side is NULL
+                or Py_TYPE(<object>oid) is not &PyLong_Type or Py_TYPE(<object>q) is not &PyLong_Type
+                or Py_TYPE(<object>account) is not &PyUnicode_Type):
+            return self.holds.admit(book, cmd)
+        h = _long_long(<object>oid, &over_h)
+        qty = _long_long(<object>q, &over_q)
+        if <object>price is not None:
+            p = _long_long(<object>price, &over_p) if Py_TYPE(<object>price) is &PyLong_Type else -1
         if over_h or over_q or over_p or p < 0:
             return self.holds.admit(book, cmd)
-        side = field(cmd, O_SIDE, "side")
-        if side is SELL or (side is not BUY and side != BUY):
-            if self.ledger._held(h, account, True, self.unit, qty) == NOT_HELD:
-                return self._hold(h, account, True, self.unit, qty)
+        if <object>side is SELL or (<object>side is not BUY and <object>side != BUY):
+            if self.ledger._held(h, <str>account, True, self.unit, qty) == NOT_HELD:
+                return self._hold(h, <str>account, True, self.unit, qty)
             return None
         if p and 0 < qty <= SMALL and p <= SMALL:  # both below 2**30: the product fits
             amount = p * qty
         else:  # a market buy (its cap), or a large price or quantity: in ints, refused the long way
-            total = field(cmd, O_CAP, "cap") if price is None else price * q
+            total = field(cmd, O_CAP, "cap") if <object>price is None else <object>price * <object>q
             if total is None or total > BIG or type(total) is not int:  # refused: the reference says how
                 return self.holds.admit(book, cmd)
             amount = total
-        if self.ledger._held(h, account, False, self.book_currency, amount) == NOT_HELD:
-            refused = self._hold(h, account, False, self.book_currency, amount)
+        if self.ledger._held(h, <str>account, False, self.book_currency, amount) == NOT_HELD:
+            refused = self._hold(h, <str>account, False, self.book_currency, amount)
             if refused is not None:
                 return refused
         self.buys.put(h, p)  # (an id and a price the engine checked: 0 to 2**63 - 1; 0 for a market buy)
