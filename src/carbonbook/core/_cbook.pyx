@@ -30,7 +30,8 @@ from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow, PyLong_FromLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
-from carbonbook._hooks cimport AdmitC, StageC, entry as _entry
+from cpython.pycapsule cimport PyCapsule_New
+from carbonbook._hooks cimport AdmitC, OpenOrderC, StageC, entry as _entry
 from carbonbook._slots cimport field as _field, slot_offset as _slot_offset
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_GET_LENGTH
@@ -612,12 +613,20 @@ def new_index():
 
 def open_order(IdIndex index, oid):
     """The resting order ``oid`` of ``index`` (its entry while it rests), or None. O(1)."""
+    return _open_order(index, oid)
+
+
+cdef object _open_order(object index, object oid):
+    """``open_order``, a C function (``c_open_order``, see :mod:`carbonbook._hooks`)."""
     cdef long long key
     cdef PyObject* found
     if not _int64(oid, &key):
         return None
-    found = index.get_c(key)
+    found = (<IdIndex>index).get_c(key)
     return None if found is NULL or type(<object>found) is str else <object>found
+
+
+c_open_order = PyCapsule_New(<void*><OpenOrderC>_open_order, b"carbonbook.open_order", NULL)
 
 
 # -- where orders live: 64-byte blocks of one arena -------------------------------------------
