@@ -3050,10 +3050,16 @@ cdef extern from *:
         __builtin_cpu_init();
         return __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse2");
     }
+
+    static int ck_avx2(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2");
+    }
     #else
     #define CK_SIMD 0
     static uint32_t ck_crc_fold(uint32_t crc, const unsigned char *buf, size_t len) { return ck_crc_bytes(crc, buf, len); }
     static int ck_pclmul(void) { return 0; }
+    static int ck_avx2(void) { return 0; }
     #endif
 
     /* zlib's crc32(crc, buf, len). */
@@ -3114,15 +3120,60 @@ cdef extern from *:
         }
         return b % CK_BASE << 16 | a % CK_BASE;  /* as zlib: reduced, even a state past the base */
     }
+
+    #if CK_SIMD
+    #include <immintrin.h>
+    #define CK_NMAX32 5536  /* 173 * 32: at most CK_NMAX bytes between reductions, 32 at a time */
+
+    /* ``ck_adler32``, 32 bytes at a time in AVX2 (where the processor has it; the rest, fewer
+       than 32 bytes, by ``ck_adler32``): the bytes' sums by vpsadbw, their weights 32..1 by
+       vpmaddubsw (at most 255 * (32 + 31): no saturation), as ``ck_adler32`` does 16 at a time. */
+    __attribute__((target("avx2")))
+    static uint32_t ck_adler32_avx2(uint32_t adler, const unsigned char *buf, size_t len) {
+        uint32_t a = adler & 0xffff, b = adler >> 16;
+        const __m256i zero = _mm256_setzero_si256();
+        const __m256i ones = _mm256_set1_epi16(1);
+        const __m256i weights = _mm256_setr_epi8(32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                                 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
+        while (len >= 32) {
+            size_t n = len < CK_NMAX32 ? len & ~(size_t)31 : CK_NMAX32;
+            size_t k = n / 32;
+            __m256i sum = zero, prefix = zero, weighted = zero;
+            len -= n;
+            while (k--) {
+                __m256i x = _mm256_loadu_si256((const __m256i *)buf);
+                prefix = _mm256_add_epi32(prefix, sum);
+                sum = _mm256_add_epi32(sum, _mm256_sad_epu8(x, zero));
+                weighted = _mm256_add_epi32(weighted, _mm256_madd_epi16(_mm256_maddubs_epi16(x, weights), ones));
+                buf += 32;
+            }
+            uint32_t s[8], p[8], w[8];
+            _mm256_storeu_si256((__m256i *)s, sum);
+            _mm256_storeu_si256((__m256i *)p, prefix);
+            _mm256_storeu_si256((__m256i *)w, weighted);
+            uint64_t bytes = (uint64_t)s[0] + s[2] + s[4] + s[6];
+            uint64_t bb = (uint64_t)b + (uint64_t)n * a + 32 * ((uint64_t)p[0] + p[2] + p[4] + p[6])
+                          + (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
+            a = (uint32_t)((a + bytes) % CK_BASE);
+            b = (uint32_t)(bb % CK_BASE);
+        }
+        return ck_adler32(b << 16 | a, buf, len);
+    }
+    #else
+    static uint32_t ck_adler32_avx2(uint32_t adler, const unsigned char *buf, size_t len) { return ck_adler32(adler, buf, len); }
+    #endif
     """
     void ck_init()
     int ck_pclmul()
+    int ck_avx2()
     uint32_t ck_crc32(uint32_t crc, const unsigned char* buf, size_t len, int fold) nogil
     uint32_t ck_adler32(uint32_t adler, const unsigned char* buf, size_t len) nogil
+    uint32_t ck_adler32_avx2(uint32_t adler, const unsigned char* buf, size_t len) nogil
 
 
 ck_init()
 cdef int PCLMUL = ck_pclmul()
+cdef int AVX2 = ck_avx2()
 cdef Lines SPARE  # the buffer of the last fold, kept for the next (no allocation per batch)
 SPARE.data, SPARE.room = NULL, 0
 
@@ -3151,8 +3202,9 @@ def fold_packed(long long digest, commands, encode):
     the enums' members copied from MessagePack kept for them, 16 bytes at a time); every other
     command by ``encode``. The checksums run over the bytes where they were written (no bytes
     object): CRC-32 folded 64 bytes at a time by carry-less multiplication (PCLMULQDQ, where the
-    x86-64 processor has it) and Adler-32 16 bytes at a time in SSE2, about 0.4 and 0.8
-    instructions a byte against zlib's 3.9 and 3.6 (callgrind; elsewhere a byte at a time)."""
+    x86-64 processor has it) and Adler-32 32 bytes at a time in AVX2 (where it has it; else 16 in
+    SSE2), about 0.4 and 0.45 (SSE2: 1.2) instructions a byte against zlib's 3.9 and 3.6 (callgrind;
+    elsewhere a byte at a time; AVX2: 74 instructions fewer per busy venue message)."""
     cdef Lines out = SPARE
     cdef unsigned long long value = <unsigned long long>digest
     SPARE.data, SPARE.room = NULL, 0  # a fold inside this one (none is known) allocates its own
@@ -3169,7 +3221,7 @@ def fold_packed(long long digest, commands, encode):
             _put(&out, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line))
         value = (<unsigned long long>ck_crc32(<uint32_t>(value >> 32), <const unsigned char*>out.data,
                                               out.size, PCLMUL) << 32
-                 | ck_adler32(<uint32_t>value, <const unsigned char*>out.data, out.size))
+                 | (ck_adler32_avx2 if AVX2 else ck_adler32)(<uint32_t>value, <const unsigned char*>out.data, out.size))
         return <long long>value
     finally:
         if SPARE.data is NULL:

@@ -24,9 +24,9 @@ whatever the batching. Its version is the registry's: a registry keeps the versi
 - version 2 (``digest/2``, every new registry): the commands in msgspec's deterministic MessagePack
   (:func:`fold_packed`, one encoding of a batch: a busy command is about 100 bytes, its JSON line
   140). The compiled part, :func:`carbonbook._cvenue.fold_packed`, writes new orders and cancels
-  and runs both checksums in C: about 440 instructions per command of the busy workload (the
-  order's fields ~230, Adler-32 ~100, CRC-32 ~60; callgrind_annotate of bench/venue.py
-  --instructions; version 1 in C cost 1,330);
+  and runs both checksums in C: about 460 instructions per command of the busy workload (99
+  bytes: the order's fields and the loop ~360, CRC-32 ~50, Adler-32 ~45 in AVX2, ~120 in SSE2;
+  callgrind_annotate of bench/venue.py --instructions; version 1 in C cost 1,330);
 - version 1 (``digest``, registries of carbonbook before it): the commands' JSON Lines
   (:func:`fold_lines`, msgspec's and zlib's: about 3,000 instructions per command).
 
