@@ -2485,6 +2485,7 @@ cdef class Gate:
         cdef Py_ssize_t pos
         cdef long long limit, p, q, spent = 0  # what a market buy's trades cost, in C while below 2**62
         cdef bint counted = True  # (else they all cost ``spent`` + ``more``, ints)
+        cdef int over = 0
         cdef object e, cls
         cdef PyObject* hold  # the engine's event's id field, borrowed
         if end - start == 1:
@@ -2552,8 +2553,12 @@ cdef class Gate:
                 if pos >= 0:
                     limit = buys.vals[pos]
                     buys.remove(pos)
-                    if limit == 0:
-                        self._release(oid, cap - spent if counted else cap - spent - more)
+                    if limit == 0:  # (a cap and a sum below 2**63: the difference fits)
+                        p = _long_long(cap, &over) if counted and type(cap) is int else -1
+                        if p >= 0 and not over:
+                            self._give(oid, p - spent)
+                        else:
+                            self._release(oid, cap - spent if counted else cap - spent - more)
         if trades is None:
             return 0
         open_order = self.open_order
