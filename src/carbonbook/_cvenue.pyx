@@ -3096,35 +3096,53 @@ cdef extern from *:
     #define CK_BASE 65521u
     #define CK_NMAX 5552  /* zlib's: the most bytes before b can pass 2**32 - 1 */
 
+    #if CK_SIMD
+    /* Adler-32's ``a`` and ``b`` after a block of ``n`` bytes read ``width`` at a time (the SIMD
+       loops): ``sum`` has their sum in lanes 0 and 2, ``prefix`` the sum over the reads of the bytes
+       before each in lanes 0 and 2, ``weighted`` the sum of each byte times its place from its
+       read's end (``width`` to 1) in its four lanes. */
+    static inline void ck_adler_block(uint32_t *a, uint32_t *b, size_t n, unsigned width, __m128i sum,
+                                      __m128i prefix, __m128i weighted) {
+        uint32_t s[4], p[4], w[4];
+        _mm_storeu_si128((__m128i *)s, sum);
+        _mm_storeu_si128((__m128i *)p, prefix);
+        _mm_storeu_si128((__m128i *)w, weighted);
+        uint64_t bb = (uint64_t)*b + (uint64_t)n * *a + width * ((uint64_t)p[0] + p[2])
+                      + (uint64_t)w[0] + w[1] + w[2] + w[3];
+        *a = (uint32_t)((*a + (uint64_t)s[0] + s[2]) % CK_BASE);
+        *b = (uint32_t)(bb % CK_BASE);
+    }
+
+    /* The reads of a block of ``n`` bytes at ``buf`` (moved past them), WIDTH at a time as VEC (by
+       LOAD; ADD adds lanes): ``sum``, ``prefix`` and ``weighted`` for ``ck_adler_block`` (WEIGH(x):
+       the bytes of read ``x`` times their places from its end, summed in lanes; SAD against
+       ``zero``: their sum). */
+    #define CK_ADLER_READS(VEC, WIDTH, LOAD, ADD, SAD, WEIGH) \
+        VEC sum = zero, prefix = zero, weighted = zero; \
+        for (size_t k = n / WIDTH; k; k--, buf += WIDTH) { \
+            VEC x = LOAD((const VEC *)buf); \
+            prefix = ADD(prefix, sum); \
+            sum = ADD(sum, SAD(x, zero)); \
+            weighted = ADD(weighted, WEIGH(x)); \
+        }
+
+    static inline __m128i ck_weigh16(__m128i x) {
+        const __m128i zero = _mm_setzero_si128();
+        return _mm_add_epi32(_mm_madd_epi16(_mm_unpacklo_epi8(x, zero), _mm_setr_epi16(16, 15, 14, 13, 12, 11, 10, 9)),
+                             _mm_madd_epi16(_mm_unpackhi_epi8(x, zero), _mm_setr_epi16(8, 7, 6, 5, 4, 3, 2, 1)));
+    }
+    #endif
+
     /* zlib's adler32(adler, buf, len): 16 bytes at a time in SSE2 where it is there. */
     static uint32_t ck_adler32(uint32_t adler, const unsigned char *buf, size_t len) {
         uint32_t a = adler & 0xffff, b = adler >> 16;
     #if CK_SIMD
         const __m128i zero = _mm_setzero_si128();
-        const __m128i w_lo = _mm_setr_epi16(16, 15, 14, 13, 12, 11, 10, 9);
-        const __m128i w_hi = _mm_setr_epi16(8, 7, 6, 5, 4, 3, 2, 1);
         while (len >= 16) {
             size_t n = len < CK_NMAX ? len & ~(size_t)15 : CK_NMAX;  /* CK_NMAX is 347 * 16 */
-            size_t k = n / 16;
-            __m128i sum = zero, prefix = zero, weighted = zero;
             len -= n;
-            while (k--) {
-                __m128i x = _mm_loadu_si128((const __m128i *)buf);
-                prefix = _mm_add_epi32(prefix, sum);
-                sum = _mm_add_epi32(sum, _mm_sad_epu8(x, zero));
-                weighted = _mm_add_epi32(weighted, _mm_madd_epi16(_mm_unpacklo_epi8(x, zero), w_lo));
-                weighted = _mm_add_epi32(weighted, _mm_madd_epi16(_mm_unpackhi_epi8(x, zero), w_hi));
-                buf += 16;
-            }
-            uint32_t s[4], p[4], w[4];
-            _mm_storeu_si128((__m128i *)s, sum);
-            _mm_storeu_si128((__m128i *)p, prefix);
-            _mm_storeu_si128((__m128i *)w, weighted);
-            uint64_t bytes = (uint64_t)s[0] + s[2];
-            uint64_t bb = (uint64_t)b + (uint64_t)n * a + 16 * ((uint64_t)p[0] + p[2])
-                          + (uint64_t)w[0] + w[1] + w[2] + w[3];
-            a = (uint32_t)((a + bytes) % CK_BASE);
-            b = (uint32_t)(bb % CK_BASE);
+            CK_ADLER_READS(__m128i, 16, _mm_loadu_si128, _mm_add_epi32, _mm_sad_epu8, ck_weigh16)
+            ck_adler_block(&a, &b, n, 16, sum, prefix, weighted);
         }
     #endif
         while (len) {
@@ -3148,33 +3166,26 @@ cdef extern from *:
        than 32 bytes, by ``ck_adler32``): the bytes' sums by vpsadbw, their weights 32..1 by
        vpmaddubsw (at most 255 * (32 + 31): no saturation), as ``ck_adler32`` does 16 at a time. */
     __attribute__((target("avx2")))
+    static inline __m128i ck_halves(__m256i x) {  /* its two halves' lanes added */
+        return _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    }
+
+    __attribute__((target("avx2")))
+    static inline __m256i ck_weigh32(__m256i x) {
+        const __m256i weights = _mm256_setr_epi8(32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
+                                                 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(x, weights), _mm256_set1_epi16(1));
+    }
+
+    __attribute__((target("avx2")))
     static uint32_t ck_adler32_avx2(uint32_t adler, const unsigned char *buf, size_t len) {
         uint32_t a = adler & 0xffff, b = adler >> 16;
         const __m256i zero = _mm256_setzero_si256();
-        const __m256i ones = _mm256_set1_epi16(1);
-        const __m256i weights = _mm256_setr_epi8(32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17,
-                                                 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1);
         while (len >= 32) {
             size_t n = len < CK_NMAX32 ? len & ~(size_t)31 : CK_NMAX32;
-            size_t k = n / 32;
-            __m256i sum = zero, prefix = zero, weighted = zero;
             len -= n;
-            while (k--) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)buf);
-                prefix = _mm256_add_epi32(prefix, sum);
-                sum = _mm256_add_epi32(sum, _mm256_sad_epu8(x, zero));
-                weighted = _mm256_add_epi32(weighted, _mm256_madd_epi16(_mm256_maddubs_epi16(x, weights), ones));
-                buf += 32;
-            }
-            uint32_t s[8], p[8], w[8];
-            _mm256_storeu_si256((__m256i *)s, sum);
-            _mm256_storeu_si256((__m256i *)p, prefix);
-            _mm256_storeu_si256((__m256i *)w, weighted);
-            uint64_t bytes = (uint64_t)s[0] + s[2] + s[4] + s[6];
-            uint64_t bb = (uint64_t)b + (uint64_t)n * a + 32 * ((uint64_t)p[0] + p[2] + p[4] + p[6])
-                          + (uint64_t)w[0] + w[1] + w[2] + w[3] + w[4] + w[5] + w[6] + w[7];
-            a = (uint32_t)((a + bytes) % CK_BASE);
-            b = (uint32_t)(bb % CK_BASE);
+            CK_ADLER_READS(__m256i, 32, _mm256_loadu_si256, _mm256_add_epi32, _mm256_sad_epu8, ck_weigh32)
+            ck_adler_block(&a, &b, n, 32, ck_halves(sum), ck_halves(prefix), ck_halves(weighted));
         }
         return ck_adler32(b << 16 | a, buf, len);
     }
