@@ -378,6 +378,7 @@ cdef char* _pack_header(char* p, Py_ssize_t n):
     return _pack_be(p, 0xdc, 2, n) if n < 0x10000 else _pack_be(p, 0xdd, 4, n)
 
 
+@cython.final
 cdef class Journal:
     """The registry's journal for the compiled ledger: a list of rows to the registry (``len``,
     iteration, an index or slice read, ``append``, ``del journal[n:]``), whose hold rows
@@ -586,6 +587,7 @@ cdef struct HoldRec:
     PyObject* purse  # NULL: removed
 
 
+@cython.final
 cdef class HoldTable:
     """The registry's holds (``_holds``) for the compiled ledger: hold id -> ``(account, "units"
     or "cash", asset, amount)`` to the registry (``get``, ``[]``, ``in``, assignment, ``del``,
@@ -1330,6 +1332,7 @@ cdef class Run:
     cdef Py_ssize_t lo, hi
 
 
+@cython.final
 cdef class Ledger:
     """Holds and settlement over ``reg``'s state (see the module docstring and the reference).
 
@@ -2157,6 +2160,7 @@ cdef class Ledger:
 
 
 
+@cython.final
 cdef class Limits:
     """A venue's resting buys that may still hold cash (:attr:`HoldGate.buys
     <carbonbook.venue.holds.HoldGate.buys>`: order id -> limit price, 0 for a market buy) for the
@@ -2326,6 +2330,7 @@ cdef int _gate_stage(object gate, object command, list events, Py_ssize_t start)
     return (<Gate>gate)._stage(command, events, start)
 
 
+@cython.final
 cdef class Gate:
     """A venue's hold gate and stage over the compiled ``ledger`` of its registry, in C: the
     common case of :class:`~carbonbook.venue.holds.HoldGate` ``holds`` (``admit``) and of the venue's
