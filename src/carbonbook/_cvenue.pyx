@@ -2350,9 +2350,9 @@ cdef class Gate:
     still open from the engine's ``open_order`` (on the compiled core its C function, offered as
     ``c_open_order``: about 40 instructions fewer per venue message than the call of the partial).
     An order's and an event's fields are read in place, borrowed. Per busy venue message: the holds
-    taken about 420 instructions (740 before the ledger's slots of accounts seen, ``Ledger._held``
-    and the reads in place), the stage without its settlement about 390 (515; callgrind_annotate
-    of bench/venue.py --instructions)."""
+    taken about 400 instructions (740 before the ledger's slots of accounts seen, ``Ledger._held``,
+    the reads in place and the final classes), the stage without its settlement about 390 (515;
+    callgrind_annotate of bench/venue.py --instructions)."""
 
     cdef Ledger ledger
     cdef object holds, settler, stage, take, open_order, currency, seq
