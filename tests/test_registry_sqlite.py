@@ -216,8 +216,8 @@ def test_settlements_stored_as_maps_read_the_same(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     again = SQLiteRegistry(tmp_path / "r.db")
-    stored = [r for (data,) in again._read("SELECT entries FROM journal_runs") for r in msgspec.msgpack.decode(data)]
-    assert any(type(r) is dict for r in stored)  # the old form, read
+    stored = again._read("SELECT entries FROM journal_runs")
+    assert any(type(r) is dict for (data,) in stored for r in msgspec.msgpack.decode(data))  # the old form
     assert fingerprint(again) == before
     assert [again.settlement(7), again.settlement(8)] == records
     again.check()

@@ -336,8 +336,8 @@ class SqlRegistry(StateRegistry):
                                                            _last_txid), "journal")
         if has_column("settlements", "status"):
             rows = self._read(f"SELECT {', '.join(_SETTLEMENTS)} FROM settlements ORDER BY trade_id")
-            yield (self._insert_run["settlement_runs"], _runs([_record(r) for r in rows], _first_trade, Ledger.pack),
-                   "settlements")
+            records = [_record(r) for r in rows]
+            yield self._insert_run["settlement_runs"], _runs(records, _first_trade, Ledger.pack), "settlements"
         if has_column("blocks", "origin"):
             cols = [c if c != "project_type" or has_column("blocks", c) else "NULL" for c in _BLOCKS]
             rows = self._read(f"SELECT {', '.join(cols)} FROM blocks ORDER BY id")
@@ -381,9 +381,8 @@ class SqlRegistry(StateRegistry):
                 blocks[b.id] = b
         settlements = target._settlements
         for (data,) in self._read("SELECT records FROM settlement_runs ORDER BY first"):
-            for record in _decode_records(data):
-                if type(record) is tuple:
-                    record = Settled(*record)
+            for stored in _decode_records(data):
+                record = Settled(*stored) if isinstance(stored, tuple) else stored
                 settlements[record.trade_id] = record
         target._meta.setdefault("txid", 0)
         target._meta.setdefault("block", 0)
