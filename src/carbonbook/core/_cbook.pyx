@@ -853,14 +853,21 @@ cdef class PriceLevel:
     its order and level only. ``dead`` counts the dead entries, ``size`` all of them.
 
     An order refers to its level (for its price and symbol), so a level and its queue are a
-    reference cycle outside the garbage collector: the book breaks it (:meth:`clear`) when
+    reference cycle outside the garbage collector: the book breaks it (``_clear``) when
     it removes the level, and a book side for each of its levels when it is freed.
+
+    What a cancel of an order that stays queued reads and writes (``symbol``, ``qty`` and
+    ``dead``, not the reference count) is bytes 16-47, in one cache line whether pymalloc's
+    96-byte block starts 16 or 48 bytes into a line (it alternates): no vtable pointer (its
+    queue operations are functions), and the cancel takes no reference to the level. On the deep
+    book's mix a cancel's level is a cache miss, and it was two (the header's line and the
+    fields'): callgrind's 4 MiB last level, 4.5 -> 4.2 misses per message of the deep mix on
+    Engine.apply (3,846 -> 3,843 instructions), busy unchanged (3,638 -> 3,639).
     """
 
-    # what a cancel reads and writes, first: with the header and vtable pointer, 64 bytes
     cdef readonly object symbol
-    cdef public i128 qty
     cdef public long long dead
+    cdef public i128 qty
     cdef long long size
     cdef Order head
     cdef Order tail
@@ -891,56 +898,61 @@ cdef class PriceLevel:
             o = o.next
         return out
 
-    cdef inline void push(self, Order order):
-        order.next = None
-        if self.tail is None:
-            self.head = order
-        else:
-            self.tail.next = order
-        self.tail = order
-        self.size += 1
 
-    cdef inline Order pop(self):
-        """Dequeue the oldest order."""
-        cdef Order order = self.head
-        self.head = order.next
-        order.next = None
-        if self.head is None:
-            self.tail = None
-        self.size -= 1
-        return order
+cdef inline void _enqueue(PriceLevel level, Order order):
+    """Queue ``order`` last."""
+    order.next = None
+    if level.tail is None:
+        level.head = order
+    else:
+        level.tail.next = order
+    level.tail = order
+    level.size += 1
 
-    cdef void compact(self):
-        """Unlink the dead entries. O(entries)."""
-        cdef Order o = self.head, last = None, nxt
-        while o is not None:
-            nxt = o.next
-            if o.qty:
-                if last is None:
-                    self.head = o
-                else:
-                    last.next = o
-                last = o
+
+cdef inline Order _dequeue(PriceLevel level):
+    """Dequeue the oldest order."""
+    cdef Order order = level.head
+    level.head = order.next
+    order.next = None
+    if level.head is None:
+        level.tail = None
+    level.size -= 1
+    return order
+
+
+cdef void _compact(PriceLevel level):
+    """Unlink the dead entries. O(entries)."""
+    cdef Order o = level.head, last = None, nxt
+    while o is not None:
+        nxt = o.next
+        if o.qty:
+            if last is None:
+                level.head = o
             else:
-                o.next = None
-            o = nxt
-        if last is None:
-            self.head = None
+                last.next = o
+            last = o
         else:
-            last.next = None
-        self.tail = last
-        self.size -= self.dead
-        self.dead = 0
-
-    cdef void clear(self):
-        """Unqueue every order, one at a time (freeing a long queue recursively would not do)."""
-        cdef Order o = self.head, nxt
-        self.head = self.tail = None
-        while o is not None:
-            nxt = o.next
             o.next = None
-            o = nxt
-        self.size = self.dead = 0
+        o = nxt
+    if last is None:
+        level.head = None
+    else:
+        last.next = None
+    level.tail = last
+    level.size -= level.dead
+    level.dead = 0
+
+
+cdef void _clear(PriceLevel level):
+    """Unqueue every order, one at a time (freeing a long queue recursively would not do)."""
+    cdef Order o = level.head, nxt
+    level.head = level.tail = None
+    while o is not None:
+        nxt = o.next
+        o.next = None
+        o = nxt
+    level.size = level.dead = 0
 
 
 cdef PriceLevel _lone_level(object symbol, object price):
@@ -966,7 +978,7 @@ cdef class BookSide:
         if self.levels is not None:
             for level in self.levels.values():
                 if type(level) is PriceLevel:
-                    (<PriceLevel>level).clear()
+                    _clear(<PriceLevel>level)
 
     def best(self):
         """The best level, or None when the side is empty. O(1)."""
@@ -987,7 +999,7 @@ cdef class BookSide:
         """Remove an emptied level (its queue holds dead entries only)."""
         _drop_key(self.keys, self.sign * PyLong_AsLongLong(level.price))
         PyDict_DelItem(self.levels, level.key)
-        level.clear()
+        _clear(level)
         return 0
 
 
@@ -1289,23 +1301,24 @@ cdef class Book:
         order.post = post_only
         order.buy = is_buy
         order.stp_code = stp_code
-        level.push(order)
+        _enqueue(level, order)
         level.qty += qty
         return order
 
     cdef int _c_take_off(self, Order order) except -1:
-        """Mark a resting order dead; drop its level if it empties, compact it if it is mostly dead."""
-        cdef PriceLevel level = order.level
+        """Mark a resting order dead; drop its level if it empties, compact it if it is mostly
+        dead. The level is reached through the order, no reference taken: an order that stays
+        queued touches only the level's line of ``qty`` and ``dead`` (see PriceLevel)."""
         cdef long long dead
-        level.qty -= order.qty
+        order.level.qty = order.level.qty - order.qty  # (``-=`` would take a reference)
         order.qty = 0
-        if level.qty == 0:
-            (self.bids if order.buy else self.asks).drop(level)
+        if order.level.qty == 0:
+            (self.bids if order.buy else self.asks).drop(order.level)
         else:
-            dead = level.dead + 1
-            level.dead = dead
-            if dead > COMPACT_MIN and 2 * dead > level.size:  # ...and than live ones
-                level.compact()
+            dead = order.level.dead + 1
+            order.level.dead = dead
+            if dead > COMPACT_MIN and 2 * dead > order.level.size:  # ...and than live ones
+                _compact(order.level)
         return 0
 
     cdef long long _c_executable(self, BookSide opp, str account, long long limit_key, long long qty,
@@ -1371,7 +1384,7 @@ cdef class Book:
                 maker = level.head
                 mq = maker.qty
                 if not mq:
-                    level.pop()
+                    _dequeue(level)
                     level.dead -= 1
                     continue
                 _prefetch(<PyObject*>maker.next)  # the maker after it, needed by this taker or a later one
@@ -1380,7 +1393,7 @@ cdef class Book:
                 if maker.account == account:
                     if stp_code == INCOMING:
                         return -qty
-                    level.pop()
+                    _dequeue(level)
                     maker.qty = 0
                     level.qty -= mq
                     index.leave(maker, CANCELLED)
@@ -1397,7 +1410,7 @@ cdef class Book:
                     self.reference = price
                     out.trade(next(seq), symbol, price, fill, maker.id, taker_id, is_buy, maker.account, account)
                     if fill == mq:
-                        level.pop()
+                        _dequeue(level)
                         index.leave(maker, FILLED)
                 if not level.qty:
                     opp.drop(level)
