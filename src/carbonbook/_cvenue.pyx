@@ -27,7 +27,7 @@ fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpo
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.object cimport PyObject, Py_TYPE
+from cpython.object cimport PyObject, PyTypeObject, Py_TPFLAGS_HAVE_GC, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -169,6 +169,49 @@ cdef extern from *:
     long long _long_long "cb_long_long"(object v, int* overflow) except? -1
 
 
+cdef extern from *:
+    """
+    /* A new instance of the msgspec Struct class ``cls`` (gc=False, its fields its slots:
+       ``_plain_struct`` checked it at import) with its fields ``args[0..n-1]``, at their offsets
+       ``at[0..n-1]``. */
+    static PyObject* cv_struct(PyObject* cls, const Py_ssize_t* at, PyObject** args, Py_ssize_t n) {
+        PyTypeObject* type = (PyTypeObject*)cls;
+        PyObject* obj = type->tp_alloc(type, 0);
+        Py_ssize_t i;
+        if (obj == NULL)
+            return NULL;
+        for (i = 0; i < n; i++) {
+            Py_INCREF(args[i]);
+            *(PyObject**)((char*)obj + at[i]) = args[i];
+        }
+        return obj;
+    }
+    """
+    object _struct "cv_struct"(object cls, const Py_ssize_t* at, PyObject** args, Py_ssize_t n)
+
+
+cdef int _plain_struct(cls, Py_ssize_t* at, Py_ssize_t n) except -1:
+    """The offsets of the ``n`` fields of the msgspec Struct class ``cls`` into ``at``, checked so that
+    ``_struct`` may make its instances: no cyclic GC, no ``__post_init__``, every slot a field.
+    A Settled made by its constructor's call costs about 300 instructions (``Struct_vectorcall``),
+    here about 130 (the allocation and the stores; callgrind, bench/venue.py --instructions)."""
+    cdef Py_ssize_t j
+    cdef PyTypeObject* t = <PyTypeObject*>cls
+    fields = cls.__struct_fields__
+    if (len(fields) != n or t.tp_flags & Py_TPFLAGS_HAVE_GC or t.tp_itemsize or getattr(cls, "__post_init__", None) is not None
+            or t.tp_basicsize != <Py_ssize_t>(sizeof(PyObject) + len(fields) * sizeof(PyObject*))):
+        raise ImportError(f"{cls.__name__} is not a plain msgspec Struct of {n} fields (gc=False, its fields its slots)")
+    for j in range(len(fields)):
+        at[j] = slot_offset(cls, fields[j])
+    return 0
+
+
+cdef Py_ssize_t SETTLED_AT[8]
+cdef Py_ssize_t TRADE_SETTLED_AT[3]
+_plain_struct(Settled, SETTLED_AT, 8)
+_plain_struct(TradeSettled, TRADE_SETTLED_AT, 3)
+
+
 cdef inline object _untracked(object record):
     """``record`` (a hold, an undo record or a run of settlements' log entry) untracked by the cyclic
     garbage collector: it holds names, numbers, records without references and other such
@@ -213,13 +256,6 @@ cdef inline long long _small_value(object value) except? -2:
         return -1
     v = _long_long(value, &overflow)
     return v if not overflow and 0 <= v <= SMALL else -1
-
-
-cdef inline bint _small(object value, long long low):
-    """Is the int ``value`` in ``low``..2**30 - 1 (the settlement's C fast path)?"""
-    cdef int overflow = 0
-    cdef long long v = _long_long(value, &overflow)
-    return not overflow and low <= v <= SMALL
 
 
 cdef inline bint _may_trade(acc, unit) except -1:
@@ -529,6 +565,7 @@ cdef class Purse:
     cdef object queue  # units: the registry's block queue at ``key`` (see ``Ledger._purse``)
     cdef readonly long long reserved, have
     cdef bint units, present, keyed  # keyed: the block queues were given ``key`` since the last bind
+    cdef PyObject* trader  # its account's Trader whose purse it is (borrowed, see ``Ledger._trader``), or NULL
 
 
 @cython.final
@@ -536,7 +573,8 @@ cdef class Purse:
 cdef class Trader:
     """An account's purses of the unit type and currency it last settled in (``Ledger._trader``),
     and its Account as last found allowed to sell (``seller``) and to buy that unit type
-    (``buyer``): an Account is frozen, so the same one found again is allowed again."""
+    (``buyer``): an Account is frozen, so the same one found again is allowed again. Its purses
+    point back to it (``Purse.trader``), so a settlement finds it from the holds it consumes."""
 
     cdef object unit, currency, seller, buyer
     cdef Purse units, cash
@@ -1420,6 +1458,7 @@ cdef class Ledger:
         for mine in self.table.purses.values():
             for p in <list>mine:
                 (<Purse>p).keyed = False
+                (<Purse>p).trader = NULL
         self.traders = {}
         self.attrs = reg.__dict__
         self.hooked = type(reg)._between_legs is not HOOK
@@ -1452,11 +1491,31 @@ cdef class Ledger:
         callgrind, bench/venue.py --settle-instructions)."""
         cdef Trader t = self.traders.get(account)
         if t is None or t.unit is not unit or t.currency is not currency:
+            if t is not None:
+                t.units.trader = t.cash.trader = NULL
             t = Trader.__new__(Trader)
             t.unit, t.currency = unit, currency
             t.units, t.cash = self._purse(True, account, unit), self._purse(False, account, currency)
+            t.units.trader = t.cash.trader = <PyObject*>t
             self.traders[account] = t
         return t
+
+    cdef inline Trader _trader_at(self, Py_ssize_t pos, bint units, account, unit, currency):
+        """``_trader``, found without its lookup through the purse of the hold at ``pos`` (-1: none)
+        a settlement consumes (the seller's units, ``units``, or the buyer's cash) when that purse
+        is its account's Trader's for ``unit`` and ``currency``: about 60 instructions each instead
+        of 180 (callgrind, bench/venue.py --instructions). A purse points to its account's Trader
+        while the Trader is in ``traders`` (``_trader`` and ``bind`` clear it)."""
+        cdef Purse p
+        cdef Trader t
+        if pos >= 0:
+            p = <Purse>self.table.recs[pos].purse
+            if p.trader is not NULL:
+                t = <Trader>p.trader
+                if (t.unit is unit and t.currency is currency and (t.units if units else t.cash) is p
+                        and (p.account is account or p.account == account)):
+                    return t
+        return self._trader(account, unit, currency)
 
     # -- undo records --------------------------------------------------------------------
 
@@ -1852,27 +1911,32 @@ cdef class Ledger:
         cdef bint fast, differ, b_present, s_present
         cdef long long b_held, s_cash
         cdef Settle* st
+        cdef PyObject* fields[8]  # a Settled's (``_struct``)
+        cdef object a, tx
         new = None  # the newest block's id (nid as an int object, made once)
         for row in rows:
             if t_unit is None:
                 trade_id, seller, buyer, unit, q, currency, a, unit_hold, cash_hold = row
+                qty = _small_value(q)
+                amount = _small_value(a)
             else:
                 trade_id = field(row, T_SEQ, "seq")
                 seller = field(row, T_SELLER, "sell_account")
                 buyer = field(row, T_BUYER, "buy_account")
                 q = field(row, T_QTY, "qty")
-                a = field(row, T_PRICE, "price") * q
-                unit_hold = field(row, T_SELL_ID, "sell_id")
+                qty = _small_value(q)
+                amount = _small_value(field(row, T_PRICE, "price"))  # times qty in C, both below 2**30
+                amount = amount * qty if amount > 0 and qty > 0 else -1  # (about 100 instructions fewer
+                unit_hold = field(row, T_SELL_ID, "sell_id")  # per trade than in ints)
                 cash_hold = field(row, T_BUY_ID, "buy_id")
                 unit, currency = t_unit, t_currency
-            if (type(trade_id) is not int or type(q) is not int or type(a) is not int
-                    or not _small(trade_id, 0) or not _small(q, 1) or not _small(a, 1)):
+            if _small_value(trade_id) < 0 or qty < 1 or not 1 <= amount <= SMALL:
                 out += self._lend().settle((row if t_unit is None else _row(row, unit, currency),),
                                            dup_raises)  # the exact checks, and such a trade
                 seg_end = -1  # the reference logged: open a new run
                 continue
-            qty = q
-            amount = a
+            if t_unit is not None:
+                a = amount
             done = settlements.get(trade_id)
             if done is not None:
                 if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
@@ -1894,7 +1958,7 @@ cdef class Ledger:
                 differ = not ((<str>seller) == (<str>buyer))
             else:
                 differ = seller != buyer
-            if differ and type(currency) is str and currency:
+            if differ and type(currency) is str and PyUnicode_GET_LENGTH(currency):
                 if len(log) != seg_end:  # something else was logged since: open a new run
                     run = Run.__new__(Run)
                     run.lo = run.hi = self.nsettles
@@ -1906,9 +1970,11 @@ cdef class Ledger:
                 # allowed again), else checked: about 1,000 instructions fewer per trade settled
                 # in calls of 2 than checks per call, 244 per venue message (callgrind,
                 # bench/venue.py --settle-instructions and --instructions)
+                u_pos = table.find_obj(unit_hold)  # the holds the trade consumes (see below)
+                c_pos = table.find_obj(cash_hold)
                 acc = accounts.get(seller)
                 if acc is not None:
-                    s_trader = self._trader(seller, unit, currency)
+                    s_trader = self._trader_at(u_pos, True, seller, unit, currency)
                     fast = acc is s_trader.seller or _may_trade(acc, None)
                     if fast and type(acc) is ACCOUNT:
                         s_trader.seller = acc
@@ -1916,7 +1982,7 @@ cdef class Ledger:
                     acc = accounts.get(buyer)
                     fast = acc is not None
                 if fast:
-                    b_trader = self._trader(buyer, unit, currency)
+                    b_trader = self._trader_at(c_pos, False, buyer, unit, currency)
                     fast = acc is b_trader.buyer or _may_trade(acc, unit)
                     if fast and type(acc) is ACCOUNT:
                         b_trader.buyer = acc
@@ -1928,19 +1994,16 @@ cdef class Ledger:
                     u_free = s_held - s_units.reserved
                     c_free = b_cash - b_cash_purse.reserved
                     u_cut = c_cut = 0
-                    if unit_hold is not None or cash_hold is not None:
-                        # the holds the trade consumes (its seller's of the unit type, its buyer's
-                        # of the currency: the same purse), which count as free for it
-                        u_pos = table.find_obj(unit_hold)
-                        if u_pos >= 0 and table.recs[u_pos].purse == <PyObject*>s_units:
-                            u_hold = table.recs[u_pos].id
-                            u_cut = min(qty, table.recs[u_pos].amount)
-                            u_free += u_cut
-                        c_pos = table.find_obj(cash_hold)
-                        if c_pos >= 0 and table.recs[c_pos].purse == <PyObject*>b_cash_purse:
-                            c_hold = table.recs[c_pos].id
-                            c_cut = min(amount, table.recs[c_pos].amount)
-                            c_free += c_cut
+                    # the holds the trade consumes (its seller's of the unit type, its buyer's of
+                    # the currency: the same purse), which count as free for it
+                    if u_pos >= 0 and table.recs[u_pos].purse == <PyObject*>s_units:
+                        u_hold = table.recs[u_pos].id
+                        u_cut = min(qty, table.recs[u_pos].amount)
+                        u_free += u_cut
+                    if c_pos >= 0 and table.recs[c_pos].purse == <PyObject*>b_cash_purse:
+                        c_hold = table.recs[c_pos].id
+                        c_cut = min(amount, table.recs[c_pos].amount)
+                        c_free += c_cut
                     if not s_cash_purse.present:
                         s_cash2 = amount
                     elif s_cash_purse.have <= INT64_MAX - amount:
@@ -2017,7 +2080,9 @@ cdef class Ledger:
                 txid = txid0 + 1
                 tx = txid
                 meta.txid = txid
-                record = SETTLED(trade_id, tx, seller, buyer, unit, q, currency, a)
+                fields[0], fields[1], fields[2], fields[3] = <PyObject*>trade_id, <PyObject*>tx, <PyObject*>seller, <PyObject*>buyer
+                fields[4], fields[5], fields[6], fields[7] = <PyObject*>unit, <PyObject*>q, <PyObject*>currency, <PyObject*>a
+                record = _struct(SETTLED, SETTLED_AT, fields, 8)
                 journal.push(record)
                 settlements[trade_id] = record
                 out.append(record)
@@ -2505,10 +2570,13 @@ cdef class Gate:
         for r in records:
             if type(r) is not SETTLED:
                 return self.settler._outcomes(records, trades, events) or 0
+        cdef PyObject* fields[3]
         take, seq = self.take, self.seq
         for r in records:
-            events.append(TRADE_SETTLED(take() if seq is None else next(seq), field(r, S_TRADE_ID, "trade_id"),
-                                        field(r, S_TXID, "txid")))
+            n = take() if seq is None else next(seq)
+            trade_id, txid = field(r, S_TRADE_ID, "trade_id"), field(r, S_TXID, "txid")
+            fields[0], fields[1], fields[2] = <PyObject*>n, <PyObject*>trade_id, <PyObject*>txid
+            events.append(_struct(TRADE_SETTLED, TRADE_SETTLED_AT, fields, 3))
         return 0
 
 
