@@ -548,7 +548,7 @@ cdef class Journal:
 cdef str UNITS = "units"
 cdef str CASH = "cash"
 cdef dict UNIT_OF = {str(u): u for u in UnitType}  # a unit type's name (or itself) -> the unit type
-cdef Py_ssize_t EMPTY = -1, GONE = -2  # a HoldTable slot never used, or whose hold was removed
+cdef Py_ssize_t EMPTY = -1, GONE = -2  # an IdTable slot never used, or whose record was removed
 
 
 @cython.final
@@ -580,37 +580,31 @@ cdef class Trader:
     cdef Purse units, cash
 
 
-cdef struct HoldRec:
+cdef struct IdRec:
     long long id
     long long amount
-    PyObject* purse  # NULL: removed
+    PyObject* value  # NULL: removed
 
 
-cdef class HoldTable:
-    """The registry's holds (``_holds``) for the compiled ledger: hold id -> ``(account, "units"
-    or "cash", asset, amount)`` to the registry (``get``, ``[]``, ``in``, assignment, ``del``,
-    ``pop``, ``len``, iteration, ``items``, ``values``, ``==``), each kept as a C record (its id,
-    amount and :class:`Purse`), made into its tuple only when read. Records keep the order a dict
-    would (insertion; an assignment keeps the place); an open-addressing index finds them by
-    id. The purses (a list per account) hold the reserved totals, holdings and cash
-    balances (:class:`Totals` reads them as dicts). Costs: a lookup, insertion or removal about
-    30 instructions; a read as a dict, one tuple per hold."""
+cdef class IdTable:
+    """Records by a 64-bit id (each a value and an amount), a dict to the registry by id (``get``,
+    ``[]``, ``in``, ``del``, ``pop``, ``len``, iteration, ``items``, ``values``, ``==``; a value
+    read is ``_value`` of its record): the C core of :class:`HoldTable` and :class:`Settlements`.
+    Records keep the order a dict would (insertion; an assignment keeps the place); an
+    open-addressing index finds them by id. Costs: a lookup, insertion or removal about 30
+    instructions."""
 
-    cdef HoldRec* recs
+    cdef IdRec* recs
     cdef Py_ssize_t n, cap, live  # records used (removed ones included), their room, live ones
     cdef Py_ssize_t* slots  # the index: a record's position, EMPTY or GONE
     cdef Py_ssize_t filled  # slots not EMPTY
     cdef int bits  # the index has 2**bits slots
-    cdef readonly dict purses  # account -> [its Purses] (a few: scanned, not hashed)
-
-    def __cinit__(self):
-        self.purses = {}
 
     def __dealloc__(self):
         cdef Py_ssize_t i
         for i in range(self.n):
-            if self.recs[i].purse is not NULL:
-                Py_DECREF(<object>self.recs[i].purse)
+            if self.recs[i].value is not NULL:
+                Py_DECREF(<object>self.recs[i].value)
         PyMem_Free(self.recs)
         PyMem_Free(self.slots)
 
@@ -618,7 +612,7 @@ cdef class HoldTable:
         return <Py_ssize_t>((<unsigned long long>hold * 0x9E3779B97F4A7C15ULL) >> (64 - self.bits))
 
     cdef Py_ssize_t find(self, long long hold) noexcept:
-        """The position of hold ``hold``'s record, or -1."""
+        """The position of record ``hold``, or -1."""
         cdef Py_ssize_t i, s, mask
         if self.slots is NULL:
             return -1
@@ -633,7 +627,7 @@ cdef class HoldTable:
             i = (i + 1) & mask
 
     cdef Py_ssize_t find_obj(self, hold) noexcept:
-        """``find`` for a hold id given as an object (-1 unless an int of 64 bits)."""
+        """``find`` for an id given as an object (-1 unless an int of 64 bits)."""
         cdef int over = 0
         cdef long long h
         if type(hold) is not int:
@@ -646,7 +640,7 @@ cdef class HoldTable:
         when need be (amortised O(1))."""
         cdef Py_ssize_t i, j, size, mask, cap
         cdef int bits
-        cdef HoldRec* recs
+        cdef IdRec* recs
         cdef Py_ssize_t* slots
         if self.n < self.cap and (self.filled + 1) * 2 <= (<Py_ssize_t>1 << self.bits):
             return 0
@@ -659,14 +653,14 @@ cdef class HoldTable:
         if slots is NULL:
             raise MemoryError()
         if cap > self.cap:
-            recs = <HoldRec*>PyMem_Realloc(self.recs, cap * sizeof(HoldRec))
+            recs = <IdRec*>PyMem_Realloc(self.recs, cap * sizeof(IdRec))
             if recs is NULL:
                 PyMem_Free(slots)
                 raise MemoryError()
             self.recs, self.cap = recs, cap
         j = 0
         for i in range(self.n):  # drop the removed records, in order
-            if self.recs[i].purse is not NULL:
+            if self.recs[i].value is not NULL:
                 self.recs[j] = self.recs[i]
                 j += 1
         self.n = j
@@ -682,8 +676,8 @@ cdef class HoldTable:
             slots[i] = j
         return 0
 
-    cdef void insert(self, long long hold, Purse purse, long long amount) noexcept:
-        """Add hold ``hold`` (absent; ``room`` made first) at the end."""
+    cdef void insert(self, long long hold, value, long long amount) noexcept:
+        """Add ``value`` and ``amount`` as record ``hold`` (absent; ``room`` made first), at the end."""
         cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
         cdef Py_ssize_t i = self._home(hold)
         while self.slots[i] >= 0:
@@ -691,39 +685,113 @@ cdef class HoldTable:
         if self.slots[i] == EMPTY:
             self.filled += 1
         self.slots[i] = self.n
-        Py_INCREF(purse)
+        Py_INCREF(value)
         self.recs[self.n].id = hold
         self.recs[self.n].amount = amount
-        self.recs[self.n].purse = <PyObject*>purse
+        self.recs[self.n].value = <PyObject*>value
         self.n += 1
         self.live += 1
 
     cdef void remove(self, Py_ssize_t pos) noexcept:
-        """Remove the hold whose record is at ``pos``."""
+        """Remove the record at ``pos``."""
         cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
         cdef Py_ssize_t i = self._home(self.recs[pos].id)
-        cdef PyObject* purse = self.recs[pos].purse
+        cdef PyObject* value = self.recs[pos].value
         while self.slots[i] != pos:
             i = (i + 1) & mask
         self.slots[i] = GONE
-        self.recs[pos].purse = NULL
+        self.recs[pos].value = NULL
         self.live -= 1
-        Py_DECREF(<object>purse)
+        Py_DECREF(<object>value)
 
-    cdef int put(self, long long hold, Purse purse, long long amount) except -1:
-        """Set hold ``hold`` (added at the end when absent, else in its place)."""
+    cdef int put(self, long long hold, value, long long amount) except -1:
+        """Set record ``hold`` (added at the end when absent, else in its place)."""
         cdef Py_ssize_t pos = self.find(hold)
         cdef PyObject* old
         if pos < 0:
             self.room()
-            self.insert(hold, purse, amount)
+            self.insert(hold, value, amount)
             return 0
-        old = self.recs[pos].purse
-        Py_INCREF(purse)
-        self.recs[pos].purse = <PyObject*>purse
+        old = self.recs[pos].value
+        Py_INCREF(value)
+        self.recs[pos].value = <PyObject*>value
         self.recs[pos].amount = amount
         Py_DECREF(<object>old)
         return 0
+
+    cdef object _value(self, IdRec* r):
+        return <object>r.value
+
+    # -- as a dict ---------------------------------------------------------------------
+
+    def __getitem__(self, hold):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            raise KeyError(hold)
+        return self._value(&self.recs[pos])
+
+    def get(self, hold, default=None):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        return default if pos < 0 else self._value(&self.recs[pos])
+
+    def __contains__(self, hold):
+        return self.find_obj(hold) >= 0
+
+    def __delitem__(self, hold):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            raise KeyError(hold)
+        self.remove(pos)
+
+    def pop(self, hold, *default):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            if default:
+                return default[0]
+            raise KeyError(hold)
+        value = self._value(&self.recs[pos])
+        self.remove(pos)
+        return value
+
+    def __len__(self):
+        return self.live
+
+    def keys(self):
+        cdef Py_ssize_t i
+        return [self.recs[i].id for i in range(self.n) if self.recs[i].value is not NULL]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def values(self):
+        cdef Py_ssize_t i
+        return [self._value(&self.recs[i]) for i in range(self.n) if self.recs[i].value is not NULL]
+
+    def items(self):
+        cdef Py_ssize_t i
+        return [(self.recs[i].id, self._value(&self.recs[i])) for i in range(self.n)
+                if self.recs[i].value is not NULL]
+
+    def __eq__(self, other):
+        return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+
+
+
+cdef class HoldTable(IdTable):
+    """The registry's holds (``_holds``) for the compiled ledger: hold id -> ``(account, "units"
+    or "cash", asset, amount)`` to the registry (an :class:`IdTable`, and assignment), each kept
+    as a C record (its id, amount and :class:`Purse`), made into its tuple only when read. The
+    purses (a list per account) hold the reserved totals, holdings and cash balances
+    (:class:`Totals` reads them as dicts). A read as a dict makes one tuple per hold."""
+
+    cdef readonly dict purses  # account -> [its Purses] (a few: scanned, not hashed)
+
+    def __cinit__(self):
+        self.purses = {}
 
     cdef Purse purse(self, bint units, account, asset):
         """``account``'s purse of ``asset`` (a unit type, or its name, for ``units``; else a
@@ -757,8 +825,8 @@ cdef class HoldTable:
                 return p
         return None
 
-    cdef tuple _value(self, HoldRec* r):
-        cdef Purse p = <Purse>r.purse
+    cdef object _value(self, IdRec* r):
+        cdef Purse p = <Purse>r.value
         return (p.account, UNITS if p.units else CASH, p.name, r.amount)
 
     def totals(self):
@@ -769,8 +837,8 @@ cdef class HoldTable:
             for p in <list>mine:
                 (<Purse>p).reserved = 0
         for i in range(self.n):
-            if self.recs[i].purse is not NULL:
-                (<Purse>self.recs[i].purse).reserved += self.recs[i].amount
+            if self.recs[i].value is not NULL:
+                (<Purse>self.recs[i].value).reserved += self.recs[i].amount
         return Totals(self, True, True), Totals(self, False, True)
 
     def holdings(self):
@@ -782,20 +850,26 @@ cdef class HoldTable:
                     (<Purse>p).have, (<Purse>p).present = 0, False
         return Totals(self, True, False)
 
-    # -- as a dict ---------------------------------------------------------------------
+    def totals(self):
+        """Every purse's reserved total summed again from the holds (the registry's ``_derive``);
+        the two totals as dicts, :class:`Totals` (units, cash). O(holds + purses)."""
+        cdef Py_ssize_t i
+        for mine in self.purses.values():
+            for p in <list>mine:
+                (<Purse>p).reserved = 0
+        for i in range(self.n):
+            if self.recs[i].value is not NULL:
+                (<Purse>self.recs[i].value).reserved += self.recs[i].amount
+        return Totals(self, True, True), Totals(self, False, True)
 
-    def __getitem__(self, hold):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        if pos < 0:
-            raise KeyError(hold)
-        return self._value(&self.recs[pos])
-
-    def get(self, hold, default=None):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        return default if pos < 0 else self._value(&self.recs[pos])
-
-    def __contains__(self, hold):
-        return self.find_obj(hold) >= 0
+    def holdings(self):
+        """Every holding of units forgotten (the registry's ``_derive`` counts them again from the
+        blocks); them as a dict, a :class:`Totals`. O(purses)."""
+        for mine in self.purses.values():
+            for p in <list>mine:
+                if (<Purse>p).units:
+                    (<Purse>p).have, (<Purse>p).present = 0, False
+        return Totals(self, True, False)
 
     def __setitem__(self, hold, value):
         cdef int over = 0
@@ -810,46 +884,23 @@ cdef class HoldTable:
             raise OverflowError(f"hold id {hold} is not of 64 bits")
         self.put(h, self.purse(kind == UNITS, account, asset), amount)
 
-    def __delitem__(self, hold):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        if pos < 0:
-            raise KeyError(hold)
-        self.remove(pos)
 
-    def pop(self, hold, *default):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        if pos < 0:
-            if default:
-                return default[0]
-            raise KeyError(hold)
-        value = self._value(&self.recs[pos])
-        self.remove(pos)
-        return value
 
-    def __len__(self):
-        return self.live
+cdef class Settlements(IdTable):
+    """The registry's settlement records (``_settlements``) for the compiled ledger: trade id ->
+    its Settled or SettlementFailed (an :class:`IdTable`, and assignment). A settlement's look-up
+    of its trade and its record's insertion about 60 instructions, not 140 and 380 in a dict
+    (callgrind, bench/venue.py --instructions)."""
 
-    def keys(self):
-        cdef Py_ssize_t i
-        return [self.recs[i].id for i in range(self.n) if self.recs[i].purse is not NULL]
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def values(self):
-        cdef Py_ssize_t i
-        return [self._value(&self.recs[i]) for i in range(self.n) if self.recs[i].purse is not NULL]
-
-    def items(self):
-        cdef Py_ssize_t i
-        return [(self.recs[i].id, self._value(&self.recs[i])) for i in range(self.n)
-                if self.recs[i].purse is not NULL]
-
-    def __eq__(self, other):
-        return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
-
-    def __repr__(self):
-        return f"HoldTable({dict(self.items())!r})"
+    def __setitem__(self, trade_id, record):
+        cdef int over = 0
+        cdef long long t
+        if type(trade_id) is not int:
+            raise TypeError(f"a trade id is an int, not {trade_id!r}")
+        t = _long_long(trade_id, &over)
+        if over:
+            raise OverflowError(f"trade id {trade_id} is not of 64 bits")
+        self.put(t, record, 0)
 
 
 cdef class Totals:
@@ -1337,7 +1388,8 @@ cdef class Ledger:
 
     cdef readonly object reg
     cdef readonly object ref
-    cdef dict accounts, index, settlements
+    cdef dict accounts, index
+    cdef Settlements settlements
     cdef Blocks blocks
     cdef HoldTable table
     cdef Counters meta
@@ -1380,6 +1432,11 @@ cdef class Ledger:
     def new_blocks():
         """No blocks (see :class:`Blocks`)."""
         return Blocks()
+
+    @staticmethod
+    def new_settlements():
+        """No settlement records (see :class:`Settlements`)."""
+        return Settlements()
 
     @staticmethod
     def page(blocks, long long lo, long long hi):
@@ -1509,7 +1566,7 @@ cdef class Ledger:
         cdef Purse p
         cdef Trader t
         if pos >= 0:
-            p = <Purse>self.table.recs[pos].purse
+            p = <Purse>self.table.recs[pos].value
             if p.trader is not NULL:
                 t = <Trader>p.trader
                 if (t.unit is unit and t.currency is currency and (t.units if units else t.cash) is p
@@ -1800,7 +1857,7 @@ cdef class Ledger:
         cdef int over = 0
         cdef long long a, left
         cdef Py_ssize_t pos
-        cdef HoldRec* rec
+        cdef IdRec* rec
         if log is None:
             with self.reg.transaction():
                 return self._release(hold, amount)
@@ -1822,9 +1879,9 @@ cdef class Ledger:
     cdef long long _give_back(self, list log, Py_ssize_t pos, long long a) except -1:
         """Release ``a`` (0 < ``a`` <= what is left) of the hold at ``pos`` in the open
         transaction whose undo log is ``log``; its txid."""
-        cdef HoldRec* rec = &self.table.recs[pos]
+        cdef IdRec* rec = &self.table.recs[pos]
         cdef long long h = rec.id, left = rec.amount, txid0 = self.meta.txid
-        cdef Purse purse = <Purse>rec.purse
+        cdef Purse purse = <Purse>rec.value
         cdef Undo* r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = h, True, left, -a, txid0, self.journal.n
         Py_INCREF(purse)
@@ -1844,7 +1901,7 @@ cdef class Ledger:
         cdef HoldTable table = self.table
         cdef Py_ssize_t pos = table.find(hold)
         cdef long long left = table.recs[pos].amount
-        cdef Purse purse = <Purse>table.recs[pos].purse
+        cdef Purse purse = <Purse>table.recs[pos].value
         cdef Undo* r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = hold, True, left, -cut, -1, 0
         Py_INCREF(purse)
@@ -1899,7 +1956,10 @@ cdef class Ledger:
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
         cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
         cdef Py_ssize_t u_pos, c_pos
-        cdef dict settlements = self.settlements, accounts = self.accounts
+        cdef dict accounts = self.accounts
+        cdef Settlements settlements = self.settlements
+        cdef long long tid
+        cdef Py_ssize_t pos
         cdef Blocks blocks = self.blocks
         cdef dict index = self.index
         cdef Py_ssize_t i
@@ -1930,15 +1990,17 @@ cdef class Ledger:
                 unit_hold = field(row, T_SELL_ID, "sell_id")  # per trade than in ints)
                 cash_hold = field(row, T_BUY_ID, "buy_id")
                 unit, currency = t_unit, t_currency
-            if _small_value(trade_id) < 0 or qty < 1 or not 1 <= amount <= SMALL:
+            tid = _small_value(trade_id)
+            if tid < 0 or qty < 1 or not 1 <= amount <= SMALL:
                 out += self._lend().settle((row if t_unit is None else _row(row, unit, currency),),
                                            dup_raises)  # the exact checks, and such a trade
                 seg_end = -1  # the reference logged: open a new run
                 continue
             if t_unit is not None:
                 a = amount
-            done = settlements.get(trade_id)
-            if done is not None:
+            pos = settlements.find(tid)
+            if pos >= 0:
+                done = <object>settlements.recs[pos].value
                 if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
                         seller, buyer, unit, qty, currency, amount):
                     err = DuplicateTrade(f"trade {trade_id} was already recorded with other terms")
@@ -1996,11 +2058,11 @@ cdef class Ledger:
                     u_cut = c_cut = 0
                     # the holds the trade consumes (its seller's of the unit type, its buyer's of
                     # the currency: the same purse), which count as free for it
-                    if u_pos >= 0 and table.recs[u_pos].purse == <PyObject*>s_units:
+                    if u_pos >= 0 and table.recs[u_pos].value == <PyObject*>s_units:
                         u_hold = table.recs[u_pos].id
                         u_cut = min(qty, table.recs[u_pos].amount)
                         u_free += u_cut
-                    if c_pos >= 0 and table.recs[c_pos].purse == <PyObject*>b_cash_purse:
+                    if c_pos >= 0 and table.recs[c_pos].value == <PyObject*>b_cash_purse:
                         c_hold = table.recs[c_pos].id
                         c_cut = min(amount, table.recs[c_pos].amount)
                         c_free += c_cut
@@ -2019,7 +2081,7 @@ cdef class Ledger:
                     record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
                                               qty, str(currency), amount)
                 log.append((settlements, trade_id, MISSING))
-                settlements[trade_id] = record
+                settlements.put(tid, record, 0)
                 out.append(record)
                 continue
             inner = s_units.queue
@@ -2084,7 +2146,7 @@ cdef class Ledger:
                 fields[4], fields[5], fields[6], fields[7] = <PyObject*>unit, <PyObject*>q, <PyObject*>currency, <PyObject*>a
                 record = _struct(SETTLED, SETTLED_AT, fields, 8)
                 journal.push(record)
-                settlements[trade_id] = record
+                settlements.put(tid, record, 0)
                 out.append(record)
             except BaseException:  # undo this half-applied settlement, then the batch's
                 n = self.nconsumed - clo

@@ -290,7 +290,7 @@ class Store(Registry):
         self._missed: dict[tuple[str, int], MissedRow] = {}
         self._allocations: dict[int, AllocRow] = {}
         self._credit_use: dict[tuple[str, int, str], int] = {}
-        self._settlements: dict[int, SettlementRecord] = {}
+        self._settlements: dict[int, SettlementRecord] = self._ledger.new_settlements()
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.venue.checkpoint)
         self._meta: dict[str, int] = self._ledger.new_meta()
         self._journal: JournalRows = self._ledger.new_journal()  # a settlement's row is its Settled record
