@@ -12,8 +12,8 @@ between a settlement's legs, a block that is not a C row) is handed to the refer
 which raises or does the same. Its registry's journal is a :class:`Journal`, which keeps the
 hold rows as C records; its holds are a :class:`HoldTable` of C records, and each account's
 reserved totals, holdings of units and cash balances C integers (a ``Purse`` per asset), its
-counters too (``Counters``), its unit blocks C rows (``Blocks``), all read by the rule families
-as the reference's dicts; and the undo records of its hold changes are C records of its own, one
+counters too (``Counters``), its unit blocks C rows (``Blocks``), its settlement records C
+records by trade id (``Settlements``), all read by the rule families as the reference's dicts; and the undo records of its hold changes are C records of its own, one
 shared mark each in the registry's undo log (``Ledger.undo``).
 
 :class:`Gate` is the common case of a venue's hold gate and stage
@@ -580,6 +580,18 @@ cdef class Trader:
     cdef Purse units, cash
 
 
+cdef long long _id(key, str what) except? -1:
+    """The id ``key`` (an int of 64 bits) of a record set in an :class:`IdTable`."""
+    cdef int over = 0
+    cdef long long i
+    if type(key) is not int:
+        raise TypeError(f"a {what} id is an int, not {key!r}")
+    i = _long_long(key, &over)
+    if over:
+        raise OverflowError(f"{what} id {key} is not of 64 bits")
+    return i
+
+
 cdef struct IdRec:
     long long id
     long long amount
@@ -850,40 +862,11 @@ cdef class HoldTable(IdTable):
                     (<Purse>p).have, (<Purse>p).present = 0, False
         return Totals(self, True, False)
 
-    def totals(self):
-        """Every purse's reserved total summed again from the holds (the registry's ``_derive``);
-        the two totals as dicts, :class:`Totals` (units, cash). O(holds + purses)."""
-        cdef Py_ssize_t i
-        for mine in self.purses.values():
-            for p in <list>mine:
-                (<Purse>p).reserved = 0
-        for i in range(self.n):
-            if self.recs[i].value is not NULL:
-                (<Purse>self.recs[i].value).reserved += self.recs[i].amount
-        return Totals(self, True, True), Totals(self, False, True)
-
-    def holdings(self):
-        """Every holding of units forgotten (the registry's ``_derive`` counts them again from the
-        blocks); them as a dict, a :class:`Totals`. O(purses)."""
-        for mine in self.purses.values():
-            for p in <list>mine:
-                if (<Purse>p).units:
-                    (<Purse>p).have, (<Purse>p).present = 0, False
-        return Totals(self, True, False)
-
     def __setitem__(self, hold, value):
-        cdef int over = 0
-        cdef long long h
         account, kind, asset, amount = value
         if kind != UNITS and kind != CASH:
             raise ValueError(f"a hold is of units or cash, not {kind!r}")
-        if type(hold) is not int:
-            raise TypeError(f"a hold id is an int, not {hold!r}")
-        h = _long_long(hold, &over)
-        if over:
-            raise OverflowError(f"hold id {hold} is not of 64 bits")
-        self.put(h, self.purse(kind == UNITS, account, asset), amount)
-
+        self.put(_id(hold, "hold"), self.purse(kind == UNITS, account, asset), amount)
 
 
 cdef class Settlements(IdTable):
@@ -893,14 +876,7 @@ cdef class Settlements(IdTable):
     (callgrind, bench/venue.py --instructions)."""
 
     def __setitem__(self, trade_id, record):
-        cdef int over = 0
-        cdef long long t
-        if type(trade_id) is not int:
-            raise TypeError(f"a trade id is an int, not {trade_id!r}")
-        t = _long_long(trade_id, &over)
-        if over:
-            raise OverflowError(f"trade id {trade_id} is not of 64 bits")
-        self.put(t, record, 0)
+        self.put(_id(trade_id, "trade"), record, 0)
 
 
 cdef class Totals:
