@@ -26,7 +26,7 @@ fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpo
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc, PyObject_Free
 from cpython.object cimport PyObject, PyTypeObject, Py_TPFLAGS_HAVE_GC, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF
@@ -176,10 +176,11 @@ cdef extern from *:
        ``at[0..n-1]``. */
     static PyObject* cv_struct(PyObject* cls, const Py_ssize_t* at, PyObject** args, Py_ssize_t n) {
         PyTypeObject* type = (PyTypeObject*)cls;
-        PyObject* obj = type->tp_alloc(type, 0);
+        PyObject* obj = (PyObject*)PyObject_Malloc(type->tp_basicsize);
         Py_ssize_t i;
         if (obj == NULL)
-            return NULL;
+            return PyErr_NoMemory();
+        PyObject_Init(obj, type);
         for (i = 0; i < n; i++) {
             Py_INCREF(args[i]);
             *(PyObject**)((char*)obj + at[i]) = args[i];
@@ -192,13 +193,14 @@ cdef extern from *:
 
 cdef int _plain_struct(cls, Py_ssize_t* at, Py_ssize_t n) except -1:
     """The offsets of the ``n`` fields of the msgspec Struct class ``cls`` into ``at``, checked so that
-    ``_struct`` may make its instances: no cyclic GC, no ``__post_init__``, every slot a field.
-    A Settled made by its constructor's call costs about 300 instructions (``Struct_vectorcall``),
-    here about 130 (the allocation and the stores; callgrind, bench/venue.py --instructions)."""
+    ``_struct`` may make its instances as ``tp_alloc`` would (freed by ``PyObject_Free``, no cyclic
+    GC, so no header before the object), its every slot a field, no ``__post_init__``.
+    A Settled made by its constructor's call costs about 300 instructions (``Struct_vectorcall``,
+    whose ``tp_alloc`` is about 110), here about 70 (callgrind, bench/venue.py --instructions)."""
     cdef Py_ssize_t j
     cdef PyTypeObject* t = <PyTypeObject*>cls
     fields = cls.__struct_fields__
-    if (len(fields) != n or t.tp_flags & Py_TPFLAGS_HAVE_GC or t.tp_itemsize or getattr(cls, "__post_init__", None) is not None
+    if (len(fields) != n or t.tp_flags & Py_TPFLAGS_HAVE_GC or t.tp_itemsize or t.tp_free is not PyObject_Free or getattr(cls, "__post_init__", None) is not None
             or t.tp_basicsize != <Py_ssize_t>(sizeof(PyObject) + len(fields) * sizeof(PyObject*))):
         raise ImportError(f"{cls.__name__} is not a plain msgspec Struct of {n} fields (gc=False, its fields its slots)")
     for j in range(len(fields)):
@@ -654,8 +656,15 @@ cdef class IdTable:
         cdef int bits
         cdef IdRec* recs
         cdef Py_ssize_t* slots
-        if self.n < self.cap and (self.filled + 1) * 2 <= (<Py_ssize_t>1 << self.bits):
-            return 0
+        if (self.filled + 1) * 2 <= (<Py_ssize_t>1 << self.bits):
+            if self.n < self.cap:
+                return 0
+            if self.n == self.live:  # the records alone are full and none was removed: they grow in
+                recs = <IdRec*>PyMem_Realloc(self.recs, 2 * self.cap * sizeof(IdRec))  # place, the index
+                if recs is NULL:  # kept (about 60 instructions fewer per settlement record)
+                    raise MemoryError()
+                self.recs, self.cap = recs, 2 * self.cap
+                return 0
         bits = 10  # both arrays are allocated before anything moves: running out of memory changes nothing
         while (<Py_ssize_t>1 << bits) < 8 * (self.live + 1):
             bits += 1
@@ -1872,11 +1881,10 @@ cdef class Ledger:
                               purse.name, a, h)
         return txid0 + 1
 
-    cdef int _cut(self, list log, long long hold, long long cut) except -1:
-        """Take ``cut`` (at most what is left) of hold ``hold`` for a settlement."""
+    cdef int _cut(self, list log, Py_ssize_t pos, long long cut) except -1:
+        """Take ``cut`` (at most what is left) of the hold at ``pos`` for a settlement."""
         cdef HoldTable table = self.table
-        cdef Py_ssize_t pos = table.find(hold)
-        cdef long long left = table.recs[pos].amount
+        cdef long long hold = table.recs[pos].id, left = table.recs[pos].amount
         cdef Purse purse = <Purse>table.recs[pos].value
         cdef Undo* r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = hold, True, left, -cut, -1, 0
@@ -1930,8 +1938,8 @@ cdef class Ledger:
         cdef Run run = None
         cdef Py_ssize_t seg_end = -1, clo, jlen, n
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
-        cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
-        cdef Py_ssize_t u_pos, c_pos
+        cdef long long u_cut = 0, c_cut = 0, u_free, c_free
+        cdef Py_ssize_t u_pos = -1, c_pos = -1
         cdef dict accounts = self.accounts
         cdef Settlements settlements = self.settlements
         cdef long long tid
@@ -2035,11 +2043,9 @@ cdef class Ledger:
                     # the holds the trade consumes (its seller's of the unit type, its buyer's of
                     # the currency: the same purse), which count as free for it
                     if u_pos >= 0 and table.recs[u_pos].value == <PyObject*>s_units:
-                        u_hold = table.recs[u_pos].id
                         u_cut = min(qty, table.recs[u_pos].amount)
                         u_free += u_cut
                     if c_pos >= 0 and table.recs[c_pos].value == <PyObject*>b_cash_purse:
-                        c_hold = table.recs[c_pos].id
                         c_cut = min(amount, table.recs[c_pos].amount)
                         c_free += c_cut
                     if not s_cash_purse.present:
@@ -2110,9 +2116,9 @@ cdef class Ledger:
                 s_cash_purse.have = s_cash2
                 s_cash_purse.present = True
                 if u_cut:  # each an undo record of its own (the run keeps none of holds)
-                    self._cut(log, u_hold, u_cut)
+                    self._cut(log, u_pos, u_cut)
                 if c_cut:
-                    self._cut(log, c_hold, c_cut)
+                    self._cut(log, c_pos, c_cut)
                 if u_cut or c_cut:
                     seg_end = len(log)  # the marks concern holds alone: the run goes on
                 txid = txid0 + 1
