@@ -141,7 +141,6 @@ cdef extern from "Python.h":
     const char* PyUnicode_DATA(object s)
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
-    void PyObject_GC_UnTrack(void* op)
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 
@@ -212,16 +211,6 @@ cdef Py_ssize_t SETTLED_AT[8]
 cdef Py_ssize_t TRADE_SETTLED_AT[3]
 _plain_struct(Settled, SETTLED_AT, 8)
 _plain_struct(TradeSettled, TRADE_SETTLED_AT, 3)
-
-
-cdef inline object _untracked(object record):
-    """``record`` (a hold, an undo record or a run of settlements' log entry) untracked by the cyclic
-    garbage collector: it holds names, numbers, records without references and other such
-    tuples, so it can be part of no cycle. The collector would otherwise visit each one it
-    finds young (and untrack the tuples itself): about 1,000 instructions per venue message on
-    the busy workload (bench/venue.py --instructions)."""
-    PyObject_GC_UnTrack(<void*>record)
-    return record
 
 
 cdef inline object _replaced(object b, tuple names, object v0, object v1, object v2, object v3):
@@ -1353,13 +1342,18 @@ cdef struct Consumed:  # a block a settlement split or, ``popped``, moved whole 
 @cython.no_gc
 @cython.freelist(8)
 cdef class Run:
-    """A run of the compiled ledger's fast-path settlements, logged as ``(None, _FAST, run)``: the
-    undo values of its settlements are the ledger's C records ``lo``..``hi - 1`` (no Python list or
-    int per value: 450 instructions fewer per venue message than the reference's segment list, 560
-    on SQLite, whose commit reads them in ``settled_keys``; callgrind, bench/venue.py
-    --instructions), made into the reference's segment only to undo them (``Ledger.run_values``)."""
+    """A run of the compiled ledger's fast-path settlements, its own entry in the registry's undo
+    log, read as ``(None, _FAST, run)`` (``__iter__``: no tuple per run unless read, by an undo or
+    an SQL commit; 75 instructions fewer per venue message, the same on SQLite): the undo values of
+    its settlements are the ledger's C records ``lo``..``hi - 1`` (no Python list or int per value:
+    450 instructions fewer per venue message than the reference's segment list, 560 on SQLite,
+    whose commit reads them in ``settled_keys``; callgrind, bench/venue.py --instructions), made
+    into the reference's segment only to undo them (``Ledger.run_values``)."""
 
     cdef Py_ssize_t lo, hi
+
+    def __iter__(self):
+        return iter((None, FAST, self))
 
 
 cdef class Ledger:
@@ -1650,7 +1644,7 @@ cdef class Ledger:
             return holds, log
         for e in log:
             if e is not mark:
-                if (<tuple>e)[0] is table:
+                if type(e) is not Run and (<tuple>e)[0] is table:
                     return holds, log
                 rest.append(e)
         cdef Py_ssize_t bits = 4, mask, j
@@ -2008,7 +2002,7 @@ cdef class Ledger:
                 if len(log) != seg_end:  # something else was logged since: open a new run
                     run = Run.__new__(Run)
                     run.lo = run.hi = self.nsettles
-                    log.append(_untracked((None, FAST, run)))
+                    log.append(run)
                     seg_end = len(log)
                     nid = meta.block
                     txid = meta.txid

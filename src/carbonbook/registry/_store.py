@@ -126,6 +126,8 @@ ExternalRow = tuple[str, str, str, str, str, str, int, str, str]
 """(state, direction ``out``/``in``, this registry's account, the other registry, its account, unit, qty,
 serial blocks as JSON, reason) of an external transfer, keyed by the transaction log's id."""
 Log = list[tuple[Any, Any, Any]]
+"""The undo log: ``(container, key, before)`` entries, read by unpacking (the compiled ledger's
+run of settlements is an object of its own that unpacks as ``(None, _FAST, run)``)."""
 
 
 class JournalRows(Protocol):
