@@ -197,7 +197,8 @@ def test_the_compiled_tables_read_as_dicts() -> None:
     del meta["day"]
     assert meta.get("day") is None and meta.pop("day", None) is None
     for reg in regs:  # a trade settled, one refused
-        reg.settle_batch([(5, "a", "b", JPA, 5, "JPY", 100, None, None), (2, "a", "a", JPA, 5, "JPY", 100, None, None)])
+        reg.settle_batch([(5, "a", "b", JPA, 5, "JPY", 100, None, None),
+                          (2, "a", "a", JPA, 5, "JPY", 100, None, None)])
     r, c = (reg._settlements for reg in regs)  # type: ignore[attr-defined]
     assert c == r and list(c) == list(r) == [5, 2] and list(c.values()) == list(r.values()) and len(c) == 2
     assert c[5] == r[5] and c.get(3) is None and 2 in c and "x" not in c and type(c[2]) is not type(c[5])
