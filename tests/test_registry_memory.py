@@ -11,6 +11,7 @@ import pytest
 from carbonbook.registry import MemoryRegistry
 from carbonbook.registry._ledger import Ledger
 from carbonbook.registry._sql import RUN
+from carbonbook.registry._store import _entry
 from carbonbook.registry.base import Settled
 from registry_contract import Factory, RegistryContract
 
@@ -84,7 +85,8 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
     for start in (0, len(ref) - 30, len(ref)):
         for run in (1, 2, 15, 16, 17, RUN) if start else (RUN,):  # each size of array header
             assert regs[1]._ledger.wire(compiled, start, run, encode) == [  # type: ignore[attr-defined]
-                (rows[-1].txid, encode(rows)) for rows in (ref[i:i + run] for i in range(start, len(ref), run))]
+                (rows[-1].txid, encode([_entry(r) for r in rows]))
+                for rows in (ref[i:i + run] for i in range(start, len(ref), run))]
     with pytest.raises(IndexError):
         compiled[len(ref)]
     with pytest.raises(TypeError):
@@ -96,3 +98,33 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
     assert list(compiled) == ref
     del compiled[:]
     assert len(compiled) == 0 and list(compiled) == []
+
+
+@pytest.mark.skipif("compiled" not in LEDGERS, reason="the compiled ledger was not built")
+def test_the_compiled_ledger_writes_settlements_as_the_reference() -> None:
+    """An SQL commit's settlement records (``pack``: a Settled record as the array of its fields, a
+    SettlementFailed as its map) and a settlement's journal row (``wire``: its Entry) are the
+    reference's bytes, values msgspec writes (a long or non-ASCII name, the largest int) included,
+    and read back as they were."""
+    import msgspec
+
+    from carbonbook._types import UnitType
+    from carbonbook.registry._sql import _decode_records, _run_entries
+    from carbonbook.registry.base import SettlementFailed
+
+    records = [Settled(7, 3, "a", "b", UnitType.JPA, 10, "JPY", 700),
+               Settled(2**63 - 1, 2**63 - 1, "s" * 300, "b\u00e9", UnitType.EUA, 2**63 - 1, "EUR", 2**63 - 1),
+               SettlementFailed(8, "insufficient_units", "a has 5", "a", "b", "JPA", 10, "JPY", 1),
+               Settled(9, 4, "a", "b", UnitType.CER, 1, "JPY" * 100, 1)]
+    packed = _cvenue.Ledger.pack(records)
+    assert packed == Ledger.pack(records)
+    assert [Settled(*r) if type(r) is tuple else r for r in _decode_records(packed)] == records
+    assert msgspec.msgpack.decode(packed)[0] == [7, 3, "a", "b", "JPA", 10, "JPY", 700]
+    journal = _cvenue.Ledger.new_journal()
+    for r in records:
+        if type(r) is Settled:
+            journal.append(r)
+    encode = msgspec.msgpack.Encoder().encode
+    wire = _cvenue.Ledger.wire(journal, 0, 65_536, encode)
+    assert wire == Ledger.wire(list(journal), 0, 65_536, encode)
+    assert _run_entries(wire[0][1]) == [_entry(r) for r in records if type(r) is Settled]

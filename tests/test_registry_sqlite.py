@@ -176,3 +176,49 @@ def test_blocks_are_stored_in_pages(tmp_path: Path) -> None:
     stored_in_pages(reg, lambda r: SQLiteRegistry(reg.path), arm,
                     lambda: reg._conn.execute("DROP TRIGGER boom"), RegistryIntegrityError)
     reg.close()
+
+
+def test_settlements_stored_as_maps_read_the_same(tmp_path: Path) -> None:
+    """A settlement's journal row is stored as its Entry and a Settled record as the array of its
+    fields; a registry that stored both as the record's map (carbonbook before 2026-12) reads the
+    same journal and records."""
+    import msgspec
+
+    reg = world(SQLiteRegistry(tmp_path / "r.db"))
+    with reg.transaction():
+        reg.reserve(1, "a", UnitType.JPA, 10)
+        reg.reserve_cash(2, "b", "JPY", 700)
+        records = [reg.settle(7, seller="a", buyer="b", unit=UnitType.JPA, qty=10, currency="JPY", amount=700,
+                              unit_hold=1, cash_hold=2),
+                   reg.settle(8, seller="a", buyer="b", unit=UnitType.JPA, qty=10**6, currency="JPY", amount=1)]
+    assert [type(r) for r in records] == [Settled, SettlementFailed]
+    before = fingerprint(reg)
+    runs = reg._read("SELECT records FROM settlement_runs")
+    assert msgspec.msgpack.decode(runs[0][0])[0] == [7, records[0].txid, "a", "b", "JPA", 10, "JPY", 700]
+    reg.close()
+    conn = sqlite3.connect(tmp_path / "r.db")
+    old = msgspec.msgpack.Encoder().encode
+
+    def as_map(row: list) -> object:
+        if row[1] != "settle":
+            return row
+        txid, _, seller, buyer, unit, qty, currency, amount, trade_id = row[:9]
+        return Settled(trade_id, txid, seller, buyer, UnitType(unit), qty, currency, amount)
+
+    for last, data in conn.execute("SELECT last, entries FROM journal_runs").fetchall():
+        conn.execute("UPDATE journal_runs SET entries = ? WHERE last = ?",
+                     (old([as_map(r) for r in msgspec.msgpack.decode(data)]), last))
+    for first, data in conn.execute("SELECT first, records FROM settlement_runs").fetchall():
+        rows = msgspec.msgpack.decode(data)
+        conn.execute("UPDATE settlement_runs SET records = ? WHERE first = ?",
+                     (old([Settled(*r[:4], UnitType(r[4]), *r[5:]) if type(r) is list else r for r in rows]),
+                      first))
+    conn.commit()
+    conn.close()
+    again = SQLiteRegistry(tmp_path / "r.db")
+    stored = again._read("SELECT entries FROM journal_runs")
+    assert any(type(r) is dict for (data,) in stored for r in msgspec.msgpack.decode(data))  # the old form
+    assert fingerprint(again) == before
+    assert [again.settlement(7), again.settlement(8)] == records
+    again.check()
+    again.close()

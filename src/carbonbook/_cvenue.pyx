@@ -39,7 +39,7 @@ from itertools import count
 
 from msgspec import Raw
 from msgspec.msgpack import Encoder
-from msgspec.structs import replace
+from msgspec.structs import astuple, replace
 
 from carbonbook._types import UnitType
 from carbonbook._types import INT64_MAX as _INT64_MAX, OrderType, SelfTradePrevention, Side, TimeInForce
@@ -56,7 +56,7 @@ from carbonbook.events import (
     TradeSettled,
 )
 from carbonbook.registry import _ledger
-from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, PAGE as _PAGE, Store
+from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, PAGE as _PAGE, Store, _entry
 from carbonbook.registry.base import Account, Block, BlockState, Entry, Settled, SettlementFailed
 
 cdef object MISSING = _MISSING
@@ -487,12 +487,14 @@ cdef class Journal:
             for i in range(lo, hi):
                 r = &self.rows[i]
                 if r.kind == ROW_OBJECT:
-                    if type(<object>r.account) is SETTLED:
+                    row = <object>r.account
+                    if type(row) is SETTLED:
                         _room(&out, SETTLED_ROOM)
-                        if _put_settled(&out, <object>r.account):
+                        if _put_settled(&out, row, True):
                             continue
+                        row = _entry(row)
                     _stretch(&out, &mark, items)
-                    items.append(<object>r.account)
+                    items.append(row)
                     continue
                 account = _utf8(<object>r.account, &asize)
                 asset = _utf8(<object>r.asset, &bsize)
@@ -1472,8 +1474,9 @@ cdef class Ledger:
             for row in rows:
                 if type(row) is SETTLED:
                     _room(&out, SETTLED_ROOM)
-                    if _put_settled(&out, row):
+                    if _put_settled(&out, row, False):
                         continue
+                    row = astuple(row)
                 _stretch(&out, &mark, items)
                 items.append(row)
             return _array(&out, mark, len(rows), items, ENCODE)
@@ -2822,37 +2825,50 @@ cdef bint _put_cancel(Lines* out, cmd) noexcept:
 
 # -- the SQL commit's runs: Settled records in MessagePack -------------------------------------
 
-cdef tuple SETTLED_FIELDS = ("trade_id", "txid", "seller", "buyer", "unit", "qty", "currency", "amount")
-cdef Key SETTLED_HEAD
-cdef Key SK[8]  # the keys of SETTLED_FIELDS, in order
-cdef Py_ssize_t _j
-_head(&SETTLED_HEAD, Settled, SETTLED_FIELDS)
-for _j in range(8):
-    _key(&SK[_j], SETTLED_FIELDS[_j])
 cdef Py_ssize_t S_UNIT = slot_offset(Settled, "unit")
 cdef Py_ssize_t S_QTY = slot_offset(Settled, "qty")
 cdef Py_ssize_t S_AMOUNT = slot_offset(Settled, "amount")
 cdef object ENCODE = Encoder().encode  # the SQL commit's (``_sql``)
 cdef enum:
-    SETTLED_ROOM = 16 + 8 * 16 + 4 * 9 + 4 * (2 + NAME_ROOM)  # past a Settled record's longest
+    SETTLED_ROOM = 1 + 8 + 6 * 9 + 4 * (2 + NAME_ROOM) + 3 + 16  # past a Settled record's longest (and 16)
+assert Settled.__struct_fields__ == ("trade_id", "txid", "seller", "buyer", "unit", "qty", "currency", "amount")
+assert Entry.__struct_fields__[:10] == ("txid", "kind", "account", "counterparty", "unit", "qty", "currency",
+                                        "amount", "ref", "detail") and len(Entry.__struct_fields__) == 13
 
 
 cdef Members UNIT_TYPES
 _members(&UNIT_TYPES, UnitType)
+cdef Key NO_KEY  # an array's item: no key written (16 bytes copied, as for a key)
+NO_KEY.n = 0
 
 
-cdef bint _put_settled(Lines* out, r) noexcept:
-    """Write the Settled record ``r`` as msgspec writes it (room for SETTLED_ROOM bytes), or say a
-    value is not a plain one (as ``_put_order``)."""
-    cdef char* p = _put_key(out.data + out.size, &SETTLED_HEAD)
-    p = _w_int(p, &SK[0], _at(r, S_TRADE_ID), False)
-    p = _w_int(p, &SK[1], _at(r, S_TXID), False)
-    p = _w_name(p, &SK[2], _at(r, S_SELLER))
-    p = _w_name(p, &SK[3], _at(r, S_BUYER))
-    p = _w_member(p, &SK[4], _at(r, S_UNIT), &UNIT_TYPES)
-    p = _w_int(p, &SK[5], _at(r, S_QTY), False)
-    p = _w_name(p, &SK[6], _at(r, S_CURRENCY))
-    p = _w_int(p, &SK[7], _at(r, S_AMOUNT), False)
+cdef bint _put_settled(Lines* out, r, bint entry) noexcept:
+    """Write the Settled record ``r`` as msgspec writes the array of its fields or, ``entry``, its
+    journal row (``_store._entry``: txid, "settle", seller, buyer, unit, qty, currency, amount,
+    trade id, "", three None) (room for SETTLED_ROOM bytes), or say a value is not a plain one (as
+    ``_put_order``)."""
+    cdef char* p = out.data + out.size
+    if entry:
+        p[0] = <char>(0x90 | 13)
+        p = _w_int(p + 1, &NO_KEY, _at(r, S_TXID), False)
+        if p is not NULL:
+            memcpy(p, b"\xa6settle", 7)
+            p += 7
+    else:
+        p[0] = <char>(0x90 | 8)
+        p = _w_int(p + 1, &NO_KEY, _at(r, S_TRADE_ID), False)
+        p = _w_int(p, &NO_KEY, _at(r, S_TXID), False)
+    p = _w_name(p, &NO_KEY, _at(r, S_SELLER))
+    p = _w_name(p, &NO_KEY, _at(r, S_BUYER))
+    p = _w_member(p, &NO_KEY, _at(r, S_UNIT), &UNIT_TYPES)
+    p = _w_int(p, &NO_KEY, _at(r, S_QTY), False)
+    p = _w_name(p, &NO_KEY, _at(r, S_CURRENCY))
+    p = _w_int(p, &NO_KEY, _at(r, S_AMOUNT), False)
+    if entry:
+        p = _w_int(p, &NO_KEY, _at(r, S_TRADE_ID), False)
+        if p is not NULL:
+            memcpy(p, b"\xa0\xc0\xc0\xc0", 4)
+            p += 4
     if p is NULL:
         return False
     out.size = p - out.data
@@ -2861,8 +2877,6 @@ cdef bint _put_settled(Lines* out, r) noexcept:
 
 cdef Members BLOCK_STATES
 _members(&BLOCK_STATES, BlockState)
-cdef Key NO_KEY  # an array's item: no key written (16 bytes copied, as for a key)
-NO_KEY.n = 0
 cdef enum:
     BLOCK_ROOM = 1 + 12 * 16 + 7 * 9 + 5 * (2 + NAME_ROOM) + 16  # past a block's longest
 assert len(B_NAMES) == 12 and B_NAMES[J_ID] == "id", "a Block's fields changed: see _put_block"
