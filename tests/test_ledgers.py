@@ -163,8 +163,9 @@ def test_the_compiled_ledger_writes_the_reference_rows(ops: list[tuple[Any, ...]
 
 
 def test_the_compiled_tables_read_as_dicts() -> None:
-    """The compiled ledger's holds, reserved totals, holdings, balances and counters answer the
-    dict operations the rule families and backends use as the reference's dicts do."""
+    """The compiled ledger's holds, reserved totals, holdings, balances, counters and settlement
+    records answer the dict operations the rule families and backends use as the reference's
+    dicts do."""
     regs = [world(ledgered(MemoryRegistry, ledger)()) for ledger in (Ledger, COMPILED)]
     for reg in regs:
         reg.reserve(7, "a", JPA, 10)
@@ -195,6 +196,16 @@ def test_the_compiled_tables_read_as_dicts() -> None:
     assert meta.setdefault("day", 4) == 4 and meta["day"] == 4 and list(meta) == ["txid", "block", "day"]
     del meta["day"]
     assert meta.get("day") is None and meta.pop("day", None) is None
+    for reg in regs:  # a trade settled, one refused
+        reg.settle_batch([(5, "a", "b", JPA, 5, "JPY", 100, None, None),
+                          (2, "a", "a", JPA, 5, "JPY", 100, None, None)])
+    r, c = (reg._settlements for reg in regs)  # type: ignore[attr-defined]
+    assert c == r and list(c) == list(r) == [5, 2] and list(c.values()) == list(r.values()) and len(c) == 2
+    assert c[5] == r[5] and c.get(3) is None and 2 in c and "x" not in c and type(c[2]) is not type(c[5])
+    c[3] = r[5]
+    assert list(c) == [5, 2, 3] and c.pop(3) == r[5] and c.pop(3, None) is None and c == r
+    with pytest.raises(TypeError):
+        c["x"] = r[5]
 
 
 @given(st.lists(st.tuples(st.sampled_from(["set", "del", "pop", "get"]),

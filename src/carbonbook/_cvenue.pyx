@@ -12,8 +12,8 @@ between a settlement's legs, a block that is not a C row) is handed to the refer
 which raises or does the same. Its registry's journal is a :class:`Journal`, which keeps the
 hold rows as C records; its holds are a :class:`HoldTable` of C records, and each account's
 reserved totals, holdings of units and cash balances C integers (a ``Purse`` per asset), its
-counters too (``Counters``), its unit blocks C rows (``Blocks``), all read by the rule families
-as the reference's dicts; and the undo records of its hold changes are C records of its own, one
+counters too (``Counters``), its unit blocks C rows (``Blocks``), its settlement records C
+records by trade id (``Settlements``), all read by the rule families as the reference's dicts; and the undo records of its hold changes are C records of its own, one
 shared mark each in the registry's undo log (``Ledger.undo``).
 
 :class:`Gate` is the common case of a venue's hold gate and stage
@@ -26,8 +26,8 @@ fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpo
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc, PyObject_Free
+from cpython.object cimport PyObject, PyTypeObject, Py_TPFLAGS_HAVE_GC, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
@@ -146,7 +146,6 @@ cdef extern from "Python.h":
     const char* PyUnicode_DATA(object s)
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
-    void PyObject_GC_UnTrack(void* op)
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 
@@ -183,8 +182,26 @@ cdef extern from *:
     #else
     #define cb_dict_version(d) ((unsigned long long)0)
     #endif
+
+    /* A new instance of the msgspec Struct class ``cls`` (gc=False, its fields its slots:
+       ``_plain_struct`` checked it at import) with its fields ``args[0..n-1]``, at their offsets
+       ``at[0..n-1]``. */
+    static PyObject* cv_struct(PyObject* cls, const Py_ssize_t* at, PyObject** args, Py_ssize_t n) {
+        PyTypeObject* type = (PyTypeObject*)cls;
+        PyObject* obj = (PyObject*)PyObject_Malloc(type->tp_basicsize);
+        Py_ssize_t i;
+        if (obj == NULL)
+            return PyErr_NoMemory();
+        PyObject_Init(obj, type);
+        for (i = 0; i < n; i++) {
+            Py_INCREF(args[i]);
+            *(PyObject**)((char*)obj + at[i]) = args[i];
+        }
+        return obj;
+    }
     """
     unsigned long long _dict_version "cb_dict_version"(dict d) noexcept
+    object _struct "cv_struct"(object cls, const Py_ssize_t* at, PyObject** args, Py_ssize_t n)
 
 
 cdef enum:
@@ -192,14 +209,27 @@ cdef enum:
     NOT_HELD = -2  # ``Ledger._held``: not the common case, nothing done
 
 
-cdef inline object _untracked(object record):
-    """``record`` (a hold, an undo record or a run of settlements' log entry) untracked by the cyclic
-    garbage collector: it holds names, numbers, records without references and other such
-    tuples, so it can be part of no cycle. The collector would otherwise visit each one it
-    finds young (and untrack the tuples itself): about 1,000 instructions per venue message on
-    the busy workload (bench/venue.py --instructions)."""
-    PyObject_GC_UnTrack(<void*>record)
-    return record
+cdef int _plain_struct(cls, Py_ssize_t* at, Py_ssize_t n) except -1:
+    """The offsets of the ``n`` fields of the msgspec Struct class ``cls`` into ``at``, checked so that
+    ``_struct`` may make its instances as ``tp_alloc`` would (freed by ``PyObject_Free``, no cyclic
+    GC, so no header before the object), its every slot a field, no ``__post_init__``.
+    A Settled made by its constructor's call costs about 300 instructions (``Struct_vectorcall``,
+    whose ``tp_alloc`` is about 110), here about 70 (callgrind, bench/venue.py --instructions)."""
+    cdef Py_ssize_t j
+    cdef PyTypeObject* t = <PyTypeObject*>cls
+    fields = cls.__struct_fields__
+    if (len(fields) != n or t.tp_flags & Py_TPFLAGS_HAVE_GC or t.tp_itemsize or t.tp_free is not PyObject_Free or getattr(cls, "__post_init__", None) is not None
+            or t.tp_basicsize != <Py_ssize_t>(sizeof(PyObject) + len(fields) * sizeof(PyObject*))):
+        raise ImportError(f"{cls.__name__} is not a plain msgspec Struct of {n} fields (gc=False, its fields its slots)")
+    for j in range(len(fields)):
+        at[j] = slot_offset(cls, fields[j])
+    return 0
+
+
+cdef Py_ssize_t SETTLED_AT[8]
+cdef Py_ssize_t TRADE_SETTLED_AT[3]
+_plain_struct(Settled, SETTLED_AT, 8)
+_plain_struct(TradeSettled, TRADE_SETTLED_AT, 3)
 
 
 cdef inline object _replaced(object b, tuple names, object v0, object v1, object v2, object v3):
@@ -228,23 +258,20 @@ cdef inline int _push(object queue, object bid) except -1:
     return 0
 
 
-cdef inline long long _small_at(object e, Py_ssize_t offset) noexcept:
-    """The field at ``offset`` of the engine's event ``e`` (each set) if it is an int in 0..2**30 - 1,
-    else -1 (read in place: about 10 instructions fewer than ``field``)."""
-    cdef PyObject* value = (<PyObject**>((<char*><PyObject*>e) + offset))[0]
+cdef inline long long _small_value(object value) noexcept:
+    """``value`` if it is an int in 0..2**30 - 1, else -1."""
     cdef int overflow = 0
     cdef long long v
-    if Py_TYPE(<object>value) is not &PyLong_Type:
+    if Py_TYPE(value) is not &PyLong_Type:
         return -1
-    v = _long_long(<object>value, &overflow)
+    v = _long_long(value, &overflow)
     return v if not overflow and 0 <= v <= SMALL else -1
 
 
-cdef inline bint _small(object value, long long low):
-    """Is the int ``value`` in ``low``..2**30 - 1 (the settlement's C fast path)?"""
-    cdef int overflow = 0
-    cdef long long v = _long_long(value, &overflow)
-    return not overflow and low <= v <= SMALL
+cdef inline long long _small_at(object e, Py_ssize_t offset) noexcept:
+    """``_small_value`` of the field at ``offset`` of the engine's event ``e`` (each set), read in
+    place (about 10 instructions fewer than ``field``)."""
+    return _small_value(<object>(<PyObject**>((<char*><PyObject*>e) + offset))[0])
 
 
 cdef inline bint _may_trade(acc, unit) except -1:
@@ -540,7 +567,7 @@ cdef class Journal:
 cdef str UNITS = "units"
 cdef str CASH = "cash"
 cdef dict UNIT_OF = {str(u): u for u in UnitType}  # a unit type's name (or itself) -> the unit type
-cdef Py_ssize_t EMPTY = -1, GONE = -2  # a HoldTable slot never used, or whose hold was removed
+cdef Py_ssize_t EMPTY = -1, GONE = -2  # an IdTable slot never used, or whose record was removed
 
 
 @cython.final
@@ -557,6 +584,7 @@ cdef class Purse:
     cdef object queue  # units: the registry's block queue at ``key`` (see ``Ledger._purse``)
     cdef readonly long long reserved, have
     cdef bint units, present, keyed  # keyed: the block queues were given ``key`` since the last bind
+    cdef PyObject* trader  # its account's Trader whose purse it is (borrowed, see ``Ledger._trader``), or NULL
 
 
 @cython.final
@@ -564,7 +592,8 @@ cdef class Purse:
 cdef class Trader:
     """An account's purses of the unit type and currency it last settled in (``Ledger._trader``),
     and its Account as last found allowed to sell (``seller``) and to buy that unit type
-    (``buyer``): an Account is frozen, so the same one found again is allowed again."""
+    (``buyer``): an Account is frozen, so the same one found again is allowed again. Its purses
+    point back to it (``Purse.trader``), so a settlement finds it from the holds it consumes."""
 
     cdef object unit, currency, seller, buyer
     cdef Purse units, cash
@@ -583,38 +612,43 @@ cdef class Known:
     cdef Purse units, cash
 
 
-cdef struct HoldRec:
+cdef long long _id(key, str what) except? -1:
+    """The id ``key`` (an int of 64 bits) of a record set in an :class:`IdTable`."""
+    cdef int over = 0
+    cdef long long i
+    if type(key) is not int:
+        raise TypeError(f"a {what} id is an int, not {key!r}")
+    i = _long_long(key, &over)
+    if over:
+        raise OverflowError(f"{what} id {key} is not of 64 bits")
+    return i
+
+
+cdef struct IdRec:
     long long id
     long long amount
-    PyObject* purse  # NULL: removed
+    PyObject* value  # NULL: removed
 
 
-@cython.final
-cdef class HoldTable:
-    """The registry's holds (``_holds``) for the compiled ledger: hold id -> ``(account, "units"
-    or "cash", asset, amount)`` to the registry (``get``, ``[]``, ``in``, assignment, ``del``,
-    ``pop``, ``len``, iteration, ``items``, ``values``, ``==``), each kept as a C record (its id,
-    amount and :class:`Purse`), made into its tuple only when read. Records keep the order a dict
-    would (insertion; an assignment keeps the place); an open-addressing index finds them by
-    id. The purses (a list per account) hold the reserved totals, holdings and cash
-    balances (:class:`Totals` reads them as dicts). Costs: a lookup, insertion or removal about
-    30 instructions; a read as a dict, one tuple per hold."""
+cdef class IdTable:
+    """Records by a 64-bit id (each a value and an amount), a dict to the registry by id (``get``,
+    ``[]``, ``in``, ``del``, ``pop``, ``len``, iteration, ``items``, ``values``, ``==``; a value
+    read is ``_value`` of its record): the C core of :class:`HoldTable` and :class:`Settlements`.
+    Records keep the order a dict would (insertion; an assignment keeps the place); an
+    open-addressing index finds them by id. Costs: a lookup, insertion or removal about 30
+    instructions."""
 
-    cdef HoldRec* recs
+    cdef IdRec* recs
     cdef Py_ssize_t n, cap, live  # records used (removed ones included), their room, live ones
     cdef Py_ssize_t* slots  # the index: a record's position, EMPTY or GONE
     cdef Py_ssize_t filled  # slots not EMPTY
     cdef int bits  # the index has 2**bits slots
-    cdef readonly dict purses  # account -> [its Purses] (a few: scanned, not hashed)
-
-    def __cinit__(self):
-        self.purses = {}
 
     def __dealloc__(self):
         cdef Py_ssize_t i
         for i in range(self.n):
-            if self.recs[i].purse is not NULL:
-                Py_DECREF(<object>self.recs[i].purse)
+            if self.recs[i].value is not NULL:
+                Py_DECREF(<object>self.recs[i].value)
         PyMem_Free(self.recs)
         PyMem_Free(self.slots)
 
@@ -622,7 +656,7 @@ cdef class HoldTable:
         return <Py_ssize_t>((<unsigned long long>hold * 0x9E3779B97F4A7C15ULL) >> (64 - self.bits))
 
     cdef Py_ssize_t find(self, long long hold) noexcept:
-        """The position of hold ``hold``'s record, or -1."""
+        """The position of record ``hold``, or -1."""
         cdef Py_ssize_t i, s, mask
         if self.slots is NULL:
             return -1
@@ -637,7 +671,7 @@ cdef class HoldTable:
             i = (i + 1) & mask
 
     cdef Py_ssize_t find_obj(self, hold) noexcept:
-        """``find`` for a hold id given as an object (-1 unless an int of 64 bits)."""
+        """``find`` for an id given as an object (-1 unless an int of 64 bits)."""
         cdef int over = 0
         cdef long long h
         if type(hold) is not int:
@@ -656,8 +690,16 @@ cdef class HoldTable:
         """``room``'s work: the records compacted, the index made again."""
         cdef Py_ssize_t i, j, size, mask, cap
         cdef int bits
-        cdef HoldRec* recs
+        cdef IdRec* recs
         cdef Py_ssize_t* slots
+        if (self.filled + 1) * 2 <= (<Py_ssize_t>1 << self.bits) and self.n == self.live:
+            # the records alone are full and none was removed: they grow in place, the index kept
+            # (about 60 instructions fewer per settlement record)
+            recs = <IdRec*>PyMem_Realloc(self.recs, 2 * self.cap * sizeof(IdRec))
+            if recs is NULL:
+                raise MemoryError()
+            self.recs, self.cap = recs, 2 * self.cap
+            return 0
         bits = 10  # both arrays are allocated before anything moves: running out of memory changes nothing
         while (<Py_ssize_t>1 << bits) < 8 * (self.live + 1):
             bits += 1
@@ -667,14 +709,14 @@ cdef class HoldTable:
         if slots is NULL:
             raise MemoryError()
         if cap > self.cap:
-            recs = <HoldRec*>PyMem_Realloc(self.recs, cap * sizeof(HoldRec))
+            recs = <IdRec*>PyMem_Realloc(self.recs, cap * sizeof(IdRec))
             if recs is NULL:
                 PyMem_Free(slots)
                 raise MemoryError()
             self.recs, self.cap = recs, cap
         j = 0
         for i in range(self.n):  # drop the removed records, in order
-            if self.recs[i].purse is not NULL:
+            if self.recs[i].value is not NULL:
                 self.recs[j] = self.recs[i]
                 j += 1
         self.n = j
@@ -690,8 +732,8 @@ cdef class HoldTable:
             slots[i] = j
         return 0
 
-    cdef void insert(self, long long hold, Purse purse, long long amount) noexcept:
-        """Add hold ``hold`` (absent; ``room`` made first) at the end."""
+    cdef void insert(self, long long hold, value, long long amount) noexcept:
+        """Add ``value`` and ``amount`` as record ``hold`` (absent; ``room`` made first), at the end."""
         cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
         cdef Py_ssize_t i = self._home(hold)
         while self.slots[i] >= 0:
@@ -699,39 +741,112 @@ cdef class HoldTable:
         if self.slots[i] == EMPTY:
             self.filled += 1
         self.slots[i] = self.n
-        Py_INCREF(purse)
+        Py_INCREF(value)
         self.recs[self.n].id = hold
         self.recs[self.n].amount = amount
-        self.recs[self.n].purse = <PyObject*>purse
+        self.recs[self.n].value = <PyObject*>value
         self.n += 1
         self.live += 1
 
     cdef void remove(self, Py_ssize_t pos) noexcept:
-        """Remove the hold whose record is at ``pos``."""
+        """Remove the record at ``pos``."""
         cdef Py_ssize_t mask = (<Py_ssize_t>1 << self.bits) - 1
         cdef Py_ssize_t i = self._home(self.recs[pos].id)
-        cdef PyObject* purse = self.recs[pos].purse
+        cdef PyObject* value = self.recs[pos].value
         while self.slots[i] != pos:
             i = (i + 1) & mask
         self.slots[i] = GONE
-        self.recs[pos].purse = NULL
+        self.recs[pos].value = NULL
         self.live -= 1
-        Py_DECREF(<object>purse)
+        Py_DECREF(<object>value)
 
-    cdef int put(self, long long hold, Purse purse, long long amount) except -1:
-        """Set hold ``hold`` (added at the end when absent, else in its place)."""
+    cdef int put(self, long long hold, value, long long amount) except -1:
+        """Set record ``hold`` (added at the end when absent, else in its place)."""
         cdef Py_ssize_t pos = self.find(hold)
         cdef PyObject* old
         if pos < 0:
             self.room()
-            self.insert(hold, purse, amount)
+            self.insert(hold, value, amount)
             return 0
-        old = self.recs[pos].purse
-        Py_INCREF(purse)
-        self.recs[pos].purse = <PyObject*>purse
+        old = self.recs[pos].value
+        Py_INCREF(value)
+        self.recs[pos].value = <PyObject*>value
         self.recs[pos].amount = amount
         Py_DECREF(<object>old)
         return 0
+
+    cdef object _value(self, IdRec* r):
+        return <object>r.value
+
+    # -- as a dict ---------------------------------------------------------------------
+
+    def __getitem__(self, hold):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            raise KeyError(hold)
+        return self._value(&self.recs[pos])
+
+    def get(self, hold, default=None):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        return default if pos < 0 else self._value(&self.recs[pos])
+
+    def __contains__(self, hold):
+        return self.find_obj(hold) >= 0
+
+    def __delitem__(self, hold):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            raise KeyError(hold)
+        self.remove(pos)
+
+    def pop(self, hold, *default):
+        cdef Py_ssize_t pos = self.find_obj(hold)
+        if pos < 0:
+            if default:
+                return default[0]
+            raise KeyError(hold)
+        value = self._value(&self.recs[pos])
+        self.remove(pos)
+        return value
+
+    def __len__(self):
+        return self.live
+
+    def keys(self):
+        cdef Py_ssize_t i
+        return [self.recs[i].id for i in range(self.n) if self.recs[i].value is not NULL]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def values(self):
+        cdef Py_ssize_t i
+        return [self._value(&self.recs[i]) for i in range(self.n) if self.recs[i].value is not NULL]
+
+    def items(self):
+        cdef Py_ssize_t i
+        return [(self.recs[i].id, self._value(&self.recs[i])) for i in range(self.n)
+                if self.recs[i].value is not NULL]
+
+    def __eq__(self, other):
+        return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+
+@cython.final
+cdef class HoldTable(IdTable):
+    """The registry's holds (``_holds``) for the compiled ledger: hold id -> ``(account, "units"
+    or "cash", asset, amount)`` to the registry (an :class:`IdTable`, and assignment), each kept
+    as a C record (its id, amount and :class:`Purse`), made into its tuple only when read. The
+    purses (a list per account) hold the reserved totals, holdings and cash balances
+    (:class:`Totals` reads them as dicts). A read as a dict makes one tuple per hold."""
+
+    cdef readonly dict purses  # account -> [its Purses] (a few: scanned, not hashed)
+
+    def __cinit__(self):
+        self.purses = {}
 
     cdef Purse purse(self, bint units, account, asset):
         """``account``'s purse of ``asset`` (a unit type, or its name, for ``units``; else a
@@ -765,8 +880,8 @@ cdef class HoldTable:
                 return p
         return None
 
-    cdef tuple _value(self, HoldRec* r):
-        cdef Purse p = <Purse>r.purse
+    cdef object _value(self, IdRec* r):
+        cdef Purse p = <Purse>r.value
         return (p.account, UNITS if p.units else CASH, p.name, r.amount)
 
     def totals(self):
@@ -777,8 +892,8 @@ cdef class HoldTable:
             for p in <list>mine:
                 (<Purse>p).reserved = 0
         for i in range(self.n):
-            if self.recs[i].purse is not NULL:
-                (<Purse>self.recs[i].purse).reserved += self.recs[i].amount
+            if self.recs[i].value is not NULL:
+                (<Purse>self.recs[i].value).reserved += self.recs[i].amount
         return Totals(self, True, True), Totals(self, False, True)
 
     def holdings(self):
@@ -790,74 +905,22 @@ cdef class HoldTable:
                     (<Purse>p).have, (<Purse>p).present = 0, False
         return Totals(self, True, False)
 
-    # -- as a dict ---------------------------------------------------------------------
-
-    def __getitem__(self, hold):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        if pos < 0:
-            raise KeyError(hold)
-        return self._value(&self.recs[pos])
-
-    def get(self, hold, default=None):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        return default if pos < 0 else self._value(&self.recs[pos])
-
-    def __contains__(self, hold):
-        return self.find_obj(hold) >= 0
-
     def __setitem__(self, hold, value):
-        cdef int over = 0
-        cdef long long h
         account, kind, asset, amount = value
         if kind != UNITS and kind != CASH:
             raise ValueError(f"a hold is of units or cash, not {kind!r}")
-        if type(hold) is not int:
-            raise TypeError(f"a hold id is an int, not {hold!r}")
-        h = _long_long(hold, &over)
-        if over:
-            raise OverflowError(f"hold id {hold} is not of 64 bits")
-        self.put(h, self.purse(kind == UNITS, account, asset), amount)
+        self.put(_id(hold, "hold"), self.purse(kind == UNITS, account, asset), amount)
 
-    def __delitem__(self, hold):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        if pos < 0:
-            raise KeyError(hold)
-        self.remove(pos)
 
-    def pop(self, hold, *default):
-        cdef Py_ssize_t pos = self.find_obj(hold)
-        if pos < 0:
-            if default:
-                return default[0]
-            raise KeyError(hold)
-        value = self._value(&self.recs[pos])
-        self.remove(pos)
-        return value
+@cython.final
+cdef class Settlements(IdTable):
+    """The registry's settlement records (``_settlements``) for the compiled ledger: trade id ->
+    its Settled or SettlementFailed (an :class:`IdTable`, and assignment). A settlement's look-up
+    of its trade and its record's insertion about 60 instructions, not 140 and 380 in a dict
+    (callgrind, bench/venue.py --instructions)."""
 
-    def __len__(self):
-        return self.live
-
-    def keys(self):
-        cdef Py_ssize_t i
-        return [self.recs[i].id for i in range(self.n) if self.recs[i].purse is not NULL]
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def values(self):
-        cdef Py_ssize_t i
-        return [self._value(&self.recs[i]) for i in range(self.n) if self.recs[i].purse is not NULL]
-
-    def items(self):
-        cdef Py_ssize_t i
-        return [(self.recs[i].id, self._value(&self.recs[i])) for i in range(self.n)
-                if self.recs[i].purse is not NULL]
-
-    def __eq__(self, other):
-        return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
-
-    def __repr__(self):
-        return f"HoldTable({dict(self.items())!r})"
+    def __setitem__(self, trade_id, record):
+        self.put(_id(trade_id, "trade"), record, 0)
 
 
 cdef class Totals:
@@ -1325,13 +1388,18 @@ cdef struct Consumed:  # a block a settlement split or, ``popped``, moved whole 
 @cython.no_gc
 @cython.freelist(8)
 cdef class Run:
-    """A run of the compiled ledger's fast-path settlements, logged as ``(None, _FAST, run)``: the
-    undo values of its settlements are the ledger's C records ``lo``..``hi - 1`` (no Python list or
-    int per value: 450 instructions fewer per venue message than the reference's segment list, 560
-    on SQLite, whose commit reads them in ``settled_keys``; callgrind, bench/venue.py
-    --instructions), made into the reference's segment only to undo them (``Ledger.run_values``)."""
+    """A run of the compiled ledger's fast-path settlements, its own entry in the registry's undo
+    log, read as ``(None, _FAST, run)`` (``__iter__``: no tuple per run unless read, by an undo or
+    an SQL commit; 75 instructions fewer per venue message, the same on SQLite): the undo values of
+    its settlements are the ledger's C records ``lo``..``hi - 1`` (no Python list or int per value:
+    450 instructions fewer per venue message than the reference's segment list, 560 on SQLite,
+    whose commit reads them in ``settled_keys``; callgrind, bench/venue.py --instructions), made
+    into the reference's segment only to undo them (``Ledger.run_values``)."""
 
     cdef Py_ssize_t lo, hi
+
+    def __iter__(self):
+        return iter((None, FAST, self))
 
 
 @cython.final
@@ -1346,7 +1414,8 @@ cdef class Ledger:
 
     cdef readonly object reg
     cdef readonly object ref
-    cdef dict accounts, index, settlements
+    cdef dict accounts, index
+    cdef Settlements settlements
     cdef Blocks blocks
     cdef HoldTable table
     cdef Counters meta
@@ -1392,6 +1461,11 @@ cdef class Ledger:
     def new_blocks():
         """No blocks (see :class:`Blocks`)."""
         return Blocks()
+
+    @staticmethod
+    def new_settlements():
+        """No settlement records (see :class:`Settlements`)."""
+        return Settlements()
 
     @staticmethod
     def page(blocks, long long lo, long long hi):
@@ -1471,6 +1545,7 @@ cdef class Ledger:
         for mine in self.table.purses.values():
             for p in <list>mine:
                 (<Purse>p).keyed = False
+                (<Purse>p).trader = NULL
         self.traders = {}
         self._forget_known()
         self.attrs = reg.__dict__
@@ -1539,11 +1614,31 @@ cdef class Ledger:
         callgrind, bench/venue.py --settle-instructions)."""
         cdef Trader t = self.traders.get(account)
         if t is None or t.unit is not unit or t.currency is not currency:
+            if t is not None:
+                t.units.trader = t.cash.trader = NULL
             t = Trader.__new__(Trader)
             t.unit, t.currency = unit, currency
             t.units, t.cash = self._purse(True, account, unit), self._purse(False, account, currency)
+            t.units.trader = t.cash.trader = <PyObject*>t
             self.traders[account] = t
         return t
+
+    cdef inline Trader _trader_at(self, Py_ssize_t pos, bint units, account, unit, currency):
+        """``_trader``, found without its lookup through the purse of the hold at ``pos`` (-1: none)
+        a settlement consumes (the seller's units, ``units``, or the buyer's cash) when that purse
+        is its account's Trader's for ``unit`` and ``currency``: about 60 instructions each instead
+        of 180 (callgrind, bench/venue.py --instructions). A purse points to its account's Trader
+        while the Trader is in ``traders`` (``_trader`` and ``bind`` clear it)."""
+        cdef Purse p
+        cdef Trader t
+        if pos >= 0:
+            p = <Purse>self.table.recs[pos].value
+            if p.trader is not NULL:
+                t = <Trader>p.trader
+                if (t.unit is unit and t.currency is currency and (t.units if units else t.cash) is p
+                        and (p.account is account or p.account == account)):
+                    return t
+        return self._trader(account, unit, currency)
 
     # -- undo records --------------------------------------------------------------------
 
@@ -1636,7 +1731,7 @@ cdef class Ledger:
             return holds, log
         for e in log:
             if e is not mark:
-                if (<tuple>e)[0] is table:
+                if type(e) is not Run and (<tuple>e)[0] is table:
                     return holds, log
                 rest.append(e)
         cdef Py_ssize_t bits = 4, mask, j
@@ -1848,7 +1943,7 @@ cdef class Ledger:
         cdef int over = 0
         cdef long long a, left
         cdef Py_ssize_t pos
-        cdef HoldRec* rec
+        cdef IdRec* rec
         if log is None:
             with self.reg.transaction():
                 return self._release(hold, amount)
@@ -1870,9 +1965,9 @@ cdef class Ledger:
     cdef long long _give_back(self, list log, Py_ssize_t pos, long long a) except -1:
         """Release ``a`` (0 < ``a`` <= what is left) of the hold at ``pos`` in the open
         transaction whose undo log is ``log``; its txid."""
-        cdef HoldRec* rec = &self.table.recs[pos]
+        cdef IdRec* rec = &self.table.recs[pos]
         cdef long long h = rec.id, left = rec.amount, txid0 = self.meta.txid
-        cdef Purse purse = <Purse>rec.purse
+        cdef Purse purse = <Purse>rec.value
         cdef Undo* r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = h, True, left, -a, txid0, self.journal.n
         Py_INCREF(purse)
@@ -1887,12 +1982,11 @@ cdef class Ledger:
                               purse.name, a, h)
         return txid0 + 1
 
-    cdef int _cut(self, list log, long long hold, long long cut) except -1:
-        """Take ``cut`` (at most what is left) of hold ``hold`` for a settlement."""
+    cdef int _cut(self, list log, Py_ssize_t pos, long long cut) except -1:
+        """Take ``cut`` (at most what is left) of the hold at ``pos`` for a settlement."""
         cdef HoldTable table = self.table
-        cdef Py_ssize_t pos = table.find(hold)
-        cdef long long left = table.recs[pos].amount
-        cdef Purse purse = <Purse>table.recs[pos].purse
+        cdef long long hold = table.recs[pos].id, left = table.recs[pos].amount
+        cdef Purse purse = <Purse>table.recs[pos].value
         cdef Undo* r = self._logged(log)
         r.hold, r.existed, r.left, r.delta, r.txid, r.jlen = hold, True, left, -cut, -1, 0
         Py_INCREF(purse)
@@ -1945,9 +2039,12 @@ cdef class Ledger:
         cdef Run run = None
         cdef Py_ssize_t seg_end = -1, clo, jlen, n
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
-        cdef long long u_cut = 0, c_cut = 0, u_hold = 0, c_hold = 0, u_free, c_free
-        cdef Py_ssize_t u_pos, c_pos
-        cdef dict settlements = self.settlements, accounts = self.accounts
+        cdef long long u_cut = 0, c_cut = 0, u_free, c_free
+        cdef Py_ssize_t u_pos = -1, c_pos = -1
+        cdef dict accounts = self.accounts
+        cdef Settlements settlements = self.settlements
+        cdef long long tid
+        cdef Py_ssize_t pos
         cdef Blocks blocks = self.blocks
         cdef dict index = self.index
         cdef Py_ssize_t i
@@ -1959,29 +2056,36 @@ cdef class Ledger:
         cdef bint fast, differ, b_present, s_present
         cdef long long b_held, s_cash
         cdef Settle* st
+        cdef PyObject* fields[8]  # a Settled's (``_struct``)
+        cdef object a, tx
         new = None  # the newest block's id (nid as an int object, made once)
         for row in rows:
             if t_unit is None:
                 trade_id, seller, buyer, unit, q, currency, a, unit_hold, cash_hold = row
+                qty = _small_value(q)
+                amount = _small_value(a)
             else:
                 trade_id = field(row, T_SEQ, "seq")
                 seller = field(row, T_SELLER, "sell_account")
                 buyer = field(row, T_BUYER, "buy_account")
                 q = field(row, T_QTY, "qty")
-                a = field(row, T_PRICE, "price") * q
-                unit_hold = field(row, T_SELL_ID, "sell_id")
+                qty = _small_value(q)
+                amount = _small_value(field(row, T_PRICE, "price"))  # times qty in C, both below 2**30
+                amount = amount * qty if amount > 0 and qty > 0 else -1  # (about 100 instructions fewer
+                unit_hold = field(row, T_SELL_ID, "sell_id")  # per trade than in ints)
                 cash_hold = field(row, T_BUY_ID, "buy_id")
                 unit, currency = t_unit, t_currency
-            if (type(trade_id) is not int or type(q) is not int or type(a) is not int
-                    or not _small(trade_id, 0) or not _small(q, 1) or not _small(a, 1)):
+            tid = _small_value(trade_id)
+            if tid < 0 or qty < 1 or not 1 <= amount <= SMALL:
                 out += self._lend().settle((row if t_unit is None else _row(row, unit, currency),),
                                            dup_raises)  # the exact checks, and such a trade
                 seg_end = -1  # the reference logged: open a new run
                 continue
-            qty = q
-            amount = a
-            done = settlements.get(trade_id)
-            if done is not None:
+            if t_unit is not None:
+                a = amount
+            pos = settlements.find(tid)
+            if pos >= 0:
+                done = <object>settlements.recs[pos].value
                 if (done.seller, done.buyer, done.unit, done.qty, done.currency, done.amount) != (
                         seller, buyer, unit, qty, currency, amount):
                     err = DuplicateTrade(f"trade {trade_id} was already recorded with other terms")
@@ -2001,11 +2105,11 @@ cdef class Ledger:
                 differ = not ((<str>seller) == (<str>buyer))
             else:
                 differ = seller != buyer
-            if differ and type(currency) is str and currency:
+            if differ and type(currency) is str and PyUnicode_GET_LENGTH(currency):
                 if len(log) != seg_end:  # something else was logged since: open a new run
                     run = Run.__new__(Run)
                     run.lo = run.hi = self.nsettles
-                    log.append(_untracked((None, FAST, run)))
+                    log.append(run)
                     seg_end = len(log)
                     nid = meta.block
                     txid = meta.txid
@@ -2013,9 +2117,11 @@ cdef class Ledger:
                 # allowed again), else checked: about 1,000 instructions fewer per trade settled
                 # in calls of 2 than checks per call, 244 per venue message (callgrind,
                 # bench/venue.py --settle-instructions and --instructions)
+                u_pos = table.find_obj(unit_hold)  # the holds the trade consumes (see below)
+                c_pos = table.find_obj(cash_hold)
                 acc = accounts.get(seller)
                 if acc is not None:
-                    s_trader = self._trader(seller, unit, currency)
+                    s_trader = self._trader_at(u_pos, True, seller, unit, currency)
                     fast = acc is s_trader.seller or _may_trade(acc, None)
                     if fast and type(acc) is ACCOUNT:
                         s_trader.seller = acc
@@ -2023,7 +2129,7 @@ cdef class Ledger:
                     acc = accounts.get(buyer)
                     fast = acc is not None
                 if fast:
-                    b_trader = self._trader(buyer, unit, currency)
+                    b_trader = self._trader_at(c_pos, False, buyer, unit, currency)
                     fast = acc is b_trader.buyer or _may_trade(acc, unit)
                     if fast and type(acc) is ACCOUNT:
                         b_trader.buyer = acc
@@ -2035,19 +2141,14 @@ cdef class Ledger:
                     u_free = s_held - s_units.reserved
                     c_free = b_cash - b_cash_purse.reserved
                     u_cut = c_cut = 0
-                    if unit_hold is not None or cash_hold is not None:
-                        # the holds the trade consumes (its seller's of the unit type, its buyer's
-                        # of the currency: the same purse), which count as free for it
-                        u_pos = table.find_obj(unit_hold)
-                        if u_pos >= 0 and table.recs[u_pos].purse == <PyObject*>s_units:
-                            u_hold = table.recs[u_pos].id
-                            u_cut = min(qty, table.recs[u_pos].amount)
-                            u_free += u_cut
-                        c_pos = table.find_obj(cash_hold)
-                        if c_pos >= 0 and table.recs[c_pos].purse == <PyObject*>b_cash_purse:
-                            c_hold = table.recs[c_pos].id
-                            c_cut = min(amount, table.recs[c_pos].amount)
-                            c_free += c_cut
+                    # the holds the trade consumes (its seller's of the unit type, its buyer's of
+                    # the currency: the same purse), which count as free for it
+                    if u_pos >= 0 and table.recs[u_pos].value == <PyObject*>s_units:
+                        u_cut = min(qty, table.recs[u_pos].amount)
+                        u_free += u_cut
+                    if c_pos >= 0 and table.recs[c_pos].value == <PyObject*>b_cash_purse:
+                        c_cut = min(amount, table.recs[c_pos].amount)
+                        c_free += c_cut
                     if not s_cash_purse.present:
                         s_cash2 = amount
                     elif s_cash_purse.have <= INT64_MAX - amount:
@@ -2063,7 +2164,7 @@ cdef class Ledger:
                     record = SettlementFailed(trade_id, e.code, str(e), str(seller), str(buyer), str(unit),
                                               qty, str(currency), amount)
                 log.append((settlements, trade_id, MISSING))
-                settlements[trade_id] = record
+                settlements.put(tid, record, 0)
                 out.append(record)
                 continue
             inner = s_units.queue
@@ -2116,17 +2217,19 @@ cdef class Ledger:
                 s_cash_purse.have = s_cash2
                 s_cash_purse.present = True
                 if u_cut:  # each an undo record of its own (the run keeps none of holds)
-                    self._cut(log, u_hold, u_cut)
+                    self._cut(log, u_pos, u_cut)
                 if c_cut:
-                    self._cut(log, c_hold, c_cut)
+                    self._cut(log, c_pos, c_cut)
                 if u_cut or c_cut:
                     seg_end = len(log)  # the marks concern holds alone: the run goes on
                 txid = txid0 + 1
                 tx = txid
                 meta.txid = txid
-                record = SETTLED(trade_id, tx, seller, buyer, unit, q, currency, a)
+                fields[0], fields[1], fields[2], fields[3] = <PyObject*>trade_id, <PyObject*>tx, <PyObject*>seller, <PyObject*>buyer
+                fields[4], fields[5], fields[6], fields[7] = <PyObject*>unit, <PyObject*>q, <PyObject*>currency, <PyObject*>a
+                record = _struct(SETTLED, SETTLED_AT, fields, 8)
                 journal.push(record)
-                settlements[trade_id] = record
+                settlements.put(tid, record, 0)
                 out.append(record)
             except BaseException:  # undo this half-applied settlement, then the batch's
                 n = self.nconsumed - clo
@@ -2654,10 +2757,13 @@ cdef class Gate:
         for r in records:
             if type(r) is not SETTLED:
                 return self.settler._outcomes(records, trades, events) or 0
+        cdef PyObject* fields[3]
         take, seq = self.take, self.seq
         for r in records:
-            events.append(TRADE_SETTLED(take() if seq is None else next(seq), field(r, S_TRADE_ID, "trade_id"),
-                                        field(r, S_TXID, "txid")))
+            n = take() if seq is None else next(seq)
+            trade_id, txid = field(r, S_TRADE_ID, "trade_id"), field(r, S_TXID, "txid")
+            fields[0], fields[1], fields[2] = <PyObject*>n, <PyObject*>trade_id, <PyObject*>txid
+            events.append(_struct(TRADE_SETTLED, TRADE_SETTLED_AT, fields, 3))
         return 0
 
 

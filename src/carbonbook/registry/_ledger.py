@@ -90,6 +90,11 @@ class Ledger:
         return {}
 
     @staticmethod
+    def new_settlements() -> dict[int, SettlementRecord]:
+        """The registry's settlement records (``_settlements``), none: a dict."""
+        return {}
+
+    @staticmethod
     def put_back(blocks: dict[int, Block], bid: int, old: Block) -> None:
         """Undo what a settlement did to block ``bid``: ``old`` is the block as it was."""
         blocks[bid] = old

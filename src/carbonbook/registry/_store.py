@@ -126,6 +126,8 @@ ExternalRow = tuple[str, str, str, str, str, str, int, str, str]
 """(state, direction ``out``/``in``, this registry's account, the other registry, its account, unit, qty,
 serial blocks as JSON, reason) of an external transfer, keyed by the transaction log's id."""
 Log = list[tuple[Any, Any, Any]]
+"""The undo log: ``(container, key, before)`` entries, read by unpacking (the compiled ledger's
+run of settlements is an object of its own that unpacks as ``(None, _FAST, run)``)."""
 
 
 class JournalRows(Protocol):
@@ -290,7 +292,7 @@ class Store(Registry):
         self._missed: dict[tuple[str, int], MissedRow] = {}
         self._allocations: dict[int, AllocRow] = {}
         self._credit_use: dict[tuple[str, int, str], int] = {}
-        self._settlements: dict[int, SettlementRecord] = {}
+        self._settlements: dict[int, SettlementRecord] = self._ledger.new_settlements()
         self._checkpoint: dict[int, tuple[int, str, str]] = {}  # a venue's (carbonbook.venue.checkpoint)
         self._meta: dict[str, int] = self._ledger.new_meta()
         self._journal: JournalRows = self._ledger.new_journal()  # a settlement's row is its Settled record
