@@ -100,4 +100,4 @@ def test_bench_venue_against_the_bare_engine(yardstick: str, capsys: pytest.Capt
     row = re.search(r"^venue +pure +2,001 +([\d,]+) .* venue/engine ([\d.]+) apply, ([\d.]+) apply_all$",
                     out, re.M)
     assert row, out
-    assert 0 < float(row[2]) < 1 and 0 < float(row[3]) < 1
+    assert float(row[2]) > 0 and float(row[3]) > 0  # (how fast is bench/'s to say, not a test's)
