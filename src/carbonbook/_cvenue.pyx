@@ -218,9 +218,11 @@ cdef int _plain_struct(cls, Py_ssize_t* at, Py_ssize_t n) except -1:
     cdef Py_ssize_t j
     cdef PyTypeObject* t = <PyTypeObject*>cls
     fields = cls.__struct_fields__
-    if (len(fields) != n or t.tp_flags & Py_TPFLAGS_HAVE_GC or t.tp_itemsize or t.tp_free is not PyObject_Free or getattr(cls, "__post_init__", None) is not None
+    if (len(fields) != n or t.tp_flags & Py_TPFLAGS_HAVE_GC or t.tp_itemsize or t.tp_free is not PyObject_Free
+            or getattr(cls, "__post_init__", None) is not None
             or t.tp_basicsize != <Py_ssize_t>(sizeof(PyObject) + len(fields) * sizeof(PyObject*))):
-        raise ImportError(f"{cls.__name__} is not a plain msgspec Struct of {n} fields (gc=False, its fields its slots)")
+        raise ImportError(f"{cls.__name__} is not a plain msgspec Struct of {n} fields (gc=False, its fields "
+                          "its slots)")
     for j in range(len(fields)):
         at[j] = slot_offset(cls, fields[j])
     return 0
