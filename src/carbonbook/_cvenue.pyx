@@ -3335,6 +3335,15 @@ cdef Lines SPARE  # the buffer of the last fold, kept for the next (no allocatio
 SPARE.data, SPARE.room = NULL, 0
 
 
+def adler32(uint32_t adler, bytes data, bint avx2):
+    """``zlib.adler32(data, adler)`` by the digest's code: 32 bytes at a time in AVX2 when ``avx2``
+    and the processor has it, else 16 at a time in SSE2 (a test compares both with zlib)."""
+    cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(data)
+    if avx2 and AVX2:
+        return ck_adler32_avx2(adler, buf, PyBytes_GET_SIZE(data))
+    return ck_adler32(adler, buf, PyBytes_GET_SIZE(data))
+
+
 def engine_only(batch, frozenset classes):
     """Whether no command of ``batch`` (a list or tuple) is of one of ``classes`` (a venue's batch
     with no registry command goes to the engine whole: ``Venue._run``): new orders and cancels
