@@ -11,7 +11,7 @@ import pytest
 from carbonbook.registry import MemoryRegistry
 from carbonbook.registry._ledger import Ledger
 from carbonbook.registry._sql import RUN
-from carbonbook.registry._store import _entry
+from carbonbook.registry._store import _entry, _stored
 from carbonbook.registry.base import Settled
 from registry_contract import Factory, RegistryContract
 
@@ -85,7 +85,7 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
     for start in (0, len(ref) - 30, len(ref)):
         for run in (1, 2, 15, 16, 17, RUN) if start else (RUN,):  # each size of array header
             assert regs[1]._ledger.wire(compiled, start, run, encode) == [  # type: ignore[attr-defined]
-                (rows[-1].txid, encode([_entry(r) for r in rows]))
+                (rows[-1].txid, encode([_stored(r) for r in rows]))
                 for rows in (ref[i:i + run] for i in range(start, len(ref), run))]
     with pytest.raises(IndexError):
         compiled[len(ref)]
@@ -103,7 +103,8 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
 @pytest.mark.skipif("compiled" not in LEDGERS, reason="the compiled ledger was not built")
 def test_the_compiled_ledger_writes_settlements_as_the_reference() -> None:
     """An SQL commit's settlement records (``pack``: a Settled record as the array of its fields, a
-    SettlementFailed as its map) and a settlement's journal row (``wire``: its Entry) are the
+    SettlementFailed as its map) and a settlement's journal row (``wire``: its Entry's fields to the
+    last not at its default; a run of whole Entries, as stored before, reads the same) are the
     reference's bytes, values msgspec writes (a long or non-ASCII name, the largest int) included,
     and read back as they were."""
     import msgspec
@@ -128,3 +129,6 @@ def test_the_compiled_ledger_writes_settlements_as_the_reference() -> None:
     wire = _cvenue.Ledger.wire(journal, 0, 65_536, encode)
     assert wire == Ledger.wire(list(journal), 0, 65_536, encode)
     assert _run_entries(wire[0][1]) == [_entry(r) for r in records if type(r) is Settled]
+    assert msgspec.msgpack.decode(wire[0][1])[0] == [3, "settle", "a", "b", "JPA", 10, "JPY", 700, 7]  # to ref
+    old = encode([_entry(r) for r in records if type(r) is Settled])  # as carbonbook before 2026-12 stored them
+    assert _run_entries(old) == _run_entries(wire[0][1])

@@ -57,7 +57,7 @@ from carbonbook.events import (
     TradeSettled,
 )
 from carbonbook.registry import _ledger
-from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, PAGE as _PAGE, Store, _entry
+from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, PAGE as _PAGE, Store, _stored
 from carbonbook.registry.base import Account, Block, BlockState, Entry, Settled, SettlementFailed
 
 cdef object MISSING = _MISSING
@@ -361,11 +361,12 @@ cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size) noexcept
 
 cdef char* _pack_row(char* p, Row* r, const char* account, Py_ssize_t asize, const char* asset,
                      Py_ssize_t bsize):
-    """Hold row ``r`` (its account's and asset's UTF-8 given) at ``p`` as the MessagePack array of
-    its Entry's fields, as msgspec encodes the Entry (room for 64 bytes and the two names); the end."""
+    """Hold row ``r`` (its account's and asset's UTF-8 given) at ``p`` as a run stores it, the
+    MessagePack array of its Entry's fields to ``ref`` (``_store._stored``: the rest are defaults),
+    as msgspec encodes them (room for 64 bytes and the two names); the end."""
     cdef const char* kind = "reserve" if r.kind == RESERVE_UNITS or r.kind == RESERVE_CASH else "release"
-    p[0] = <char>0x9d  # txid, kind, account, counterparty, unit, qty, currency, amount, ref, detail, actor,
-    p = _pack_int(p + 1, r.txid)  # approver, day
+    p[0] = <char>0x99  # txid, kind, account, counterparty, unit, qty, currency, amount, ref
+    p = _pack_int(p + 1, r.txid)
     p = _pack_str(p, kind, 7)
     p = _pack_str(p, account, asize)
     p[0] = <char>0xc0
@@ -380,10 +381,7 @@ cdef char* _pack_row(char* p, Row* r, const char* account, Py_ssize_t asize, con
         p[2] = 0
         p = _pack_str(p + 3, asset, bsize)
         p = _pack_int(p, r.amount)
-    p = _pack_int(p, r.hold)
-    p[0] = <char>0xa0
-    p[1] = p[2] = p[3] = <char>0xc0
-    return p + 4
+    return _pack_int(p, r.hold)
 
 
 cdef inline const char* _utf8(object text, Py_ssize_t* size) except NULL:
@@ -489,9 +487,9 @@ cdef class Journal:
     def wire(self, Py_ssize_t start, Py_ssize_t run, encode):
         """The rows from ``start`` on as a commit stores them: (the last row's txid, the MessagePack
         array of its rows) per ``run`` rows, byte for byte what ``encode`` (a msgspec MessagePack
-        encoder's) gives for the rows themselves. Hold rows (their Entries' arrays, without making
-        the Entries) and Settled records of plain values (``_put_settled``) are written here; any
-        other row by ``encode`` (see ``_array``)."""
+        encoder's) gives for the rows as stored (``_store._stored``). Hold rows (their Entries'
+        arrays, without making the Entries) and Settled records of plain values (``_put_settled``)
+        are written here; any other row by ``encode`` (see ``_array``)."""
         cdef Py_ssize_t lo, hi
         cdef Row* r
         cdef list out = []
@@ -520,9 +518,8 @@ cdef class Journal:
                         _room(&out, SETTLED_ROOM)
                         if _put_settled(&out, row, True):
                             continue
-                        row = _entry(row)
                     _stretch(&out, &mark, items)
-                    items.append(row)
+                    items.append(_stored(row))
                     continue
                 account = _utf8(<object>r.account, &asize)
                 asset = _utf8(<object>r.asset, &bsize)
@@ -1386,6 +1383,14 @@ cdef struct Consumed:  # a block a settlement split or, ``popped``, moved whole 
     bint popped
 
 
+cdef int _made_pages(set pages, long long first, long long new) except -1:
+    """Into ``pages``, the page of each block settlements made: ids ``first + 1`` to ``new``."""
+    cdef long long p
+    for p in range((first + 1) >> PAGE, (new >> PAGE) + 1 if new > first else 0):
+        pages.add(p)
+    return 0
+
+
 @cython.final
 @cython.no_gc
 @cython.freelist(8)
@@ -1713,28 +1718,34 @@ cdef class Ledger:
             out.append(None if self.stack[i].existed else MISSING)
         return out
 
-    def touched(self, list log):
+    def touched(self, list log, set pages, list records):
         """As the reference's ``touched``: the holds the open transaction changed, each with
         ``_MISSING`` (absent before it) or None (present), but those absent both before and after
         it (taken and used up: nothing to write), and ``log`` (its undo log) without this
-        ledger's marks, so the SQL commit takes no Python step per hold change (2,100 instructions
-        fewer per venue message on SQLite: bench/venue.py --instructions --backend sqlite). A
-        hold's first change tells which, and only this ledger's records are in order here: when
-        others changed holds too (the reference ledger, ``lent``, or a rule family, an entry on the
-        hold table), no holds and the log as it is, which the commit walks in order (its marks
-        through ``marks``). Each hold's first change is found by a C hash set of the records' holds,
-        so only a hold to write takes a dict entry (about 580 instructions fewer per venue message
-        on SQLite)."""
+        ledger's marks and runs of settlements (their keys put in ``pages`` and ``records`` as
+        ``settled_keys`` puts them), so the SQL commit takes no Python step per hold change (2,100
+        instructions fewer per venue message on SQLite: bench/venue.py --instructions --backend
+        sqlite) or per run. A hold's first change tells which, and only this ledger's records are
+        in order here: when others changed holds too (the reference ledger, ``lent``, or a rule
+        family, an entry on the hold table), no holds and the log as it is (``records`` as it was),
+        which the commit walks in order (its marks through ``marks``). Each hold's first change is
+        found by a C hash set of the records' holds, so only a hold to write takes a dict entry
+        (about 580 instructions fewer per venue message on SQLite)."""
         cdef dict holds = {}
         cdef list rest = []
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, kept = len(records)
         cdef object mark = self.mark, table = self.table
         if self.lent:
             return holds, log
         for e in log:
-            if e is not mark:
-                if type(e) is not Run and (<tuple>e)[0] is table:
-                    return holds, log
+            if e is mark:
+                continue
+            if type(e) is Run:
+                self._run_keys(<Run>e, pages, records)
+            elif (<tuple>e)[0] is table:
+                del records[kept:]
+                return holds, log
+            else:
                 rest.append(e)
         cdef Py_ssize_t bits = 4, mask, j
         while (<Py_ssize_t>1 << bits) < 2 * self.depth:
@@ -1765,42 +1776,50 @@ cdef class Ledger:
         """As the reference's ``settled_keys``, in C (the SQL commit's walk of a run of settlements:
         about 2,000 instructions fewer per venue message on SQLite, bench/venue.py --instructions),
         for a :class:`Run` of this ledger's or a segment of the reference ledger's."""
-        cdef Py_ssize_t top, lo, i, n, k
-        cdef long long p, first, new
-        cdef Settle* st
+        cdef Py_ssize_t top, lo, i, n
+        cdef long long first, new
         if type(seg) is Run:
-            if (<Run>seg).hi == (<Run>seg).lo:
-                return
-            st = &self.settles[(<Run>seg).hi - 1]
-            new = st.first + st.n
-            first = new
-            for k in range((<Run>seg).hi - 1, (<Run>seg).lo - 1, -1):
-                st = &self.settles[k]
-                first = st.first
-                for i in range(st.lo, st.lo + st.n):
-                    pages.add(self.consumed[i].bid >> PAGE)
-                records.append(<object>st.record)
-        else:
-            top = len(seg)
-            if top == 0:
-                return
-            new = <long long>seg[top - 9] + <Py_ssize_t>seg[top - 1]
-            first = new
-            while top > 0:
-                r = seg[top - 10]
-                first = seg[top - 9]
-                n = seg[top - 1]
-                lo = top - 10 - 3 * n
-                for i in range(lo, top - 10, 3):
-                    pages.add(<long long>seg[i] >> PAGE)
-                records.append(r)
-                if seg[top - 4] is not None:
-                    holds.setdefault(seg[top - 5], None)
-                if seg[top - 2] is not None:
-                    holds.setdefault(seg[top - 3], None)
-                top = lo
-        for p in range((first + 1) >> PAGE, (new >> PAGE) + 1 if new > first else 0):  # blocks it made
-            pages.add(p)
+            self._run_keys(<Run>seg, pages, records)
+            return
+        top = len(seg)
+        if top == 0:
+            return
+        new = <long long>seg[top - 9] + <Py_ssize_t>seg[top - 1]
+        first = new
+        while top > 0:
+            r = seg[top - 10]
+            first = seg[top - 9]
+            n = seg[top - 1]
+            lo = top - 10 - 3 * n
+            for i in range(lo, top - 10, 3):
+                pages.add(<long long>seg[i] >> PAGE)
+            records.append(r)
+            if seg[top - 4] is not None:
+                holds.setdefault(seg[top - 5], None)
+            if seg[top - 2] is not None:
+                holds.setdefault(seg[top - 3], None)
+            top = lo
+        _made_pages(pages, first, new)
+
+    cdef int _run_keys(self, Run seg, set pages, list records) except -1:
+        """``settled_keys`` of a run of this ledger's (its settlements hold no hold changes: those
+        are the ledger's records)."""
+        cdef Py_ssize_t i, k
+        cdef long long first, new
+        cdef Settle* st
+        if seg.hi == seg.lo:
+            return 0
+        st = &self.settles[seg.hi - 1]
+        new = st.first + st.n
+        first = new
+        for k in range(seg.hi - 1, seg.lo - 1, -1):
+            st = &self.settles[k]
+            first = st.first
+            for i in range(st.lo, st.lo + st.n):
+                pages.add(self.consumed[i].bid >> PAGE)
+            records.append(<object>st.record)
+        _made_pages(pages, first, new)
+        return 0
 
     @staticmethod
     def cash_keys(list records, dict cash):
@@ -2992,12 +3011,12 @@ NO_KEY.n = 0
 
 cdef bint _put_settled(Lines* out, r, bint entry) noexcept:
     """Write the Settled record ``r`` as msgspec writes the array of its fields or, ``entry``, its
-    journal row (``_store._entry``: txid, "settle", seller, buyer, unit, qty, currency, amount,
-    trade id, "", three None) (room for SETTLED_ROOM bytes), or say a value is not a plain one (as
-    ``_put_order``)."""
+    journal row as a run stores it (``_store._stored``: txid, "settle", seller, buyer, unit, qty,
+    currency, amount, trade id) (room for SETTLED_ROOM bytes), or say a value is not a plain one
+    (as ``_put_order``)."""
     cdef char* p = out.data + out.size
     if entry:
-        p[0] = <char>(0x90 | 13)
+        p[0] = <char>(0x90 | 9)
         p = _w_int(p + 1, &NO_KEY, _at(r, S_TXID), False)
         if p is not NULL:
             memcpy(p, b"\xa6settle", 7)
@@ -3014,9 +3033,6 @@ cdef bint _put_settled(Lines* out, r, bint entry) noexcept:
     p = _w_int(p, &NO_KEY, _at(r, S_AMOUNT), False)
     if entry:
         p = _w_int(p, &NO_KEY, _at(r, S_TRADE_ID), False)
-        if p is not NULL:
-            memcpy(p, b"\xa0\xc0\xc0\xc0", 4)
-            p += 4
     if p is NULL:
         return False
     out.size = p - out.data

@@ -9,14 +9,16 @@ cached state is rolled back too, so cache and database never disagree.
 The journal is append-only and read whole or from a txid on (``journal(since)``), never by
 another key, so a transaction's entries are stored as runs, not one row each: a row of the
 ``journal_runs`` table per up to ``RUN`` entries, keyed by the run's last txid, its entries
-one MessagePack array (an :class:`~carbonbook.registry.base.Entry` as its array of fields, a
-settlement's too). Settlement records are written once (a trade settles or fails once) and read
-only when the registry loads, so they are stored as runs too: ``settlement_runs``, keyed by the
-trade id of a run's first record, a :class:`~carbonbook.registry.base.Settled` record as the array
-of its fields, a :class:`~carbonbook.registry.base.SettlementFailed` as its map. A venue's commit
-then writes two such rows instead of about 1.7 rows per command. (carbonbook before 2026-12 wrote
+one MessagePack array (an :class:`~carbonbook.registry.base.Entry` as the array of its fields up to
+the last that is not its default, ``_store._stored``: a hold's and a settlement's row 9 of 13; a
+run written before 2026-12 has all 13, and both are read). Settlement records are written once (a
+trade settles or fails once) and read only when the registry loads, so they are stored as runs
+too: ``settlement_runs``, keyed by the trade id of a run's first record, a
+:class:`~carbonbook.registry.base.Settled` record as the array of its fields, a
+:class:`~carbonbook.registry.base.SettlementFailed` as its map. A venue's commit then writes two
+such rows instead of about 1.7 rows per command. (carbonbook before 2026-12 wrote
 a settlement's journal entry and its Settled record as the record's map, about 101 bytes each on
-the busy flow against 50 and 40 now: both forms are read.)
+the busy flow against 46 and 40 now: both forms are read.)
 
 Blocks are stored in pages: a row of ``block_pages`` per ``2**PAGE`` block ids (``_store.PAGE``,
 5: 32 ids), keyed by the page number (id >> PAGE), its live blocks one MessagePack array (a
@@ -413,11 +415,12 @@ class SqlRegistry(StateRegistry):
         # None: present or unknown); blocks by page
         pages: set[int] = set()
         cash: dict[Any, Any] = {}
-        holds, log = self._ledger.touched(log)  # the compiled ledger's hold changes, its marks dropped
+        records: list[SettlementRecord] = []
+        # the compiled ledger's hold changes, its marks and runs (their keys in pages and records) dropped
+        holds, log = self._ledger.touched(log, pages, records)
         settled_keys = self._ledger.settled_keys
         meta: dict[Any, Any] = {"block": None, "txid": None}
         touched: dict[str, dict[Any, Any]] = {"cash": cash, "meta": meta, "holds": holds}
-        records: list[SettlementRecord] = []
         marks: list[Any] = []  # the compiled ledger's hold changes, in order (hold, before, ...)
         at = 0  # the next one's
         for d, k, v in log:

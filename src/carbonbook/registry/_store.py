@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
-from msgspec.structs import replace
+from msgspec.structs import astuple, replace
 
 from carbonbook._types import INT64_MAX, UnitType, name_fault
 from carbonbook.errors import (
@@ -186,6 +186,24 @@ def _entry(e: Entry | Settled) -> Entry:
     if isinstance(e, Settled):
         return Entry(e.txid, "settle", e.seller, e.buyer, e.unit, e.qty, e.currency, e.amount, e.trade_id)
     return e
+
+
+_ENTRY_DEFAULTS = tuple(f.default for f in msgspec.structs.fields(Entry))
+
+
+def _stored(e: Entry | Settled) -> tuple[Any, ...]:
+    """A journal row as an SQL run stores it: its Entry's fields up to the last that is not that
+    field's default (msgspec reads the missing ones back as their defaults): a hold's row and a
+    settlement's, 9 of the 13 (``detail``, ``actor``, ``approver`` and ``day`` dropped, 4 bytes)."""
+    values = astuple(_entry(e))
+    n = len(values)
+    while n and _is_default(values[n - 1], _ENTRY_DEFAULTS[n - 1]):
+        n -= 1
+    return values[:n]
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    return value is default or (type(value) is type(default) and value == default)
 
 class Ledgers:
     """The registry's books beyond units and cash, in one attribute of the registry so that its
