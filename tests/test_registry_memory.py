@@ -132,3 +132,32 @@ def test_the_compiled_ledger_writes_settlements_as_the_reference() -> None:
     assert msgspec.msgpack.decode(wire[0][1])[0] == [3, "settle", "a", "b", "JPA", 10, "JPY", 700, 7]  # to ref
     old = encode([_entry(r) for r in records if type(r) is Settled])  # as carbonbook before 2026-12 stored them
     assert _run_entries(old) == _run_entries(wire[0][1])
+
+
+@pytest.mark.skipif("compiled" not in LEDGERS, reason="the compiled ledger was not built")
+def test_the_compiled_ledger_writes_pages_as_the_reference() -> None:
+    """A page of blocks (``page``) is the reference's bytes, msgspec's list of the Blocks, when the
+    compiled ledger writes the fields its rows do not hold from those it cached for a Block (the
+    blocks settlements made from one of the seller's, written again), after a block of another
+    Block took the slot, and for Blocks of every optional field (project, expiry, project type)."""
+    from carbonbook._types import UnitType
+    from carbonbook.registry.base import Scheme
+    from registry_contract import world
+
+    reg = world(type("MemoryRegistry", (MemoryRegistry,), {"_ledger_type": _cvenue.Ledger})())
+    reg.create_scheme(Scheme("CDM", frozenset({UnitType.TCER}), frozenset()))
+    reg.set_cap("CDM", 2010, 1_000)
+    reg.issue("c", UnitType.JVER, 40, scheme="JVETS", period=2010, project="JV-002", project_type="E001")
+    reg.issue("c", UnitType.TCER, 40, scheme="CDM", period=2010, project="CDM-7", expiry=2012)
+    legs = (("a", "b", UnitType.JPA), ("c", "b", UnitType.JVER), ("c", "a", UnitType.TCER))
+    for trade in range(90):  # blocks made by settlements from a's and c's
+        seller, buyer, unit = legs[trade % 3]
+        settled = reg.settle(trade, seller=seller, buyer=buyer, unit=unit, qty=1, currency="JPY", amount=1)
+        assert type(settled) is Settled
+    blocks = reg._blocks  # type: ignore[attr-defined]
+    top = max(blocks) + 1
+    assert {(b.project, b.expiry, b.project_type) for b in blocks.values()} >= {
+        (None, None, None), ("JV-002", None, "E001"), ("CDM-7", 2012, None)}
+    for _ in range(2):  # the cache empty, then full
+        for lo in range(0, top, 32):
+            assert _cvenue.Ledger.page(blocks, lo, lo + 32) == Ledger.page(dict(blocks.items()), lo, lo + 32)

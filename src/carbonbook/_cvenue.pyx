@@ -1107,6 +1107,15 @@ cdef class Counters:
         return f"Counters({dict(self.items())!r})"
 
 
+cdef enum:
+    FIXED = 64  # the slots of Blocks.page's cache of Blocks' fixed fields (see Blocks._put)
+
+
+cdef extern from "Python.h":
+    PyObject* _new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size)
+    void PyErr_Clear()
+
+
 cdef struct BlockRow:
     PyObject* block  # a Block with the row's other fields (origin, unit, state, ...); NULL: none
     PyObject* holder
@@ -1134,6 +1143,9 @@ cdef class Blocks:
     cdef BlockRow* rows
     cdef Py_ssize_t room, live  # rows allocated, live ones
     cdef readonly dict more
+    cdef PyObject* fixed_of[FIXED]  # ``page``'s cache: a Block (referenced) by its address's slot,
+    cdef PyObject* fixed[FIXED]  # the bytes of its fields no row holds (see ``_put``),
+    cdef Py_ssize_t fixed_head[FIXED]  # of which those before ``start``
 
     def __cinit__(self):
         self.more = {}
@@ -1143,6 +1155,9 @@ cdef class Blocks:
         for i in range(self.room):
             self._clear(&self.rows[i])
         PyMem_Free(self.rows)
+        for i in range(FIXED):
+            Py_XDECREF(self.fixed_of[i])
+            Py_XDECREF(self.fixed[i])
 
     cdef inline void _clear(self, BlockRow* r) noexcept:
         if r.block is not NULL:
@@ -1219,7 +1234,7 @@ cdef class Blocks:
     def page(self, long long lo, long long hi):
         """The MessagePack array of the blocks with ids ``lo``..``hi - 1``, by id, as msgspec writes
         the list of their Blocks (the SQL commit's page), or None when there are none. Written
-        here from the rows (``_put_block``), without making a Block for a row changed since its
+        here from the rows (``_put``), without making a Block for a row changed since its
         Block was made; with blocks in ``more`` or values that are not plain ones, from the
         Blocks by msgspec. O(hi - lo)."""
         cdef Lines out
@@ -1231,7 +1246,7 @@ cdef class Blocks:
                 for i in range(max(lo, 0), min(hi, self.room)):
                     if self.rows[i].live:
                         _room(&out, BLOCK_ROOM)
-                        if not _put_block(&out, &self.rows[i], i):
+                        if not self._put(&out, i):
                             break
                         n += 1
                 else:
@@ -1244,6 +1259,57 @@ cdef class Blocks:
             PyMem_Free(out.data)
         live = [b for b in map(self.get, range(lo, hi)) if b is not None]
         return ENCODE(live) if live else None
+
+    cdef bint _put(self, Lines* out, Py_ssize_t i) noexcept:
+        """Write block ``i`` from its row as msgspec writes its Block, the array of its fields (room
+        for BLOCK_ROOM bytes), or say a value is not a plain one (``_w_plain``). The fields no row
+        holds (origin and unit; state to project type) are the bytes written for the same Block
+        before when it is the one cached at its address's slot (``_keep``; the blocks settlements
+        make share their seller's Block)."""
+        cdef BlockRow* r = &self.rows[i]
+        cdef Py_ssize_t j, n, k = <Py_ssize_t>((<size_t>r.block >> 4) & (FIXED - 1))
+        cdef char* start = out.data + out.size
+        cdef char* head = _pack_int(start + 1, i)
+        cdef char* tail
+        cdef char* p
+        cdef const char* cached
+        start[0] = <char>0x9c
+        if self.fixed_of[k] == r.block:
+            cached, n = PyBytes_AS_STRING(<object>self.fixed[k]), self.fixed_head[k]
+            memcpy(head, cached, n)
+            p = _w_plain(_pack_int(_pack_int(head + n, r.start), r.end), r.holder)
+            if p is NULL:
+                return False
+            memcpy(p, cached + n, PyBytes_GET_SIZE(<object>self.fixed[k]) - n)
+            out.size = p + PyBytes_GET_SIZE(<object>self.fixed[k]) - n - out.data
+            return True
+        p = _w_plain(_w_plain(head, _at(<object>r.block, B_AT[1])), _at(<object>r.block, B_AT[2]))
+        if p is NULL:
+            return False
+        n = p - head
+        p = tail = _w_plain(_pack_int(_pack_int(p, r.start), r.end), r.holder)
+        for j in range(6, 12):
+            p = _w_plain(p, _at(<object>r.block, B_AT[j]))
+        if p is NULL:
+            return False
+        self._keep(k, r.block, head, n, tail, p - tail)
+        out.size = p - out.data
+        return True
+
+    cdef void _keep(self, Py_ssize_t k, PyObject* block, const char* head, Py_ssize_t nhead,
+                    const char* tail, Py_ssize_t ntail) noexcept:
+        """Cache at slot ``k`` the bytes of ``block``'s fields no row holds: ``nhead`` at ``head``
+        (origin, unit), ``ntail`` at ``tail`` (state to project type). Without memory, nothing."""
+        cdef PyObject* data = _new_bytes(NULL, nhead + ntail)
+        if data is NULL:
+            PyErr_Clear()
+            return
+        memcpy(PyBytes_AS_STRING(<object>data), head, nhead)
+        memcpy(PyBytes_AS_STRING(<object>data) + nhead, tail, ntail)
+        Py_XDECREF(self.fixed_of[k])
+        Py_XDECREF(self.fixed[k])
+        Py_INCREF(<object>block)
+        self.fixed_of[k], self.fixed[k], self.fixed_head[k] = block, data, nhead
 
     def put_back(self, bid, old):
         """Undo what a settlement did to block ``bid``: ``old`` is the Block as it was (the
@@ -3043,7 +3109,8 @@ cdef Members BLOCK_STATES
 _members(&BLOCK_STATES, BlockState)
 cdef enum:
     BLOCK_ROOM = 1 + 12 * 16 + 7 * 9 + 5 * (2 + NAME_ROOM) + 16  # past a block's longest
-assert len(B_NAMES) == 12 and B_NAMES[J_ID] == "id", "a Block's fields changed: see _put_block"
+assert len(B_NAMES) == 12 and B_NAMES[:6] == ("id", "origin", "unit", "start", "end", "holder"), \
+    "a Block's fields changed: see Blocks._put"
 
 
 cdef inline char* _w_plain(char* p, PyObject* value) noexcept:
@@ -3061,30 +3128,6 @@ cdef inline char* _w_plain(char* p, PyObject* value) noexcept:
     if type(<object>value) is UNIT_TYPE:
         return _w_member(p, &NO_KEY, value, &UNIT_TYPES)
     return _w_member(p, &NO_KEY, value, &BLOCK_STATES)
-
-
-cdef bint _put_block(Lines* out, BlockRow* r, Py_ssize_t i) noexcept:
-    """Write block ``i`` from its row ``r`` as msgspec writes its Block, the array of its fields
-    (room for BLOCK_ROOM bytes), or say a value is not a plain one (``_w_plain``)."""
-    cdef char* p = out.data + out.size
-    cdef Py_ssize_t j
-    p[0] = <char>0x9c
-    p += 1
-    for j in range(12):
-        if j == J_ID:
-            p = _pack_int(p, i)
-        elif j == J_START:
-            p = _pack_int(p, r.start)
-        elif j == J_END:
-            p = _pack_int(p, r.end)
-        elif j == J_HOLDER:
-            p = _w_plain(p, r.holder)
-        else:
-            p = _w_plain(p, _at(<object>r.block, B_AT[j]))
-        if p is NULL:
-            return False
-    out.size = p - out.data
-    return True
 
 
 cdef int _stretch(Lines* out, Py_ssize_t* mark, list items) except -1:
