@@ -1487,11 +1487,32 @@ cdef struct Consumed:  # a block a settlement split or, ``popped``, moved whole 
     bint popped
 
 
-cdef int _made_pages(set pages, long long first, long long new) except -1:
+cdef enum:
+    SEEN = 64  # the pages an SQL commit's walk of settlements remembers having put (``Seen``)
+
+
+cdef struct Seen:
+    long long page[SEEN]  # by the page number's low bits; -1: none
+
+
+cdef inline void _forget_pages(Seen* seen) noexcept:
+    memset(seen.page, 0xff, sizeof(seen.page))
+
+
+cdef inline int _add_page(set pages, Seen* seen, long long p) except -1:
+    """Put page ``p`` in ``pages`` unless ``seen`` remembers it there: the settlements of a commit
+    consume and make blocks in few pages, each a Python int and a set lookup otherwise."""
+    if seen.page[p & (SEEN - 1)] != p:
+        pages.add(p)
+        seen.page[p & (SEEN - 1)] = p
+    return 0
+
+
+cdef int _made_pages(set pages, Seen* seen, long long first, long long new) except -1:
     """Into ``pages``, the page of each block settlements made: ids ``first + 1`` to ``new``."""
     cdef long long p
     for p in range((first + 1) >> PAGE, (new >> PAGE) + 1 if new > first else 0):
-        pages.add(p)
+        _add_page(pages, seen, p)
     return 0
 
 
@@ -1839,13 +1860,15 @@ cdef class Ledger:
         cdef list rest = []
         cdef Py_ssize_t i, kept = len(records)
         cdef object mark = self.mark, table = self.table
+        cdef Seen put
         if self.lent:
             return holds, log
+        _forget_pages(&put)
         for e in log:
             if e is mark:
                 continue
             if type(e) is Run:
-                self._run_keys(<Run>e, pages, records)
+                self._run_keys(<Run>e, pages, &put, records)
             elif (<tuple>e)[0] is table:
                 del records[kept:]
                 return holds, log
@@ -1882,8 +1905,10 @@ cdef class Ledger:
         for a :class:`Run` of this ledger's or a segment of the reference ledger's."""
         cdef Py_ssize_t top, lo, i, n
         cdef long long first, new
+        cdef Seen seen
+        _forget_pages(&seen)
         if type(seg) is Run:
-            self._run_keys(<Run>seg, pages, records)
+            self._run_keys(<Run>seg, pages, &seen, records)
             return
         top = len(seg)
         if top == 0:
@@ -1896,16 +1921,16 @@ cdef class Ledger:
             n = seg[top - 1]
             lo = top - 10 - 3 * n
             for i in range(lo, top - 10, 3):
-                pages.add(<long long>seg[i] >> PAGE)
+                _add_page(pages, &seen, <long long>seg[i] >> PAGE)
             records.append(r)
             if seg[top - 4] is not None:
                 holds.setdefault(seg[top - 5], None)
             if seg[top - 2] is not None:
                 holds.setdefault(seg[top - 3], None)
             top = lo
-        _made_pages(pages, first, new)
+        _made_pages(pages, &seen, first, new)
 
-    cdef int _run_keys(self, Run seg, set pages, list records) except -1:
+    cdef int _run_keys(self, Run seg, set pages, Seen* seen, list records) except -1:
         """``settled_keys`` of a run of this ledger's (its settlements hold no hold changes: those
         are the ledger's records)."""
         cdef Py_ssize_t i, k
@@ -1920,9 +1945,9 @@ cdef class Ledger:
             st = &self.settles[k]
             first = st.first
             for i in range(st.lo, st.lo + st.n):
-                pages.add(self.consumed[i].bid >> PAGE)
+                _add_page(pages, seen, self.consumed[i].bid >> PAGE)
             records.append(<object>st.record)
-        _made_pages(pages, first, new)
+        _made_pages(pages, seen, first, new)
         return 0
 
     @staticmethod
