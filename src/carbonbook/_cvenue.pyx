@@ -2471,6 +2471,19 @@ cdef class Limits:
         return f"Limits({dict(self.items())!r})"
 
 
+cdef extern from *:
+    """
+    /* Empty the list ``items`` keeping its room (``del items[:]`` frees it). */
+    static void cv_empty(PyObject* items) {
+        Py_ssize_t i, n = PyList_GET_SIZE(items);
+        Py_SET_SIZE(items, 0);
+        for (i = 0; i < n; i++)
+            Py_DECREF(PyList_GET_ITEM(items, i));
+    }
+    """
+    void _empty "cv_empty"(list items) noexcept
+
+
 cdef object _gate_admit(object gate, object book, object cmd):
     return (<Gate>gate)._admit(book, cmd)
 
@@ -2517,6 +2530,8 @@ cdef class Gate:
     cdef bint replayed, folded  # the checkpoint's replay and the venue's folding one by one ended (see _folding)
     cdef bint lagged  # the settlement adapter's lag (fixed when the venue is made) is not 0
     cdef Py_ssize_t batch  # and its trades per settlement transaction
+    cdef list trades  # a command's trades: one list emptied for each command that trades (``_empty``),
+                      # about 50 instructions fewer per venue message than a list per command (callgrind)
 
     c_admit = PyCapsule_New(<void*><AdmitC>_gate_admit, b"carbonbook.admit", NULL)
     c_stage = PyCapsule_New(<void*><StageC>_gate_stage, b"carbonbook.stage", NULL)
@@ -2549,6 +2564,7 @@ cdef class Gate:
             raise ValueError("a gate's hold gate keeps its resting buys in Limits (Gate.new_buys)")
         self.buys = holds.buys
         self.instruments = adapter.instruments
+        self.trades = []
 
     @staticmethod
     def new_buys():
@@ -2639,7 +2655,7 @@ cdef class Gate:
 
     cdef int _stage(self, command, list events, Py_ssize_t start) except -1:
         cdef Py_ssize_t end = len(events), i
-        cdef list trades = None  # made at the first trade
+        cdef list trades = self.trades  # the command's trades (the last command's kept until here)
         cdef Limits buys = self.buys
         cdef Ledger ledger = self.ledger
         cdef Py_ssize_t pos
@@ -2662,14 +2678,12 @@ cdef class Gate:
             if cls is AUCTION_CLEARED or cls is LISTED:
                 self.stage(command, events, start)
                 return 0
+        _empty(trades)
         for i in range(start, end):  # HoldGate.released, no event replayed; the engine's events, read in place
             e = events[i]
             cls = type(e)
             if cls is TRADE:
-                if trades is None:
-                    trades = [e]
-                else:
-                    trades.append(e)
+                trades.append(e)
                 hold = _at(e, T_BUY_ID)
                 pos = buys.find_obj(<object>hold)
                 if pos < 0:
@@ -2719,7 +2733,7 @@ cdef class Gate:
                             self._give(oid, p - spent)
                         else:
                             self._release(oid, cap - spent if counted else cap - spent - more)
-        if trades is None:
+        if not trades:
             return 0
         open_order = self.open_order
         for e in trades:  # a filled buy (or one done) has no more to give back
@@ -2775,6 +2789,11 @@ cdef class Gate:
                 ledger._give_back(ledger.log, pos, a)
         return 0
 
+    cdef int _by_settler(self, list trades, list events) except -1:
+        """The settler's settlement of ``trades`` (a copy: the gate's list is kept for the next command)."""
+        self.settler.settle(list(trades), events)
+        return 0
+
     cdef int _settle(self, list trades, list events) except -1:
         """As :meth:`Settler.settle <carbonbook.venue.settler.Settler.settle>` with ``lag=0`` and
         ``SettlementAdapter._settle_chunk``: one ledger call, a ``trade_settled`` per trade (trades
@@ -2782,29 +2801,29 @@ cdef class Gate:
         is looked up when the symbol or the instruments changed since the last call (about 140
         instructions fewer per command that trades)."""
         if self.lagged or len(trades) > self.batch:
-            return self.settler.settle(trades, events) or 0
+            return self._by_settler(trades, events)
         cdef long long price, qty
         cdef int over_p = 0, over_q = 0
         sym = field(trades[0], T_SYMBOL, "symbol")
         for t in trades:
             if field(t, T_SYMBOL, "symbol") is not sym:
-                return self.settler.settle(trades, events) or 0
+                return self._by_settler(trades, events)
             q = field(t, T_QTY, "qty")
             p = field(t, T_PRICE, "price")
             qty = _long_long(q, &over_p) if type(q) is int else -1
             price = _long_long(p, &over_q) if type(p) is int else -1
             if (over_p or over_q or not 0 < qty <= SMALL or not 0 < price <= SMALL) and p * q > BIG:
-                return self.settler.settle(trades, events) or 0  # (both below 2**30: the product fits)
+                return self._by_settler(trades, events)  # (both below 2**30: the product fits)
         if sym is not self.symbol or self.instruments_at == 0 or self.instruments_at != _dict_version(self.instruments):
             inst = self.instruments.get(sym)
             if inst is None:
-                return self.settler.settle(trades, events) or 0
+                return self._by_settler(trades, events)
             self.symbol, self.unit_of, self.currency_of = sym, inst.unit, inst.currency
             self.instruments_at = _dict_version(self.instruments)
         records = self.ledger.settle_trades(trades, self.unit_of, self.currency_of)
         for r in records:
             if type(r) is not SETTLED:
-                return self.settler._outcomes(records, trades, events) or 0
+                return self.settler._outcomes(records, list(trades), events) or 0
         cdef PyObject* fields[3]
         take, seq = self.take, self.seq
         for r in records:
