@@ -263,6 +263,33 @@ cdef extern from *:
     MethodO _method_o "cv_method_o"(object descr)
 
 
+cdef extern from *:
+    """
+    /* A list of no items with room for ``n`` (PyList_New's, its items NULL, past its size). */
+    static PyObject* cv_roomy(Py_ssize_t n) {
+        PyObject* items = PyList_New(n);
+        if (items != NULL)
+            Py_SET_SIZE(items, 0);
+        return items;
+    }
+
+    /* ``items.append(item)``, in place while the list has room (Cython's own append calls
+       PyList_Append while the list is at most half full). */
+    static int cv_append(PyObject* items, PyObject* item) {
+        Py_ssize_t n = PyList_GET_SIZE(items);
+        if (((PyListObject*)items)->allocated > n) {
+            Py_INCREF(item);
+            PyList_SET_ITEM(items, n, item);
+            Py_SET_SIZE(items, n + 1);
+            return 0;
+        }
+        return PyList_Append(items, item);
+    }
+    """
+    list _roomy "cv_roomy"(Py_ssize_t n)
+    int _append "cv_append"(list items, object item) except -1
+
+
 cdef object DEQUE = deque
 cdef object DEQUE_APPEND = deque.append
 cdef MethodO DEQUE_APPEND_C = _method_o(DEQUE_APPEND)  # deque_append, called in C (NULL: by the descriptor)
@@ -1451,6 +1478,7 @@ cdef class Ledger:
     cdef Journal journal
     cdef dict attrs  # the registry's __dict__: a test's hook, without a lookup
     cdef list log  # the registry's undo log (``_log``) while a transaction is open (``begin``)
+    cdef Py_ssize_t logged  # the entries of the last log that ended with some
     cdef dict traders  # account -> its Trader (see ``_trader``)
     cdef PyObject** known  # KNOWN slots, by the account name's hash: a Known or NULL (see ``_known``)
     cdef bint hooked  # the registry's class has its own _between_legs
@@ -1700,7 +1728,7 @@ cdef class Ledger:
         fills it in before anything else can fail."""
         if self.depth == self.room:
             self.stack = <Undo*>_grown(self.stack, &self.room, sizeof(Undo))
-        log.append(self.mark)
+        _append(log, self.mark)
         self.depth += 1
         return &self.stack[self.depth - 1]
 
@@ -1720,13 +1748,17 @@ cdef class Ledger:
 
     def begin(self):
         """An outermost transaction begins: its undo log (the registry's ``_log``), kept here too
-        (read without a lookup: about 130 instructions per hold change)."""
-        self.log = []
+        (read without a lookup: about 130 instructions per hold change), with room for as many
+        entries as the last transaction's that ended with some (no list growth, which copies it,
+        in a batch like the last: about 45 instructions fewer per venue message; callgrind)."""
+        self.log = _roomy(self.logged)
         return self.log
 
     def end(self):
         """The outermost transaction ended (committed or undone): forget its log and undo records."""
         self._drop()
+        if self.log:
+            self.logged = len(self.log)
         self.log = None
         self.lent = False
 
@@ -2161,7 +2193,7 @@ cdef class Ledger:
                 if len(log) != seg_end:  # something else was logged since: open a new run
                     run = Run.__new__(Run)
                     run.lo = run.hi = self.nsettles
-                    log.append(run)
+                    _append(log, run)
                     seg_end = len(log)
                     nid = meta.block
                     txid = meta.txid
