@@ -236,6 +236,32 @@ def test_the_gates_resting_buys_read_as_a_dict(ops: list[tuple[str, int, int]]) 
         buys[5] = -1
 
 
+@given(st.lists(st.tuples(st.sampled_from(["next", "next", "next", "set", "del", "pop", "get"]),
+                          st.integers(-5, 300) | st.integers(-2**63, 2**63 - 1)), max_size=400))
+@SETTINGS
+def test_the_settlement_records_read_as_a_dict(ops: list[tuple[str, int]]) -> None:
+    """The compiled ledger's settlement records (no index while the trade ids rise, found by
+    bisection; the first id out of order builds it) answer as a dict does, in its order, through
+    removals, growth and the change to an index."""
+    records, ref = _cvenue.Ledger.new_settlements(), {}
+    top = 0
+    for op, key in ops:
+        if op == "next":  # a new trade: the id above every one so far
+            top += key % 7 + 1
+            records[top] = ref[top] = (top, op)
+        elif op == "set":
+            records[key] = ref[key] = (key, op)
+        elif op == "del" and key in ref:
+            del records[key], ref[key]
+        elif op == "pop":
+            assert records.pop(key, None) == ref.pop(key, None)
+        else:
+            assert records.get(key) == ref.get(key) and (key in records) == (key in ref)
+        assert len(records) == len(ref)
+    assert records == ref and list(records) == list(ref) and list(records.items()) == list(ref.items())
+    assert all(records[k] == v for k, v in ref.items()) and records.get("x") is None and 2**64 not in records
+
+
 def test_a_hold_used_up_by_the_reference_and_taken_again_is_written_in_order() -> None:
     """A hold the database has, used up in a transaction by a settlement the compiled ledger hands
     to the reference (a hook between its legs), then taken again and given back by the compiled
