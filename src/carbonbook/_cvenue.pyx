@@ -2872,18 +2872,13 @@ cdef class Gate:
         instructions fewer per command that trades)."""
         if self.lagged or len(trades) > self.batch:
             return self._by_settler(trades, events)
-        cdef long long price, qty
-        cdef int over_p = 0, over_q = 0
-        sym = field(trades[0], T_SYMBOL, "symbol")
+        cdef object sym = <object>_at(trades[0], T_SYMBOL)  # the engine's events' fields read in place
         for t in trades:
-            if field(t, T_SYMBOL, "symbol") is not sym:
+            if _at(t, T_SYMBOL) != <PyObject*>sym:
                 return self._by_settler(trades, events)
-            q = field(t, T_QTY, "qty")
-            p = field(t, T_PRICE, "price")
-            qty = _long_long(q, &over_p) if type(q) is int else -1
-            price = _long_long(p, &over_q) if type(p) is int else -1
-            if (over_p or over_q or not 0 < qty <= SMALL or not 0 < price <= SMALL) and p * q > BIG:
-                return self._by_settler(trades, events)  # (both below 2**30: the product fits)
+            if ((_small_at(t, T_QTY) <= 0 or _small_at(t, T_PRICE) <= 0)  # (both below 2**30: the product fits)
+                    and field(t, T_PRICE, "price") * field(t, T_QTY, "qty") > BIG):
+                return self._by_settler(trades, events)
         if sym is not self.symbol or self.instruments_at == 0 or self.instruments_at != _dict_version(self.instruments):
             inst = self.instruments.get(sym)
             if inst is None:
@@ -2896,10 +2891,9 @@ cdef class Gate:
                 return self.settler._outcomes(records, list(trades), events) or 0
         cdef PyObject* fields[3]
         take, seq = self.take, self.seq
-        for r in records:
+        for r in records:  # (the ledger's Settled records: their fields read in place)
             n = take() if seq is None else next(seq)
-            trade_id, txid = field(r, S_TRADE_ID, "trade_id"), field(r, S_TXID, "txid")
-            fields[0], fields[1], fields[2] = <PyObject*>n, <PyObject*>trade_id, <PyObject*>txid
+            fields[0], fields[1], fields[2] = <PyObject*>n, _at(r, S_TRADE_ID), _at(r, S_TXID)
             events.append(_struct(TRADE_SETTLED, TRADE_SETTLED_AT, fields, 3))
         return 0
 
