@@ -313,12 +313,14 @@ class Venue:
         if self._failed:
             raise VenueFailed("an earlier batch failed part way and its registry rolled it back: open a new "
                               "venue on the registry and replay the log")
-        batch = commands if isinstance(commands, list | tuple) else list(commands)
+        batch = commands if isinstance(commands, (list, tuple)) else list(commands)
         checkpoint = self.checkpoint
         events: list[Event] = []
         if self.group and self._open is None:
             self._open = self._begin()
-        scope = self.registry.transaction() if self._open is not None else self._begin()
+        # the batch's own transaction (a shared venue's takes the registry's turn first), or one
+        # nested in a group's
+        scope = self._begin() if self.shared and self._open is None else self.registry.transaction()
         try:
             with scope:
                 self._fold_each = checkpoint.replaying
