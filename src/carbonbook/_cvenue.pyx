@@ -2582,9 +2582,10 @@ cdef class Gate:
     still open from the engine's ``open_order`` (on the compiled core its C function, offered as
     ``c_open_order``: about 40 instructions fewer per venue message than the call of the partial).
     An order's and an event's fields are read in place, borrowed. Per busy venue message: the holds
-    taken about 400 instructions (740 before the ledger's slots of accounts seen, ``Ledger._held``,
-    the reads in place and the final classes), the stage without its settlement about 390 (515;
-    callgrind_annotate of bench/venue.py --instructions)."""
+    taken about 375 instructions (740 before the ledger's slots of accounts seen, ``Ledger._held``,
+    the reads in place and the final classes), the stage without its settlement about 370 (515; 390
+    with a list of trades per command), its settlement's own part (the trades' checks, the
+    instrument, the ``trade_settled`` events) about 200 (callgrind of bench/venue.py --instructions)."""
 
     cdef Ledger ledger
     cdef object holds, settler, stage, take, open_order, currency, seq
@@ -2600,7 +2601,7 @@ cdef class Gate:
     cdef bint replayed, folded  # the checkpoint's replay and the venue's folding one by one ended (see _folding)
     cdef bint lagged  # the settlement adapter's lag (fixed when the venue is made) is not 0
     cdef Py_ssize_t batch  # and its trades per settlement transaction
-    cdef list trades  # a command's trades: one list emptied for each command that trades (``_empty``),
+    cdef list trades  # a command's trades: one list, emptied at each stage that reads events (``_empty``),
                       # about 50 instructions fewer per venue message than a list per command (callgrind)
 
     c_admit = PyCapsule_New(<void*><AdmitC>_gate_admit, b"carbonbook.admit", NULL)
@@ -2879,7 +2880,8 @@ cdef class Gate:
             if ((_small_at(t, T_QTY) <= 0 or _small_at(t, T_PRICE) <= 0)  # (both below 2**30: the product fits)
                     and field(t, T_PRICE, "price") * field(t, T_QTY, "qty") > BIG):
                 return self._by_settler(trades, events)
-        if sym is not self.symbol or self.instruments_at == 0 or self.instruments_at != _dict_version(self.instruments):
+        if (sym is not self.symbol or self.instruments_at == 0
+                or self.instruments_at != _dict_version(self.instruments)):
             inst = self.instruments.get(sym)
             if inst is None:
                 return self._by_settler(trades, events)
