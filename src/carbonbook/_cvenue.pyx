@@ -246,14 +246,65 @@ cdef inline object _replaced(object b, tuple names, object v0, object v1, object
     return PyObject_Vectorcall(REPLACE, args, 1, <PyObject*>names)
 
 
+cdef extern from *:
+    """
+    /* The C function of the method descriptor ``descr`` (a builtin type's method) when it takes
+       one argument (METH_O, called as ``f(self, arg)``), else NULL. */
+    typedef PyObject* (*MethodO)(PyObject*, PyObject*);
+    static MethodO cv_method_o(PyObject* descr) {
+        PyMethodDef* def;
+        if (Py_TYPE(descr) != &PyMethodDescr_Type)
+            return NULL;
+        def = ((PyMethodDescrObject*)descr)->d_method;
+        return def->ml_flags == METH_O ? (MethodO)def->ml_meth : NULL;
+    }
+    """
+    ctypedef object (*MethodO)(object, object)
+    MethodO _method_o "cv_method_o"(object descr)
+
+
+cdef extern from *:
+    """
+    /* A list of no items with room for ``n`` (PyList_New's, its items NULL, past its size). */
+    static PyObject* cv_roomy(Py_ssize_t n) {
+        PyObject* items = PyList_New(n);
+        if (items != NULL)
+            Py_SET_SIZE(items, 0);
+        return items;
+    }
+
+    /* ``items.append(item)``, in place while the list has room (Cython's own append calls
+       PyList_Append while the list is at most half full). */
+    static int cv_append(PyObject* items, PyObject* item) {
+        Py_ssize_t n = PyList_GET_SIZE(items);
+        if (((PyListObject*)items)->allocated > n) {
+            Py_INCREF(item);
+            PyList_SET_ITEM(items, n, item);
+            Py_SET_SIZE(items, n + 1);
+            return 0;
+        }
+        return PyList_Append(items, item);
+    }
+    """
+    list _roomy "cv_roomy"(Py_ssize_t n)
+    int _append "cv_append"(list items, object item) except -1
+
+
+cdef object DEQUE = deque
 cdef object DEQUE_APPEND = deque.append
+cdef MethodO DEQUE_APPEND_C = _method_o(DEQUE_APPEND)  # deque_append, called in C (NULL: by the descriptor)
 cdef object COUNT = count
 
 
 cdef inline int _push(object queue, object bid) except -1:
-    """``queue.append(bid)`` (a block queue, a deque) through the method's descriptor, without
-    looking the method up (about 150 instructions fewer per block a settlement moves)."""
+    """``queue.append(bid)`` (a block queue, a deque): deque's C function called directly (about
+    80 instructions fewer per block a settlement moves than the call through the method's
+    descriptor; callgrind, bench/venue.py --instructions), else through the descriptor, without
+    looking the method up (about 150 fewer than ``queue.append(bid)``)."""
     cdef PyObject* args[2]
+    if DEQUE_APPEND_C is not NULL and type(queue) is DEQUE:
+        DEQUE_APPEND_C(queue, bid)
+        return 0
     args[0] = <PyObject*>queue
     args[1] = <PyObject*>bid
     PyObject_Vectorcall(DEQUE_APPEND, args, 2, NULL)
@@ -591,10 +642,13 @@ cdef class Purse:
 cdef class Trader:
     """An account's purses of the unit type and currency it last settled in (``Ledger._trader``),
     and its Account as last found allowed to sell (``seller``) and to buy that unit type
-    (``buyer``): an Account is frozen, so the same one found again is allowed again. Its purses
-    point back to it (``Purse.trader``), so a settlement finds it from the holds it consumes."""
+    (``buyer``): an Account is frozen, so the same one found again is allowed again, and while the
+    registry's accounts are at the version they were then (``seller_at``, ``buyer_at``; 0: unknown)
+    it is the one found. Its purses point back to it (``Purse.trader``), so a settlement finds it
+    from the holds it consumes."""
 
     cdef object unit, currency, seller, buyer
+    cdef unsigned long long seller_at, buyer_at
     cdef Purse units, cash
 
 
@@ -1518,7 +1572,7 @@ cdef int _made_pages(set pages, Seen* seen, long long first, long long new) exce
 
 @cython.final
 @cython.no_gc
-@cython.freelist(8)
+@cython.freelist(1024)
 cdef class Run:
     """A run of the compiled ledger's fast-path settlements, its own entry in the registry's undo
     log, read as ``(None, _FAST, run)`` (``__iter__``: no tuple per run unless read, by an undo or
@@ -1526,7 +1580,9 @@ cdef class Run:
     its settlements are the ledger's C records ``lo``..``hi - 1`` (no Python list or int per value:
     450 instructions fewer per venue message than the reference's segment list, 560 on SQLite,
     whose commit reads them in ``settled_keys``; callgrind, bench/venue.py --instructions), made
-    into the reference's segment only to undo them (``Ledger.run_values``)."""
+    into the reference's segment only to undo them (``Ledger.run_values``). A batch's runs are
+    freed together when it ends: up to 1,024 are kept for the next (a busy venue batch of 4,096
+    messages makes about 680; 18 instructions fewer per venue message than 8 kept)."""
 
     cdef Py_ssize_t lo, hi
 
@@ -1554,6 +1610,7 @@ cdef class Ledger:
     cdef Journal journal
     cdef dict attrs  # the registry's __dict__: a test's hook, without a lookup
     cdef list log  # the registry's undo log (``_log``) while a transaction is open (``begin``)
+    cdef Py_ssize_t logged  # the entries of the last log that ended with some
     cdef dict traders  # account -> its Trader (see ``_trader``)
     cdef PyObject** known  # KNOWN slots, by the account name's hash: a Known or NULL (see ``_known``)
     cdef bint hooked  # the registry's class has its own _between_legs
@@ -1755,12 +1812,12 @@ cdef class Ledger:
             self.traders[account] = t
         return t
 
-    cdef inline Trader _trader_at(self, Py_ssize_t pos, bint units, account, unit, currency):
-        """``_trader``, found without its lookup through the purse of the hold at ``pos`` (-1: none)
-        a settlement consumes (the seller's units, ``units``, or the buyer's cash) when that purse
-        is its account's Trader's for ``unit`` and ``currency``: about 60 instructions each instead
-        of 180 (callgrind, bench/venue.py --instructions). A purse points to its account's Trader
-        while the Trader is in ``traders`` (``_trader`` and ``bind`` clear it)."""
+    cdef inline Trader _trader_of(self, Py_ssize_t pos, bint units, account, unit, currency):
+        """``account``'s Trader for ``unit`` and ``currency`` found through the purse of the hold
+        at ``pos`` (-1: none; None: not so found) a settlement consumes (the seller's units,
+        ``units``, or the buyer's cash): about 60 instructions instead of ``_trader``'s 180
+        (callgrind, bench/venue.py --instructions). A purse points to its account's Trader while
+        the Trader is in ``traders`` (``_trader`` and ``bind`` clear it)."""
         cdef Purse p
         cdef Trader t
         if pos >= 0:
@@ -1770,7 +1827,31 @@ cdef class Ledger:
                 if (t.unit is unit and t.currency is currency and (t.units if units else t.cash) is p
                         and (p.account is account or p.account == account)):
                     return t
-        return self._trader(account, unit, currency)
+        return None
+
+    cdef Trader _allowed(self, Py_ssize_t pos, bint units, account, unit, currency):
+        """``account``'s Trader for ``unit`` and ``currency`` (``_trader_of`` the hold at ``pos``,
+        else ``_trader``) if its Account may sell (``units``), or buy ``unit``; else None (and no
+        Trader made). The Account is looked up unless the accounts are at the version its Trader
+        last found it allowed at (about 145 instructions fewer per account of a trade settled:
+        callgrind, bench/venue.py --instructions); the same Account found again is allowed again."""
+        cdef unsigned long long version = _dict_version(self.accounts)
+        cdef Trader t = self._trader_of(pos, units, account, unit, currency)
+        if t is not None and version != 0 and (t.seller_at if units else t.buyer_at) == version:
+            return t
+        acc = self.accounts.get(account)
+        if acc is None:
+            return None
+        if t is None:
+            t = self._trader(account, unit, currency)
+        if not (acc is (t.seller if units else t.buyer) or _may_trade(acc, None if units else unit)):
+            return None
+        if type(acc) is ACCOUNT:
+            if units:
+                t.seller, t.seller_at = acc, version
+            else:
+                t.buyer, t.buyer_at = acc, version
+        return t
 
     # -- undo records --------------------------------------------------------------------
 
@@ -1779,7 +1860,7 @@ cdef class Ledger:
         fills it in before anything else can fail."""
         if self.depth == self.room:
             self.stack = <Undo*>_grown(self.stack, &self.room, sizeof(Undo))
-        log.append(self.mark)
+        _append(log, self.mark)
         self.depth += 1
         return &self.stack[self.depth - 1]
 
@@ -1799,13 +1880,17 @@ cdef class Ledger:
 
     def begin(self):
         """An outermost transaction begins: its undo log (the registry's ``_log``), kept here too
-        (read without a lookup: about 130 instructions per hold change)."""
-        self.log = []
+        (read without a lookup: about 130 instructions per hold change), with room for as many
+        entries as the last transaction's that ended with some (no list growth, which copies it,
+        in a batch like the last: about 45 instructions fewer per venue message; callgrind)."""
+        self.log = _roomy(self.logged)
         return self.log
 
     def end(self):
         """The outermost transaction ended (committed or undone): forget its log and undo records."""
         self._drop()
+        if self.log:
+            self.logged = len(self.log)
         self.log = None
         self.lent = False
 
@@ -2191,7 +2276,6 @@ cdef class Ledger:
         cdef long long nid = 0, txid = 0, first, txid0, qty, amount, s_held = 0, b_cash = 0, s_cash2 = 0, need, start, end
         cdef long long u_cut = 0, c_cut = 0, u_free, c_free
         cdef Py_ssize_t u_pos = -1, c_pos = -1
-        cdef dict accounts = self.accounts
         cdef Settlements settlements = self.settlements
         cdef long long tid
         cdef Py_ssize_t pos
@@ -2259,7 +2343,7 @@ cdef class Ledger:
                 if len(log) != seg_end:  # something else was logged since: open a new run
                     run = Run.__new__(Run)
                     run.lo = run.hi = self.nsettles
-                    log.append(run)
+                    _append(log, run)
                     seg_end = len(log)
                     nid = meta.block
                     txid = meta.txid
@@ -2269,20 +2353,11 @@ cdef class Ledger:
                 # bench/venue.py --settle-instructions and --instructions)
                 u_pos = table.find_obj(unit_hold)  # the holds the trade consumes (see below)
                 c_pos = table.find_obj(cash_hold)
-                acc = accounts.get(seller)
-                if acc is not None:
-                    s_trader = self._trader_at(u_pos, True, seller, unit, currency)
-                    fast = acc is s_trader.seller or _may_trade(acc, None)
-                    if fast and type(acc) is ACCOUNT:
-                        s_trader.seller = acc
+                s_trader = self._allowed(u_pos, True, seller, unit, currency)
+                fast = s_trader is not None
                 if fast:
-                    acc = accounts.get(buyer)
-                    fast = acc is not None
-                if fast:
-                    b_trader = self._trader_at(c_pos, False, buyer, unit, currency)
-                    fast = acc is b_trader.buyer or _may_trade(acc, unit)
-                    if fast and type(acc) is ACCOUNT:
-                        b_trader.buyer = acc
+                    b_trader = self._allowed(c_pos, False, buyer, unit, currency)
+                    fast = b_trader is not None
                 if fast:
                     s_units, s_cash_purse = s_trader.units, s_trader.cash
                     b_units, b_cash_purse = b_trader.units, b_trader.cash
@@ -2578,6 +2653,19 @@ cdef class Limits:
         return f"Limits({dict(self.items())!r})"
 
 
+cdef extern from *:
+    """
+    /* Empty the list ``items`` keeping its room (``del items[:]`` frees it). */
+    static void cv_empty(PyObject* items) {
+        Py_ssize_t i, n = PyList_GET_SIZE(items);
+        Py_SET_SIZE(items, 0);
+        for (i = 0; i < n; i++)
+            Py_DECREF(PyList_GET_ITEM(items, i));
+    }
+    """
+    void _empty "cv_empty"(list items) noexcept
+
+
 cdef object _gate_admit(object gate, object book, object cmd):
     return (<Gate>gate)._admit(book, cmd)
 
@@ -2606,9 +2694,10 @@ cdef class Gate:
     still open from the engine's ``open_order`` (on the compiled core its C function, offered as
     ``c_open_order``: about 40 instructions fewer per venue message than the call of the partial).
     An order's and an event's fields are read in place, borrowed. Per busy venue message: the holds
-    taken about 400 instructions (740 before the ledger's slots of accounts seen, ``Ledger._held``,
-    the reads in place and the final classes), the stage without its settlement about 390 (515;
-    callgrind_annotate of bench/venue.py --instructions)."""
+    taken about 375 instructions (740 before the ledger's slots of accounts seen, ``Ledger._held``,
+    the reads in place and the final classes), the stage without its settlement about 370 (515; 390
+    with a list of trades per command), its settlement's own part (the trades' checks, the
+    instrument, the ``trade_settled`` events) about 200 (callgrind of bench/venue.py --instructions)."""
 
     cdef Ledger ledger
     cdef object holds, settler, stage, take, open_order, currency, seq
@@ -2618,10 +2707,14 @@ cdef class Gate:
     cdef dict instruments
     cdef dict venue_attrs, checkpoint_attrs  # their __dict__
     cdef object book, unit, book_currency  # the last book an order came to, its unit type and currency
-    cdef object instrument, unit_of, currency_of  # the last instrument settled, its unit type and currency
+    cdef object symbol, unit_of, currency_of  # the last instrument settled, its unit type and currency,
+    cdef unsigned long long instruments_at  # found again without a lookup while the instruments are at
+                                            # this version of their dict (0: unknown)
     cdef bint replayed, folded  # the checkpoint's replay and the venue's folding one by one ended (see _folding)
     cdef bint lagged  # the settlement adapter's lag (fixed when the venue is made) is not 0
     cdef Py_ssize_t batch  # and its trades per settlement transaction
+    cdef list trades  # a command's trades: one list, emptied at each stage that reads events (``_empty``),
+                      # about 50 instructions fewer per venue message than a list per command (callgrind)
 
     c_admit = PyCapsule_New(<void*><AdmitC>_gate_admit, b"carbonbook.admit", NULL)
     c_stage = PyCapsule_New(<void*><StageC>_gate_stage, b"carbonbook.stage", NULL)
@@ -2654,6 +2747,7 @@ cdef class Gate:
             raise ValueError("a gate's hold gate keeps its resting buys in Limits (Gate.new_buys)")
         self.buys = holds.buys
         self.instruments = adapter.instruments
+        self.trades = []
 
     @staticmethod
     def new_buys():
@@ -2744,7 +2838,7 @@ cdef class Gate:
 
     cdef int _stage(self, command, list events, Py_ssize_t start) except -1:
         cdef Py_ssize_t end = len(events), i
-        cdef list trades = None  # made at the first trade
+        cdef list trades = self.trades  # the command's trades (the last command's kept until here)
         cdef Limits buys = self.buys
         cdef Ledger ledger = self.ledger
         cdef Py_ssize_t pos
@@ -2767,14 +2861,12 @@ cdef class Gate:
             if cls is AUCTION_CLEARED or cls is LISTED:
                 self.stage(command, events, start)
                 return 0
+        _empty(trades)
         for i in range(start, end):  # HoldGate.released, no event replayed; the engine's events, read in place
             e = events[i]
             cls = type(e)
             if cls is TRADE:
-                if trades is None:
-                    trades = [e]
-                else:
-                    trades.append(e)
+                trades.append(e)
                 hold = _at(e, T_BUY_ID)
                 pos = buys.find_obj(<object>hold)
                 if pos < 0:
@@ -2824,7 +2916,7 @@ cdef class Gate:
                             self._give(oid, p - spent)
                         else:
                             self._release(oid, cap - spent if counted else cap - spent - more)
-        if trades is None:
+        if not trades:
             return 0
         open_order = self.open_order
         for e in trades:  # a filled buy (or one done) has no more to give back
@@ -2880,39 +2972,42 @@ cdef class Gate:
                 ledger._give_back(ledger.log, pos, a)
         return 0
 
+    cdef int _by_settler(self, list trades, list events) except -1:
+        """The settler's settlement of ``trades`` (a copy: the gate's list is kept for the next command)."""
+        self.settler.settle(list(trades), events)
+        return 0
+
     cdef int _settle(self, list trades, list events) except -1:
         """As :meth:`Settler.settle <carbonbook.venue.settler.Settler.settle>` with ``lag=0`` and
         ``SettlementAdapter._settle_chunk``: one ledger call, a ``trade_settled`` per trade (trades
-        of one book, as a command makes them; any other case goes to the settler)."""
+        of one book, as a command makes them; any other case goes to the settler). The instrument
+        is looked up when the symbol or the instruments changed since the last call (about 140
+        instructions fewer per command that trades)."""
         if self.lagged or len(trades) > self.batch:
-            return self.settler.settle(trades, events) or 0
-        cdef long long price, qty
-        cdef int over_p = 0, over_q = 0
-        sym = field(trades[0], T_SYMBOL, "symbol")
+            return self._by_settler(trades, events)
+        cdef object sym = <object>_at(trades[0], T_SYMBOL)  # the engine's events' fields read in place
         for t in trades:
-            if field(t, T_SYMBOL, "symbol") is not sym:
-                return self.settler.settle(trades, events) or 0
-            q = field(t, T_QTY, "qty")
-            p = field(t, T_PRICE, "price")
-            qty = _long_long(q, &over_p) if type(q) is int else -1
-            price = _long_long(p, &over_q) if type(p) is int else -1
-            if (over_p or over_q or not 0 < qty <= SMALL or not 0 < price <= SMALL) and p * q > BIG:
-                return self.settler.settle(trades, events) or 0  # (both below 2**30: the product fits)
-        inst = self.instruments.get(sym)
-        if inst is None:
-            return self.settler.settle(trades, events) or 0
-        if inst is not self.instrument:
-            self.instrument, self.unit_of, self.currency_of = inst, inst.unit, inst.currency
+            if _at(t, T_SYMBOL) != <PyObject*>sym:
+                return self._by_settler(trades, events)
+            if ((_small_at(t, T_QTY) <= 0 or _small_at(t, T_PRICE) <= 0)  # (both below 2**30: the product fits)
+                    and field(t, T_PRICE, "price") * field(t, T_QTY, "qty") > BIG):
+                return self._by_settler(trades, events)
+        if (sym is not self.symbol or self.instruments_at == 0
+                or self.instruments_at != _dict_version(self.instruments)):
+            inst = self.instruments.get(sym)
+            if inst is None:
+                return self._by_settler(trades, events)
+            self.symbol, self.unit_of, self.currency_of = sym, inst.unit, inst.currency
+            self.instruments_at = _dict_version(self.instruments)
         records = self.ledger.settle_trades(trades, self.unit_of, self.currency_of)
         for r in records:
             if type(r) is not SETTLED:
-                return self.settler._outcomes(records, trades, events) or 0
+                return self.settler._outcomes(records, list(trades), events) or 0
         cdef PyObject* fields[3]
         take, seq = self.take, self.seq
-        for r in records:
+        for r in records:  # (the ledger's Settled records: their fields read in place)
             n = take() if seq is None else next(seq)
-            trade_id, txid = field(r, S_TRADE_ID, "trade_id"), field(r, S_TXID, "txid")
-            fields[0], fields[1], fields[2] = <PyObject*>n, <PyObject*>trade_id, <PyObject*>txid
+            fields[0], fields[1], fields[2] = <PyObject*>n, _at(r, S_TRADE_ID), _at(r, S_TXID)
             events.append(_struct(TRADE_SETTLED, TRADE_SETTLED_AT, fields, 3))
         return 0
 

@@ -653,7 +653,7 @@ class Journal:
         if self._failed:
             raise JournalMismatch(f"{self.directory}: an earlier batch failed part way; open the journal "
                                   "again to recover")
-        batch = commands if isinstance(commands, list | tuple) else list(commands)
+        batch = commands if isinstance(commands, (list, tuple)) else list(commands)
         payloads = [encode_command(c) for c in batch]
         allowed = self._format.records
         if allowed is not None:

@@ -628,6 +628,9 @@ class Store(Registry):
         return self._checkpoint.get(key)
 
     def put_checkpoint_row(self, key: int, row: tuple[int, str, str]) -> None:
+        if self._log is not None:  # in the caller's transaction (a venue's batch: about 0.5 us fewer)
+            self._put(self._checkpoint, key, row)
+            return
         with self.transaction():
             self._put(self._checkpoint, key, row)
     # -- queries -------------------------------------------------------------------

@@ -142,6 +142,11 @@ class Checkpoint:
         self.replayed = self.position
         self.replaying = self.replayed > 0
         self.digest = 1  # CRC-32 0 and Adler-32 1: nothing folded yet
+        # the position and whether the settings row is stored, as this checkpoint last found or
+        # stored them (``advance`` reads no row: a venue whose transaction rolled back is failed,
+        # so no later advance of it sees rows other than these)
+        self._stored = self.replayed
+        self._settings_stored = self._store.checkpoint_row(_SETTINGS_ROW) is not None
 
     # -- stored rows ---------------------------------------------------------------------
 
@@ -187,10 +192,12 @@ class Checkpoint:
     def advance(self, seq: int, settings: tuple[str, int]) -> None:
         """Store ``seq`` as the position with the digest so far (and, the first time, ``settings``)."""
         store = self._store
-        if seq > self.position:
-            if store.checkpoint_row(_SETTINGS_ROW) is None:
+        if seq > self._stored:
+            if not self._settings_stored:
                 store.put_checkpoint_row(_SETTINGS_ROW, (0, _SETTINGS, f"{settings[0]} {settings[1]}"))
+                self._settings_stored = True
             store.put_checkpoint_row(_POSITION, (seq, _TAG[self.version], str(self.digest)))
+            self._stored = seq
 
     def once(self, seq: int, what: str, act: Callable[[], str]) -> Outcome:
         """Carry out ``act`` (it returns a detail) for event ``seq`` in one registry transaction
