@@ -205,6 +205,7 @@ def _stored(e: Entry | Settled) -> tuple[Any, ...]:
 def _is_default(value: Any, default: Any) -> bool:
     return value is default or (type(value) is type(default) and value == default)
 
+
 class Ledgers:
     """The registry's books beyond units and cash, in one attribute of the registry so that its
     own attributes stay few (CPython keeps an instance's attributes inline, fast to read on the
