@@ -208,6 +208,20 @@ def test_the_compiled_tables_read_as_dicts() -> None:
         c["x"] = r[5]
 
 
+def _alike(table: Any, ref: dict[Any, Any], op: str, key: int, value: Any) -> None:
+    """``op`` (set, del, pop or get) of ``key`` on the C ``table`` and on the dict ``ref``, which must
+    answer alike and keep the same length (del of an absent key reads it instead)."""
+    if op == "set":
+        table[key] = ref[key] = value
+    elif op == "del" and key in ref:
+        del table[key], ref[key]
+    elif op == "pop":
+        assert table.pop(key, None) == ref.pop(key, None)
+    else:  # get, or del of an absent key
+        assert table.get(key) == ref.get(key) and (key in table) == (key in ref)
+    assert len(table) == len(ref)
+
+
 @given(st.lists(st.tuples(st.sampled_from(["set", "del", "pop", "get"]),
                           st.integers(0, 200) | st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)),
                 max_size=400))
@@ -215,17 +229,10 @@ def test_the_compiled_tables_read_as_dicts() -> None:
 def test_the_gates_resting_buys_read_as_a_dict(ops: list[tuple[str, int, int]]) -> None:
     """The compiled gate's resting buys (C integers, probed linearly, removal shifting back) answer
     the dict operations the hold gate uses as a dict does, through growth and removals."""
-    buys, ref = _cvenue.Gate.new_buys(), {}
+    buys: Any = _cvenue.Gate.new_buys()
+    ref: dict[int, int] = {}
     for op, key, value in ops:
-        if op == "set":
-            buys[key] = ref[key] = value
-        elif op == "del" and key in ref:
-            del buys[key], ref[key]
-        elif op == "pop":
-            assert buys.pop(key, None) == ref.pop(key, None)
-        else:
-            assert buys.get(key) == ref.get(key) and (key in buys) == (key in ref)
-        assert len(buys) == len(ref)
+        _alike(buys, ref, op, key, value)
     assert buys == ref and sorted(buys) == sorted(ref) and sorted(buys.items()) == sorted(ref.items())
     assert buys.get("x") is None and -1 not in buys and 2**64 not in buys
     with pytest.raises(KeyError):
@@ -243,21 +250,14 @@ def test_the_settlement_records_read_as_a_dict(ops: list[tuple[str, int]]) -> No
     """The compiled ledger's settlement records (no index while the trade ids rise, found by
     bisection; the first id out of order builds it) answer as a dict does, in its order, through
     removals, growth and the change to an index."""
-    records, ref = _cvenue.Ledger.new_settlements(), {}
+    records: Any = _cvenue.Ledger.new_settlements()
+    ref: dict[int, tuple[int, str]] = {}
     top = 0
     for op, key in ops:
         if op == "next":  # a new trade: the id above every one so far
             top += key % 7 + 1
-            records[top] = ref[top] = (top, op)
-        elif op == "set":
-            records[key] = ref[key] = (key, op)
-        elif op == "del" and key in ref:
-            del records[key], ref[key]
-        elif op == "pop":
-            assert records.pop(key, None) == ref.pop(key, None)
-        else:
-            assert records.get(key) == ref.get(key) and (key in records) == (key in ref)
-        assert len(records) == len(ref)
+            op, key = "set", top
+        _alike(records, ref, op, key, (key, op))
     assert records == ref and list(records) == list(ref) and list(records.items()) == list(ref.items())
     assert all(records[k] == v for k, v in ref.items()) and records.get("x") is None and 2**64 not in records
 

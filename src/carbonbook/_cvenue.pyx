@@ -850,8 +850,7 @@ cdef class IdTable:
         cdef PyObject* old
         if pos < 0:
             if self.ordered and hold <= self.top:  # out of order: the index from now on
-                self.ordered = False
-                self.bits = 0  # (_rebuild sizes it)
+                self.ordered = False  # (no index yet, bits 0: _rebuild makes one of the size it needs)
                 self._rebuild()
             self.room()
             self.insert(hold, value, amount)
