@@ -208,6 +208,41 @@ def test_the_compiled_tables_read_as_dicts() -> None:
         c["x"] = r[5]
 
 
+def test_the_compiled_journal_reads_as_a_list_across_its_chunks() -> None:
+    """The compiled journal (hold rows as C records, in chunks of 1,024 rows) reads as the
+    reference's list (``len``, indexes, slices, iteration) through rows of every kind in several
+    chunks, a batch rolled back across a chunk's end, and ``del journal[n:]``; it takes no
+    Purse from outside the ledger."""
+    regs = [world(ledgered(MemoryRegistry, ledger)()) for ledger in (Ledger, COMPILED)]
+    for reg in regs:
+        for h in range(900):  # a reserve and a release each of units and of cash, a deposit
+            reg.reserve(h, "a", JPA, 1 + h % 5)
+            reg.reserve_cash(h + 10_000, "b", "JPY", 10 + h)
+            reg.release(h)
+            reg.release(h + 10_000, 5)
+            if h % 100 == 0:
+                reg.deposit("c", "EUR", h + 1)
+        try:
+            with reg.transaction():  # rows 3,6xx to past 4,096: undone
+                for h in range(300):
+                    reg.reserve(h, "a", JPA, 1)
+                    reg.release(h)
+                raise Boom("rolled back")
+        except Boom:
+            pass
+    ref, compiled = (reg._journal for reg in regs)  # type: ignore[attr-defined]
+    assert 3 * 1024 < len(compiled) == len(ref) < 4096 and list(compiled) == ref
+    assert compiled[1023:1026] == ref[1023:1026] and compiled[-1] == ref[-1] and compiled[::-7] == ref[::-7]
+    with pytest.raises(IndexError):
+        compiled[len(ref)]
+    del compiled[2047:], ref[2047:]
+    for reg in regs:
+        reg.reserve(5_000, "a", JPA, 3)
+    assert list(compiled) == ref and len(ref) == 2048
+    with pytest.raises(TypeError):
+        compiled.append(_cvenue.Purse())
+
+
 def _alike(table: Any, ref: dict[Any, Any], op: str, key: int, value: Any) -> None:
     """``op`` (set, del, pop or get) of ``key`` on the C ``table`` and on the dict ``ref``, which must
     answer alike and keep the same length (del of an absent key reads it instead)."""
