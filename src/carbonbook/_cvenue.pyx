@@ -372,7 +372,7 @@ cdef str RESERVE = "reserve", RELEASE = "release"  # a hold row's kinds
 
 cdef enum:
     CHUNK_BITS = 10
-    CHUNK = 1 << CHUNK_BITS  # the rows of a chunk of a Journal
+    CHUNK = 1 << CHUNK_BITS  # the rows of a chunk of a Journal or of Blocks (``_add_chunk``)
 cdef object RAW = Raw
 
 
@@ -487,7 +487,7 @@ cdef class Journal:
     instructions fewer per message (callgrind, bench/venue.py --instructions)."""
 
     cdef Row** chunks  # chunk ``c``: rows ``c * CHUNK`` to ``(c + 1) * CHUNK - 1``
-    cdef Py_ssize_t n, made, room  # rows; chunks made; room for chunk pointers
+    cdef Py_ssize_t n, made, slots  # rows; chunks made, their pointers' room
 
     def __dealloc__(self):
         cdef Py_ssize_t c
@@ -502,15 +502,8 @@ cdef class Journal:
 
     cdef Row* _push(self) except NULL:
         """A new row at the end (its fields to fill)."""
-        cdef Row* chunk
         if self.n == self.made << CHUNK_BITS:
-            if self.made == self.room:
-                self.chunks = <Row**>_grown(self.chunks, &self.room, sizeof(Row*))
-            chunk = <Row*>PyMem_Malloc(CHUNK * sizeof(Row))
-            if chunk is NULL:
-                raise MemoryError()
-            self.chunks[self.made] = chunk
-            self.made += 1
+            _add_chunk(<void***>&self.chunks, &self.made, &self.slots, sizeof(Row), False)
         self.n += 1
         return self._at(self.n - 1)
 
@@ -1235,10 +1228,14 @@ cdef class Blocks:
     --settle-instructions). Ids are dense (the registry counts them), so a row is found at its
     id; an id too far past the rows (``fits``: a registry whose blocks are a few of the ids it
     ever made), any other key, or a value that is not a Block with C integer serials, is kept in
-    a dict (``more``), and then every settlement goes to the reference ledger."""
+    a dict (``more``), and then every settlement goes to the reference ledger. The rows sit in
+    chunks of ``CHUNK`` (40 KiB, zeroed when made), never moved (as a Journal's): one array grown
+    by ``realloc`` before, copied and zeroed again at each doubling (a memory venue's settlements
+    make a block id per trade: 7 instructions per message fewer, bench/venue.py --instructions,
+    memset's and memcpy's bytes, which callgrind counts one a byte)."""
 
-    cdef BlockRow* rows
-    cdef Py_ssize_t room, live  # rows allocated, live ones
+    cdef BlockRow** chunks  # chunk ``c``: rows ``c * CHUNK`` to ``(c + 1) * CHUNK - 1``
+    cdef Py_ssize_t room, live, made, slots  # rows allocated, live ones; chunks made, their pointers' room
     cdef readonly dict more
     cdef PyObject* fixed_of[FIXED]  # ``page``'s cache: a Block (referenced) by its address's slot,
     cdef PyObject* fixed[FIXED]  # the bytes of its fields no row holds (see ``_put``),
@@ -1250,11 +1247,17 @@ cdef class Blocks:
     def __dealloc__(self):
         cdef Py_ssize_t i
         for i in range(self.room):
-            self._clear(&self.rows[i])
-        PyMem_Free(self.rows)
+            self._clear(self.row(i))
+        for i in range(self.made):
+            PyMem_Free(self.chunks[i])
+        PyMem_Free(self.chunks)
         for i in range(FIXED):
             Py_XDECREF(self.fixed_of[i])
             Py_XDECREF(self.fixed[i])
+
+    cdef inline BlockRow* row(self, Py_ssize_t i) noexcept:
+        """Row ``i`` (below ``room``)."""
+        return &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
 
     cdef inline void _clear(self, BlockRow* r) noexcept:
         if r.block is not NULL:
@@ -1273,18 +1276,15 @@ cdef class Blocks:
         return i if not overflow and 0 <= i < self.room else -1
 
     cdef int grow(self, long long i) except -1:
-        """Room for row ``i``."""
-        cdef Py_ssize_t room = max(2 * self.room, i + 1, 1024)
-        cdef BlockRow* grown = <BlockRow*>PyMem_Realloc(self.rows, room * sizeof(BlockRow))
-        if grown is NULL:
-            raise MemoryError()
-        memset(&grown[self.room], 0, (room - self.room) * sizeof(BlockRow))
-        self.rows, self.room = grown, room
+        """Room for row ``i``: the chunks up to its own made, their rows zeroed (no block)."""
+        while self.room <= i:
+            _add_chunk(<void***>&self.chunks, &self.made, &self.slots, sizeof(BlockRow), True)
+            self.room = self.made << CHUNK_BITS
         return 0
 
     cdef inline object block(self, Py_ssize_t i):
         """The Block of live row ``i``, made again (and kept) if the row changed since."""
-        cdef BlockRow* r = &self.rows[i]
+        cdef BlockRow* r = self.row(i)
         b = <object>r.block
         if (field(b, B_START, "start") == r.start and field(b, B_END, "end") == r.end
                 and field(b, B_HOLDER, "holder") is <object>r.holder and field(b, B_ID, "id") == i):
@@ -1296,10 +1296,10 @@ cdef class Blocks:
         return b
 
     cdef inline long long first(self, Py_ssize_t i) noexcept:
-        return self.rows[i].start
+        return self.row(i).start
 
     cdef inline long long last(self, Py_ssize_t i) noexcept:
-        return self.rows[i].end
+        return self.row(i).end
 
     cdef int moved(self, long long i, Py_ssize_t src, long long start, long long end, holder) except -1:
         """Make block ``i`` (a new id): serials ``start``..``end`` of row ``src``'s block, held by
@@ -1307,22 +1307,22 @@ cdef class Blocks:
         cdef BlockRow* r
         if i >= self.room:
             self.grow(i)
-        r = &self.rows[i]
+        r = self.row(i)
         self._clear(r)
-        Py_INCREF(<object>self.rows[src].block)
+        Py_INCREF(<object>self.row(src).block)
         Py_INCREF(holder)
-        r.block, r.holder, r.start, r.end, r.live = self.rows[src].block, <PyObject*>holder, start, end, True
+        r.block, r.holder, r.start, r.end, r.live = self.row(src).block, <PyObject*>holder, start, end, True
         self.live += 1
         return 0
 
     cdef inline void take(self, Py_ssize_t i) noexcept:
         """Remove block ``i`` (moved whole), its row kept for ``put_back``."""
-        self.rows[i].live = False
+        self.row(i).live = False
         self.live -= 1
 
     cdef inline void split(self, Py_ssize_t i, long long start) noexcept:
         """Block ``i`` now starts at serial ``start`` (it gave the ones before)."""
-        self.rows[i].start = start
+        self.row(i).start = start
 
     cdef bint fits(self, long long i) noexcept:
         """Does block id ``i`` take a row (see ``ROWS_FREE``)?"""
@@ -1341,7 +1341,7 @@ cdef class Blocks:
         try:
             if not self.more and hi - lo < 0x10000:
                 for i in range(max(lo, 0), min(hi, self.room)):
-                    if self.rows[i].live:
+                    if self.row(i).live:
                         _room(&out, BLOCK_ROOM)
                         if not self._put(&out, i):
                             break
@@ -1363,7 +1363,7 @@ cdef class Blocks:
         holds (origin and unit; state to project type) are the bytes written for the same Block
         before when it is the one cached at its address's slot (``_keep``; the blocks settlements
         make share their seller's Block)."""
-        cdef BlockRow* r = &self.rows[i]
+        cdef BlockRow* r = self.row(i)
         cdef Py_ssize_t j, n, k = <Py_ssize_t>((<size_t>r.block >> 4) & (FIXED - 1))
         cdef char* start = out.data + out.size
         cdef char* head = _pack_int(start + 1, i)
@@ -1415,26 +1415,26 @@ cdef class Blocks:
         if type(old) is not int:
             self[bid] = old
             return
-        if not self.rows[i].live:
-            self.rows[i].live = True
+        if not self.row(i).live:
+            self.row(i).live = True
             self.live += 1
-        self.rows[i].start = old
+        self.row(i).start = old
 
     def __getitem__(self, key):
         cdef Py_ssize_t i = self.at(key)
-        if i >= 0 and self.rows[i].live:
+        if i >= 0 and self.row(i).live:
             return self.block(i)
         return self.more[key]
 
     def get(self, key, default=None):
         cdef Py_ssize_t i = self.at(key)
-        if i >= 0 and self.rows[i].live:
+        if i >= 0 and self.row(i).live:
             return self.block(i)
         return self.more.get(key, default) if self.more else default
 
     def __contains__(self, key):
         cdef Py_ssize_t i = self.at(key)
-        return self.rows[i].live if i >= 0 and self.rows[i].live else key in self.more
+        return self.row(i).live if i >= 0 and self.row(i).live else key in self.more
 
     def __setitem__(self, key, value):
         cdef int overflow = 0
@@ -1458,7 +1458,7 @@ cdef class Blocks:
             self.more.pop(key, None)
         if i >= self.room:
             self.grow(i)
-        r = &self.rows[i]
+        r = self.row(i)
         if not r.live:
             self.live += 1
         self._clear(r)
@@ -1469,9 +1469,9 @@ cdef class Blocks:
 
     def pop(self, key, *default):
         cdef Py_ssize_t i = self.at(key)
-        if i >= 0 and self.rows[i].live:
+        if i >= 0 and self.row(i).live:
             value = self.block(i)
-            self._clear(&self.rows[i])
+            self._clear(self.row(i))
             self.live -= 1
             return value
         return self.more.pop(key, *default)
@@ -1481,7 +1481,7 @@ cdef class Blocks:
 
     def keys(self):
         cdef Py_ssize_t i
-        return [i for i in range(self.room) if self.rows[i].live] + list(self.more)
+        return [i for i in range(self.room) if self.row(i).live] + list(self.more)
 
     def __iter__(self):
         return iter(self.keys())
@@ -1491,11 +1491,11 @@ cdef class Blocks:
 
     def items(self):
         cdef Py_ssize_t i
-        return [(i, self.block(i)) for i in range(self.room) if self.rows[i].live] + list(self.more.items())
+        return [(i, self.block(i)) for i in range(self.room) if self.row(i).live] + list(self.more.items())
 
     def values(self):
         cdef Py_ssize_t i
-        return [self.block(i) for i in range(self.room) if self.rows[i].live] + list(self.more.values())
+        return [self.block(i) for i in range(self.room) if self.row(i).live] + list(self.more.values())
 
     def __eq__(self, other):
         return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
@@ -1524,12 +1524,27 @@ cdef tuple _row(t, unit, currency):
 
 cdef void* _grown(void* records, Py_ssize_t* room, size_t size) except NULL:
     """``records``, a full array of ``room[0]`` records of ``size`` bytes, grown to ``2 * room[0] + 64``
-    (``room`` set): the ledger's undo stacks, a journal's chunk pointers."""
+    (``room`` set): the ledger's undo stacks, the pointers to chunks (``_add_chunk``)."""
     cdef void* grown = PyMem_Realloc(records, (2 * room[0] + 64) * size)
     if grown is NULL:
         raise MemoryError()
     room[0] = 2 * room[0] + 64
     return grown
+
+
+cdef int _add_chunk(void*** chunks, Py_ssize_t* made, Py_ssize_t* slots, size_t size, bint zeroed) except -1:
+    """One more chunk of ``CHUNK`` records of ``size`` bytes (``zeroed``, or to be written before
+    they are read) after the ``made[0]`` of ``chunks[0]`` (an array of pointers, room for
+    ``slots[0]``, grown by ``_grown`` when full): rows that never move (a Journal's, Blocks')."""
+    cdef void* chunk
+    if made[0] == slots[0]:
+        chunks[0] = <void**>_grown(chunks[0], slots, sizeof(void*))
+    chunk = PyMem_Calloc(CHUNK, size) if zeroed else PyMem_Malloc(CHUNK * size)
+    if chunk is NULL:
+        raise MemoryError()
+    chunks[0][made[0]] = chunk
+    made[0] += 1
+    return 0
 
 
 cdef struct Settle:  # a fast-path settlement's undo values (see ``Run``)
