@@ -89,9 +89,10 @@ class OptionalBuildExt(build_ext):
                 self._flags(saved, [f"-fprofile-generate={profiles}"], [f"-fprofile-generate={profiles}"])
                 super().run()
                 built = True
-                subprocess.run([sys.executable, "-c", TRAINING], check=True, timeout=900,
-                               env={**{k: v for k, v in os.environ.items() if k != "CARBONBOOK_PURE"},
-                                    "PYTHONPATH": self._importable()})
+                path = os.pathsep.join([self._importable(), *filter(None, sys.path)])
+                env = {k: v for k, v in os.environ.items() if k != "CARBONBOOK_PURE"}
+                env["PYTHONPATH"] = path
+                subprocess.run([sys.executable, "-c", TRAINING], check=True, timeout=900, env=env)
                 self._flags(saved, [f"-fprofile-use={profiles}", "-fprofile-partial-training",
                                     "-Wno-missing-profile"], [])
                 self.force, self.compiler = True, compiler
@@ -117,7 +118,8 @@ class OptionalBuildExt(build_ext):
 
     def _importable(self) -> str:
         """Where the package just built imports from: the source tree (an in-place or editable
-        build) or the build directory."""
+        build) or the build directory. (The training also gets this process's path: an isolated
+        build's packages, msgspec among them, are not on the interpreter's own.)"""
         if not self.inplace:
             return os.path.abspath(self.build_lib)
         package = self.get_finalized_command("build_py").get_package_dir("carbonbook")
