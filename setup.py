@@ -76,8 +76,9 @@ class OptionalBuildExt(build_ext):
             _fallback(exc)
 
     def _profiled(self) -> bool:
-        """Build instrumented, train, build with the profile; False when a step failed (the
-        flags put back, the next build forced). Only a failure after the instrumented build
+        """Build instrumented, train, build with the profile, each build forced (so always about
+        twice a plain build's time); False when a step failed (the flags put back, the next
+        build forced). Only a failure after the instrumented build
         says so: one that fails to compile at all (another compiler, or none) goes on quietly
         to the plain build, which says what it needs to."""
         saved = [(ext, list(ext.extra_compile_args), list(ext.extra_link_args)) for ext in self.extensions]
@@ -87,6 +88,7 @@ class OptionalBuildExt(build_ext):
         try:
             with tempfile.TemporaryDirectory() as profiles:
                 self._flags(saved, [f"-fprofile-generate={profiles}"], [f"-fprofile-generate={profiles}"])
+                self.force = True  # (an up-to-date build would train nothing)
                 super().run()
                 built = True
                 path = os.pathsep.join([self._importable(), *filter(None, sys.path)])
