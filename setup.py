@@ -93,7 +93,7 @@ class OptionalBuildExt(build_ext):
                 built = True
                 path = os.pathsep.join([self._importable(), *filter(None, sys.path)])
                 env = {k: v for k, v in os.environ.items() if k != "CARBONBOOK_PURE"}
-                env["PYTHONPATH"] = path
+                env.update(PYTHONPATH=path, PYTHONHASHSEED="0")  # the same counts, the same build
                 subprocess.run([sys.executable, "-c", TRAINING], check=True, timeout=900, env=env)
                 self._flags(saved, [f"-fprofile-use={profiles}", "-fprofile-partial-training",
                                     "-Wno-missing-profile"], [])
