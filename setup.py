@@ -28,7 +28,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 TRAINING = """
-import io, os, tempfile
+import io, os, sys, tempfile
+sys.path.insert(0, sys.argv[1])  # the package just built, instrumented
 import msgspec
 from carbonbook import Engine
 from carbonbook.operations import workload
@@ -91,10 +92,10 @@ class OptionalBuildExt(build_ext):
                 self.force = True  # (an up-to-date build would train nothing)
                 super().run()
                 built = True
-                path = os.pathsep.join([self._importable(), *filter(None, sys.path)])
                 env = {k: v for k, v in os.environ.items() if k != "CARBONBOOK_PURE"}
-                env.update(PYTHONPATH=path, PYTHONHASHSEED="0")  # the same counts, the same build
-                subprocess.run([sys.executable, "-c", TRAINING], check=True, timeout=900, env=env)
+                env["PYTHONHASHSEED"] = "0"  # the same counts, the same build
+                subprocess.run([sys.executable, "-c", TRAINING, self._importable()], check=True, timeout=900,
+                               env=env)
                 self._flags(saved, [f"-fprofile-use={profiles}", "-fprofile-partial-training",
                                     "-Wno-missing-profile"], [])
                 self.force, self.compiler = True, compiler
@@ -120,8 +121,9 @@ class OptionalBuildExt(build_ext):
 
     def _importable(self) -> str:
         """Where the package just built imports from: the source tree (an in-place or editable
-        build) or the build directory. (The training also gets this process's path: an isolated
-        build's packages, msgspec among them, are not on the interpreter's own.)"""
+        build) or the build directory. The training puts it first on its path itself: an
+        isolated build's start-up drops from the path any directory a site .pth names, which
+        an earlier editable install of this tree makes of ``src``."""
         if not self.inplace:
             return os.path.abspath(self.build_lib)
         package = self.get_finalized_command("build_py").get_package_dir("carbonbook")
