@@ -10,9 +10,11 @@ itself: built once instrumented, run on a short training workload (:data:`TRAINI
 seconds: the engine's busy, deep, auction and replay paths, a venue on the memory and the
 SQLite registry), then built again with the counts, which lay the hot paths out together
 and the cold ones apart. The venue's code does not fit the 32 KiB instruction cache; by
-callgrind (bench/venue.py's busy venue flow) the profile cuts its instruction-cache misses by
-a quarter (99.8 -> 74.8 a message) and its instructions by 6 % (4,554 -> 4,283), the bare
-engine's by 4 % (2,457 -> 2,350); timed, both run about 10 % faster. Any failure on the way
+callgrind (bench/venue.py --instructions, the busy venue flow) the profile cuts its
+instruction-cache misses by 30 % (99.8 -> 69.9 a message) and its instructions by 8 % (memory
+4,554 -> 4,182; SQLite 6,598 -> 6,120), the bare engine's by 5-6 % (2,457 -> 2,308; `apply` one
+by one 3,639 -> 3,462, bench/instructions.py); timed, both ran about 10 % faster (an A/B on
+a loaded machine). Any failure on the way
 (another compiler, the training) builds them once more without it; ``CARBONBOOK_PGO=0`` skips
 it (a quicker rebuild while editing: about 40 s against 90). The events are the same
 either way: the profile changes the code's layout and inlining, not what it computes.
@@ -28,7 +30,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 TRAINING = """
-import io, os, tempfile
+import io, os, sys, tempfile
+sys.path.insert(0, sys.argv[1])  # the package just built, instrumented
 import msgspec
 from carbonbook import Engine
 from carbonbook.operations import workload
@@ -60,6 +63,8 @@ class OptionalBuildExt(build_ext):
     """build_ext that builds profile-guided where it can (see the module docstring), and falls
     back to the pure core instead of failing the install."""
 
+    _strict = False  # a failed extension raises (while building profile-guided) instead of falling back
+
     def run(self) -> None:
         try:
             if os.environ.get("CARBONBOOK_PGO", "1") == "0" or not self._profiled():
@@ -71,16 +76,16 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # the compiler or the headers failed
-            if getattr(self, "_strict", False):
+            if self._strict:
                 raise
             _fallback(exc)
 
     def _profiled(self) -> bool:
         """Build instrumented, train, build with the profile, each build forced (so always about
         twice a plain build's time); False when a step failed (the flags put back, the next
-        build forced). Only a failure after the instrumented build
-        says so: one that fails to compile at all (another compiler, or none) goes on quietly
-        to the plain build, which says what it needs to."""
+        build forced). Only a failure after the instrumented build says so: one that fails to
+        compile at all (another compiler, or none) goes on quietly to the plain build, which
+        says what it needs to."""
         saved = [(ext, list(ext.extra_compile_args), list(ext.extra_link_args)) for ext in self.extensions]
         compiler = self.compiler  # a name or None: each run makes its compiler from it
         built = False
@@ -91,10 +96,10 @@ class OptionalBuildExt(build_ext):
                 self.force = True  # (an up-to-date build would train nothing)
                 super().run()
                 built = True
-                path = os.pathsep.join([self._importable(), *filter(None, sys.path)])
                 env = {k: v for k, v in os.environ.items() if k != "CARBONBOOK_PURE"}
-                env.update(PYTHONPATH=path, PYTHONHASHSEED="0")  # the same counts, the same build
-                subprocess.run([sys.executable, "-c", TRAINING], check=True, timeout=900, env=env)
+                env["PYTHONHASHSEED"] = "0"  # the same counts, the same build
+                subprocess.run([sys.executable, "-c", TRAINING, self._importable()], check=True, timeout=900,
+                               env=env)
                 self._flags(saved, [f"-fprofile-use={profiles}", "-fprofile-partial-training",
                                     "-Wno-missing-profile"], [])
                 self.force, self.compiler = True, compiler
@@ -120,8 +125,9 @@ class OptionalBuildExt(build_ext):
 
     def _importable(self) -> str:
         """Where the package just built imports from: the source tree (an in-place or editable
-        build) or the build directory. (The training also gets this process's path: an isolated
-        build's packages, msgspec among them, are not on the interpreter's own.)"""
+        build) or the build directory. The training puts it first on its path itself: an
+        isolated build's start-up drops from the path any directory a site .pth names, which
+        an earlier editable install of this tree makes of ``src``."""
         if not self.inplace:
             return os.path.abspath(self.build_lib)
         package = self.get_finalized_command("build_py").get_package_dir("carbonbook")
