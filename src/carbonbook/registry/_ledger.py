@@ -49,6 +49,7 @@ from carbonbook.registry._store import (
     Store,
     _hold_cut,
     _name,
+    _named,
     _qty,
     _stored,
     _unit,
@@ -123,13 +124,22 @@ class Ledger:
     def wire(journal: JournalRows, start: int, run: int,
              encode: Callable[[Any], bytes]) -> list[tuple[int, bytes]]:
         """``journal``'s rows from ``start`` on as an SQL commit stores them (see ``_sql``): per
-        ``run`` rows, the last one's txid and ``encode`` of the rows (a MessagePack array), a
-        row as the array of its Entry's fields but the trailing defaults (``_stored``: a settlement's
-        about 46 bytes on the busy flow, against 101 as its Settled record's map; a hold's about 35).
-        The compiled ledger writes the same bytes without making the Entries."""
-        rows = [_stored(r) for r in journal[start:]]
-        runs = (rows[i:i + run] for i in range(0, len(rows), run))
-        return [(part[-1][0], encode(part)) for part in runs]
+        ``run`` rows, the last one's txid and ``encode`` of the run of named rows ``[1, names,
+        rows]``, a row as the array of its Entry's fields but the trailing defaults (``_stored``),
+        its txid less the previous row's and its names by index (``_named``): on the busy flow a
+        hold's row about 14 bytes and a settlement's 20, against 35 and 46 with its names and txid
+        in each row. The compiled ledger writes the same bytes without making the Entries."""
+        out = []
+        for lo in range(start, len(journal), run):
+            names: dict[str, int] = {}
+            rows = []
+            prev = 0
+            for r in journal[lo:lo + run]:
+                values = _stored(r)
+                rows.append(_named(values, names, prev))
+                prev = values[0]
+            out.append((prev, encode((1, list(names), rows))))
+        return out
 
     @staticmethod
     def pack(records: list[SettlementRecord]) -> bytes:
