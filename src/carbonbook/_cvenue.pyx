@@ -41,7 +41,7 @@ from itertools import count
 
 from msgspec import Raw
 from msgspec.msgpack import Encoder
-from msgspec.structs import astuple, replace
+from msgspec.structs import replace
 
 from carbonbook._types import UnitType
 from carbonbook._types import INT64_MAX as _INT64_MAX, OrderType, SelfTradePrevention, Side, TimeInForce
@@ -586,23 +586,13 @@ cdef class Journal:
         cdef long long prev = 0
         cdef Row* r
         out.data, out.size, out.room = NULL, mark, 0
-        names.names = <PyObject*>named
-        memset(names.seen, 0, sizeof(names.seen))
-        names.count = 0
+        _names(&names, named)
         try:
             _room(&out, 24 * (hi - lo))  # about a hold row's or a settlement's size each
             for i in range(lo, hi):
                 r = &self.rows[i]
                 if r.kind == ROW_OBJECT:
-                    row = <object>r.account
-                    if type(row) is SETTLED:
-                        _room(&out, SETTLE_ROW_ROOM)
-                        if _put_settle_row(&out, row, &names, &prev):
-                            continue
-                    values = _stored(row)
-                    _stretch(&out, &mark, items)
-                    items.append(_named(values, named, prev))
-                    prev = values[0]
+                    _put_object(&out, &names, <object>r.account, items, &mark, &prev)
                     continue
                 kind = _index(&names, PyTuple_GET_ITEM(ROW_NAMES, r.kind))  # in the order of the row's fields
                 account = _index(&names, r.account)
@@ -610,10 +600,9 @@ cdef class Journal:
                 _room(&out, 64)
                 out.size = _pack_row(out.data + out.size, r, prev, kind, account, asset) - out.data
                 prev = r.txid
-            rows = _array(&out, mark, hi - lo, items, encode)
+            return _named_run(&out, mark, hi - lo, items, named, encode)
         finally:
             PyMem_Free(out.data)
-        return b"".join((NAMED_RUN, encode(list(named)), rows))
 
     def __len__(self):
         return self.n
@@ -1736,21 +1725,19 @@ cdef class Ledger:
     @staticmethod
     def pack(list rows):
         """As the reference's ``pack``, Settled records of plain values written here
-        (``_put_settled``; others by msgspec, see ``_array``)."""
+        (``_put_object``)."""
         cdef Lines out
         cdef list items = []
+        cdef dict named = {}
+        cdef Names names
         cdef Py_ssize_t mark = _header_size(len(rows))
+        cdef long long prev = 0
         out.data, out.size, out.room = NULL, mark, 0
+        _names(&names, named)
         try:
             for row in rows:
-                if type(row) is SETTLED:
-                    _room(&out, SETTLED_ROOM)
-                    if _put_settled(&out, row):
-                        continue
-                    row = astuple(row)
-                _stretch(&out, &mark, items)
-                items.append(row)
-            return _array(&out, mark, len(rows), items, ENCODE)
+                _put_object(&out, &names, row, items, &mark, &prev)
+            return _named_run(&out, mark, len(rows), items, named, ENCODE)
         finally:
             PyMem_Free(out.data)
 
@@ -3255,7 +3242,6 @@ cdef Py_ssize_t S_QTY = slot_offset(Settled, "qty")
 cdef Py_ssize_t S_AMOUNT = slot_offset(Settled, "amount")
 cdef object ENCODE = Encoder().encode  # the SQL commit's (``_sql``)
 cdef enum:
-    SETTLED_ROOM = 1 + 8 + 6 * 9 + 4 * (2 + NAME_ROOM) + 3 + 16  # past a Settled record's longest (and 16)
     SETTLE_ROW_ROOM = 1 + 9 * 9  # past a settlement's named row
 assert Settled.__struct_fields__ == ("trade_id", "txid", "seller", "buyer", "unit", "qty", "currency", "amount")
 assert Entry.__struct_fields__[:10] == ("txid", "kind", "account", "counterparty", "unit", "qty", "currency",
@@ -3266,25 +3252,6 @@ cdef Members UNIT_TYPES
 _members(&UNIT_TYPES, UnitType)
 cdef Key NO_KEY  # an array's item: no key written (16 bytes copied, as for a key)
 NO_KEY.n = 0
-
-
-cdef bint _put_settled(Lines* out, r) noexcept:
-    """Write the Settled record ``r`` as msgspec writes the array of its fields (room for
-    SETTLED_ROOM bytes), or say a value is not a plain one (as ``_put_order``)."""
-    cdef char* p = out.data + out.size
-    p[0] = <char>(0x90 | 8)
-    p = _w_int(p + 1, &NO_KEY, _at(r, S_TRADE_ID), False)
-    p = _w_int(p, &NO_KEY, _at(r, S_TXID), False)
-    p = _w_name(p, &NO_KEY, _at(r, S_SELLER))
-    p = _w_name(p, &NO_KEY, _at(r, S_BUYER))
-    p = _w_member(p, &NO_KEY, _at(r, S_UNIT), &UNIT_TYPES)
-    p = _w_int(p, &NO_KEY, _at(r, S_QTY), False)
-    p = _w_name(p, &NO_KEY, _at(r, S_CURRENCY))
-    p = _w_int(p, &NO_KEY, _at(r, S_AMOUNT), False)
-    if p is NULL:
-        return False
-    out.size = p - out.data
-    return True
 
 
 cdef tuple UNIT_VALUES = tuple(str(u) for u in UnitType)  # UNIT_TYPES' members' values, in order
@@ -3327,6 +3294,41 @@ cdef int _put_settle_row(Lines* out, r, Names* names, long long* prev) except -1
     out.size = p - out.data
     prev[0] = txid
     return 1
+
+
+cdef int _put_object(Lines* out, Names* names, row, list items, Py_ssize_t* mark, long long* prev) except -1:
+    """Journal row or settlement record ``row``, an object, as a run of named rows stores it
+    (``_ledger._named_run``; ``prev``: the txid of the run's previous row, then this one's): a
+    Settled record of plain values written here (``_put_settle_row``); any other row in ``items``,
+    as ``encode`` is to write it (``_stretch``: a SettlementFailed as it is, its map; an Entry as
+    ``_store._named`` makes it)."""
+    if type(row) is SETTLED:
+        _room(out, SETTLE_ROW_ROOM)
+        if _put_settle_row(out, row, names, prev):
+            return 0
+    _stretch(out, mark, items)
+    if type(row) is SettlementFailed:
+        items.append(row)
+        return 0
+    values = _stored(row)
+    items.append(_named(values, <dict>names.names, prev[0]))
+    prev[0] = values[0]
+    return 0
+
+
+cdef int _names(Names* names, dict named) except -1:
+    """``names``, no names yet, their indices in ``named`` (a new dict, kept by the caller)."""
+    names.names = <PyObject*>named
+    memset(names.seen, 0, sizeof(names.seen))
+    names.count = 0
+    return 0
+
+
+cdef bytes _named_run(Lines* out, Py_ssize_t mark, Py_ssize_t n, list items, dict named, encode):
+    """The run of named rows of the ``n`` rows written in ``out`` and ``items`` (see ``_array``)
+    and their names ``named``: ``[1, names, rows]``."""
+    rows = _array(out, mark, n, items, encode)
+    return b"".join((NAMED_RUN, encode(list(named)), rows))
 
 
 cdef Members BLOCK_STATES

@@ -14,20 +14,25 @@ entries hold (kinds, accounts, unit types, currencies, details, actors), each on
 they first appear, and ``rows`` an :class:`~carbonbook.registry.base.Entry` each as the array of
 its fields up to the last that is not its default (``_store._stored``: a hold's and a settlement's
 9 of 13), its txid as the step from the previous row's (the first's from 0) and each name as its
-index in ``names`` (``_store._named``). On the busy flow a hold's row is about 14 bytes and a
-settlement's 20, against 35 and 46 with the names and txid in each row: the journal about 21 bytes
-a message instead of 51, and SQLite's WAL 61 instead of 91. Older runs are read as before: a run
-of whole rows (a MessagePack array of the rows, each the array of its fields to the last not at
-its default, as carbonbook wrote them from 2026-12 until named rows, or all 13 before), told from
-a run of named rows by its second byte (a row's array or map header, never the positive int 1).
-Settlement records are written once (a
-trade settles or fails once) and read only when the registry loads, so they are stored as runs
-too: ``settlement_runs``, keyed by the trade id of a run's first record, a
-:class:`~carbonbook.registry.base.Settled` record as the array of its fields, a
+index in ``names`` (``_store._named``). Older runs are read as before: a run of whole rows (a
+MessagePack array of the rows, each the array of its fields to the last not at its default, as
+carbonbook wrote them from 2026-12 until named rows, or all 13 before), told from a run of named
+rows by its second byte (a row's array or map header, never the positive int 1).
+
+Settlement records are written once (a trade settles or fails once) and read only when the
+registry loads, so they are stored as runs too: ``settlement_runs``, keyed by the trade id of a
+run's first record, each a run of named rows (``_ledger._named_run``), a
+:class:`~carbonbook.registry.base.Settled` record as its journal row (``_store._entry``), a
 :class:`~carbonbook.registry.base.SettlementFailed` as its map. A venue's commit then writes two
-such rows instead of about 1.7 rows per command. (carbonbook before 2026-12 wrote
-a settlement's journal entry and its Settled record as the record's map, about 101 bytes each on
-the busy flow against 20 (a named row) and 40 now: both forms are read.)
+such rows instead of about 1.7 rows per command. Older runs are read as before: a Settled record
+as the array of its fields (2026-12 until named rows) or as its map (before 2026-12, when a
+settlement's journal row was the record's map too).
+
+Bytes a message on the busy flow (100,000 messages, SQLite, all commits): the journal 20.6 (a
+hold's row about 14 bytes, a settlement's 20), block pages 14.2, settlement records 4.8, holds and
+cash 0.7; the WAL 55. With the names and txid in each row, the journal was 50.8 (a hold's row 35, a
+settlement's 46) and the records 11.1 (40 each), the WAL 91; before 2026-12, as maps, a
+settlement's row and record were 101 bytes each.
 
 Blocks are stored in pages: a row of ``block_pages`` per ``2**PAGE`` block ids (``_store.PAGE``,
 5: 32 ids), keyed by the page number (id >> PAGE), its live blocks one MessagePack array (a
@@ -61,7 +66,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import msgspec.json as _json
@@ -152,10 +157,14 @@ _BLOBS = {**_RUNS, "block_pages": ("page", "blocks")}
 """The tables of MessagePack rows: (key column, MessagePack column)."""
 _encode_run = msgspec.msgpack.Encoder().encode
 _decode_run = msgspec.msgpack.Decoder(list[Entry | dict[str, Any]]).decode
+_UNIT_TYPES = {u.value: u for u in UnitType}
 _NAMED_RUN = b"\x93\x01"
 """How a run of named rows begins (the array ``[1, names, rows]``, see the module docstring); a run
 of whole rows begins with its array's header and its first row's, never a positive int."""
-_decode_named = msgspec.msgpack.Decoder(tuple[int, list[str], list[list[Any]]]).decode
+_NAMED_TO = tuple(tuple(i for i in NAMED if i < n) for n in range(len(Entry.__struct_fields__) + 1))
+"""The fields that hold a name (``NAMED``) of an Entry stored to its field ``n`` (``_store._stored``),
+at ``n``."""
+_decode_named = msgspec.msgpack.Decoder(tuple[int, list[str], list[list[Any] | SettlementFailed]]).decode
 _decode_records = msgspec.msgpack.Decoder(
     list[SettlementRecord | tuple[int, int, str, str, UnitType, int, str, int]]).decode
 """A run of settlement records: a Settled record as the array of its fields (or, as carbonbook before
@@ -185,24 +194,49 @@ def _pages(blocks: Any, page: Callable[[Any, int, int], bytes | None],
     return ups, dels
 
 
+def _named_rows(data: bytes, make: Callable[..., Any] = Entry) -> list[Any]:
+    """The rows of a run of named rows: ``make`` (Entry) of each row's fields, a SettlementFailed as
+    it is. Its names put back cost about as much as the decoding (callgrind, a busy venue's runs, per
+    row: an Entry 6,400 instructions against 3,400 from a run of whole rows; a Settled record 7,200
+    against 3,700; opening a registry after 1,000,000 busy messages 0.55-0.63 -> 0.63-0.70 s CPU)."""
+    _, names, rows = _decode_named(data)
+    name: dict[int | None, str | None] = dict(enumerate(names))
+    name[None] = None
+    txid = 0
+    out = []
+    for row in cast(list[Any], rows):
+        if type(row) is SettlementFailed:
+            out.append(row)
+            continue
+        txid += row[0]
+        row[0] = txid
+        for i in _NAMED_TO[len(row)]:
+            row[i] = name[row[i]]
+        out.append(make(*row))
+    return out
+
+
 def _run_entries(data: bytes) -> list[Entry]:
     """The entries of one stored run: a run of named rows (``_NAMED_RUN``) or, as carbonbook before
     it wrote them, a run of whole rows."""
-    if data[:2] != _NAMED_RUN:
-        return [e if type(e) is Entry else _entry(msgspec.convert(e, Settled)) for e in _decode_run(data)]
-    _, names, rows = _decode_named(data)
-    txid = 0
-    out = []
-    for row in rows:
-        txid += row[0]
-        row[0] = txid
-        for i in NAMED:
-            if i >= len(row):
-                break
-            if row[i] is not None:
-                row[i] = names[row[i]]
-        out.append(Entry(*row))
-    return out
+    if data[:2] == _NAMED_RUN:
+        return _named_rows(data)
+    return [e if type(e) is Entry else _entry(msgspec.convert(e, Settled)) for e in _decode_run(data)]
+
+
+def _run_records(data: bytes) -> list[SettlementRecord]:
+    """The settlement records of one stored run: a run of named rows, a Settled record as its journal
+    row, or, as carbonbook before it wrote them, the array of a Settled record's fields or its map."""
+    if data[:2] == _NAMED_RUN:
+        return _named_rows(data, _settled)
+    return [Settled(*r) if isinstance(r, tuple) else r for r in _decode_records(data)]
+
+
+def _settled(txid: int, kind: str, seller: str, buyer: str, unit: str, qty: int, currency: str, amount: int,
+             trade_id: int) -> Settled:
+    """The Settled record of a settlement's journal row, from its fields (``_store._entry`` the other
+    way)."""
+    return Settled(trade_id, txid, seller, buyer, _UNIT_TYPES[unit], qty, currency, amount)
 
 
 def ddl(rowid: bool = False, blob: str = "BYTEA") -> list[str]:
@@ -402,8 +436,7 @@ class SqlRegistry(StateRegistry):
                 blocks[b.id] = b
         settlements = target._settlements
         for (data,) in self._read("SELECT records FROM settlement_runs ORDER BY first"):
-            for stored in _decode_records(data):
-                record = Settled(*stored) if isinstance(stored, tuple) else stored
+            for record in _run_records(data):
                 settlements[record.trade_id] = record
         target._meta.setdefault("txid", 0)
         target._meta.setdefault("block", 0)
