@@ -5,12 +5,14 @@ Every account of the busy workload gets an operator account, 10,000,000 EUA and 
 first, and market buys get a cap (a venue refuses market buys without one):
 ``carbonbook.operations.workload.venue_session``. Commands go in
 batches of 4,096 per ``apply_all``: one registry (database) transaction per batch, as
-``carbonbook replay --registry`` does. Rates are messages (commands) per second, best of
-``--repeat`` runs, each on a fresh engine and registry; the CPU-time rate is the one the
-machine's load disturbs less.
+``carbonbook replay --registry`` does. The run goes in ``--repeat`` rounds, each timing every
+backend once, back to back, on a fresh engine and registry; rates are messages (commands) per
+second, the best of the rounds; the CPU-time rate is the one the machine's load disturbs less.
 
 Every rate is also given as a ratio to the first backend of the run (``engine``: the bare
-engine on the default core; ``engine-pure``: on the pure-Python core). ``sqlite-group`` and
+engine on the default core; ``engine-pure``: on the pure-Python core): the ratio of the bests,
+and the median (and range) of the rounds' own ratios, each of two runs seconds apart, which a
+load that comes and goes between a backend's best and the first's moves less. ``sqlite-group`` and
 ``postgres-group`` run the venue with group commit (``Venue(group=GROUP)``: one database
 transaction per GROUP commands, default 65,536, instead of one per batch);
 ``postgres-shared`` as one of the registry's many writers (``Venue(shared=True)``: each
@@ -47,6 +49,7 @@ import os
 import pickle
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,7 +165,7 @@ def instructions(messages: int, kinds: list[str], group: int) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (each times every backend once)")
     parser.add_argument("--backend", nargs="+",
                         choices=["engine", "engine-pure", "memory", "sqlite", "sqlite-group", "postgres",
                                  "postgres-group", "postgres-shared"])
@@ -216,16 +219,22 @@ def main() -> None:
         return Venue(registry(kind), currency="EUR", group=args.group if kind.endswith("-group") else 0,
                      shared=kind.endswith("-shared"))
 
-    first = 0.0
+    rates: dict[str, list[tuple[float, float]]] = {kind: [] for kind in args.backend}  # (wall, CPU) per round
+    events: dict[str, int] = {}
     try:
+        for _ in range(args.repeat):  # a round: every backend once, back to back (they share the load)
+            for kind in args.backend:
+                commands = setup[:0] if kind.startswith("engine") else setup
+                wall, cpu, events[kind] = run(partial(make, kind), commands, orders)
+                rates[kind].append((len(orders) / wall, len(orders) / cpu))
+        first = args.backend[0]
         for kind in args.backend:
-            best = min((run(partial(make, kind), setup[:0] if kind.startswith("engine") else setup, orders)
-                        for _ in range(args.repeat)), key=lambda r: r[1])
-            wall, cpu, events = best
-            first = first or len(orders) / cpu
-            print(f"{kind:<14} {len(orders) / wall:>10,.0f} msg/s wall, {len(orders) / cpu:>10,.0f} msg/s CPU "
-                  f"= {len(orders) / cpu / first:.3f}x the {args.backend[0]} ({len(orders):,} messages, "
-                  f"{events:,} events, batch {BATCH})", flush=True)
+            ratios = sorted(r[1] / f[1] for r, f in zip(rates[kind], rates[first], strict=True))
+            best = max(r[1] for r in rates[kind])
+            print(f"{kind:<14} {max(r[0] for r in rates[kind]):>10,.0f} msg/s wall, {best:>10,.0f} msg/s CPU = "
+                  f"{best / max(r[1] for r in rates[first]):.3f}x the {first} (bests; rounds' ratios median "
+                  f"{statistics.median(ratios):.3f}, {ratios[0]:.3f}..{ratios[-1]:.3f}; "
+                  f"{len(orders):,} messages, {events[kind]:,} events, batch {BATCH})", flush=True)
     finally:
         if schemas:
             import psycopg
