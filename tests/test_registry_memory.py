@@ -10,8 +10,8 @@ import pytest
 
 from carbonbook.registry import MemoryRegistry
 from carbonbook.registry._ledger import Ledger
-from carbonbook.registry._sql import RUN
-from carbonbook.registry._store import _entry, _stored
+from carbonbook.registry._sql import RUN, _run_entries
+from carbonbook.registry._store import _entry
 from carbonbook.registry.base import Settled
 from registry_contract import Factory, RegistryContract
 
@@ -84,9 +84,9 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
     assert len(ref) > RUN and any(type(row) is Settled for row in ref[-30:])  # a settlement's row among them
     for start in (0, len(ref) - 30, len(ref)):
         for run in (1, 2, 15, 16, 17, RUN) if start else (RUN,):  # each size of array header
-            assert regs[1]._ledger.wire(compiled, start, run, encode) == [  # type: ignore[attr-defined]
-                (rows[-1].txid, encode([_stored(r) for r in rows]))
-                for rows in (ref[i:i + run] for i in range(start, len(ref), run))]
+            wire = regs[1]._ledger.wire(compiled, start, run, encode)  # type: ignore[attr-defined]
+            assert wire == Ledger.wire(ref, start, run, encode)
+            assert [e for _, data in wire for e in _run_entries(data)] == [_entry(r) for r in ref[start:]]
     with pytest.raises(IndexError):
         compiled[len(ref)]
     with pytest.raises(TypeError):
@@ -102,15 +102,15 @@ def test_the_compiled_journal_reads_as_the_reference_list() -> None:
 
 @pytest.mark.skipif("compiled" not in LEDGERS, reason="the compiled ledger was not built")
 def test_the_compiled_ledger_writes_settlements_as_the_reference() -> None:
-    """An SQL commit's settlement records (``pack``: a Settled record as the array of its fields, a
-    SettlementFailed as its map) and a settlement's journal row (``wire``: its Entry's fields to the
-    last not at its default; a run of whole Entries, as stored before, reads the same) are the
-    reference's bytes, values msgspec writes (a long or non-ASCII name, the largest int) included,
-    and read back as they were."""
+    """An SQL commit's settlement records (``pack``: a run of named rows, a Settled record as its
+    journal row, a SettlementFailed as its map) and a settlement's journal row (``wire``: its Entry's
+    fields to the last not at its default, its names by index; a run of whole Entries, as stored
+    before, reads the same) are the reference's bytes, values msgspec writes (a long or non-ASCII
+    name, the largest int) included, and read back as they were."""
     import msgspec
 
     from carbonbook._types import UnitType
-    from carbonbook.registry._sql import _decode_records, _run_entries
+    from carbonbook.registry._sql import _run_records
     from carbonbook.registry.base import SettlementFailed
 
     records = [Settled(7, 3, "a", "b", UnitType.JPA, 10, "JPY", 700),
@@ -119,8 +119,11 @@ def test_the_compiled_ledger_writes_settlements_as_the_reference() -> None:
                Settled(9, 4, "a", "b", UnitType.CER, 1, "JPY" * 100, 1)]
     packed = _cvenue.Ledger.pack(records)
     assert packed == Ledger.pack(records)
-    assert [Settled(*r) if type(r) is tuple else r for r in _decode_records(packed)] == records
-    assert msgspec.msgpack.decode(packed)[0] == [7, 3, "a", "b", "JPA", 10, "JPY", 700]
+    assert _run_records(packed) == records
+    names = ["settle", "a", "b", "JPA", "JPY", "s" * 300, "b\u00e9", "EUA", "EUR", "CER", "JPY" * 100]
+    assert msgspec.msgpack.decode(packed)[:2] == [1, names]
+    failed = msgspec.msgpack.decode(msgspec.msgpack.encode(records[2]))  # a SettlementFailed as its map
+    assert msgspec.msgpack.decode(packed)[2][::2] == [[3, 0, 1, 2, 3, 10, 4, 700, 7], failed]
     journal = _cvenue.Ledger.new_journal()
     for r in records:
         if type(r) is Settled:
@@ -129,7 +132,8 @@ def test_the_compiled_ledger_writes_settlements_as_the_reference() -> None:
     wire = _cvenue.Ledger.wire(journal, 0, 65_536, encode)
     assert wire == Ledger.wire(list(journal), 0, 65_536, encode)
     assert _run_entries(wire[0][1]) == [_entry(r) for r in records if type(r) is Settled]
-    assert msgspec.msgpack.decode(wire[0][1])[0] == [3, "settle", "a", "b", "JPA", 10, "JPY", 700, 7]  # to ref
+    assert msgspec.msgpack.decode(wire[0][1])[:2] == [1, names]
+    assert msgspec.msgpack.decode(wire[0][1])[2][0] == [3, 0, 1, 2, 3, 10, 4, 700, 7]  # to ref, names by index
     old = encode([_entry(r) for r in records if type(r) is Settled])  # as carbonbook before 2026-12 stored them
     assert _run_entries(old) == _run_entries(wire[0][1])
 

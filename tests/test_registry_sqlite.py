@@ -13,7 +13,7 @@ from carbonbook import UnitType
 from carbonbook.errors import ConcurrentModification, RegistryIntegrityError, RegistryInUse, RegistryUnavailable
 from carbonbook.registry import Registry, SQLiteRegistry
 from carbonbook.registry._sql import ADDED_COLUMNS
-from carbonbook.registry.base import Settled, SettlementFailed
+from carbonbook.registry.base import Entry, Settled, SettlementFailed, SettlementRecord
 from registry_contract import Factory, RegistryContract, fingerprint, stored_in_pages, world
 
 
@@ -178,11 +178,18 @@ def test_blocks_are_stored_in_pages(tmp_path: Path) -> None:
     reg.close()
 
 
-def test_settlements_stored_as_maps_read_the_same(tmp_path: Path) -> None:
-    """A settlement's journal row is stored as its Entry and a Settled record as the array of its
-    fields; a registry that stored both as the record's map (carbonbook before 2026-12) reads the
-    same journal and records."""
+@pytest.mark.parametrize("form", ["rows", "maps"])
+def test_older_runs_read_the_same(tmp_path: Path, form: str) -> None:
+    """Runs of journal rows and of settlement records are stored as runs of named rows (a Settled
+    record as its journal row); a registry that stored each journal row as the array of its Entry's
+    fields and a Settled record as the array of its fields (``rows``: 2026-12 until named rows), or a
+    settlement's journal row and its Settled record as the record's map (``maps``: carbonbook before
+    2026-12), reads the same journal and records."""
     import msgspec
+    from msgspec.structs import astuple
+
+    from carbonbook.registry._sql import _run_entries, _run_records
+    from carbonbook.registry._store import _stored
 
     reg = world(SQLiteRegistry(tmp_path / "r.db"))
     with reg.transaction():
@@ -193,31 +200,38 @@ def test_settlements_stored_as_maps_read_the_same(tmp_path: Path) -> None:
                    reg.settle(8, seller="a", buyer="b", unit=UnitType.JPA, qty=10**6, currency="JPY", amount=1)]
     assert [type(r) for r in records] == [Settled, SettlementFailed]
     before = fingerprint(reg)
-    runs = reg._read("SELECT records FROM settlement_runs")
-    assert msgspec.msgpack.decode(runs[0][0])[0] == [7, records[0].txid, "a", "b", "JPA", 10, "JPY", 700]
+    (data,), = reg._read("SELECT records FROM settlement_runs")
+    assert msgspec.msgpack.decode(data)[:2] == [1, ["settle", "a", "b", "JPA", "JPY"]]
+    assert msgspec.msgpack.decode(data)[2][0] == [records[0].txid, 0, 1, 2, 3, 10, 4, 700, 7]
+    assert _run_records(data) == records
+    assert all(data[:2] == b"\x93\x01" for (data,) in reg._read("SELECT entries FROM journal_runs"))
     reg.close()
     conn = sqlite3.connect(tmp_path / "r.db")
     old = msgspec.msgpack.Encoder().encode
 
-    def as_map(row: list) -> object:
-        if row[1] != "settle":
-            return row
-        txid, _, seller, buyer, unit, qty, currency, amount, trade_id = row[:9]
-        return Settled(trade_id, txid, seller, buyer, UnitType(unit), qty, currency, amount)
+    def as_stored(r: Entry | SettlementRecord) -> object:
+        if type(r) is SettlementFailed:
+            return r
+        if type(r) is Settled:
+            return astuple(r) if form == "rows" else r
+        assert type(r) is Entry
+        if form == "rows" or r.kind != "settle":
+            return _stored(r)
+        return Settled(r.ref, r.txid, r.account, r.counterparty, UnitType(r.unit), r.qty, r.currency,  # type: ignore[arg-type]
+                       r.amount)
 
     for last, data in conn.execute("SELECT last, entries FROM journal_runs").fetchall():
         conn.execute("UPDATE journal_runs SET entries = ? WHERE last = ?",
-                     (old([as_map(r) for r in msgspec.msgpack.decode(data)]), last))
+                     (old([as_stored(e) for e in _run_entries(data)]), last))
     for first, data in conn.execute("SELECT first, records FROM settlement_runs").fetchall():
-        rows = msgspec.msgpack.decode(data)
         conn.execute("UPDATE settlement_runs SET records = ? WHERE first = ?",
-                     (old([Settled(*r[:4], UnitType(r[4]), *r[5:]) if type(r) is list else r for r in rows]),
-                      first))
+                     (old([as_stored(r) for r in _run_records(data)]), first))
     conn.commit()
     conn.close()
     again = SQLiteRegistry(tmp_path / "r.db")
     stored = again._read("SELECT entries FROM journal_runs")
-    assert any(type(r) is dict for (data,) in stored for r in msgspec.msgpack.decode(data))  # the old form
+    kinds = {type(r) for (data,) in stored for r in msgspec.msgpack.decode(data)}
+    assert kinds == ({list, dict} if form == "maps" else {list})  # the old form
     assert fingerprint(again) == before
     assert [again.settlement(7), again.settlement(8)] == records
     again.check()

@@ -26,11 +26,12 @@ fold of the venue checkpoint's digest (version 2, :mod:`carbonbook.venue.checkpo
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc, PyObject_Free
 from cpython.object cimport PyObject, PyTypeObject, Py_TPFLAGS_HAVE_GC, Py_TYPE
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_New, PyTuple_SET_ITEM
 from libc.string cimport memcpy, memset
 from carbonbook._hooks cimport AdmitC, OpenOrderC, StageC
 from carbonbook._slots cimport field, slot_offset
@@ -40,7 +41,7 @@ from itertools import count
 
 from msgspec import Raw
 from msgspec.msgpack import Encoder
-from msgspec.structs import astuple, replace
+from msgspec.structs import replace
 
 from carbonbook._types import UnitType
 from carbonbook._types import INT64_MAX as _INT64_MAX, OrderType, SelfTradePrevention, Side, TimeInForce
@@ -57,7 +58,8 @@ from carbonbook.events import (
     TradeSettled,
 )
 from carbonbook.registry import _ledger
-from carbonbook.registry._store import _FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, PAGE as _PAGE, Store, _stored
+from carbonbook.registry._store import (_FAST, _LEDGER, _MISSING, _OPEN, _TERMINAL_KINDS, PAGE as _PAGE, Store, _named,
+                                        _stored)
 from carbonbook.registry.base import Account, Block, BlockState, Entry, Settled, SettlementFailed
 
 cdef object MISSING = _MISSING
@@ -146,7 +148,6 @@ cdef extern from "Python.h":
     const char* PyUnicode_DATA(object s)
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
-    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 
 cdef extern from *:
@@ -367,7 +368,8 @@ cdef struct Row:  # a Journal's row (32 bytes)
     long long delta  # a hold row's: what it adds to the purse's reserved total (> 0: a reserve)
 
 
-cdef str RESERVE = "reserve", RELEASE = "release"  # a hold row's kinds
+cdef str RESERVE = "reserve", RELEASE = "release", SETTLE = "settle"  # journal rows' kinds
+cdef bytes NAMED_RUN = b"\x93\x01"  # a run of named rows: [1, names, rows] (``_sql``)
 
 
 cdef enum:
@@ -421,37 +423,60 @@ cdef inline char* _pack_str(char* p, const char* text, Py_ssize_t size) noexcept
     return p + size
 
 
-cdef char* _pack_row(char* p, Row* r, const char* account, Py_ssize_t asize, const char* asset,
-                     Py_ssize_t bsize):
-    """Hold row ``r`` (its account's and asset's UTF-8 given) at ``p`` as a run stores it, the
-    MessagePack array of its Entry's fields to ``ref`` (``_store._stored``: the rest are defaults),
-    as msgspec encodes them (room for 64 bytes and the two names); the end."""
-    cdef const char* kind = "reserve" if r.delta > 0 else "release"
+cdef char* _pack_row(char* p, Row* r, long long prev, Py_ssize_t kind, Py_ssize_t account, Py_ssize_t asset):
+    """Hold row ``r`` at ``p`` as a run of named rows stores it (``_store._named``), the MessagePack
+    array of its Entry's fields to ``ref`` (``_store._stored``: the rest are defaults), its txid less
+    ``prev`` and its names as their indices ``kind``, ``account`` and ``asset``, as msgspec encodes
+    them (room for 64 bytes); the end."""
     p[0] = <char>0x99  # txid, kind, account, counterparty, unit, qty, currency, amount, ref
-    p = _pack_int(p + 1, r.txid)
-    p = _pack_str(p, kind, 7)
-    p = _pack_str(p, account, asize)
+    p = _pack_int(_pack_int(_pack_int(p + 1, r.txid - prev), kind), account)
     p[0] = <char>0xc0
     if (<Purse>r.item).units:
-        p = _pack_str(p + 1, asset, bsize)
-        p = _pack_int(p, abs(r.delta))
+        p = _pack_int(_pack_int(p + 1, asset), abs(r.delta))
         p[0] = <char>0xc0
         p[1] = 0
         p += 2
     else:
         p[1] = <char>0xc0
         p[2] = 0
-        p = _pack_str(p + 3, asset, bsize)
-        p = _pack_int(p, abs(r.delta))
+        p = _pack_int(_pack_int(p + 3, asset), abs(r.delta))
     return _pack_int(p, r.hold)
 
 
-cdef inline const char* _utf8(object text, Py_ssize_t* size) except NULL:
-    """The UTF-8 of the str ``text`` and its ``size``: an ASCII one's own characters."""
-    if PyUnicode_IS_ASCII(text):
-        size[0] = PyUnicode_GET_LENGTH(text)
-        return PyUnicode_DATA(text)
-    return PyUnicode_AsUTF8AndSize(text, size)
+cdef enum:
+    NAMES_BITS = 8
+    NAMES_SEEN = 1 << NAMES_BITS  # the name objects a run remembers by address (``Names``), at most half full
+
+
+cdef struct Names:  # a run's names (``_store._named``): ``names``, the dict of each name's index
+    # (by first appearance), and the index of each of up to NAMES_SEEN / 2 name objects by address,
+    # an open-addressing table (``seen``; ``count`` full): a name object seen again costs about 10
+    # instructions, against about 200 to look it up in the dict (callgrind of a commit's runs)
+    PyObject* names
+    PyObject* seen[NAMES_SEEN]
+    Py_ssize_t at[NAMES_SEEN]
+    Py_ssize_t count
+
+
+cdef inline Py_ssize_t _index(Names* names, PyObject* name) except -1:
+    """The str ``name``'s index in a run's ``names``, a new name added."""
+    cdef size_t slot = (<size_t>name * <size_t>0x9E3779B97F4A7C15) >> (8 * sizeof(size_t) - NAMES_BITS)
+    cdef PyObject* got
+    while names.seen[slot] is not NULL:
+        if names.seen[slot] == name:
+            return names.at[slot]
+        slot = (slot + 1) & (NAMES_SEEN - 1)
+    got = PyDict_GetItem(<dict>names.names, <object>name)
+    if got is NULL:
+        i = len(<dict>names.names)
+        (<dict>names.names)[<object>name] = i
+    else:
+        i = <Py_ssize_t><object>got
+    if names.count < NAMES_SEEN // 2:
+        names.seen[slot] = name
+        names.at[slot] = i
+        names.count += 1
+    return i
 
 
 cdef Py_ssize_t _header_size(Py_ssize_t n):
@@ -551,11 +576,11 @@ cdef class Journal:
         return ENTRY(r.txid, kind, purse.account, None, None, 0, purse.name, abs(r.delta), r.hold)
 
     def wire(self, Py_ssize_t start, Py_ssize_t run, encode):
-        """The rows from ``start`` on as a commit stores them: (the last row's txid, the MessagePack
-        array of its rows) per ``run`` rows, byte for byte what ``encode`` (a msgspec MessagePack
-        encoder's) gives for the rows as stored (``_store._stored``). Hold rows (their Entries'
-        arrays, without making the Entries) and Settled records of plain values (``_put_settled``)
-        are written here; any other row by ``encode`` (see ``_array``)."""
+        """The rows from ``start`` on as a commit stores them: (the last row's txid, the run of named
+        rows of its rows) per ``run`` rows, byte for byte what the reference's ``wire`` gives with
+        ``encode`` (a msgspec MessagePack encoder's). Hold rows (without making their Entries) and
+        Settled records of plain values (``_put_settle_row``) are written here; any other row by
+        ``encode`` (see ``_array``), and the run's names."""
         cdef Py_ssize_t lo, hi
         cdef Row* r
         cdef list out = []
@@ -567,32 +592,32 @@ cdef class Journal:
         return out
 
     cdef bytes _run(self, Py_ssize_t lo, Py_ssize_t hi, encode):
-        """Rows ``lo`` to ``hi`` as one MessagePack array (see ``wire``)."""
+        """Rows ``lo`` to ``hi`` as one run of named rows (see ``wire``)."""
         cdef Lines out
         cdef list items = []
-        cdef Py_ssize_t i, asize, bsize, mark = _header_size(hi - lo)
+        cdef dict named = {}
+        cdef Names names
+        cdef Py_ssize_t i, kind, account, asset, mark = _header_size(hi - lo)
+        cdef long long prev = 0
         cdef Row* r
-        cdef const char* account
-        cdef const char* asset
+        cdef Purse purse
         out.data, out.size, out.room = NULL, mark, 0
+        _names(&names, named)
         try:
-            _room(&out, 64 * (hi - lo))  # about a hold row's or a Settled record's size each
+            _room(&out, 24 * (hi - lo))  # about a hold row's or a settlement's size each
             for i in range(lo, hi):
                 r = self._at(i)
                 if type(<object>r.item) is not Purse:
-                    row = <object>r.item
-                    if type(row) is SETTLED:
-                        _room(&out, SETTLED_ROOM)
-                        if _put_settled(&out, row, True):
-                            continue
-                    _stretch(&out, &mark, items)
-                    items.append(_stored(row))
+                    _put_object(&out, &names, <object>r.item, items, &mark, &prev)
                     continue
-                account = _utf8((<Purse>r.item).account, &asize)
-                asset = _utf8((<Purse>r.item).name, &bsize)
-                _room(&out, 64 + asize + bsize)
-                out.size = _pack_row(out.data + out.size, r, account, asize, asset, bsize) - out.data
-            return _array(&out, mark, hi - lo, items, encode)
+                purse = <Purse>r.item
+                kind = _index(&names, <PyObject*>(RESERVE if r.delta > 0 else RELEASE))  # in the order of the
+                account = _index(&names, <PyObject*>purse.account)  # row's fields
+                asset = _index(&names, <PyObject*>purse.name)
+                _room(&out, 64)
+                out.size = _pack_row(out.data + out.size, r, prev, kind, account, asset) - out.data
+                prev = r.txid
+            return _named_run(&out, mark, hi - lo, items, named, encode)
         finally:
             PyMem_Free(out.data)
 
@@ -1722,21 +1747,19 @@ cdef class Ledger:
     @staticmethod
     def pack(list rows):
         """As the reference's ``pack``, Settled records of plain values written here
-        (``_put_settled``; others by msgspec, see ``_array``)."""
+        (``_put_object``)."""
         cdef Lines out
         cdef list items = []
+        cdef dict named = {}
+        cdef Names names
         cdef Py_ssize_t mark = _header_size(len(rows))
+        cdef long long prev = 0
         out.data, out.size, out.room = NULL, mark, 0
+        _names(&names, named)
         try:
             for row in rows:
-                if type(row) is SETTLED:
-                    _room(&out, SETTLED_ROOM)
-                    if _put_settled(&out, row, False):
-                        continue
-                    row = astuple(row)
-                _stretch(&out, &mark, items)
-                items.append(row)
-            return _array(&out, mark, len(rows), items, ENCODE)
+                _put_object(&out, &names, row, items, &mark, &prev)
+            return _named_run(&out, mark, len(rows), items, named, ENCODE)
         finally:
             PyMem_Free(out.data)
 
@@ -3240,7 +3263,7 @@ cdef Py_ssize_t S_QTY = slot_offset(Settled, "qty")
 cdef Py_ssize_t S_AMOUNT = slot_offset(Settled, "amount")
 cdef object ENCODE = Encoder().encode  # the SQL commit's (``_sql``)
 cdef enum:
-    SETTLED_ROOM = 1 + 8 + 6 * 9 + 4 * (2 + NAME_ROOM) + 3 + 16  # past a Settled record's longest (and 16)
+    SETTLE_ROW_ROOM = 1 + 9 * 9  # past a settlement's named row
 assert Settled.__struct_fields__ == ("trade_id", "txid", "seller", "buyer", "unit", "qty", "currency", "amount")
 assert Entry.__struct_fields__[:10] == ("txid", "kind", "account", "counterparty", "unit", "qty", "currency",
                                         "amount", "ref", "detail") and len(Entry.__struct_fields__) == 13
@@ -3252,34 +3275,81 @@ cdef Key NO_KEY  # an array's item: no key written (16 bytes copied, as for a ke
 NO_KEY.n = 0
 
 
-cdef bint _put_settled(Lines* out, r, bint entry) noexcept:
-    """Write the Settled record ``r`` as msgspec writes the array of its fields or, ``entry``, its
-    journal row as a run stores it (``_store._stored``: txid, "settle", seller, buyer, unit, qty,
-    currency, amount, trade id) (room for SETTLED_ROOM bytes), or say a value is not a plain one
-    (as ``_put_order``)."""
-    cdef char* p = out.data + out.size
-    if entry:
-        p[0] = <char>(0x90 | 9)
-        p = _w_int(p + 1, &NO_KEY, _at(r, S_TXID), False)
-        if p is not NULL:
-            memcpy(p, b"\xa6settle", 7)
-            p += 7
-    else:
-        p[0] = <char>(0x90 | 8)
-        p = _w_int(p + 1, &NO_KEY, _at(r, S_TRADE_ID), False)
-        p = _w_int(p, &NO_KEY, _at(r, S_TXID), False)
-    p = _w_name(p, &NO_KEY, _at(r, S_SELLER))
-    p = _w_name(p, &NO_KEY, _at(r, S_BUYER))
-    p = _w_member(p, &NO_KEY, _at(r, S_UNIT), &UNIT_TYPES)
-    p = _w_int(p, &NO_KEY, _at(r, S_QTY), False)
-    p = _w_name(p, &NO_KEY, _at(r, S_CURRENCY))
-    p = _w_int(p, &NO_KEY, _at(r, S_AMOUNT), False)
-    if entry:
-        p = _w_int(p, &NO_KEY, _at(r, S_TRADE_ID), False)
-    if p is NULL:
-        return False
+cdef tuple UNIT_VALUES = tuple(str(u) for u in UnitType)  # UNIT_TYPES' members' values, in order
+
+
+cdef int _put_settle_row(Lines* out, r, Names* names, long long* prev) except -1:
+    """Write the Settled record ``r``'s journal row as a run of named rows stores it
+    (``_store._named``: txid less ``prev``, "settle", seller, buyer, unit, qty, currency, amount,
+    trade id, each name as its index in ``names``), its txid then in ``prev`` (room for
+    SETTLE_ROW_ROOM bytes): 1; or 0, nothing written and no name added, when a value is not a
+    plain one (an int past 64 bits, a name not a str, ...: ``encode`` writes the row)."""
+    cdef int overflow = 0
+    cdef long long txid, trade, qty, amount
+    cdef Py_ssize_t j, unit = -1, kind, seller, buyer, currency
+    cdef char* p
+    if (type(<object>_at(r, S_TXID)) is not int or type(<object>_at(r, S_TRADE_ID)) is not int
+            or type(<object>_at(r, S_QTY)) is not int or type(<object>_at(r, S_AMOUNT)) is not int
+            or type(<object>_at(r, S_SELLER)) is not str or type(<object>_at(r, S_BUYER)) is not str
+            or type(<object>_at(r, S_CURRENCY)) is not str):
+        return 0
+    txid = _long_long(<object>_at(r, S_TXID), &overflow)
+    trade = _long_long(<object>_at(r, S_TRADE_ID), &overflow)
+    qty = _long_long(<object>_at(r, S_QTY), &overflow)
+    amount = _long_long(<object>_at(r, S_AMOUNT), &overflow)
+    for j in range(UNIT_TYPES.count):
+        if UNIT_TYPES.member[j] == _at(r, S_UNIT):
+            unit = j
+    if overflow or unit < 0:
+        return 0
+    kind = _index(names, <PyObject*>SETTLE)  # the names in the order of the row's fields
+    seller = _index(names, _at(r, S_SELLER))
+    buyer = _index(names, _at(r, S_BUYER))
+    unit = _index(names, PyTuple_GET_ITEM(UNIT_VALUES, unit))
+    currency = _index(names, _at(r, S_CURRENCY))
+    p = out.data + out.size
+    p[0] = <char>(0x90 | 9)
+    p = _pack_int(_pack_int(_pack_int(p + 1, txid - prev[0]), kind), seller)
+    p = _pack_int(_pack_int(_pack_int(p, buyer), unit), qty)
+    p = _pack_int(_pack_int(_pack_int(p, currency), amount), trade)
     out.size = p - out.data
-    return True
+    prev[0] = txid
+    return 1
+
+
+cdef int _put_object(Lines* out, Names* names, row, list items, Py_ssize_t* mark, long long* prev) except -1:
+    """Journal row or settlement record ``row``, an object, as a run of named rows stores it
+    (``_ledger._named_run``; ``prev``: the txid of the run's previous row, then this one's): a
+    Settled record of plain values written here (``_put_settle_row``); any other row in ``items``,
+    as ``encode`` is to write it (``_stretch``: a SettlementFailed as it is, its map; an Entry as
+    ``_store._named`` makes it)."""
+    if type(row) is SETTLED:
+        _room(out, SETTLE_ROW_ROOM)
+        if _put_settle_row(out, row, names, prev):
+            return 0
+    _stretch(out, mark, items)
+    if type(row) is SettlementFailed:
+        items.append(row)
+        return 0
+    values = _stored(row)
+    items.append(_named(values, <dict>names.names, prev[0]))
+    prev[0] = values[0]
+    return 0
+
+
+cdef int _names(Names* names, dict named) except -1:
+    """``names``, no names yet, their indices in ``named`` (a new dict, kept by the caller)."""
+    names.names = <PyObject*>named
+    memset(names.seen, 0, sizeof(names.seen))
+    names.count = 0
+    return 0
+
+
+cdef bytes _named_run(Lines* out, Py_ssize_t mark, Py_ssize_t n, list items, dict named, encode):
+    """The run of named rows of the ``n`` rows written in ``out`` and ``items`` (see ``_array``)
+    and their names ``named``: ``[1, names, rows]``."""
+    rows = _array(out, mark, n, items, encode)
+    return b"".join((NAMED_RUN, encode(list(named)), rows))
 
 
 cdef Members BLOCK_STATES

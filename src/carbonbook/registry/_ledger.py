@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from msgspec.structs import astuple, replace
+from msgspec.structs import replace
 
 from carbonbook._types import INT64_MAX, UnitType
 from carbonbook.errors import (
@@ -49,6 +49,7 @@ from carbonbook.registry._store import (
     Store,
     _hold_cut,
     _name,
+    _named,
     _qty,
     _stored,
     _unit,
@@ -61,6 +62,23 @@ if TYPE_CHECKING:
 __all__ = ["Ledger"]
 
 _encode = msgspec.msgpack.Encoder().encode  # the SQL commit's runs and pages (``_sql``)
+
+
+def _named_run(rows: list[Entry | Settled] | list[SettlementRecord], encode: Callable[[Any], bytes]) -> bytes:
+    """``encode`` of ``rows`` (journal rows or settlement records) as a run of named rows (see
+    ``_sql``): ``[1, names, rows]``, a row as stored (``_stored``) with its txid less the previous
+    row's and its names by index in ``names`` (``_named``); a SettlementFailed as it is (its map)."""
+    names: dict[str, int] = {}
+    out: list[Any] = []
+    prev = 0
+    for r in rows:
+        if type(r) is SettlementFailed:
+            out.append(r)
+            continue
+        values = _stored(r)  # type: ignore[arg-type]
+        out.append(_named(values, names, prev))
+        prev = values[0]
+    return encode((1, list(names), out))
 
 
 class Ledger:
@@ -123,21 +141,22 @@ class Ledger:
     def wire(journal: JournalRows, start: int, run: int,
              encode: Callable[[Any], bytes]) -> list[tuple[int, bytes]]:
         """``journal``'s rows from ``start`` on as an SQL commit stores them (see ``_sql``): per
-        ``run`` rows, the last one's txid and ``encode`` of the rows (a MessagePack array), a
-        row as the array of its Entry's fields but the trailing defaults (``_stored``: a settlement's
-        about 46 bytes on the busy flow, against 101 as its Settled record's map; a hold's about 35).
-        The compiled ledger writes the same bytes without making the Entries."""
-        rows = [_stored(r) for r in journal[start:]]
-        runs = (rows[i:i + run] for i in range(0, len(rows), run))
-        return [(part[-1][0], encode(part)) for part in runs]
+        ``run`` rows, the last one's txid and the run of named rows of them (``_named_run``: on the
+        busy flow a hold's row about 14 bytes and a settlement's 20, against 35 and 46 with its names
+        and txid in each row). The compiled ledger writes the same bytes without making the Entries."""
+        out = []
+        for lo in range(start, len(journal), run):
+            rows = journal[lo:lo + run]
+            out.append((rows[-1].txid, _named_run(rows, encode)))
+        return out
 
     @staticmethod
     def pack(records: list[SettlementRecord]) -> bytes:
-        """The MessagePack array of settlement records as an SQL commit stores them (see ``_sql``):
-        a Settled record as the array of its fields (about 40 bytes on the busy flow, against 101 as
-        its map), a SettlementFailed as its map. The compiled ledger writes Settled records itself,
-        the same bytes."""
-        return _encode([astuple(r) if type(r) is Settled else r for r in records])
+        """Settlement records as an SQL commit stores them (see ``_sql``): a run of named rows
+        (``_named_run``), a Settled record as its journal row (about 20 bytes on the busy flow,
+        against 40 as the array of its fields and 101 as its map), a SettlementFailed as its map. The
+        compiled ledger writes Settled records itself, the same bytes."""
+        return _named_run(records, _encode)
 
     @staticmethod
     def touched(log: Log, pages: set[int], records: list[SettlementRecord]) -> tuple[dict[int, Any], Log]:

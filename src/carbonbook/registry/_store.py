@@ -206,6 +206,28 @@ def _is_default(value: Any, default: Any) -> bool:
     return value is default or (type(value) is type(default) and value == default)
 
 
+NAMED = (1, 2, 3, 4, 6, 9, 10, 11)
+"""The fields of an :class:`~carbonbook.registry.base.Entry` that hold a name (kind, account,
+counterparty, unit, currency, detail, actor, approver): a run of named rows stores each by its
+index in the run's names (``_named``)."""
+
+
+def _named(values: tuple[Any, ...], names: dict[str, int], prev: int) -> tuple[Any, ...]:
+    """A journal row as stored (``_stored``) as a run of named rows stores it (see ``_sql``): its
+    txid less ``prev`` (the run's previous row's txid, 0 for the first), each name (``NAMED``, None
+    kept) as its index in ``names`` (the run's names by first appearance, a new one added)."""
+    row = list(values)
+    row[0] -= prev
+    for i in NAMED:
+        if i >= len(row):
+            break
+        v = row[i]
+        if v is not None:
+            v = str(v)  # a unit type as its value
+            row[i] = names.setdefault(v, len(names))
+    return tuple(row)
+
+
 class Ledgers:
     """The registry's books beyond units and cash, in one attribute of the registry so that its
     own attributes stay few (CPython keeps an instance's attributes inline, fast to read on the
