@@ -1260,7 +1260,7 @@ cdef class Blocks:
     memset's and memcpy's bytes, which callgrind counts one a byte)."""
 
     cdef BlockRow** chunks  # chunk ``c``: rows ``c * CHUNK`` to ``(c + 1) * CHUNK - 1``
-    cdef Py_ssize_t room, live, made, slots  # rows allocated, live ones; chunks made, their pointers' room
+    cdef Py_ssize_t live, made, slots  # live rows; chunks made, their pointers' room
     cdef readonly dict more
     cdef PyObject* fixed_of[FIXED]  # ``page``'s cache: a Block (referenced) by its address's slot,
     cdef PyObject* fixed[FIXED]  # the bytes of its fields no row holds (see ``_put``),
@@ -1271,7 +1271,7 @@ cdef class Blocks:
 
     def __dealloc__(self):
         cdef Py_ssize_t i
-        for i in range(self.room):
+        for i in range(self.room()):
             self._clear(self.row(i))
         for i in range(self.made):
             PyMem_Free(self.chunks[i])
@@ -1280,8 +1280,12 @@ cdef class Blocks:
             Py_XDECREF(self.fixed_of[i])
             Py_XDECREF(self.fixed[i])
 
+    cdef inline Py_ssize_t room(self) noexcept:
+        """The rows allocated: the chunks made's."""
+        return self.made << CHUNK_BITS
+
     cdef inline BlockRow* row(self, Py_ssize_t i) noexcept:
-        """Row ``i`` (below ``room``)."""
+        """Row ``i`` (below ``room()``)."""
         return &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
 
     cdef inline void _clear(self, BlockRow* r) noexcept:
@@ -1298,13 +1302,12 @@ cdef class Blocks:
         if type(key) is not int:
             return -1
         i = _long_long(key, &overflow)
-        return i if not overflow and 0 <= i < self.room else -1
+        return i if not overflow and 0 <= i < self.room() else -1
 
     cdef int grow(self, long long i) except -1:
         """Room for row ``i``: the chunks up to its own made, their rows zeroed (no block)."""
-        while self.room <= i:
+        while self.room() <= i:
             _add_chunk(<void***>&self.chunks, &self.made, &self.slots, sizeof(BlockRow), True)
-            self.room = self.made << CHUNK_BITS
         return 0
 
     cdef inline object block(self, Py_ssize_t i):
@@ -1330,7 +1333,7 @@ cdef class Blocks:
         """Make block ``i`` (a new id): serials ``start``..``end`` of row ``src``'s block, held by
         ``holder``."""
         cdef BlockRow* r
-        if i >= self.room:
+        if i >= self.room():
             self.grow(i)
         r = self.row(i)
         self._clear(r)
@@ -1351,7 +1354,7 @@ cdef class Blocks:
 
     cdef bint fits(self, long long i) noexcept:
         """Does block id ``i`` take a row (see ``ROWS_FREE``)?"""
-        return 0 <= i and (i < self.room or i < ROWS_FREE or i < 4 * (self.live + len(self.more)))
+        return 0 <= i and (i < self.room() or i < ROWS_FREE or i < 4 * (self.live + len(self.more)))
 
     def page(self, long long lo, long long hi):
         """The MessagePack array of the blocks with ids ``lo``..``hi - 1``, by id, as msgspec writes
@@ -1365,7 +1368,7 @@ cdef class Blocks:
         out.data, out.size, out.room = NULL, 3, 0  # room for the header: 1 byte, or 3 from 16 blocks
         try:
             if not self.more and hi - lo < 0x10000:
-                for i in range(max(lo, 0), min(hi, self.room)):
+                for i in range(max(lo, 0), min(hi, self.room())):
                     if self.row(i).live:
                         _room(&out, BLOCK_ROOM)
                         if not self._put(&out, i):
@@ -1481,7 +1484,7 @@ cdef class Blocks:
             return
         if self.more:
             self.more.pop(key, None)
-        if i >= self.room:
+        if i >= self.room():
             self.grow(i)
         r = self.row(i)
         if not r.live:
@@ -1506,7 +1509,7 @@ cdef class Blocks:
 
     def keys(self):
         cdef Py_ssize_t i
-        return [i for i in range(self.room) if self.row(i).live] + list(self.more)
+        return [i for i in range(self.room()) if self.row(i).live] + list(self.more)
 
     def __iter__(self):
         return iter(self.keys())
@@ -1516,11 +1519,11 @@ cdef class Blocks:
 
     def items(self):
         cdef Py_ssize_t i
-        return [(i, self.block(i)) for i in range(self.room) if self.row(i).live] + list(self.more.items())
+        return [(i, self.block(i)) for i in range(self.room()) if self.row(i).live] + list(self.more.items())
 
     def values(self):
         cdef Py_ssize_t i
-        return [self.block(i) for i in range(self.room) if self.row(i).live] + list(self.more.values())
+        return [self.block(i) for i in range(self.room()) if self.row(i).live] + list(self.more.values())
 
     def __eq__(self, other):
         return dict(self.items()) == (other if type(other) is dict else dict(other.items()))
