@@ -10,13 +10,14 @@ item setting and ``items()``), so they work on either core unchanged. Storage di
 symbol on its level; a level's queue is a singly linked list through its orders (no deque);
 the id index is an :class:`IdIndex`, a C hash table (no dict, no int object per id). So a
 resting order costs ~90 bytes instead of ~123, and a cancel of a random order of a deep book
-waits for its index slot, the order and its level, nothing else (its id's pair is written
-last). Orders live in 64-byte blocks of one arena (one cache line each, the last freed handed
-out first), so the index's slot of a resting order's id names the order itself by its block
-and the order knows its id's pair, and a batch fetches what its next few commands will read into the cache ahead of them. The hot path runs on
-typed C locals, reads the fields of new orders and cancels at their slot offsets, uses the C
-API for lists and dicts, routes commands with one :class:`Router` per engine (no Python frame
-each), and :class:`Out` gives events as msgspec Structs or writes them as JSON Lines without
+waits for its index slot and, at the same time, the order (where the index's hint for its run
+of ids says it is), then its level, nothing else (its id's pair is written last). Orders live
+in 64-byte blocks of one arena (one cache line each, the last freed handed out first), so
+the index's slot of a resting order's id names the order itself by its block and the order
+knows its id's pair, and a batch fetches what its next few commands will read into the cache
+ahead of them. The hot path runs on typed C locals, reads the fields of new orders and
+cancels at their slot offsets, uses the C API for lists and dicts, routes commands with one
+:class:`Router` per engine (no Python frame each), and :class:`Out` gives events as msgspec Structs or writes them as JSON Lines without
 building them (replay). A level's total is a 128-bit integer, so it never overflows where
 the pure book's Python integers would not. :mod:`carbonbook.core.book` is the reference: every
 rule here is its rule, and the test suite runs against both (``tests/test_cores.py``
@@ -297,6 +298,17 @@ cdef extern from *:
     bint _is_named "cb_is_named"(PyObject* entry) noexcept
 
 
+cdef struct Hint:
+    unsigned long long run  # the run of ids (id >> HINT_SHIFT) it is for; HINT_NONE: none yet
+    unsigned long long delta  # a block minus the id of the order named there (mod 2**64)
+
+
+cdef enum:
+    HINT_SHIFT = 12  # a run of 4,096 ids shares a hint
+    HINTS = 512  # hints an index keeps (8 KiB), run number modulo HINTS
+cdef unsigned long long HINT_NONE = <unsigned long long>-1
+
+
 cdef enum:
     MOVED = 0x7FFFFFFF  # an old table's slot whose id's slot moved (no position + 1 reaches it)
     MOVE_STEP = 64  # ids whose slots move from the old table for each id added while growing
@@ -318,8 +330,10 @@ cdef class IdIndex:
     bytes an id (16 in the array, 8 in the table), where a dict takes 42 and the id's int
     object 32 more. A lookup reads one table slot and then the order, or the pair of an id
     that does not rest, never an int object: a cancel of a random order of a deep book waits
-    for three cache misses (slot, order, level), not four. ``get``, ``in`` and setting are
-    O(1) expected; ids are never removed. A key that is not a 64-bit int is never present and
+    for three cache misses (slot, order, level), not four, and for two when the index's hint
+    (:meth:`fetch_order`: per run of 4,096 ids, where its last streak of orders went, 8 KiB
+    in all) finds the order while its slot is read. ``get``, ``in`` and setting are O(1)
+    expected; ids are never removed. A key that is not a 64-bit int is never present and
     cannot be set.
 
     The table grows a step at a time, so no command waits while every id is placed again (at
@@ -344,12 +358,18 @@ cdef class IdIndex:
     cdef int old_shift
     cdef Py_ssize_t moved  # while growing, the ids at positions moved..old_end - 1 have their
     cdef Py_ssize_t old_end  # slots in old, every other id in table
+    cdef Hint hints[HINTS]  # where runs of ids were placed in the arena (see fetch_order)
+    cdef unsigned long long last_id  # the id and block of the order named last
+    cdef unsigned int last_handle
 
     def __cinit__(self):
+        cdef Py_ssize_t i
         self.table = <int*>_array_alloc(16 * sizeof(int))
         if self.table is NULL:
             raise MemoryError()
         self.mask, self.shift = 15, 60
+        for i in range(HINTS):
+            self.hints[i].run = HINT_NONE
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -420,6 +440,27 @@ cdef class IdIndex:
         if order.at < self.used:
             _prefetch(&self.entries[order.at])
 
+    cdef inline void note_place(self, unsigned long long oid, unsigned int handle) noexcept:
+        """An order of ``oid`` was named at block ``handle``: when it follows the order named
+        last in both id and block, make that placement its run's hint (see :meth:`fetch_order`)."""
+        cdef Hint* hint
+        if oid == self.last_id + 1 and handle == self.last_handle + 1:
+            hint = &self.hints[(oid >> HINT_SHIFT) % HINTS]
+            hint.run, hint.delta = oid >> HINT_SHIFT, handle - oid
+        self.last_id, self.last_handle = oid, handle
+
+    cdef inline void fetch_order(self, long long oid) noexcept:
+        """Start reading the block where ``oid``'s order would be if it took its block in the
+        last streak of its run of ids (orders of consecutive ids in consecutive blocks, as
+        when orders rest in id order and no freed block waits: a book built up or restored in
+        id order), so that a lookup's two reads, the slot and the order it names, overlap
+        instead of following each other. Only a hint: the slot decides. On the deep book's
+        mix by ``Engine.apply``, the deep/busy rate 0.57 -> 0.64 (same process, alternated)."""
+        cdef Hint* hint = &self.hints[(<unsigned long long>oid >> HINT_SHIFT) % HINTS]
+        cdef unsigned long long handle = <unsigned long long>oid + hint.delta
+        if hint.run == <unsigned long long>oid >> HINT_SHIFT and handle < _blocks():
+            _prefetch(_order_at(<unsigned int>handle))
+
     cdef inline void put(self, int* table, size_t i, Py_ssize_t at, object entry) noexcept:
         """Make ``entry`` (a new reference taken) the entry of the pair at ``at``, whose id's
         slot is ``table[i]``: named by its handle when it is an Order of that id."""
@@ -428,6 +469,7 @@ cdef class IdIndex:
             (<Order>entry).at = <int>at
             self.entries[at].entry = _named(<PyObject*>entry)
             table[i] = -1 - <int>_handle(<PyObject*>entry)
+            self.note_place(<unsigned long long>self.entries[at].id, _handle(<PyObject*>entry))
         else:
             self.entries[at].entry = <PyObject*>entry
             table[i] = <int>at + 1
@@ -665,6 +707,7 @@ cdef extern from *:
         return (unsigned int)(((const char*)order - cb_arena) >> 6);
     }
 
+    static inline unsigned long long cb_blocks(void) { return cb_usable / CB_BLOCK; }  /* handles below it are blocks */
     static inline PyObject* cb_order_at(unsigned int handle) {
         return (PyObject*)(cb_arena + ((size_t)handle << 6));
     }
@@ -747,6 +790,7 @@ cdef extern from *:
     int _use_arena "cb_use_arena"(object type) except -1
     unsigned int _handle "cb_handle"(void* order)
     PyObject* _order_at "cb_order_at"(unsigned int handle)
+    unsigned long long _blocks "cb_blocks"()
 
 
 # -- orders, levels and sides ----------------------------------------------------------------
@@ -1590,9 +1634,11 @@ cdef class Router:
                 return out.call(book.submit, command, decoded)
         elif cls is _CancelOrder:
             if _int64(_field(command, _CANCEL_ID, "id"), &oid):
+                self.index.fetch_order(oid)  # while its slot is read
                 found = self.index.get_c(oid)
                 if found is not NULL and type(<object>found) is Order:
                     entry = <object>found
+                    self.index.fetch_pair(<Order>entry)  # while the level is read
                     symbol = (<Order>entry).level.symbol
                     if symbol is self.last_symbol:
                         book = self.last_book
