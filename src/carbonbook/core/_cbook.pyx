@@ -7,21 +7,21 @@ queries use (a dict of levels and a sorted key list per side, each level's ``liv
 the book's ``_rest``, ``_take_off`` and ``_resize``, an id index with a dict's ``get``, ``in``,
 item setting and ``items()``), so they work on either core unchanged. Storage differs: an
 :class:`Order` is 64 bytes with its id, quantity and codes as C integers and its price and
-symbol on its level; a level's queue is a singly linked list through its orders (no deque);
-the id index is an :class:`IdIndex`, a C hash table (no dict, no int object per id). So a
-resting order costs ~90 bytes instead of ~123, and a cancel of a random order of a deep book
-waits for its index slot and, at the same time, the order (where the index's hint for its run
-of ids says it is), then its level, nothing else (its id's pair is written last). Orders live
-in 64-byte blocks of one arena (one cache line each, the last freed handed out first), so
-the index's slot of a resting order's id names the order itself by its block and the order
-knows its id's pair, and a batch fetches what its next few commands will read into the cache
-ahead of them. The hot path runs on typed C locals, reads the fields of new orders and
-cancels at their slot offsets, uses the C API for lists and dicts, routes commands with one
-:class:`Router` per engine (no Python frame each), and :class:`Out` gives events as msgspec Structs or writes them as JSON Lines without
-building them (replay). A level's total is a 128-bit integer, so it never overflows where
-the pure book's Python integers would not. :mod:`carbonbook.core.book` is the reference: every
-rule here is its rule, and the test suite runs against both (``tests/test_cores.py``
-requires byte-identical events, snapshots and state hashes).
+symbol on its level; a level's queue is a singly linked list through its orders (no deque); the
+id index is an :class:`IdIndex`, a C hash table (no dict, no int object per id). So a resting
+order costs ~90 bytes instead of ~123, and a cancel of a random order of a deep book waits for
+its index slot and, at the same time, the order (where the index's hint for its run of ids says
+it is), then its level, nothing else (its id's pair is written last). Orders live in 64-byte
+blocks of one arena (one cache line each, the last freed handed out first), so the index's slot
+of a resting order's id names the order itself by its block and the order knows its id's pair,
+and a batch fetches what its next few commands will read into the cache ahead of them. The hot
+path runs on typed C locals, reads the fields of new orders and cancels at their slot offsets,
+uses the C API for lists and dicts, routes commands with one :class:`Router` per engine (no
+Python frame each), and :class:`Out` gives events as msgspec Structs or writes them as JSON
+Lines without building them (replay). A level's total is a 128-bit integer, so it never
+overflows where the pure book's Python integers would not. :mod:`carbonbook.core.book` is the
+reference: every rule here is its rule, and the test suite runs against both
+(``tests/test_cores.py`` requires byte-identical events, snapshots and state hashes).
 """
 
 cimport cython
