@@ -341,10 +341,10 @@ cdef class IdIndex:
     book's mix; now about 1.7 ms, the kernel zeroing the new table's huge pages): past half
     full, a table twice the size takes the new ids, and each id added then moves the slots of
     the next 64 ids of the old table, in insertion order, into the new one (``_move``; the old
-    slot is marked ``MOVED``, which a probe passes over; the next step's lines are fetched
-    ahead). Meanwhile each id's slot is in exactly one of the two and a lookup reads the old
-    one first; the old one is freed once its last id moved, after (its size) / 128 ids added,
-    long before the new one is half full.
+    slot is marked ``MOVED``, which a probe passes over; the next step's lines and pairs are
+    fetched ahead). Meanwhile each id's slot is in exactly one of the two and a lookup reads
+    the old one first; the old one is freed once its last id moved, after (its size) / 128 ids
+    added, long before the new one is half full.
     """
 
     cdef Entry* entries
@@ -578,7 +578,7 @@ cdef class IdIndex:
         """Move the slots of the old table's next ``n`` ids (insertion order) into the table,
         and free the old one after its last. Each slot is found by its value (the id's
         position or its order's handle, both in its pair), so no order is read. O(n)."""
-        cdef Py_ssize_t k, end = min(self.moved + n, self.old_end)
+        cdef Py_ssize_t k, last, end = min(self.moved + n, self.old_end)
         cdef size_t i
         cdef int s
         cdef PyObject* entry
@@ -598,9 +598,20 @@ cdef class IdIndex:
             _array_free(self.old, (self.old_mask + 1) * sizeof(int))
             self.old = NULL
             return
-        for k in range(end, min(end + n, self.old_end), 16):  # the next step's lines, a run's each
-            _prefetch(&self.old[_spread(self.entries[k].id, self.old_shift)])
-            _prefetch(&self.table[_spread(self.entries[k].id, self.shift)])
+        # Ahead: the next step's lines, a run's each and the last id's (a step need not start a
+        # run), and the pairs of the step after. Perf, the deep mix by apply: the growth's share
+        # of its time 4.8 -> 3.5 % (with the next step's lines alone), the mix 3-4 % faster.
+        last = min(end + n, self.old_end) - 1
+        for k in range(end, last, 16):
+            self._fetch_lines(k)
+        self._fetch_lines(last)
+        for k in range(last + 1, min(last + 1 + n, self.old_end), 4):
+            _prefetch(&self.entries[k])
+
+    cdef inline void _fetch_lines(self, Py_ssize_t k) noexcept:
+        """Start reading the lines of the old table and the table where the id at ``k`` goes."""
+        _prefetch(&self.old[_spread(self.entries[k].id, self.old_shift)])
+        _prefetch(&self.table[_spread(self.entries[k].id, self.shift)])
 
     def get(self, key, default=None):
         cdef long long oid
