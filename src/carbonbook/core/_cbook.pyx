@@ -455,7 +455,8 @@ cdef class IdIndex:
         when orders rest in id order and no freed block waits: a book built up or restored in
         id order), so that a lookup's two reads, the slot and the order it names, overlap
         instead of following each other. Only a hint: the slot decides. On the deep book's
-        mix by ``Engine.apply``, the deep/busy rate 0.57 -> 0.64 (same process, alternated)."""
+        mix by ``Engine.apply``, the deep/busy rate 0.54 -> 0.60 built profile-guided, 0.57 ->
+        0.64 plain (two builds in one process, alternated: ``bench/deep_ratio.py --build``)."""
         cdef Hint* hint = &self.hints[(<unsigned long long>oid >> HINT_SHIFT) % HINTS]
         cdef unsigned long long handle = <unsigned long long>oid + hint.delta
         if hint.run == <unsigned long long>oid >> HINT_SHIFT and handle < _blocks():
@@ -600,7 +601,7 @@ cdef class IdIndex:
             return
         # Ahead: the next step's lines, a run's each and the last id's (a step need not start a
         # run), and the pairs of the step after. Perf, the deep mix by apply: the growth's share
-        # of its time 4.8 -> 3.5 % (with the next step's lines alone), the mix 3-4 % faster.
+        # of its time 4.8 % (the next step's runs' lines alone) -> 3.5 %, the mix 3-4 % faster.
         last = min(end + n, self.old_end) - 1
         for k in range(end, last, 16):
             self._fetch_lines(k)
