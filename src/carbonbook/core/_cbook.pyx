@@ -1130,6 +1130,7 @@ cdef class Book:
 
     def cancel(self, Order order, list events, reason=_USER):
         """Cancel a resting order's open remainder. O(1) amortised."""
+        self._index.fetch_pair(order)  # to be written last: its fetch overlaps the rest
         self._cancel(order, Out(events), reason)
 
     def modify(self, Order order, price, qty, list events):
@@ -1269,7 +1270,7 @@ cdef class Book:
         return 0
 
     cdef int _cancel(self, Order order, Out out, object reason) except -1:
-        self._index.fetch_pair(order)  # to be written last: its fetch overlaps the rest
+        """Cancel ``order``; its pair, written last, is already being fetched (by the caller)."""
         out.cancelled(next(self._seq), order.id, order.qty, reason)
         self._c_take_off(order)
         self._index.leave(order, CANCELLED)
