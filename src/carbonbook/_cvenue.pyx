@@ -462,6 +462,7 @@ cdef inline Py_ssize_t _index(Names* names, PyObject* name) except -1:
     """The str ``name``'s index in a run's ``names``, a new name added."""
     cdef size_t slot = (<size_t>name * <size_t>0x9E3779B97F4A7C15) >> (8 * sizeof(size_t) - NAMES_BITS)
     cdef PyObject* got
+    cdef Py_ssize_t i
     while names.seen[slot] is not NULL:
         if names.seen[slot] == name:
             return names.at[slot]
