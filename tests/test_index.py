@@ -134,6 +134,23 @@ def test_an_index_is_read_and_set_while_it_grows(core: str) -> None:
     assert all(index.get(k) is v for k, v in model.items())
 
 
+def test_an_index_takes_ids_below_its_largest_while_it_grows(core: str) -> None:
+    """Ids added in no order (many below the largest so far, some negative) past several growths:
+    a lookup meets ids below the largest id of the compiled core's old table in either table,
+    and ids above it in the new one only; every id and absent neighbour answers as a dict."""
+    module = cores.get(core)
+    ids = [(i * 7_919) % 20_011 - 5_000 for i in range(20_011)]  # a permutation of -5000..15010
+    index = module.new_index()
+    model: dict[int, str] = {}
+    for n, oid in enumerate(ids):
+        assert oid not in index
+        index[oid] = model[oid] = "filled" if n % 2 else "cancelled"
+        for probe in (oid, ids[n // 2], ids[(n * 3) // 4]):
+            assert index.get(probe) == model[probe]
+        assert index.get(20_011) is None and (ids[n + 1] if n + 1 < len(ids) else -6_000) not in index
+    assert [k for k, _ in index.items()] == ids
+
+
 def test_a_deep_book_cancels_and_trades_while_its_index_grows(core: str) -> None:
     """Resting orders cancelled, filled and modified among new orders while the id index grows
     past 4,096 and 8,192 ids (on the compiled core, slots of either table): every event as

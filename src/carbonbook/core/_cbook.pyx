@@ -343,15 +343,16 @@ cdef class IdIndex:
     then moves the slots of the next two ids of the old table, in insertion order, into the
     new one (``_move``; the old slot is marked ``MOVED``, which a probe passes over; the next
     step's lines and pairs are fetched ahead). Meanwhile each id's slot is in exactly one of
-    the two and a lookup reads the old one first; the old one is freed once its last id moved,
-    after (its size) / 4 ids added, when the new one is 3/8 full. Two a step, as an
-    incremental rehash moves a bucket an operation: each id is moved once per doubling
-    whatever the step, and a smaller one spreads that work thin, where 64 a step made each new
-    order of the 16,000 after 2**20 ids wait ~0.5 us. On the deep book's mix (1M resting,
-    it crosses 2**20 ids) by ``Engine.apply``: the mix's median rate +5 % (2.10 -> 2.21 M/s,
-    plain, Xeon, same process), p99 1.18 -> 1.11 us; busy by callgrind +54 instructions a
-    message (3,659 -> 3,713: its window of 20,000 messages is mostly inside growths, which
-    read two tables), by time within the noise.
+    the two and a lookup reads the old one first, unless the id is above every id the old one
+    holds (a new order's, or a recent one's: one table read, as when not growing); the old one
+    is freed once its last id moved, after (its size) / 4 ids added, when the new one is 3/8
+    full. Two a step, as an incremental rehash moves a bucket an operation: each id is moved
+    once per doubling whatever the step, and a smaller one spreads that work thin, where 64 a
+    step made each new order of the 16,000 after 2**20 ids wait ~0.5 us. On the deep book's
+    mix (1M resting, it crosses 2**20 ids) by ``Engine.apply``: the mix's median rate +5 %
+    (2.10 -> 2.21 M/s, plain, Xeon, same process), p99 1.18 -> 1.11 us. Steps of 16 every
+    eighth id (the same pace) saved busy 33 instructions a message of 3,695 but slowed that mix
+    4.5 %: not taken.
     """
 
     cdef Entry* entries
@@ -365,6 +366,8 @@ cdef class IdIndex:
     cdef int old_shift
     cdef Py_ssize_t moved  # while growing, the ids at positions moved..old_end - 1 have their
     cdef Py_ssize_t old_end  # slots in old, every other id in table
+    cdef long long top  # the largest id added
+    cdef long long old_top  # while growing, the largest id old holds (larger ones are in table)
     cdef Hint hints[HINTS]  # where runs of ids were placed in the arena (see fetch_order)
     cdef unsigned long long last_id  # the id and block of the order named last
     cdef unsigned int last_handle
@@ -375,6 +378,7 @@ cdef class IdIndex:
         if self.table is NULL:
             raise MemoryError()
         self.mask, self.shift = 15, 60
+        self.top = self.old_top = LLONG_MIN
         for i in range(HINTS):
             self.hints[i].run = HINT_NONE
 
@@ -405,7 +409,7 @@ cdef class IdIndex:
     cdef inline int* home(self, long long oid, size_t* i) noexcept:
         """The table holding the slot of ``oid``, that slot in ``i``; for an absent id, the table
         and the empty slot where it goes."""
-        if self.old is not NULL:
+        if self.old is not NULL and oid <= self.old_top:
             i[0] = self.probe(self.old, self.old_mask, self.old_shift, oid)
             if self.old[i[0]]:
                 return self.old
@@ -429,13 +433,13 @@ cdef class IdIndex:
     cdef inline void fetch_slot(self, long long oid) noexcept:
         """Start reading ``oid``'s first table slot into the cache (while growing, both tables')."""
         _prefetch(&self.table[_spread(oid, self.shift)])
-        if self.old is not NULL:
+        if self.old is not NULL and oid <= self.old_top:
             _prefetch(&self.old[_spread(oid, self.old_shift)])
 
     cdef inline void fetch_entry(self, long long oid) noexcept:
         """Start reading what ``oid``'s first table slot names, its order or its pair (the slot is read)."""
         cdef int s = self.table[_spread(oid, self.shift)]
-        if s == 0 and self.old is not NULL:
+        if s == 0 and self.old is not NULL and oid <= self.old_top:
             s = self.old[_spread(oid, self.old_shift)]
         if s > 0 and s != MOVED:
             _prefetch(&self.entries[s - 1])
@@ -537,6 +541,8 @@ cdef class IdIndex:
         self.entries[at].id = oid
         self.put(self.table, i, at, entry)
         self.used = at + 1
+        if oid > self.top:
+            self.top = oid
         if self.old is not NULL:
             self._move(MOVE_STEP)
         return at
@@ -586,6 +592,7 @@ cdef class IdIndex:
         if self.old is not NULL:  # never: a growth ends long before the next one
             self._move(self.old_end)
         self.old, self.old_mask, self.old_shift = self.table, self.mask, self.shift
+        self.old_top = self.top
         self.table, self.mask, self.shift = table, size - 1, self.shift - 1
         self.moved, self.old_end = 0, self.used
         return 0
