@@ -10,8 +10,8 @@ item setting and ``items()``), so they work on either core unchanged. Storage di
 symbol on its level; a level's queue is a singly linked list through its orders (no deque); the
 id index is an :class:`IdIndex`, a C hash table (no dict, no int object per id). So a resting
 order costs ~90 bytes instead of ~123, and a cancel of a random order of a deep book waits for
-its index slot and, at the same time, the order (where the index's hint for its run of ids says
-it is), then its level, nothing else (its id's pair is written last). Orders live in 64-byte
+its index slot and, at the same time, the order and its id's pair (where the index's hint for
+its run of ids says they are), then its level, nothing else. Orders live in 64-byte
 blocks of one arena (one cache line each, the last freed handed out first), so the index's slot
 of a resting order's id names the order itself by its block and the order knows its id's pair,
 and a batch fetches what its next few commands will read into the cache ahead of them. The hot
