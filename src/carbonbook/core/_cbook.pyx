@@ -350,9 +350,7 @@ cdef class IdIndex:
     once per doubling whatever the step, and a smaller one spreads that work thin, where 64 a
     step made each new order of the 16,000 after 2**20 ids wait ~0.5 us. On the deep book's
     mix (1M resting, it crosses 2**20 ids) by ``Engine.apply``: the mix's median rate +5 %
-    (2.10 -> 2.21 M/s, plain, Xeon, same process), p99 1.18 -> 1.11 us. Steps of 16 every
-    eighth id (the same pace) saved busy 33 instructions a message of 3,695 but slowed that mix
-    4.5 %: not taken.
+    (2.10 -> 2.21 M/s, plain, Xeon, same process), p99 1.18 -> 1.11 us.
     """
 
     cdef Entry* entries
@@ -406,10 +404,15 @@ cdef class IdIndex:
                 return i
             i = (i + 1) & mask
 
+    cdef inline bint in_old(self, long long oid) noexcept:
+        """Can ``oid``'s slot be in the old table? Only while growing, and only for an id no
+        larger than the largest the old table holds."""
+        return self.old is not NULL and oid <= self.old_top
+
     cdef inline int* home(self, long long oid, size_t* i) noexcept:
         """The table holding the slot of ``oid``, that slot in ``i``; for an absent id, the table
         and the empty slot where it goes."""
-        if self.old is not NULL and oid <= self.old_top:
+        if self.in_old(oid):
             i[0] = self.probe(self.old, self.old_mask, self.old_shift, oid)
             if self.old[i[0]]:
                 return self.old
@@ -433,13 +436,13 @@ cdef class IdIndex:
     cdef inline void fetch_slot(self, long long oid) noexcept:
         """Start reading ``oid``'s first table slot into the cache (while growing, both tables')."""
         _prefetch(&self.table[_spread(oid, self.shift)])
-        if self.old is not NULL and oid <= self.old_top:
+        if self.in_old(oid):
             _prefetch(&self.old[_spread(oid, self.old_shift)])
 
     cdef inline void fetch_entry(self, long long oid) noexcept:
         """Start reading what ``oid``'s first table slot names, its order or its pair (the slot is read)."""
         cdef int s = self.table[_spread(oid, self.shift)]
-        if s == 0 and self.old is not NULL and oid <= self.old_top:
+        if s == 0 and self.in_old(oid):
             s = self.old[_spread(oid, self.old_shift)]
         if s > 0 and s != MOVED:
             _prefetch(&self.entries[s - 1])
@@ -589,7 +592,7 @@ cdef class IdIndex:
         cdef int* table = <int*>_array_alloc(size * sizeof(int))
         if table is NULL:
             raise MemoryError()
-        if self.old is not NULL:  # never: a growth ends long before the next one
+        if self.old is not NULL:  # never: a growth ends 3/8 full, the next starts half full
             self._move(self.old_end)
         self.old, self.old_mask, self.old_shift = self.table, self.mask, self.shift
         self.old_top = self.top
