@@ -14,12 +14,14 @@ This times cancels of distinct random resting orders on fresh books (built untim
     memory, the level (one of 20) is in cache;
 ``1M deep``
     :func:`carbonbook.operations.workload.deep_resting` (the deep mix's book): 1,000,000 orders
-    on 10,000 levels, so the level is a second read, after the order's (on session 18's Xeon it
-    costs as much as the first: the levels do not stay in the shared last-level cache).
+    on 10,000 levels, so the level is a second read, after the order's (from the last-level
+    cache on session 18's Xeon).
 
-No level empties or compacts. The differences between rows are the cost of those reads as the
-engine sees them; compare them with the machine's memory latency (a pointer chase over 128 MiB).
-Best of ``--rounds``.
+Each book is applied to a fresh engine once the last one is freed (an engine is a reference
+cycle: dropped, it lives until the garbage collector runs, and a book built meanwhile would take
+the old one's scattered blocks, which defeat the index's hint). No level empties or compacts.
+The differences between rows are the cost of those reads as the engine sees them; compare them
+with the machine's memory latency (a pointer chase over 128 MiB). Best of ``--rounds``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def near_book(n: int, rng: random.Random) -> list[Command]:
 def per_cancel(book: list[Command], ids: range, cancels: int, batch: bool, seed: int,
                core: str | None) -> float:
     """CPU ns per cancel of ``cancels`` distinct random orders among ``ids`` of ``book``, applied afresh."""
+    gc.collect()  # the last engine freed first (see above)
     engine = Engine(core=core)
     engine.apply_all(book)
     # each id an int of its own, as decoded from a log (see workload._own_int)
