@@ -38,16 +38,14 @@ from carbonbook._types import Side, UnitType
 from carbonbook.commands import CancelOrder, Command, ListInstrument, NewOrder
 from carbonbook.operations import workload
 
-SYMBOL = workload.SYMBOL
-
 
 def near_book(n: int, rng: random.Random) -> list[Command]:
     """The instrument and ``n`` resting orders on 10 levels a side around the workloads' mid."""
-    commands: list[Command] = [ListInstrument(SYMBOL, UnitType.EUA)]
+    commands: list[Command] = [ListInstrument(workload.SYMBOL, UnitType.EUA)]
     for oid in range(1, n + 1):
         buy = rng.random() < 0.5
         depth = 1 + rng.randrange(10)
-        commands.append(NewOrder(oid, workload.ACCOUNTS[rng.randrange(len(workload.ACCOUNTS))], SYMBOL,
+        commands.append(NewOrder(oid, workload.ACCOUNTS[rng.randrange(len(workload.ACCOUNTS))], workload.SYMBOL,
                                  Side.BUY if buy else Side.SELL, rng.randint(1, workload.MAX_QTY),
                                  price=workload.MID - depth if buy else workload.MID + depth))
     return commands
