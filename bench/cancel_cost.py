@@ -34,21 +34,8 @@ from collections.abc import Sequence
 from time import process_time_ns
 
 from carbonbook import Engine
-from carbonbook._types import Side, UnitType
-from carbonbook.commands import CancelOrder, Command, ListInstrument, NewOrder
+from carbonbook.commands import CancelOrder, Command
 from carbonbook.operations import workload
-
-
-def near_book(n: int, rng: random.Random) -> list[Command]:
-    """The instrument and ``n`` resting orders on 10 levels a side around the workloads' mid."""
-    commands: list[Command] = [ListInstrument(workload.SYMBOL, UnitType.EUA)]
-    for oid in range(1, n + 1):
-        buy = rng.random() < 0.5
-        depth = 1 + rng.randrange(10)
-        commands.append(NewOrder(oid, workload.ACCOUNTS[rng.randrange(len(workload.ACCOUNTS))], workload.SYMBOL,
-                                 Side.BUY if buy else Side.SELL, rng.randint(1, workload.MAX_QTY),
-                                 price=workload.MID - depth if buy else workload.MID + depth))
-    return commands
 
 
 def per_cancel(book: list[Command], ids: range, cancels: int, batch: bool, seed: int,
@@ -77,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--core", choices=("pure", "compiled"), default=None, help="default: the installed one")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    near = near_book(1_000_000, random.Random(args.seed))
+    near = workload.deep_resting(1_000_000, args.seed, levels=10)
     deep = workload.deep_resting(1_000_000, args.seed)
     every = range(1, 1_000_001)
     rows = {"recent": (near, range(990_001, 1_000_001), 9_000), "1M near": (near, every, args.cancels),

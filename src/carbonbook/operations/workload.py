@@ -278,21 +278,21 @@ def deep(n_resting: int, n_mix: int, seed: int = 1) -> list[Command]:
     return flow.commands
 
 
-def deep_resting(n_resting: int, seed: int = 1) -> list[Command]:
+def deep_resting(n_resting: int, seed: int = 1, levels: int = DEEP_LEVELS) -> list[Command]:
     """The resting phase of :func:`deep` alone, built without an engine.
 
-    Each order picks a side and one of :data:`DEEP_LEVELS` levels per side at random
-    (bids below the mid, asks above it, one tick apart; none crosses), so the levels
-    hold about ``n_resting / (2 * DEEP_LEVELS)`` orders each.
+    Each order picks a side and one of ``levels`` levels per side at random (bids below the
+    mid, asks above it, one tick apart; none crosses), so the levels hold about
+    ``n_resting / (2 * levels)`` orders each.
     """
     rng = random.Random(seed)
-    return [ListInstrument(SYMBOL, UnitType.EUA), *_deep_orders(rng, n_resting)]
+    return [ListInstrument(SYMBOL, UnitType.EUA), *_deep_orders(rng, n_resting, levels)]
 
 
-def _deep_orders(rng: random.Random, n: int) -> list[NewOrder]:
+def _deep_orders(rng: random.Random, n: int, levels: int = DEEP_LEVELS) -> list[NewOrder]:
     orders = []
     for oid in range(1, n + 1):
-        depth = 1 + rng.randrange(DEEP_LEVELS)
+        depth = 1 + rng.randrange(levels)
         side, price = (_BUY, MID - depth) if rng.random() < 0.5 else (_SELL, MID + depth)
         account = ACCOUNTS[rng.randrange(len(ACCOUNTS))]
         orders.append(NewOrder(oid, account, SYMBOL, side, rng.randint(1, MAX_QTY), price=price))
